@@ -1,0 +1,46 @@
+"""regions: exact linear regions of small ReLU networks in 1D and 2D.
+
+The public API is imported lazily: ``import regions`` is cheap, and each
+name loads its module (and compiles nothing) on first use.
+"""
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_API = {
+    "partition": "regions.api",
+    "TooManyRegions": "regions.api",
+    "Partition": "regions.partition",
+    "Network": "regions.network",
+    "as_network": "regions.network",
+    "Domain": "regions.domain",
+    "Interval": "regions.domain",
+    "Box": "regions.domain",
+    "PolygonDomain": "regions.domain",
+    "Segment": "regions.domain",
+    "Plane": "regions.domain",
+    "load": "regions.io",
+    "Encoding": "regions.encoding",
+    "PositionalEncoding": "regions.encoding",
+    "RandomFourierFeatures": "regions.encoding",
+    "sampled_patterns": "regions.sampling",
+    "grid_crossings": "regions.encoded",
+    "plot": "regions.plot",
+    "study": "regions.study",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name):
+    if name in _API:
+        module = import_module(_API[name])
+        value = module if module.__name__ == f"regions.{name}" else getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'regions' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
