@@ -1,0 +1,100 @@
+"""The result type shared by every engine: arrays in, derived quantities lazily.
+
+A :class:`Partition` stores only what the engine produced (packed activation
+bits, measures, affine maps and the geometry arrays of its subclass);
+everything else (``patterns`` as bool, adjacency, polygons, inradius ...) is
+computed on first use and cached, in the manner of trimesh.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+
+__all__ = ["Partition", "pack_patterns", "unpack_patterns"]
+
+
+def pack_patterns(bits):
+    """``(n, n_hidden)`` bool -> ``(n, ceil(n_hidden / 64))`` uint64 (little-endian bit order)."""
+    bits = np.asarray(bits, dtype=bool)
+    n, h = bits.shape
+    words = (h + 63) // 64
+    padded = np.zeros((n, words * 64), dtype=bool)
+    padded[:, :h] = bits
+    return np.packbits(padded, axis=1, bitorder="little").view(np.uint64).reshape(n, words)
+
+
+def unpack_patterns(packed, n_hidden):
+    """Inverse of :func:`pack_patterns`."""
+    packed = np.ascontiguousarray(packed, dtype=np.uint64)
+    as_bytes = packed.view(np.uint8).reshape(packed.shape[0], -1)
+    return np.unpackbits(as_bytes, axis=1, bitorder="little")[:, :n_hidden].astype(bool)
+
+
+class Partition:
+    """Common part of 1D and 2D partitions.
+
+    Parameters
+    ----------
+    network : regions.Network
+    domain : regions.Domain
+    packed_patterns : (n, words) uint64
+        Activation bits, neuron ``k`` of the layer-major order in bit ``k % 64``
+        of word ``k // 64``. ``patterns`` unpacks them to bool.
+    measure : (n,) float64
+        Length (1D) or area (2D) of each region, in domain coordinates.
+    A, c : arrays
+        Affine map of the output on each region: ``A`` ``(n, n_out, dim)``,
+        ``c`` ``(n, n_out)``.
+    """
+
+    dim: int = 0
+
+    def __init__(self, network, domain, packed_patterns, measure, A, c, stats=None):
+        self.network = network
+        self.domain = domain
+        self.packed_patterns = np.ascontiguousarray(packed_patterns, dtype=np.uint64)
+        self.measure = np.asarray(measure, dtype=np.float64)
+        self._A = np.asarray(A, dtype=np.float64)
+        self._c = np.asarray(c, dtype=np.float64)
+        self.stats = dict(stats or {})
+
+    def __len__(self):
+        return int(self.measure.shape[0])
+
+    def __repr__(self):
+        kind = "pieces" if self.dim == 1 else "regions"
+        return (f"<{type(self).__name__}: {len(self)} {kind}, {self.network.n_hidden} hidden "
+                f"neurons, domain {self.domain!r}>")
+
+    @property
+    def n_hidden(self) -> int:
+        return self.network.n_hidden
+
+    @cached_property
+    def patterns(self):
+        """``(n, n_hidden)`` bool activation patterns (``z > 0``), layer-major."""
+        return unpack_patterns(self.packed_patterns, self.n_hidden)
+
+    @cached_property
+    def layer_slices(self):
+        """Columns of :attr:`patterns` belonging to each hidden layer."""
+        out, start = [], 0
+        for w in self.network.widths:
+            out.append(slice(start, start + w))
+            start += w
+        return out
+
+    @property
+    def affine(self):
+        """``(A, c)`` with the output equal to ``A[r] @ u + c[r]`` on region ``r``."""
+        return self._A, self._c
+
+    def locate(self, points):  # pragma: no cover - subclasses implement
+        raise NotImplementedError
+
+    def save(self, path):
+        """Write the partition to ``path`` (``.npz``); read it back with :func:`regions.load`."""
+        from .io import save
+
+        save(self, path)
