@@ -1,0 +1,48 @@
+"""The spectral-bias study: training with a record, region features per
+sample, their coupling to per-sample speed, and the report.
+
+``run_study`` is the entry point (``regions study`` on the command line).
+Names load lazily, so ``import regions.study`` stays cheap.
+"""
+from importlib import import_module
+
+_API = {
+    "run_study": "regions.study.study",
+    "main_study": "regions.study.study",
+    "PRESETS": "regions.study.study",
+    "StudyConfig": "regions.study.study",
+    "analyse_run": "regions.study.study",
+    "sample_features": "regions.study.features",
+    "Features": "regions.study.features",
+    "segment_crossings": "regions.study.features",
+    "boundary_distances": "regions.study.features",
+    "spearman_ci": "regions.study.coupling",
+    "correlation_table": "regions.study.coupling",
+    "binned_curve": "regions.study.coupling",
+    "prediction_agreement": "regions.study.coupling",
+    "write_report": "regions.study.report",
+    # the training layer
+    "Signal": "regions.study.signals",
+    "sum_of_sinusoids": "regions.study.signals",
+    "random_image": "regions.study.signals",
+    "image_file": "regions.study.signals",
+    "from_array": "regions.study.signals",
+    "TrainConfig": "regions.study.train",
+    "Run": "regions.study.train",
+    "train": "regions.study.train",
+    "build_model": "regions.study.train",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name):
+    if name in _API:
+        value = getattr(import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'regions.study' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
