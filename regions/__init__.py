@@ -7,10 +7,14 @@ from importlib import import_module
 
 __version__ = "0.1.0"
 
+# The submodule regions.partition (the Partition classes) shares its name with
+# the function regions.partition. Load the submodule first, so that importing
+# it later never rebinds the name; then bind the function.
+from . import partition as _partition_module  # noqa: F401,E402
+from .api import TooManyRegions, partition  # noqa: E402
+
 # public name -> module that defines it
 _API = {
-    "partition": "regions.api",
-    "TooManyRegions": "regions.api",
     "Partition": "regions.partition",
     "Network": "regions.network",
     "as_network": "regions.network",
@@ -30,7 +34,7 @@ _API = {
     "study": "regions.study",
 }
 
-__all__ = sorted(_API)
+__all__ = sorted(list(_API) + ["partition", "TooManyRegions"])
 
 
 def __getattr__(name):

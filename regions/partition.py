@@ -11,7 +11,15 @@ from functools import cached_property
 
 import numpy as np
 
-__all__ = ["Partition", "pack_patterns", "unpack_patterns"]
+__all__ = ["Partition", "TooManyRegions", "pack_patterns", "unpack_patterns"]
+
+
+class TooManyRegions(RuntimeError):
+    """The partition would have more regions than ``max_regions`` allows.
+
+    Raised as soon as the count is known to exceed it; the message says how
+    many regions were reached. A truncated partition is never returned.
+    """
 
 
 def pack_patterns(bits):

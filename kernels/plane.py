@@ -1,0 +1,688 @@
+"""Numba kernels of the exact 2D engine: cut a convex subdivision by one layer.
+
+Arrays in, arrays out. The subdivision entering layer ``l`` is
+
+* ``P`` ``(V, 2)`` vertex positions, ``Z`` ``(V, n)`` the layer's pre-activations
+  at the vertices (``z_l`` is affine on every face, so its vertex values
+  describe it exactly);
+* faces as CSR: ``face_off`` ``(F+1,)``, ``face_vtx`` (counter-clockwise) and
+  ``face_edge`` (slot ``s`` holds the edge from ``face_vtx[s]`` to the next
+  vertex of the face);
+* ``edges`` ``(E, 2)`` vertex pairs; an edge's direction is the one stored.
+
+One layer is cut in three steps:
+
+1. :func:`edge_crossings` -- every edge with strictly opposite signs of neuron
+   ``k`` at its ends gets a crossing at ``t = z(u) / (z(u) - z(v))``. Crossings of
+   one edge closer than ``T_MERGE`` in ``t`` are one vertex. The vertices on an
+   edge are computed once, from the edge, so the two faces of an edge agree.
+2. :func:`cut_faces` (two passes: count, then write) -- each face is cut by all
+   the neurons whose sign is strictly positive at one of its vertices and
+   strictly negative at another, one after another, as a small local
+   arrangement (polygons as linked lists of slots). The sign of a neuron at a
+   vertex on an original edge is decided combinatorially from the order of the
+   crossings along that edge, never from a recomputed value, so the cut ends on
+   the boundary are exactly the shared edge vertices. New vertices inside the
+   face are shared by the two sub-polygons of the interior edge they split.
+3. new vertices carry a recipe (up to 3 old vertices and weights), from which
+   the caller interpolates ``z_l`` at the new vertices (exact: ``z_l`` is affine on
+   the old face) and pushes it through the next layer in one BLAS product.
+
+Signs: ``z > eps_k`` is +, ``z < -eps_k`` is -, else 0 (the vertex lies on the
+neuron's line), with ``eps_k`` chosen by the caller.
+"""
+import numpy as np
+from numba import njit, prange
+
+T_MERGE = 1e-12   # crossings of one edge closer than this (in edge parameter) are one vertex
+
+# error codes (bit flags) returned by the face kernel
+ERR_RUNS = 1        # a polygon's sign sequence was not one + run and one - run (numerical)
+ERR_BOUNDARY = 2    # a cut crossed an original edge between two of its own vertices
+ERR_CAPACITY = 4    # a local scratch bound was exceeded
+
+
+@njit(cache=True, inline="always")
+def _sign(z, eps):
+    if z > eps:
+        return 1
+    if z < -eps:
+        return -1
+    return 0
+
+
+@njit(cache=True, parallel=True)
+def neuron_eps(Z, rtol):
+    """``eps_k = rtol * max_v |Z[v, k]|`` per neuron."""
+    V, n = Z.shape
+    out = np.zeros(n)
+    nchunk = 64
+    part = np.zeros((nchunk, n))
+    step = (V + nchunk - 1) // nchunk
+    for c in prange(nchunk):
+        for v in range(c * step, min(V, (c + 1) * step)):
+            for k in range(n):
+                a = abs(Z[v, k])
+                if a > part[c, k]:
+                    part[c, k] = a
+    for c in range(nchunk):
+        for k in range(n):
+            if part[c, k] > out[k]:
+                out[k] = part[c, k]
+    return out * rtol
+
+
+@njit(cache=True, parallel=True)
+def edge_crossings(edges, Z, eps):
+    """Crossings of every edge by every neuron of the layer.
+
+    Returns ``cross_off`` (E+1), ``cross_neuron``, ``cross_group`` (index of the
+    merged vertex along the edge), ``ngroups`` (E,) and ``group_t`` (per edge
+    vertex, CSR by ``group_off`` = exclusive prefix sum of ``ngroups``).
+    Crossings are sorted by ``t`` along the stored edge direction.
+    """
+    E = edges.shape[0]
+    n = Z.shape[1]
+    count = np.zeros(E, dtype=np.int64)
+    for e in prange(E):
+        u = edges[e, 0]
+        v = edges[e, 1]
+        c = 0
+        for k in range(n):
+            su = _sign(Z[u, k], eps[k])
+            sv = _sign(Z[v, k], eps[k])
+            if su * sv < 0:
+                c += 1
+        count[e] = c
+    cross_off = np.zeros(E + 1, dtype=np.int64)
+    for e in range(E):
+        cross_off[e + 1] = cross_off[e] + count[e]
+    total = cross_off[E]
+    cross_neuron = np.empty(total, dtype=np.int64)
+    cross_t = np.empty(total)
+    cross_group = np.empty(total, dtype=np.int64)
+    ngroups = np.zeros(E, dtype=np.int64)
+    for e in prange(E):
+        u = edges[e, 0]
+        v = edges[e, 1]
+        j0 = cross_off[e]
+        j = j0
+        for k in range(n):
+            su = _sign(Z[u, k], eps[k])
+            sv = _sign(Z[v, k], eps[k])
+            if su * sv < 0:
+                zu = Z[u, k]
+                zv = Z[v, k]
+                t = zu / (zu - zv)
+                # insertion sort by t (stable: ties keep neuron order)
+                i = j
+                while i > j0 and cross_t[i - 1] > t:
+                    cross_t[i] = cross_t[i - 1]
+                    cross_neuron[i] = cross_neuron[i - 1]
+                    i -= 1
+                cross_t[i] = t
+                cross_neuron[i] = k
+                j += 1
+        g = -1
+        tstart = -1.0
+        for i in range(j0, j):
+            if g < 0 or cross_t[i] - tstart > T_MERGE:
+                g += 1
+                tstart = cross_t[i]
+            cross_group[i] = g
+        ngroups[e] = g + 1
+    group_off = np.zeros(E + 1, dtype=np.int64)
+    for e in range(E):
+        group_off[e + 1] = group_off[e] + ngroups[e]
+    group_t = np.empty(group_off[E])
+    for e in prange(E):
+        j0 = cross_off[e]
+        for i in range(j0, cross_off[e + 1]):
+            gi = group_off[e] + cross_group[i]
+            if i == j0 or cross_group[i] != cross_group[i - 1]:
+                group_t[gi] = cross_t[i]
+    return cross_off, cross_neuron, cross_group, ngroups, group_off, group_t
+
+
+@njit(cache=True, parallel=True)
+def write_edge_vertices(P, edges, group_off, group_t, V_old, sub_off,
+                        new_P, rec_idx, rec_w, new_edges):
+    """Positions and recipes of the vertices on old edges, and the endpoints of
+    the sub-edges the old edges are split into (sub-edge ``j`` of edge ``e`` has
+    id ``sub_off[e] + j`` and runs in the edge's direction)."""
+    E = edges.shape[0]
+    for e in prange(E):
+        u = edges[e, 0]
+        v = edges[e, 1]
+        prev = u
+        j = sub_off[e]
+        for gi in range(group_off[e], group_off[e + 1]):
+            t = group_t[gi]
+            w = V_old + gi
+            new_P[w, 0] = (1.0 - t) * P[u, 0] + t * P[v, 0]
+            new_P[w, 1] = (1.0 - t) * P[u, 1] + t * P[v, 1]
+            rec_idx[w, 0] = u
+            rec_idx[w, 1] = v
+            rec_idx[w, 2] = u
+            rec_w[w, 0] = 1.0 - t
+            rec_w[w, 1] = t
+            rec_w[w, 2] = 0.0
+            new_edges[j, 0] = prev
+            new_edges[j, 1] = w
+            prev = w
+            j += 1
+        new_edges[j, 0] = prev
+        new_edges[j, 1] = v
+
+
+@njit(cache=True)
+def _face_cutters(f, Z, eps, face_off, face_vtx, kbuf):
+    """Neurons cutting face ``f`` (a strictly + and a strictly - vertex) into kbuf; returns count."""
+    n = Z.shape[1]
+    c = 0
+    s0 = face_off[f]
+    s1 = face_off[f + 1]
+    for k in range(n):
+        pos = False
+        neg = False
+        for s in range(s0, s1):
+            sg = _sign(Z[face_vtx[s], k], eps[k])
+            if sg > 0:
+                pos = True
+            elif sg < 0:
+                neg = True
+        if pos and neg:
+            kbuf[c] = k
+            c += 1
+    return c
+
+
+@njit(cache=True, parallel=True)
+def face_bounds(Z, eps, face_off, face_vtx, face_edge, ngroups):
+    """Per face: number of cutting neurons and of boundary vertices (with edge vertices)."""
+    F = face_off.shape[0] - 1
+    n = Z.shape[1]
+    ncut = np.zeros(F, dtype=np.int64)
+    nbnd = np.zeros(F, dtype=np.int64)
+    for f in prange(F):
+        kbuf = np.empty(n, dtype=np.int64)
+        ncut[f] = _face_cutters(f, Z, eps, face_off, face_vtx, kbuf)
+        m = 0
+        for s in range(face_off[f], face_off[f + 1]):
+            m += 1 + ngroups[face_edge[s]]
+        nbnd[f] = m
+    return ncut, nbnd
+
+
+@njit(cache=True)
+def _cut_face(f, write, P, Z, eps, face_off, face_vtx, face_edge, edges,
+              cross_off, cross_neuron, cross_group, group_off, group_t, sub_off,
+              V_old, n_edge_vertices, E_sub,
+              kbuf, lv_gid, lv_pos, lv_z, lv_sign, s_v, s_e, s_next, poly_head, poly_alive,
+              ie_a, ie_b, sp_q, sp_w, sp_qn, sp_a, cyc, sg, bit_on,
+              out_face, out_slot, out_iv, out_ie,
+              new_face_off, new_face_vtx, new_face_edge, new_edges, new_P, rec_idx, rec_w,
+              old_bits, new_bits, bit_offset):
+    """Cut face ``f`` by its neurons. Returns (faces, slots, interior vertices,
+    interior edges, error flags). In write mode also writes the outputs at the
+    given bases."""
+    n = Z.shape[1]
+    err = 0
+    nK = _face_cutters(f, Z, eps, face_off, face_vtx, kbuf)
+    cap_lv = lv_gid.shape[0]
+    cap_s = s_v.shape[0]
+    cap_p = poly_head.shape[0]
+    cap_ie = ie_a.shape[0]
+
+    # ---- boundary cycle: original vertices and the edge vertices between them
+    nlv = 0
+    ns = 0
+    for s in range(face_off[f], face_off[f + 1]):
+        a = face_vtx[s]
+        e = face_edge[s]
+        u = edges[e, 0]
+        v = edges[e, 1]
+        forward = u == a
+        g0 = group_off[e]
+        ng = group_off[e + 1] - g0
+        for step in range(ng + 1):
+            if nlv >= cap_lv or ns >= cap_s:
+                return 0, 0, 0, 0, ERR_CAPACITY
+            if step == 0:
+                gid = a
+                lv_pos[nlv, 0] = P[a, 0]
+                lv_pos[nlv, 1] = P[a, 1]
+                for kk in range(nK):
+                    k = kbuf[kk]
+                    lv_z[nlv, kk] = Z[a, k]
+                    lv_sign[nlv, kk] = _sign(Z[a, k], eps[k])
+                sub = sub_off[e] + (0 if forward else ng)
+            else:
+                g = step - 1 if forward else ng - step
+                gid = V_old + g0 + g
+                t = group_t[g0 + g]
+                lv_pos[nlv, 0] = (1.0 - t) * P[u, 0] + t * P[v, 0]
+                lv_pos[nlv, 1] = (1.0 - t) * P[u, 1] + t * P[v, 1]
+                for kk in range(nK):
+                    k = kbuf[kk]
+                    su = _sign(Z[u, k], eps[k])
+                    sv = _sign(Z[v, k], eps[k])
+                    lv_z[nlv, kk] = (1.0 - t) * Z[u, k] + t * Z[v, k]
+                    sgn = su if su != 0 else sv
+                    if su * sv < 0:
+                        for i in range(cross_off[e], cross_off[e + 1]):
+                            if cross_neuron[i] == k:
+                                gk = cross_group[i]
+                                if gk == g:
+                                    sgn = 0
+                                    lv_z[nlv, kk] = 0.0
+                                elif g < gk:
+                                    sgn = su
+                                else:
+                                    sgn = sv
+                                break
+                    lv_sign[nlv, kk] = sgn
+                sub = sub_off[e] + (g + 1 if forward else g)
+            lv_gid[nlv] = gid
+            s_v[ns] = nlv
+            s_e[ns] = sub
+            s_next[ns] = ns + 1
+            nlv += 1
+            ns += 1
+    s_next[ns - 1] = 0
+    m_boundary = ns
+    poly_head[0] = 0
+    poly_alive[0] = True
+    npoly = 1
+    nie = 0
+    niv = 0
+
+    # ---- cut by each neuron in turn
+    for kk in range(nK):
+        nsp = 0
+        npoly_start = npoly
+        for p in range(npoly_start):
+            if not poly_alive[p]:
+                continue
+            # collect the cycle
+            h = poly_head[p]
+            m = 0
+            x = h
+            has_pos = False
+            has_neg = False
+            while True:
+                if m >= cyc.shape[0]:
+                    return 0, 0, 0, 0, ERR_CAPACITY
+                cyc[m] = x
+                sgv = lv_sign[s_v[x], kk]
+                sg[m] = sgv
+                if sgv > 0:
+                    has_pos = True
+                elif sgv < 0:
+                    has_neg = True
+                m += 1
+                x = s_next[x]
+                if x == h:
+                    break
+            if not (has_pos and has_neg):
+                continue
+            # one + run and one - run (ignoring zeros)?
+            changes = 0
+            last = 0
+            first = 0
+            for i in range(m):
+                if sg[i] != 0:
+                    if last != 0 and sg[i] != last:
+                        changes += 1
+                    if first == 0:
+                        first = sg[i]
+                    last = sg[i]
+            if last != first:
+                changes += 1
+            if changes != 2:
+                err |= ERR_RUNS
+                continue
+            # the two transitions: (+ ... last +) gap (first - ...) and (- ... last -) gap (first + ...)
+            # A: + -> -, B: - -> +; each either the first zero of the gap or a new vertex on an edge
+            ta = -1  # slot holding A
+            tb = -1  # slot holding B
+            bad = False
+            for which in range(2):
+                src = 1 if which == 0 else -1
+                # find i with sg[i] == src and next nonzero is -src
+                i_end = -1
+                for i in range(m):
+                    if sg[i] == src:
+                        j = (i + 1) % m
+                        while sg[j] == 0:
+                            j = (j + 1) % m
+                        if sg[j] == -src:
+                            i_end = i
+                            break
+                inext = (i_end + 1) % m
+                if sg[inext] == 0:
+                    if which == 0:
+                        ta = cyc[inext]
+                    else:
+                        tb = cyc[inext]
+                    continue
+                # crossing on the edge from slot cyc[i_end] to cyc[inext]
+                xs = cyc[i_end]
+                d = s_e[xs]
+                if d >= 0:
+                    err |= ERR_BOUNDARY
+                    bad = True
+                    break
+                q = -d - 1
+                found = -1
+                for r in range(nsp):
+                    if sp_q[r] == q:
+                        found = r
+                        break
+                if found >= 0:
+                    w = sp_w[found]
+                    qn = sp_qn[found]
+                    qa = sp_a[found]
+                else:
+                    if nlv >= cap_lv or nie >= cap_ie or nsp >= sp_q.shape[0]:
+                        return 0, 0, 0, 0, ERR_CAPACITY
+                    qa = ie_a[q]
+                    qb = ie_b[q]
+                    za = lv_z[qa, kk]
+                    zb = lv_z[qb, kk]
+                    t = za / (za - zb)
+                    w = nlv
+                    lv_gid[w] = -1 - niv
+                    niv += 1
+                    lv_pos[w, 0] = (1.0 - t) * lv_pos[qa, 0] + t * lv_pos[qb, 0]
+                    lv_pos[w, 1] = (1.0 - t) * lv_pos[qa, 1] + t * lv_pos[qb, 1]
+                    for k2 in range(nK):
+                        zz = (1.0 - t) * lv_z[qa, k2] + t * lv_z[qb, k2]
+                        lv_z[w, k2] = zz
+                        lv_sign[w, k2] = _sign(zz, eps[kbuf[k2]])
+                    lv_z[w, kk] = 0.0
+                    lv_sign[w, kk] = 0
+                    nlv += 1
+                    qn = nie
+                    nie += 1
+                    ie_a[qn] = w
+                    ie_b[qn] = qb
+                    ie_b[q] = w
+                    sp_q[nsp] = q
+                    sp_w[nsp] = w
+                    sp_qn[nsp] = qn
+                    sp_a[nsp] = qa
+                    nsp += 1
+                if ns >= cap_s:
+                    return 0, 0, 0, 0, ERR_CAPACITY
+                sw = ns
+                ns += 1
+                s_v[sw] = w
+                s_next[sw] = s_next[xs]
+                s_next[xs] = sw
+                if s_v[xs] == qa:
+                    s_e[xs] = -(q + 1)
+                    s_e[sw] = -(qn + 1)
+                else:
+                    s_e[xs] = -(qn + 1)
+                    s_e[sw] = -(q + 1)
+                if which == 0:
+                    ta = sw
+                else:
+                    tb = sw
+                # keep the cycle arrays valid for the second transition
+                for r in range(m, i_end + 1, -1):
+                    cyc[r] = cyc[r - 1]
+                    sg[r] = sg[r - 1]
+                cyc[i_end + 1] = sw
+                sg[i_end + 1] = 0
+                m += 1
+            if bad:
+                continue
+            sa = ta
+            sb = tb
+            # predecessor of B's slot (on the - side)
+            x = sa
+            while s_next[x] != sb:
+                x = s_next[x]
+            prev_b = x
+            if ns + 2 > cap_s or nie >= cap_ie or npoly >= cap_p:
+                return 0, 0, 0, 0, ERR_CAPACITY
+            qc = nie
+            nie += 1
+            ie_a[qc] = s_v[sa]
+            ie_b[qc] = s_v[sb]
+            a2 = ns
+            b2 = ns + 1
+            ns += 2
+            # P- = A2 -> (old continuation of A) ... prev_b -> B2 -> (chord) A2
+            s_v[a2] = s_v[sa]
+            s_e[a2] = s_e[sa]
+            s_next[a2] = s_next[sa]
+            s_v[b2] = s_v[sb]
+            s_e[b2] = -(qc + 1)
+            s_next[b2] = a2
+            s_next[prev_b] = b2
+            if prev_b == sa:  # A directly followed by B: impossible for a proper cut
+                s_next[a2] = b2
+            # P+ = B ... A -> (chord) B
+            s_e[sa] = -(qc + 1)
+            s_next[sa] = sb
+            poly_head[p] = sb
+            poly_head[npoly] = a2
+            poly_alive[npoly] = True
+            npoly += 1
+
+    # ---- count / write
+    nslots = 0
+    nfaces = 0
+    for p in range(npoly):
+        if not poly_alive[p]:
+            continue
+        h = poly_head[p]
+        x = h
+        while True:
+            nslots += 1
+            x = s_next[x]
+            if x == h:
+                break
+        nfaces += 1
+    if not write:
+        return nfaces, nslots, niv, nie, err
+
+    # face-level bits of the neurons that do not cut this face
+    s0 = face_off[f]
+    s1 = face_off[f + 1]
+    for k in range(n):
+        on = False
+        for s in range(s0, s1):
+            if Z[face_vtx[s], k] > eps[k]:
+                on = True
+                break
+        bit_on[k] = on
+    # interior vertex recipes: barycentric in a well-shaped triangle of the face
+    q0 = face_vtx[s0]
+    best = -1.0
+    q1 = q0
+    for s in range(s0, s1):
+        vv = face_vtx[s]
+        d2 = (P[vv, 0] - P[q0, 0]) ** 2 + (P[vv, 1] - P[q0, 1]) ** 2
+        if d2 > best:
+            best = d2
+            q1 = vv
+    best = -1.0
+    q2 = q0
+    for s in range(s0, s1):
+        vv = face_vtx[s]
+        cr = abs((P[q1, 0] - P[q0, 0]) * (P[vv, 1] - P[q0, 1])
+                 - (P[q1, 1] - P[q0, 1]) * (P[vv, 0] - P[q0, 0]))
+        if cr > best:
+            best = cr
+            q2 = vv
+    e1x = P[q1, 0] - P[q0, 0]
+    e1y = P[q1, 1] - P[q0, 1]
+    e2x = P[q2, 0] - P[q0, 0]
+    e2y = P[q2, 1] - P[q0, 1]
+    det = e1x * e2y - e1y * e2x
+    base_iv = V_old + n_edge_vertices + out_iv
+    for lv in range(nlv):
+        if lv_gid[lv] < 0:
+            gid = base_iv + (-1 - lv_gid[lv])
+            px = lv_pos[lv, 0]
+            py = lv_pos[lv, 1]
+            new_P[gid, 0] = px
+            new_P[gid, 1] = py
+            dx = px - P[q0, 0]
+            dy = py - P[q0, 1]
+            l1 = (dx * e2y - dy * e2x) / det
+            l2 = (e1x * dy - e1y * dx) / det
+            rec_idx[gid, 0] = q0
+            rec_idx[gid, 1] = q1
+            rec_idx[gid, 2] = q2
+            rec_w[gid, 0] = 1.0 - l1 - l2
+            rec_w[gid, 1] = l1
+            rec_w[gid, 2] = l2
+    base_ie = E_sub + out_ie
+    for q in range(nie):
+        a = ie_a[q]
+        b = ie_b[q]
+        new_edges[base_ie + q, 0] = lv_gid[a] if lv_gid[a] >= 0 else base_iv + (-1 - lv_gid[a])
+        new_edges[base_ie + q, 1] = lv_gid[b] if lv_gid[b] >= 0 else base_iv + (-1 - lv_gid[b])
+    fo = out_face
+    so = out_slot
+    nwords = old_bits.shape[1]
+    for p in range(npoly):
+        if not poly_alive[p]:
+            continue
+        new_face_off[fo] = so
+        h = poly_head[p]
+        x = h
+        while True:
+            lv = s_v[x]
+            new_face_vtx[so] = lv_gid[lv] if lv_gid[lv] >= 0 else base_iv + (-1 - lv_gid[lv])
+            d = s_e[x]
+            new_face_edge[so] = d if d >= 0 else base_ie + (-d - 1)
+            so += 1
+            x = s_next[x]
+            if x == h:
+                break
+        # pattern bits: inherited words, then this layer's bits
+        for wd in range(nwords):
+            new_bits[fo, wd] = old_bits[f, wd]
+        for k in range(n):
+            bit_on[n + k] = bit_on[k]
+        for kk in range(nK):
+            on = False
+            x = h
+            while True:
+                if lv_sign[s_v[x], kk] > 0:
+                    on = True
+                    break
+                x = s_next[x]
+                if x == h:
+                    break
+            bit_on[n + kbuf[kk]] = on
+        for k in range(n):
+            if bit_on[n + k]:
+                bb = bit_offset + k
+                new_bits[fo, bb >> 6] |= np.uint64(1) << np.uint64(bb & 63)
+        fo += 1
+    return nfaces, nslots, niv, nie, err
+
+
+@njit(cache=True)
+def _scratch(nK, mb, n):
+    npairs = nK * (nK - 1) // 2
+    npoly = 2 * (1 + nK + npairs) + 4
+    nlv = mb + 2 * npairs + 8
+    ns = mb + 4 * npairs + 2 * npoly + 8
+    nie = npoly + 2 * npairs + 8
+    kbuf = np.empty(max(n, 1), dtype=np.int64)
+    lv_gid = np.empty(nlv, dtype=np.int64)
+    lv_pos = np.empty((nlv, 2))
+    lv_z = np.empty((nlv, max(nK, 1)))
+    lv_sign = np.empty((nlv, max(nK, 1)), dtype=np.int8)
+    s_v = np.empty(ns, dtype=np.int64)
+    s_e = np.empty(ns, dtype=np.int64)
+    s_next = np.empty(ns, dtype=np.int64)
+    poly_head = np.empty(npoly, dtype=np.int64)
+    poly_alive = np.zeros(npoly, dtype=np.bool_)
+    ie_a = np.empty(nie, dtype=np.int64)
+    ie_b = np.empty(nie, dtype=np.int64)
+    sp_q = np.empty(nie, dtype=np.int64)
+    sp_w = np.empty(nie, dtype=np.int64)
+    sp_qn = np.empty(nie, dtype=np.int64)
+    sp_a = np.empty(nie, dtype=np.int64)
+    cyc = np.empty(ns + 2, dtype=np.int64)
+    sg = np.empty(ns + 2, dtype=np.int64)
+    bit_on = np.empty(2 * max(n, 1), dtype=np.bool_)
+    return (kbuf, lv_gid, lv_pos, lv_z, lv_sign, s_v, s_e, s_next, poly_head, poly_alive,
+            ie_a, ie_b, sp_q, sp_w, sp_qn, sp_a, cyc, sg, bit_on)
+
+
+@njit(cache=True, parallel=True)
+def cut_faces(write, chunk, ncut, nbnd, P, Z, eps, face_off, face_vtx, face_edge, edges,
+              cross_off, cross_neuron, cross_group, group_off, group_t, sub_off,
+              V_old, n_edge_vertices, E_sub,
+              out_face, out_slot, out_iv, out_ie,
+              new_face_off, new_face_vtx, new_face_edge, new_edges, new_P, rec_idx, rec_w,
+              old_bits, new_bits, bit_offset):
+    """Cut every face (parallel over chunks of faces). Count mode (``write`` False)
+    returns per-face (faces, slots, interior vertices, interior edges, errors);
+    write mode writes at the exclusive prefix sums ``out_*`` of those counts."""
+    F = face_off.shape[0] - 1
+    n = Z.shape[1]
+    counts = np.zeros((F, 5), dtype=np.int64)
+    nchunks = (F + chunk - 1) // chunk
+    for c in prange(nchunks):
+        f0 = c * chunk
+        f1 = min(F, f0 + chunk)
+        kmax = 0
+        mmax = 0
+        for f in range(f0, f1):
+            kmax = max(kmax, ncut[f])
+            mmax = max(mmax, nbnd[f])
+        (kbuf, lv_gid, lv_pos, lv_z, lv_sign, s_v, s_e, s_next, poly_head, poly_alive,
+         ie_a, ie_b, sp_q, sp_w, sp_qn, sp_a, cyc, sg, bit_on) = _scratch(kmax, mmax, n)
+        for f in range(f0, f1):
+            for i in range(poly_alive.shape[0]):
+                poly_alive[i] = False
+            r = _cut_face(f, write, P, Z, eps, face_off, face_vtx, face_edge, edges,
+                          cross_off, cross_neuron, cross_group, group_off, group_t, sub_off,
+                          V_old, n_edge_vertices, E_sub,
+                          kbuf, lv_gid, lv_pos, lv_z, lv_sign, s_v, s_e, s_next, poly_head,
+                          poly_alive, ie_a, ie_b, sp_q, sp_w, sp_qn, sp_a, cyc, sg, bit_on,
+                          out_face[f], out_slot[f], out_iv[f], out_ie[f],
+                          new_face_off, new_face_vtx, new_face_edge, new_edges, new_P,
+                          rec_idx, rec_w, old_bits, new_bits, bit_offset)
+            counts[f, 0] = r[0]
+            counts[f, 1] = r[1]
+            counts[f, 2] = r[2]
+            counts[f, 3] = r[3]
+            counts[f, 4] = r[4]
+    return counts
+
+
+@njit(cache=True, parallel=True)
+def interpolate_rows(Z, rec_idx, rec_w, start, stop):
+    """Rows ``start:stop`` of the values at the new vertices: sum_i w_i Z[idx_i]."""
+    n = Z.shape[1]
+    out = np.empty((stop - start, n))
+    for r in prange(stop - start):
+        v = start + r
+        i0 = rec_idx[v, 0]
+        i1 = rec_idx[v, 1]
+        i2 = rec_idx[v, 2]
+        w0 = rec_w[v, 0]
+        w1 = rec_w[v, 1]
+        w2 = rec_w[v, 2]
+        if i1 < 0:
+            for k in range(n):
+                out[r, k] = Z[i0, k]
+        elif w2 == 0.0:
+            for k in range(n):
+                out[r, k] = w0 * Z[i0, k] + w1 * Z[i1, k]
+        else:
+            for k in range(n):
+                out[r, k] = w0 * Z[i0, k] + w1 * Z[i1, k] + w2 * Z[i2, k]
+    return out

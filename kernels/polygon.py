@@ -1,0 +1,235 @@
+"""Numba kernels on convex polygons stored as CSR (``off``, ``idx`` into ``P``).
+
+Areas, centroids, perimeters, affine fits from vertex values, Chebyshev
+centres (largest inscribed disks) and level sets. One polygon per loop
+iteration, parallel over polygons.
+"""
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, parallel=True)
+def areas_centroids_perimeters(P, off, idx):
+    F = off.shape[0] - 1
+    area = np.empty(F)
+    cen = np.empty((F, 2))
+    per = np.empty(F)
+    for f in prange(F):
+        s0 = off[f]
+        s1 = off[f + 1]
+        m = s1 - s0
+        # shift to the first vertex for accuracy
+        ox = P[idx[s0], 0]
+        oy = P[idx[s0], 1]
+        a2 = 0.0
+        cx = 0.0
+        cy = 0.0
+        pl = 0.0
+        for i in range(m):
+            u = idx[s0 + i]
+            v = idx[s0 + (i + 1) % m]
+            x0 = P[u, 0] - ox
+            y0 = P[u, 1] - oy
+            x1 = P[v, 0] - ox
+            y1 = P[v, 1] - oy
+            cr = x0 * y1 - x1 * y0
+            a2 += cr
+            cx += (x0 + x1) * cr
+            cy += (y0 + y1) * cr
+            pl += np.sqrt((x1 - x0) ** 2 + (y1 - y0) ** 2)
+        area[f] = 0.5 * a2
+        if a2 != 0.0:
+            cen[f, 0] = ox + cx / (3.0 * a2)
+            cen[f, 1] = oy + cy / (3.0 * a2)
+        else:
+            cen[f, 0] = ox
+            cen[f, 1] = oy
+        per[f] = pl
+    return area, cen, per
+
+
+@njit(cache=True)
+def _best_triangle(P, off, idx, f):
+    """Three vertices of polygon f spanning a large triangle (for well-conditioned fits)."""
+    s0 = off[f]
+    s1 = off[f + 1]
+    q0 = idx[s0]
+    best = -1.0
+    q1 = q0
+    for s in range(s0, s1):
+        v = idx[s]
+        d2 = (P[v, 0] - P[q0, 0]) ** 2 + (P[v, 1] - P[q0, 1]) ** 2
+        if d2 > best:
+            best = d2
+            q1 = v
+    best = -1.0
+    q2 = q0
+    for s in range(s0, s1):
+        v = idx[s]
+        cr = abs((P[q1, 0] - P[q0, 0]) * (P[v, 1] - P[q0, 1])
+                 - (P[q1, 1] - P[q0, 1]) * (P[v, 0] - P[q0, 0]))
+        if cr > best:
+            best = cr
+            q2 = v
+    return q0, q1, q2
+
+
+@njit(cache=True, parallel=True)
+def affine_fits(P, values, off, idx):
+    """Affine map ``values = A @ x + c`` on each polygon from three of its vertices.
+
+    ``values`` is ``(V, n_out)``; returns ``A`` ``(F, n_out, 2)``, ``c`` ``(F, n_out)``.
+    """
+    F = off.shape[0] - 1
+    n_out = values.shape[1]
+    A = np.empty((F, n_out, 2))
+    c = np.empty((F, n_out))
+    for f in prange(F):
+        q0, q1, q2 = _best_triangle(P, off, idx, f)
+        e1x = P[q1, 0] - P[q0, 0]
+        e1y = P[q1, 1] - P[q0, 1]
+        e2x = P[q2, 0] - P[q0, 0]
+        e2y = P[q2, 1] - P[q0, 1]
+        det = e1x * e2y - e1y * e2x
+        for o in range(n_out):
+            d1 = values[q1, o] - values[q0, o]
+            d2 = values[q2, o] - values[q0, o]
+            gx = (d1 * e2y - d2 * e1y) / det
+            gy = (e1x * d2 - e2x * d1) / det
+            A[f, o, 0] = gx
+            A[f, o, 1] = gy
+            c[f, o] = values[q0, o] - gx * P[q0, 0] - gy * P[q0, 1]
+    return A, c
+
+
+@njit(cache=True, parallel=True)
+def chebyshev(P, off, idx):
+    """Largest inscribed disk of each convex CCW polygon: radius and centre.
+
+    The LP max r s.t. n_i . (x - p_i) >= r over the edge lines (inward unit
+    normals n_i) is solved exactly by its vertices: every triple of edge lines
+    whose equidistant point is feasible.
+    """
+    F = off.shape[0] - 1
+    rad = np.zeros(F)
+    cen = np.zeros((F, 2))
+    for f in prange(F):
+        s0 = off[f]
+        s1 = off[f + 1]
+        m = s1 - s0
+        nx = np.empty(m)
+        ny = np.empty(m)
+        h = np.empty(m)
+        ml = 0
+        for i in range(m):
+            u = idx[s0 + i]
+            v = idx[s0 + (i + 1) % m]
+            dx = P[v, 0] - P[u, 0]
+            dy = P[v, 1] - P[u, 1]
+            L = np.sqrt(dx * dx + dy * dy)
+            if L == 0.0:
+                continue
+            ax = -dy / L
+            ay = dx / L
+            # skip a line equal to the previous one (collinear consecutive edges)
+            hh = ax * P[u, 0] + ay * P[u, 1]
+            dup = False
+            for j in range(ml):
+                if abs(nx[j] - ax) < 1e-14 and abs(ny[j] - ay) < 1e-14 and abs(h[j] - hh) < 1e-12 * (1.0 + abs(hh)):
+                    dup = True
+                    break
+            if dup:
+                continue
+            nx[ml] = ax
+            ny[ml] = ay
+            h[ml] = hh
+            ml += 1
+        best = -1.0
+        bx = 0.0
+        by = 0.0
+        for i in range(ml):
+            for j in range(i + 1, ml):
+                for k in range(j + 1, ml):
+                    # n . x - r = h for i, j, k
+                    a11 = nx[i]; a12 = ny[i]
+                    a21 = nx[j]; a22 = ny[j]
+                    a31 = nx[k]; a32 = ny[k]
+                    det = (a11 * (a22 * -1.0 - (-1.0) * a32) - a12 * (a21 * -1.0 - (-1.0) * a31)
+                           + (-1.0) * (a21 * a32 - a22 * a31))
+                    if abs(det) < 1e-14:
+                        continue
+                    b1 = h[i]; b2 = h[j]; b3 = h[k]
+                    dx_ = (b1 * (a22 * -1.0 - (-1.0) * a32) - a12 * (b2 * -1.0 - (-1.0) * b3)
+                           + (-1.0) * (b2 * a32 - a22 * b3))
+                    dy_ = (a11 * (b2 * -1.0 - (-1.0) * b3) - b1 * (a21 * -1.0 - (-1.0) * a31)
+                           + (-1.0) * (a21 * b3 - b2 * a31))
+                    dr_ = (a11 * (a22 * b3 - b2 * a32) - a12 * (a21 * b3 - b2 * a31)
+                           + b1 * (a21 * a32 - a22 * a31))
+                    x = dx_ / det
+                    y = dy_ / det
+                    r = dr_ / det
+                    if r <= best:
+                        continue
+                    ok = True
+                    for l in range(ml):
+                        if nx[l] * x + ny[l] * y - h[l] < r * (1.0 - 1e-9) - 1e-12:
+                            ok = False
+                            break
+                    if ok:
+                        best = r
+                        bx = x
+                        by = y
+        rad[f] = max(best, 0.0)
+        cen[f, 0] = bx
+        cen[f, 1] = by
+    return rad, cen
+
+
+@njit(cache=True)
+def level_segments(P, values, off, idx, level):
+    """Pieces of ``{values == level}`` inside each polygon (values linear on each).
+
+    Returns ``(k, 2, 2)`` segments and the polygon of each. Polygons where the
+    level set is a whole edge contribute that edge once (from the side where
+    the function is above the level).
+    """
+    F = off.shape[0] - 1
+    cap = 1024
+    seg = np.empty((cap, 2, 2))
+    owner = np.empty(cap, dtype=np.int64)
+    ns = 0
+    for f in range(F):
+        s0 = off[f]
+        s1 = off[f + 1]
+        m = s1 - s0
+        pts = np.empty((2, 2))
+        npt = 0
+        for i in range(m):
+            u = idx[s0 + i]
+            v = idx[s0 + (i + 1) % m]
+            du = values[u] - level
+            dv = values[v] - level
+            if du == 0.0:
+                if npt < 2:
+                    pts[npt, 0] = P[u, 0]
+                    pts[npt, 1] = P[u, 1]
+                npt += 1
+            elif du * dv < 0.0:
+                t = du / (du - dv)
+                if npt < 2:
+                    pts[npt, 0] = (1 - t) * P[u, 0] + t * P[v, 0]
+                    pts[npt, 1] = (1 - t) * P[u, 1] + t * P[v, 1]
+                npt += 1
+        if npt == 2:
+            if ns == cap:
+                cap *= 2
+                seg2 = np.empty((cap, 2, 2))
+                seg2[:ns] = seg[:ns]
+                seg = seg2
+                ow2 = np.empty(cap, dtype=np.int64)
+                ow2[:ns] = owner[:ns]
+                owner = ow2
+            seg[ns] = pts
+            owner[ns] = f
+            ns += 1
+    return seg[:ns].copy(), owner[:ns].copy()

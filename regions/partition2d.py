@@ -1,0 +1,315 @@
+"""Exact partition of a 2D domain into the linear regions of a ReLU network.
+
+The engine (:func:`enumerate_plane`) keeps a convex subdivision of the domain
+as arrays and cuts it layer by layer with the kernels of :mod:`kernels.plane`.
+Each vertex carries only the current layer's pre-activations; after a layer
+is cut, the values at all vertices are pushed through the next weight matrix
+in one BLAS product (in chunks, to bound memory).
+
+Tolerance
+---------
+A pre-activation value ``z_k(v)`` at a vertex counts as zero when
+``|z_k(v)| <= RTOL * max_w |z_k(w)|`` over the vertices of the current
+subdivision (``RTOL = 1e-10``): the neuron's line then passes through the
+vertex, which becomes an end of the cut without a new vertex. Two crossings
+of one edge closer than ``1e-12`` of the edge's length are one vertex.
+So regions thinner than about ``1e-10`` of the domain's scale are never
+created (they are reported nowhere), and every cut is decided from one value
+per vertex, so neighbouring faces always agree.
+
+Degenerate cases (handled by that rule, and tested): a line through an
+existing vertex; a line along an edge or touching a face at a vertex (no
+strictly positive or no strictly negative vertex: no cut); duplicate and
+scaled-duplicate neurons (the second has all its crossings at existing
+vertices); neurons constant on the domain (never cut; their bit is the sign
+of the constant, and an identically zero neuron is off).
+"""
+from __future__ import annotations
+
+import sys
+import time
+from functools import cached_property
+
+import numpy as np
+
+from .partition import Partition, TooManyRegions
+
+RTOL = 1e-10
+_ROWS_PER_CHUNK = 32768
+
+__all__ = ["Partition2D", "enumerate_plane", "RTOL"]
+
+
+def _initial(pieces):
+    """Convex CCW pieces -> (P, face_off, face_vtx, face_edge, edges), vertices shared."""
+    coords = np.concatenate(pieces, axis=0)
+    uniq, inv = np.unique(coords, axis=0, return_inverse=True)
+    inv = inv.ravel()
+    face_off = np.zeros(len(pieces) + 1, dtype=np.int64)
+    face_off[1:] = np.cumsum([len(p) for p in pieces])
+    face_vtx = inv.astype(np.int64)
+    nxt = face_vtx.copy()
+    for f in range(len(pieces)):
+        s0, s1 = face_off[f], face_off[f + 1]
+        nxt[s0:s1] = np.roll(face_vtx[s0:s1], -1)
+    lo = np.minimum(face_vtx, nxt)
+    hi = np.maximum(face_vtx, nxt)
+    key = lo * len(uniq) + hi
+    ukeys, eid = np.unique(key, return_inverse=True)
+    edges = np.stack([ukeys // len(uniq), ukeys % len(uniq)], axis=1).astype(np.int64)
+    return uniq.astype(np.float64), face_off, face_vtx, eid.ravel().astype(np.int64), edges
+
+
+def _want_progress(progress):
+    if progress is None:
+        return sys.stderr.isatty()
+    return bool(progress)
+
+
+def enumerate_plane(network, pieces, max_regions=None, progress=None):
+    """Cut the convex ``pieces`` (list of CCW ``(m, 2)`` arrays) by every hidden
+    layer of a 2-input ``network``. Returns a dict of arrays."""
+    from kernels import plane
+    from kernels.polygon import affine_fits
+
+    t0 = time.perf_counter()
+    P, face_off, face_vtx, face_edge, edges = _initial(pieces)
+    n_hidden = network.n_hidden
+    words = max(1, (n_hidden + 63) // 64)
+    bits = np.zeros((len(pieces), words), dtype=np.uint64)
+    layers = list(network.hidden_layers)
+    W0, b0 = network.weights[0], network.biases[0]
+    Z = P @ W0.T + b0
+    bit_offset = 0
+    errors = 0
+    bar = None
+    if _want_progress(progress):
+        from tqdm import tqdm
+        bar = tqdm(total=len(layers), desc="regions", unit="layer", file=sys.stderr)
+    for li, (W, b, slope) in enumerate(layers):
+        n = W.shape[0]
+        Z = np.ascontiguousarray(Z)
+        eps = plane.neuron_eps(Z, RTOL)
+        V = P.shape[0]
+        cross_off, cross_neuron, cross_group, ngroups, group_off, group_t = plane.edge_crossings(edges, Z, eps)
+        n_ev = int(group_off[-1])
+        sub_off = np.zeros(len(edges) + 1, dtype=np.int64)
+        np.cumsum(ngroups + 1, out=sub_off[1:])
+        E_sub = int(sub_off[-1])
+        ncut, nbnd = plane.face_bounds(Z, eps, face_off, face_vtx, face_edge, ngroups)
+        F = len(face_off) - 1
+        chunk = max(1, min(256, F // 64 + 1))
+        zi = np.zeros(F, dtype=np.int64)
+        e2 = np.zeros((1, 2), dtype=np.int64)
+        counts = plane.cut_faces(False, chunk, ncut, nbnd, P, Z, eps, face_off, face_vtx, face_edge,
+                                 edges, cross_off, cross_neuron, cross_group, group_off, group_t,
+                                 sub_off, V, n_ev, E_sub, zi, zi, zi, zi,
+                                 zi, zi, zi, e2, np.zeros((1, 2)), e2, np.zeros((1, 2)),
+                                 bits, np.zeros((1, words), dtype=np.uint64), bit_offset)
+        errors |= int(np.bitwise_or.reduce(counts[:, 4])) if F else 0
+        F_new = int(counts[:, 0].sum())
+        if max_regions is not None and F_new > max_regions:
+            if bar is not None:
+                bar.close()
+            raise TooManyRegions(
+                f"the partition has {F_new} regions after hidden layer {li + 1} of {len(layers)}, "
+                f"more than max_regions={max_regions}; raise max_regions or shrink the domain")
+        offs = np.zeros((F + 1, 4), dtype=np.int64)
+        np.cumsum(counts[:, :4], axis=0, out=offs[1:])
+        S_new, n_iv, n_ie = int(offs[-1, 1]), int(offs[-1, 2]), int(offs[-1, 3])
+        V_new = V + n_ev + n_iv
+        new_P = np.empty((V_new, 2))
+        new_P[:V] = P
+        rec_idx = np.full((V_new, 3), -1, dtype=np.int64)
+        rec_idx[:V, 0] = np.arange(V)
+        rec_w = np.zeros((V_new, 3))
+        rec_w[:V, 0] = 1.0
+        new_edges = np.empty((E_sub + n_ie, 2), dtype=np.int64)
+        plane.write_edge_vertices(P, edges, group_off, group_t, V, sub_off, new_P, rec_idx, rec_w,
+                                  new_edges)
+        new_face_off = np.empty(F_new + 1, dtype=np.int64)
+        new_face_off[F_new] = S_new
+        new_face_vtx = np.empty(S_new, dtype=np.int64)
+        new_face_edge = np.empty(S_new, dtype=np.int64)
+        new_bits = np.zeros((F_new, words), dtype=np.uint64)
+        plane.cut_faces(True, chunk, ncut, nbnd, P, Z, eps, face_off, face_vtx, face_edge, edges,
+                        cross_off, cross_neuron, cross_group, group_off, group_t, sub_off,
+                        V, n_ev, E_sub, offs[:-1, 0].copy(), offs[:-1, 1].copy(), offs[:-1, 2].copy(),
+                        offs[:-1, 3].copy(), new_face_off, new_face_vtx, new_face_edge, new_edges,
+                        new_P, rec_idx, rec_w, bits, new_bits, bit_offset)
+        del cross_off, cross_neuron, cross_group, group_t, counts
+        # values of the next layer at every vertex: interpolate z_l, activate, one product
+        Wn, bn = network.weights[li + 1], network.biases[li + 1]
+        Zn = np.empty((V_new, Wn.shape[0]))
+        for s in range(0, V_new, _ROWS_PER_CHUNK):
+            e = min(V_new, s + _ROWS_PER_CHUNK)
+            zl = plane.interpolate_rows(Z, rec_idx, rec_w, s, e)
+            if slope == 0.0:
+                np.maximum(zl, 0.0, out=zl)
+            else:
+                zl = np.where(zl > 0, zl, slope * zl)
+            np.dot(zl, Wn.T, out=Zn[s:e])
+            Zn[s:e] += bn
+        del Z, rec_idx, rec_w
+        Z = Zn
+        P, face_off, face_vtx, face_edge, edges, bits = (new_P, new_face_off, new_face_vtx,
+                                                         new_face_edge, new_edges, new_bits)
+        bit_offset += n
+        if bar is not None:
+            bar.set_postfix(regions=F_new)
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    if max_regions is not None and len(face_off) - 1 > max_regions:
+        raise TooManyRegions(f"the partition has {len(face_off) - 1} regions, more than "
+                             f"max_regions={max_regions}")
+    A, c = affine_fits(P, np.ascontiguousarray(Z), face_off, face_vtx)
+    return dict(vertices=P, face_offsets=face_off, face_vertices=face_vtx, face_edges=face_edge,
+                edges=edges, packed_patterns=bits, A=A, c=c, vertex_values=Z,
+                stats=dict(seconds=time.perf_counter() - t0, errors=errors))
+
+
+class Partition2D(Partition):
+    """Exact linear regions of a network over a 2D domain.
+
+    Regions are convex polygons in the domain's coordinates ``u`` (for a
+    :class:`regions.Plane`, ``x = origin + basis @ u``), stored as CSR lists of
+    vertex indices, counter-clockwise, with vertices shared by index.
+    See ``docs/design.md`` for the contract.
+    """
+
+    dim = 2
+
+    def __init__(self, network, domain, vertices, face_offsets, face_vertices, face_edges, edges,
+                 packed_patterns, A, c, vertex_values=None, stats=None, measure=None):
+        from kernels.polygon import areas_centroids_perimeters
+
+        self.vertices = np.asarray(vertices, dtype=np.float64)
+        self.face_offsets = np.asarray(face_offsets, dtype=np.int64)
+        self.face_vertices = np.asarray(face_vertices, dtype=np.int64)
+        self.face_edges = np.asarray(face_edges, dtype=np.int64)
+        self.edges = np.asarray(edges, dtype=np.int64)
+        self.vertex_values = None if vertex_values is None else np.asarray(vertex_values, np.float64)
+        area, cen, per = areas_centroids_perimeters(self.vertices, self.face_offsets, self.face_vertices)
+        self.centroids = cen
+        self.perimeters = per
+        super().__init__(network, domain, packed_patterns, area if measure is None else measure,
+                         A, c, stats)
+
+    @property
+    def n_vertices(self):
+        return int(self.vertices.shape[0])
+
+    @cached_property
+    def _inradius(self):
+        from kernels.polygon import chebyshev
+
+        return chebyshev(self.vertices, self.face_offsets, self.face_vertices)
+
+    @property
+    def inradius(self):
+        """Radius of the largest disk inside each region (exact Chebyshev radius)."""
+        return self._inradius[0]
+
+    @property
+    def chebyshev_centers(self):
+        """Centre of the largest inscribed disk of each region."""
+        return self._inradius[1]
+
+    @cached_property
+    def edge_faces(self):
+        """``(E, 2)`` the regions on the two sides of each edge (``-1``: domain boundary)."""
+        E = self.edges.shape[0]
+        out = np.full((E, 2), -1, dtype=np.int64)
+        face_of_slot = np.repeat(np.arange(len(self), dtype=np.int64), np.diff(self.face_offsets))
+        # the face that traverses the edge in its stored direction is column 0
+        start = self.face_vertices
+        fwd = start == self.edges[self.face_edges, 0]
+        out[self.face_edges[fwd], 0] = face_of_slot[fwd]
+        out[self.face_edges[~fwd], 1] = face_of_slot[~fwd]
+        return out
+
+    def adjacency(self):
+        """scipy.sparse CSR matrix (n, n), True where two regions share an edge."""
+        import scipy.sparse as sp
+
+        ef = self.edge_faces
+        both = (ef[:, 0] >= 0) & (ef[:, 1] >= 0)
+        a, b = ef[both, 0], ef[both, 1]
+        n = len(self)
+        m = sp.coo_matrix((np.ones(2 * len(a), dtype=bool), (np.r_[a, b], np.r_[b, a])), shape=(n, n))
+        m = m.tocsr()
+        m.sum_duplicates()
+        return m
+
+    def polygons(self):
+        """The regions as a list of shapely Polygons (domain coordinates)."""
+        import shapely
+
+        counts = np.diff(self.face_offsets)
+        rings = shapely.linearrings(self.vertices[self.face_vertices],
+                                    indices=np.repeat(np.arange(len(self)), counts))
+        return list(shapely.polygons(rings))
+
+    def region_vertices(self, r):
+        """``(m, 2)`` vertices of region ``r``, counter-clockwise."""
+        return self.vertices[self.face_vertices[self.face_offsets[r]:self.face_offsets[r + 1]]]
+
+    @cached_property
+    def _pattern_index(self):
+        return {row.tobytes(): i for i, row in enumerate(self.packed_patterns)}
+
+    def contains(self, points):
+        """Whether each point (domain coordinates) lies in the domain (boundary included)."""
+        import shapely
+
+        pts = np.atleast_2d(np.asarray(points, dtype=np.float64))
+        if hasattr(self.domain, "polygon"):
+            return shapely.covers(self.domain.polygon, shapely.points(pts))
+        x0, y0, x1, y1 = self.domain.bounds
+        return (pts[:, 0] >= x0) & (pts[:, 0] <= x1) & (pts[:, 1] >= y0) & (pts[:, 1] <= y1)
+
+    def locate(self, points):
+        """Index of the region holding each point (domain coordinates), ``-1`` outside.
+
+        The activation pattern of each point is computed by a float64 forward
+        pass and looked up among the regions' patterns; a point on a boundary
+        goes to the region on the side where the boundary neuron is off. Points
+        whose pattern belongs to no region (inside a sliver thinner than the
+        tolerance) fall back to the region whose polygon is nearest.
+        """
+        from .partition import pack_patterns
+
+        pts = np.atleast_2d(np.asarray(points, dtype=np.float64))
+        if pts.ndim != 2 or pts.shape[1] != 2:
+            raise ValueError(f"points must be shaped (m, 2) in the domain's coordinates, got {pts.shape}")
+        out = np.full(len(pts), -1, dtype=np.int64)
+        inside = self.contains(pts)
+        if not inside.any():
+            return out
+        x = self.domain.to_input(pts[inside])
+        packed = pack_patterns(self.network.patterns(x))
+        index = self._pattern_index
+        found = np.array([index.get(row.tobytes(), -1) for row in packed], dtype=np.int64)
+        missing = np.flatnonzero(found < 0)
+        if len(missing):
+            import shapely
+
+            tree = shapely.STRtree(self.polygons())
+            sub = pts[inside][missing]
+            found[missing] = tree.query_nearest(shapely.points(sub), return_distance=False)[1]
+        out[inside] = found
+        return out
+
+    def level_set(self, value=0.0, output=0):
+        """Segments ``(k, 2, 2)`` where output ``output`` equals ``value`` (the decision boundary)."""
+        from kernels.polygon import level_segments
+
+        if self.vertex_values is None:
+            raise ValueError("this partition has no vertex values (loaded from an older file)")
+        if not 0 <= output < self.vertex_values.shape[1]:
+            raise ValueError(f"output {output} out of range; the network has "
+                             f"{self.vertex_values.shape[1]} outputs")
+        seg, _ = level_segments(self.vertices, np.ascontiguousarray(self.vertex_values[:, output]),
+                                self.face_offsets, self.face_vertices, float(value))
+        return seg
