@@ -20,8 +20,11 @@ key                         content
 ``stats``                   the engine's statistics as JSON text
 ``geom.<name>``             the subclass's geometry arrays: 1D ``breakpoints``,
                             ``intervals`` (``pattern_id`` when encoded); 2D
-                            ``vertices``, ``face_offsets``, ``face_vertices``; and every
-                            entry of the partition's ``_arrays`` dict, if it has one
+                            ``vertices``, ``face_offsets``, ``face_vertices``; every
+                            array the class's constructor (or ``from_arrays``) takes
+                            and the partition keeps under the same name (e.g.
+                            ``points``, ``edges``); and every entry of the
+                            partition's ``_arrays`` dict, if it has one
 ==========================  ============================================================
 
 Examples
@@ -160,8 +163,21 @@ def _domain_from(z, where):
 
 
 # ----------------------------------------------------------------------------- save / load
+def _constructor(cls):
+    """The callable :func:`load` rebuilds ``cls`` with: ``cls.from_arrays`` or ``cls``."""
+    return getattr(cls, "from_arrays", None) or cls
+
+
 def _geometry_names(partition):
+    """Arrays to save besides the common ones: the contract's geometry for the
+    dimension, every array-valued constructor parameter the partition keeps as an
+    attribute of the same name, and the entries of its ``_arrays`` dict."""
     names = [n for n in _GEOMETRY.get(partition.dim, ()) if _has(partition, n)]
+    common = {"self", "network", "domain", "packed_patterns", "measure", "A", "c", "stats"}
+    for n in inspect.signature(_constructor(type(partition))).parameters:
+        if n not in common and n not in names and _has(partition, n) \
+                and isinstance(getattr(partition, n), np.ndarray):
+            names.append(n)
     extra = getattr(partition, "_arrays", None)
     if isinstance(extra, dict):
         names += [n for n in extra if n not in names]
@@ -281,8 +297,7 @@ def _resolve_class(name, where):
 def _construct(cls, fields):
     """Call ``cls.from_arrays`` if it exists, else ``cls(...)``, passing every saved
     field whose name is a parameter of that callable."""
-    factory = getattr(cls, "from_arrays", None)
-    target = factory if factory is not None else cls
+    target = _constructor(cls)
     params = inspect.signature(target).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     kwargs = {k: v for k, v in fields.items() if takes_any or k in params}
