@@ -1,0 +1,493 @@
+"""Exact per-sample gradient Gram matrix, gradient confusion and the
+predicted first-order loss change, from back-propagation factors.
+
+For an MLP ``z_l = W_l a_{l-1} + b_l``, ``a_l = act(z_l)`` with per-sample
+loss ``loss_i = mean_c (f_c(x_i) - y_{i,c})^2``, the gradient of ``loss_i``
+with respect to ``(W_l, b_l)`` is ``(delta_{l,i} a_{l-1,i}^T, delta_{l,i})``,
+so the Gram matrix of the per-sample parameter gradients factorises::
+
+    G_ij = sum_l (delta_{l,i} . delta_{l,j}) (a_{l-1,i} . a_{l-1,j} + 1)
+
+with ``delta_{L+1,i} = dloss_i/df = 2 (f_i - y_i) / C`` and
+``delta_{l,i} = D_l(x_i) W_{l+1}^T delta_{l+1,i}`` (``D_l`` the activation
+slopes). ``a_0`` is the network input after the encoding. Nothing here
+materialises per-sample gradients: blocks of ``G`` cost ``O(B N sum_l n_l)``
+time and ``O(B N)`` memory.
+
+All computations are in float64 on a float64 copy of the model. The Gram
+covers the parameters of the ``Linear`` layers (trainable parameters of an
+encoding module, if any, are not included; a warning says so).
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+__all__ = ["backprop_factors", "gram", "gram_pairs", "gradient_norms", "confusion",
+           "neighbour_pairs", "distant_pairs", "predicted_loss_change", "interval_adjacency"]
+
+_PASS = (torch.nn.Identity, torch.nn.Dropout, torch.nn.Flatten)
+
+
+def _as_sequential(model):
+    if isinstance(model, torch.nn.Sequential):
+        return model
+    raise ValueError(f"model must be a torch.nn.Sequential of [encoding,] Linear, ReLU, ..., "
+                     f"Linear (e.g. from regions.study.train.build_model), got "
+                     f"{type(model).__name__}")
+
+
+def _as_array(a, name, ndim_ok, dtype=np.float64):
+    if isinstance(a, torch.Tensor):
+        a = a.detach().cpu().numpy()
+    a = np.asarray(a, dtype=dtype)
+    if a.ndim not in ndim_ok:
+        raise ValueError(f"{name} must have {' or '.join(str(n) for n in ndim_ok)} dimensions, "
+                         f"got shape {a.shape}")
+    return a
+
+
+def backprop_factors(model, inputs, targets):
+    """Forward activations and backward deltas of every ``Linear`` layer.
+
+    Parameters
+    ----------
+    model : torch.nn.Sequential
+        ``[encoding,] Linear, ReLU|LeakyReLU, ..., Linear`` (``Identity``,
+        ``Dropout`` and ``Flatten`` pass through; dropout is treated as off).
+    inputs : array_like
+        ``(N, d)`` coordinates as fed to the model (before the encoding).
+    targets : array_like
+        ``(N, C)`` targets (``(N,)`` is read as one channel).
+
+    Returns
+    -------
+    deltas : list of ndarray
+        ``deltas[l]`` is ``(N, n_l)`` float64, ``dloss_i/dz_l`` for the l-th
+        Linear layer (the last one is ``2 (f - y) / C``).
+    activations : list of ndarray
+        ``activations[l]`` is ``(N, n_{l-1})`` float64, the input of the l-th
+        Linear layer (``activations[0]`` is the encoded input).
+
+    Examples
+    --------
+    >>> torch.manual_seed(0) and None
+    >>> m = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    >>> d, a = backprop_factors(m, np.zeros((3, 2)), np.zeros((3, 1)))
+    >>> [x.shape for x in d], [x.shape for x in a]
+    ([(3, 4), (3, 1)], [(3, 2), (3, 4)])
+    """
+    model = _as_sequential(model)
+    x = _as_array(inputs, "inputs", (1, 2))
+    if x.ndim == 1:
+        x = x[:, None]
+    y = _as_array(targets, "targets", (1, 2))
+    if y.ndim == 1:
+        y = y[:, None]
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"inputs and targets must have the same number of rows, got "
+                         f"{x.shape[0]} and {y.shape[0]}")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise ValueError("inputs and targets must be finite (found NaN or inf)")
+    modules = list(model)
+    if not modules:
+        raise ValueError("model is an empty Sequential")
+    m64 = copy.deepcopy(model).double()
+    mods = list(m64)
+    h = torch.as_tensor(x, dtype=torch.float64)
+    start = 0
+    if not isinstance(mods[0], (torch.nn.Linear,) + _PASS):
+        enc = mods[0]
+        if any(p.requires_grad for p in enc.parameters()):
+            warnings.warn("the encoding module has trainable parameters; the Gram covers only "
+                          "the Linear layers' parameters", RuntimeWarning, stacklevel=2)
+        try:
+            with torch.no_grad():
+                h = enc(h)
+        except Exception as err:  # noqa: BLE001
+            raise ValueError(f"encoding mismatch: the first module {type(enc).__name__} fails on "
+                             f"inputs of shape {x.shape}: {err}") from None
+        start = 1
+    linears, slopes = [], []  # slopes[l] = activation slope after linear l (None = none)
+    for i, m in enumerate(mods[start:], start):
+        if isinstance(m, torch.nn.Linear):
+            linears.append(m)
+            slopes.append(None)
+        elif isinstance(m, torch.nn.ReLU):
+            slope = 0.0
+        elif isinstance(m, torch.nn.LeakyReLU):
+            slope = float(m.negative_slope)
+        elif isinstance(m, _PASS):
+            continue
+        else:
+            raise ValueError(f"module {i} ({type(m).__name__}) is not supported: accepted are an "
+                             f"encoding first, then Linear, ReLU, LeakyReLU, Identity, Dropout, "
+                             f"Flatten")
+        if not isinstance(m, torch.nn.Linear):
+            if not linears or slopes[-1] is not None:
+                raise ValueError(f"module {i} ({type(m).__name__}): an activation must follow a "
+                                 f"Linear layer")
+            slopes[-1] = slope
+    if not linears:
+        raise ValueError("model has no Linear layer")
+    if slopes[-1] is not None:
+        raise ValueError("model must end with a Linear output layer (no activation after it)")
+    if h.shape[1] != linears[0].in_features:
+        raise ValueError(f"encoding mismatch: the first Linear layer takes "
+                         f"{linears[0].in_features} features, the (encoded) inputs have "
+                         f"{h.shape[1]}")
+    if y.shape[1] != linears[-1].out_features:
+        raise ValueError(f"targets have {y.shape[1]} channels but the model outputs "
+                         f"{linears[-1].out_features}")
+
+    acts, derivs = [], []
+    with torch.no_grad():
+        for lin, slope in zip(linears, slopes):
+            acts.append(h)
+            z = h @ lin.weight.T + lin.bias
+            if slope is None:
+                h = z
+                derivs.append(None)
+            else:
+                d = torch.where(z > 0, torch.ones_like(z), torch.full_like(z, slope))
+                derivs.append(d)
+                h = z * d
+        f = h
+        C = f.shape[1]
+        delta = 2.0 * (f - torch.as_tensor(y)) / C
+        deltas = [None] * len(linears)
+        deltas[-1] = delta
+        for l in range(len(linears) - 2, -1, -1):
+            delta = (delta @ linears[l + 1].weight) * derivs[l]
+            deltas[l] = delta
+    return [d.numpy() for d in deltas], [a.numpy() for a in acts]
+
+
+def _factors(model, inputs, targets, factors):
+    if factors is not None:
+        deltas, acts = factors
+        if len(deltas) != len(acts) or not deltas:
+            raise ValueError("factors must be (deltas, activations) lists of equal length, as "
+                             "returned by backprop_factors")
+        return deltas, acts
+    return backprop_factors(model, inputs, targets)
+
+
+def _index(idx, n, name):
+    if idx is None:
+        return np.arange(n)
+    a = np.asarray(idx)
+    if a.dtype == bool:
+        if a.shape != (n,):
+            raise ValueError(f"{name} as a boolean mask must have shape ({n},), got {a.shape}")
+        return np.flatnonzero(a)
+    if a.size and not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"{name} must be integer indices or a boolean mask, got dtype {a.dtype}")
+    a = a.astype(np.int64).ravel()
+    if a.size and (a.min() < -n or a.max() >= n):
+        raise ValueError(f"{name} has indices outside 0..{n - 1}")
+    return a
+
+
+def _block(deltas, acts, rows, cols):
+    G = None
+    for d, a in zip(deltas, acts):
+        term = (d[rows] @ d[cols].T) * (a[rows] @ a[cols].T + 1.0)
+        G = term if G is None else G + term
+    return G
+
+
+def gram(model, inputs, targets, rows=None, cols=None, factors=None) -> np.ndarray:
+    """A block ``G[rows][:, cols]`` of the per-sample gradient Gram matrix.
+
+    Parameters
+    ----------
+    model, inputs, targets
+        As in :func:`backprop_factors`.
+    rows, cols : array_like of int or bool mask, optional
+        Sample indices (default: all).
+    factors : tuple, optional
+        Precomputed ``backprop_factors(model, inputs, targets)``; then
+        ``model``, ``inputs`` and ``targets`` are ignored.
+
+    Returns
+    -------
+    ndarray
+        ``(len(rows), len(cols))`` float64; ``G_ij = <g_i, g_j>`` with ``g_i``
+        the gradient of ``loss_i`` over all Linear parameters.
+    """
+    deltas, acts = _factors(model, inputs, targets, factors)
+    n = deltas[0].shape[0]
+    return _block(deltas, acts, _index(rows, n, "rows"), _index(cols, n, "cols"))
+
+
+def _check_pairs(pairs, n):
+    p = np.asarray(pairs)
+    if p.size == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    if p.ndim != 2 or p.shape[1] != 2 or not np.issubdtype(p.dtype, np.integer):
+        raise ValueError(f"pairs must be a (P, 2) integer array of sample indices, got shape "
+                         f"{p.shape} dtype {p.dtype}")
+    if p.min() < 0 or p.max() >= n:
+        raise ValueError(f"pairs has indices outside 0..{n - 1}")
+    return p.astype(np.int64)
+
+
+def gram_pairs(model, inputs, targets, pairs, factors=None, chunk=16384) -> np.ndarray:
+    """Gram entries ``G_ij`` for a list of pairs.
+
+    Parameters
+    ----------
+    model, inputs, targets, factors
+        As in :func:`gram`.
+    pairs : array_like
+        ``(P, 2)`` int sample indices.
+    chunk : int
+        Pairs processed at once (memory ``O(chunk * width)``).
+
+    Returns
+    -------
+    ndarray
+        ``(P,)`` float64.
+    """
+    deltas, acts = _factors(model, inputs, targets, factors)
+    p = _check_pairs(pairs, deltas[0].shape[0])
+    out = np.zeros(p.shape[0])
+    for s in range(0, p.shape[0], chunk):
+        i, j = p[s:s + chunk, 0], p[s:s + chunk, 1]
+        for d, a in zip(deltas, acts):
+            out[s:s + chunk] += (np.einsum("pk,pk->p", d[i], d[j])
+                                 * (np.einsum("pk,pk->p", a[i], a[j]) + 1.0))
+    return out
+
+
+def gradient_norms(model, inputs, targets, factors=None) -> np.ndarray:
+    """``(N,)`` norms ``|g_i| = sqrt(G_ii)`` of the per-sample gradients."""
+    deltas, acts = _factors(model, inputs, targets, factors)
+    sq = sum((d * d).sum(1) * ((a * a).sum(1) + 1.0) for d, a in zip(deltas, acts))
+    return np.sqrt(sq)
+
+
+def confusion(model, inputs, targets, pairs, factors=None) -> np.ndarray:
+    """Gradient confusion: cosines ``c_ij = G_ij / (|g_i| |g_j|)`` for pairs.
+
+    Returns
+    -------
+    ndarray
+        ``(P,)`` float64 in ``[-1, 1]``; NaN where a gradient is zero (a sample
+        with zero residual, or all its paths dead).
+    """
+    factors = _factors(model, inputs, targets, factors)
+    p = _check_pairs(pairs, factors[0][0].shape[0])
+    g = gram_pairs(None, None, None, p, factors=factors)
+    norms = gradient_norms(None, None, None, factors=factors)
+    denom = norms[p[:, 0]] * norms[p[:, 1]]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.where(denom > 0, g / np.where(denom > 0, denom, 1.0), np.nan)
+    return np.clip(c, -1.0, 1.0)
+
+
+# --------------------------------------------------------------------------- pairs
+def _grid(grid_shape):
+    shape = tuple(int(s) for s in np.atleast_1d(grid_shape))
+    if len(shape) not in (1, 2) or min(shape) < 1:
+        raise ValueError(f"grid_shape must be (n,) or (H, W) with positive sizes, got "
+                         f"{grid_shape!r}")
+    return shape
+
+
+def neighbour_pairs(grid_shape, patch=3, n_patches=None, seed=0) -> np.ndarray:
+    """The paper's local pairs: all pairs of samples inside small patches.
+
+    Parameters
+    ----------
+    grid_shape : tuple
+        ``(n,)`` or ``(H, W)`` (row-major flattening).
+    patch : int
+        Patch side (``patch x patch`` pixels in 2D, ``patch`` points in 1D).
+    n_patches : int, optional
+        ``None``: the grid tiled by non-overlapping patches (deterministic,
+        incomplete border patches dropped); an int: that many patches at random
+        positions (the paper's Monte-Carlo choice), seeded by ``seed``.
+    seed : int
+
+    Returns
+    -------
+    ndarray
+        ``(P, 2)`` int64 flat indices with ``i < j``; ``patch*patch*(patch*patch-1)/2``
+        pairs per patch in 2D.
+
+    Examples
+    --------
+    >>> neighbour_pairs((4,), patch=2).tolist()
+    [[0, 1], [2, 3]]
+    >>> neighbour_pairs((3, 3)).shape
+    (36, 2)
+    """
+    shape = _grid(grid_shape)
+    patch = int(patch)
+    if patch < 2 or patch > min(shape):
+        raise ValueError(f"patch must be between 2 and the smallest grid side {min(shape)}, "
+                         f"got {patch}")
+    if len(shape) == 1:
+        offsets = np.arange(patch)
+        n_pos = shape[0] - patch + 1
+        if n_patches is None:
+            starts = np.arange(0, shape[0] - patch + 1, patch)
+        else:
+            starts = np.random.default_rng(seed).integers(0, n_pos, size=int(n_patches))
+    else:
+        H, W = shape
+        r, c = np.meshgrid(np.arange(patch), np.arange(patch), indexing="ij")
+        offsets = (r * W + c).ravel()
+        if n_patches is None:
+            rr, cc = np.meshgrid(np.arange(0, H - patch + 1, patch),
+                                 np.arange(0, W - patch + 1, patch), indexing="ij")
+        else:
+            rng = np.random.default_rng(seed)
+            rr = rng.integers(0, H - patch + 1, size=int(n_patches))
+            cc = rng.integers(0, W - patch + 1, size=int(n_patches))
+        starts = (rr * W + cc).ravel()
+    a, b = np.triu_indices(offsets.size, k=1)
+    members = starts[:, None] + offsets[None, :]
+    return np.stack([members[:, a].ravel(), members[:, b].ravel()], axis=1).astype(np.int64)
+
+
+def distant_pairs(grid_shape, n_pairs, seed=0, quadrant=None) -> np.ndarray:
+    """The paper's global pairs: samples far apart on the grid.
+
+    In 2D one sample is drawn from a ``quadrant x quadrant`` corner block and
+    the other from the opposite corner block (top-left with bottom-right or
+    top-right with bottom-left, chosen at random per pair); the paper uses 25
+    on a 64x64 image, the default here is ``round(25/64 * min(H, W))`` capped at
+    25. In 1D one sample comes from the first and one from the last
+    ``quadrant`` points (default ``round(25/64 * n)``).
+
+    Returns
+    -------
+    ndarray
+        ``(n_pairs, 2)`` int64 flat indices.
+
+    Examples
+    --------
+    >>> p = distant_pairs((64, 64), 5, seed=1)
+    >>> p.shape
+    (5, 2)
+    """
+    shape = _grid(grid_shape)
+    n_pairs = int(n_pairs)
+    if n_pairs < 0:
+        raise ValueError(f"n_pairs must be >= 0, got {n_pairs}")
+    rng = np.random.default_rng(seed)
+    if quadrant is None:
+        quadrant = max(1, int(round(25 / 64 * min(shape))))
+        if len(shape) == 2:
+            quadrant = min(quadrant, 25)
+    q = int(quadrant)
+    if q < 1 or 2 * q > min(shape):
+        raise ValueError(f"quadrant must be between 1 and half the smallest grid side "
+                         f"({min(shape) // 2}), got {q}")
+    if len(shape) == 1:
+        n = shape[0]
+        i = rng.integers(0, q, size=n_pairs)
+        j = rng.integers(n - q, n, size=n_pairs)
+        return np.stack([i, j], axis=1).astype(np.int64)
+    H, W = shape
+    r1, c1 = rng.integers(0, q, size=n_pairs), rng.integers(0, q, size=n_pairs)
+    r2, c2 = rng.integers(H - q, H, size=n_pairs), rng.integers(W - q, W, size=n_pairs)
+    flip = rng.random(n_pairs) < 0.5  # top-right with bottom-left instead
+    c1f = np.where(flip, W - 1 - c1, c1)
+    c2f = np.where(flip, W - 1 - c2, c2)
+    return np.stack([r1 * W + c1f, r2 * W + c2f], axis=1).astype(np.int64)
+
+
+# --------------------------------------------------------------------------- first-order change
+def interval_adjacency(n_regions) -> sp.csr_matrix:
+    """Adjacency of ``n_regions`` consecutive intervals (1D partitions):
+    region ``r`` touches ``r - 1`` and ``r + 1``."""
+    n = int(n_regions)
+    if n < 1:
+        raise ValueError(f"n_regions must be >= 1, got {n_regions!r}")
+    off = np.ones(max(n - 1, 0), dtype=bool)
+    return sp.diags([off, off], [-1, 1], shape=(n, n), format="csr", dtype=bool)
+
+
+def predicted_loss_change(model, inputs, targets, lr, groups, block=1024, factors=None) -> dict:
+    """First-order change of every sample's loss under one full-batch GD step.
+
+    One step ``theta <- theta - lr * grad(mean_j loss_j)`` changes ``loss_i`` by
+    ``-(lr / N) sum_j G_ij`` to first order. The sum is split by where ``j``
+    lies relative to ``i``.
+
+    Parameters
+    ----------
+    model, inputs, targets, factors
+        As in :func:`gram`.
+    lr : float
+        Step size.
+    groups : tuple
+        ``(region_id, region_adjacency)``: ``(N,)`` non-negative int region of
+        each sample and a scipy sparse (or dense) ``(R, R)`` boolean adjacency
+        of regions (its diagonal is ignored). ``region_adjacency=None`` means no
+        region has neighbours.
+    block : int
+        Rows of ``G`` computed at once (memory ``O(block * (N + R))``).
+
+    Returns
+    -------
+    dict of ndarray
+        ``(N,)`` float64 arrays ``'self'`` (``j = i``), ``'same_region'``
+        (``j != i`` in ``i``'s region), ``'neighbour_region'`` (``j`` in a region
+        adjacent to ``i``'s), ``'far'`` (the rest) and ``'total'`` (their sum,
+        ``-(lr/N) (G 1)_i``), each already multiplied by ``-(lr / N)``.
+    """
+    deltas, acts = _factors(model, inputs, targets, factors)
+    n = deltas[0].shape[0]
+    if not (np.isscalar(lr) and np.isfinite(lr)):
+        raise ValueError(f"lr must be a finite number, got {lr!r}")
+    try:
+        region_id, adjacency = groups
+    except (TypeError, ValueError):
+        raise ValueError("groups must be a pair (region_id (N,) int, region_adjacency (R, R) "
+                         "sparse bool or None)") from None
+    rid = np.asarray(region_id)
+    if rid.shape != (n,) or not np.issubdtype(rid.dtype, np.integer):
+        raise ValueError(f"region_id must be an (N,) = ({n},) integer array, got shape "
+                         f"{rid.shape} dtype {rid.dtype}")
+    if n and rid.min() < 0:
+        raise ValueError("region_id has negative entries (samples outside every region); "
+                         "give every sample a region")
+    R = int(rid.max()) + 1 if n else 0
+    if adjacency is None:
+        adj = sp.csr_matrix((R, R), dtype=np.float64)
+    else:
+        adj = sp.csr_matrix(adjacency, dtype=np.float64)
+        if adj.shape[0] != adj.shape[1] or adj.shape[0] < R:
+            raise ValueError(f"region_adjacency must be square (R, R) with R >= max(region_id)+1 "
+                             f"= {R}, got shape {adj.shape}")
+        R = adj.shape[0]
+        adj = (adj != 0).astype(np.float64)
+        adj.setdiag(0.0)
+        adj.eliminate_zeros()
+    member = sp.csr_matrix((np.ones(n), (np.arange(n), rid)), shape=(n, R))
+    diag = sum((d * d).sum(1) * ((a * a).sum(1) + 1.0) for d, a in zip(deltas, acts))
+    out = {k: np.zeros(n) for k in ("self", "same_region", "neighbour_region", "far", "total")}
+    cols = np.arange(n)
+    for s in range(0, n, int(block)):
+        rows = np.arange(s, min(n, s + int(block)))
+        G = _block(deltas, acts, rows, cols)                  # (B, N)
+        S = np.asarray((member.T @ G.T).T)                    # (B, R): sum of G_ij over j in r
+        total = G.sum(axis=1)
+        same = S[np.arange(rows.size), rid[rows]] - diag[rows]
+        nbr = np.asarray(adj[rid[rows]].multiply(S).sum(axis=1)).ravel()
+        out["total"][rows] = total
+        out["self"][rows] = diag[rows]
+        out["same_region"][rows] = same
+        out["neighbour_region"][rows] = nbr
+        out["far"][rows] = total - diag[rows] - same - nbr
+    scale = -float(lr) / n
+    return {k: v * scale for k, v in out.items()}
