@@ -63,7 +63,7 @@ def pattern_colors(packed, alpha=1.0):
     """RGBA colour per row of packed activation bits (a stable hash of the bits).
 
     Hue is uniform over the circle; saturation and value stay in a band
-    (0.30-0.65, 0.82-0.98) so every colour is light enough for black edges and
+    (0.22-0.55, 0.86-0.99) so every colour is light enough for black edges and
     a black decision boundary to read on top, and no colour is grey.
 
     Returns
@@ -72,7 +72,7 @@ def pattern_colors(packed, alpha=1.0):
     """
     h = pattern_hash(packed)
     unit = lambda shift: ((h >> np.uint64(shift)) & np.uint64(0xFFFF)).astype(np.float64) / 65535.0
-    hsv = np.stack([unit(0), 0.30 + 0.35 * unit(16), 0.82 + 0.16 * unit(32)], axis=1)
+    hsv = np.stack([unit(0), 0.22 + 0.33 * unit(16), 0.86 + 0.13 * unit(32)], axis=1)
     rgba = np.empty((h.shape[0], 4))
     rgba[:, :3] = hsv_to_rgb(hsv)
     rgba[:, 3] = alpha

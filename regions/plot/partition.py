@@ -69,7 +69,9 @@ def _resolve_colors(p, color, cmap, norm, output):
     if norm is None:
         finite = values[np.isfinite(values)]
         if key in ("area", "inradius", "length") and finite.size and finite.min() > 0:
-            norm = LogNorm(finite.min(), finite.max())   # sizes span decades
+            # sizes span decades; slivers at the tolerance would stretch the scale to
+            # 1e-16, so the scale starts at the 2nd percentile (the colour bar says so)
+            norm = LogNorm(max(finite.min(), np.quantile(finite, 0.02)), finite.max())
         elif key == "output":
             norm = CenteredNorm(0.0)                      # sign of the output matters
         else:
@@ -162,7 +164,12 @@ def _partition_2d(p, ax, color, points, level_set, edgecolor, linewidth, cmap, c
     n = len(p)
     faces, values, cmap, norm, label = _resolve_colors(p, color, cmap, norm, output)
     lw = _auto_linewidth(n) if linewidth is None else linewidth
-    ec = (0.08, 0.08, 0.10, 0.85) if edgecolor is None else edgecolor
+    if edgecolor is not None:
+        ec = edgecolor
+    elif faces is not None or n <= 2000:
+        ec = (0.08, 0.08, 0.10, 0.85)
+    else:   # many regions coloured by value: faint edges, or they hide the values
+        ec = (0.08, 0.08, 0.10, 0.25)
     pc = PolyCollection(_polygons(p), closed=True, edgecolors=ec, linewidths=lw,
                         antialiaseds=True)
     if faces is not None:
@@ -181,7 +188,9 @@ def _partition_2d(p, ax, color, points, level_set, edgecolor, linewidth, cmap, c
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
     if faces is None and colorbar:
-        ax.figure.colorbar(pc, ax=ax, label=label, shrink=0.85)
+        below = values is not None and np.nanmin(values) < norm.vmin
+        ax.figure.colorbar(pc, ax=ax, label=label, shrink=0.85,
+                           extend="min" if below else "neither")
     if points is not None:
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         kw = dict(s=6 if len(pts) < 2000 else 1.5, c="k", linewidths=0, zorder=3)
