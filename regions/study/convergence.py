@@ -278,8 +278,9 @@ def residual_energy(residuals, grid_shape, bands=None, targets=None, chunk_value
         power = (spec.real ** 2 + spec.imag ** 2).sum(axis=-1).reshape(k, N)
         return power @ masks.T
 
-    ref = band_energy((Y - Y.mean(axis=0))[None])[0]
-    total = ref.sum()
+    Yc = Y - Y.mean(axis=0)
+    ref = band_energy(Yc[None])[0]
+    total = N * float((Yc * Yc).sum())  # Parseval: all bins of the target spectrum
     floor = 1e-12 * total if total > 0 else 0.0
     step = max(1, int(chunk_values) // max(1, N * Y.shape[1]))
     out = np.empty((res.shape[0], b.shape[0]))
