@@ -223,7 +223,7 @@ def _enumerate(args):
     try:
         p = partition(network, domain, max_regions=args.max_regions, progress=progress)
     except TooManyRegions as e:
-        raise UsageError(f"too many regions: {e} (raise --max-regions or shrink --domain)") from None
+        raise UsageError(f"too many regions for --max-regions {args.max_regions}: {e}") from None
     except ValueError as e:
         raise UsageError(str(e)) from None
     seconds = time.perf_counter() - t0
