@@ -76,6 +76,7 @@ def _resolve_colors(p, color, cmap, norm, output):
             norm = CenteredNorm(0.0)                      # sign of the output matters
         else:
             norm = Normalize()
+        norm.autoscale_None(values[np.isfinite(values)])
     return None, values, cmap, norm, label
 
 
@@ -159,7 +160,8 @@ def partition(p, ax=None, color="pattern", points=None, level_set=None, edgecolo
 def _partition_2d(p, ax, color, points, level_set, edgecolor, linewidth, cmap, colorbar,
                   output, norm, title, points_kw):
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.4, 5.6) if (color != "pattern" and colorbar) else (5.6, 5.6),
+        by_value = not (isinstance(color, str) and color == "pattern")
+        _, ax = plt.subplots(figsize=(6.4, 5.6) if (by_value and colorbar) else (5.6, 5.6),
                              layout="constrained")
     n = len(p)
     faces, values, cmap, norm, label = _resolve_colors(p, color, cmap, norm, output)

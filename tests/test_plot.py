@@ -1,0 +1,224 @@
+"""Figures come from real partitions and carry the artists the pictures depend on.
+
+The pictures themselves are judged by eye (see docs/figures); these tests pin
+the structure: one PolyCollection with a path per region, pattern colours that
+follow the pattern and not the partition, a LineCollection for the level set,
+colour bars for value colourings, and files that open.
+"""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+import torch
+import matplotlib.pyplot as plt
+from matplotlib.collections import LineCollection, PathCollection, PolyCollection, QuadMesh
+
+import regions
+import regions.plot as rp
+from regions.plot.colors import pattern_colors
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def mlp(widths, seed=0):
+    torch.manual_seed(seed)
+    layers = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(torch.nn.Linear(a, b))
+        if i < len(widths) - 2:
+            layers.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*layers).double()
+
+
+@pytest.fixture(scope="module")
+def p2():
+    return regions.partition(mlp([2, 12, 12, 1]), ((-2, 2), (-2, 2)))
+
+
+@pytest.fixture(scope="module")
+def p1():
+    return regions.partition(mlp([1, 16, 16, 1], seed=1), (-2.0, 2.0))
+
+
+def sampled_patterns(network, points):
+    try:
+        return regions.sampled_patterns(network, points)
+    except (ImportError, AttributeError):  # until regions.sampling lands
+        _, pid = np.unique(network.patterns(points), axis=0, return_inverse=True)
+        return int(pid.max()) + 1, pid.ravel()
+
+
+def collection(ax, cls, gid):
+    found = [c for c in ax.collections if isinstance(c, cls) and c.get_gid() == gid]
+    assert len(found) == 1, f"expected one {cls.__name__} {gid!r}, found {len(found)}"
+    return found[0]
+
+
+def patterns_as_keys(p):
+    return [row.tobytes() for row in np.asarray(p.packed_patterns)]
+
+
+def test_2d_regions_are_one_polycollection_with_a_path_per_region(p2):
+    ax = rp.partition(p2)
+    pc = collection(ax, PolyCollection, "regions")
+    assert len(pc.get_paths()) == len(p2)
+    assert ax.get_aspect() == 1.0
+    assert ax.get_xlim() == (-2.0, 2.0) and ax.get_ylim() == (-2.0, 2.0)
+    np.testing.assert_allclose(pc.get_facecolors(), pattern_colors(p2.packed_patterns))
+    # each path holds its region's vertices (counter-clockwise CSR faces)
+    r = len(p2) // 2
+    verts = p2.vertices[p2.face_vertices[p2.face_offsets[r]:p2.face_offsets[r + 1]]]
+    np.testing.assert_allclose(pc.get_paths()[r].vertices[:len(verts)], verts)
+    # the figure is reachable for `--plot FILE`
+    assert ax.figure is not None and len(ax.figure.axes) == 1
+
+
+def test_pattern_colour_is_stable_across_partitions():
+    # the same network over two overlapping domains, and a slightly trained copy:
+    # a pattern present in both gets the same RGBA in both pictures
+    net = mlp([2, 10, 10, 1], seed=3)
+    a = regions.partition(net, ((-2, 2), (-2, 2)))
+    b = regions.partition(net, ((-1, 3), (-1, 1)))
+    moved = mlp([2, 10, 10, 1], seed=3)
+    with torch.no_grad():
+        for prm in moved.parameters():
+            prm.add_(0.01 * torch.randn_like(prm))
+    c = regions.partition(moved, ((-2, 2), (-2, 2)))
+    colours = {}
+    for p in (a, b, c):
+        pc = collection(rp.partition(p), PolyCollection, "regions")
+        for key, rgba in zip(patterns_as_keys(p), pc.get_facecolors()):
+            colours.setdefault(key, []).append(tuple(rgba))
+    shared = [v for v in colours.values() if len(v) > 1]
+    assert len(shared) >= 10
+    assert all(len(set(v)) == 1 for v in shared)
+    # and different patterns get different colours (no collisions among these)
+    distinct = {v[0] for v in colours.values()}
+    assert len(distinct) == len(colours)
+
+
+def test_level_set_points_and_value_colouring(p2):
+    pts = np.random.default_rng(0).uniform(-2, 2, (50, 2))
+    A, c = p2.affine
+    centre_values = np.einsum("rd,rd->r", A[:, 0], p2.centroids) + c[:, 0]
+    level = float(np.median(centre_values))     # a level the output crosses
+    ax = rp.partition(p2, color="output", level_set=level, points=pts)
+    lc = collection(ax, LineCollection, "level_set")
+    segs = p2.level_set(level)
+    assert len(lc.get_segments()) == len(segs) > 0
+    np.testing.assert_allclose(np.asarray(lc.get_segments()), segs)
+    scatter = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert len(scatter) == 1 and scatter[0].get_offsets().shape == (50, 2)
+    pc = collection(ax, PolyCollection, "regions")
+    np.testing.assert_allclose(pc.get_array(), centre_values)
+    assert len(ax.figure.axes) == 2            # the colour bar
+    assert pc.norm.vmin == -pc.norm.vmax       # centred at zero
+
+
+@pytest.mark.parametrize("what", ["area", "inradius", "slope"])
+def test_named_values_get_a_colour_bar(p2, what):
+    ax = rp.partition(p2, color=what)
+    pc = collection(ax, PolyCollection, "regions")
+    assert pc.get_array().shape == (len(p2),)
+    assert len(ax.figure.axes) == 2
+
+
+def test_array_colouring_checks_its_length(p2):
+    ax = rp.partition(p2, color=np.arange(len(p2)), colorbar=False)
+    np.testing.assert_array_equal(collection(ax, PolyCollection, "regions").get_array(),
+                                  np.arange(len(p2)))
+    with pytest.raises(ValueError, match="one value per region"):
+        rp.partition(p2, color=np.arange(len(p2) + 1))
+    with pytest.raises(ValueError, match="unknown region value"):
+        rp.partition(p2, color="beauty")
+
+
+def test_1d_pieces_output_and_signal(p1):
+    t = np.linspace(-2, 2, 64)
+    ax = rp.partition(p1, signal=(t, np.sin(t)), level_set=0.0)
+    pc = collection(ax, PolyCollection, "pieces")
+    assert len(pc.get_paths()) == len(p1)
+    np.testing.assert_allclose(pc.get_facecolors()[:, :3], pattern_colors(p1.packed_patterns)[:, :3])
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "network output" in labels and "signal" in labels
+    # the drawn output is the network's output (exact at the breakpoints)
+    out = next(l for l in ax.get_lines() if l.get_label() == "network output")
+    x, y = out.get_data()
+    want = p1.network.forward(p1.domain.to_input(x))[:, 0]
+    np.testing.assert_allclose(y, want)
+    assert set(p1.breakpoints) <= set(x)
+
+
+def test_density_map_is_one_over_the_area_of_the_region_at_each_point(p2):
+    ax = rp.density_map(p2, resolution=40)
+    mesh = [c for c in ax.collections if isinstance(c, QuadMesh)]
+    assert len(mesh) == 1 and ax.get_aspect() == 1.0
+    dens = np.asarray(mesh[0].get_array()).reshape(40, 40)
+    centres = np.linspace(-2, 2, 41)[:-1] + 0.05
+    gx, gy = np.meshgrid(centres, centres)
+    r = p2.locate(np.column_stack([gx.ravel(), gy.ravel()]))
+    np.testing.assert_allclose(dens.ravel(), 1.0 / p2.measure[r])
+    ax1 = rp.density_map(regions.partition(mlp([1, 8, 1]), (0.0, 1.0)))
+    assert ax1.get_yscale() == "log"
+
+
+def test_region_sizes_exact_beside_sampled(p2):
+    g = np.linspace(-2, 2, 40)
+    pts = np.column_stack([a.ravel() for a in np.meshgrid(g, g)])
+    count, pattern_id = sampled_patterns(p2.network, pts)
+    axes = rp.region_sizes(p2, sampled=(count, pattern_id))
+    assert len(axes) == 2
+    exact_bars, sampled_bars = axes[0].patches, [b for b in axes[1].patches if b.get_fill()]
+    assert sum(b.get_height() for b in exact_bars) == len(p2)
+    assert sum(b.get_height() for b in sampled_bars) == count
+    assert f"{len(p2):,} regions" in axes[0].get_title()
+    assert "lower bound" in axes[1].get_title()
+
+
+def test_region_count_over_training():
+    ax = rp.region_count({"raw": {0: 100, 10: 150, 20: 180}, "PE": ([0, 10, 20], [400, 500, 520])},
+                         sampled={"raw": {0: 90, 10: 120, 20: 140}})
+    lines = ax.get_lines()
+    assert len(lines) == 3
+    np.testing.assert_array_equal(lines[1].get_ydata(), [90, 120, 140])
+    assert ax.get_xlabel() == "epoch"
+
+
+def test_coupling_figures():
+    rng = np.random.default_rng(0)
+    n = 500
+    area = rng.lognormal(-6, 1.5, n)
+    speed = 100 + 30 * np.log(area) + rng.normal(0, 10, n)
+    axes = rp.speed_vs_feature({"region area": area, "occupancy": rng.integers(1, 9, n)}, speed,
+                               censored=rng.random(n) < 0.05)
+    assert len(axes) == 2 and "Spearman" in axes[0].get_title()
+    assert axes[0].get_xscale() == "log"
+    energy = np.clip(np.linspace(1, 0, 20)[:, None] ** (1 / np.arange(1, 15)), 0, 1)
+    axes = rp.residual_energy({"raw": energy, "PE L=5": energy ** 3}, epochs=np.arange(0, 200, 10),
+                              bands=np.arange(5, 75, 5))
+    assert len(axes) == 2 and all(any(isinstance(c, QuadMesh) for c in a.collections) for a in axes)
+    axes = rp.residual_energy(energy, kind="lines")
+    assert len(axes[0].get_lines()) == 14
+    ax = rp.confusion_densities(rng.uniform(-1, 1, 300), rng.normal(0, 0.2, 300))
+    assert any("below -0.5" in t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_animation_writes_a_gif_with_a_frame_per_checkpoint(tmp_path):
+    from PIL import Image
+
+    net = mlp([2, 8, 8, 1])
+    parts = {}
+    for epoch in (0, 1, 2):
+        parts[epoch] = regions.partition(net, ((-2, 2), (-2, 2)))
+        with torch.no_grad():
+            for prm in net.parameters():
+                prm.add_(0.05 * torch.randn_like(prm))
+    path = rp.animate(parts, tmp_path / "walk.gif", dpi=40, level_set=0.0)
+    with Image.open(path) as gif:
+        assert gif.n_frames == 3
