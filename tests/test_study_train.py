@@ -236,3 +236,15 @@ def test_residual_energy_from_run():
     epochs2, E2, _ = residual_energy_from_run(run2)
     assert epochs2.tolist() == list(range(7))
     assert np.allclose(E2[[0, 6]], E[[0, 2]], rtol=1e-5)
+
+
+def test_run_pickles_and_threads_are_restored():
+    import pickle
+    before = torch.get_num_threads()
+    run = train(random_image(4, channels=1), TrainConfig(encoding=2, **SMALL), progress=False,
+                threads=1)
+    assert torch.get_num_threads() == before
+    back = pickle.loads(pickle.dumps(run))  # runs travel through process executors
+    assert np.array_equal(back.predictions_at(6), run.predictions_at(6))
+    with pytest.raises(ValueError, match="threads"):
+        train(random_image(4, channels=1), TrainConfig(**SMALL), threads=0)
