@@ -285,21 +285,28 @@ def _study(args):
         except ValueError:
             raise UsageError(f"bad --seeds {args.seeds!r}: expected integers separated by "
                              "commas, e.g. 0,1,2") from None
-    if args.workers < 1:
-        raise UsageError(f"bad --workers {args.workers}: must be >= 1")
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
-    executor = None
-    if args.workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
+    executor = None                          # the study's default: 2 local processes
+    if args.workers is not None:
+        if args.workers < 1:
+            raise UsageError(f"bad --workers {args.workers}: must be >= 1")
+        if args.workers == 1:
+            from .study.study import SerialExecutor
 
-        executor = ProcessPoolExecutor(max_workers=args.workers)
+            executor = SerialExecutor()
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            executor = ProcessPoolExecutor(max_workers=args.workers,
+                                           mp_context=multiprocessing.get_context("spawn"))
     try:
         result = run_study(preset=args.preset, out_dir=args.out, executor=executor,
                            progress=progress, seeds=seeds)
     except ValueError as e:
         raise UsageError(str(e)) from None
     finally:
-        if executor is not None:
+        if executor is not None and hasattr(executor, "shutdown"):
             executor.shutdown()
     if result is not None:
         print(f"report: {result}")
@@ -334,11 +341,12 @@ def build_parser():
 
     s = sub.add_parser("study", help="train networks and couple regions to training speed",
                        description="Run the study and write its report.")
-    s.add_argument("--preset", choices=["quick", "paper"], default="quick",
-                   help="quick (minutes) or paper (hours); default quick")
+    s.add_argument("--preset", default="quick",
+                   help="quick (minutes, the default), paper (hours) or tiny (a smoke test)")
     s.add_argument("--out", default="report", metavar="DIR", help="report folder (default: report)")
-    s.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="processes to run runs in parallel (default 1)")
+    s.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes that run the training jobs (default 2; 1 runs them "
+                        "in this process)")
     s.add_argument("--seeds", metavar="LIST", help="seeds to run, e.g. 0,1,2 (default: the preset's)")
     s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress output on stderr (default: when stderr is a terminal)")

@@ -176,19 +176,27 @@ def test_study_passes_options(monkeypatch, capsys, tmp_path):
     def fake_run_study(preset, out_dir, executor, progress, seeds):
         seen.update(preset=preset, out_dir=out_dir, executor=executor, progress=progress,
                     seeds=seeds)
-        return out_dir
+        return str(tmp_path / "r" / "report.md")
 
-    monkeypatch.setattr(regions.study, "run_study", fake_run_study, raising=False)
+    monkeypatch.setattr(regions.study, "run_study", fake_run_study)
     code, out, _ = _run(capsys, "study", "--out", str(tmp_path / "r"), "--seeds", "0,2",
                         "--no-progress")
-    assert code == 0
+    assert code == 0 and "report.md" in out
     assert seen == dict(preset="quick", out_dir=str(tmp_path / "r"), executor=None,
                         progress=False, seeds=[0, 2])
+    code, _, _ = _run(capsys, "study", "--preset", "paper", "--workers", "1")
+    assert code == 0 and seen["preset"] == "paper" and seen["seeds"] is None
+    assert seen["executor"].submit(sum, [1, 2]).result() == 3      # runs in this process
     code, _, err = _run(capsys, "study", "--seeds", "x")
     assert code == 2 and "bad --seeds 'x'" in err
-    with pytest.raises(SystemExit) as e:
-        main(["study", "--preset", "huge"])
-    assert e.value.code == 2
+    code, _, err = _run(capsys, "study", "--workers", "0")
+    assert code == 2 and "bad --workers 0" in err
+
+
+def test_study_unknown_preset_exits_2(capsys, tmp_path):
+    code, _, err = _run(capsys, "study", "--preset", "huge", "--out", str(tmp_path / "r"))
+    assert code == 2 and "huge" in err and "quick" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_console_entry_point_exit_code(tmp_path):
