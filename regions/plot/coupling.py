@@ -239,7 +239,9 @@ def confusion_densities(neighbour, distant=None, ax=None, bins=60, threshold=-0.
                 label=f"{label}: {share:.0%} below {threshold:g}")
     ax.axvline(threshold, color="0.3", ls=":", lw=1)
     ax.set_xlim(-1, 1)
+    ax.set_xticks([-1, -0.5, 0, 0.5, 1])          # no crowding between side-by-side panels
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.3)         # headroom for the legend
     ax.set_xlabel("gradient cosine")
     ax.set_ylabel("density")
-    ax.legend(fontsize="small", loc="upper center")
+    ax.legend(fontsize="small", loc="upper center", framealpha=0.9)
     return ax

@@ -260,7 +260,7 @@ def _partition_1d(p, ax, color, signal, level_set, cmap, colorbar, output, norm,
     ax.set_xlim(lo, hi)
     ax.set_ylabel("output" if p.network.output_dim == 1 else f"output {output}")
     if len(ax.get_legend_handles_labels()[0]) > 1:
-        ax.legend(loc="upper right", fontsize="small", framealpha=0.85)
+        ax.legend(loc="best", fontsize="small", framealpha=0.85)
     if values is not None and colorbar:
         from matplotlib.cm import ScalarMappable
         ax.figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=label, pad=0.01)
