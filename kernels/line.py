@@ -1,0 +1,271 @@
+"""Numba kernels of the raw 1D engine (see regions/partition1d.py).
+
+Representation: the interval is cut into pieces by sorted points
+``t[0] = lo < t[1] < ... < t[P-1] = hi``. Before layer ``l`` is cut, every
+piece has one activation pattern for the layers below ``l``, so the
+pre-activation ``z_l`` is affine on every piece and continuous, and its values
+``Z[p, :]`` at the points determine it (linear interpolation is exact).
+
+Tolerance: ``|Z[p, k]| <= tol[k]`` (``tol[k] = 1e-10 * max_p |Z[p, k]|``)
+counts as zero: the point lies on neuron ``k``'s breakpoint. A piece is cut by
+neuron ``k`` only where its two ends have strictly opposite signs.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+REL_TOL = 1e-10
+
+
+@njit(cache=True)
+def neuron_tolerance(Z, rel):
+    """``tol[k] = rel * max_p |Z[p, k]|``."""
+    P, n = Z.shape
+    tol = np.zeros(n)
+    for p in range(P):
+        for k in range(n):
+            a = abs(Z[p, k])
+            if a > tol[k]:
+                tol[k] = a
+    for k in range(n):
+        tol[k] *= rel
+    return tol
+
+
+@njit(cache=True, parallel=True)
+def count_crossings(Z, tol):
+    """Number of neurons whose sign is strictly opposite at the two ends of each piece."""
+    P, n = Z.shape
+    counts = np.zeros(max(P - 1, 0), dtype=np.int64)
+    for i in prange(P - 1):
+        c = 0
+        for k in range(n):
+            a = Z[i, k]
+            b = Z[i + 1, k]
+            if (a > tol[k] and b < -tol[k]) or (a < -tol[k] and b > tol[k]):
+                c += 1
+        counts[i] = c
+    return counts
+
+
+@njit(cache=True, parallel=True)
+def cut_layer(t, Z, tol):
+    """Cut every piece at the sign changes of every neuron of the current layer.
+
+    Parameters
+    ----------
+    t : (P,) float64, sorted points (ends included).
+    Z : (P, n) float64, the layer's pre-activations at the points.
+    tol : (n,) float64, per-neuron zero tolerance.
+
+    Returns
+    -------
+    new_t : (P',) float64, new_Z : (P', n) float64 (values at the new points,
+    interpolated; the crossing neuron's own value is set to exactly 0),
+    parent : (P'-1,) int64, the old piece holding each new piece.
+
+    Pieces are processed independently (in parallel; the result does not
+    depend on the number of threads). Within one piece the crossings are
+    taken in increasing ``t`` (ties by neuron index). A crossing of neuron
+    ``k`` is merged into the last point written when ``|z_k|`` there is
+    already within ``tol[k]`` (that point lies on ``k``'s breakpoint to within
+    the tolerance), or when rounding puts it at or before that point (then
+    ``z_k`` of that point is set to 0), or at or after the piece's right end
+    (then ``z_k`` of the right end is set to 0). No piece of the result has
+    strictly opposite signs of one neuron at its two ends.
+    """
+    P, n = Z.shape
+    counts = count_crossings(Z, tol)
+    slots = np.empty(P, dtype=np.int64)   # first crossing slot of each piece
+    s0 = 0
+    for i in range(P - 1):
+        slots[i] = s0
+        s0 += counts[i]
+    slots[P - 1] = s0
+    acc_s = np.empty(s0)                       # accepted crossings, in order
+    acc_k = np.empty(s0, dtype=np.int64)
+    req_p = np.full(s0, -3, dtype=np.int64)    # zero requests: local point (0 = left, -2 = right end)
+    req_k = np.empty(s0, dtype=np.int64)
+    used = np.ones(P, dtype=np.int64)          # points owned by each piece (left point + new)
+    for i in prange(P - 1):
+        m = counts[i]
+        if m == 0:
+            continue
+        base = slots[i]
+        tl = t[i]
+        tr = t[i + 1]
+        buf_s = np.empty(m)
+        buf_k = np.empty(m, dtype=np.int64)
+        j = 0
+        for k in range(n):
+            a = Z[i, k]
+            b = Z[i + 1, k]
+            if (a > tol[k] and b < -tol[k]) or (a < -tol[k] and b > tol[k]):
+                buf_s[j] = a / (a - b)
+                buf_k[j] = k
+                j += 1
+        order = np.argsort(buf_s, kind="mergesort")
+        last_s = 0.0
+        last_t = tl
+        last_r = 0          # local index of the last point (0 = the left end)
+        na = 0
+        nr = 0
+        for jj in range(m):
+            j = order[jj]
+            k = buf_k[j]
+            if last_r == 0:
+                v = Z[i, k]
+            else:
+                v = (1.0 - last_s) * Z[i, k] + last_s * Z[i + 1, k]
+            if abs(v) <= tol[k]:
+                continue
+            s = buf_s[j]
+            tn = tl + s * (tr - tl)
+            if tn <= last_t:
+                req_p[base + nr] = last_r
+                req_k[base + nr] = k
+                nr += 1
+                continue
+            if tn >= tr:
+                req_p[base + nr] = -2
+                req_k[base + nr] = k
+                nr += 1
+                continue
+            acc_s[base + na] = s
+            acc_k[base + na] = k
+            na += 1
+            last_s = s
+            last_t = tn
+            last_r = na
+        used[i] = 1 + na
+    dest = np.empty(P, dtype=np.int64)
+    d = 0
+    for i in range(P):
+        dest[i] = d
+        d += used[i]
+    new_t = np.empty(d)
+    new_Z = np.empty((d, n))
+    parent = np.empty(d - 1, dtype=np.int64)
+    for i in prange(P):
+        o = dest[i]
+        new_t[o] = t[i]
+        new_Z[o, :] = Z[i, :]
+        if i == P - 1:
+            continue
+        parent[o] = i
+        base = slots[i]
+        tl = t[i]
+        tr = t[i + 1]
+        for r in range(used[i] - 1):
+            s = acc_s[base + r]
+            q = o + 1 + r
+            new_t[q] = tl + s * (tr - tl)
+            for kk in range(n):
+                new_Z[q, kk] = (1.0 - s) * Z[i, kk] + s * Z[i + 1, kk]
+            new_Z[q, acc_k[base + r]] = 0.0
+            parent[q] = i
+        for r in range(counts[i]):
+            lp = req_p[base + r]
+            if lp == -3:
+                break
+            if lp >= 0:
+                new_Z[o + lp, req_k[base + r]] = 0.0
+    # merges into a right end touch the next piece's left point: apply serially
+    for i in range(P - 1):
+        base = slots[i]
+        for r in range(counts[i]):
+            if req_p[base + r] == -3:
+                break
+            if req_p[base + r] == -2:
+                new_Z[dest[i + 1], req_k[base + r]] = 0.0
+    return new_t, new_Z, parent
+
+
+@njit(cache=True, parallel=True)
+def piece_states(Z, tol):
+    """``on[j, k]``: neuron ``k`` is on (``z > 0``) on piece ``j``.
+
+    A piece has no strictly opposite signs at its ends (see :func:`cut_layer`),
+    so it is on iff one end is strictly positive; a neuron within the
+    tolerance at both ends (zero on the piece) is off.
+    """
+    P, n = Z.shape
+    on = np.zeros((max(P - 1, 0), n), dtype=np.bool_)
+    for j in prange(P - 1):
+        for k in range(n):
+            on[j, k] = Z[j, k] > tol[k] or Z[j + 1, k] > tol[k]
+    return on
+
+
+@njit(cache=True, parallel=True)
+def gather_rows(packed, parent):
+    """``packed[parent]`` for a 2D uint64 array (inherit the bits of the parent piece)."""
+    m = parent.shape[0]
+    w = packed.shape[1]
+    out = np.empty((m, w), dtype=np.uint64)
+    for j in prange(m):
+        p = parent[j]
+        for c in range(w):
+            out[j, c] = packed[p, c]
+    return out
+
+
+@njit(cache=True, parallel=True)
+def set_bits(packed, on, offset):
+    """Write the bool columns ``on`` into bits ``offset ..`` of ``packed`` (in place)."""
+    m, n = on.shape
+    one = np.uint64(1)
+    for j in prange(m):
+        for k in range(n):
+            if on[j, k]:
+                b = offset + k
+                packed[j, b // 64] |= one << np.uint64(b % 64)
+
+
+@njit(cache=True)
+def activate(Z, slope):
+    """ReLU / LeakyReLU of ``Z``."""
+    P, n = Z.shape
+    out = np.empty((P, n))
+    for p in range(P):
+        for k in range(n):
+            z = Z[p, k]
+            out[p, k] = z if z > 0.0 else slope * z
+    return out
+
+
+@njit(cache=True, parallel=True)
+def activate_live(Z, slope):
+    """Activations of the columns that are not zero at every point.
+
+    Returns ``(a, live)``: ``a`` ``(P, m)`` holds ReLU / LeakyReLU of the
+    ``m`` live columns ``live`` (int64). With ReLU a neuron that is off at
+    every point contributes nothing to the next layer, so the next product
+    only needs the live columns (with a LeakyReLU every column is live).
+    """
+    P, n = Z.shape
+    alive = np.zeros(n, dtype=np.bool_)
+    if slope != 0.0:
+        alive[:] = True
+    else:
+        for p in range(P):
+            for k in range(n):
+                if Z[p, k] > 0.0:
+                    alive[k] = True
+    m = 0
+    for k in range(n):
+        if alive[k]:
+            m += 1
+    live = np.empty(m, dtype=np.int64)
+    j = 0
+    for k in range(n):
+        if alive[k]:
+            live[j] = k
+            j += 1
+    out = np.empty((P, m))
+    for p in prange(P):
+        for j in range(m):
+            z = Z[p, live[j]]
+            out[p, j] = z if z > 0.0 else slope * z
+    return out, live

@@ -1,0 +1,244 @@
+"""Exact partition of an interval (or a segment through any input space) into
+the linear pieces of a raw-coordinate ReLU / LeakyReLU MLP.
+
+Method (kernels in :mod:`kernels.line`): the interval starts as one piece.
+Before layer ``l`` is cut, every piece has a fixed pattern for the layers
+below, so ``z_l`` is affine on each piece and continuous; its values at the
+points (breakpoints and ends) determine it. Layer ``l`` cuts each piece at the
+sign changes of each neuron, ``t = z(u) / (z(u) - z(v))``, the values of the
+new points are interpolated, and the next layer's values at every point are
+``act(Z) @ W.T + b``: one BLAS product per layer.
+
+Tolerance: a value with ``|z_k| <= 1e-10 * max over points |z_k|`` counts as
+zero (the point lies on neuron ``k``'s breakpoint). A neuron through an
+existing breakpoint therefore adds no point; duplicate neurons add one point;
+a neuron that is zero at a domain end never cuts there; crossings of one piece
+that fall within the tolerance of the point just written are merged into it
+(see :func:`kernels.line.cut_layer`). A neuron that is identically zero on a
+piece is off there (``z > 0`` is on).
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from .partition import Partition, unpack_patterns
+
+__all__ = ["Partition1D", "partition_1d", "line_pieces"]
+
+# pieces shorter than this fraction of the domain get their slope from the
+# weight chain instead of from the difference of the end values
+_SHORT = 1e-7
+
+
+def _too_many():
+    try:
+        from .api import TooManyRegions
+    except ImportError:  # the dispatcher is not there yet
+        TooManyRegions = _TooManyRegions
+    return TooManyRegions
+
+
+class _TooManyRegions(RuntimeError):
+    """Fallback used only while regions.api does not define TooManyRegions."""
+
+
+class Partition1D(Partition):
+    """Pieces of an interval in the domain's own coordinate.
+
+    Attributes (besides :class:`regions.partition.Partition`)
+    ----------------------------------------------------------
+    points : (n+1,) float64
+        ``lo``, the sorted interior breakpoints, ``hi``.
+    breakpoints : (n-1,) float64
+        Sorted interior breakpoints.
+    intervals : (n, 2) float64
+        ``[start, end]`` of every piece, in order.
+    """
+
+    dim = 1
+
+    def __init__(self, network, domain, points, packed_patterns, A, c, stats=None):
+        points = np.asarray(points, dtype=np.float64)
+        super().__init__(network, domain, packed_patterns, np.diff(points), A, c, stats)
+        self.points = points
+
+    @property
+    def breakpoints(self):
+        return self.points[1:-1]
+
+    @property
+    def intervals(self):
+        return np.column_stack([self.points[:-1], self.points[1:]])
+
+    @property
+    def midpoints(self):
+        return 0.5 * (self.points[:-1] + self.points[1:])
+
+    def locate(self, points):
+        """Piece index of each point (domain coordinate), ``-1`` outside ``[lo, hi]``.
+
+        A point exactly on a breakpoint belongs to the piece on its right
+        (the last piece holds ``hi``). Accepts ``(m,)`` or ``(m, 1)``.
+        """
+        u = np.asarray(points, dtype=np.float64)
+        if u.ndim == 2 and u.shape[1] == 1:
+            u = u[:, 0]
+        elif u.ndim == 0:
+            u = u[None]
+        elif u.ndim != 1:
+            raise ValueError(f"points must be shaped (m,) or (m, 1) for a 1D partition, got {u.shape}")
+        n = len(self)
+        idx = np.searchsorted(self.points, u, side="right") - 1
+        idx = np.minimum(idx, n - 1)
+        outside = ~((u >= self.points[0]) & (u <= self.points[-1]))
+        idx[outside] = -1
+        return idx.astype(np.int64)
+
+    def level_set(self, value=0.0, output=0):
+        """Points where output ``output`` equals ``value`` (sorted; whole pieces
+        on which the output is constantly ``value`` are reported by their ends)."""
+        A, c = self.affine
+        a = A[:, output, 0] if A.shape[2] == 1 else None
+        if a is None:
+            raise ValueError("level_set needs the affine map in the domain coordinate")
+        f0 = a * self.points[:-1] + c[:, output] - value
+        f1 = a * self.points[1:] + c[:, output] - value
+        out = []
+        cross = (np.sign(f0) * np.sign(f1) < 0) & (a != 0)
+        out.append(self.points[:-1][cross] - f0[cross] / a[cross])
+        out.append(self.points[:-1][f0 == 0])
+        out.append(self.points[1:][f1 == 0])
+        return np.unique(np.concatenate(out))
+
+
+def _show_progress(progress):
+    if progress is None:
+        return bool(getattr(sys.stderr, "isatty", lambda: False)())
+    return bool(progress)
+
+
+def line_pieces(net, lo, hi, max_regions=None, progress=None, desc="1D layers"):
+    """Core of the raw 1D engine on a 1-input :class:`Network`.
+
+    Returns ``(points, packed, Zout)``: the piece ends, the packed patterns and
+    the output values at the points.
+    """
+    from kernels import line as K
+
+    if net.weights[0].shape[1] != 1:
+        raise ValueError(f"line_pieces needs a 1-input network, got {net.weights[0].shape[1]} inputs")
+    n_hidden = net.n_hidden
+    words = max((n_hidden + 63) // 64, 1)
+    t = np.array([lo, hi], dtype=np.float64)
+    Z = t[:, None] * net.weights[0][:, 0][None, :] + net.biases[0][None, :]
+    packed = np.zeros((1, words), dtype=np.uint64)
+    offset = 0
+    n_layers = len(net.weights) - 1
+    bar = None
+    if _show_progress(progress) and n_layers > 0:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n_layers, desc=desc, unit="layer")
+    try:
+        for l in range(n_layers):
+            Z = np.ascontiguousarray(Z)
+            tol = K.neuron_tolerance(Z, K.REL_TOL)
+            t, Z, parent = K.cut_layer(t, Z, tol)
+            n_pieces = len(t) - 1
+            if max_regions is not None and n_pieces > max_regions:
+                raise _too_many()(
+                    f"the partition has at least {n_pieces} pieces after hidden layer {l + 1} "
+                    f"of {n_layers}, more than max_regions={max_regions}")
+            packed = K.gather_rows(packed, parent)
+            on = K.piece_states(Z, tol)
+            K.set_bits(packed, on, offset)
+            offset += Z.shape[1]
+            a, live = K.activate_live(Z, float(net.slopes[l]))
+            W = net.weights[l + 1]
+            if live.shape[0] < W.shape[1]:
+                W = W[:, live]      # neurons off at every point add nothing
+            Z = a @ W.T + net.biases[l + 1]
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(pieces=n_pieces)
+    finally:
+        if bar is not None:
+            bar.close()
+    return t, packed, Z
+
+
+def _exact_slopes(net, packed, idx):
+    """d(output)/du on pieces ``idx`` from the weight chain and their patterns."""
+    pats = unpack_patterns(packed[idx], net.n_hidden)
+    G = np.repeat(net.weights[0][:, 0][None, :], len(idx), axis=0)
+    start = 0
+    for l, W in enumerate(net.weights[1:]):
+        w = net.weights[l].shape[0]
+        D = np.where(pats[:, start:start + w], 1.0, net.slopes[l])
+        G = (G * D) @ W.T
+        start += w
+    return G  # (m, n_out)
+
+
+def affine_from_values(net, t, packed, Zout):
+    """Per-piece ``(A, c)`` with ``A`` ``(n, n_out, 1)`` from the output values at the ends.
+
+    The slope is the difference quotient, except on pieces shorter than
+    ``1e-7`` of the domain, where it comes from the weight chain (the quotient
+    would lose digits); ``c`` then makes the map pass through the left value.
+    """
+    dt = np.diff(t)
+    slope = (Zout[1:] - Zout[:-1]) / dt[:, None]
+    short = np.flatnonzero(dt < _SHORT * (t[-1] - t[0]))
+    if short.size:
+        slope[short] = _exact_slopes(net, packed, short)
+    c = Zout[:-1] - slope * t[:-1, None]
+    return slope[:, :, None], c
+
+
+def partition_1d(network, domain, max_regions=None, progress=None) -> Partition1D:
+    """Exact pieces of a raw-coordinate network over a 1D domain.
+
+    Parameters
+    ----------
+    network : regions.Network (no encoding)
+    domain : regions.Interval or regions.Segment (``domain.dim == 1``); for a
+        segment or any sliced interval the network is composed with
+        ``origin + basis @ u`` and the pieces are in the parameter ``u``.
+    max_regions : int or None
+        Raise ``regions.TooManyRegions`` as soon as a layer leaves more pieces.
+    progress : None, True or False
+        A tqdm bar over layers (None: only when stderr is a terminal).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regions.network import as_network
+    >>> from regions.domain import Interval
+    >>> net = as_network([(np.array([[1.0], [-1.0]]), np.array([0.0, 0.5])),
+    ...                   (np.array([[1.0, 1.0]]), np.array([0.0]))])
+    >>> p = partition_1d(net, Interval(-1, 1))
+    >>> p.breakpoints.tolist(), len(p)
+    ([0.0, 0.5], 3)
+    """
+    from .network import as_network
+    from .domain import Interval
+
+    net = as_network(network)
+    if net.encoding is not None:
+        raise ValueError("partition_1d takes a raw-coordinate network; for an encoded network "
+                         "use regions.encoded.partition_encoded_1d")
+    if not isinstance(domain, Interval) or domain.dim != 1:
+        raise ValueError(f"partition_1d needs a 1D domain (regions.Interval or regions.Segment), "
+                         f"got {domain!r}")
+    if domain.input_dim != net.input_dim:
+        raise ValueError(f"the domain lives in {domain.input_dim}-dimensional input space but the "
+                         f"network takes {net.input_dim} inputs (use regions.Segment to slice)")
+    work = net if domain.is_identity else net.sliced(domain.origin, domain.basis)
+    lo, hi = domain.bounds
+    t, packed, Zout = line_pieces(work, lo, hi, max_regions, progress)
+    A, c = affine_from_values(work, t, packed, Zout)
+    return Partition1D(net, domain, t, packed, A, c,
+                       stats={"pieces": len(t) - 1, "engine": "raw 1D"})
