@@ -55,20 +55,19 @@ def _sign(z, eps):
 def neuron_eps(Z, rtol):
     """``eps_k = rtol * max_v |Z[v, k]|`` per neuron."""
     V, n = Z.shape
-    out = np.zeros(n)
-    nchunk = 64
+    nchunk = 16
     part = np.zeros((nchunk, n))
     step = (V + nchunk - 1) // nchunk
     for c in prange(nchunk):
+        m = np.zeros(n)
         for v in range(c * step, min(V, (c + 1) * step)):
             for k in range(n):
-                a = abs(Z[v, k])
-                if a > part[c, k]:
-                    part[c, k] = a
+                m[k] = max(m[k], abs(Z[v, k]))
+        part[c] = m
+    out = np.zeros(n)
     for c in range(nchunk):
         for k in range(n):
-            if part[c, k] > out[k]:
-                out[k] = part[c, k]
+            out[k] = max(out[k], part[c, k])
     return out * rtol
 
 
@@ -89,10 +88,10 @@ def edge_crossings(edges, Z, eps):
         v = edges[e, 1]
         c = 0
         for k in range(n):
-            su = _sign(Z[u, k], eps[k])
-            sv = _sign(Z[v, k], eps[k])
-            if su * sv < 0:
-                c += 1
+            zu = Z[u, k]
+            zv = Z[v, k]
+            ek = eps[k]
+            c += ((zu > ek) & (zv < -ek)) | ((zu < -ek) & (zv > ek))
         count[e] = c
     cross_off = np.zeros(E + 1, dtype=np.int64)
     for e in range(E):
@@ -106,13 +105,14 @@ def edge_crossings(edges, Z, eps):
         u = edges[e, 0]
         v = edges[e, 1]
         j0 = cross_off[e]
+        if cross_off[e + 1] == j0:
+            continue
         j = j0
         for k in range(n):
-            su = _sign(Z[u, k], eps[k])
-            sv = _sign(Z[v, k], eps[k])
-            if su * sv < 0:
-                zu = Z[u, k]
-                zv = Z[v, k]
+            zu = Z[u, k]
+            zv = Z[v, k]
+            ek = eps[k]
+            if ((zu > ek) and (zv < -ek)) or ((zu < -ek) and (zv > ek)):
                 t = zu / (zu - zv)
                 # insertion sort by t (stable: ties keep neuron order)
                 i = j
@@ -176,46 +176,65 @@ def write_edge_vertices(P, edges, group_off, group_t, V_old, sub_off,
 
 
 @njit(cache=True)
-def _face_cutters(f, Z, eps, face_off, face_vtx, kbuf):
-    """Neurons cutting face ``f`` (a strictly + and a strictly - vertex) into kbuf; returns count."""
+def _face_signs(f, Z, eps, face_off, face_vtx, pos, neg):
+    """pos[k] / neg[k]: some vertex of face f is strictly above / below eps_k."""
     n = Z.shape[1]
-    c = 0
-    s0 = face_off[f]
-    s1 = face_off[f + 1]
     for k in range(n):
-        pos = False
-        neg = False
-        for s in range(s0, s1):
-            sg = _sign(Z[face_vtx[s], k], eps[k])
-            if sg > 0:
-                pos = True
-            elif sg < 0:
-                neg = True
-        if pos and neg:
-            kbuf[c] = k
-            c += 1
-    return c
+        pos[k] = False
+        neg[k] = False
+    for s in range(face_off[f], face_off[f + 1]):
+        v = face_vtx[s]
+        for k in range(n):
+            z = Z[v, k]
+            ek = eps[k]
+            pos[k] |= z > ek
+            neg[k] |= z < -ek
 
 
 @njit(cache=True, parallel=True)
-def face_bounds(Z, eps, face_off, face_vtx, face_edge, ngroups):
-    """Per face: number of cutting neurons and of boundary vertices (with edge vertices)."""
+def face_cutters(Z, eps, face_off, face_vtx, face_edge, ngroups, chunk):
+    """Neurons cutting each face (a strictly + and a strictly - vertex), as CSR
+    ``(cut_off, cut_neuron)``, and the number of boundary vertices of each face
+    including the edge vertices of this layer."""
     F = face_off.shape[0] - 1
     n = Z.shape[1]
     ncut = np.zeros(F, dtype=np.int64)
     nbnd = np.zeros(F, dtype=np.int64)
-    for f in prange(F):
-        kbuf = np.empty(n, dtype=np.int64)
-        ncut[f] = _face_cutters(f, Z, eps, face_off, face_vtx, kbuf)
-        m = 0
-        for s in range(face_off[f], face_off[f + 1]):
-            m += 1 + ngroups[face_edge[s]]
-        nbnd[f] = m
-    return ncut, nbnd
+    nchunks = (F + chunk - 1) // chunk
+    for c in prange(nchunks):
+        pos = np.empty(n, dtype=np.bool_)
+        neg = np.empty(n, dtype=np.bool_)
+        for f in range(c * chunk, min(F, (c + 1) * chunk)):
+            _face_signs(f, Z, eps, face_off, face_vtx, pos, neg)
+            cnt = 0
+            for k in range(n):
+                cnt += pos[k] & neg[k]
+            ncut[f] = cnt
+            m = 0
+            for s in range(face_off[f], face_off[f + 1]):
+                m += 1 + ngroups[face_edge[s]]
+            nbnd[f] = m
+    cut_off = np.zeros(F + 1, dtype=np.int64)
+    for f in range(F):
+        cut_off[f + 1] = cut_off[f] + ncut[f]
+    cut_neuron = np.empty(cut_off[F], dtype=np.int64)
+    for c in prange(nchunks):
+        pos = np.empty(n, dtype=np.bool_)
+        neg = np.empty(n, dtype=np.bool_)
+        for f in range(c * chunk, min(F, (c + 1) * chunk)):
+            if ncut[f] == 0:
+                continue
+            _face_signs(f, Z, eps, face_off, face_vtx, pos, neg)
+            j = cut_off[f]
+            for k in range(n):
+                if pos[k] and neg[k]:
+                    cut_neuron[j] = k
+                    j += 1
+    return cut_off, cut_neuron, nbnd
 
 
 @njit(cache=True)
-def _cut_face(f, write, P, Z, eps, face_off, face_vtx, face_edge, edges,
+def _cut_face(f, write, cut_off, cut_neuron, P, Z, eps, face_off, face_vtx, face_edge, edges,
               cross_off, cross_neuron, cross_group, group_off, group_t, sub_off,
               V_old, n_edge_vertices, E_sub,
               kbuf, lv_gid, lv_pos, lv_z, lv_sign, s_v, s_e, s_next, poly_head, poly_alive,
@@ -228,7 +247,9 @@ def _cut_face(f, write, P, Z, eps, face_off, face_vtx, face_edge, edges,
     given bases."""
     n = Z.shape[1]
     err = 0
-    nK = _face_cutters(f, Z, eps, face_off, face_vtx, kbuf)
+    nK = cut_off[f + 1] - cut_off[f]
+    for kk in range(nK):
+        kbuf[kk] = cut_neuron[cut_off[f] + kk]
     cap_lv = lv_gid.shape[0]
     cap_s = s_v.shape[0]
     cap_p = poly_head.shape[0]
@@ -494,12 +515,11 @@ def _cut_face(f, write, P, Z, eps, face_off, face_vtx, face_edge, edges,
     s0 = face_off[f]
     s1 = face_off[f + 1]
     for k in range(n):
-        on = False
-        for s in range(s0, s1):
-            if Z[face_vtx[s], k] > eps[k]:
-                on = True
-                break
-        bit_on[k] = on
+        bit_on[k] = False
+    for s in range(s0, s1):
+        v = face_vtx[s]
+        for k in range(n):
+            bit_on[k] |= Z[v, k] > eps[k]
     # interior vertex recipes: barycentric in a well-shaped triangle of the face
     q0 = face_vtx[s0]
     best = -1.0
@@ -621,7 +641,7 @@ def _scratch(nK, mb, n):
 
 
 @njit(cache=True, parallel=True)
-def cut_faces(write, chunk, ncut, nbnd, P, Z, eps, face_off, face_vtx, face_edge, edges,
+def cut_faces(write, chunk, cut_off, cut_neuron, nbnd, P, Z, eps, face_off, face_vtx, face_edge, edges,
               cross_off, cross_neuron, cross_group, group_off, group_t, sub_off,
               V_old, n_edge_vertices, E_sub,
               out_face, out_slot, out_iv, out_ie,
@@ -640,14 +660,14 @@ def cut_faces(write, chunk, ncut, nbnd, P, Z, eps, face_off, face_vtx, face_edge
         kmax = 0
         mmax = 0
         for f in range(f0, f1):
-            kmax = max(kmax, ncut[f])
+            kmax = max(kmax, cut_off[f + 1] - cut_off[f])
             mmax = max(mmax, nbnd[f])
         (kbuf, lv_gid, lv_pos, lv_z, lv_sign, s_v, s_e, s_next, poly_head, poly_alive,
          ie_a, ie_b, sp_q, sp_w, sp_qn, sp_a, cyc, sg, bit_on) = _scratch(kmax, mmax, n)
         for f in range(f0, f1):
             for i in range(poly_alive.shape[0]):
                 poly_alive[i] = False
-            r = _cut_face(f, write, P, Z, eps, face_off, face_vtx, face_edge, edges,
+            r = _cut_face(f, write, cut_off, cut_neuron, P, Z, eps, face_off, face_vtx, face_edge, edges,
                           cross_off, cross_neuron, cross_group, group_off, group_t, sub_off,
                           V_old, n_edge_vertices, E_sub,
                           kbuf, lv_gid, lv_pos, lv_z, lv_sign, s_v, s_e, s_next, poly_head,

@@ -35,7 +35,7 @@ import numpy as np
 from .partition import Partition, TooManyRegions
 
 RTOL = 1e-10
-_ROWS_PER_CHUNK = 32768
+_ROWS_PER_CHUNK = 8192
 
 __all__ = ["Partition2D", "enumerate_plane", "RTOL"]
 
@@ -80,6 +80,7 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None):
     layers = list(network.hidden_layers)
     W0, b0 = network.weights[0], network.biases[0]
     Z = P @ W0.T + b0
+    colmax = np.abs(Z).max(axis=0)
     bit_offset = 0
     errors = 0
     bar = None
@@ -88,20 +89,19 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None):
         bar = tqdm(total=len(layers), desc="regions", unit="layer", file=sys.stderr)
     for li, (W, b, slope) in enumerate(layers):
         n = W.shape[0]
-        Z = np.ascontiguousarray(Z)
-        eps = plane.neuron_eps(Z, RTOL)
+        eps = colmax * RTOL
         V = P.shape[0]
         cross_off, cross_neuron, cross_group, ngroups, group_off, group_t = plane.edge_crossings(edges, Z, eps)
         n_ev = int(group_off[-1])
         sub_off = np.zeros(len(edges) + 1, dtype=np.int64)
         np.cumsum(ngroups + 1, out=sub_off[1:])
         E_sub = int(sub_off[-1])
-        ncut, nbnd = plane.face_bounds(Z, eps, face_off, face_vtx, face_edge, ngroups)
         F = len(face_off) - 1
         chunk = max(1, min(256, F // 64 + 1))
+        cut_off, cut_neuron, nbnd = plane.face_cutters(Z, eps, face_off, face_vtx, face_edge, ngroups, chunk)
         zi = np.zeros(F, dtype=np.int64)
         e2 = np.zeros((1, 2), dtype=np.int64)
-        counts = plane.cut_faces(False, chunk, ncut, nbnd, P, Z, eps, face_off, face_vtx, face_edge,
+        counts = plane.cut_faces(False, chunk, cut_off, cut_neuron, nbnd, P, Z, eps, face_off, face_vtx, face_edge,
                                  edges, cross_off, cross_neuron, cross_group, group_off, group_t,
                                  sub_off, V, n_ev, E_sub, zi, zi, zi, zi,
                                  zi, zi, zi, e2, np.zeros((1, 2)), e2, np.zeros((1, 2)),
@@ -132,26 +132,17 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None):
         new_face_vtx = np.empty(S_new, dtype=np.int64)
         new_face_edge = np.empty(S_new, dtype=np.int64)
         new_bits = np.zeros((F_new, words), dtype=np.uint64)
-        plane.cut_faces(True, chunk, ncut, nbnd, P, Z, eps, face_off, face_vtx, face_edge, edges,
+        plane.cut_faces(True, chunk, cut_off, cut_neuron, nbnd, P, Z, eps, face_off, face_vtx, face_edge, edges,
                         cross_off, cross_neuron, cross_group, group_off, group_t, sub_off,
                         V, n_ev, E_sub, offs[:-1, 0].copy(), offs[:-1, 1].copy(), offs[:-1, 2].copy(),
                         offs[:-1, 3].copy(), new_face_off, new_face_vtx, new_face_edge, new_edges,
                         new_P, rec_idx, rec_w, bits, new_bits, bit_offset)
         del cross_off, cross_neuron, cross_group, group_t, counts
-        # values of the next layer at every vertex: interpolate z_l, activate, one product
+        # values of the next layer at every vertex: interpolate z_l at the new
+        # vertices, activate, one BLAS product; old vertices in place
         Wn, bn = network.weights[li + 1], network.biases[li + 1]
-        Zn = np.empty((V_new, Wn.shape[0]))
-        for s in range(0, V_new, _ROWS_PER_CHUNK):
-            e = min(V_new, s + _ROWS_PER_CHUNK)
-            zl = plane.interpolate_rows(Z, rec_idx, rec_w, s, e)
-            if slope == 0.0:
-                np.maximum(zl, 0.0, out=zl)
-            else:
-                zl = np.where(zl > 0, zl, slope * zl)
-            np.dot(zl, Wn.T, out=Zn[s:e])
-            Zn[s:e] += bn
-        del Z, rec_idx, rec_w
-        Z = Zn
+        Z, colmax = _next_values(Z, rec_idx, rec_w, V, V_new, slope, Wn, bn)
+        del rec_idx, rec_w
         P, face_off, face_vtx, face_edge, edges, bits = (new_P, new_face_off, new_face_vtx,
                                                          new_face_edge, new_edges, new_bits)
         bit_offset += n
@@ -167,6 +158,50 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None):
     return dict(vertices=P, face_offsets=face_off, face_vertices=face_vtx, face_edges=face_edge,
                 edges=edges, packed_patterns=bits, A=A, c=c, vertex_values=Z,
                 stats=dict(seconds=time.perf_counter() - t0, errors=errors))
+
+
+def _activate(z, slope):
+    if slope == 0.0:
+        np.maximum(z, 0.0, out=z)
+    else:
+        np.multiply(z, np.where(z > 0, 1.0, slope), out=z)
+    return z
+
+
+def _next_values(Z, rec_idx, rec_w, V, V_new, slope, Wn, bn):
+    """Values of the next layer at all ``V_new`` vertices, and their column maxima of |.|.
+
+    When the width does not change, ``Z`` is grown with ``ndarray.resize`` (a
+    remap, not a copy), the new rows are written from the old ones, and then
+    the old rows are transformed in place: the peak memory is one array of
+    values, not two.
+    """
+    from kernels import plane
+
+    n_next = Wn.shape[0]
+    colmax = np.zeros(n_next)
+    in_place = n_next == Z.shape[1] and Z.base is None and Z.flags.c_contiguous
+    if in_place:
+        Z.resize((V_new, n_next), refcheck=False)
+        target = Z
+    else:
+        target = np.empty((V_new, n_next))
+    # new vertices first, while the old rows still hold this layer's values
+    for s in range(V, V_new, _ROWS_PER_CHUNK):
+        e = min(V_new, s + _ROWS_PER_CHUNK)
+        zl = _activate(plane.interpolate_rows(Z, rec_idx, rec_w, s, e), slope)
+        out = target[s:e]
+        np.dot(zl, Wn.T, out=out)
+        out += bn
+        np.maximum(colmax, np.abs(out).max(axis=0), out=colmax)
+    for s in range(0, V, _ROWS_PER_CHUNK):
+        e = min(V, s + _ROWS_PER_CHUNK)
+        zl = _activate(Z[s:e].copy(), slope)
+        out = target[s:e]
+        np.dot(zl, Wn.T, out=out)
+        out += bn
+        np.maximum(colmax, np.abs(out).max(axis=0), out=colmax)
+    return target, colmax
 
 
 class Partition2D(Partition):
