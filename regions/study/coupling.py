@@ -33,6 +33,26 @@ def _rowwise_pearson(a, b):
         return np.where(den > 0, num / den, np.nan)
 
 
+def _groups(v):
+    """Tie groups of ``v`` in increasing order: ``(group id per value, n_groups)``."""
+    _, inv = np.unique(v, return_inverse=True)
+    inv = inv.ravel()
+    return inv, int(inv.max()) + 1
+
+
+def _resample_ranks(groups, idx):
+    """Average ranks inside each resample ``v[idx[b]]``, without sorting: a value's
+    rank is the number of drawn values in lower tie groups plus the mean
+    position inside its own group. ``idx`` is ``(B, n)``; returns ``(B, n)``."""
+    gid, G = groups
+    B = idx.shape[0]
+    g = gid[idx] + (np.arange(B) * G)[:, None]
+    counts = np.bincount(g.ravel(), minlength=B * G).reshape(B, G).astype(np.float64)
+    below = np.cumsum(counts, axis=1) - counts
+    rank_of_group = below + (counts + 1) / 2
+    return np.take_along_axis(rank_of_group, gid[idx], axis=1)
+
+
 def _clean_pair(x, y, what):
     x = np.asarray(x, dtype=np.float64).ravel()
     y = np.asarray(y, dtype=np.float64).ravel()
@@ -84,11 +104,12 @@ def spearman_ci(x, y, n_boot=200, level=0.95, seed=0, chunk=50):
     if n_boot == 0:
         return out
     rng = np.random.default_rng(seed)
+    gx, gy = _groups(x), _groups(y)
     rhos = []
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
         idx = rng.integers(0, n, size=(b, n))
-        rhos.append(_rowwise_pearson(rank_data(x[idx], axis=1), rank_data(y[idx], axis=1)))
+        rhos.append(_rowwise_pearson(_resample_ranks(gx, idx), _resample_ranks(gy, idx)))
     rhos = np.concatenate(rhos)
     rhos = rhos[np.isfinite(rhos)]
     if rhos.size:

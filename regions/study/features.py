@@ -207,7 +207,9 @@ def boundary_distances(model, points):
       ``inf`` when no neuron varies;
     * ``'layer1'``: the same over the first layer only (its lines are global);
     * ``'paper'``: ``min_{l,k} |z_lk| / |W_l[k]|`` (the authors' per-layer formula,
-      which ignores that deeper neurons see the input through earlier layers).
+      which ignores that deeper neurons see the input through earlier layers);
+    * ``'layer{l}'`` and ``'paper_layer{l}'`` (l = 1, 2, ...): the local and the
+      authors' distance restricted to hidden layer ``l``.
     """
     net = as_network(model)
     if net.encoding is not None:
@@ -219,6 +221,7 @@ def boundary_distances(model, points):
     best = np.full(m, np.inf)
     paper = np.full(m, np.inf)
     layer1 = None
+    per_layer = {}
     for li, (W, b, s) in enumerate(net.hidden_layers):
         z = a @ W.T + b
         Jz = np.einsum("kj,mjd->mkd", W, J)
@@ -229,12 +232,14 @@ def boundary_distances(model, points):
             dpaper = np.where(wn > 0, np.abs(z) / wn, np.inf)
         best = np.minimum(best, dist.min(axis=1))
         paper = np.minimum(paper, dpaper.min(axis=1))
+        per_layer[f"layer{li + 1}"] = dist.min(axis=1)
+        per_layer[f"paper_layer{li + 1}"] = dpaper.min(axis=1)
         if li == 0:
             layer1 = dist.min(axis=1)
         slope = np.where(z > 0, 1.0, s)
         a = z * slope
         J = Jz * slope[:, :, None]
-    return {"all": best, "layer1": layer1, "paper": paper}
+    return {"all": best, "layer1": layer1, "paper": paper, **per_layer}
 
 
 # ----------------------------------------------------------------------------
@@ -391,6 +396,7 @@ def _raw_features(f, net, coords, grid_shape, domain, radius, partition):
     if p is not None:
         _partition_features(f, p, coords, domain, radius)
     dist = boundary_distances(net, coords)
+    f.meta["distances"] = dist
     f.add("dist_boundary", dist["all"], EXACT, "distance to the nearest neuron boundary of the region")
     f.add("dist_layer1", dist["layer1"], EXACT, "distance to the nearest first-layer line")
     f.add("dist_paper", dist["paper"], EXACT, "the authors' |z|/|W_l[k]| (exact for layer 1 only)")

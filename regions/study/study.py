@@ -433,10 +433,20 @@ def analyse_checkpoint(run, epoch, job, notes):
         if k in feats:
             v = np.asarray(feats[k], float)
             out[f"mean_{k}"] = float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else None
-    if "dist_boundary" in feats and "dist_paper" in feats and net.encoding is None:
-        r = np.asarray(feats["dist_boundary"]) / np.asarray(feats["dist_paper"])
+    if "distances" in feats.meta:
+        # exact (local normal) over the authors' |z|/|W_l[k]|, per deeper layer and overall
+        dd = feats.meta["distances"]
+        ratios = {}
+        for li in range(2, len(net.widths) + 1):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                r = dd[f"layer{li}"] / dd[f"paper_layer{li}"]
+            r = r[np.isfinite(r)]
+            ratios[f"l{li}"] = float(np.median(r)) if r.size else None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = dd["all"] / dd["paper"]
         r = r[np.isfinite(r)]
-        out["paper_distance_ratio"] = float(np.median(r)) if r.size else None
+        ratios["all"] = float(np.median(r)) if r.size else None
+        out["paper_distance_ratio"] = ratios
 
     # gradients: confusion of neighbour and distant pairs, predicted change
     rec = run.record_epochs
