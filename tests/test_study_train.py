@@ -248,3 +248,13 @@ def test_run_pickles_and_threads_are_restored():
     assert np.array_equal(back.predictions_at(6), run.predictions_at(6))
     with pytest.raises(ValueError, match="threads"):
         train(random_image(4, channels=1), TrainConfig(**SMALL), threads=0)
+
+
+def test_save_load_with_an_encoding_module(tmp_path):
+    from regions.encoding import RandomFourierFeatures
+    sig = random_image(6, channels=1, seed=2)
+    run = train(sig, TrainConfig(encoding=RandomFourierFeatures(2, 4, 2.0, seed=1), **SMALL),
+                progress=False)
+    run.save(tmp_path / "rff.pt")
+    back = Run.load(tmp_path / "rff.pt")
+    assert np.array_equal(back.predictions_at(6), run.predictions_at(6))

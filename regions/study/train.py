@@ -175,11 +175,13 @@ class _SpecEncoding(Encoding):
     (used to restore saved encodings, and as the positional encoding when
     ``regions.encoding.PositionalEncoding`` is not available)."""
 
-    def __init__(self, kinds, omegas, in_features):
+    def __init__(self, kinds, omegas, in_features, buffers=None):
         super().__init__()
         self.in_features = int(in_features)
         self.register_buffer("kinds", torch.as_tensor(kinds, dtype=torch.int64))
         self.register_buffer("omegas", torch.as_tensor(omegas, dtype=torch.float64))
+        for name, value in (buffers or {}).items():  # e.g. RandomFourierFeatures.B
+            self.register_buffer(name, torch.as_tensor(value).clone())
 
     @classmethod
     def positional(cls, L, d):
@@ -201,7 +203,9 @@ def _encoding_to_dict(enc):
         kinds, omegas = enc.feature_spec()
         return {"type": "feature_spec", "class": type(enc).__name__,
                 "in_features": int(enc.in_features),
-                "kinds": torch.as_tensor(kinds), "omegas": torch.as_tensor(omegas)}
+                "kinds": torch.as_tensor(kinds), "omegas": torch.as_tensor(omegas),
+                "buffers": {k: v.detach().clone() for k, v in enc.named_buffers()
+                            if k not in ("kinds", "omegas") and "." not in k}}
     return {"type": "module", "module": enc}
 
 
@@ -209,7 +213,7 @@ def _encoding_from_dict(d):
     if d is None or isinstance(d, (int, np.integer)):
         return d
     if isinstance(d, dict) and d.get("type") == "feature_spec":
-        return _SpecEncoding(d["kinds"], d["omegas"], d["in_features"])
+        return _SpecEncoding(d["kinds"], d["omegas"], d["in_features"], d.get("buffers"))
     if isinstance(d, dict) and d.get("type") == "module":
         return d["module"]
     if isinstance(d, torch.nn.Module):
