@@ -28,7 +28,16 @@ def _log_scale_suits(x):
 
 
 def _binned_quantiles(x, y, nbins, log):
-    """Median and quartiles of y in quantile bins of x -> (centres, q25, q50, q75)."""
+    """Median and quartiles of y in quantile bins of x -> (centres, q25, q50, q75).
+
+    A feature with at most ``nbins`` distinct values (a count, a Hamming
+    distance) is grouped by value instead."""
+    values = np.unique(x)
+    if values.size <= nbins:
+        out = [(v, *np.quantile(y[x == v], [0.25, 0.5, 0.75])) for v in values
+               if np.count_nonzero(x == v) >= 3]
+        out = np.array(out).reshape(-1, 4)
+        return out[:, 0], out[:, 1], out[:, 2], out[:, 3]
     edges = np.unique(np.quantile(x, np.linspace(0, 1, nbins + 1)))
     if edges.size < 3:
         return (np.array([]),) * 4
