@@ -258,3 +258,13 @@ def test_save_load_with_an_encoding_module(tmp_path):
     run.save(tmp_path / "rff.pt")
     back = Run.load(tmp_path / "rff.pt")
     assert np.array_equal(back.predictions_at(6), run.predictions_at(6))
+
+
+def test_endpoint_grid_and_roundtrip(tmp_path):
+    s = random_image(5, channels=1, endpoint=True)
+    assert s.coords[:, 0].max() == 1.0 and np.allclose(np.unique(s.coords[:, 1]),
+                                                        np.linspace(0, 1, 5))
+    assert sum_of_sinusoids(n=8, endpoint=True, coord_range=(-1, 1)).coords[-1, 0] == 1.0
+    run = train(s, TrainConfig(**SMALL), progress=False)
+    run.save(tmp_path / "e.pt")
+    assert Run.load(tmp_path / "e.pt").signal.endpoint

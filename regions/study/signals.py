@@ -12,6 +12,8 @@ Grid conventions
 * 2D, ``H x W`` pixels, row-major flattening ``index = row * W + col``;
   ``coords[:, 0] = x = lo + (hi - lo) * col / W`` and
   ``coords[:, 1] = y = lo + (hi - lo) * row / H``; ``grid_shape = (H, W)``.
+* ``endpoint=True`` divides by ``n - 1`` instead (a closed grid, like the
+  paper's ``linspace(0, 1, W)`` for its 2D positional-encoding runs).
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ def _check_range(coord_range):
     return lo, hi
 
 
-def grid_coordinates(grid_shape, coord_range=(0, 1)):
+def grid_coordinates(grid_shape, coord_range=(0, 1), endpoint=False):
     """Coordinates of a half-open regular grid.
 
     Parameters
@@ -45,6 +47,9 @@ def grid_coordinates(grid_shape, coord_range=(0, 1)):
     coord_range : tuple
         ``(lo, hi)``; point ``i`` of an axis with ``n`` points is
         ``lo + (hi - lo) * i / n``.
+    endpoint : bool
+        Closed grid ``lo + (hi - lo) * i / (n - 1)`` instead (``numpy.linspace``
+        with the end point; the paper's 2D PE grid is ``linspace(0, 1, W)``).
 
     Returns
     -------
@@ -62,11 +67,14 @@ def grid_coordinates(grid_shape, coord_range=(0, 1)):
     shape = tuple(int(s) for s in grid_shape)
     if len(shape) not in (1, 2) or min(shape, default=0) < 1:
         raise ValueError(f"grid_shape must be (n,) or (H, W) with positive sizes, got {grid_shape!r}")
+
+    def axis(n):
+        return lo + (hi - lo) * np.arange(n) / ((n - 1) if endpoint and n > 1 else n)
+
     if len(shape) == 1:
-        return (lo + (hi - lo) * np.arange(shape[0]) / shape[0])[:, None]
+        return axis(shape[0])[:, None]
     H, W = shape
-    x = lo + (hi - lo) * np.arange(W) / W
-    y = lo + (hi - lo) * np.arange(H) / H
+    x, y = axis(W), axis(H)
     xx, yy = np.meshgrid(x, y)  # (H, W): xx varies along columns
     return np.stack([xx.ravel(), yy.ravel()], axis=1)
 
@@ -87,7 +95,9 @@ class Signal:
         ``(N,)`` in 1D, ``(H, W)`` in 2D (row-major; ``coords[:, 0]`` is x, the
         column, and ``coords[:, 1]`` is y, the row).
     coord_range : tuple
-        ``(lo, hi)`` of the half-open grid.
+        ``(lo, hi)`` of the grid, half-open unless ``endpoint``.
+    endpoint : bool
+        Whether the grid includes ``hi`` (``linspace`` with the end point).
     """
 
     name: str
@@ -95,9 +105,11 @@ class Signal:
     targets: np.ndarray
     grid_shape: tuple
     coord_range: tuple = (0.0, 1.0)
+    endpoint: bool = False
 
     def __post_init__(self):
         self.coord_range = _check_range(self.coord_range)
+        self.endpoint = bool(self.endpoint)
         self.grid_shape = tuple(int(s) for s in self.grid_shape)
         if len(self.grid_shape) not in (1, 2) or min(self.grid_shape, default=0) < 1:
             raise ValueError(f"Signal {self.name!r}: grid_shape must be (n,) or (H, W) with "
@@ -157,7 +169,8 @@ def _check_finite(a, what):
                          f"{first}); targets must be finite")
 
 
-def sum_of_sinusoids(n=2048, ks=tuple(range(5, 75, 5)), seed=0, coord_range=(0, 1)) -> Signal:
+def sum_of_sinusoids(n=2048, ks=tuple(range(5, 75, 5)), seed=0, coord_range=(0, 1),
+                     endpoint=False) -> Signal:
     """The paper's 1D signal ``y(t) = sum_k sin(2 pi k t + 2 pi phi_k)``.
 
     Parameters
@@ -171,6 +184,8 @@ def sum_of_sinusoids(n=2048, ks=tuple(range(5, 75, 5)), seed=0, coord_range=(0, 
         Seed of the phases ``phi_k ~ U[0, 1)`` (``numpy.random.default_rng``).
     coord_range : tuple
         Range of the coordinates fed to the network.
+    endpoint : bool
+        Closed coordinate grid (see :func:`grid_coordinates`).
 
     Returns
     -------
@@ -193,11 +208,12 @@ def sum_of_sinusoids(n=2048, ks=tuple(range(5, 75, 5)), seed=0, coord_range=(0, 
     phi = rng.uniform(0.0, 1.0, size=ks.size)
     t = np.arange(n) / n
     y = np.sin(2 * np.pi * (t[:, None] * ks[None, :] + phi[None, :])).sum(axis=1)
-    return Signal(name=f"sinusoids{n}", coords=grid_coordinates((n,), coord_range),
-                  targets=y[:, None], grid_shape=(n,), coord_range=coord_range)
+    return Signal(name=f"sinusoids{n}", coords=grid_coordinates((n,), coord_range, endpoint),
+                  targets=y[:, None], grid_shape=(n,), coord_range=coord_range,
+                  endpoint=endpoint)
 
 
-def random_image(size=64, channels=3, seed=0, coord_range=(0, 1)) -> Signal:
+def random_image(size=64, channels=3, seed=0, coord_range=(0, 1), endpoint=False) -> Signal:
     """A seeded white-noise image, ``randint(0, 255) / 255`` as in the paper.
 
     Parameters
@@ -210,6 +226,8 @@ def random_image(size=64, channels=3, seed=0, coord_range=(0, 1)) -> Signal:
         Seed for ``numpy.random.default_rng``.
     coord_range : tuple
         Coordinate range.
+    endpoint : bool
+        Closed coordinate grid (see :func:`grid_coordinates`).
 
     Returns
     -------
@@ -229,9 +247,10 @@ def random_image(size=64, channels=3, seed=0, coord_range=(0, 1)) -> Signal:
                          f"channels={channels}")
     rng = np.random.default_rng(seed)
     img = rng.integers(0, 255, size=(H, W, channels)).astype(np.float64) / 255.0
-    return Signal(name=f"noise{H}x{W}x{channels}", coords=grid_coordinates((H, W), coord_range),
+    return Signal(name=f"noise{H}x{W}x{channels}",
+                  coords=grid_coordinates((H, W), coord_range, endpoint),
                   targets=img.reshape(H * W, channels), grid_shape=(H, W),
-                  coord_range=coord_range)
+                  coord_range=coord_range, endpoint=endpoint)
 
 
 def _resize(img, size):
@@ -250,7 +269,7 @@ def _resize(img, size):
     return np.stack(chans, axis=-1)
 
 
-def image_file(path, size=None, coord_range=(0, 1)) -> Signal:
+def image_file(path, size=None, coord_range=(0, 1), endpoint=False) -> Signal:
     """An image file as a 2D signal with values in ``[0, 1]``.
 
     Parameters
@@ -263,6 +282,8 @@ def image_file(path, size=None, coord_range=(0, 1)) -> Signal:
         Resize to this size (bilinear with PIL, else nearest neighbour).
     coord_range : tuple
         Coordinate range.
+    endpoint : bool
+        Closed coordinate grid (see :func:`grid_coordinates`).
 
     Returns
     -------
@@ -293,10 +314,10 @@ def image_file(path, size=None, coord_range=(0, 1)) -> Signal:
     if size is not None:
         img = _resize(img, size)
     name = os.path.splitext(os.path.basename(str(path)))[0]
-    return from_array(img, coord_range=coord_range, name=name, dim=2)
+    return from_array(img, coord_range=coord_range, name=name, dim=2, endpoint=endpoint)
 
 
-def from_array(targets, coord_range=(0, 1), name="array", dim=None) -> Signal:
+def from_array(targets, coord_range=(0, 1), name="array", dim=None, endpoint=False) -> Signal:
     """Targets given as an array on a 1D or 2D grid.
 
     Parameters
@@ -308,6 +329,8 @@ def from_array(targets, coord_range=(0, 1), name="array", dim=None) -> Signal:
         ``dim=None`` it is an error unless its second axis has size 1 (then 1D).
     coord_range : tuple
         Coordinate range.
+    endpoint : bool
+        Closed coordinate grid (see :func:`grid_coordinates`).
     name : str
         Label.
     dim : {None, 1, 2}
@@ -354,5 +377,5 @@ def from_array(targets, coord_range=(0, 1), name="array", dim=None) -> Signal:
         raise ValueError(f"targets must be (N,) or (N, C) for a 1D grid, or (H, W) or (H, W, C) "
                          f"for a 2D grid; got shape {np.shape(targets)} (dim={dim})")
     _check_finite(a, f"targets {name!r}")
-    return Signal(name=name, coords=grid_coordinates(grid, coord_range), targets=a,
-                  grid_shape=grid, coord_range=coord_range)
+    return Signal(name=name, coords=grid_coordinates(grid, coord_range, endpoint), targets=a,
+                  grid_shape=grid, coord_range=coord_range, endpoint=endpoint)

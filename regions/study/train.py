@@ -431,7 +431,8 @@ class Run:
             "config": self.config.to_dict(),
             "signal": {"name": s.name, "coords": torch.as_tensor(s.coords),
                        "targets": torch.as_tensor(s.targets),
-                       "grid_shape": list(s.grid_shape), "coord_range": list(s.coord_range)},
+                       "grid_shape": list(s.grid_shape), "coord_range": list(s.coord_range),
+                       "endpoint": bool(s.endpoint)},
             "record_epochs": torch.as_tensor(self.record_epochs),
             "losses": torch.as_tensor(self.losses),
             "checkpoints": {int(e): dict(sd) for e, sd in self.checkpoints.items()},
@@ -472,7 +473,8 @@ class Run:
         sd = d["signal"]
         signal = Signal(name=sd["name"], coords=sd["coords"].numpy(),
                         targets=sd["targets"].numpy(), grid_shape=tuple(sd["grid_shape"]),
-                        coord_range=tuple(sd["coord_range"]))
+                        coord_range=tuple(sd["coord_range"]),
+                        endpoint=bool(sd.get("endpoint", False)))
         preds = d.get("predictions")
         return cls(config=TrainConfig.from_dict(d["config"]), signal=signal,
                    record_epochs=d["record_epochs"].numpy(), losses=d["losses"].numpy(),
