@@ -1,0 +1,372 @@
+"""Certified root isolation of trigonometric polynomials (encoded 1D engine).
+
+On a piece ``[lo, hi]`` where the earlier neurons keep their states, each
+neuron's pre-activation is
+
+    z_k(t) = c0[k] + sum_f C[k, f] g_f(t),   g_f(t) = kind_f(alpha_f + beta_f t)
+
+with kind 0 = the raw phase (a linear term), 1 = sin, 2 = cos. Bounds from
+the coefficients, for every t:
+
+    |z_k'(t)|  <= M1[k] = sum_f |C[k, f]| |beta_f|
+    |z_k''(t)| <= M2[k] = sum_{f sin/cos} |C[k, f]| beta_f^2
+
+Recursive subdivision (depth first, left half first, all neurons of a piece
+share the feature evaluations at a box's midpoint m, half-width h):
+
+* excluded: ``|z(m)| > tol + min(M1 h, |z'(m)| h + M2 h^2 / 2)``: z keeps the
+  strict sign of z(m) on the whole box (mean value / Taylor bound);
+* monotone: ``|z'(m)| > M2 h``: z' does not vanish on the box, so it holds at
+  most one root; the signs at the box's ends decide;
+* terminal: ``h < h_term``: the signs at the ends and the midpoint decide;
+* otherwise the box is halved for the neurons not yet resolved.
+
+Signs use a tolerance: ``|z| <= tol[k]`` counts as zero, with
+``tol[k] = rel_tol * (|c0[k]| + sum_f |C[k, f]| max(1, max |phase_f|))``
+(a bound on the rounding of one evaluation, scaled up). A neuron's state is
+its last *strict* sign; a breakpoint is recorded only where the strict sign
+flips, located by a bracketed solver (Illinois regula falsi with a bisection
+every third step) between the last strictly signed point and the first
+point of the opposite strict sign, to ``xtol``.
+
+Tangency: a zero without a sign change (z touches 0 and turns back, or
+stays within the tolerance) changes no state and adds no breakpoint. Two
+roots closer together than the extreme value between them is above the
+tolerance are both found: the bounds are certified, not sampled.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+RAW, SIN, COS = 0, 1, 2
+REL_TOL = 1e-13
+
+
+@njit(cache=True, nogil=True)
+def _features(kind, alpha, beta, t, g, dg):
+    for f in range(kind.shape[0]):
+        ph = alpha[f] + beta[f] * t
+        if kind[f] == 0:
+            g[f] = ph
+            dg[f] = beta[f]
+        elif kind[f] == 1:
+            g[f] = math.sin(ph)
+            dg[f] = beta[f] * math.cos(ph)
+        else:
+            g[f] = math.cos(ph)
+            dg[f] = -beta[f] * math.sin(ph)
+
+
+@njit(cache=True, nogil=True)
+def _value(Ck, c0k, kind, alpha, beta, t):
+    v = c0k
+    for f in range(kind.shape[0]):
+        ph = alpha[f] + beta[f] * t
+        if kind[f] == 0:
+            v += Ck[f] * ph
+        elif kind[f] == 1:
+            v += Ck[f] * math.sin(ph)
+        else:
+            v += Ck[f] * math.cos(ph)
+    return v
+
+
+@njit(cache=True, nogil=True)
+def evaluate(C, c0, kind, alpha, beta, t):
+    """``z[i, k] = c0[k] + C[k] . g(t[i])`` for one coefficient matrix (a reference)."""
+    m = t.shape[0]
+    n, F = C.shape
+    out = np.empty((m, n))
+    g = np.empty(F)
+    dg = np.empty(F)
+    for i in range(m):
+        _features(kind, alpha, beta, t[i], g, dg)
+        for k in range(n):
+            v = c0[k]
+            for f in range(F):
+                v += C[k, f] * g[f]
+            out[i, k] = v
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _sgn(z, tol):
+    if z > tol:
+        return 1
+    if z < -tol:
+        return -1
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def solve_bracket(Ck, c0k, kind, alpha, beta, x0, x1, xtol):
+    """A sign change of z in ``[x0, x1]`` (z(x0), z(x1) of opposite signs)."""
+    f0 = _value(Ck, c0k, kind, alpha, beta, x0)
+    f1 = _value(Ck, c0k, kind, alpha, beta, x1)
+    if f0 == 0.0:
+        return x0
+    if f1 == 0.0:
+        return x1
+    side = 0
+    for it in range(300):
+        if x1 - x0 <= xtol:
+            break
+        if it % 3 == 2:
+            x = 0.5 * (x0 + x1)
+        else:
+            x = (x0 * f1 - x1 * f0) / (f1 - f0)
+            if not (x > x0 and x < x1):
+                x = 0.5 * (x0 + x1)
+        fx = _value(Ck, c0k, kind, alpha, beta, x)
+        if fx == 0.0:
+            return x
+        if (fx > 0.0) == (f0 > 0.0):
+            x0 = x
+            f0 = fx
+            if side == -1:
+                f1 *= 0.5
+            side = -1
+        else:
+            x1 = x
+            f1 = fx
+            if side == 1:
+                f0 *= 0.5
+            side = 1
+    return 0.5 * (x0 + x1)
+
+
+@njit(cache=True, nogil=True)
+def isolate_pieces(lo, hi, C, c0, kind, alpha, beta, rel_tol, h_term, xtol, start, stop):
+    """Root isolation for pieces ``start .. stop-1``.
+
+    Parameters
+    ----------
+    lo, hi : (P,) piece ends. C : (P, n, F), c0 : (P, n) coefficients per piece.
+    kind, alpha, beta : (F,) the features ``kind(alpha + beta t)``.
+    rel_tol : the relative zero tolerance. h_term : half-width of a terminal box.
+    xtol : bracket width at which a root is returned.
+
+    Returns
+    -------
+    root_piece, root_t, root_k : (R,) every strict sign flip (piece, location,
+    neuron), in no particular order.
+    first : (stop - start, n) int8, each neuron's first strict sign on the
+    piece (0 if it is within the tolerance on the whole piece).
+    boxes : number of boxes visited (work measure).
+    """
+    n = C.shape[1]
+    F = C.shape[2]
+    cap = 256
+    rp = np.empty(cap, dtype=np.int64)
+    rt = np.empty(cap)
+    rk = np.empty(cap, dtype=np.int64)
+    nr = 0
+    first = np.zeros((stop - start, n), dtype=np.int8)
+    g = np.empty(F)
+    dg = np.empty(F)
+    ga = np.empty(F)
+    gb = np.empty(F)
+    tmp = np.empty(F)
+    M1 = np.empty(n)
+    M2 = np.empty(n)
+    tol = np.empty(n)
+    last_s = np.zeros(n, dtype=np.int8)
+    last_t = np.zeros(n)
+    maxdepth = 80
+    seg = np.empty(n * (maxdepth + 2), dtype=np.int64)
+    st_a = np.empty(2 * maxdepth + 4)
+    st_b = np.empty(2 * maxdepth + 4)
+    st_s = np.empty(2 * maxdepth + 4, dtype=np.int64)
+    st_n = np.empty(2 * maxdepth + 4, dtype=np.int64)
+    st_d = np.empty(2 * maxdepth + 4, dtype=np.int64)
+    boxes = 0
+    for p in range(start, stop):
+        a0 = lo[p]
+        b0 = hi[p]
+        # phase bound for the tolerance
+        for f in range(F):
+            pa = abs(alpha[f] + beta[f] * a0)
+            pb = abs(alpha[f] + beta[f] * b0)
+            tmp[f] = max(1.0, max(pa, pb))
+        for k in range(n):
+            s1 = 0.0
+            s2 = 0.0
+            sc = abs(c0[p, k])
+            for f in range(F):
+                ac = abs(C[p, k, f])
+                s1 += ac * abs(beta[f])
+                if kind[f] != 0:
+                    s2 += ac * beta[f] * beta[f]
+                sc += ac * tmp[f]
+            M1[k] = s1
+            M2[k] = s2
+            tol[k] = rel_tol * sc
+            last_s[k] = 0
+            last_t[k] = a0
+            seg[k] = k
+        sp = 0
+        st_a[0] = a0
+        st_b[0] = b0
+        st_s[0] = 0
+        st_n[0] = n
+        st_d[0] = 0
+        sp = 1
+        while sp > 0:
+            sp -= 1
+            a = st_a[sp]
+            b = st_b[sp]
+            s0 = st_s[sp]
+            cnt0 = st_n[sp]
+            depth = st_d[sp]
+            top = s0 + cnt0
+            boxes += 1
+            m = 0.5 * (a + b)
+            h = 0.5 * (b - a)
+            terminal = h < h_term or depth >= maxdepth or not (a < m and m < b)
+            _features(kind, alpha, beta, m, g, dg)
+            ends = False
+            cnt = 0
+            for idx in range(cnt0):
+                k = seg[s0 + idx]
+                zm = c0[p, k]
+                dzm = 0.0
+                for f in range(F):
+                    zm += C[p, k, f] * g[f]
+                    dzm += C[p, k, f] * dg[f]
+                bound = min(M1[k] * h, abs(dzm) * h + 0.5 * M2[k] * h * h)
+                nev = 0
+                ev_t0 = a
+                ev_t1 = b
+                ev_t2 = b
+                ev_s0 = 0
+                ev_s1 = 0
+                ev_s2 = 0
+                if abs(zm) > tol[k] + bound:
+                    sa = 1 if zm > 0 else -1
+                    ev_t0 = a
+                    ev_s0 = sa
+                    ev_t1 = b
+                    ev_s1 = sa
+                    ev_t2 = b
+                    ev_s2 = 0
+                    nev = 2
+                elif terminal or abs(dzm) > M2[k] * h:
+                    if not ends:
+                        _features(kind, alpha, beta, a, ga, tmp)
+                        _features(kind, alpha, beta, b, gb, tmp)
+                        ends = True
+                    za = c0[p, k]
+                    zb = c0[p, k]
+                    for f in range(F):
+                        za += C[p, k, f] * ga[f]
+                        zb += C[p, k, f] * gb[f]
+                    ev_t0 = a
+                    ev_s0 = _sgn(za, tol[k])
+                    if terminal:
+                        ev_t1 = m
+                        ev_s1 = _sgn(zm, tol[k])
+                        ev_t2 = b
+                        ev_s2 = _sgn(zb, tol[k])
+                        nev = 3
+                    else:
+                        ev_t1 = b
+                        ev_s1 = _sgn(zb, tol[k])
+                        ev_t2 = b
+                        ev_s2 = 0
+                        nev = 2
+                else:
+                    seg[top + cnt] = k
+                    cnt += 1
+                    continue
+                # feed the events (in increasing t) to the neuron's walk
+                for e in range(nev):
+                    if e == 0:
+                        et = ev_t0
+                        es = ev_s0
+                    elif e == 1:
+                        et = ev_t1
+                        es = ev_s1
+                    else:
+                        et = ev_t2
+                        es = ev_s2
+                    if es == 0:
+                        continue
+                    if last_s[k] == 0:
+                        first[p - start, k] = es
+                        last_s[k] = es
+                        last_t[k] = et
+                    elif es == last_s[k]:
+                        last_t[k] = et
+                    else:
+                        r = solve_bracket(C[p, k], c0[p, k], kind, alpha, beta,
+                                          last_t[k], et, xtol)
+                        if nr == cap:
+                            cap *= 2
+                            rp2 = np.empty(cap, dtype=np.int64)
+                            rt2 = np.empty(cap)
+                            rk2 = np.empty(cap, dtype=np.int64)
+                            rp2[:nr] = rp[:nr]
+                            rt2[:nr] = rt[:nr]
+                            rk2[:nr] = rk[:nr]
+                            rp = rp2
+                            rt = rt2
+                            rk = rk2
+                        rp[nr] = p
+                        rt[nr] = r
+                        rk[nr] = k
+                        nr += 1
+                        last_s[k] = es
+                        last_t[k] = et
+            if cnt > 0:
+                # right half first on the stack so the left half is done first
+                st_a[sp] = m
+                st_b[sp] = b
+                st_s[sp] = top
+                st_n[sp] = cnt
+                st_d[sp] = depth + 1
+                sp += 1
+                st_a[sp] = a
+                st_b[sp] = m
+                st_s[sp] = top
+                st_n[sp] = cnt
+                st_d[sp] = depth + 1
+                sp += 1
+    return rp[:nr].copy(), rt[:nr].copy(), rk[:nr].copy(), first, boxes
+
+
+@njit(cache=True)
+def child_states(first, n_children, root_group, root_k, root_piece):
+    """States (on = True) of every neuron on every child piece.
+
+    ``first`` (P, n) int8: first strict sign per piece; roots sorted by
+    (piece, t); ``root_group`` numbers each root's merged breakpoint within
+    its piece (0, 1, ...; -1 for roots merged into the piece's left end,
+    ``n_children`` for roots merged into its right end); child ``j`` of
+    piece ``p`` has the states after every root of a group ``< j``. A
+    neuron toggles at each of its roots.
+    """
+    P, n = first.shape
+    total = 0
+    for p in range(P):
+        total += n_children[p]
+    out = np.empty((total, n), dtype=np.bool_)
+    r = 0
+    R = root_k.shape[0]
+    row = 0
+    state = np.empty(n, dtype=np.bool_)
+    for p in range(P):
+        while r < R and root_piece[r] < p:
+            r += 1
+        for k in range(n):
+            state[k] = first[p, k] > 0
+        for j in range(n_children[p]):
+            # apply the roots of breakpoint j-1 (those closing the previous child)
+            while r < R and root_piece[r] == p and root_group[r] < j:
+                state[root_k[r]] = not state[root_k[r]]
+                r += 1
+            out[row, :] = state
+            row += 1
+    return out
