@@ -204,6 +204,9 @@ class PolygonDomain(Domain):
         constrained Delaunay triangulation (pieces are merged back per region)."""
         import shapely
 
+        if len(self.polygon.interiors):
+            raise ValueError("polygon domains with holes are not supported yet; split the "
+                             "domain into simple polygons and partition each")
         if self.is_convex:
             ring = np.asarray(shapely.orient_polygons(self.polygon).exterior.coords)[:-1]
             # drop collinear points so that every vertex is a corner

@@ -160,6 +160,87 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None):
                 stats=dict(seconds=time.perf_counter() - t0, errors=errors))
 
 
+def merge_pieces(out):
+    """Merge faces of one pattern that share an edge (a non-convex domain was
+    triangulated into convex pieces; the triangulation's edges are not
+    region boundaries). Regions become the connected pieces of
+    (pattern cell) intersected with the domain; they may be non-convex.
+    """
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    face_off, face_vtx, face_edge = out["face_offsets"], out["face_vertices"], out["face_edges"]
+    edges, bits = out["edges"], out["packed_patterns"]
+    F, E = len(face_off) - 1, len(edges)
+    face_of_slot = np.repeat(np.arange(F), np.diff(face_off))
+    fwd = face_vtx == edges[face_edge, 0]
+    ef = np.full((E, 2), -1, dtype=np.int64)
+    ef[face_edge[fwd], 0] = face_of_slot[fwd]
+    ef[face_edge[~fwd], 1] = face_of_slot[~fwd]
+    inner = (ef[:, 0] >= 0) & (ef[:, 1] >= 0)
+    same = inner.copy()
+    same[inner] = np.all(bits[ef[inner, 0]] == bits[ef[inner, 1]], axis=1)
+    g = sp.coo_matrix((np.ones(same.sum()), (ef[same, 0], ef[same, 1])), shape=(F, F))
+    n_regions, label = connected_components(g, directed=False)
+    if n_regions == F:
+        return out
+    # boundary slots of each region: edges that are not merged away
+    keep_slot = ~same[face_edge]
+    region_of_slot = label[face_of_slot]
+    slots = np.flatnonzero(keep_slot)
+    src = face_vtx[slots]
+    nxt_slot = slots + 1
+    ends = face_off[face_of_slot[slots] + 1]
+    nxt_slot[nxt_slot == ends] = face_off[face_of_slot[slots][nxt_slot == ends]]
+    dst = face_vtx[nxt_slot]
+    order = np.lexsort((src, region_of_slot[slots]))
+    new_off = np.zeros(n_regions + 1, dtype=np.int64)
+    new_vtx = np.empty(len(slots), dtype=np.int64)
+    new_edge = np.empty(len(slots), dtype=np.int64)
+    by_region = {}
+    for i in order:
+        by_region.setdefault(region_of_slot[slots[i]], {})
+        d = by_region[region_of_slot[slots[i]]]
+        if src[i] in d:
+            raise ValueError("a region of this polygon domain touches itself at a vertex; "
+                             "such pinched domains are not supported")
+        d[src[i]] = i
+    pos = 0
+    for r in range(n_regions):
+        d = by_region[r]
+        start = min(d)
+        i = d[start]
+        new_off[r] = pos
+        count = 0
+        while True:
+            new_vtx[pos] = src[i]
+            new_edge[pos] = face_edge[slots[i]]
+            pos += 1
+            count += 1
+            i = d[dst[i]]
+            if src[i] == start:
+                break
+        if count != len(d):
+            raise ValueError("a region of this polygon domain has a hole; polygon domains "
+                             "must be simple (no holes) for now")
+    new_off[n_regions] = pos
+    # drop merged-away edges and vertices no region uses, renumber
+    used_e = np.zeros(E, dtype=bool)
+    used_e[new_edge] = True
+    emap = np.cumsum(used_e) - 1
+    used_v = np.zeros(len(out["vertices"]), dtype=bool)
+    used_v[new_vtx] = True
+    vmap = np.cumsum(used_v) - 1
+    first = np.zeros(n_regions, dtype=np.int64)
+    first[label[::-1]] = np.arange(F)[::-1]     # one face of each region
+    res = dict(out)
+    res.update(vertices=out["vertices"][used_v], face_offsets=new_off, face_vertices=vmap[new_vtx],
+               face_edges=emap[new_edge], edges=vmap[edges[used_e]], packed_patterns=bits[first],
+               A=out["A"][first], c=out["c"][first], vertex_values=out["vertex_values"][used_v])
+    res["stats"] = dict(out["stats"], convex=False)
+    return res
+
+
 def _activate(z, slope):
     if slope == 0.0:
         np.maximum(z, 0.0, out=z)
@@ -235,15 +316,34 @@ class Partition2D(Partition):
     def n_vertices(self):
         return int(self.vertices.shape[0])
 
+    @property
+    def convex(self):
+        """True when every region is convex (always, except on non-convex polygon domains)."""
+        return self.stats.get("convex", True)
+
     @cached_property
     def _inradius(self):
         from kernels.polygon import chebyshev
 
-        return chebyshev(self.vertices, self.face_offsets, self.face_vertices)
+        rad, cen = chebyshev(self.vertices, self.face_offsets, self.face_vertices)
+        if not self.convex:
+            # regions clipped by a non-convex domain: shapely's maximum inscribed
+            # circle, to a tolerance of 1e-9 of each region's size (approximate)
+            import shapely
+
+            polys = self.polygons()
+            tol = 1e-9 * np.sqrt(self.measure)
+            circles = shapely.maximum_inscribed_circle(polys, tolerance=tol)
+            c0 = shapely.get_coordinates(shapely.get_point(circles, 0))
+            rad = shapely.length(circles)
+            cen = c0
+        return rad, cen
 
     @property
     def inradius(self):
-        """Radius of the largest disk inside each region (exact Chebyshev radius)."""
+        """Radius of the largest disk inside each region (exact Chebyshev radius of
+        the convex region; on non-convex polygon domains, clipped regions use
+        shapely's maximum_inscribed_circle to 1e-9 of their size)."""
         return self._inradius[0]
 
     @property

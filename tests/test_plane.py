@@ -280,3 +280,26 @@ def test_max_regions_stops_with_the_count():
 def test_bad_input_is_named(model, domain, message):
     with pytest.raises(ValueError, match=message):
         regions.partition(model, domain)
+
+
+def test_nonconvex_polygon_domain_clips_the_partition():
+    net = he([2, 16, 16, 1], 12)
+    # an L-shaped domain: not convex, so it is triangulated and merged back
+    L = shapely.Polygon([(-2, -2), (2, -2), (2, 0), (0, 0), (0, 2), (-2, 2)])
+    p = regions.partition(net, L)
+    assert not p.convex
+    assert p.measure.sum() == pytest.approx(L.area, rel=1e-12)
+    check_partition(p, net)
+    assert shapely.union_all(p.polygons()).symmetric_difference(L).area < 1e-9
+    # every region is one pattern cell of the full box clipped to the L
+    full = regions.partition(net, ((-2, 2), (-2, 2)))
+    clipped = [q.intersection(L) for q in full.polygons()]
+    assert len(p) == sum(len(shapely.get_parts(c)) for c in clipped if c.area > 1e-12)
+    # inradius of a clipped region is at most that of its cell and positive
+    assert np.all(p.inradius > 0)
+
+
+def test_polygon_with_hole_is_refused():
+    ring = shapely.Polygon([(-2, -2), (2, -2), (2, 2), (-2, 2)], [[(-1, -1), (1, -1), (1, 1), (-1, 1)]])
+    with pytest.raises(ValueError, match="holes"):
+        regions.partition(he([2, 4, 1]), ring)
