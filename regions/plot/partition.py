@@ -212,6 +212,10 @@ def _partition_2d(p, ax, color, points, level_set, edgecolor, linewidth, cmap, c
     return ax
 
 
+def _x_label(p):
+    return "t (along the segment)" if hasattr(p.domain, "p0") else "x"
+
+
 def _partition_1d(p, ax, color, signal, level_set, cmap, colorbar, output, norm, title,
                   breakpoints):
     pattern_id = getattr(p, "pattern_id", None)
@@ -272,17 +276,23 @@ def _partition_1d(p, ax, color, signal, level_set, cmap, colorbar, output, norm,
             from mpl_toolkits.axes_grid1 import make_axes_locatable
             row = make_axes_locatable(ax).append_axes("bottom", size="45%", pad=0.08, sharex=ax)
         segs = np.stack([np.stack([iv[:, 0], pid], 1), np.stack([iv[:, 1], pid], 1)], 1)
-        lc = LineCollection(segs, colors=faces, linewidths=3.5 if n_patterns < 60 else 2.0,
+        dark = faces.copy()
+        dark[:, :3] *= 0.78            # the pastel fills are too faint as thin bars on white
+        dark[:, 3] = 1.0
+        lc = LineCollection(segs, colors=dark, linewidths=3.5 if n_patterns < 60 else 2.0,
                             capstyle="butt")
         lc.set_gid("pattern_rows")
         row.add_collection(lc)
+        # a tick at each piece's centre, so pieces shorter than a pixel still show
+        row.scatter(iv.mean(axis=1), pid, s=14 if n < 300 else 5, c=dark, marker="|",
+                    linewidths=0.8, zorder=3)
         row.set_ylim(-0.5 - 0.02 * n_patterns, n_patterns - 0.5 + 0.02 * n_patterns)
         row.set_ylabel("pattern id")
-        row.set_xlabel("t")
+        row.set_xlabel(_x_label(p))
         row.grid(axis="y", lw=0.3, alpha=0.5)
         ax._regions_pattern_axes = row
     else:
-        ax.set_xlabel("t" if not hasattr(p.domain, "p0") else "t (along the segment)")
+        ax.set_xlabel(_x_label(p))
     if title is True:
         if grouped:
             ax.set_title(f"{n:,} pieces, {n_patterns:,} distinct patterns", fontsize="medium")

@@ -36,7 +36,7 @@ def density_map(p, ax=None, resolution=300, cmap="magma", colorbar=True, title=T
         ax.fill_between(xs, ys, color="C3", alpha=0.25, lw=0)
         ax.set_yscale("log")
         ax.set_xlim(iv[0, 0], iv[-1, 1])
-        ax.set_xlabel("t")
+        ax.set_xlabel("t (along the segment)" if hasattr(p.domain, "p0") else "x")
         ax.set_ylabel("pieces per unit length")
         if title:
             ax.set_title(title if isinstance(title, str) else
