@@ -301,7 +301,7 @@ def _grid_step(coords, grid_shape):
 # the table
 
 def sample_features(model, coords, grid_shape=None, domain=None, radius=None,
-                    partition=None, layers=True):
+                    partition=None, layers=True, encoded_crossings=True):
     """Region features of every sample at one checkpoint (see the module docstring).
 
     Parameters
@@ -321,6 +321,10 @@ def sample_features(model, coords, grid_shape=None, domain=None, radius=None,
         A partition already computed for this model and domain (reused).
     layers : bool
         Add per-layer Hamming distances.
+    encoded_crossings : bool
+        For encoded 2D models, compute the exact crossings along rows and
+        columns (:func:`regions.grid_crossings`; the costly part, seconds to
+        tens of seconds for 32x32 pixels at L = 5).
 
     Returns
     -------
@@ -366,7 +370,7 @@ def sample_features(model, coords, grid_shape=None, domain=None, radius=None,
     elif dim == 1:
         _encoded_1d_features(f, net, coords, grid_shape, domain, radius, partition)
     else:
-        _encoded_2d_features(f, net, coords, grid_shape, radius, pats)
+        _encoded_2d_features(f, net, coords, grid_shape, radius, pats, encoded_crossings)
 
     if grid_shape is not None:
         _hamming_features(f, net, pats, grid_shape, layers)
@@ -482,7 +486,7 @@ def _encoded_1d_features(f, net, coords, grid_shape, domain, radius, partition):
         f.meta["neighbour_crossings"] = c
 
 
-def _encoded_2d_features(f, net, coords, grid_shape, radius, pats):
+def _encoded_2d_features(f, net, coords, grid_shape, radius, pats, crossings=True):
     try:
         from ..sampling import sampled_patterns
         _, pid = sampled_patterns(net, coords)
@@ -508,7 +512,7 @@ def _encoded_2d_features(f, net, coords, grid_shape, radius, pats):
                 win = img[max(0, i - r): i + r + 1, max(0, j - r): j + r + 1]
                 dens[i * W + j] = len(np.unique(win))
         f.add("density", dens, SAMPLED, f"distinct patterns in the {2 * r + 1}x{2 * r + 1} window")
-        c = _encoded_grid_crossings(net, coords, grid_shape)
+        c = _encoded_grid_crossings(net, coords, grid_shape) if crossings else None
         if c is not None:
             pairs = grid_neighbours(grid_shape)
             f.add("crossings", _mean_over_pairs(c.astype(float), pairs, len(coords)), EXACT,
@@ -524,8 +528,8 @@ def _cell_area(coords, grid_shape):
 
 def _encoded_grid_crossings(net, coords, grid_shape):
     """Exact crossings between grid neighbours of an encoded 2D model, in the
-    order of :func:`grid_neighbours`, from :func:`regions.grid_crossings`.
-    ``None`` when that engine is not available."""
+    order of :func:`grid_neighbours` (rows, then columns), from
+    :func:`regions.grid_crossings`; ``None`` when that engine is missing."""
     try:
         from ..encoded import grid_crossings
     except ImportError:
@@ -534,15 +538,12 @@ def _encoded_grid_crossings(net, coords, grid_shape):
     X = coords[:, 0].reshape(H, W)
     Y = coords[:, 1].reshape(H, W)
     xs, ys = X[0, :], Y[:, 0]
-    res = grid_crossings(net, (H, W), xs=xs, ys=ys)
-    rows, cols = _split_crossings(res)
-    return np.concatenate([np.asarray(rows).ravel(), np.asarray(cols).ravel()]).astype(np.int64)
-
-
-def _split_crossings(res):
-    if isinstance(res, dict):
-        return res["rows"], res["cols"]
-    return res[0], res[1]
+    if not (np.allclose(X, xs[None, :]) and np.allclose(Y, ys[:, None])
+            and np.allclose(np.diff(xs), xs[1] - xs[0]) and np.allclose(np.diff(ys), ys[1] - ys[0])):
+        return None  # not a regular row-major grid
+    gc = grid_crossings(net, (H, W), bounds=((xs[0], xs[-1]), (ys[0], ys[-1])), progress=False)
+    return np.concatenate([np.asarray(gc.row_crossings).ravel(),
+                           np.asarray(gc.col_crossings).ravel()]).astype(np.int64)
 
 
 def _hamming_features(f, net, pats, grid_shape, layers):

@@ -59,7 +59,10 @@ def _sines(n, epochs, encodings, record_every=1, analyse=(0.0, 0.02, 0.1, 0.5, 1
 
 
 #: Study presets. ``analyse`` lists the checkpoints analysed, as fractions of
-#: the epochs. ``tiny`` is for tests and smoke runs (seconds).
+#: the epochs. ``encoded_crossings`` says at which analysed checkpoints the
+#: exact row/column crossings of encoded 2D models are computed ("all", "ends",
+#: "end"; they cost ~30 s per checkpoint at 32x32, L = 5). ``tiny`` is for
+#: tests and smoke runs (seconds).
 PRESETS = {
     "quick": {
         "description": "raw vs PE (L=2, 5) on a 32x32 noise image (2x128, Adam 1e-3, batch 256 "
@@ -68,6 +71,7 @@ PRESETS = {
         "experiments": _image(32, 800, [None, 2, 5], [0]) + _sines(2048, 300, [None, 5]),
         "seeds": [0],
         "n_boot": 200, "eps": 0.5, "window": 0.1, "n_distant": 2000,
+        "encoded_crossings": "end",
     },
     "paper": {
         "description": "the paper's settings: 64x64x3 noise, 2x128, Adam 1e-3, batch 256 "
@@ -193,6 +197,7 @@ def build_jobs(preset="quick", seeds=None):
                 "name": exp["name"], "seed": seed, "signal": signal, "config": tcfg,
                 "analyse": analysed, "n_boot": int(cfg["n_boot"]), "eps": float(cfg["eps"]),
                 "window": float(cfg["window"]), "n_distant": int(cfg["n_distant"]),
+                "encoded_crossings": cfg.get("encoded_crossings", "all"),
                 "threads": 1,
             })
     return jobs, cfg, name
@@ -400,8 +405,12 @@ def analyse_checkpoint(run, epoch, job, notes):
         part = None
     t_part = time.perf_counter() - t0
     step = (signal.coord_range[1] - signal.coord_range[0]) / max(signal.grid_shape)
+    which = job.get("encoded_crossings", "all")
+    last = epoch == job["analyse"][-1]
+    enc_cross = which == "all" or (which == "end" and last) or \
+        (which == "ends" and (last or epoch == job["analyse"][0]))
     feats = sample_features(net, coords, grid_shape=signal.grid_shape, domain=_domain(signal),
-                            radius=step, partition=part)
+                            radius=step, partition=part, encoded_crossings=enc_cross)
     if feats.meta.get("missing"):
         notes.append(f"{job['name']}: {feats.meta['missing']}")
     x_in = net.encoding.encode_numpy(coords) if net.encoding is not None else coords

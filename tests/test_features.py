@@ -1,0 +1,239 @@
+"""Region features per sample, against independent oracles (brute force on the
+network, dense sampling, a single hidden layer's closed form)."""
+import numpy as np
+import pytest
+import shapely
+import torch
+
+from regions.network import as_network
+from regions.study.features import (Features, boundary_distances, grid_neighbours,
+                                    sample_features, segment_crossings)
+
+
+def _mlp(widths, seed=0, d_in=2, d_out=1, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    layers, n = [], d_in
+    for w in widths:
+        lin = torch.nn.Linear(n, w)
+        with torch.no_grad():
+            lin.weight.copy_(torch.randn(w, n, generator=g) * scale)
+            lin.bias.copy_(torch.randn(w, generator=g) * 0.5 * scale)
+        layers += [lin, torch.nn.ReLU()]
+        n = w
+    layers.append(torch.nn.Linear(n, d_out))
+    return torch.nn.Sequential(*layers).double()
+
+
+def _torch_patterns(model, x):
+    """Activation pattern from a plain torch forward (float64), layer-major."""
+    out, a = [], torch.as_tensor(x, dtype=torch.float64)
+    for m in model:
+        a = m(a)
+        if isinstance(m, torch.nn.Linear) and m is not model[-1]:
+            out.append((a > 0).numpy())
+    return np.concatenate(out, axis=1)
+
+
+def _grid(H, W, lo=-1.0, hi=1.0):
+    xs = lo + (hi - lo) * np.arange(W) / W
+    ys = lo + (hi - lo) * np.arange(H) / H
+    X, Y = np.meshgrid(xs, ys)
+    return np.stack([X.ravel(), Y.ravel()], 1)
+
+
+@pytest.fixture(scope="module")
+def raw2d():
+    model = _mlp([8, 8], seed=3)
+    coords = _grid(12, 12)
+    f = sample_features(model, coords, grid_shape=(12, 12), domain=((-1, 1), (-1, 1)))
+    return model, coords, f
+
+
+def test_occupancy_equals_brute_force_pattern_count(raw2d):
+    model, coords, f = raw2d
+    pats = _torch_patterns(model, coords)
+    _, inv, cnt = np.unique(pats, axis=0, return_inverse=True, return_counts=True)
+    np.testing.assert_array_equal(f["occupancy"], cnt[inv.ravel()])
+    # same region <=> same pattern (raw inputs: a pattern's set is one convex region)
+    same_region = f["region"][:, None] == f["region"][None, :]
+    same_pattern = inv.ravel()[:, None] == inv.ravel()[None, :]
+    np.testing.assert_array_equal(same_region, same_pattern)
+
+
+def test_kinds_and_table(raw2d):
+    _, coords, f = raw2d
+    assert isinstance(f, Features)
+    for k in ("region", "measure", "inradius", "occupancy", "density", "dist_boundary",
+              "dist_polygon", "dist_layer1", "dist_paper", "hamming", "hamming_l1",
+              "hamming_l2", "crossings"):
+        assert k in f and f[k].shape == (len(coords),)
+        assert f.kind[k] == "exact"
+    assert f.meta["n_regions"] >= f.meta["n_patterns_sampled"]
+    np.testing.assert_allclose(f["hamming_l1"] + f["hamming_l2"], f["hamming"])
+    assert np.all(f["inradius"] > 0) and np.all(f["inradius"] ** 2 * np.pi <= f["measure"] + 1e-12)
+
+
+def _first_exit(net, x, u, t_max, n=400):
+    """Distance along ray u to the first pattern change: dense steps, then bisection."""
+    p0 = net.patterns(x[None])[0]
+    ts = np.linspace(0, t_max, n + 1)[1:]
+    P = net.patterns(x[None] + ts[:, None] * u[None])
+    changed = np.flatnonzero(np.any(P != p0, axis=1))
+    if changed.size == 0:
+        return np.inf
+    hi = ts[changed[0]]
+    lo = ts[changed[0] - 1] if changed[0] > 0 else 0.0
+    for _ in range(50):
+        mid = 0.5 * (lo + hi)
+        if np.any(net.patterns((x + mid * u)[None])[0] != p0):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def test_distance_to_boundary_matches_rays(raw2d):
+    model, coords, f = raw2d
+    net = as_network(model)
+    angles = np.linspace(0, 2 * np.pi, 720, endpoint=False)
+    U = np.stack([np.cos(angles), np.sin(angles)], 1)
+    for i in (0, 17, 50, 77, 143):
+        d = f["dist_boundary"][i]
+        ray = min(_first_exit(net, coords[i], u, t_max=4 * d + 0.1) for u in U)
+        # every ray leaves no earlier than the exact distance; the best ray is
+        # within the angular resolution of it
+        assert ray >= d * (1 - 1e-6)
+        assert ray <= d / np.cos(np.pi / 720) * (1 + 1e-6) + 1e-9
+
+
+def test_polygon_distance_is_min_of_neuron_and_domain(raw2d):
+    _, coords, f = raw2d
+    to_domain = np.min(np.concatenate([coords + 1, 1 - coords], axis=1), axis=1)
+    np.testing.assert_allclose(f["dist_polygon"], np.minimum(f["dist_boundary"], to_domain),
+                               rtol=1e-7, atol=1e-9)
+    assert np.all(f["dist_layer1"] >= f["dist_boundary"] - 1e-12)
+
+
+def test_layer1_distance_is_exact_and_paper_formula_is_not_larger():
+    model = _mlp([6, 6], seed=5)
+    x = np.random.default_rng(0).uniform(-1, 1, (50, 2))
+    net = as_network(model)
+    d = boundary_distances(net, x)
+    W, b = net.weights[0], net.biases[0]
+    want = np.min(np.abs(x @ W.T + b) / np.linalg.norm(W, axis=1), axis=1)
+    np.testing.assert_allclose(d["layer1"], want)
+    np.testing.assert_allclose(d["paper_layer1"], want)
+    assert np.all(d["all"] <= d["layer1"] + 1e-15)
+
+
+def test_crossings_single_layer_closed_form():
+    # one hidden layer: every line is straight, so a segment crosses exactly the
+    # lines whose sign differs at its two ends
+    model = _mlp([20], seed=1)
+    net = as_network(model)
+    rng = np.random.default_rng(2)
+    p0, p1 = rng.uniform(-1, 1, (200, 2)), rng.uniform(-1, 1, (200, 2))
+    W, b = net.weights[0], net.biases[0]
+    want = np.sum((p0 @ W.T + b > 0) != (p1 @ W.T + b > 0), axis=1)
+    np.testing.assert_array_equal(segment_crossings(net, p0, p1), want)
+
+
+def test_crossings_deep_net_against_dense_sampling_and_partition(raw2d):
+    model, coords, f = raw2d
+    net = as_network(model)
+    pairs = grid_neighbours((12, 12))
+    c = f.meta["neighbour_crossings"]
+    # dense sampling: pattern changes along the segment (a lower bound; equal
+    # unless two changes fall between samples)
+    ts = np.linspace(0, 1, 2001)
+    for k in range(0, len(pairs), 7):
+        a, b = coords[pairs[k, 0]], coords[pairs[k, 1]]
+        P = net.patterns(a[None] + ts[:, None] * (b - a)[None])
+        dense = int(np.sum(np.any(P[1:] != P[:-1], axis=1)))
+        assert dense == c[k]
+    # partition: regions whose interior the segment passes through, minus one
+    import regions
+
+    p = regions.partition(model, ((-1, 1), (-1, 1)))
+    polys = np.asarray(p.polygons(), dtype=object)
+    segs = shapely.linestrings(np.stack([coords[pairs[:, 0]], coords[pairs[:, 1]]], 1))
+    tree = shapely.STRtree(polys)
+    si, pi = tree.query(segs, predicate="intersects")
+    lengths = shapely.length(shapely.intersection(segs[si], polys[pi]))
+    step = np.linalg.norm(coords[pairs[:, 1]] - coords[pairs[:, 0]], axis=1)
+    inside = lengths > 1e-9 * step[si]
+    met = np.bincount(si[inside], minlength=len(pairs))
+    np.testing.assert_array_equal(met - 1, c)
+
+
+def test_density_bounds_from_dense_disk_sampling(raw2d):
+    model, coords, f = raw2d
+    import regions
+
+    p = regions.partition(model, ((-1, 1), (-1, 1)))
+    h = f.meta["radius"]
+    rng = np.random.default_rng(0)
+    r = h * np.sqrt(rng.uniform(0, 1, 4000))
+    th = rng.uniform(0, 2 * np.pi, 4000)
+    disk = np.stack([r * np.cos(th), r * np.sin(th)], 1)
+    polys = p.polygons()
+    for i in range(0, len(coords), 11):
+        pts = coords[i] + disk
+        pts = pts[np.all(np.abs(pts) <= 1, axis=1)]
+        sampled = len(np.unique(p.locate(pts)))
+        assert sampled <= f["density"][i]
+        # and the definition, region by region
+        want = sum(shapely.distance(shapely.Point(coords[i]), q) <= h for q in polys)
+        assert want == f["density"][i]
+
+
+def test_raw_1d_features():
+    model = _mlp([10, 10], seed=4, d_in=1)
+    x = (np.arange(64) / 64)[:, None]
+    f = sample_features(model, x, grid_shape=(64,), domain=(0.0, 1.0))
+    net = as_network(model)
+    pats = net.patterns(x)
+    _, inv, cnt = np.unique(pats, axis=0, return_inverse=True, return_counts=True)
+    np.testing.assert_array_equal(f["occupancy"], cnt[inv.ravel()])
+    # crossings between consecutive samples: dense sampling of the pattern
+    ts = np.linspace(0, 1, 4001)
+    c = f.meta["neighbour_crossings"]
+    for k in range(63):
+        xs = x[k, 0] + ts * (x[k + 1, 0] - x[k, 0])
+        P = net.patterns(xs[:, None])
+        assert int(np.sum(np.any(P[1:] != P[:-1], axis=1))) == c[k]
+    # distance to the piece's ends: the exact local distance when no domain end is nearer
+    to_end = np.minimum(x[:, 0], 1 - x[:, 0])
+    np.testing.assert_allclose(f["dist_polygon"], np.minimum(f["dist_boundary"], to_end),
+                               rtol=1e-7, atol=1e-12)
+    assert np.all(f["density"] >= 1)
+
+
+def test_encoded_2d_features_are_labelled():
+    from regions.study.train import positional_encoding
+
+    enc = positional_encoding(2, 2)
+    model = torch.nn.Sequential(enc, torch.nn.Linear(8, 8), torch.nn.ReLU(),
+                                torch.nn.Linear(8, 1))
+    coords = _grid(6, 6, 0, 1)
+    f = sample_features(model, coords, grid_shape=(6, 6))
+    assert f.kind["occupancy"] == "sampled" and f.kind["region"] == "sampled"
+    assert f.kind["hamming"] == "exact"
+    net = as_network(model)
+    pats = net.patterns(enc.encode_numpy(coords))
+    _, inv, cnt = np.unique(pats, axis=0, return_inverse=True, return_counts=True)
+    np.testing.assert_array_equal(f["occupancy"], cnt[inv.ravel()])
+
+
+def test_bad_inputs_name_the_problem():
+    model = _mlp([4], seed=0)
+    with pytest.raises(ValueError, match="coords"):
+        sample_features(model, np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="grid_shape"):
+        sample_features(model, _grid(3, 3), grid_shape=(4, 4))
+    with pytest.raises(ValueError, match="NaN"):
+        sample_features(model, np.full((4, 2), np.nan))
+    with pytest.raises(ValueError, match="p0 and p1"):
+        segment_crossings(model, np.zeros((2, 2)), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="radius"):
+        sample_features(model, _grid(3, 3), grid_shape=(3, 3), radius=-1.0)

@@ -1,0 +1,125 @@
+"""The study end to end (tiny preset), its validation before training, and
+running jobs through other executors (serial, dask)."""
+import copy
+import os
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from regions.study.study import PRESETS, SerialExecutor, build_jobs, run_study
+
+
+def _one_experiment(name="2d-raw", encoding=None, seeds=(0,)):
+    exp = copy.deepcopy([e for e in PRESETS["tiny"]["experiments"] if e["name"] == "2d-raw"][0])
+    exp["name"] = name
+    exp["train"]["encoding"] = encoding
+    exp["train"]["epochs"] = 20
+    return {"experiments": [exp], "seeds": list(seeds), "n_boot": 20, "eps": 0.5,
+            "window": 0.25, "n_distant": 50, "name": "one"}
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny")
+    path = run_study("tiny", str(out), progress=False)  # default: 2 local processes
+    return out, path
+
+
+def test_tiny_study_writes_report_with_sections_figures_and_data(tiny_report):
+    out, path = tiny_report
+    assert os.path.basename(path) == "report.md" and os.path.isfile(path)
+    text = open(path).read()
+    for section in ("## Findings", "## Runs", "## The paper's table, measured exactly",
+                    "## Regions over training", "## Coupling", "## Gradient confusion",
+                    "## Spectral bias", "## Notes"):
+        assert section in text, section
+    assert re.search(r"\*\*(holds|does not hold)\*\*", text)
+    pngs = re.findall(r"\(figures/([a-z_]+\.png)\)", text)
+    assert len(pngs) >= 5
+    for png in pngs:
+        with open(os.path.join(out, "figures", png), "rb") as fh:
+            assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    for data in ("summary.csv", "coupling.csv", "findings.csv", "runs.npz"):
+        assert os.path.getsize(os.path.join(out, "data", data)) > 0
+    # every run appears in the tables, and the exact region count is there for raw runs
+    for name in ("2d-raw", "2d-pe3", "1d-raw", "1d-pe3"):
+        assert f"| {name} |" in text
+
+
+def test_tiny_study_data_are_consistent(tiny_report):
+    out, _ = tiny_report
+    data = np.load(os.path.join(out, "data", "runs.npz"))
+    occ = data["2d-raw_s0/epoch0/feature/occupancy"]
+    reg = data["2d-raw_s0/epoch0/feature/region"]
+    assert occ.shape == (100,)
+    # occupancy is the number of samples sharing the region
+    np.testing.assert_array_equal(occ, np.bincount(reg)[reg])
+    import csv
+
+    rows = list(csv.DictReader(open(os.path.join(out, "data", "coupling.csv"))))
+    assert rows and {"feature", "speed", "rho", "lo", "hi", "kind", "run", "epoch"} <= set(rows[0])
+    for r in rows:
+        if r["rho"] not in ("", "nan"):
+            assert float(r["lo"]) - 1e-9 <= float(r["rho"]) <= float(r["hi"]) + 1e-9 or \
+                r["lo"] == "nan"
+
+
+def test_serial_executor_custom_preset(tmp_path):
+    path = run_study(_one_experiment(), str(tmp_path), executor=SerialExecutor(),
+                     progress=False)
+    text = open(path).read()
+    assert "2d-raw" in text and "## Findings" in text
+
+
+def test_validation_happens_before_training():
+    # an encoding for 1D coordinates on a 2D signal
+    enc_1d = _one_experiment(encoding=None)
+    from regions.study.train import positional_encoding
+
+    enc_1d["experiments"][0]["train"]["encoding"] = positional_encoding(2, 1)
+    with pytest.raises(ValueError, match="encoding|accept"):
+        build_jobs(enc_1d)
+    # analysed checkpoint past the last epoch
+    bad = _one_experiment()
+    bad["experiments"][0]["analyse"] = [0.0, 500]
+    with pytest.raises(ValueError, match="analysed checkpoint"):
+        build_jobs(bad)
+    # NaN targets
+    from regions.study.signals import Signal
+
+    sig = Signal("nan", np.zeros((4, 2)), np.zeros((4, 1)), (2, 2))
+    sig.targets[0, 0] = np.nan
+    nan = _one_experiment()
+    nan["experiments"][0]["signal"] = sig
+    with pytest.raises(ValueError, match="NaN"):
+        build_jobs(nan)
+    with pytest.raises(ValueError, match="unknown preset"):
+        build_jobs("huge")
+    with pytest.raises(ValueError, match="seeds"):
+        build_jobs("tiny", seeds=[])
+    with pytest.raises(ValueError, match="Executor"):
+        run_study("tiny", "unused", executor=object())
+
+
+def test_checkpoint_mismatch_is_caught():
+    from regions.study.signals import random_image
+    from regions.study.train import Run, TrainConfig
+
+    sig = random_image(4, channels=1)
+    cfg = TrainConfig(width=4, depth=1, epochs=2)
+    wrong = torch.nn.Sequential(torch.nn.Linear(2, 5), torch.nn.ReLU(), torch.nn.Linear(5, 1))
+    with pytest.raises(ValueError, match="does not match"):
+        Run(cfg, sig, np.array([0, 2]), np.zeros((2, 16)), {2: wrong.state_dict()})
+
+
+def test_dask_executor(tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        path = run_study(_one_experiment(seeds=(0, 1)), str(tmp_path),
+                         executor=client.get_executor(), progress=False)
+    text = open(path).read()
+    assert "seeds [0, 1]" in text
