@@ -1,0 +1,285 @@
+"""Encodings and the encoded 1D engine (regions/encoding.py, regions/encoded.py,
+kernels/trig.py) against dense sampling with bisection, the torch forward pass
+and constructed roots known in closed form."""
+import numpy as np
+import pytest
+import torch
+
+import regions
+from regions.encoded import (ENCODED_2D_MESSAGE, grid_crossings, partition_encoded_1d,
+                             partition_encoded_segment, reject_encoded_2d)
+from regions.encoding import PositionalEncoding, RandomFourierFeatures
+from regions.network import as_network
+
+
+def encoded_mlp(enc, widths, seed, bias_std=0.1, torch_init=False):
+    g = torch.Generator().manual_seed(seed)
+    mods = [enc]
+    sizes = [enc.out_features] + list(widths)
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        lin = torch.nn.Linear(a, b).double()
+        if not torch_init:
+            with torch.no_grad():
+                lin.weight.copy_(torch.randn(b, a, generator=g, dtype=torch.float64)
+                                 * np.sqrt(2.0 / a))
+                lin.bias.copy_(torch.randn(b, generator=g, dtype=torch.float64) * bias_std)
+        mods.append(lin)
+        if i < len(sizes) - 2:
+            mods.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*mods)
+
+
+def one_neuron(enc, row, bias):
+    lin = torch.nn.Linear(enc.out_features, 1).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor(np.asarray(row)[None, :], dtype=torch.float64))
+        lin.bias.fill_(bias)
+    out = torch.nn.Linear(1, 1).double()
+    return torch.nn.Sequential(enc, lin, torch.nn.ReLU(), out)
+
+
+def torch_patterns_and_output(model, x):
+    h = torch.as_tensor(np.asarray(x, dtype=np.float64))
+    mods = list(model)
+    bits = []
+    with torch.no_grad():
+        for i, m in enumerate(mods):
+            h = m(h)
+            if isinstance(m, torch.nn.Linear) and i + 1 < len(mods) and isinstance(
+                    mods[i + 1], (torch.nn.ReLU, torch.nn.LeakyReLU)):
+                bits.append((h > 0).numpy())
+    return np.concatenate(bits, axis=1), h.numpy()
+
+
+def numpy_patterns(model):
+    net = as_network(model)
+
+    def f(u):
+        return net.patterns(net.encoding.encode_numpy(np.asarray(u)[:, None]))
+    return f
+
+
+def bisect_breakpoints(pattern_fn, u):
+    pats = pattern_fn(u)
+    change = np.flatnonzero(np.any(pats[1:] != pats[:-1], axis=1))
+    a, b = u[change].copy(), u[change + 1].copy()
+    pa = pats[change]
+    for _ in range(50):
+        m = 0.5 * (a + b)
+        same = np.all(pattern_fn(m) == pa, axis=1)
+        a = np.where(same, m, a)
+        b = np.where(same, b, m)
+    return 0.5 * (a + b), pats
+
+
+# ---------------------------------------------------------------- encodings
+
+def test_positional_encoding_features_follow_the_paper():
+    pe = PositionalEncoding(3, in_features=2)
+    p = np.array([[0.3, 0.7], [0.1, 0.9]])
+    out = pe(torch.tensor(p)).numpy()
+    expect = []
+    for l in range(3):
+        w = 2.0 ** l * np.pi
+        expect += [np.sin(w * p[:, 0]), np.cos(w * p[:, 0]), np.sin(w * p[:, 1]), np.cos(w * p[:, 1])]
+    np.testing.assert_allclose(out, np.stack(expect, axis=1), atol=1e-15)
+    pe_in = PositionalEncoding(2, in_features=1, include_input=True, base=3.0)
+    out = pe_in(torch.tensor([[0.2]], dtype=torch.float64)).numpy()[0]
+    np.testing.assert_allclose(out, [0.2, np.sin(0.2 * np.pi), np.cos(0.2 * np.pi),
+                                     np.sin(0.6 * np.pi), np.cos(0.6 * np.pi)], atol=1e-15)
+    with pytest.raises(ValueError, match="in_features"):
+        PositionalEncoding(2, in_features=3)
+    with pytest.raises(ValueError, match="L"):
+        PositionalEncoding(0)
+
+
+def test_encodings_round_trip_through_state_dict():
+    model = encoded_mlp(PositionalEncoding(4, 2, include_input=True), [8, 1], 0)
+    fresh = encoded_mlp(PositionalEncoding(4, 2, include_input=True), [8, 1], 1)
+    fresh.load_state_dict(model.state_dict())
+    x = torch.rand(10, 2, dtype=torch.float64)
+    assert torch.equal(model(x), fresh(x))
+    rff = RandomFourierFeatures(2, 6, sigma=4.0, seed=3)
+    assert torch.equal(rff.B, RandomFourierFeatures(2, 6, 4.0, seed=3).B)
+    assert not torch.equal(rff.B, RandomFourierFeatures(2, 6, 4.0, seed=4).B)
+    assert "B" in rff.state_dict()
+    other = RandomFourierFeatures(2, 6, sigma=4.0, seed=99)
+    other.load_state_dict(rff.state_dict())
+    assert torch.equal(other(x), rff(x))
+    # a state_dict with only the frequency matrix defines the features too
+    other2 = RandomFourierFeatures(2, 6, sigma=4.0, seed=98)
+    other2.load_state_dict({"B": rff.B.clone(), "kinds": rff.kinds.clone(),
+                            "omegas": torch.zeros_like(rff.omegas)})
+    assert torch.equal(other2(x), rff(x))
+    ph = 2 * np.pi * x.numpy() @ rff.B.numpy().T
+    np.testing.assert_allclose(rff(x).numpy()[:, 0::2], np.sin(ph), atol=1e-12)
+    np.testing.assert_allclose(rff(x).numpy()[:, 1::2], np.cos(ph), atol=1e-12)
+
+
+# ----------------------------------------------------- encoded 1D vs sampling
+
+@pytest.mark.parametrize("L,widths,seed", [(1, [12, 12, 1], 0), (4, [16, 16, 1], 1),
+                                           (7, [16, 16, 1], 2), (10, [16, 16, 1], 3)])
+def test_encoded_1d_against_dense_sampling(L, widths, seed):
+    model = encoded_mlp(PositionalEncoding(L), widths, seed, bias_std=0.2)
+    p = partition_encoded_1d(model, (0.0, 1.0), progress=False)
+    u = np.linspace(0.0, 1.0, 1_000_001)
+    ref, pats = bisect_breakpoints(numpy_patterns(model), u)
+    # every sample lies in a piece with its pattern
+    idx = p.locate(u)
+    assert np.array_equal(p.patterns[idx], pats)
+    bp = p.breakpoints
+    assert len(p) >= len(ref) + 1
+    # every breakpoint found by sampling + bisection is an engine breakpoint (1e-9)
+    j = np.clip(np.searchsorted(bp, ref), 1, len(bp) - 1)
+    dist = np.minimum(np.abs(bp[j] - ref), np.abs(bp[j - 1] - ref))
+    assert dist.max() < 1e-9
+    # every engine breakpoint sampling did not see shares its grid cell with another one
+    k = np.clip(np.searchsorted(ref, bp), 1, max(len(ref) - 1, 1))
+    seen = np.minimum(np.abs(ref[k] - bp), np.abs(ref[k - 1] - bp)) < 1e-9 if len(ref) > 1 \
+        else np.zeros(len(bp), bool)
+    cell = np.searchsorted(u, bp)
+    per_cell = np.bincount(cell, minlength=len(u) + 1)
+    assert np.all(per_cell[cell[~seen]] >= 2)
+    assert p.measure.sum() == pytest.approx(1.0, rel=1e-12)
+    assert np.all(np.diff(p.points) > 0)
+
+
+def test_encoded_1d_against_torch_forward():
+    model = encoded_mlp(PositionalEncoding(6), [32, 32, 32, 2], 5, torch_init=True)
+    p = partition_encoded_1d(model, (0.0, 1.0), progress=False)
+    u = np.random.default_rng(0).uniform(0, 1, 20000)
+    pats, out = torch_patterns_and_output(model, u[:, None])
+    idx = p.locate(u)
+    assert np.array_equal(p.patterns[idx], pats)
+    np.testing.assert_allclose(p.evaluate(u), out, atol=1e-9)
+    A, c = p.affine
+    assert A.shape == (len(p), 2, 12) and c.shape == (len(p), 2)
+    feats = model[0](torch.tensor(u[:, None])).numpy()
+    np.testing.assert_allclose(np.einsum("mof,mf->mo", A[idx], feats) + c[idx], out, atol=1e-9)
+    # pattern ids group equal patterns
+    pid = p.pattern_id
+    assert pid.max() + 1 == len(np.unique(p.patterns, axis=0))
+    assert np.all(np.any(p.patterns[1:] != p.patterns[:-1], axis=1))
+    first = {}
+    for i, row in enumerate(map(bytes, np.packbits(p.patterns, axis=1))):
+        assert first.setdefault(row, pid[i]) == pid[i]
+
+
+def test_random_fourier_features_and_leaky():
+    rff = RandomFourierFeatures(1, 8, sigma=3.0, seed=0, include_input=True)
+    model = encoded_mlp(rff, [16, 16, 1], 1)
+    model[2] = torch.nn.LeakyReLU(0.05)
+    p = partition_encoded_1d(model, (-1.0, 1.0), progress=False)
+    u = np.random.default_rng(1).uniform(-1, 1, 20000)
+    pats, out = torch_patterns_and_output(model, u[:, None])
+    assert np.array_equal(p.patterns[p.locate(u)], pats)
+    np.testing.assert_allclose(p.evaluate(u), out, atol=1e-9)
+
+
+# ------------------------------------------------------- constructed roots
+
+def test_two_roots_closer_than_any_grid_step():
+    # z = sin(2^9 pi t) - (1 - d): two roots around each of the 256 peaks in [0, 1],
+    # 2 arccos(1 - d) / w ~ 5.6e-7 apart: closer than the 1e-6 step of a 10^6 grid
+    L, d = 10, 1e-7
+    w = 2.0 ** 9 * np.pi
+    row = np.zeros(2 * L)
+    row[2 * 9] = 1.0
+    model = one_neuron(PositionalEncoding(L), row, -(1 - d))
+    p = partition_encoded_1d(model, (0.0, 1.0), progress=False)
+    a = np.arcsin(1 - d)
+    m = np.arange(256)
+    exact = np.sort(np.concatenate([(a + 2 * np.pi * m) / w, (np.pi - a + 2 * np.pi * m) / w]))
+    assert len(p.breakpoints) == 512
+    np.testing.assert_allclose(p.breakpoints, exact, atol=1e-11)
+    assert np.diff(exact).min() < 1e-6
+    # on between each pair, off elsewhere
+    assert p.patterns[:, 0].tolist() == [False, True] * 256 + [False]
+    # a 10^6 grid misses some of these pieces: sampling is only a lower bound
+    n_sampled, _ = regions.sampled_patterns(model, np.linspace(0, 1, 1_000_000)[:, None])
+    assert n_sampled <= p.n_patterns == 2
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_tangency_changes_no_state(sign):
+    # z = sin(2 pi t) - 1 touches 0 at t = 1/4 from below (off on the whole interval);
+    # z = -sin(2 pi t) + 1 touches it from above (on everywhere except one point)
+    row = np.zeros(8)
+    row[0] = sign
+    model = one_neuron(PositionalEncoding(4), row, -sign)
+    p = partition_encoded_1d(model, (0.0, 1.0), progress=False)
+    assert len(p) == 1
+    assert p.patterns[0, 0] == (sign < 0)
+    # with a real crossing elsewhere the tangency still adds nothing:
+    # z = sin(2 pi t) - 1 + 0.5 (sin(4 pi t) + 1) ... built as a 2-neuron layer
+    lin = torch.nn.Linear(8, 2).double()
+    with torch.no_grad():
+        lin.weight.zero_()
+        lin.weight[0, 0] = 1.0          # sin(pi t) - 1: tangent at t = 1/2
+        lin.weight[1, 2] = 1.0          # sin(2 pi t): roots at 1/2 (inside)
+        lin.bias.copy_(torch.tensor([-1.0, 0.0], dtype=torch.float64))
+    m2 = torch.nn.Sequential(PositionalEncoding(4), lin, torch.nn.ReLU(), torch.nn.Linear(2, 1))
+    p2 = partition_encoded_1d(m2, (0.0, 1.0), progress=False)
+    np.testing.assert_allclose(p2.breakpoints, [0.5], atol=1e-12)
+    assert not p2.patterns[:, 0].any()
+
+
+def test_pattern_recurs_on_disjoint_pieces():
+    row = np.zeros(2)
+    row[0] = 1.0                        # sin(pi t) on [0, 4]: on, off, on, off
+    model = one_neuron(PositionalEncoding(1), row, 0.0)
+    p = partition_encoded_1d(model, (0.0, 4.0), progress=False)
+    np.testing.assert_allclose(p.breakpoints, [1.0, 2.0, 3.0], atol=1e-12)
+    assert p.pattern_id.tolist() == [0, 1, 0, 1]
+    assert p.n_patterns == 2
+
+
+# ------------------------------------------------------------- lines in 2D
+
+def test_segment_in_2d_against_sampling():
+    model = encoded_mlp(PositionalEncoding(3, in_features=2), [24, 24, 1], 4)
+    p0, p1 = np.array([0.1, 0.9]), np.array([0.8, 0.05])
+    p = partition_encoded_segment(model, p0, p1, progress=False)
+    t = np.linspace(0, 1, 200001)
+    x = p0 + t[:, None] * (p1 - p0)
+    pats, out = torch_patterns_and_output(model, x)
+    assert np.array_equal(p.patterns[p.locate(t)], pats)
+    np.testing.assert_allclose(p.evaluate(t), out, atol=1e-9)
+
+
+def test_grid_crossings_match_the_lines():
+    model = encoded_mlp(PositionalEncoding(2, in_features=2), [10, 10, 1], 6)
+    H, W = 7, 9
+    g = grid_crossings(model, shape=(H, W), progress=False)
+    assert g.row_crossings.shape == (H, W - 1) and g.col_crossings.shape == (H - 1, W)
+    net = as_network(model)
+    xx, yy = np.meshgrid(g.xs, g.ys)
+    pats = net.patterns(net.encoding.encode_numpy(np.stack([xx.ravel(), yy.ravel()], 1)))
+    pats = pats.reshape(H, W, -1)
+    np.testing.assert_array_equal(g.row_hamming, np.count_nonzero(pats[:, 1:] != pats[:, :-1], axis=2))
+    np.testing.assert_array_equal(g.col_hamming, np.count_nonzero(pats[1:] != pats[:-1], axis=2))
+    # a neighbouring pair with different patterns is separated by at least one boundary
+    assert np.all(g.row_crossings[g.row_hamming > 0] >= 1)
+    assert np.all(g.col_crossings[g.col_hamming > 0] >= 1)
+    for i in range(H):
+        assert g.row_crossings[i].sum() == np.count_nonzero(g.row_breakpoints[i] > g.xs[0])
+        assert g.row_pieces[i] == len(g.row_breakpoints[i]) + 1
+    # the counts agree with an independent segment computation of one row
+    q = partition_encoded_segment(model, [0.0, g.ys[3]], [1.0, g.ys[3]], progress=False)
+    np.testing.assert_allclose(q.breakpoints, g.row_breakpoints[3], atol=1e-12)
+
+
+def test_encoded_errors():
+    model = encoded_mlp(PositionalEncoding(2, in_features=2), [4, 1], 0)
+    with pytest.raises(ValueError, match="partition_encoded_segment"):
+        reject_encoded_2d(model)
+    assert "grid_crossings" in ENCODED_2D_MESSAGE and "sampled_patterns" in ENCODED_2D_MESSAGE
+    with pytest.raises(ValueError, match="Segment"):
+        partition_encoded_1d(model, (0.0, 1.0))
+    raw = torch.nn.Sequential(torch.nn.Linear(1, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1))
+    with pytest.raises(ValueError, match="encoding"):
+        partition_encoded_1d(raw, (0.0, 1.0))
+    big = encoded_mlp(PositionalEncoding(8), [32, 32, 1], 0)
+    with pytest.raises(RuntimeError, match="max_regions=3"):
+        partition_encoded_1d(big, (0.0, 1.0), max_regions=3, progress=False)
