@@ -33,15 +33,9 @@ _SHORT = 1e-7
 
 
 def _too_many():
-    try:
-        from .api import TooManyRegions
-    except ImportError:  # the dispatcher is not there yet
-        TooManyRegions = _TooManyRegions
+    from .partition import TooManyRegions
+
     return TooManyRegions
-
-
-class _TooManyRegions(RuntimeError):
-    """Fallback used only while regions.api does not define TooManyRegions."""
 
 
 class Partition1D(Partition):
