@@ -308,7 +308,7 @@ def _study(args):
     finally:
         if executor is not None and hasattr(executor, "shutdown"):
             executor.shutdown()
-    if result is not None:
+    if result is not None and not progress:  # with progress on, the study says it
         print(f"report: {result}")
     return 0
 
