@@ -46,14 +46,6 @@ def p1():
     return regions.partition(mlp([1, 16, 16, 1], seed=1), (-2.0, 2.0))
 
 
-def sampled_patterns(network, points):
-    try:
-        return regions.sampled_patterns(network, points)
-    except (ImportError, AttributeError):  # until regions.sampling lands
-        _, pid = np.unique(network.patterns(points), axis=0, return_inverse=True)
-        return int(pid.max()) + 1, pid.ravel()
-
-
 def collection(ax, cls, gid):
     found = [c for c in ax.collections if isinstance(c, cls) and c.get_gid() == gid]
     assert len(found) == 1, f"expected one {cls.__name__} {gid!r}, found {len(found)}"
@@ -171,7 +163,7 @@ def test_density_map_is_one_over_the_area_of_the_region_at_each_point(p2):
 def test_region_sizes_exact_beside_sampled(p2):
     g = np.linspace(-2, 2, 40)
     pts = np.column_stack([a.ravel() for a in np.meshgrid(g, g)])
-    count, pattern_id = sampled_patterns(p2.network, pts)
+    count, pattern_id = regions.sampled_patterns(p2.network, pts)
     axes = rp.region_sizes(p2, sampled=(count, pattern_id))
     assert len(axes) == 2
     exact_bars, sampled_bars = axes[0].patches, [b for b in axes[1].patches if b.get_fill()]
@@ -222,3 +214,27 @@ def test_animation_writes_a_gif_with_a_frame_per_checkpoint(tmp_path):
     path = rp.animate(parts, tmp_path / "walk.gif", dpi=40, level_set=0.0)
     with Image.open(path) as gif:
         assert gif.n_frames == 3
+
+
+def test_encoded_1d_pieces_sharing_a_pattern_share_a_row_and_a_colour():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(regions.PositionalEncoding(3), torch.nn.Linear(6, 8), torch.nn.ReLU(),
+                              torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)).double()
+    p = regions.partition(net, (0.0, 4.0))        # PE has period 2: every pattern comes back
+    assert len(p) > p.pattern_id.max() + 1
+    ax = rp.partition(p)
+    pieces = collection(ax, PolyCollection, "pieces").get_facecolors()
+    row_axes = [a for a in ax.figure.axes if a is not ax]
+    assert len(row_axes) == 1 and row_axes[0].get_ylabel() == "pattern id"
+    rows = collection(row_axes[0], LineCollection, "pattern_rows")
+    heights = np.array([seg[0, 1] for seg in rows.get_segments()])
+    np.testing.assert_array_equal(heights, p.pattern_id)
+    for k in np.unique(p.pattern_id):
+        same = pieces[p.pattern_id == k]
+        assert np.all(same == same[0])
+    # the output curve follows the encoded network between breakpoints
+    out = next(l for l in ax.get_lines() if l.get_label() == "network output")
+    x, y = out.get_data()
+    with torch.no_grad():
+        want = net(torch.as_tensor(x[:, None])).numpy()[:, 0]
+    np.testing.assert_allclose(y, want, atol=1e-12)

@@ -97,7 +97,9 @@ def speed_vs_feature(features, speed, censored=None, axes=None, speed_label="epo
         ok = np.isfinite(x) & np.isfinite(speed) & ~cens
         log = _log_scale_suits(x[ok])
         s = show[ok[show]]
-        ax.scatter(x[s], speed[s], s=3, color="C0", alpha=0.25, linewidths=0, rasterized=True)
+        few = s.size < 2000          # few samples: bigger, stronger dots
+        ax.scatter(x[s], speed[s], s=8 if few else 3, color="C0", alpha=0.5 if few else 0.25,
+                   linewidths=0, rasterized=True)
         c = show[cens[show] & np.isfinite(x[show])]
         if c.size:
             ax.scatter(x[c], speed[c], s=6, marker="x", color="0.55", linewidths=0.6,
