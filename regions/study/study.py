@@ -82,6 +82,7 @@ PRESETS = {
         + _sines(2048, 500, [None, 5]),
         "seeds": [0, 1, 2],
         "n_boot": 500, "eps": 0.5, "window": 0.1, "n_distant": 5000,
+        "encoded_crossings": "ends",
     },
     "tiny": {
         "description": "a smoke test: 10x10 noise and 128-point sinusoids, 2x16 networks, "
@@ -375,6 +376,37 @@ def _region_adjacency(features, partition, pats, grid_shape):
     return rid, ((A + A.T) > 0).astype(np.int8).tocsr()
 
 
+def _gd_step_check(model, X, Y, lr, predicted_total):
+    """One actual full-batch gradient-descent step (float64) from the checkpoint:
+    the per-sample loss change against the first-order prediction (same ``lr``).
+    Validates the Gram decomposition; returns Spearman, Pearson and the
+    least-squares scale (1 when the first order is exact)."""
+    import copy as _copy
+
+    import torch
+    from scipy import stats
+
+    m = _copy.deepcopy(model).double()
+    x, y = X.double(), Y.double()
+    with torch.no_grad():
+        before = ((m(x) - y) ** 2).mean(dim=1)
+    loss = ((m(x) - y) ** 2).mean()
+    params = [p for p in m.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss, params)
+    with torch.no_grad():
+        for p, g in zip(params, grads):
+            p -= lr * g
+        after = ((m(x) - y) ** 2).mean(dim=1)
+    actual = (after - before).numpy()
+    p = np.asarray(predicted_total, float)
+    ok = np.isfinite(p) & np.isfinite(actual)
+    if ok.sum() < 3 or np.std(p[ok]) == 0 or np.std(actual[ok]) == 0:
+        return {"spearman": float("nan"), "pearson": float("nan"), "scale": float("nan")}
+    return {"spearman": float(stats.spearmanr(p[ok], actual[ok]).statistic),
+            "pearson": float(stats.pearsonr(p[ok], actual[ok]).statistic),
+            "scale": float(p[ok] @ actual[ok] / (p[ok] @ p[ok]))}
+
+
 def _maybe_partition(net, signal):
     if net.encoding is not None and signal.dim == 2:
         return None
@@ -485,6 +517,7 @@ def analyse_checkpoint(run, epoch, job, notes):
             out["observed_change"] = observed
             out["agreement"] = prediction_agreement(pred, observed, n_boot=job["n_boot"],
                                                     seed=job["seed"])
+        out["gd_step"] = _gd_step_check(model, X, Y, run.config.lr, sum(pred.values()))
     except ImportError as err:
         notes.append(f"gradient measures skipped ({err})")
 
@@ -496,6 +529,13 @@ def analyse_checkpoint(run, epoch, job, notes):
         speeds = {"final_loss": run.losses[-1]}
     out["speeds"] = speeds
     out["window"] = w
+    if "predicted" in out and "rate" in speeds:
+        # predicted relative rate -(d loss)/loss against the measured rate in the window
+        loss_e = run.losses[int(np.searchsorted(rec, epoch))]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = {k: -v / loss_e for k, v in out["predicted"].items()}
+        out["agreement_window"] = prediction_agreement(rel, speeds["rate"],
+                                                       n_boot=job["n_boot"], seed=job["seed"])
     feat_for_corr = {k: v for k, v in feats.items() if k != "region"}
     out["coupling"] = correlation_table(feat_for_corr, speeds, n_boot=job["n_boot"],
                                         seed=job["seed"],
