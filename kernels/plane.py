@@ -51,28 +51,44 @@ def _sign(z, eps):
     return 0
 
 
+_ONE = np.uint64(1)
+
+
+@njit(cache=True, inline="always")
+def _popcount(x):
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return (x * np.uint64(0x0101010101010101)) >> np.uint64(56)
+
+
 @njit(cache=True, parallel=True)
-def neuron_eps(Z, rtol):
-    """``eps_k = rtol * max_v |Z[v, k]|`` per neuron."""
+def vertex_sign_bits(Z, eps):
+    """Packed signs of every neuron at every vertex: ``pos`` (z > eps) and ``neg``
+    (z < -eps), ``(V, ceil(n / 64))`` uint64. Every later sign test is a word
+    operation on these, 64 neurons at a time."""
     V, n = Z.shape
-    nchunk = 16
-    part = np.zeros((nchunk, n))
-    step = (V + nchunk - 1) // nchunk
-    for c in prange(nchunk):
-        m = np.zeros(n)
-        for v in range(c * step, min(V, (c + 1) * step)):
-            for k in range(n):
-                m[k] = max(m[k], abs(Z[v, k]))
-        part[c] = m
-    out = np.zeros(n)
-    for c in range(nchunk):
-        for k in range(n):
-            out[k] = max(out[k], part[c, k])
-    return out * rtol
+    w = (n + 63) // 64
+    pos = np.zeros((V, w), dtype=np.uint64)
+    neg = np.zeros((V, w), dtype=np.uint64)
+    for v in prange(V):
+        for j in range(w):
+            pw = np.uint64(0)
+            nw = np.uint64(0)
+            for b in range(min(64, n - 64 * j)):
+                z = Z[v, 64 * j + b]
+                ek = eps[64 * j + b]
+                if z > ek:
+                    pw |= _ONE << np.uint64(b)
+                elif z < -ek:
+                    nw |= _ONE << np.uint64(b)
+            pos[v, j] = pw
+            neg[v, j] = nw
+    return pos, neg
 
 
 @njit(cache=True, parallel=True)
-def edge_crossings(edges, Z, eps):
+def edge_crossings(edges, Z, pos, neg):
     """Crossings of every edge by every neuron of the layer.
 
     Returns ``cross_off`` (E+1), ``cross_neuron``, ``cross_group`` (index of the
@@ -81,17 +97,14 @@ def edge_crossings(edges, Z, eps):
     Crossings are sorted by ``t`` along the stored edge direction.
     """
     E = edges.shape[0]
-    n = Z.shape[1]
+    w = pos.shape[1]
     count = np.zeros(E, dtype=np.int64)
     for e in prange(E):
         u = edges[e, 0]
         v = edges[e, 1]
-        c = 0
-        for k in range(n):
-            zu = Z[u, k]
-            zv = Z[v, k]
-            ek = eps[k]
-            c += ((zu > ek) & (zv < -ek)) | ((zu < -ek) & (zv > ek))
+        c = np.uint64(0)
+        for j in range(w):
+            c += _popcount((pos[u, j] & neg[v, j]) | (neg[u, j] & pos[v, j]))
         count[e] = c
     cross_off = np.zeros(E + 1, dtype=np.int64)
     for e in range(E):
@@ -102,27 +115,31 @@ def edge_crossings(edges, Z, eps):
     cross_group = np.empty(total, dtype=np.int64)
     ngroups = np.zeros(E, dtype=np.int64)
     for e in prange(E):
-        u = edges[e, 0]
-        v = edges[e, 1]
         j0 = cross_off[e]
         if cross_off[e + 1] == j0:
             continue
+        u = edges[e, 0]
+        v = edges[e, 1]
         j = j0
-        for k in range(n):
-            zu = Z[u, k]
-            zv = Z[v, k]
-            ek = eps[k]
-            if ((zu > ek) and (zv < -ek)) or ((zu < -ek) and (zv > ek)):
-                t = zu / (zu - zv)
-                # insertion sort by t (stable: ties keep neuron order)
-                i = j
-                while i > j0 and cross_t[i - 1] > t:
-                    cross_t[i] = cross_t[i - 1]
-                    cross_neuron[i] = cross_neuron[i - 1]
-                    i -= 1
-                cross_t[i] = t
-                cross_neuron[i] = k
-                j += 1
+        for wd in range(w):
+            m = (pos[u, wd] & neg[v, wd]) | (neg[u, wd] & pos[v, wd])
+            if m == 0:
+                continue
+            for b in range(64):
+                if (m >> np.uint64(b)) & _ONE:
+                    k = 64 * wd + b
+                    zu = Z[u, k]
+                    zv = Z[v, k]
+                    t = zu / (zu - zv)
+                    # insertion sort by t (stable: ties keep neuron order)
+                    i = j
+                    while i > j0 and cross_t[i - 1] > t:
+                        cross_t[i] = cross_t[i - 1]
+                        cross_neuron[i] = cross_neuron[i - 1]
+                        i -= 1
+                    cross_t[i] = t
+                    cross_neuron[i] = k
+                    j += 1
         g = -1
         tstart = -1.0
         for i in range(j0, j):
@@ -175,66 +192,116 @@ def write_edge_vertices(P, edges, group_off, group_t, V_old, sub_off,
         new_edges[j, 1] = v
 
 
-@njit(cache=True)
-def _face_signs(f, Z, eps, face_off, face_vtx, pos, neg):
-    """pos[k] / neg[k]: some vertex of face f is strictly above / below eps_k."""
-    n = Z.shape[1]
-    for k in range(n):
-        pos[k] = False
-        neg[k] = False
-    for s in range(face_off[f], face_off[f + 1]):
-        v = face_vtx[s]
-        for k in range(n):
-            z = Z[v, k]
-            ek = eps[k]
-            pos[k] |= z > ek
-            neg[k] |= z < -ek
-
-
 @njit(cache=True, parallel=True)
-def face_cutters(Z, eps, face_off, face_vtx, face_edge, ngroups, chunk):
+def face_cutters(pos, neg, face_off, face_vtx, face_edge, ngroups):
     """Neurons cutting each face (a strictly + and a strictly - vertex), as CSR
-    ``(cut_off, cut_neuron)``, and the number of boundary vertices of each face
-    including the edge vertices of this layer."""
+    ``(cut_off, cut_neuron)``; the number of boundary vertices of each face
+    including this layer's edge vertices; and ``face_pos`` (F, words): the
+    neurons positive at some vertex of the face (the bits of uncut neurons)."""
     F = face_off.shape[0] - 1
-    n = Z.shape[1]
+    w = pos.shape[1]
     ncut = np.zeros(F, dtype=np.int64)
     nbnd = np.zeros(F, dtype=np.int64)
-    nchunks = (F + chunk - 1) // chunk
-    for c in prange(nchunks):
-        pos = np.empty(n, dtype=np.bool_)
-        neg = np.empty(n, dtype=np.bool_)
-        for f in range(c * chunk, min(F, (c + 1) * chunk)):
-            _face_signs(f, Z, eps, face_off, face_vtx, pos, neg)
-            cnt = 0
-            for k in range(n):
-                cnt += pos[k] & neg[k]
-            ncut[f] = cnt
-            m = 0
+    face_pos = np.zeros((F, w), dtype=np.uint64)
+    face_cut = np.zeros((F, w), dtype=np.uint64)
+    for f in prange(F):
+        c = np.uint64(0)
+        for j in range(w):
+            pw = np.uint64(0)
+            nw = np.uint64(0)
             for s in range(face_off[f], face_off[f + 1]):
-                m += 1 + ngroups[face_edge[s]]
-            nbnd[f] = m
+                pw |= pos[face_vtx[s], j]
+                nw |= neg[face_vtx[s], j]
+            face_pos[f, j] = pw
+            face_cut[f, j] = pw & nw
+            c += _popcount(pw & nw)
+        ncut[f] = c
+        m = 0
+        for s in range(face_off[f], face_off[f + 1]):
+            m += 1 + ngroups[face_edge[s]]
+        nbnd[f] = m
     cut_off = np.zeros(F + 1, dtype=np.int64)
     for f in range(F):
         cut_off[f + 1] = cut_off[f] + ncut[f]
     cut_neuron = np.empty(cut_off[F], dtype=np.int64)
-    for c in prange(nchunks):
-        pos = np.empty(n, dtype=np.bool_)
-        neg = np.empty(n, dtype=np.bool_)
-        for f in range(c * chunk, min(F, (c + 1) * chunk)):
-            if ncut[f] == 0:
+    for f in prange(F):
+        i = cut_off[f]
+        for j in range(w):
+            m = face_cut[f, j]
+            if m == 0:
                 continue
-            _face_signs(f, Z, eps, face_off, face_vtx, pos, neg)
-            j = cut_off[f]
-            for k in range(n):
-                if pos[k] and neg[k]:
-                    cut_neuron[j] = k
-                    j += 1
-    return cut_off, cut_neuron, nbnd
+            for b in range(64):
+                if (m >> np.uint64(b)) & _ONE:
+                    cut_neuron[i] = 64 * j + b
+                    i += 1
+    return cut_off, cut_neuron, nbnd, face_pos
 
 
 @njit(cache=True)
-def _cut_face(f, write, cut_off, cut_neuron, P, Z, eps, face_off, face_vtx, face_edge, edges,
+def _edge_vertex_sign(e, g, k, su, sv, cross_off, cross_neuron, cross_group):
+    """Sign of neuron k at vertex g of edge e, from the order of crossings along
+    the edge (never from a recomputed value), given its signs su, sv at the ends."""
+    if su * sv < 0:
+        for i in range(cross_off[e], cross_off[e + 1]):
+            if cross_neuron[i] == k:
+                gk = cross_group[i]
+                if gk == g:
+                    return 0
+                return su if g < gk else sv
+    return su if su != 0 else sv
+
+
+@njit(cache=True)
+def _count_single_cut(f, k, Z, eps, face_off, face_vtx, face_edge, edges,
+                      cross_off, cross_neuron, cross_group, group_off, nb):
+    """Counts of a face cut by one neuron, without building it: the same sign
+    walk and checks as :func:`_cut_face`, so the write pass agrees."""
+    first = 0
+    last = 0
+    changes = 0
+    prev = 0
+    first_sg = 0
+    boundary_cross = False
+    for s in range(face_off[f], face_off[f + 1]):
+        a = face_vtx[s]
+        e = face_edge[s]
+        u = edges[e, 0]
+        v = edges[e, 1]
+        forward = u == a
+        g0 = group_off[e]
+        ng = group_off[e + 1] - g0
+        su = _sign(Z[u, k], eps[k])
+        sv = _sign(Z[v, k], eps[k])
+        for step in range(ng + 1):
+            if step == 0:
+                sgv = _sign(Z[a, k], eps[k])
+            else:
+                g = step - 1 if forward else ng - step
+                sgv = _edge_vertex_sign(e, g, k, su, sv, cross_off, cross_neuron, cross_group)
+            if s == face_off[f] and step == 0:
+                first_sg = sgv
+            elif prev * sgv < 0:
+                boundary_cross = True
+            prev = sgv
+            if sgv != 0:
+                if last != 0 and sgv != last:
+                    changes += 1
+                if first == 0:
+                    first = sgv
+                last = sgv
+    if prev * first_sg < 0:
+        boundary_cross = True
+    if last != first:
+        changes += 1
+    if changes != 2:
+        return 1, nb, 0, 0, ERR_RUNS
+    if boundary_cross:
+        return 1, nb, 0, 0, ERR_BOUNDARY
+    return 2, nb + 2, 0, 1, 0
+
+
+@njit(cache=True)
+def _cut_face(f, write, cut_off, cut_neuron, face_pos, P, Z, eps, face_off, face_vtx, face_edge, edges,
               cross_off, cross_neuron, cross_group, group_off, group_t, sub_off,
               V_old, n_edge_vertices, E_sub,
               kbuf, lv_gid, lv_pos, lv_z, lv_sign, s_v, s_e, s_next, poly_head, poly_alive,
@@ -275,8 +342,8 @@ def _cut_face(f, write, cut_off, cut_neuron, P, Z, eps, face_off, face_vtx, face
                 lv_pos[nlv, 1] = P[a, 1]
                 for kk in range(nK):
                     k = kbuf[kk]
-                    lv_z[nlv, kk] = Z[a, k]
-                    lv_sign[nlv, kk] = _sign(Z[a, k], eps[k])
+                    lv_z[kk, nlv] = Z[a, k]
+                    lv_sign[kk, nlv] = _sign(Z[a, k], eps[k])
                 sub = sub_off[e] + (0 if forward else ng)
             else:
                 g = step - 1 if forward else ng - step
@@ -288,21 +355,9 @@ def _cut_face(f, write, cut_off, cut_neuron, P, Z, eps, face_off, face_vtx, face
                     k = kbuf[kk]
                     su = _sign(Z[u, k], eps[k])
                     sv = _sign(Z[v, k], eps[k])
-                    lv_z[nlv, kk] = (1.0 - t) * Z[u, k] + t * Z[v, k]
-                    sgn = su if su != 0 else sv
-                    if su * sv < 0:
-                        for i in range(cross_off[e], cross_off[e + 1]):
-                            if cross_neuron[i] == k:
-                                gk = cross_group[i]
-                                if gk == g:
-                                    sgn = 0
-                                    lv_z[nlv, kk] = 0.0
-                                elif g < gk:
-                                    sgn = su
-                                else:
-                                    sgn = sv
-                                break
-                    lv_sign[nlv, kk] = sgn
+                    sgn = _edge_vertex_sign(e, g, k, su, sv, cross_off, cross_neuron, cross_group)
+                    lv_z[kk, nlv] = 0.0 if sgn == 0 else (1.0 - t) * Z[u, k] + t * Z[v, k]
+                    lv_sign[kk, nlv] = sgn
                 sub = sub_off[e] + (g + 1 if forward else g)
             lv_gid[nlv] = gid
             s_v[ns] = nlv
@@ -335,7 +390,7 @@ def _cut_face(f, write, cut_off, cut_neuron, P, Z, eps, face_off, face_vtx, face
                 if m >= cyc.shape[0]:
                     return 0, 0, 0, 0, ERR_CAPACITY
                 cyc[m] = x
-                sgv = lv_sign[s_v[x], kk]
+                sgv = lv_sign[kk, s_v[x]]
                 sg[m] = sgv
                 if sgv > 0:
                     has_pos = True
@@ -409,8 +464,8 @@ def _cut_face(f, write, cut_off, cut_neuron, P, Z, eps, face_off, face_vtx, face
                         return 0, 0, 0, 0, ERR_CAPACITY
                     qa = ie_a[q]
                     qb = ie_b[q]
-                    za = lv_z[qa, kk]
-                    zb = lv_z[qb, kk]
+                    za = lv_z[kk, qa]
+                    zb = lv_z[kk, qb]
                     t = za / (za - zb)
                     w = nlv
                     lv_gid[w] = -1 - niv
@@ -418,11 +473,11 @@ def _cut_face(f, write, cut_off, cut_neuron, P, Z, eps, face_off, face_vtx, face
                     lv_pos[w, 0] = (1.0 - t) * lv_pos[qa, 0] + t * lv_pos[qb, 0]
                     lv_pos[w, 1] = (1.0 - t) * lv_pos[qa, 1] + t * lv_pos[qb, 1]
                     for k2 in range(nK):
-                        zz = (1.0 - t) * lv_z[qa, k2] + t * lv_z[qb, k2]
-                        lv_z[w, k2] = zz
-                        lv_sign[w, k2] = _sign(zz, eps[kbuf[k2]])
-                    lv_z[w, kk] = 0.0
-                    lv_sign[w, kk] = 0
+                        zz = (1.0 - t) * lv_z[k2, qa] + t * lv_z[k2, qb]
+                        lv_z[k2, w] = zz
+                        lv_sign[k2, w] = _sign(zz, eps[kbuf[k2]])
+                    lv_z[kk, w] = 0.0
+                    lv_sign[kk, w] = 0
                     nlv += 1
                     qn = nie
                     nie += 1
@@ -511,15 +566,8 @@ def _cut_face(f, write, cut_off, cut_neuron, P, Z, eps, face_off, face_vtx, face
     if not write:
         return nfaces, nslots, niv, nie, err
 
-    # face-level bits of the neurons that do not cut this face
     s0 = face_off[f]
     s1 = face_off[f + 1]
-    for k in range(n):
-        bit_on[k] = False
-    for s in range(s0, s1):
-        v = face_vtx[s]
-        for k in range(n):
-            bit_on[k] |= Z[v, k] > eps[k]
     # interior vertex recipes: barycentric in a well-shaped triangle of the face
     q0 = face_vtx[s0]
     best = -1.0
@@ -586,26 +634,33 @@ def _cut_face(f, write, cut_off, cut_neuron, P, Z, eps, face_off, face_vtx, face
             x = s_next[x]
             if x == h:
                 break
-        # pattern bits: inherited words, then this layer's bits
+        # pattern bits: inherited words, this layer's "positive somewhere on the
+        # face" bits, then the cutting neurons by the side this polygon is on
+        nwl = face_pos.shape[1]
         for wd in range(nwords):
             new_bits[fo, wd] = old_bits[f, wd]
-        for k in range(n):
-            bit_on[n + k] = bit_on[k]
+        sh = np.uint64(bit_offset & 63)
+        w0 = bit_offset >> 6
+        for j in range(nwl):
+            word = face_pos[f, j]
+            if word == 0:
+                continue
+            new_bits[fo, w0 + j] |= word << sh
+            if sh != 0 and w0 + j + 1 < nwords:
+                new_bits[fo, w0 + j + 1] |= word >> (np.uint64(64) - sh)
         for kk in range(nK):
             on = False
             x = h
             while True:
-                if lv_sign[s_v[x], kk] > 0:
+                if lv_sign[kk, s_v[x]] > 0:
                     on = True
                     break
                 x = s_next[x]
                 if x == h:
                     break
-            bit_on[n + kbuf[kk]] = on
-        for k in range(n):
-            if bit_on[n + k]:
-                bb = bit_offset + k
-                new_bits[fo, bb >> 6] |= np.uint64(1) << np.uint64(bb & 63)
+            if not on:
+                bb = bit_offset + kbuf[kk]
+                new_bits[fo, bb >> 6] &= ~(_ONE << np.uint64(bb & 63))
         fo += 1
     return nfaces, nslots, niv, nie, err
 
@@ -620,8 +675,8 @@ def _scratch(nK, mb, n):
     kbuf = np.empty(max(n, 1), dtype=np.int64)
     lv_gid = np.empty(nlv, dtype=np.int64)
     lv_pos = np.empty((nlv, 2))
-    lv_z = np.empty((nlv, max(nK, 1)))
-    lv_sign = np.empty((nlv, max(nK, 1)), dtype=np.int8)
+    lv_z = np.empty((max(nK, 1), nlv))
+    lv_sign = np.empty((max(nK, 1), nlv), dtype=np.int8)
     s_v = np.empty(ns, dtype=np.int64)
     s_e = np.empty(ns, dtype=np.int64)
     s_next = np.empty(ns, dtype=np.int64)
@@ -641,7 +696,7 @@ def _scratch(nK, mb, n):
 
 
 @njit(cache=True, parallel=True)
-def cut_faces(write, chunk, cut_off, cut_neuron, nbnd, P, Z, eps, face_off, face_vtx, face_edge, edges,
+def cut_faces(write, chunk, cut_off, cut_neuron, face_pos, nbnd, P, Z, eps, face_off, face_vtx, face_edge, edges,
               cross_off, cross_neuron, cross_group, group_off, group_t, sub_off,
               V_old, n_edge_vertices, E_sub,
               out_face, out_slot, out_iv, out_ie,
@@ -665,9 +720,22 @@ def cut_faces(write, chunk, cut_off, cut_neuron, nbnd, P, Z, eps, face_off, face
         (kbuf, lv_gid, lv_pos, lv_z, lv_sign, s_v, s_e, s_next, poly_head, poly_alive,
          ie_a, ie_b, sp_q, sp_w, sp_qn, sp_a, cyc, sg, bit_on) = _scratch(kmax, mmax, n)
         for f in range(f0, f1):
-            for i in range(poly_alive.shape[0]):
-                poly_alive[i] = False
-            r = _cut_face(f, write, cut_off, cut_neuron, P, Z, eps, face_off, face_vtx, face_edge, edges,
+            nK = cut_off[f + 1] - cut_off[f]
+            if not write and nK <= 1:
+                if nK == 0:
+                    counts[f, 0] = 1
+                    counts[f, 1] = nbnd[f]
+                else:
+                    r = _count_single_cut(f, cut_neuron[cut_off[f]], Z, eps, face_off, face_vtx,
+                                          face_edge, edges, cross_off, cross_neuron, cross_group,
+                                          group_off, nbnd[f])
+                    counts[f, 0] = r[0]
+                    counts[f, 1] = r[1]
+                    counts[f, 2] = r[2]
+                    counts[f, 3] = r[3]
+                    counts[f, 4] = r[4]
+                continue
+            r = _cut_face(f, write, cut_off, cut_neuron, face_pos, P, Z, eps, face_off, face_vtx, face_edge, edges,
                           cross_off, cross_neuron, cross_group, group_off, group_t, sub_off,
                           V_old, n_edge_vertices, E_sub,
                           kbuf, lv_gid, lv_pos, lv_z, lv_sign, s_v, s_e, s_next, poly_head,

@@ -91,17 +91,19 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None):
         n = W.shape[0]
         eps = colmax * RTOL
         V = P.shape[0]
-        cross_off, cross_neuron, cross_group, ngroups, group_off, group_t = plane.edge_crossings(edges, Z, eps)
+        pos, neg = plane.vertex_sign_bits(Z, eps)
+        cross_off, cross_neuron, cross_group, ngroups, group_off, group_t = plane.edge_crossings(edges, Z, pos, neg)
         n_ev = int(group_off[-1])
         sub_off = np.zeros(len(edges) + 1, dtype=np.int64)
         np.cumsum(ngroups + 1, out=sub_off[1:])
         E_sub = int(sub_off[-1])
         F = len(face_off) - 1
         chunk = max(1, min(256, F // 64 + 1))
-        cut_off, cut_neuron, nbnd = plane.face_cutters(Z, eps, face_off, face_vtx, face_edge, ngroups, chunk)
+        cut_off, cut_neuron, nbnd, face_pos = plane.face_cutters(pos, neg, face_off, face_vtx, face_edge, ngroups)
+        del pos, neg
         zi = np.zeros(F, dtype=np.int64)
         e2 = np.zeros((1, 2), dtype=np.int64)
-        counts = plane.cut_faces(False, chunk, cut_off, cut_neuron, nbnd, P, Z, eps, face_off, face_vtx, face_edge,
+        counts = plane.cut_faces(False, chunk, cut_off, cut_neuron, face_pos, nbnd, P, Z, eps, face_off, face_vtx, face_edge,
                                  edges, cross_off, cross_neuron, cross_group, group_off, group_t,
                                  sub_off, V, n_ev, E_sub, zi, zi, zi, zi,
                                  zi, zi, zi, e2, np.zeros((1, 2)), e2, np.zeros((1, 2)),
@@ -132,7 +134,7 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None):
         new_face_vtx = np.empty(S_new, dtype=np.int64)
         new_face_edge = np.empty(S_new, dtype=np.int64)
         new_bits = np.zeros((F_new, words), dtype=np.uint64)
-        plane.cut_faces(True, chunk, cut_off, cut_neuron, nbnd, P, Z, eps, face_off, face_vtx, face_edge, edges,
+        plane.cut_faces(True, chunk, cut_off, cut_neuron, face_pos, nbnd, P, Z, eps, face_off, face_vtx, face_edge, edges,
                         cross_off, cross_neuron, cross_group, group_off, group_t, sub_off,
                         V, n_ev, E_sub, offs[:-1, 0].copy(), offs[:-1, 1].copy(), offs[:-1, 2].copy(),
                         offs[:-1, 3].copy(), new_face_off, new_face_vtx, new_face_edge, new_edges,
