@@ -1,6 +1,6 @@
 """Figures come from real partitions and carry the artists the pictures depend on.
 
-The pictures themselves are judged by eye (see docs/figures); these tests pin
+The pictures themselves are judged by eye (the notebooks draw every kind); these tests pin
 the structure: one PolyCollection with a path per region, pattern colours that
 follow the pattern and not the partition, a LineCollection for the level set,
 colour bars for value colourings, and files that open.

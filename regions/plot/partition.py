@@ -161,8 +161,12 @@ def _partition_2d(p, ax, color, points, level_set, edgecolor, linewidth, cmap, c
                   output, norm, title, points_kw):
     if ax is None:
         by_value = not (isinstance(color, str) and color == "pattern")
-        _, ax = plt.subplots(figsize=(6.4, 5.6) if (by_value and colorbar) else (5.6, 5.6),
-                             layout="constrained")
+        (x0, x1), (y0, y1) = _domain_limits(p)
+        # the figure takes the domain's shape, so a colour bar matches the plot's height
+        width = 5.2 if (x1 - x0) >= (y1 - y0) else 5.2 * (x1 - x0) / (y1 - y0)
+        height = float(np.clip(width * (y1 - y0) / (x1 - x0), 1.8, 6.5)) + 0.7
+        width = max(width, 2.5) + (1.2 if (by_value and colorbar) else 0.4)
+        _, ax = plt.subplots(figsize=(width, height), layout="constrained")
     n = len(p)
     faces, values, cmap, norm, label = _resolve_colors(p, color, cmap, norm, output)
     lw = _auto_linewidth(n) if linewidth is None else linewidth
