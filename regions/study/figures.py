@@ -70,8 +70,9 @@ def region_count(results, path):
             sampled = [c["n_patterns_sampled"] for c in r["checkpoints"]]
             lab = r["name"] not in seen
             seen.add(r["name"])
-            ax.plot(ep, exact, "-o", color=col[r["name"]], ms=3,
-                    label=f"{r['name']} exact" if lab else None)
+            if np.any(np.isfinite(np.asarray(exact, float))):
+                ax.plot(ep, exact, "-o", color=col[r["name"]], ms=3,
+                        label=f"{r['name']} exact" if lab else None)
             ax.plot(ep, sampled, "--", color=col[r["name"]],
                     label=f"{r['name']} sampled" if lab else None)
         if seen:
@@ -87,7 +88,8 @@ def region_count(results, path):
 
 def binned_speed(results, path, features=("occupancy", "hamming", "crossings", "dist_boundary"),
                  checkpoint=1):
-    """Mean per-sample speed after a checkpoint in quantile bins of each feature."""
+    """Mean per-sample speed after a checkpoint in quantile bins of each feature,
+    as a z-score within the run (runs learn at very different overall rates)."""
     plt = _plt()
     col = _colours(results)
     fig, axes = plt.subplots(1, len(features), figsize=(3.3 * len(features), 3.2), squeeze=False)
@@ -98,12 +100,17 @@ def binned_speed(results, path, features=("occupancy", "hamming", "crossings", "
             b = c.get("binned", {}).get(feat)
             if b is None or len(b["mean"]) == 0:
                 continue
-            ax.errorbar(b["centre"], b["mean"], yerr=b["sem"], color=col[r["name"]], ms=3,
+            sp = np.asarray(c.get("speeds", {}).get(c.get("binned_speed", "rate"), []), float)
+            sp = sp[np.isfinite(sp)]
+            mu, sd = (sp.mean(), sp.std()) if sp.size > 1 and sp.std() > 0 else (0.0, 1.0)
+            ax.errorbar(b["centre"], (b["mean"] - mu) / sd, yerr=b["sem"] / sd,
+                        color=col[r["name"]], ms=3,
                         fmt="-o", lw=1, capsize=2, label=f"{r['name']} s{r['seed']} @{c['epoch']}")
         ax.set_xlabel(feat)
         if feat in ("occupancy", "dist_boundary", "measure"):
             ax.set_xscale("log")
-        ax.set_ylabel("rate: -d log loss/d epoch")
+        ax.set_ylabel("speed after checkpoint (z-score in run)")
+        ax.axhline(0, color="grey", lw=0.5)
         ax.set_title(f"speed vs {feat}", fontsize=9)
     axes[0][0].legend(fontsize=6)
     fig.tight_layout()
