@@ -154,7 +154,8 @@ def _machine():
             mem = f"{kb / 2**20:.0f} GiB"
     except OSError:
         pass
-    return f"{model}, {cores} cores, {mem} RAM, {platform.system()} {platform.release()}"
+    load = "load average {:.2f} {:.2f} {:.2f} at the end of the run".format(*os.getloadavg())
+    return f"{model}, {cores} cores, {mem} RAM, {platform.system()} {platform.release()}; {load}"
 
 
 def _versions():
