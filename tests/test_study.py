@@ -123,3 +123,12 @@ def test_dask_executor(tmp_path):
                          executor=client.get_executor(), progress=False)
     text = open(path).read()
     assert "seeds [0, 1]" in text
+
+
+def test_public_names_resolve():
+    import regions
+    import regions.study as study
+
+    for name in study.__all__:
+        assert getattr(study, name) is not None
+    assert regions.study.run_study is run_study

@@ -573,16 +573,23 @@ def write_report(results, out_dir, preset="", description="", wall_seconds=None)
     L.append("Spearman rho [95% bootstrap interval] between each feature at a checkpoint and "
              "the speed in the window after it (`rate` = -d log loss / d epoch, larger = faster). "
              "At the last checkpoint the speed is replaced by the final loss. Every feature and "
-             "speed measure (`rate`, `drop`, `epochs_to_eps`) is in `data/coupling.csv`.\n")
+             "speed measure (`rate`, `drop`, `epochs_to_eps` after the checkpoint; at init also "
+             "the whole-run `run_epochs_to_eps` and `run_auc`, smaller = faster) is in "
+             "`data/coupling.csv`.\n")
     for name, rs in g.items():
         cps = rs[0]["checkpoints"]
         feats = [k for k in KEY_FEATURES if k in cps[0]["features"]]
         header = ["feature (kind)"] + [f"epoch {c['epoch']}" + (" (final loss)" if i == len(cps) - 1
                                                                else "")
                                        for i, c in enumerate(cps)]
+        has_run = "run_auc" in cps[0].get("speeds", {})
+        if has_run:
+            header.insert(1, "epoch 0 vs whole-run AUC")
         rows = []
         for f in feats:
             row = [f"{f} ({cps[0]['kinds'].get(f, '')})"]
+            if has_run:
+                row.append(_rho_str(_rho(results, name, f, "run_auc", 0)))
             for i, c in enumerate(cps):
                 sp = "final_loss" if i == len(cps) - 1 else "rate"
                 row.append(_rho_str(_rho(results, name, f, sp, i)))

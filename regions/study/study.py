@@ -417,7 +417,7 @@ def _maybe_partition(net, signal):
     return partition(net, _domain(signal))
 
 
-def analyse_checkpoint(run, epoch, job, notes):
+def analyse_checkpoint(run, epoch, job, notes, extra_speeds=None):
     """Everything measured at one checkpoint of a run (a dict of arrays and numbers)."""
     import torch
 
@@ -527,6 +527,8 @@ def analyse_checkpoint(run, epoch, job, notes):
     speeds = _window_speeds(run.losses, rec, epoch, w, job["eps"])
     if epoch == E:
         speeds = {"final_loss": run.losses[-1]}
+    if extra_speeds:
+        speeds = {**speeds, **extra_speeds}
     out["speeds"] = speeds
     out["window"] = w
     if "predicted" in out and "rate" in speeds:
@@ -576,7 +578,10 @@ def analyse_run(run, job):
                                   "bands": np.asarray(bands)}
     except ImportError as err:
         notes.append(f"residual energy skipped ({err})")
-    res["checkpoints"] = [analyse_checkpoint(run, e, job, notes) for e in job["analyse"]]
+    # whole-run speed (from init) is coupled to the features at init
+    extra = {f"run_{k}": v for k, v in res.get("speeds", {}).items() if k != "final_loss"}
+    res["checkpoints"] = [analyse_checkpoint(run, e, job, notes, extra if e == 0 else None)
+                          for e in job["analyse"]]
     res["notes"] = sorted(set(notes))
     return res
 
