@@ -216,7 +216,7 @@ def test_animation_writes_a_gif_with_a_frame_per_checkpoint(tmp_path):
         assert gif.n_frames == 3
 
 
-def test_encoded_1d_pieces_sharing_a_pattern_share_a_row_and_a_colour():
+def test_encoded_1d_pieces_sharing_a_pattern_share_a_row_and_a_colour(tmp_path):
     torch.manual_seed(0)
     net = torch.nn.Sequential(regions.PositionalEncoding(3), torch.nn.Linear(6, 8), torch.nn.ReLU(),
                               torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)).double()
@@ -238,3 +238,8 @@ def test_encoded_1d_pieces_sharing_a_pattern_share_a_row_and_a_colour():
     with torch.no_grad():
         want = net(torch.as_tensor(x[:, None])).numpy()[:, 0]
     np.testing.assert_allclose(y, want, atol=1e-12)
+    # an animation keeps the rows in their own axes inside the figure
+    from PIL import Image
+
+    with Image.open(rp.animate([p, p], tmp_path / "pieces.gif", dpi=30)) as gif:
+        assert gif.n_frames == 2

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 from matplotlib.animation import FuncAnimation, PillowWriter
 from matplotlib.cm import ScalarMappable
 
-from .partition import _resolve_colors, partition
+from .partition import _value_scale, _values_for, partition
 
 __all__ = ["animate"]
 
@@ -48,30 +48,31 @@ def animate(partitions, path, fps=2, color="pattern", titles=None, dpi=100, figs
         titles = [f"frame {i}: {len(p):,} {'pieces' if p.dim == 1 else 'regions'}"
                   for i, p in enumerate(parts)]
     dim = parts[0].dim
-    norm = cmap = None
+    norm = cmap = label = None
     if not (isinstance(color, str) and color == "pattern"):
-        vals = [_resolve_colors(p, color, None, None, kwargs.get("output", 0)) for p in parts]
-        cmap = vals[0][2]
-        norm = vals[0][3]
-        allv = np.concatenate([v[1][np.isfinite(v[1])] for v in vals])
-        norm.vmin, norm.vmax = float(allv.min()), float(allv.max())
-        if hasattr(norm, "vcenter") or type(norm).__name__ == "CenteredNorm":
-            norm = type(norm)(0.0)
-            norm.autoscale(allv)
+        # one colour scale for every frame, chosen the way partition() chooses it
+        pooled = [_values_for(p, color, kwargs.get("output", 0)) for p in parts]
+        allv = np.concatenate([v[0] for v in pooled])
+        key, label = pooled[0][1], pooled[0][2]
+        cmap, norm = _value_scale(allv, key, kwargs.get("cmap"))
     if figsize is None:
         figsize = (6.0, 5.4) if dim == 2 else (8, 3.6)
-    fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    grouped = dim == 1 and any(getattr(p, "pattern_id", None) is not None for p in parts)
+    if grouped:
+        fig, target = plt.subplots(2, 1, figsize=(8, 5.0), sharex=True, layout="constrained",
+                                   gridspec_kw=dict(height_ratios=(2.2, 1.0)))
+        ax = target[0]
+    else:
+        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+        target = ax
     if norm is not None:
-        fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.85,
-                     label=str(color) if isinstance(color, str) else None)
-
-    keep = list(fig.axes)
+        fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.85, label=label)
+    kwargs.pop("cmap", None)
 
     def draw(i):
-        for extra in [a for a in fig.axes if a not in keep]:
-            extra.remove()      # the pattern-id strip of an encoded 1D frame
-        ax.clear()
-        partition(parts[i], ax=ax, color=color, cmap=cmap, norm=norm, colorbar=False,
+        for a in np.atleast_1d(target):
+            a.clear()
+        partition(parts[i], ax=target, color=color, cmap=cmap, norm=norm, colorbar=False,
                   title=titles[i], **kwargs)
         return ()
 

@@ -13,7 +13,7 @@ __all__ = ["partition", "region_values", "network_output"]
 
 _VALUE_LABELS = {"area": "region area", "inradius": "inradius (largest inscribed disk)",
                  "slope": "slope norm |A|", "output": "network output at the centroid",
-                 "length": "piece length"}
+                 "length": "piece length", "measure": "region measure"}
 
 
 def region_values(p, what, output=0):
@@ -51,24 +51,25 @@ def network_output(p, t, output=0):
     return net.forward(x)[:, output]
 
 
-def _resolve_colors(p, color, cmap, norm, output):
-    """-> (facecolors or None, values or None, cmap, norm, label)."""
-    if isinstance(color, str) and color == "pattern":
-        return pattern_colors(p.packed_patterns), None, None, None, None
+def _values_for(p, color, output):
+    """-> (values, key, label): the per-region values a colouring asks for."""
     if isinstance(color, str):
         values = region_values(p, color, output)
-        label = _VALUE_LABELS.get(color, color)
-        key = color
-    else:
-        values = np.asarray(color, dtype=np.float64).ravel()
-        if values.shape[0] != len(p):
-            raise ValueError(f"color has {values.shape[0]} values but the partition has "
-                             f"{len(p)} regions; pass one value per region")
-        label, key = None, "values"
+        key = "length" if (p.dim == 1 and color in ("area", "measure")) else color
+        return values, key, _VALUE_LABELS.get(key, key)
+    values = np.asarray(color, dtype=np.float64).ravel()
+    if values.shape[0] != len(p):
+        raise ValueError(f"color has {values.shape[0]} values but the partition has "
+                         f"{len(p)} regions; pass one value per region")
+    return values, "values", None
+
+
+def _value_scale(values, key, cmap=None, norm=None):
+    """-> (cmap, norm) for per-region values: log for sizes, centred at 0 for the output."""
     cmap = plt.get_cmap(cmap or VALUE_CMAPS.get(key, "viridis"))
     if norm is None:
         finite = values[np.isfinite(values)]
-        if key in ("area", "inradius", "length") and finite.size and finite.min() > 0:
+        if key in ("area", "inradius", "length", "measure") and finite.size and finite.min() > 0:
             # sizes span decades; slivers at the tolerance would stretch the scale to
             # 1e-16, so the scale starts at the 2nd percentile (the colour bar says so)
             norm = LogNorm(max(finite.min(), np.quantile(finite, 0.02)), finite.max())
@@ -76,7 +77,16 @@ def _resolve_colors(p, color, cmap, norm, output):
             norm = CenteredNorm(0.0)                      # sign of the output matters
         else:
             norm = Normalize()
-        norm.autoscale_None(values[np.isfinite(values)])
+        norm.autoscale_None(finite)
+    return cmap, norm
+
+
+def _resolve_colors(p, color, cmap, norm, output):
+    """-> (facecolors or None, values or None, cmap, norm, label)."""
+    if isinstance(color, str) and color == "pattern":
+        return pattern_colors(p.packed_patterns), None, None, None, None
+    values, key, label = _values_for(p, color, output)
+    cmap, norm = _value_scale(values, key, cmap, norm)
     return None, values, cmap, norm, label
 
 
@@ -111,6 +121,8 @@ def partition(p, ax=None, color="pattern", points=None, level_set=None, edgecolo
         A 2D partition (``p.dim == 2``) or a 1D one (raw or encoded).
     ax : matplotlib Axes, optional
         Where to draw; a new figure when omitted. The figure is ``ax.figure``.
+        For an encoded 1D partition a pair ``(ax, row_ax)`` puts the
+        pattern-id rows on ``row_ax`` (otherwise a strip is taken below ``ax``).
     color : "pattern", "area", "inradius", "slope", "output" or array
         ``"pattern"`` fills each region with a colour hashed from its activation
         bits (:func:`regions.plot.pattern_colors`): the same pattern keeps its
@@ -225,6 +237,8 @@ def _partition_1d(p, ax, color, signal, level_set, cmap, colorbar, output, norm,
     pattern_id = getattr(p, "pattern_id", None)
     grouped = pattern_id is not None
     row = None
+    if isinstance(ax, (tuple, list, np.ndarray)):    # (output axes, pattern-row axes)
+        ax, row = ax[0], (ax[1] if grouped and len(ax) > 1 else None)
     if ax is None and grouped:
         _, (ax, row) = plt.subplots(2, 1, figsize=(8, 5.0), sharex=True, layout="constrained",
                                     gridspec_kw=dict(height_ratios=(2.2, 1.0)))
