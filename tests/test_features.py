@@ -73,22 +73,23 @@ def test_kinds_and_table(raw2d):
     assert np.all(f["inradius"] > 0) and np.all(f["inradius"] ** 2 * np.pi <= f["measure"] + 1e-12)
 
 
-def _first_exit(net, x, u, t_max, n=400):
-    """Distance along ray u to the first pattern change: dense steps, then bisection."""
+def _first_exits(net, x, U, t_max, n=400):
+    """Distance along each ray x + t u (u in U) to the first pattern change:
+    dense steps, then bisection (all rays at once)."""
     p0 = net.patterns(x[None])[0]
     ts = np.linspace(0, t_max, n + 1)[1:]
-    P = net.patterns(x[None] + ts[:, None] * u[None])
-    changed = np.flatnonzero(np.any(P != p0, axis=1))
-    if changed.size == 0:
-        return np.inf
-    hi = ts[changed[0]]
-    lo = ts[changed[0] - 1] if changed[0] > 0 else 0.0
+    pts = x[None, None] + ts[None, :, None] * U[:, None, :]
+    P = net.patterns(pts.reshape(-1, 2)).reshape(len(U), n, -1)
+    changed = np.any(P != p0, axis=2)
+    has = changed.any(axis=1)
+    first = changed.argmax(axis=1)
+    hi = np.where(has, ts[first], np.inf)
+    lo = np.where(first > 0, ts[np.maximum(first - 1, 0)], 0.0)
     for _ in range(50):
-        mid = 0.5 * (lo + hi)
-        if np.any(net.patterns((x + mid * u)[None])[0] != p0):
-            hi = mid
-        else:
-            lo = mid
+        mid = 0.5 * (lo + np.where(has, hi, lo))
+        moved = np.any(net.patterns(x[None] + mid[:, None] * U) != p0, axis=1)
+        hi = np.where(has & moved, mid, hi)
+        lo = np.where(has & ~moved, mid, lo)
     return hi
 
 
@@ -99,7 +100,7 @@ def test_distance_to_boundary_matches_rays(raw2d):
     U = np.stack([np.cos(angles), np.sin(angles)], 1)
     for i in (0, 17, 50, 77, 143):
         d = f["dist_boundary"][i]
-        ray = min(_first_exit(net, coords[i], u, t_max=4 * d + 0.1) for u in U)
+        ray = _first_exits(net, coords[i], U, t_max=4 * d + 0.1).min()
         # every ray leaves no earlier than the exact distance; the best ray is
         # within the angular resolution of it
         assert ray >= d * (1 - 1e-6)
@@ -237,3 +238,51 @@ def test_bad_inputs_name_the_problem():
         segment_crossings(model, np.zeros((2, 2)), np.zeros((3, 2)))
     with pytest.raises(ValueError, match="radius"):
         sample_features(model, _grid(3, 3), grid_shape=(3, 3), radius=-1.0)
+
+
+def _dense_changes(net, enc, a, b, n=4001):
+    ts = np.linspace(0, 1, n)
+    pts = a[None] + ts[:, None] * (b - a)[None]
+    P = net.patterns(enc.encode_numpy(pts))
+    return int(np.sum(np.any(P[1:] != P[:-1], axis=1)))
+
+
+def test_encoded_1d_features_exact():
+    pytest.importorskip("regions.encoded")
+    from regions.study.train import positional_encoding
+
+    enc = positional_encoding(3, 1)
+    g = torch.Generator().manual_seed(0)
+    model = torch.nn.Sequential(enc, torch.nn.Linear(6, 10), torch.nn.ReLU(),
+                                torch.nn.Linear(10, 10), torch.nn.ReLU(), torch.nn.Linear(10, 1))
+    x = (np.arange(48) / 48)[:, None]
+    f = sample_features(model, x, grid_shape=(48,), domain=(0.0, 1.0))
+    assert all(f.kind[k] == "exact" for k in f)
+    net = as_network(model)
+    pats = net.patterns(enc.encode_numpy(x))
+    _, inv, cnt = np.unique(pats, axis=0, return_inverse=True, return_counts=True)
+    np.testing.assert_array_equal(f["occupancy"], cnt[inv.ravel()])
+    # a pattern's total length is at least its sample's own piece
+    assert np.all(f["measure"] >= f["piece_length"] - 1e-15)
+    c = f.meta["neighbour_crossings"]
+    for k in range(0, 47, 3):
+        assert _dense_changes(net, enc, x[k], x[k + 1]) <= c[k]
+        assert _dense_changes(net, enc, x[k], x[k + 1], n=8001) == c[k]
+
+
+def test_encoded_2d_crossings_exact_along_rows_and_columns():
+    pytest.importorskip("regions.encoded")
+    from regions.study.train import positional_encoding
+
+    enc = positional_encoding(2, 2)
+    model = torch.nn.Sequential(enc, torch.nn.Linear(8, 12), torch.nn.ReLU(),
+                                torch.nn.Linear(12, 1))
+    coords = _grid(5, 5, 0, 1)
+    f = sample_features(model, coords, grid_shape=(5, 5))
+    assert f.kind["crossings"] == "exact"
+    net = as_network(model)
+    pairs = grid_neighbours((5, 5))
+    c = f.meta["neighbour_crossings"]
+    for k in range(0, len(pairs), 3):
+        a, b = coords[pairs[k, 0]], coords[pairs[k, 1]]
+        assert _dense_changes(net, enc, a, b, n=8001) == c[k]
