@@ -9,11 +9,16 @@ pre-activation ``z_l`` is affine on every piece and continuous, and its values
 Tolerance: ``|Z[p, k]| <= tol[k]`` (``tol[k] = 1e-10 * max_p |Z[p, k]|``)
 counts as zero: the point lies on neuron ``k``'s breakpoint. A piece is cut by
 neuron ``k`` only where its two ends have strictly opposite signs.
+
+The kernels are serial on purpose: the BLAS product between layers uses
+both cores, and a Numba ``parallel=True`` launch costs 5-30 ms per call once
+torch's OpenMP runtime and OpenBLAS threads are loaded in the process (the
+omp threading layer spins against them), more than these passes take.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 REL_TOL = 1e-10
 
@@ -33,12 +38,12 @@ def neuron_tolerance(Z, rel):
     return tol
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def count_crossings(Z, tol):
     """Number of neurons whose sign is strictly opposite at the two ends of each piece."""
     P, n = Z.shape
     counts = np.zeros(max(P - 1, 0), dtype=np.int64)
-    for i in prange(P - 1):
+    for i in range(P - 1):
         c = 0
         for k in range(n):
             a = Z[i, k]
@@ -49,7 +54,7 @@ def count_crossings(Z, tol):
     return counts
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def cut_layer(t, Z, tol):
     """Cut every piece at the sign changes of every neuron of the current layer.
 
@@ -65,8 +70,8 @@ def cut_layer(t, Z, tol):
     interpolated; the crossing neuron's own value is set to exactly 0),
     parent : (P'-1,) int64, the old piece holding each new piece.
 
-    Pieces are processed independently (in parallel; the result does not
-    depend on the number of threads). Within one piece the crossings are
+    Pieces are processed independently (the result of a piece depends only
+    on its two end rows). Within one piece the crossings are
     taken in increasing ``t`` (ties by neuron index). A crossing of neuron
     ``k`` is merged into the last point written when ``|z_k|`` there is
     already within ``tol[k]`` (that point lies on ``k``'s breakpoint to within
@@ -88,7 +93,7 @@ def cut_layer(t, Z, tol):
     req_p = np.full(s0, -3, dtype=np.int64)    # zero requests: local point (0 = left, -2 = right end)
     req_k = np.empty(s0, dtype=np.int64)
     used = np.ones(P, dtype=np.int64)          # points owned by each piece (left point + new)
-    for i in prange(P - 1):
+    for i in range(P - 1):
         m = counts[i]
         if m == 0:
             continue
@@ -147,7 +152,7 @@ def cut_layer(t, Z, tol):
     new_t = np.empty(d)
     new_Z = np.empty((d, n))
     parent = np.empty(d - 1, dtype=np.int64)
-    for i in prange(P):
+    for i in range(P):
         o = dest[i]
         new_t[o] = t[i]
         new_Z[o, :] = Z[i, :]
@@ -182,7 +187,7 @@ def cut_layer(t, Z, tol):
     return new_t, new_Z, parent
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def piece_states(Z, tol):
     """``on[j, k]``: neuron ``k`` is on (``z > 0``) on piece ``j``.
 
@@ -192,31 +197,31 @@ def piece_states(Z, tol):
     """
     P, n = Z.shape
     on = np.zeros((max(P - 1, 0), n), dtype=np.bool_)
-    for j in prange(P - 1):
+    for j in range(P - 1):
         for k in range(n):
             on[j, k] = Z[j, k] > tol[k] or Z[j + 1, k] > tol[k]
     return on
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def gather_rows(packed, parent):
     """``packed[parent]`` for a 2D uint64 array (inherit the bits of the parent piece)."""
     m = parent.shape[0]
     w = packed.shape[1]
     out = np.empty((m, w), dtype=np.uint64)
-    for j in prange(m):
+    for j in range(m):
         p = parent[j]
         for c in range(w):
             out[j, c] = packed[p, c]
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def set_bits(packed, on, offset):
     """Write the bool columns ``on`` into bits ``offset ..`` of ``packed`` (in place)."""
     m, n = on.shape
     one = np.uint64(1)
-    for j in prange(m):
+    for j in range(m):
         for k in range(n):
             if on[j, k]:
                 b = offset + k
@@ -235,7 +240,7 @@ def activate(Z, slope):
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def activate_live(Z, slope):
     """Activations of the columns that are not zero at every point.
 
@@ -264,8 +269,59 @@ def activate_live(Z, slope):
             live[j] = k
             j += 1
     out = np.empty((P, m))
-    for p in prange(P):
+    for p in range(P):
         for j in range(m):
             z = Z[p, live[j]]
             out[p, j] = z if z > 0.0 else slope * z
+    return out, live
+
+
+@njit(cache=True)
+def states_and_activations(Z, tol, packed, offset, slope):
+    """One pass after a layer is cut: write the layer's bits and return the
+    activations of the live columns.
+
+    Sets bit ``offset + k`` of ``packed[j]`` when neuron ``k`` is on on piece
+    ``j`` (as :func:`piece_states`), and returns ``(a, live)`` as
+    :func:`activate_live`.
+    """
+    P, n = Z.shape
+    one = np.uint64(1)
+    alive = np.zeros(n, dtype=np.bool_)
+    if slope != 0.0:
+        alive[:] = True
+    for j in range(P):
+        zj = Z[j]
+        if j < P - 1:
+            zn = Z[j + 1]
+            word = np.uint64(0)
+            wi = offset // 64
+            for k in range(n):
+                b = offset + k
+                if b // 64 != wi:
+                    packed[j, wi] |= word
+                    word = np.uint64(0)
+                    wi = b // 64
+                if zj[k] > tol[k] or zn[k] > tol[k]:
+                    word |= one << np.uint64(b % 64)
+            if n > 0:
+                packed[j, wi] |= word
+        for k in range(n):
+            if zj[k] > 0.0:
+                alive[k] = True
+    m = 0
+    for k in range(n):
+        if alive[k]:
+            m += 1
+    live = np.empty(m, dtype=np.int64)
+    i = 0
+    for k in range(n):
+        if alive[k]:
+            live[i] = k
+            i += 1
+    out = np.empty((P, m))
+    for p in range(P):
+        for i in range(m):
+            z = Z[p, live[i]]
+            out[p, i] = z if z > 0.0 else slope * z
     return out, live

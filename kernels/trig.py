@@ -61,8 +61,8 @@ def _features(kind, alpha, beta, t, g, dg):
 
 
 @njit(cache=True, nogil=True)
-def _value(Ck, c0k, kind, alpha, beta, t):
-    v = c0k
+def _value(Ck, kind, alpha, beta, t):
+    v = Ck[kind.shape[0]]
     for f in range(kind.shape[0]):
         ph = alpha[f] + beta[f] * t
         if kind[f] == 0:
@@ -102,10 +102,11 @@ def _sgn(z, tol):
 
 
 @njit(cache=True, nogil=True)
-def solve_bracket(Ck, c0k, kind, alpha, beta, x0, x1, xtol):
-    """A sign change of z in ``[x0, x1]`` (z(x0), z(x1) of opposite signs)."""
-    f0 = _value(Ck, c0k, kind, alpha, beta, x0)
-    f1 = _value(Ck, c0k, kind, alpha, beta, x1)
+def solve_bracket(Ck, kind, alpha, beta, x0, x1, xtol):
+    """A sign change of z in ``[x0, x1]`` (z(x0), z(x1) of opposite signs);
+    ``Ck`` holds the coefficients and the constant last."""
+    f0 = _value(Ck, kind, alpha, beta, x0)
+    f1 = _value(Ck, kind, alpha, beta, x1)
     if f0 == 0.0:
         return x0
     if f1 == 0.0:
@@ -120,7 +121,7 @@ def solve_bracket(Ck, c0k, kind, alpha, beta, x0, x1, xtol):
             x = (x0 * f1 - x1 * f0) / (f1 - f0)
             if not (x > x0 and x < x1):
                 x = 0.5 * (x0 + x1)
-        fx = _value(Ck, c0k, kind, alpha, beta, x)
+        fx = _value(Ck, kind, alpha, beta, x)
         if fx == 0.0:
             return x
         if (fx > 0.0) == (f0 > 0.0):
@@ -139,12 +140,13 @@ def solve_bracket(Ck, c0k, kind, alpha, beta, x0, x1, xtol):
 
 
 @njit(cache=True, nogil=True)
-def isolate_pieces(lo, hi, C, c0, kind, alpha, beta, rel_tol, h_term, xtol, start, stop):
+def isolate_pieces(lo, hi, Cf, kind, alpha, beta, rel_tol, h_term, xtol, start, stop):
     """Root isolation for pieces ``start .. stop-1``.
 
     Parameters
     ----------
-    lo, hi : (P,) piece ends. C : (P, n, F), c0 : (P, n) coefficients per piece.
+    lo, hi : (P,) piece ends. Cf : (n, P, F+1) coefficients per neuron and
+    piece, the constant last (neuron-major, the layout of ``W @ X``).
     kind, alpha, beta : (F,) the features ``kind(alpha + beta t)``.
     rel_tol : the relative zero tolerance. h_term : half-width of a terminal box.
     xtol : bracket width at which a root is returned.
@@ -157,8 +159,8 @@ def isolate_pieces(lo, hi, C, c0, kind, alpha, beta, rel_tol, h_term, xtol, star
     piece (0 if it is within the tolerance on the whole piece).
     boxes : number of boxes visited (work measure).
     """
-    n = C.shape[1]
-    F = C.shape[2]
+    n = Cf.shape[0]
+    F = Cf.shape[2] - 1
     cap = 256
     rp = np.empty(cap, dtype=np.int64)
     rt = np.empty(cap)
@@ -194,9 +196,9 @@ def isolate_pieces(lo, hi, C, c0, kind, alpha, beta, rel_tol, h_term, xtol, star
         for k in range(n):
             s1 = 0.0
             s2 = 0.0
-            sc = abs(c0[p, k])
+            sc = abs(Cf[k, p, F])
             for f in range(F):
-                ac = abs(C[p, k, f])
+                ac = abs(Cf[k, p, f])
                 s1 += ac * abs(beta[f])
                 if kind[f] != 0:
                     s2 += ac * beta[f] * beta[f]
@@ -231,11 +233,11 @@ def isolate_pieces(lo, hi, C, c0, kind, alpha, beta, rel_tol, h_term, xtol, star
             cnt = 0
             for idx in range(cnt0):
                 k = seg[s0 + idx]
-                zm = c0[p, k]
+                zm = Cf[k, p, F]
                 dzm = 0.0
                 for f in range(F):
-                    zm += C[p, k, f] * g[f]
-                    dzm += C[p, k, f] * dg[f]
+                    zm += Cf[k, p, f] * g[f]
+                    dzm += Cf[k, p, f] * dg[f]
                 bound = min(M1[k] * h, abs(dzm) * h + 0.5 * M2[k] * h * h)
                 nev = 0
                 ev_t0 = a
@@ -258,11 +260,11 @@ def isolate_pieces(lo, hi, C, c0, kind, alpha, beta, rel_tol, h_term, xtol, star
                         _features(kind, alpha, beta, a, ga, tmp)
                         _features(kind, alpha, beta, b, gb, tmp)
                         ends = True
-                    za = c0[p, k]
-                    zb = c0[p, k]
+                    za = Cf[k, p, F]
+                    zb = Cf[k, p, F]
                     for f in range(F):
-                        za += C[p, k, f] * ga[f]
-                        zb += C[p, k, f] * gb[f]
+                        za += Cf[k, p, f] * ga[f]
+                        zb += Cf[k, p, f] * gb[f]
                     ev_t0 = a
                     ev_s0 = _sgn(za, tol[k])
                     if terminal:
@@ -301,7 +303,7 @@ def isolate_pieces(lo, hi, C, c0, kind, alpha, beta, rel_tol, h_term, xtol, star
                     elif es == last_s[k]:
                         last_t[k] = et
                     else:
-                        r = solve_bracket(C[p, k], c0[p, k], kind, alpha, beta,
+                        r = solve_bracket(Cf[k, p], kind, alpha, beta,
                                           last_t[k], et, xtol)
                         if nr == cap:
                             cap *= 2
@@ -370,3 +372,21 @@ def child_states(first, n_children, root_group, root_k, root_piece):
             out[row, :] = state
             row += 1
     return out
+
+
+@njit(cache=True)
+def masked_children(Cf, parent, states, slope):
+    """``X[k, j, :] = D[j, k] * Cf[k, parent[j], :]`` with ``D`` = 1 where on, else ``slope``.
+
+    The next layer's coefficients are then ``W @ X.reshape(n, -1)`` (one GEMM).
+    """
+    n, P, G = Cf.shape
+    m = parent.shape[0]
+    X = np.empty((n, m, G))
+    for k in range(n):
+        for j in range(m):
+            d = 1.0 if states[j, k] else slope
+            p = parent[j]
+            for f in range(G):
+                X[k, j, f] = d * Cf[k, p, f]
+    return X

@@ -146,10 +146,8 @@ def line_pieces(net, lo, hi, max_regions=None, progress=None, desc="1D layers"):
                     f"the partition has at least {n_pieces} pieces after hidden layer {l + 1} "
                     f"of {n_layers}, more than max_regions={max_regions}")
             packed = K.gather_rows(packed, parent)
-            on = K.piece_states(Z, tol)
-            K.set_bits(packed, on, offset)
+            a, live = K.states_and_activations(Z, tol, packed, offset, float(net.slopes[l]))
             offset += Z.shape[1]
-            a, live = K.activate_live(Z, float(net.slopes[l]))
             W = net.weights[l + 1]
             if live.shape[0] < W.shape[1]:
                 W = W[:, live]      # neurons off at every point add nothing
