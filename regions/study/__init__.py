@@ -13,6 +13,7 @@ _API = {
     "SerialExecutor": "regions.study.study",
     "build_jobs": "regions.study.study",
     "run_job": "regions.study.study",
+    "report_from_jobs": "regions.study.study",
     "analyse_run": "regions.study.study",
     "findings": "regions.study.report",
     "sample_features": "regions.study.features",

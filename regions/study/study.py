@@ -24,7 +24,7 @@ from concurrent.futures import Executor, Future
 import numpy as np
 
 __all__ = ["PRESETS", "run_study", "main_study", "analyse_run", "run_job", "build_jobs",
-           "SerialExecutor", "validate_jobs"]
+           "SerialExecutor", "validate_jobs", "report_from_jobs"]
 
 
 # ----------------------------------------------------------------------------- presets
@@ -653,12 +653,15 @@ def run_study(preset="quick", out_dir="report", executor=None, progress=None, se
     t0 = time.perf_counter()
     say(f"study {name!r}: {len(jobs)} jobs")
     results = []
+    job_dir = os.path.join(out_dir, "jobs")
+    os.makedirs(job_dir, exist_ok=True)
     try:
         futures = {executor.submit(run_job, j): j for j in jobs}
         for k, fut in enumerate(as_completed(futures), 1):
             j = futures[fut]
             res = fut.result()
             results.append(res)
+            _save_job(res, job_dir)
             say(f"[{k}/{len(jobs)}] {j['name']} seed {j['seed']} done in {res['seconds']:.1f} s "
                 f"(final mean loss {res['mean_loss'][-1]:.4g})")
     finally:
@@ -671,6 +674,35 @@ def run_study(preset="quick", out_dir="report", executor=None, progress=None, se
                         wall_seconds=wall)
     say(f"report: {path} ({wall:.0f} s)")
     return path
+
+
+def _save_job(res, job_dir):
+    """Keep every finished job's result (pickle) so a partial study can be reported."""
+    import pickle
+
+    path = os.path.join(job_dir, f"{res['name']}_s{res['seed']}.pkl")
+    with open(path, "wb") as fh:
+        pickle.dump(res, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def report_from_jobs(out_dir, preset="partial", description=""):
+    """Write ``report.md`` from the job results saved in ``out_dir/jobs`` (for
+    instance of an interrupted study); returns its path. Loads pickles: only
+    use it on folders you wrote yourself."""
+    import glob
+    import pickle
+
+    from .report import write_report
+
+    files = sorted(glob.glob(os.path.join(out_dir, "jobs", "*.pkl")))
+    if not files:
+        raise ValueError(f"no saved job results in {os.path.join(out_dir, 'jobs')!r}")
+    results = []
+    for f in files:
+        with open(f, "rb") as fh:
+            results.append(pickle.load(fh))
+    results.sort(key=lambda r: (r["dim"] != 2, r["name"], r["seed"]))
+    return write_report(results, out_dir, preset=preset, description=description)
 
 
 def main_study(argv=None):
