@@ -133,12 +133,12 @@ def test_array_colouring_checks_its_length(p2):
 
 def test_1d_pieces_output_and_signal(p1):
     t = np.linspace(-2, 2, 64)
-    ax = rp.partition(p1, signal=(t, np.sin(t)), level_set=0.0)
+    ax = rp.partition(p1, signal=(t, np.sin(t)), level_set=0.0, points=t)
     pc = collection(ax, PolyCollection, "pieces")
     assert len(pc.get_paths()) == len(p1)
     np.testing.assert_allclose(pc.get_facecolors()[:, :3], pattern_colors(p1.packed_patterns)[:, :3])
     labels = [line.get_label() for line in ax.get_lines()]
-    assert "network output" in labels and "signal" in labels
+    assert "network output" in labels and "signal" in labels and "samples" in labels
     # the drawn output is the network's output (exact at the breakpoints)
     out = next(l for l in ax.get_lines() if l.get_label() == "network output")
     x, y = out.get_data()

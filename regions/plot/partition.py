@@ -129,8 +129,8 @@ def partition(p, ax=None, color="pattern", points=None, level_set=None, edgecolo
         colour in every partition of the same network architecture, e.g. across
         training checkpoints. Any other choice colours by a per-region value
         with a colour bar (log scale for sizes, centred at 0 for the output).
-    points : (m, 2) array, optional
-        Sample points to overlay (2D), in domain coordinates.
+    points : (m, 2) array (2D) or (m,) array (1D), optional
+        Sample points to overlay, in domain coordinates (1D: a rug of ticks).
     level_set : float or True, optional
         Overlay the level set ``output == level_set`` (``True`` means 0: the
         decision boundary) as one LineCollection (2D) or markers (1D).
@@ -149,7 +149,7 @@ def partition(p, ax=None, color="pattern", points=None, level_set=None, edgecolo
         ``True``: the number of regions; a string: that title.
     breakpoints : bool, optional
         1D only: draw a thin line at every breakpoint (default: when at most
-        300 pieces; the coloured pieces show them otherwise).
+        100 pieces; the coloured pieces show them otherwise).
 
     Returns
     -------
@@ -165,7 +165,7 @@ def partition(p, ax=None, color="pattern", points=None, level_set=None, edgecolo
                              colorbar, output, norm, title, points_kw)
     if p.dim == 1:
         return _partition_1d(p, ax, color, signal, level_set, cmap, colorbar, output, norm,
-                             title, breakpoints)
+                             title, breakpoints, points)
     raise ValueError(f"can only draw 1D or 2D partitions, got dim={p.dim!r}")
 
 
@@ -233,7 +233,7 @@ def _x_label(p):
 
 
 def _partition_1d(p, ax, color, signal, level_set, cmap, colorbar, output, norm, title,
-                  breakpoints):
+                  breakpoints, points=None):
     pattern_id = getattr(p, "pattern_id", None)
     grouped = pattern_id is not None
     row = None
@@ -279,6 +279,10 @@ def _partition_1d(p, ax, color, signal, level_set, cmap, colorbar, output, norm,
         if roots.size:
             ax.plot(roots, np.full(roots.shape, value), "o", ms=4, mfc="w", mec="k", zorder=4,
                     label=f"output = {value:g}")
+    if points is not None:       # sample positions as a rug along the bottom
+        pts = np.asarray(points, dtype=np.float64).ravel()
+        ax.plot(pts, np.full(pts.shape, 0.02), "|", color="k", ms=6, mew=0.6, alpha=0.7,
+                transform=ax.get_xaxis_transform(), zorder=4, label="samples")
     ax.set_xlim(lo, hi)
     ax.set_ylabel("output" if p.network.output_dim == 1 else f"output {output}")
     if len(ax.get_legend_handles_labels()[0]) > 1:
