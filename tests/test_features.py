@@ -252,7 +252,6 @@ def test_encoded_1d_features_exact():
     from regions.study.train import positional_encoding
 
     enc = positional_encoding(3, 1)
-    g = torch.Generator().manual_seed(0)
     model = torch.nn.Sequential(enc, torch.nn.Linear(6, 10), torch.nn.ReLU(),
                                 torch.nn.Linear(10, 10), torch.nn.ReLU(), torch.nn.Linear(10, 1))
     x = (np.arange(48) / 48)[:, None]

@@ -223,7 +223,7 @@ def findings(results):
     ``paper`` (what the paper reports), ``measured`` and ``verdict``."""
     g = _by_name(results)
     out = []
-    raw2, pe2, pe5 = g.get("2d-raw"), g.get("2d-pe2"), g.get("2d-pe5")
+    raw2, pe2 = g.get("2d-raw"), g.get("2d-pe2")
     pes = [(n, rs) for n, rs in g.items() if n.startswith("2d-pe")]
     pe_hi = max(pes, key=lambda t: int(t[0][5:]))[1] if pes else None
     pe_hi_name = max(pes, key=lambda t: int(t[0][5:]))[0] if pes else "2d-pe"

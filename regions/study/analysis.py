@@ -1,0 +1,354 @@
+"""Everything measured on one trained run: per-sample speed, exact region
+features at each analysed checkpoint, region counts, Hamming distances,
+dead neurons, hyperplane-normal cosines, gradient confusion, the predicted
+first-order loss change (and a real GD step checking it), and the coupling
+tables. :func:`analyse_run` returns one picklable dict per run; the report
+(:mod:`regions.study.report`) reads only that dict.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+__all__ = ["analyse_run", "analyse_checkpoint"]
+
+
+def _domain(signal):
+    lo, hi = signal.coord_range
+    if signal.dim == 1:
+        return (lo, hi)
+    return ((lo, hi), (lo, hi))
+
+
+def _window_speeds(losses, rec, e, w, eps):
+    """Per-sample speed after epoch ``e`` (features at ``e`` are coupled to these):
+
+    * ``rate``: ``-d log loss / d epoch`` over ``[e, e + w]`` (larger = faster);
+    * ``drop``: ``log loss(e) - log loss(e + w)`` (larger = faster);
+    * ``epochs_to_eps``: epochs after ``e`` until ``loss <= eps * loss(e)``
+      (censored samples get the epochs left + 1; smaller = faster).
+    """
+    from . import convergence as cv
+
+    i0 = int(np.searchsorted(rec, e))
+    i1 = int(np.searchsorted(rec, e + w, side="right")) - 1
+    if i1 <= i0:
+        return {}
+    L = np.log(np.maximum(losses[[i0, i1]], np.finfo(float).tiny))
+    out = {"rate": -cv.log_loss_slope(losses, rec, window=(rec[i0], rec[i1])),
+           "drop": L[0] - L[1]}
+    ep, cens = cv.epochs_to_fraction(losses[i0:], rec[i0:], eps)
+    out["epochs_to_eps"] = np.where(cens, rec[-1] - rec[i0] + 1, ep - rec[i0]).astype(float)
+    return out
+
+
+def _global_speeds(run, eps):
+    """Whole-run speed measures from :mod:`regions.study.convergence`."""
+    from . import convergence as cv
+
+    rec, L = run.record_epochs, run.losses
+    out = {}
+    ep, cens = cv.epochs_to_fraction(L, rec, eps)
+    out["epochs_to_eps"] = np.where(cens, rec[-1] + 1, ep).astype(float)
+    out["auc"] = np.asarray(cv.normalized_auc(L, rec), dtype=float)
+    out["final_loss"] = L[-1]
+    return out, np.asarray(cens, bool)
+
+
+def _hamming_patch(pats, grid_shape):
+    """Mean Hamming distance over all pairs inside 3x3 patches (3-windows in 1D),
+    each pair weighted by the number of patches holding both (the paper's
+    local pairs)."""
+    if len(grid_shape) == 1:
+        offs = [((1,), 2), ((2,), 1)]
+        P = pats
+        tot, cnt = 0.0, 0.0
+        for (d,), wgt in offs:
+            h = (P[d:] != P[:-d]).sum(1)
+            tot += wgt * h.sum()
+            cnt += wgt * h.size
+        return tot / cnt
+    H, W = grid_shape
+    P = pats.reshape(H, W, -1)
+    tot, cnt = 0.0, 0.0
+    for di in range(0, 3):
+        for dj in range(-2, 3):
+            if di == 0 and dj <= 0:
+                continue
+            wgt = (3 - di) * (3 - abs(dj))
+            if dj >= 0:
+                a, b = P[: H - di, : W - dj], P[di:, dj:]
+            else:
+                a, b = P[: H - di, -dj:], P[di:, : W + dj]
+            h = (a != b).sum(-1)
+            tot += wgt * h.sum()
+            cnt += wgt * h.size
+    return tot / cnt
+
+
+def _dead_fraction(pats, widths):
+    """Share of hidden neurons inactive on every sample, overall and per layer."""
+    never = ~pats.any(0)
+    out = {"all": float(never.mean())}
+    start = 0
+    for i, w in enumerate(widths):
+        out[f"l{i + 1}"] = float(never[start:start + w].mean())
+        start += w
+    return out
+
+
+def _normal_cosines(net):
+    """Mean pairwise cosine between the weight rows of each hidden layer."""
+    out = {}
+    for i, W in enumerate(net.weights[:-1]):
+        n = np.linalg.norm(W, axis=1, keepdims=True)
+        U = W / np.where(n > 0, n, 1)
+        C = U @ U.T
+        k = C.shape[0]
+        out[f"l{i + 1}"] = float((C.sum() - np.trace(C)) / max(k * (k - 1), 1))
+    return out
+
+
+def _region_adjacency(features, partition, pats, grid_shape):
+    """Region id of every sample and the regions' adjacency (scipy sparse), for
+    splitting the predicted change into same / neighbouring / far regions.
+
+    Exact partitions give exact adjacency (2D: shared edges; 1D: consecutive
+    pieces, for encoded 1D the patterns of consecutive pieces); without one
+    (encoded 2D) the regions are the distinct sampled patterns and two touch
+    when grid neighbours carry them (sampled)."""
+    import scipy.sparse as sp
+
+    from .features import grid_neighbours
+
+    if partition is not None and "region" in features:
+        rid = np.asarray(features["region"], dtype=np.int64)
+        if partition.dim == 2:
+            return rid, partition.adjacency()
+        if hasattr(partition, "pattern_id"):
+            pid = np.asarray(partition.pattern_id, dtype=np.int64)
+            n = int(pid.max()) + 1
+            a, b = pid[:-1], pid[1:]
+        else:
+            n = len(partition)
+            a, b = np.arange(n - 1), np.arange(1, n)
+    else:
+        _, rid = np.unique(pats, axis=0, return_inverse=True)
+        rid = rid.ravel().astype(np.int64)
+        pairs = grid_neighbours(grid_shape)
+        a, b = rid[pairs[:, 0]], rid[pairs[:, 1]]
+        n = int(rid.max()) + 1
+    keep = a != b
+    A = sp.coo_matrix((np.ones(int(keep.sum())), (a[keep], b[keep])), shape=(n, n))
+    return rid, ((A + A.T) > 0).astype(np.int8).tocsr()
+
+
+def _gd_step_check(model, X, Y, lr, predicted_total):
+    """One actual full-batch gradient-descent step (float64) from the checkpoint:
+    the per-sample loss change against the first-order prediction (same ``lr``).
+    Validates the Gram decomposition; returns Spearman, Pearson and the
+    least-squares scale (1 when the first order is exact)."""
+    import copy as _copy
+
+    import torch
+    from scipy import stats
+
+    m = _copy.deepcopy(model).double()
+    x, y = X.double(), Y.double()
+    with torch.no_grad():
+        before = ((m(x) - y) ** 2).mean(dim=1)
+    loss = ((m(x) - y) ** 2).mean()
+    params = [p for p in m.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss, params)
+    with torch.no_grad():
+        for p, g in zip(params, grads):
+            p -= lr * g
+        after = ((m(x) - y) ** 2).mean(dim=1)
+    actual = (after - before).numpy()
+    p = np.asarray(predicted_total, float)
+    ok = np.isfinite(p) & np.isfinite(actual)
+    if ok.sum() < 3 or np.std(p[ok]) == 0 or np.std(actual[ok]) == 0:
+        return {"spearman": float("nan"), "pearson": float("nan"), "scale": float("nan")}
+    return {"spearman": float(stats.spearmanr(p[ok], actual[ok]).statistic),
+            "pearson": float(stats.pearsonr(p[ok], actual[ok]).statistic),
+            "scale": float(p[ok] @ actual[ok] / (p[ok] @ p[ok]))}
+
+
+def _maybe_partition(net, signal):
+    if net.encoding is not None and signal.dim == 2:
+        return None
+    try:
+        from ..api import partition
+    except ImportError:
+        return None
+    return partition(net, _domain(signal))
+
+
+def analyse_checkpoint(run, epoch, job, notes, extra_speeds=None):
+    """Everything measured at one checkpoint of a run (a dict of arrays and numbers)."""
+    import torch
+
+    from ..network import as_network
+    from .coupling import binned_curve, correlation_table, prediction_agreement
+    from .features import sample_features
+
+    signal = run.signal
+    model = run.model_at(epoch)
+    net = as_network(model)
+    coords = signal.coords
+    t0 = time.perf_counter()
+    try:
+        part = _maybe_partition(net, signal)
+    except Exception as err:  # noqa: BLE001 - reported, the rest still runs
+        notes.append(f"{job['name']} seed {job['seed']} epoch {epoch}: partition failed: {err!r}")
+        part = None
+    t_part = time.perf_counter() - t0
+    step = (signal.coord_range[1] - signal.coord_range[0]) / max(signal.grid_shape)
+    which = job.get("encoded_crossings", "all")
+    last = epoch == job["analyse"][-1]
+    enc_cross = which == "all" or (which == "end" and last) or \
+        (which == "ends" and (last or epoch == job["analyse"][0]))
+    feats = sample_features(net, coords, grid_shape=signal.grid_shape, domain=_domain(signal),
+                            radius=step, partition=part, encoded_crossings=enc_cross)
+    if feats.meta.get("missing"):
+        notes.append(f"{job['name']}: {feats.meta['missing']}")
+    x_in = net.encoding.encode_numpy(coords) if net.encoding is not None else coords
+    pats = net.patterns(x_in)
+    out = {
+        "epoch": int(epoch),
+        "features": {k: np.asarray(v) for k, v in feats.items()},
+        "kinds": dict(feats.kind),
+        "n_regions": feats.meta.get("n_regions"),
+        "n_pieces": feats.meta.get("n_pieces"),
+        "n_patterns_sampled": feats.meta.get("n_patterns_sampled"),
+        "partition_seconds": t_part,
+        "hamming_patch": float(_hamming_patch(pats, signal.grid_shape)),
+        "hamming_neighbour": float(np.mean(feats.meta["neighbour_hamming"])),
+        "dead": _dead_fraction(pats, net.widths),
+        "normal_cos": _normal_cosines(net),
+        "mean_loss": float(run.losses[np.searchsorted(run.record_epochs, epoch)].mean()),
+    }
+    if part is not None and "region" in feats:
+        hit = np.unique(np.asarray(feats["region"]))
+        out["measure_all_median"] = float(np.median(part.measure))
+        out["measure_hit_median"] = float(np.median(part.measure[hit]))
+        out["regions_with_samples"] = int(hit.size)
+    if "neighbour_crossings" in feats.meta:
+        c = np.asarray(feats.meta["neighbour_crossings"], float)
+        out["crossings_neighbour"] = float(c.mean())
+        out["mean_chord"] = float(step / c.mean()) if c.mean() > 0 else float("inf")
+    for k in ("dist_boundary", "dist_paper", "dist_layer1", "dist_polygon"):
+        if k in feats:
+            v = np.asarray(feats[k], float)
+            out[f"mean_{k}"] = float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else None
+    if "distances" in feats.meta:
+        # exact (local normal) over the authors' |z|/|W_l[k]|, per deeper layer and overall
+        dd = feats.meta["distances"]
+        ratios = {}
+        for li in range(2, len(net.widths) + 1):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                r = dd[f"layer{li}"] / dd[f"paper_layer{li}"]
+            r = r[np.isfinite(r)]
+            ratios[f"l{li}"] = float(np.median(r)) if r.size else None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = dd["all"] / dd["paper"]
+        r = r[np.isfinite(r)]
+        ratios["all"] = float(np.median(r)) if r.size else None
+        out["paper_distance_ratio"] = ratios
+
+    # gradients: confusion of neighbour and distant pairs, predicted change
+    rec = run.record_epochs
+    try:
+        from . import gram
+
+        X = torch.as_tensor(coords, dtype=torch.float32)
+        Y = torch.as_tensor(signal.targets, dtype=torch.float32)
+        fac = gram.backprop_factors(model, X, Y)
+        npairs = gram.neighbour_pairs(signal.grid_shape)
+        dpairs = gram.distant_pairs(signal.grid_shape, job["n_distant"], job["seed"])
+        cn = np.asarray(gram.confusion(model, X, Y, npairs, factors=fac), float)
+        cd = np.asarray(gram.confusion(model, X, Y, dpairs, factors=fac), float)
+        out["confusion"] = {"neighbour": cn, "distant": cd,
+                            "neighbour_below": float(np.mean(cn[np.isfinite(cn)] < -0.5)),
+                            "distant_below": float(np.mean(cd[np.isfinite(cd)] < -0.5)),
+                            "neighbour_mean": float(np.nanmean(cn)),
+                            "distant_mean": float(np.nanmean(cd))}
+        rid, adj = _region_adjacency(feats, part, pats, signal.grid_shape)
+        pred = gram.predicted_loss_change(model, X, Y, run.config.lr, groups=(rid, adj),
+                                          factors=fac)
+        pred = {k: np.asarray(v, float) for k, v in pred.items() if k != "total"}
+        out["predicted"] = pred
+        i0 = int(np.searchsorted(rec, epoch))
+        if i0 + 1 < len(rec):
+            observed = run.losses[i0 + 1] - run.losses[i0]
+            out["observed_change"] = observed
+            out["agreement"] = prediction_agreement(pred, observed, n_boot=job["n_boot"],
+                                                    seed=job["seed"])
+        out["gd_step"] = _gd_step_check(model, X, Y, run.config.lr, sum(pred.values()))
+    except ImportError as err:
+        notes.append(f"gradient measures skipped ({err})")
+
+    # coupling: features at this checkpoint against speed after it
+    E = int(run.config.epochs)
+    w = max(int(round(job["window"] * E)), int(rec[1] - rec[0]) if len(rec) > 1 else 1)
+    speeds = _window_speeds(run.losses, rec, epoch, w, job["eps"])
+    if epoch == E:
+        speeds = {"final_loss": run.losses[-1]}
+    if extra_speeds:
+        speeds = {**speeds, **extra_speeds}
+    out["speeds"] = speeds
+    out["window"] = w
+    if "predicted" in out and "rate" in speeds:
+        # predicted relative rate -(d loss)/loss against the measured rate in the window
+        loss_e = run.losses[int(np.searchsorted(rec, epoch))]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = {k: -v / loss_e for k, v in out["predicted"].items()}
+        out["agreement_window"] = prediction_agreement(rel, speeds["rate"],
+                                                       n_boot=job["n_boot"], seed=job["seed"])
+    feat_for_corr = {k: v for k, v in feats.items() if k != "region"}
+    out["coupling"] = correlation_table(feat_for_corr, speeds, n_boot=job["n_boot"],
+                                        seed=job["seed"],
+                                        tag={"run": job["name"], "seed": job["seed"],
+                                             "epoch": int(epoch)})
+    for row in out["coupling"]:
+        row["kind"] = feats.kind.get(row["feature"], "")
+    key = "rate" if "rate" in speeds else next(iter(speeds))
+    out["binned"] = {k: binned_curve(feats[k], speeds[key]) for k in
+                     ("occupancy", "hamming", "crossings", "dist_boundary", "density", "measure")
+                     if k in feats}
+    out["binned_speed"] = key
+    return out
+
+
+def analyse_run(run, job):
+    """All measurements of a trained run (see :func:`run_job`)."""
+    notes = []
+    signal = run.signal
+    res = {"name": job["name"], "seed": job["seed"], "dim": signal.dim,
+           "grid_shape": tuple(signal.grid_shape), "n": signal.n,
+           "encoding": run.config.encoding if not hasattr(run.config.encoding, "forward")
+           else type(run.config.encoding).__name__,
+           "config": {k: v for k, v in run.config.to_dict().items() if k != "encoding"},
+           "record_epochs": run.record_epochs, "mean_loss": run.mean_loss,
+           "train_seconds": float(run.seconds)}
+    try:
+        speeds, censored = _global_speeds(run, job["eps"])
+        res["speeds"] = speeds
+        res["censored"] = float(censored.mean())
+    except ImportError as err:
+        notes.append(f"global speed measures skipped ({err})")
+    try:
+        from . import convergence as cv
+
+        ep, energy, bands = cv.residual_energy_from_run(run)
+        res["residual_energy"] = {"epochs": np.asarray(ep), "energy": np.asarray(energy),
+                                  "bands": np.asarray(bands)}
+    except ImportError as err:
+        notes.append(f"residual energy skipped ({err})")
+    # whole-run speed (from init) is coupled to the features at init
+    extra = {f"run_{k}": v for k, v in res.get("speeds", {}).items() if k != "final_loss"}
+    res["checkpoints"] = [analyse_checkpoint(run, e, job, notes, extra if e == 0 else None)
+                          for e in job["analyse"]]
+    res["notes"] = sorted(set(notes))
+    return res
