@@ -375,18 +375,20 @@ def child_states(first, n_children, root_group, root_k, root_piece):
 
 
 @njit(cache=True)
-def masked_children(Cf, parent, states, slope):
-    """``X[k, j, :] = D[j, k] * Cf[k, parent[j], :]`` with ``D`` = 1 where on, else ``slope``.
+def masked_children(Cf, parent, states, slope, start, stop, out):
+    """``X[k, j, :] = D[j, k] * Cf[k, parent[j], :]`` for children ``start .. stop-1``,
+    with ``D`` = 1 where on, else ``slope``; written into ``out`` (flat, reused)
+    as a contiguous ``(n, stop - start, F+1)`` block.
 
-    The next layer's coefficients are then ``W @ X.reshape(n, -1)`` (one GEMM).
+    The next layer's coefficients of those children are ``W @ X.reshape(n, -1)``.
     """
     n, P, G = Cf.shape
-    m = parent.shape[0]
-    X = np.empty((n, m, G))
+    m = stop - start
+    X = out[:n * m * G].reshape((n, m, G))
     for k in range(n):
         for j in range(m):
-            d = 1.0 if states[j, k] else slope
-            p = parent[j]
+            p = parent[start + j]
+            d = 1.0 if states[start + j, k] else slope
             for f in range(G):
                 X[k, j, f] = d * Cf[k, p, f]
     return X

@@ -58,6 +58,7 @@ ENCODED_2D_MESSAGE = (
 XTOL = 1e-13        # root refinement, relative to the domain length
 MERGE = 1e-12       # breakpoints closer than this (relative) are merged
 H_TERM = 1e-13      # half-width of a terminal box, relative to the domain length
+_CHUNK = 1 << 21    # doubles per block of masked coefficients (16 MB)
 
 
 def reject_encoded_2d(network=None):
@@ -134,11 +135,11 @@ def _line_features(encoding, origin, direction):
             np.ascontiguousarray(beta))
 
 
-def _isolate(lo, hi, C, c0, kinds, alpha, beta, length, threads):
+def _isolate(lo, hi, Cf, kinds, alpha, beta, length, threads):
     from kernels import trig as T
 
     P = lo.shape[0]
-    args = (lo, hi, C, c0, kinds, alpha, beta, T.REL_TOL, H_TERM * length, XTOL * length)
+    args = (lo, hi, Cf, kinds, alpha, beta, T.REL_TOL, H_TERM * length, XTOL * length)
     if threads <= 1 or P < 2 * threads:
         rp, rt, rk, first, boxes = T.isolate_pieces(*args, 0, P)
         return rp, rt, rk, first, boxes
@@ -155,8 +156,8 @@ def encoded_line_pieces(net, kinds, alpha, beta, lo, hi, max_regions=None, progr
                         threads=2, desc="encoded 1D layers"):
     """Core of the encoded 1D engine.
 
-    Returns ``(points, packed, A, c, stats)`` with the output map of every
-    piece in the encoded space.
+    Returns ``(points, packed, Cf, stats)``; ``Cf`` ``(n_out, n, F+1)`` holds
+    the output map of every piece in the encoded space (constant last).
     """
     from kernels import line as KL
     from kernels import trig as T
@@ -167,8 +168,9 @@ def encoded_line_pieces(net, kinds, alpha, beta, lo, hi, max_regions=None, progr
     words = (net.n_hidden + 63) // 64
     plo = np.array([lo], dtype=np.float64)
     phi = np.array([hi], dtype=np.float64)
-    C = np.ascontiguousarray(net.weights[0][None, :, :])           # (P, n, F)
-    c0 = np.ascontiguousarray(net.biases[0][None, :])              # (P, n)
+    # coefficients (n, P, F+1), constant last
+    Cf = np.ascontiguousarray(np.concatenate([net.weights[0], net.biases[0][:, None]],
+                                             axis=1)[:, None, :])
     packed = np.zeros((1, words), dtype=np.uint64)
     offset = 0
     stats = {"boxes": 0, "roots": 0}
@@ -179,8 +181,8 @@ def encoded_line_pieces(net, kinds, alpha, beta, lo, hi, max_regions=None, progr
         bar = tqdm(total=n_layers, desc=desc, unit="layer")
     try:
         for l in range(n_layers):
-            n = C.shape[1]
-            rp, rt, rk, first, boxes = _isolate(plo, phi, C, c0, kinds, alpha, beta,
+            n = Cf.shape[0]
+            rp, rt, rk, first, boxes = _isolate(plo, phi, Cf, kinds, alpha, beta,
                                                 length, threads)
             stats["boxes"] += int(boxes)
             stats["roots"] += int(rp.shape[0])
@@ -234,13 +236,20 @@ def encoded_line_pieces(net, kinds, alpha, beta, lo, hi, max_regions=None, progr
             KL.set_bits(packed, states, offset)
             offset += n
             # next coefficients: W (D * [C | c0]) per child
-            D = np.where(states, 1.0, float(net.slopes[l]))
-            X = np.concatenate([C, c0[:, :, None]], axis=2)[parent] * D[:, :, None]
             W = net.weights[l + 1]
-            Y = W @ np.ascontiguousarray(X.transpose(1, 0, 2)).reshape(n, -1)
-            Y = Y.reshape(W.shape[0], n_pieces, F + 1).transpose(1, 0, 2)
-            C = np.ascontiguousarray(Y[:, :, :F])
-            c0 = np.ascontiguousarray(Y[:, :, F]) + net.biases[l + 1][None, :]
+            n2 = W.shape[0]
+            Cn = np.empty((n2, n_pieces, F + 1))
+            chunk = max(1, min(n_pieces, _CHUNK // (n * (F + 1))))
+            buf = np.empty(n * chunk * (F + 1))
+            ybuf = np.empty(n2 * chunk * (F + 1))
+            for s in range(0, n_pieces, chunk):
+                e = min(s + chunk, n_pieces)
+                X = T.masked_children(Cf, parent, states, float(net.slopes[l]), s, e, buf)
+                Y = ybuf[:n2 * (e - s) * (F + 1)].reshape(n2, (e - s) * (F + 1))
+                np.matmul(W, X.reshape(n, -1), out=Y)
+                Cn[:, s:e, :] = Y.reshape(n2, e - s, F + 1)
+            Cn[:, :, F] += net.biases[l + 1][:, None]
+            Cf = Cn
             plo, phi = new_lo, new_hi
             if bar is not None:
                 bar.update(1)
@@ -250,7 +259,7 @@ def encoded_line_pieces(net, kinds, alpha, beta, lo, hi, max_regions=None, progr
             bar.close()
     points = np.concatenate([plo, phi[-1:]])
     stats["pieces"] = int(plo.shape[0])
-    return points, packed, C, c0, stats
+    return points, packed, Cf, stats
 
 
 def partition_encoded_1d(network, domain, max_regions=None, progress=None, threads=2):
@@ -301,10 +310,11 @@ def partition_encoded_1d(network, domain, max_regions=None, progress=None, threa
                          "regions.Segment(p0, p1) or partition_encoded_segment for a line in 2D)")
     kinds, alpha, beta = _line_features(enc, dom.origin, dom.basis[:, 0])
     lo, hi = dom.bounds
-    points, packed, C, c0, stats = encoded_line_pieces(net, kinds, alpha, beta, lo, hi,
-                                                       max_regions, progress, threads)
-    A = C
-    c = c0
+    points, packed, Cf, stats = encoded_line_pieces(net, kinds, alpha, beta, lo, hi,
+                                                    max_regions, progress, threads)
+    # after the last hidden layer the carried coefficients are the output's
+    A = np.ascontiguousarray(Cf[:, :, :-1].transpose(1, 0, 2))
+    c = np.ascontiguousarray(Cf[:, :, -1].T)
     stats["engine"] = "encoded 1D"
     return EncodedPartition1D(net, dom, points, packed, A, c, kinds, alpha, beta, stats)
 
