@@ -48,8 +48,10 @@ def _fmt(v, nd=3):
         return str(v)
     if not math.isfinite(v):
         return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
+    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e6):
         return f"{v:.{nd - 1}e}"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
     return f"{v:.{nd}g}" if abs(v) >= 1 else f"{v:.{nd}f}"
 
 
@@ -670,7 +672,15 @@ def write_report(results, out_dir, preset="", description="", wall_seconds=None)
              "confusion cosines, loss curves, residual energies).")
     L.append("- Encoded 2D runs have no exact partition: their region, occupancy, measure and "
              "density are `sampled` (distinct patterns among the samples); their Hamming "
-             "distances and crossings are exact.")
+             "distances and crossings (exact row/column boundary crossings, computed at the "
+             "checkpoints the preset's `encoded_crossings` names) are exact.")
+    L.append("- Speeds: `rate` = -d log loss_i / d epoch over the window after the checkpoint "
+             "(larger = faster); `drop` = log loss_i(e) - log loss_i(e + window); "
+             "`epochs_to_eps` = epochs after the checkpoint until loss_i <= eps * loss_i(e) "
+             "(censored samples get the epochs left + 1); `run_*` are measured from init over "
+             "the whole run (`run_auc`: area under loss_i(t)/loss_i(0), smaller = faster).")
+    L.append("- `jobs/*.pkl` keeps each run's full result; "
+             "`regions.study.report_from_jobs(folder)` rewrites this report from them.")
     for n in notes:
         L.append(f"- {n}")
     L.append("")
