@@ -30,6 +30,8 @@ _API = {
     "RandomFourierFeatures": "regions.encoding",
     "sampled_patterns": "regions.sampling",
     "grid_crossings": "regions.encoded",
+    "partition_encoded_segment": "regions.encoded",
+    "encoded": "regions.encoded",
     "plot": "regions.plot",
     "study": "regions.study",
 }
