@@ -144,6 +144,28 @@ def _region_adjacency(features, partition, pats, grid_shape):
     return rid, ((A + A.T) > 0).astype(np.int8).tocsr()
 
 
+def _pair_mechanism(cos, pairs, pats, rid, job):
+    """The mechanism at the level of pairs: for the local (3x3-patch) pairs,
+    how gradient alignment |cos| depends on how different the two patterns
+    are (Hamming) and on sharing a region."""
+    from .coupling import spearman_ci
+
+    ham = np.count_nonzero(pats[pairs[:, 0]] != pats[pairs[:, 1]], axis=1).astype(float)
+    same = rid[pairs[:, 0]] == rid[pairs[:, 1]]
+    a = np.abs(cos)
+    ok = np.isfinite(a)
+    out = {"abs_cos_vs_hamming": spearman_ci(ham[ok], a[ok], n_boot=job["n_boot"],
+                                             seed=job["seed"]),
+           "share_same_region": float(same.mean()),
+           "abs_cos_same_region": float(np.mean(a[ok & same])) if np.any(ok & same) else None,
+           "abs_cos_other_region": float(np.mean(a[ok & ~same])) if np.any(ok & ~same) else None,
+           "below_same_region": float(np.mean(cos[ok & same] < -0.5)) if np.any(ok & same)
+           else None,
+           "below_other_region": float(np.mean(cos[ok & ~same] < -0.5)) if np.any(ok & ~same)
+           else None}
+    return out
+
+
 def _gd_step_check(model, X, Y, lr, predicted_total):
     """One actual full-batch gradient-descent step (float64) from the checkpoint:
     the per-sample loss change against the first-order prediction (same ``lr``).
@@ -275,6 +297,7 @@ def analyse_checkpoint(run, epoch, job, notes, extra_speeds=None):
                             "neighbour_mean": float(np.nanmean(cn)),
                             "distant_mean": float(np.nanmean(cd))}
         rid, adj = _region_adjacency(feats, part, pats, signal.grid_shape)
+        out["pairs"] = _pair_mechanism(cn, npairs, pats, rid, job)
         pred = gram.predicted_loss_change(model, X, Y, run.config.lr, groups=(rid, adj),
                                           factors=fac)
         pred = {k: np.asarray(v, float) for k, v in pred.items() if k != "total"}

@@ -312,6 +312,25 @@ def findings(results):
                 "PE L=2: own region for ~98% of pixels, ~22% confused neighbour pairs",
                 f"PE L=2: {_fmt(100 * own)}% distinct patterns per pixel, {_fmt(100 * s2)}% "
                 f"confused (vs {_fmt(100 * sp)}% for {pe_hi_name})", ok2)
+    # 5b. the mechanism at pair level
+    for name, rs in g.items():
+        prs = [_cp(r, "early").get("pairs") for r in rs]
+        prs = [p for p in prs if p]
+        if not prs:
+            continue
+        rho = np.nanmean([p["abs_cos_vs_hamming"]["rho"] for p in prs])
+        lo = np.nanmean([p["abs_cos_vs_hamming"]["lo"] for p in prs])
+        hi = np.nanmean([p["abs_cos_vs_hamming"]["hi"] for p in prs])
+        same = np.nanmean([p["share_same_region"] for p in prs])
+        cs = _agg([p["abs_cos_same_region"] for p in prs])[0]
+        co = _agg([p["abs_cos_other_region"] for p in prs])[0]
+        ep = _cp(rs[0], "early")["epoch"]
+        add(f"{name}: local pairs with more different patterns have less aligned gradients "
+            f"(|cos| against the pair's Hamming distance, epoch {ep})",
+            "the mechanism: shared patterns give (anti)parallel gradients",
+            f"Spearman {rho:+.2f} [{lo:+.2f}, {hi:+.2f}]; mean |cos| same region {_fmt(cs)} "
+            f"({_fmt(100 * same)}% of pairs) vs different regions {_fmt(co)}",
+            bool(hi < 0))
     # 6. high-frequency energy
     if raw2 and pe_hi and raw2[0].get("residual_energy") is not None:
         er = mean(raw2, _high_energy_end)
