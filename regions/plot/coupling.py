@@ -230,29 +230,52 @@ def confusion_densities(neighbour, distant=None, ax=None, bins=60, threshold=-0.
                                  sharex=True, sharey=True, layout="constrained", squeeze=False)
             ax = ax[0]
         axes = np.atleast_1d(ax).ravel()
+        heights = []
         for a, (label, (nb, ds)) in zip(axes, runs.items()):
-            confusion_densities(nb, ds, ax=a, bins=bins, threshold=threshold, labels=labels)
+            heights += _confusion_panel(a, nb, ds, bins, threshold, labels)
             a.set_title(str(label), fontsize="medium")
+        for a in axes:
+            _density_scale(a, heights)
         for a in axes[1:]:
             a.set_ylabel("")
         return axes
     if ax is None:
         _, ax = plt.subplots(figsize=(5.0, 3.6), layout="constrained")
+    _density_scale(ax, _confusion_panel(ax, neighbour, distant, bins, threshold, labels))
+    return ax
+
+
+def _confusion_panel(ax, neighbour, distant, bins, threshold, labels):
     edges = np.linspace(-1.0, 1.0, bins + 1)
+    heights = []
     for i, (vals, label) in enumerate(zip((neighbour, distant), labels)):
         if vals is None:
             continue
         v = np.asarray(vals, dtype=np.float64).ravel()
         v = v[np.isfinite(v)]
         share = float(np.mean(v < threshold)) if v.size else float("nan")
-        ax.hist(v, bins=edges, density=True, histtype="stepfilled", alpha=0.35, color=f"C{i}")
+        h, _, _ = ax.hist(v, bins=edges, density=True, histtype="stepfilled", alpha=0.35,
+                          color=f"C{i}")
         ax.hist(v, bins=edges, density=True, histtype="step", lw=1.4, color=f"C{i}",
                 label=f"{label}: {share:.0%} below {threshold:g}")
+        heights.append(h)
     ax.axvline(threshold, color="0.3", ls=":", lw=1)
     ax.set_xlim(-1, 1)
     ax.set_xticks([-1, -0.5, 0, 0.5, 1])          # no crowding between side-by-side panels
-    ax.set_ylim(0, ax.get_ylim()[1] * 1.3)         # headroom for the legend
     ax.set_xlabel("gradient cosine")
     ax.set_ylabel("density")
     ax.legend(fontsize="small", loc="upper center", framealpha=0.9)
-    return ax
+    return heights
+
+
+def _density_scale(ax, heights):
+    """Linear with headroom for the legend, or log when a spike would flatten the rest
+    (pairs inside one region have cosines of exactly +-1)."""
+    h = np.concatenate(heights) if heights else np.zeros(1)
+    h = h[h > 0]
+    if h.size > 3 and h.max() > 10 * np.percentile(h, 75):
+        ax.set_yscale("log")
+        ax.set_ylim(h.min() / 2, h.max() * 8)
+    else:
+        ax.set_yscale("linear")
+        ax.set_ylim(0, (h.max() if h.size else 1.0) * 1.35)

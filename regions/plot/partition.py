@@ -211,7 +211,8 @@ def _partition_2d(p, ax, color, points, level_set, edgecolor, linewidth, cmap, c
                            extend="min" if below else "neither")
     if points is not None:
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-        kw = dict(s=6 if len(pts) < 2000 else 1.5, c="k", linewidths=0, zorder=3)
+        size = 6.0 if len(pts) < 500 else 2.5 if len(pts) < 2000 else 1.0
+        kw = dict(s=size, c="k", linewidths=0, zorder=3)
         kw.update(points_kw or {})
         ax.scatter(pts[:, 0], pts[:, 1], **kw)
     if level_set is not None and level_set is not False:
