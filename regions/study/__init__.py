@@ -16,7 +16,7 @@ _API = {
     "report_from_jobs": "regions.study.study",
     "analyse_run": "regions.study.analysis",
     "analyse_checkpoint": "regions.study.analysis",
-    "findings": "regions.study.report",
+    "findings": "regions.study.claims",
     "sample_features": "regions.study.features",
     "Features": "regions.study.features",
     "segment_crossings": "regions.study.features",
