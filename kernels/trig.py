@@ -14,8 +14,10 @@ the coefficients, for every t:
 Recursive subdivision (depth first, left half first, all neurons of a piece
 share the feature evaluations at a box's midpoint m, half-width h):
 
-* excluded: ``|z(m)| > tol + min(M1 h, |z'(m)| h + M2 h^2 / 2)``: z keeps the
-  strict sign of z(m) on the whole box (mean value / Taylor bound);
+* excluded: ``|z(m)| > tol + B`` with ``B = min(M1 h, |z'(m)| h + M2 h^2 / 2)``:
+  z keeps the strict sign of z(m) on the whole box (mean value / Taylor bound);
+* within the tolerance: ``|z(m)| + B <= tol``: z counts as zero on the whole
+  box (no state change there; an identically zero neuron ends here at once);
 * monotone: ``|z'(m)| > M2 h``: z' does not vanish on the box, so it holds at
   most one root; the signs at the box's ends decide;
 * terminal: ``h < h_term``: the signs at the ends and the midpoint decide;
@@ -140,7 +142,8 @@ def solve_bracket(Ck, kind, alpha, beta, x0, x1, xtol):
 
 
 @njit(cache=True, nogil=True)
-def isolate_pieces(lo, hi, Cf, kind, alpha, beta, rel_tol, h_term, xtol, start, stop):
+def isolate_pieces(lo, hi, Cf, kind, alpha, beta, rel_tol, h_term, xtol, start, stop,
+                   max_boxes=200_000_000):
     """Root isolation for pieces ``start .. stop-1``.
 
     Parameters
@@ -225,6 +228,11 @@ def isolate_pieces(lo, hi, Cf, kind, alpha, beta, rel_tol, h_term, xtol, start, 
             depth = st_d[sp]
             top = s0 + cnt0
             boxes += 1
+            if boxes > max_boxes:
+                raise RuntimeError("root isolation exceeded its box budget: a neuron is "
+                                   "within the tolerance of zero on a long stretch without "
+                                   "being identically zero (a high-order zero or cancelling "
+                                   "features)")
             m = 0.5 * (a + b)
             h = 0.5 * (b - a)
             terminal = h < h_term or depth >= maxdepth or not (a < m and m < b)
@@ -255,6 +263,9 @@ def isolate_pieces(lo, hi, Cf, kind, alpha, beta, rel_tol, h_term, xtol, start, 
                     ev_t2 = b
                     ev_s2 = 0
                     nev = 2
+                elif abs(zm) + bound <= tol[k]:
+                    # |z| <= tol on the whole box: zero there, no state change
+                    continue
                 elif terminal or abs(dzm) > M2[k] * h:
                     if not ends:
                         _features(kind, alpha, beta, a, ga, tmp)

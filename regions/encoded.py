@@ -152,6 +152,34 @@ def _isolate(lo, hi, Cf, kinds, alpha, beta, length, threads):
             sum(q[4] for q in parts))
 
 
+def _fold_features(W, b, kinds, alpha, beta):
+    """First-layer weights with repeated features summed into their first copy and
+    features constant on the line (``beta = 0``) moved into the bias.
+
+    The features are unchanged, so the output map stays in the encoded space;
+    exactly cancelling copies then give an identically zero coefficient, which
+    the root isolation clears at once instead of subdividing forever.
+    """
+    W = W.copy()
+    b = b.copy()
+    const = beta == 0.0
+    if np.any(const):
+        val = np.where(kinds == 1, np.sin(alpha), np.where(kinds == 2, np.cos(alpha), alpha))
+        b += W[:, const] @ val[const]
+        W[:, const] = 0.0
+    seen = {}
+    for f in range(kinds.shape[0]):
+        if const[f]:
+            continue
+        key = (int(kinds[f]), float(alpha[f]), float(beta[f]))
+        if key in seen:
+            W[:, seen[key]] += W[:, f]
+            W[:, f] = 0.0
+        else:
+            seen[key] = f
+    return W, b
+
+
 def encoded_line_pieces(net, kinds, alpha, beta, lo, hi, max_regions=None, progress=None,
                         threads=2, desc="encoded 1D layers"):
     """Core of the encoded 1D engine.
@@ -164,13 +192,13 @@ def encoded_line_pieces(net, kinds, alpha, beta, lo, hi, max_regions=None, progr
 
     length = hi - lo
     F = kinds.shape[0]
+    W0, b0 = _fold_features(net.weights[0], net.biases[0], kinds, alpha, beta)
     n_layers = len(net.weights) - 1
     words = (net.n_hidden + 63) // 64
     plo = np.array([lo], dtype=np.float64)
     phi = np.array([hi], dtype=np.float64)
     # coefficients (n, P, F+1), constant last
-    Cf = np.ascontiguousarray(np.concatenate([net.weights[0], net.biases[0][:, None]],
-                                             axis=1)[:, None, :])
+    Cf = np.ascontiguousarray(np.concatenate([W0, b0[:, None]], axis=1)[:, None, :])
     packed = np.zeros((1, words), dtype=np.uint64)
     offset = 0
     stats = {"boxes": 0, "roots": 0}

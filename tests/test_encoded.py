@@ -283,3 +283,20 @@ def test_encoded_errors():
     big = encoded_mlp(PositionalEncoding(8), [32, 32, 1], 0)
     with pytest.raises(RuntimeError, match="max_regions=3"):
         partition_encoded_1d(big, (0.0, 1.0), max_regions=3, progress=False)
+
+
+def test_zero_and_cancelling_neurons_are_cleared():
+    # base=1 repeats the frequency pi: sin(pi t) - sin(pi t) is identically zero,
+    # a zero row is zero; both stay off and add no breakpoint; cos(pi t) + 0.1 cuts twice
+    pe = PositionalEncoding(3, base=1.0)
+    lin = torch.nn.Linear(6, 3).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1, 0, -1, 0, 0, 0], [0] * 6, [0, 1, 0, 0, 0, 0]],
+                                      dtype=torch.float64))
+        lin.bias.copy_(torch.tensor([0.0, 0.0, 0.1], dtype=torch.float64))
+    model = torch.nn.Sequential(pe, lin, torch.nn.ReLU(), torch.nn.Linear(3, 1).double())
+    p = partition_encoded_1d(model, (0.0, 2.0), progress=False)
+    r = np.arccos(-0.1) / np.pi
+    np.testing.assert_allclose(p.breakpoints, [r, 2 - r], atol=1e-12)
+    assert p.patterns.astype(int).tolist() == [[0, 0, 1], [0, 0, 0], [0, 0, 1]]
+    assert p.stats["boxes"] < 100
