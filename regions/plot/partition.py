@@ -197,6 +197,9 @@ def _partition_2d(p, ax, color, points, level_set, edgecolor, linewidth, cmap, c
         pc.set_cmap(cmap)
         pc.set_norm(norm)
     pc.set_gid("regions")
+    # in PDF/SVG, 10^4+ polygons become a huge file that viewers choke on: rasterise them
+    # (the level set, points and text stay vector)
+    pc.set_rasterized(n > 20000)
     ax.add_collection(pc)
     (x0, x1), (y0, y1) = _domain_limits(p)
     ax.set_xlim(x0, x1)
