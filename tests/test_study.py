@@ -71,6 +71,10 @@ def test_serial_executor_custom_preset(tmp_path):
                      progress=False)
     text = open(path).read()
     assert "2d-raw" in text and "## Findings" in text
+    # an int is a number of local workers; 1 runs in this process
+    path = run_study(_one_experiment(), str(tmp_path / "one"), executor=1, progress=False)
+    text = open(path).read()
+    assert "2d-raw" in text and "## Findings" in text
 
 
 def test_validation_happens_before_training():
@@ -101,6 +105,8 @@ def test_validation_happens_before_training():
         build_jobs("tiny", seeds=[])
     with pytest.raises(ValueError, match="Executor"):
         run_study("tiny", "unused", executor=object())
+    with pytest.raises(ValueError, match=">= 1"):
+        run_study("tiny", "unused", executor=0)
 
 
 def test_checkpoint_mismatch_is_caught():

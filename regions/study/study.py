@@ -287,8 +287,9 @@ def run_study(preset="quick", out_dir="report", executor=None, progress=None, se
         in the same form (other keys default to the quick preset's).
     out_dir : str or path-like
         Report folder (created); figures and data go beside ``report.md``.
-    executor : concurrent.futures.Executor, optional
-        Runs the jobs (``submit``). Default: 2 local processes. Pass
+    executor : concurrent.futures.Executor or int, optional
+        Runs the jobs (``submit``). Default: 2 local processes. An int ``n``
+        means ``n`` local processes (``1``: in this process, no pool). Pass
         ``SerialExecutor()`` to stay in-process, or a dask client's
         ``get_executor()``.
     progress : bool, callable or None
@@ -306,14 +307,21 @@ def run_study(preset="quick", out_dir="report", executor=None, progress=None, se
     from .report import write_report
 
     say = _progress_fn(progress)
-    if executor is not None and not hasattr(executor, "submit"):
-        raise ValueError(f"executor must be a concurrent.futures.Executor (with submit), got "
-                         f"{type(executor).__name__}")
+    workers = None
+    if executor is None:
+        workers = 2
+    elif isinstance(executor, (int, np.integer)) and not isinstance(executor, bool):
+        if executor < 1:
+            raise ValueError(f"executor as a number of workers must be >= 1, got {executor}")
+        workers = int(executor)
+    elif not hasattr(executor, "submit"):
+        raise ValueError(f"executor must be a concurrent.futures.Executor (with submit) or a "
+                         f"number of local worker processes, got {type(executor).__name__}")
     jobs, cfg, name = build_jobs(preset, seeds)
     os.makedirs(out_dir, exist_ok=True)
-    own = executor is None
+    own = workers is not None
     if own:
-        executor = _default_executor(2)
+        executor = SerialExecutor() if workers == 1 else _default_executor(workers)
     t0 = time.perf_counter()
     say(f"study {name!r}: {len(jobs)} jobs")
     results = []
@@ -384,11 +392,7 @@ def main_study(argv=None):
     if a.workers < 1:
         p.error(f"--workers must be >= 1, got {a.workers}")
     seeds = [int(s) for s in a.seeds.split(",")] if a.seeds else None
-    ex = SerialExecutor() if a.workers == 1 else _default_executor(a.workers)
-    try:
-        path = run_study(a.preset, a.out, executor=ex, progress=a.progress, seeds=seeds)
-    finally:
-        ex.shutdown()
+    path = run_study(a.preset, a.out, executor=a.workers, progress=a.progress, seeds=seeds)
     print(path)
     return 0
 
