@@ -197,6 +197,11 @@ def test_coupling_figures():
     assert len(axes) == 2 and all(any(isinstance(c, QuadMesh) for c in a.collections) for a in axes)
     axes = rp.residual_energy(energy, kind="lines")
     assert len(axes[0].get_lines()) == 14
+    # runs with their own epochs, bands given as edges
+    edges = np.column_stack([np.arange(14) * 5.0, np.arange(1, 15) * 5.0])
+    axes = rp.residual_energy({"a": (np.arange(20), energy), "b": (np.arange(10) * 2, energy[:10])},
+                              bands=edges)
+    assert axes[0].get_yticklabels()[0].get_text() == "0-5"
     ax = rp.confusion_densities(rng.uniform(-1, 1, 300), rng.normal(0, 0.2, 300))
     assert any("below -0.5" in t.get_text() for t in ax.get_legend().get_texts())
 

@@ -159,17 +159,30 @@ def _one_energy(ax, epochs, energy, bands, kind, label, vmax):
     return art
 
 
+def _band_labels(bands):
+    """Band labels: as given, or ``"lo-hi"`` strings from an ``(n_bands, 2)`` array of edges."""
+    if bands is None:
+        return None
+    b = np.asarray(bands)
+    if b.ndim == 2 and b.shape[1] == 2 and np.issubdtype(b.dtype, np.number):
+        return np.array([f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">{lo:g}" for lo, hi in b])
+    return b
+
+
 def residual_energy(energy, epochs=None, bands=None, axes=None, kind="image", colorbar=True):
     """Residual energy ratio per frequency band over training (the spectral-bias picture).
 
     Parameters
     ----------
-    energy : (n_epochs, n_bands) array, or mapping label -> such array
+    energy : (n_epochs, n_bands) array, or mapping label -> array or (epochs, array)
         ``E_b(t)``: the share of band ``b``'s target energy still in the
         residual at each recorded epoch (1 = nothing learned). A mapping gives
-        one panel per run (e.g. raw vs PE) on a shared colour scale.
+        one panel per run (e.g. raw vs PE) on a shared colour scale; a run
+        given as ``(epochs, energy)`` keeps its own epochs.
     epochs : (n_epochs,) array, optional
-    bands : (n_bands,) array of band labels (e.g. centre frequencies), optional
+    bands : (n_bands,) labels (e.g. centre frequencies) or (n_bands, 2) band edges, optional
+        Edges, as :func:`regions.study.convergence.residual_energy_from_run`
+        returns them, are shown as ``"lo-hi"``.
     kind : "image" or "lines"
         A heat map (epochs x bands, low frequencies at the bottom) or one line
         per band coloured from low (dark) to high (yellow) frequency.
@@ -181,15 +194,19 @@ def residual_energy(energy, epochs=None, bands=None, axes=None, kind="image", co
     if kind not in ("image", "lines"):
         raise ValueError(f"kind must be 'image' or 'lines', got {kind!r}")
     runs = dict(energy) if isinstance(energy, Mapping) else {None: energy}
-    vmax = max(1.0, max(float(np.nanmax(np.asarray(e, float))) for e in runs.values()))
+    # each run: an energy array (sharing ``epochs``) or its own (epochs, energy) pair
+    runs = {k: (tuple(v) if isinstance(v, (tuple, list)) and len(v) == 2 else (epochs, v))
+            for k, v in runs.items()}
+    bands = _band_labels(bands)
+    vmax = max(1.0, max(float(np.nanmax(np.asarray(e, float))) for _, e in runs.values()))
     if axes is None:
         _, axes = plt.subplots(1, len(runs), figsize=(4.4 * len(runs) + 1.0, 3.6),
                                sharey=True, layout="constrained", squeeze=False)
         axes = axes[0]
     axes = np.atleast_1d(axes).ravel()
     art = None
-    for ax, (label, e) in zip(axes, runs.items()):
-        art = _one_energy(ax, epochs, e, bands, kind, label, vmax)
+    for ax, (label, (ep, e)) in zip(axes, runs.items()):
+        art = _one_energy(ax, ep, e, bands, kind, label, vmax)
     for ax in axes[1:]:
         ax.set_ylabel("")
     if colorbar and art is not None:
