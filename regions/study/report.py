@@ -151,6 +151,14 @@ def write_report(results, out_dir, preset="", description="", wall_seconds=None)
              "from the patterns at the training samples only (lower bounds).\n")
 
     L.append("## Findings\n")
+    n_hold = sum(f["verdict"] == "holds" for f in found)
+    n_not = sum(f["verdict"] == "does not hold" for f in found)
+    L.append(f"{n_hold} of {len(found)} checks hold, {n_not} do not"
+             + (f", {len(found) - n_hold - n_not} not tested" if len(found) > n_hold + n_not
+                else "")
+             + ". The paper's table (fit, patterns, Hamming, confusion, high-frequency energy) "
+             "comes first, then the mechanism at pair level, the per-sample coupling this "
+             "project adds, the first-order prediction, and the paper's other effects.\n")
     L.append(_table(["claim", "paper", "measured here", "verdict"],
                     [[f["claim"], f["paper"], f["measured"], f"**{f['verdict']}**"]
                      for f in found]))
