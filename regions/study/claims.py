@@ -9,6 +9,7 @@ means over seeds.
 from __future__ import annotations
 
 import math
+import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -343,7 +344,9 @@ def findings(results):
                             for c in r["checkpoints"]] for r in rs], float)
         if not np.any(np.isfinite(series)):
             continue
-        s = np.nanmean(series, 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns -> NaN
+            s = np.nanmean(series, 0)
         eps = [c["epoch"] for c in rs[0]["checkpoints"]]
         if not np.all(np.isfinite(s)):
             continue
