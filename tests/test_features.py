@@ -285,3 +285,12 @@ def test_encoded_2d_crossings_exact_along_rows_and_columns():
     for k in range(0, len(pairs), 3):
         a, b = coords[pairs[k, 0]], coords[pairs[k, 1]]
         assert _dense_changes(net, enc, a, b, n=8001) == c[k]
+
+
+def test_partition_false_keeps_network_exact_features():
+    model = _mlp([6, 6], seed=2)
+    coords = _grid(5, 5)
+    f = sample_features(model, coords, grid_shape=(5, 5), partition=False)
+    assert "occupancy" not in f and "missing" in f.meta
+    for k in ("dist_boundary", "dist_paper", "hamming", "crossings"):
+        assert f.kind[k] == "exact"

@@ -204,7 +204,7 @@ def _maybe_partition(net, signal):
         from ..api import partition
     except ImportError:
         return None
-    return partition(net, _domain(signal))
+    return partition(net, _domain(signal), max_regions=2_000_000)
 
 
 def analyse_checkpoint(run, epoch, job, notes, extra_speeds=None):
@@ -224,7 +224,7 @@ def analyse_checkpoint(run, epoch, job, notes, extra_speeds=None):
         part = _maybe_partition(net, signal)
     except Exception as err:  # noqa: BLE001 - reported, the rest still runs
         notes.append(f"{job['name']} seed {job['seed']} epoch {epoch}: partition failed: {err!r}")
-        part = None
+        part = False
     t_part = time.perf_counter() - t0
     step = (signal.coord_range[1] - signal.coord_range[0]) / max(signal.grid_shape)
     which = job.get("encoded_crossings", "all")
@@ -235,6 +235,8 @@ def analyse_checkpoint(run, epoch, job, notes, extra_speeds=None):
                             radius=step, partition=part, encoded_crossings=enc_cross)
     if feats.meta.get("missing"):
         notes.append(f"{job['name']}: {feats.meta['missing']}")
+    if part is False:
+        part = None
     x_in = net.encoding.encode_numpy(coords) if net.encoding is not None else coords
     pats = net.patterns(x_in)
     out = {

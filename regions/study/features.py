@@ -317,8 +317,9 @@ def sample_features(model, coords, grid_shape=None, domain=None, radius=None,
         Where the partition is computed (default :func:`default_domain`).
     radius : float, optional
         Radius of the disk/interval for ``density`` (default: one grid step).
-    partition : regions.Partition, optional
-        A partition already computed for this model and domain (reused).
+    partition : regions.Partition or False, optional
+        A partition already computed for this model and domain (reused);
+        ``False`` skips the partition-based features (network-exact ones stay).
     layers : bool
         Add per-layer Hamming distances.
     encoded_crossings : bool
@@ -378,6 +379,8 @@ def sample_features(model, coords, grid_shape=None, domain=None, radius=None,
 
 
 def _partition(net, domain, partition):
+    if partition is False:
+        raise ImportError("partition=False: no exact partition for this model")
     if partition is not None:
         return partition
     from ..api import partition as compute
@@ -396,7 +399,8 @@ def _raw_features(f, net, coords, grid_shape, domain, radius, partition):
     except ImportError:  # the exact engine is not installed: network-only features
         p = None
         f.meta["n_regions"] = None
-        f.meta["missing"] = "regions.partition unavailable: region/measure/inradius/density skipped"
+        f.meta["missing"] = ("no exact partition (engine unavailable or failed): region, "
+                             "measure, inradius, occupancy, density skipped")
     if p is not None:
         _partition_features(f, p, coords, domain, radius)
     dist = boundary_distances(net, coords)
