@@ -386,20 +386,64 @@ def child_states(first, n_children, root_group, root_k, root_piece):
 
 
 @njit(cache=True)
-def masked_children(Cf, parent, states, slope, start, stop, out):
-    """``X[k, j, :] = D[j, k] * Cf[k, parent[j], :]`` for children ``start .. stop-1``,
+def masked_rows(Cf, parent, states, slope, rows, out):
+    """``X[k, i, :] = D[r, k] * Cf[k, parent[r], :]`` for the children ``r = rows[i]``,
     with ``D`` = 1 where on, else ``slope``; written into ``out`` (flat, reused)
-    as a contiguous ``(n, stop - start, F+1)`` block.
+    as a contiguous ``(n, len(rows), F+1)`` block.
 
     The next layer's coefficients of those children are ``W @ X.reshape(n, -1)``.
     """
     n, P, G = Cf.shape
-    m = stop - start
+    m = rows.shape[0]
     X = out[:n * m * G].reshape((n, m, G))
     for k in range(n):
-        for j in range(m):
-            p = parent[start + j]
-            d = 1.0 if states[start + j, k] else slope
+        for i in range(m):
+            r = rows[i]
+            p = parent[r]
+            d = 1.0 if states[r, k] else slope
             for f in range(G):
-                X[k, j, f] = d * Cf[k, p, f]
+                X[k, i, f] = d * Cf[k, p, f]
     return X
+
+
+@njit(cache=True)
+def fill_children(Cn, Cf, W, states, parent, is_anchor, slope):
+    """Coefficients of the children that are not anchors, from their left sibling.
+
+    Child ``j`` and child ``j-1`` of the same parent differ only in the
+    neurons that toggle at the breakpoint between them, so
+    ``Cn[:, j] = Cn[:, j-1] + sum_k (d_j[k] - d_{j-1}[k]) W[:, k] Cf[k, p]``
+    (a rank-one update per toggled neuron). Anchors (the first child of each
+    parent and every 16th after it) come from a full product, which bounds
+    the chain of updates.
+    """
+    n2, m, G = Cn.shape
+    n = Cf.shape[0]
+    for j in range(m):
+        if is_anchor[j]:
+            continue
+        p = parent[j]
+        for k2 in range(n2):
+            for f in range(G):
+                Cn[k2, j, f] = Cn[k2, j - 1, f]
+        for k in range(n):
+            a = states[j, k]
+            if a != states[j - 1, k]:
+                delta = (1.0 - slope) if a else (slope - 1.0)
+                for k2 in range(n2):
+                    w = delta * W[k2, k]
+                    if w != 0.0:
+                        for f in range(G):
+                            Cn[k2, j, f] += w * Cf[k, p, f]
+
+
+@njit(cache=True)
+def scatter_rows(Cn, Y, rows, bias):
+    """``Cn[:, rows[i], :] = Y[:, i, :]``, adding ``bias`` to the constant (last) column."""
+    n2, m, G = Y.shape
+    for k2 in range(n2):
+        for i in range(m):
+            r = rows[i]
+            for f in range(G - 1):
+                Cn[k2, r, f] = Y[k2, i, f]
+            Cn[k2, r, G - 1] = Y[k2, i, G - 1] + bias[k2]

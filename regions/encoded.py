@@ -59,6 +59,7 @@ XTOL = 1e-13        # root refinement, relative to the domain length
 MERGE = 1e-12       # breakpoints closer than this (relative) are merged
 H_TERM = 1e-13      # half-width of a terminal box, relative to the domain length
 _CHUNK = 1 << 21    # doubles per block of masked coefficients (16 MB)
+_ANCHOR = 16        # a child's coefficients come from a full product at least this often
 
 
 def reject_encoded_2d(network=None):
@@ -266,17 +267,22 @@ def encoded_line_pieces(net, kinds, alpha, beta, lo, hi, max_regions=None, progr
             # next coefficients: W (D * [C | c0]) per child
             W = net.weights[l + 1]
             n2 = W.shape[0]
+            slope = float(net.slopes[l])
             Cn = np.empty((n2, n_pieces, F + 1))
-            chunk = max(1, min(n_pieces, _CHUNK // (n * (F + 1))))
+            # anchors: the first child of every parent and every _ANCHOR-th after it
+            rank = np.arange(n_pieces) - cofs[:-1][parent]
+            is_anchor = rank % _ANCHOR == 0
+            anchors = np.flatnonzero(is_anchor)
+            chunk = max(1, min(anchors.shape[0], _CHUNK // (n * (F + 1))))
             buf = np.empty(n * chunk * (F + 1))
             ybuf = np.empty(n2 * chunk * (F + 1))
-            for s in range(0, n_pieces, chunk):
-                e = min(s + chunk, n_pieces)
-                X = T.masked_children(Cf, parent, states, float(net.slopes[l]), s, e, buf)
-                Y = ybuf[:n2 * (e - s) * (F + 1)].reshape(n2, (e - s) * (F + 1))
+            for s in range(0, anchors.shape[0], chunk):
+                rows = anchors[s:s + chunk]
+                X = T.masked_rows(Cf, parent, states, slope, rows, buf)
+                Y = ybuf[:n2 * rows.shape[0] * (F + 1)].reshape(n2, rows.shape[0] * (F + 1))
                 np.matmul(W, X.reshape(n, -1), out=Y)
-                Cn[:, s:e, :] = Y.reshape(n2, e - s, F + 1)
-            Cn[:, :, F] += net.biases[l + 1][:, None]
+                T.scatter_rows(Cn, Y.reshape(n2, rows.shape[0], F + 1), rows, net.biases[l + 1])
+            T.fill_children(Cn, Cf, W, states, parent, is_anchor, slope)
             Cf = Cn
             plo, phi = new_lo, new_hi
             if bar is not None:
