@@ -50,6 +50,11 @@ def test_tiny_study_writes_report_with_sections_figures_and_data(tiny_report):
 
 def test_tiny_study_data_are_consistent(tiny_report):
     out, _ = tiny_report
+    # every finished job is kept, and the report can be rebuilt from them
+    from regions.study.study import report_from_jobs
+
+    assert len(os.listdir(os.path.join(out, "jobs"))) == 4
+    assert "## Findings" in open(report_from_jobs(str(out), preset="tiny")).read()
     data = np.load(os.path.join(out, "data", "runs.npz"))
     occ = data["2d-raw_s0/epoch0/feature/occupancy"]
     reg = data["2d-raw_s0/epoch0/feature/region"]
