@@ -351,6 +351,7 @@ def analyse_run(run, job):
     notes = []
     signal = run.signal
     res = {"name": job["name"], "seed": job["seed"], "dim": signal.dim,
+           "coord_range": tuple(signal.coord_range),
            "grid_shape": tuple(signal.grid_shape), "n": signal.n,
            "encoding": run.config.encoding if not hasattr(run.config.encoding, "forward")
            else type(run.config.encoding).__name__,
@@ -371,6 +372,11 @@ def analyse_run(run, job):
                                   "bands": np.asarray(bands)}
     except ImportError as err:
         notes.append(f"residual energy skipped ({err})")
+    # weights of the analysed checkpoints (small) for figures of the partition
+    if run.config.encoding is None:
+        res["state_dicts"] = {int(e): {k: v.detach().cpu().numpy() for k, v in
+                                       run.checkpoints[e].items()}
+                              for e in job["analyse"] if e in run.checkpoints}
     # whole-run speed (from init) is coupled to the features at init
     extra = {f"run_{k}": v for k, v in res.get("speeds", {}).items() if k != "final_loss"}
     res["checkpoints"] = [analyse_checkpoint(run, e, job, notes, extra if e == 0 else None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["region_count", "binned_speed", "residual_energy", "confusion_densities",
+__all__ = ["partitions", "region_count", "binned_speed", "residual_energy", "confusion_densities",
            "prediction_scatter", "boundary_distance", "loss_curves"]
 
 
@@ -211,5 +211,34 @@ def boundary_distance(results, path):
         ax.set_xlabel("epoch")
         ax.set_yscale("log")
         ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def partitions(results, path, name="2d-raw", max_panels=3):
+    """The exact partition of a raw 2D run at init, an early checkpoint and the
+    end (regions coloured by activation pattern, samples overlaid), drawn with
+    :func:`regions.plot.partition`."""
+    import regions
+    from regions.plot import partition as draw
+
+    r = next((r for r in results if r["name"] == name and r.get("state_dicts")), None)
+    if r is None:
+        raise ValueError(f"no raw 2D run named {name!r} with checkpoints in the results")
+    epochs = sorted(r["state_dicts"])
+    pick = sorted({epochs[0], epochs[min(1, len(epochs) - 1)], epochs[-1]})[:max_panels]
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(pick), figsize=(4.2 * len(pick), 4.0), squeeze=False)
+    H, W = r["grid_shape"]
+    lo, hi = r.get("coord_range", (0.0, 1.0))
+    xs = lo + (hi - lo) * np.arange(W) / W
+    ys = lo + (hi - lo) * np.arange(H) / H
+    X, Y = np.meshgrid(xs, ys)
+    pts = np.stack([X.ravel(), Y.ravel()], 1)
+    for ax, e in zip(axes[0], pick):
+        p = regions.partition(r["state_dicts"][e], ((lo, hi), (lo, hi)))
+        draw(p, ax=ax, color="pattern", points=pts, title=f"{name}, epoch {e}: {len(p)} regions",
+             points_kw={"s": 0.5, "c": "k"})
+        ax.set_aspect(1)
     fig.tight_layout()
     return _save(fig, path)

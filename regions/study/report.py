@@ -116,7 +116,8 @@ def write_report(results, out_dir, preset="", description="", wall_seconds=None)
     os.makedirs(data_dir, exist_ok=True)
 
     figs = OrderedDict()
-    for name, fn in (("loss_curves", figures.loss_curves),
+    for name, fn in (("partitions", figures.partitions),
+                     ("loss_curves", figures.loss_curves),
                      ("region_count", figures.region_count),
                      ("speed_vs_features", figures.binned_speed),
                      ("residual_energy", figures.residual_energy),
@@ -206,6 +207,10 @@ def write_report(results, out_dir, preset="", description="", wall_seconds=None)
              "band is the top octave.\n")
 
     L.append("## Regions over training\n")
+    if figs.get("partitions"):
+        L.append("The exact partition of the raw 2D run (colour = activation pattern, dots = "
+                 "training samples):\n")
+        L.append("![partitions](figures/partitions.png)\n")
     rows = []
     for r in results:
         for c in r["checkpoints"]:
