@@ -373,7 +373,12 @@ def report_from_jobs(out_dir, preset="partial", description=""):
     for f in files:
         with open(f, "rb") as fh:
             results.append(pickle.load(fh))
-    results.sort(key=lambda r: (r["dim"] != 2, r["name"], r["seed"]))
+    order = {}
+    if preset in PRESETS:
+        order = {e["name"]: i for i, e in enumerate(PRESETS[preset]["experiments"])}
+        description = description or PRESETS[preset].get("description", "")
+    results.sort(key=lambda r: (order.get(r["name"], len(order)), r["dim"] != 2,
+                                "raw" not in r["name"], r["name"], r["seed"]))
     return write_report(results, out_dir, preset=preset, description=description)
 
 
