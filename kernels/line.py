@@ -188,18 +188,29 @@ def cut_layer(t, Z, tol):
 
 
 @njit(cache=True)
+def _on(za, zb, tol):
+    """1 on, 0 off, 2 undecided (within the tolerance at both ends)."""
+    if za > tol or zb > tol:
+        return 1
+    if za < -tol or zb < -tol:
+        return 0
+    return 2
+
+
+@njit(cache=True)
 def piece_states(Z, tol):
     """``on[j, k]``: neuron ``k`` is on (``z > 0``) on piece ``j``.
 
     A piece has no strictly opposite signs at its ends (see :func:`cut_layer`),
-    so it is on iff one end is strictly positive; a neuron within the
-    tolerance at both ends (zero on the piece) is off.
+    so it is on iff one end is strictly positive (a neuron within the
+    tolerance at both ends is reported off here; see
+    :func:`states_and_activations` for how the engine decides it).
     """
     P, n = Z.shape
     on = np.zeros((max(P - 1, 0), n), dtype=np.bool_)
     for j in range(P - 1):
         for k in range(n):
-            on[j, k] = Z[j, k] > tol[k] or Z[j + 1, k] > tol[k]
+            on[j, k] = _on(Z[j, k], Z[j + 1, k], tol[k]) == 1
     return on
 
 
@@ -279,14 +290,20 @@ def activate_live(Z, slope):
 @njit(cache=True)
 def states_and_activations(Z, tol, packed, offset, slope):
     """One pass after a layer is cut: write the layer's bits and return the
-    activations of the live columns.
+    activations of the live columns. A value within the tolerance is the
+    neuron's breakpoint and activates to exactly 0, so the next layer sees
+    the same zero the cut decided on (no sub-tolerance residue propagates).
 
     Sets bit ``offset + k`` of ``packed[j]`` when neuron ``k`` is on on piece
-    ``j`` (as :func:`piece_states`), and returns ``(a, live)`` as
-    :func:`activate_live`.
+    ``j`` (as :func:`piece_states`), and returns ``(a, live, undecided)``:
+    ``a, live`` as :func:`activate_live`, and the ``(piece, neuron)`` pairs
+    within the tolerance at both ends of the piece, whose bit is left off for
+    the caller to decide (by evaluating the neuron inside the piece).
     """
     P, n = Z.shape
     one = np.uint64(1)
+    amb = np.empty((16, 2), dtype=np.int64)
+    na = 0
     alive = np.zeros(n, dtype=np.bool_)
     if slope != 0.0:
         alive[:] = True
@@ -302,12 +319,21 @@ def states_and_activations(Z, tol, packed, offset, slope):
                     packed[j, wi] |= word
                     word = np.uint64(0)
                     wi = b // 64
-                if zj[k] > tol[k] or zn[k] > tol[k]:
+                st = _on(zj[k], zn[k], tol[k])
+                if st == 1:
                     word |= one << np.uint64(b % 64)
+                elif st == 2:
+                    if na == amb.shape[0]:
+                        amb2 = np.empty((2 * na, 2), dtype=np.int64)
+                        amb2[:na] = amb
+                        amb = amb2
+                    amb[na, 0] = j
+                    amb[na, 1] = k
+                    na += 1
             if n > 0:
                 packed[j, wi] |= word
         for k in range(n):
-            if zj[k] > 0.0:
+            if zj[k] > tol[k]:
                 alive[k] = True
     m = 0
     for k in range(n):
@@ -322,6 +348,10 @@ def states_and_activations(Z, tol, packed, offset, slope):
     out = np.empty((P, m))
     for p in range(P):
         for i in range(m):
-            z = Z[p, live[i]]
-            out[p, i] = z if z > 0.0 else slope * z
-    return out, live
+            k = live[i]
+            z = Z[p, k]
+            if abs(z) <= tol[k]:
+                out[p, i] = 0.0        # on the neuron's breakpoint: exactly zero
+            else:
+                out[p, i] = z if z > 0.0 else slope * z
+    return out, live, amb[:na].copy()

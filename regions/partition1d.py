@@ -14,8 +14,15 @@ zero (the point lies on neuron ``k``'s breakpoint). A neuron through an
 existing breakpoint therefore adds no point; duplicate neurons add one point;
 a neuron that is zero at a domain end never cuts there; crossings of one piece
 that fall within the tolerance of the point just written are merged into it
-(see :func:`kernels.line.cut_layer`). A neuron that is identically zero on a
-piece is off there (``z > 0`` is on).
+(see :func:`kernels.line.cut_layer`). A neuron within the tolerance at both ends
+of a piece takes the sign of a forward pass at the piece's midpoint (a tiny
+constant keeps its sign, as in the forward pass; identically zero is off).
+
+Values within the tolerance activate to exactly 0, so the next layer sees the
+zero the cut decided on. The one place where the result can differ from an
+exact-sign forward pass: a later neuron whose whole range on a piece is as
+small as the values an earlier layer rounded to zero (e.g. every bias of order
+1e-270 and the rest of the layer dead): its state follows the rounded values.
 """
 from __future__ import annotations
 
@@ -146,7 +153,10 @@ def line_pieces(net, lo, hi, max_regions=None, progress=None, desc="1D layers"):
                     f"the partition has at least {n_pieces} pieces after hidden layer {l + 1} "
                     f"of {n_layers}, more than max_regions={max_regions}")
             packed = K.gather_rows(packed, parent)
-            a, live = K.states_and_activations(Z, tol, packed, offset, float(net.slopes[l]))
+            a, live, undecided = K.states_and_activations(Z, tol, packed, offset,
+                                                          float(net.slopes[l]))
+            if undecided.shape[0]:
+                _decide_inside(net, l, t, packed, offset, undecided)
             offset += Z.shape[1]
             W = net.weights[l + 1]
             if live.shape[0] < W.shape[1]:
@@ -159,6 +169,22 @@ def line_pieces(net, lo, hi, max_regions=None, progress=None, desc="1D layers"):
         if bar is not None:
             bar.close()
     return t, packed, Z
+
+
+def _decide_inside(net, l, t, packed, offset, undecided):
+    """Neurons within the tolerance at both ends of a piece (a tiny constant, or a
+    sub-tolerance wiggle): their state is the sign of a forward pass at the
+    piece's midpoint, as the network itself computes it there."""
+    pieces, inv = np.unique(undecided[:, 0], return_inverse=True)
+    u = 0.5 * (t[pieces] + t[pieces + 1])
+    a = u[:, None]
+    for i in range(l + 1):
+        z = a @ net.weights[i].T + net.biases[i]
+        a = np.where(z > 0, z, net.slopes[i] * z)
+    on = z[inv.ravel(), undecided[:, 1]] > 0
+    bit = offset + undecided[on, 1]
+    np.bitwise_or.at(packed, (undecided[on, 0], bit // 64),
+                     np.left_shift(np.uint64(1), (bit % 64).astype(np.uint64)))
 
 
 def _exact_slopes(net, packed, idx):
