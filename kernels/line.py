@@ -48,8 +48,8 @@ def count_crossings(Z, tol):
         for k in range(n):
             a = Z[i, k]
             b = Z[i + 1, k]
-            if (a > tol[k] and b < -tol[k]) or (a < -tol[k] and b > tol[k]):
-                c += 1
+            t = tol[k]
+            c += ((a > t) & (b < -t)) | ((a < -t) & (b > t))
         counts[i] = c
     return counts
 
@@ -355,3 +355,83 @@ def states_and_activations(Z, tol, packed, offset, slope):
             else:
                 out[p, i] = z if z > 0.0 else slope * z
     return out, live, amb[:na].copy()
+
+
+# --------------------------------------------------------------------------
+# Row-range kernels (nogil): the caller splits the rows over Python threads,
+# which costs microseconds, unlike a Numba parallel launch next to torch.
+
+@njit(cache=True, nogil=True)
+def colmax_rows(Z, start, stop):
+    """``max |Z[p, k]|`` over rows ``start .. stop-1``."""
+    n = Z.shape[1]
+    out = np.zeros(n)
+    for p in range(start, stop):
+        for k in range(n):
+            a = abs(Z[p, k])
+            if a > out[k]:
+                out[k] = a
+    return out
+
+
+@njit(cache=True, nogil=True)
+def bits_rows(Z, tol, packed, wi, mask, start, stop):
+    """Layer bits of pieces ``start .. stop-1`` (``wi[k]``, ``mask[k]``: word and bit
+    of neuron ``k``, ``wi`` non-decreasing), the columns strictly positive at a
+    point of those rows, and the undecided ``(piece, neuron)`` pairs (within
+    the tolerance at both ends)."""
+    P, n = Z.shape
+    alive = np.zeros(n, dtype=np.uint8)
+    amb = np.empty((16, 2), dtype=np.int64)
+    na = 0
+    zero = np.uint64(0)
+    for j in range(start, stop):
+        if j + 1 >= P:
+            for k in range(n):
+                alive[k] |= np.uint8(Z[j, k] > tol[k])
+            continue
+        word = zero
+        w = wi[0] if n > 0 else 0
+        nund = 0
+        for k in range(n):
+            za = Z[j, k]
+            zb = Z[j + 1, k]
+            t = tol[k]
+            pa = za > t
+            alive[k] |= np.uint8(pa)
+            on = pa | (zb > t)
+            if wi[k] != w:
+                packed[j, w] |= word
+                word = zero
+                w = wi[k]
+            word |= mask[k] * np.uint64(on)
+            nund += (not on) & (za >= -t) & (zb >= -t)
+        if n > 0:
+            packed[j, w] |= word
+        if nund > 0:
+            for k in range(n):
+                t = tol[k]
+                if abs(Z[j, k]) <= t and abs(Z[j + 1, k]) <= t:
+                    if na == amb.shape[0]:
+                        amb2 = np.empty((2 * na, 2), dtype=np.int64)
+                        amb2[:na] = amb
+                        amb = amb2
+                    amb[na, 0] = j
+                    amb[na, 1] = k
+                    na += 1
+    return alive.astype(np.bool_), amb[:na].copy()
+
+
+@njit(cache=True, nogil=True)
+def act_rows(Z, tol, live, slope, out, start, stop):
+    """``out[p, i] = act(Z[p, live[i]])`` for rows ``start .. stop-1``; values within
+    the tolerance activate to exactly 0."""
+    m = live.shape[0]
+    for p in range(start, stop):
+        for i in range(m):
+            k = live[i]
+            z = Z[p, k]
+            if abs(z) <= tol[k]:
+                out[p, i] = 0.0
+            else:
+                out[p, i] = z if z > 0.0 else slope * z

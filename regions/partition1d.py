@@ -145,7 +145,7 @@ def line_pieces(net, lo, hi, max_regions=None, progress=None, desc="1D layers"):
     try:
         for l in range(n_layers):
             Z = np.ascontiguousarray(Z)
-            tol = K.neuron_tolerance(Z, K.REL_TOL)
+            tol = np.max(_split(K.colmax_rows, Z.shape[0], Z), axis=0) * K.REL_TOL
             t, Z, parent = K.cut_layer(t, Z, tol)
             n_pieces = len(t) - 1
             if max_regions is not None and n_pieces > max_regions:
@@ -153,15 +153,16 @@ def line_pieces(net, lo, hi, max_regions=None, progress=None, desc="1D layers"):
                     f"the partition has at least {n_pieces} pieces after hidden layer {l + 1} "
                     f"of {n_layers}, more than max_regions={max_regions}")
             packed = K.gather_rows(packed, parent)
-            a, live, undecided = K.states_and_activations(Z, tol, packed, offset,
-                                                          float(net.slopes[l]))
+            a, live, undecided = _states_and_activations(Z, tol, packed, offset,
+                                                         float(net.slopes[l]))
             if undecided.shape[0]:
                 _decide_inside(net, l, t, packed, offset, undecided)
             offset += Z.shape[1]
             W = net.weights[l + 1]
             if live.shape[0] < W.shape[1]:
                 W = W[:, live]      # neurons off at every point add nothing
-            Z = a @ W.T + net.biases[l + 1]
+            Z = a @ W.T
+            Z += net.biases[l + 1]
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(pieces=n_pieces)
@@ -169,6 +170,42 @@ def line_pieces(net, lo, hi, max_regions=None, progress=None, desc="1D layers"):
         if bar is not None:
             bar.close()
     return t, packed, Z
+
+
+_POOL = None
+
+
+def _split(fn, rows, *args, threads=2, min_rows=2048):
+    """Run ``fn(*args, start, stop)`` over row ranges in Python threads (nogil kernels)."""
+    global _POOL
+    if threads <= 1 or rows < min_rows:
+        return [fn(*args, 0, rows)]
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(threads)
+    cuts = np.linspace(0, rows, threads + 1).astype(np.int64)
+    futs = [_POOL.submit(fn, *args, int(cuts[i]), int(cuts[i + 1])) for i in range(threads)]
+    return [f.result() for f in futs]
+
+
+def _states_and_activations(Z, tol, packed, offset, slope):
+    """Bits of the layer into ``packed``, activations of the live columns and the
+    undecided pairs (see :func:`kernels.line.states_and_activations`), split
+    over two threads."""
+    from kernels import line as K
+
+    P, n = Z.shape
+    bit = offset + np.arange(n)
+    wi = (bit // 64).astype(np.int64)
+    mask = np.left_shift(np.uint64(1), (bit % 64).astype(np.uint64))
+    parts = _split(K.bits_rows, P, Z, tol, packed, wi, mask)
+    alive = np.logical_or.reduce([q[0] for q in parts]) if slope == 0.0 else np.ones(n, bool)
+    undecided = np.concatenate([q[1] for q in parts])
+    live = np.flatnonzero(alive).astype(np.int64)
+    a = np.empty((P, live.shape[0]))
+    _split(K.act_rows, P, Z, tol, live, slope, a)
+    return a, live, undecided
 
 
 def _decide_inside(net, l, t, packed, offset, undecided):
