@@ -278,6 +278,11 @@ def findings(results):
         if np.any(np.isfinite([t[1] for t in ham])):
             ok.append(np.nanmean([t[1] for t in ham]) > 0)
         ep = _cp(rs[0], "early")["epoch"]
+        rhos = [abs(t[0]) for t in (occ or []) + ham if np.isfinite(t[0])]
+        if rhos:
+            big = max(rhos)
+            msg.append("effect size: " + ("weak (|rho| <= 0.1)" if big <= 0.1 else
+                                          "moderate" if big <= 0.3 else "strong"))
         add(f"{name}: samples sharing their region with many samples / with near-equal "
             f"neighbour patterns learn slower (features at epoch {ep} vs speed in the window "
             "after it; 95% bootstrap CI)",
