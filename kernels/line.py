@@ -6,9 +6,12 @@ piece has one activation pattern for the layers below ``l``, so the
 pre-activation ``z_l`` is affine on every piece and continuous, and its values
 ``Z[p, :]`` at the points determine it (linear interpolation is exact).
 
-Tolerance: ``|Z[p, k]| <= tol[k]`` (``tol[k] = 1e-10 * max_p |Z[p, k]|``)
-counts as zero: the point lies on neuron ``k``'s breakpoint. A piece is cut by
-neuron ``k`` only where its two ends have strictly opposite signs.
+Tolerance: ``|Z[p, k]| <= tol[k]`` (``tol[k] = 1e-10 * max_p |Z[p, k]|``, from
+:func:`colmax_rows`) counts as zero: the point lies on neuron ``k``'s
+breakpoint. A piece is cut by neuron ``k`` only where its two ends have
+strictly opposite signs (:func:`cut_layer`); a piece is on for ``k`` when one
+end is strictly positive (:func:`bits_rows`); values within the tolerance
+activate to exactly 0 (:func:`act_rows`).
 
 The kernels are serial on purpose: the BLAS product between layers uses
 both cores, and a Numba ``parallel=True`` launch costs 5-30 ms per call once
@@ -21,21 +24,6 @@ import numpy as np
 from numba import njit
 
 REL_TOL = 1e-10
-
-
-@njit(cache=True)
-def neuron_tolerance(Z, rel):
-    """``tol[k] = rel * max_p |Z[p, k]|``."""
-    P, n = Z.shape
-    tol = np.zeros(n)
-    for p in range(P):
-        for k in range(n):
-            a = abs(Z[p, k])
-            if a > tol[k]:
-                tol[k] = a
-    for k in range(n):
-        tol[k] *= rel
-    return tol
 
 
 @njit(cache=True)
@@ -188,33 +176,6 @@ def cut_layer(t, Z, tol):
 
 
 @njit(cache=True)
-def _on(za, zb, tol):
-    """1 on, 0 off, 2 undecided (within the tolerance at both ends)."""
-    if za > tol or zb > tol:
-        return 1
-    if za < -tol or zb < -tol:
-        return 0
-    return 2
-
-
-@njit(cache=True)
-def piece_states(Z, tol):
-    """``on[j, k]``: neuron ``k`` is on (``z > 0``) on piece ``j``.
-
-    A piece has no strictly opposite signs at its ends (see :func:`cut_layer`),
-    so it is on iff one end is strictly positive (a neuron within the
-    tolerance at both ends is reported off here; see
-    :func:`states_and_activations` for how the engine decides it).
-    """
-    P, n = Z.shape
-    on = np.zeros((max(P - 1, 0), n), dtype=np.bool_)
-    for j in range(P - 1):
-        for k in range(n):
-            on[j, k] = _on(Z[j, k], Z[j + 1, k], tol[k]) == 1
-    return on
-
-
-@njit(cache=True)
 def gather_rows(packed, parent):
     """``packed[parent]`` for a 2D uint64 array (inherit the bits of the parent piece)."""
     m = parent.shape[0]
@@ -237,124 +198,6 @@ def set_bits(packed, on, offset):
             if on[j, k]:
                 b = offset + k
                 packed[j, b // 64] |= one << np.uint64(b % 64)
-
-
-@njit(cache=True)
-def activate(Z, slope):
-    """ReLU / LeakyReLU of ``Z``."""
-    P, n = Z.shape
-    out = np.empty((P, n))
-    for p in range(P):
-        for k in range(n):
-            z = Z[p, k]
-            out[p, k] = z if z > 0.0 else slope * z
-    return out
-
-
-@njit(cache=True)
-def activate_live(Z, slope):
-    """Activations of the columns that are not zero at every point.
-
-    Returns ``(a, live)``: ``a`` ``(P, m)`` holds ReLU / LeakyReLU of the
-    ``m`` live columns ``live`` (int64). With ReLU a neuron that is off at
-    every point contributes nothing to the next layer, so the next product
-    only needs the live columns (with a LeakyReLU every column is live).
-    """
-    P, n = Z.shape
-    alive = np.zeros(n, dtype=np.bool_)
-    if slope != 0.0:
-        alive[:] = True
-    else:
-        for p in range(P):
-            for k in range(n):
-                if Z[p, k] > 0.0:
-                    alive[k] = True
-    m = 0
-    for k in range(n):
-        if alive[k]:
-            m += 1
-    live = np.empty(m, dtype=np.int64)
-    j = 0
-    for k in range(n):
-        if alive[k]:
-            live[j] = k
-            j += 1
-    out = np.empty((P, m))
-    for p in range(P):
-        for j in range(m):
-            z = Z[p, live[j]]
-            out[p, j] = z if z > 0.0 else slope * z
-    return out, live
-
-
-@njit(cache=True)
-def states_and_activations(Z, tol, packed, offset, slope):
-    """One pass after a layer is cut: write the layer's bits and return the
-    activations of the live columns. A value within the tolerance is the
-    neuron's breakpoint and activates to exactly 0, so the next layer sees
-    the same zero the cut decided on (no sub-tolerance residue propagates).
-
-    Sets bit ``offset + k`` of ``packed[j]`` when neuron ``k`` is on on piece
-    ``j`` (as :func:`piece_states`), and returns ``(a, live, undecided)``:
-    ``a, live`` as :func:`activate_live`, and the ``(piece, neuron)`` pairs
-    within the tolerance at both ends of the piece, whose bit is left off for
-    the caller to decide (by evaluating the neuron inside the piece).
-    """
-    P, n = Z.shape
-    one = np.uint64(1)
-    amb = np.empty((16, 2), dtype=np.int64)
-    na = 0
-    alive = np.zeros(n, dtype=np.bool_)
-    if slope != 0.0:
-        alive[:] = True
-    for j in range(P):
-        zj = Z[j]
-        if j < P - 1:
-            zn = Z[j + 1]
-            word = np.uint64(0)
-            wi = offset // 64
-            for k in range(n):
-                b = offset + k
-                if b // 64 != wi:
-                    packed[j, wi] |= word
-                    word = np.uint64(0)
-                    wi = b // 64
-                st = _on(zj[k], zn[k], tol[k])
-                if st == 1:
-                    word |= one << np.uint64(b % 64)
-                elif st == 2:
-                    if na == amb.shape[0]:
-                        amb2 = np.empty((2 * na, 2), dtype=np.int64)
-                        amb2[:na] = amb
-                        amb = amb2
-                    amb[na, 0] = j
-                    amb[na, 1] = k
-                    na += 1
-            if n > 0:
-                packed[j, wi] |= word
-        for k in range(n):
-            if zj[k] > tol[k]:
-                alive[k] = True
-    m = 0
-    for k in range(n):
-        if alive[k]:
-            m += 1
-    live = np.empty(m, dtype=np.int64)
-    i = 0
-    for k in range(n):
-        if alive[k]:
-            live[i] = k
-            i += 1
-    out = np.empty((P, m))
-    for p in range(P):
-        for i in range(m):
-            k = live[i]
-            z = Z[p, k]
-            if abs(z) <= tol[k]:
-                out[p, i] = 0.0        # on the neuron's breakpoint: exactly zero
-            else:
-                out[p, i] = z if z > 0.0 else slope * z
-    return out, live, amb[:na].copy()
 
 
 # --------------------------------------------------------------------------

@@ -191,7 +191,7 @@ def _split(fn, rows, *args, threads=2, min_rows=2048):
 
 def _states_and_activations(Z, tol, packed, offset, slope):
     """Bits of the layer into ``packed``, activations of the live columns and the
-    undecided pairs (see :func:`kernels.line.states_and_activations`), split
+    undecided pairs (:func:`kernels.line.bits_rows`, :func:`kernels.line.act_rows`), split
     over two threads."""
     from kernels import line as K
 

@@ -187,3 +187,46 @@ def test_hypothesis_small_nets(widths, seed, bias, lo, span):
     p = partition_1d(as_network(model), Interval(lo, lo + span), progress=False)
     check_against_torch(model, p, lo, lo + span, n=2000, seed=seed)
     assert len(p) <= np.prod([w + 1 for w in widths])
+
+
+def test_kernels_against_numpy_twins():
+    from kernels import line as K
+
+    rng = np.random.default_rng(3)
+    P, n = 40, 7
+    t = np.sort(rng.uniform(-1, 1, P))
+    Z = rng.normal(size=(P, n))
+    tol = np.abs(Z).max(0) * K.REL_TOL
+    new_t, new_Z, parent = K.cut_layer(t, Z, tol)
+    # numpy twin: every strict sign change of every piece, in order, interpolated
+    ref_t, ref_parent = [t[0]], []
+    for i in range(P - 1):
+        a, b = Z[i], Z[i + 1]
+        s = np.sort(a[a * b < 0] / (a[a * b < 0] - b[a * b < 0]))
+        ref_parent += [i] * (len(s) + 1)
+        ref_t += list(t[i] + s * (t[i + 1] - t[i])) + [t[i + 1]]
+    np.testing.assert_allclose(new_t, ref_t, rtol=0, atol=1e-15)
+    assert parent.tolist() == ref_parent
+    # the values at the new points are the linear interpolation, the crossing neuron exactly 0
+    i = np.searchsorted(t, new_t, side="right") - 1
+    i = np.minimum(i, P - 2)
+    w = ((new_t - t[i]) / (t[i + 1] - t[i]))[:, None]
+    interp = (1 - w) * Z[i] + w * Z[i + 1]
+    assert np.abs(new_Z - interp).max() < 1e-12
+    is_new = ~np.isin(new_t, t)
+    assert is_new.sum() == len(new_t) - P
+    assert np.all(np.abs(new_Z[is_new]).min(axis=1) == 0)
+    # bits and activations
+    words = 1
+    packed = np.zeros((len(new_t) - 1, words), dtype=np.uint64)
+    bit = np.arange(n)
+    alive, und = K.bits_rows(new_Z, tol, packed, bit // 64, np.left_shift(np.uint64(1), bit.astype(np.uint64)), 0, len(new_t))
+    from regions.partition import unpack_patterns
+
+    on = unpack_patterns(packed, n)
+    ref_on = (new_Z[:-1] > tol) | (new_Z[1:] > tol)
+    assert np.array_equal(on, ref_on) and und.shape == (0, 2)
+    assert np.array_equal(alive, (new_Z > tol).any(0))
+    out = np.empty((len(new_t), n))
+    K.act_rows(new_Z, tol, np.arange(n), 0.0, out, 0, len(new_t))
+    np.testing.assert_array_equal(out, np.where(np.abs(new_Z) <= tol, 0.0, np.maximum(new_Z, 0.0)))
