@@ -60,6 +60,7 @@ MERGE = 1e-12       # breakpoints closer than this (relative) are merged
 H_TERM = 1e-13      # half-width of a terminal box, relative to the domain length
 _CHUNK = 1 << 21    # doubles per block of masked coefficients (16 MB)
 _ANCHOR = 16        # a child's coefficients come from a full product at least this often
+_BLOCK = 1 << 23    # doubles of next-layer coefficients made at a time (64 MB)
 
 
 def reject_encoded_2d(network=None):
@@ -136,6 +137,9 @@ def _line_features(encoding, origin, direction):
             np.ascontiguousarray(beta))
 
 
+_POOL = None
+
+
 def _isolate(lo, hi, Cf, kinds, alpha, beta, length, threads):
     from kernels import trig as T
 
@@ -144,10 +148,14 @@ def _isolate(lo, hi, Cf, kinds, alpha, beta, length, threads):
     if threads <= 1 or P < 2 * threads:
         rp, rt, rk, first, boxes = T.isolate_pieces(*args, 0, P)
         return rp, rt, rk, first, boxes
-    cuts = np.linspace(0, P, threads + 1).astype(np.int64)
-    with ThreadPoolExecutor(threads) as ex:
-        parts = list(ex.map(lambda i: T.isolate_pieces(*args, cuts[i], cuts[i + 1]),
-                            range(threads)))
+    global _POOL
+    if _POOL is None or _POOL._max_workers < threads:
+        _POOL = ThreadPoolExecutor(threads)
+    # more ranges than threads: the work per piece is uneven, the pool balances it
+    k = min(P, 8 * threads)
+    cuts = np.linspace(0, P, k + 1).astype(np.int64)
+    parts = list(_POOL.map(lambda i: T.isolate_pieces(*args, cuts[i], cuts[i + 1]),
+                           range(k)))
     return (np.concatenate([q[0] for q in parts]), np.concatenate([q[1] for q in parts]),
             np.concatenate([q[2] for q in parts]), np.concatenate([q[3] for q in parts]),
             sum(q[4] for q in parts))
@@ -181,119 +189,158 @@ def _fold_features(W, b, kinds, alpha, beta):
     return W, b
 
 
-def encoded_line_pieces(net, kinds, alpha, beta, lo, hi, max_regions=None, progress=None,
-                        threads=2, desc="encoded 1D layers"):
-    """Core of the encoded 1D engine.
-
-    Returns ``(points, packed, Cf, stats)``; ``Cf`` ``(n_out, n, F+1)`` holds
-    the output map of every piece in the encoded space (constant last).
-    """
+def _cut(net, l, plo, phi, Cf, packed, kinds, alpha, beta, length, threads, stats):
+    """Cut pieces at the roots of layer ``l``: children bounds, states, parents, packed bits."""
     from kernels import line as KL
     from kernels import trig as T
 
+    n = Cf.shape[0]
+    rp, rt, rk, first, boxes = _isolate(plo, phi, Cf, kinds, alpha, beta, length, threads)
+    stats["boxes"] += int(boxes)
+    stats["roots"] += int(rp.shape[0])
+    order = np.lexsort((rk, rt, rp))
+    rp, rt, rk = rp[order], rt[order], rk[order]
+    P = plo.shape[0]
+    merge = MERGE * length
+    # merged breakpoints: a new group where the piece changes or the gap exceeds merge
+    near_lo = rt - plo[rp] <= merge
+    near_hi = phi[rp] - rt <= merge
+    inner = ~(near_lo | near_hi)
+    ri = np.flatnonzero(inner)
+    newgrp = np.ones(ri.shape[0], dtype=bool)
+    if ri.shape[0] > 1:
+        same = rp[ri[1:]] == rp[ri[:-1]]
+        close = (rt[ri[1:]] - rt[ri[:-1]]) <= merge
+        newgrp[1:] = ~(same & close)
+    gstart = ri[newgrp]                                   # first root of each group
+    gpiece = rp[gstart]
+    n_groups = np.bincount(gpiece, minlength=P)
+    gofs = np.concatenate([[0], np.cumsum(n_groups)])
+    # group number within the piece for every root
+    group = np.empty(rp.shape[0], dtype=np.int64)
+    gid = np.cumsum(newgrp) - 1                           # global group id per inner root
+    group[ri] = gid - gofs[rp[ri]]
+    group[near_lo] = -1
+    group[near_hi] = n_groups[rp[near_hi]]
+    n_children = n_groups + 1
+    states = T.child_states(first, n_children, group, rk, rp)
+    parent = np.repeat(np.arange(P), n_children)
+    n_pieces = parent.shape[0]
+    # child bounds: child j >= 1 of a piece starts at its group j-1
+    bt = rt[gstart]
+    cofs = np.concatenate([[0], np.cumsum(n_children)])
+    new_lo = np.empty(n_pieces)
+    new_hi = np.empty(n_pieces)
+    new_lo[cofs[:-1]] = plo
+    new_hi[cofs[1:] - 1] = phi
+    starts = np.ones(n_pieces, dtype=bool)
+    starts[cofs[:-1]] = False
+    new_lo[starts] = bt
+    ends = np.ones(n_pieces, dtype=bool)
+    ends[cofs[1:] - 1] = False
+    new_hi[ends] = bt
+    packed = KL.gather_rows(packed, parent)
+    KL.set_bits(packed, states, sum(net.widths[:l]))
+    rank = np.arange(n_pieces) - cofs[:-1][parent]
+    return new_lo, new_hi, states, parent, rank, packed
+
+
+def _children_coefficients(net, l, Cf, states, parent, rank, s, e):
+    """Next-layer coefficients ``(n2, e - s, F+1)`` of children ``s .. e-1``.
+
+    Anchors (the first child of a parent, every ``_ANCHOR``-th sibling and the
+    first child of the block) get a full product ``W (D C)``; the others a
+    rank-one update of their left sibling per toggled neuron.
+    """
+    from kernels import trig as T
+
+    n, _, G = Cf.shape
+    W = net.weights[l + 1]
+    n2 = W.shape[0]
+    slope = float(net.slopes[l])
+    m = e - s
+    st = states[s:e]
+    par = parent[s:e]
+    is_anchor = rank[s:e] % _ANCHOR == 0
+    is_anchor[0] = True
+    anchors = np.flatnonzero(is_anchor)
+    Cn = np.empty((n2, m, G))
+    chunk = max(1, min(anchors.shape[0], _CHUNK // (n * G)))
+    buf = np.empty(n * chunk * G)
+    ybuf = np.empty(n2 * chunk * G)
+    for a in range(0, anchors.shape[0], chunk):
+        rows = anchors[a:a + chunk]
+        X = T.masked_rows(Cf, par, st, slope, rows, buf)
+        Y = ybuf[:n2 * rows.shape[0] * G].reshape(n2, rows.shape[0] * G)
+        np.matmul(W, X.reshape(n, -1), out=Y)
+        T.scatter_rows(Cn, Y.reshape(n2, rows.shape[0], G), rows, net.biases[l + 1])
+    T.fill_children(Cn, Cf, W, st, par, is_anchor, slope)
+    return Cn
+
+
+def encoded_line_pieces(net, kinds, alpha, beta, lo, hi, max_regions=None, progress=None,
+                        threads=2, desc="encoded 1D"):
+    """Core of the encoded 1D engine, depth first over blocks of pieces.
+
+    After a layer cuts a block of pieces, the children's next-layer
+    coefficients are made and descended into ``_BLOCK`` doubles at a time, so
+    the memory holds one block of coefficients per layer instead of the
+    coefficients of every piece. The pieces come out in order along the line.
+
+    Returns ``(points, packed, A, c, stats)``: ``A`` ``(n, n_out, F)`` and ``c``
+    ``(n, n_out)`` are the output map of every piece in the encoded space.
+    """
     length = hi - lo
     F = kinds.shape[0]
     W0, b0 = _fold_features(net.weights[0], net.biases[0], kinds, alpha, beta)
     n_layers = len(net.weights) - 1
     words = (net.n_hidden + 63) // 64
-    plo = np.array([lo], dtype=np.float64)
-    phi = np.array([hi], dtype=np.float64)
-    # coefficients (n, P, F+1), constant last
-    Cf = np.ascontiguousarray(np.concatenate([W0, b0[:, None]], axis=1)[:, None, :])
-    packed = np.zeros((1, words), dtype=np.uint64)
-    offset = 0
     stats = {"boxes": 0, "roots": 0}
+    reached = [0] * n_layers
+    out = []
     bar = None
     if _show_progress(progress) and n_layers > 0:
         from tqdm import tqdm
 
-        bar = tqdm(total=n_layers, desc=desc, unit="layer")
-    try:
-        for l in range(n_layers):
-            n = Cf.shape[0]
-            rp, rt, rk, first, boxes = _isolate(plo, phi, Cf, kinds, alpha, beta,
-                                                length, threads)
-            stats["boxes"] += int(boxes)
-            stats["roots"] += int(rp.shape[0])
-            order = np.lexsort((rk, rt, rp))
-            rp, rt, rk = rp[order], rt[order], rk[order]
-            P = plo.shape[0]
-            merge = MERGE * length
-            # merged breakpoints: a new group where the piece changes or the gap exceeds merge
-            near_lo = rt - plo[rp] <= merge
-            near_hi = phi[rp] - rt <= merge
-            inner = ~(near_lo | near_hi)
-            ri = np.flatnonzero(inner)
-            newgrp = np.ones(ri.shape[0], dtype=bool)
-            if ri.shape[0] > 1:
-                same = rp[ri[1:]] == rp[ri[:-1]]
-                close = (rt[ri[1:]] - rt[ri[:-1]]) <= merge
-                newgrp[1:] = ~(same & close)
-            gstart = ri[newgrp]                                   # first root of each group
-            gpiece = rp[gstart]
-            n_groups = np.bincount(gpiece, minlength=P)
-            gofs = np.concatenate([[0], np.cumsum(n_groups)])
-            # group number within the piece for every root
-            group = np.empty(rp.shape[0], dtype=np.int64)
-            gid = np.cumsum(newgrp) - 1                           # global group id per inner root
-            group[ri] = gid - gofs[rp[ri]]
-            group[near_lo] = -1
-            group[near_hi] = n_groups[rp[near_hi]]
-            n_children = n_groups + 1
-            states = T.child_states(first, n_children, group, rk, rp)
-            parent = np.repeat(np.arange(P), n_children)
-            n_pieces = parent.shape[0]
-            if max_regions is not None and n_pieces > max_regions:
-                raise _too_many()(
-                    f"the partition has at least {n_pieces} pieces after hidden layer {l + 1} "
-                    f"of {n_layers}, more than max_regions={max_regions}")
-            # child bounds
-            bt = rt[gstart]
-            cofs = np.concatenate([[0], np.cumsum(n_children)])
-            new_lo = np.empty(n_pieces)
-            new_hi = np.empty(n_pieces)
-            new_lo[cofs[:-1]] = plo
-            new_hi[cofs[1:] - 1] = phi
-            # child j >= 1 of piece p starts at group j-1
-            starts = np.ones(n_pieces, dtype=bool)
-            starts[cofs[:-1]] = False
-            new_lo[starts] = bt
-            ends = np.ones(n_pieces, dtype=bool)
-            ends[cofs[1:] - 1] = False
-            new_hi[ends] = bt
-            packed = KL.gather_rows(packed, parent)
-            KL.set_bits(packed, states, offset)
-            offset += n
-            # next coefficients: W (D * [C | c0]) per child
-            W = net.weights[l + 1]
-            n2 = W.shape[0]
-            slope = float(net.slopes[l])
-            Cn = np.empty((n2, n_pieces, F + 1))
-            # anchors: the first child of every parent and every _ANCHOR-th after it
-            rank = np.arange(n_pieces) - cofs[:-1][parent]
-            is_anchor = rank % _ANCHOR == 0
-            anchors = np.flatnonzero(is_anchor)
-            chunk = max(1, min(anchors.shape[0], _CHUNK // (n * (F + 1))))
-            buf = np.empty(n * chunk * (F + 1))
-            ybuf = np.empty(n2 * chunk * (F + 1))
-            for s in range(0, anchors.shape[0], chunk):
-                rows = anchors[s:s + chunk]
-                X = T.masked_rows(Cf, parent, states, slope, rows, buf)
-                Y = ybuf[:n2 * rows.shape[0] * (F + 1)].reshape(n2, rows.shape[0] * (F + 1))
-                np.matmul(W, X.reshape(n, -1), out=Y)
-                T.scatter_rows(Cn, Y.reshape(n2, rows.shape[0], F + 1), rows, net.biases[l + 1])
-            T.fill_children(Cn, Cf, W, states, parent, is_anchor, slope)
-            Cf = Cn
-            plo, phi = new_lo, new_hi
+        bar = tqdm(desc=desc, unit="piece")
+
+    def descend(l, plo, phi, Cf, packed):
+        if l == n_layers:
+            out.append((plo, phi, packed, Cf))
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(pieces=n_pieces)
+                bar.update(plo.shape[0])
+            return
+        new_lo, new_hi, states, parent, rank, packed = _cut(
+            net, l, plo, phi, Cf, packed, kinds, alpha, beta, length, threads, stats)
+        m = new_lo.shape[0]
+        reached[l] += m
+        if max_regions is not None and reached[l] > max_regions:
+            raise _too_many()(
+                f"the partition has at least {reached[l]} pieces after hidden layer {l + 1} "
+                f"of {n_layers}, more than max_regions={max_regions}")
+        n2 = net.weights[l + 1].shape[0]
+        block = max(1, _BLOCK // (n2 * (F + 1)))
+        for s in range(0, m, block):
+            e = min(s + block, m)
+            Cn = _children_coefficients(net, l, Cf, states, parent, rank, s, e)
+            descend(l + 1, new_lo[s:e], new_hi[s:e], Cn, packed[s:e])
+
+    Cf0 = np.ascontiguousarray(np.concatenate([W0, b0[:, None]], axis=1)[:, None, :])
+    try:
+        descend(0, np.array([lo], dtype=np.float64), np.array([hi], dtype=np.float64), Cf0,
+                np.zeros((1, words), dtype=np.uint64))
     finally:
         if bar is not None:
             bar.close()
+    plo = np.concatenate([o[0] for o in out])
+    phi = np.concatenate([o[1] for o in out])
+    packed = np.concatenate([o[2] for o in out])
+    A = np.concatenate([o[3][:, :, :-1].transpose(1, 0, 2) for o in out])
+    c = np.concatenate([o[3][:, :, -1].T for o in out])
     points = np.concatenate([plo, phi[-1:]])
     stats["pieces"] = int(plo.shape[0])
-    return points, packed, Cf, stats
+    stats["pieces_per_layer"] = [int(r) for r in reached]
+    return points, packed, A, c, stats
 
 
 def partition_encoded_1d(network, domain, max_regions=None, progress=None, threads=2):
@@ -308,7 +355,7 @@ def partition_encoded_1d(network, domain, max_regions=None, progress=None, threa
     max_regions : int or None
         Raise ``regions.TooManyRegions`` as soon as a layer leaves more pieces.
     progress : None, True or False
-        A tqdm bar over layers (None: only when stderr is a terminal).
+        A tqdm bar counting finished pieces (None: only when stderr is a terminal).
     threads : int
         Pieces are split over this many threads for the root isolation.
 
@@ -344,11 +391,8 @@ def partition_encoded_1d(network, domain, max_regions=None, progress=None, threa
                          "regions.Segment(p0, p1) or partition_encoded_segment for a line in 2D)")
     kinds, alpha, beta = _line_features(enc, dom.origin, dom.basis[:, 0])
     lo, hi = dom.bounds
-    points, packed, Cf, stats = encoded_line_pieces(net, kinds, alpha, beta, lo, hi,
-                                                    max_regions, progress, threads)
-    # after the last hidden layer the carried coefficients are the output's
-    A = np.ascontiguousarray(Cf[:, :, :-1].transpose(1, 0, 2))
-    c = np.ascontiguousarray(Cf[:, :, -1].T)
+    points, packed, A, c, stats = encoded_line_pieces(net, kinds, alpha, beta, lo, hi,
+                                                     max_regions, progress, threads)
     stats["engine"] = "encoded 1D"
     return EncodedPartition1D(net, dom, points, packed, A, c, kinds, alpha, beta, stats)
 
