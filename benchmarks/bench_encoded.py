@@ -283,10 +283,10 @@ DOC_TAIL = """
   product per piece. Full products are only made for the first child of every
   piece and every 16th sibling; the other children are rank-one updates of
   their left sibling (only the neurons that toggle at the breakpoint change),
-  so the product count is about the parent count. The root isolation itself
-  is a small share. What remains is memory traffic on the ``(n, pieces, F+1)``
-  coefficient array (about 0.5 GB at the last layer of this network); a
-  depth-first order over blocks of pieces would bound it (not done).
+  so the product count is about the parent count. The engine goes depth
+  first over 64 MB blocks of children, so memory holds one block of
+  coefficients per layer rather than ``n x pieces x (F+1)`` numbers. What
+  remains is mostly memory traffic on those blocks and the root isolation.
 * **The grid undercounts.** The paper's 2048-point grid sees fewer than half of
   the exact patterns at L = 5 and about a twelfth at L = 8, where every grid
   point already has its own pattern (the count saturates at 2048) while the

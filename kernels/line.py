@@ -26,12 +26,12 @@ from numba import njit
 REL_TOL = 1e-10
 
 
-@njit(cache=True)
-def count_crossings(Z, tol):
-    """Number of neurons whose sign is strictly opposite at the two ends of each piece."""
-    P, n = Z.shape
-    counts = np.zeros(max(P - 1, 0), dtype=np.int64)
-    for i in range(P - 1):
+@njit(cache=True, nogil=True)
+def count_rows(Z, tol, counts, start, stop):
+    """``counts[i]``: neurons with strictly opposite signs at the two ends of piece ``i``,
+    for pieces ``start .. stop-1``."""
+    n = Z.shape[1]
+    for i in range(start, stop):
         c = 0
         for k in range(n):
             a = Z[i, k]
@@ -39,48 +39,30 @@ def count_crossings(Z, tol):
             t = tol[k]
             c += ((a > t) & (b < -t)) | ((a < -t) & (b > t))
         counts[i] = c
-    return counts
 
 
 @njit(cache=True)
-def cut_layer(t, Z, tol):
-    """Cut every piece at the sign changes of every neuron of the current layer.
+def cut_plan(t, Z, tol, counts):
+    """Which crossings of each piece become points (see :func:`cut_layer`).
 
-    Parameters
-    ----------
-    t : (P,) float64, sorted points (ends included).
-    Z : (P, n) float64, the layer's pre-activations at the points.
-    tol : (n,) float64, per-neuron zero tolerance.
-
-    Returns
-    -------
-    new_t : (P',) float64, new_Z : (P', n) float64 (values at the new points,
-    interpolated; the crossing neuron's own value is set to exactly 0),
-    parent : (P'-1,) int64, the old piece holding each new piece.
-
-    Pieces are processed independently (the result of a piece depends only
-    on its two end rows). Within one piece the crossings are
-    taken in increasing ``t`` (ties by neuron index). A crossing of neuron
-    ``k`` is merged into the last point written when ``|z_k|`` there is
-    already within ``tol[k]`` (that point lies on ``k``'s breakpoint to within
-    the tolerance), or when rounding puts it at or before that point (then
-    ``z_k`` of that point is set to 0), or at or after the piece's right end
-    (then ``z_k`` of the right end is set to 0). No piece of the result has
-    strictly opposite signs of one neuron at its two ends.
+    Returns ``(slots, acc_s, acc_k, req_p, req_k, used, dest, total)``: the
+    accepted crossings of piece ``i`` (fraction ``s``, neuron ``k``) in slots
+    ``slots[i] ..``, zero requests (local point, neuron; ``-2`` = the right
+    end, ``-3`` = none), points per piece ``used`` and their first index
+    ``dest`` in the new arrays, and the new number of points.
     """
     P, n = Z.shape
-    counts = count_crossings(Z, tol)
-    slots = np.empty(P, dtype=np.int64)   # first crossing slot of each piece
+    slots = np.empty(P, dtype=np.int64)
     s0 = 0
     for i in range(P - 1):
         slots[i] = s0
         s0 += counts[i]
     slots[P - 1] = s0
-    acc_s = np.empty(s0)                       # accepted crossings, in order
+    acc_s = np.empty(s0)
     acc_k = np.empty(s0, dtype=np.int64)
-    req_p = np.full(s0, -3, dtype=np.int64)    # zero requests: local point (0 = left, -2 = right end)
+    req_p = np.full(s0, -3, dtype=np.int64)
     req_k = np.empty(s0, dtype=np.int64)
-    used = np.ones(P, dtype=np.int64)          # points owned by each piece (left point + new)
+    used = np.ones(P, dtype=np.int64)
     for i in range(P - 1):
         m = counts[i]
         if m == 0:
@@ -137,10 +119,17 @@ def cut_layer(t, Z, tol):
     for i in range(P):
         dest[i] = d
         d += used[i]
-    new_t = np.empty(d)
-    new_Z = np.empty((d, n))
-    parent = np.empty(d - 1, dtype=np.int64)
-    for i in range(P):
+    return slots, acc_s, acc_k, req_p, req_k, used, dest, d
+
+
+@njit(cache=True, nogil=True)
+def cut_write(t, Z, counts, slots, acc_s, acc_k, req_p, used, req_k, dest,
+              new_t, new_Z, parent, start, stop):
+    """Write the points of pieces ``start .. stop-1`` (and the last point when
+    ``stop == P``) into the new arrays; requests on a piece's own points are
+    applied here, those on its right end by :func:`cut_right_zeros`."""
+    P, n = Z.shape
+    for i in range(start, stop):
         o = dest[i]
         new_t[o] = t[i]
         new_Z[o, :] = Z[i, :]
@@ -164,14 +153,63 @@ def cut_layer(t, Z, tol):
                 break
             if lp >= 0:
                 new_Z[o + lp, req_k[base + r]] = 0.0
-    # merges into a right end touch the next piece's left point: apply serially
-    for i in range(P - 1):
+
+
+@njit(cache=True)
+def cut_right_zeros(counts, slots, req_p, req_k, dest, new_Z):
+    """Apply the merges into a piece's right end (the next piece's left point)."""
+    for i in range(counts.shape[0]):
         base = slots[i]
         for r in range(counts[i]):
             if req_p[base + r] == -3:
                 break
             if req_p[base + r] == -2:
                 new_Z[dest[i + 1], req_k[base + r]] = 0.0
+
+
+@njit(cache=True)
+def count_crossings(Z, tol):
+    """Number of neurons whose sign is strictly opposite at the two ends of each piece."""
+    counts = np.zeros(max(Z.shape[0] - 1, 0), dtype=np.int64)
+    count_rows(Z, tol, counts, 0, Z.shape[0] - 1)
+    return counts
+
+
+@njit(cache=True)
+def cut_layer(t, Z, tol):
+    """Cut every piece at the sign changes of every neuron of the current layer.
+
+    Parameters
+    ----------
+    t : (P,) float64, sorted points (ends included).
+    Z : (P, n) float64, the layer's pre-activations at the points.
+    tol : (n,) float64, per-neuron zero tolerance.
+
+    Returns
+    -------
+    new_t : (P',) float64, new_Z : (P', n) float64 (values at the new points,
+    interpolated; the crossing neuron's own value is set to exactly 0),
+    parent : (P'-1,) int64, the old piece holding each new piece.
+
+    Pieces are processed independently (the result of a piece depends only
+    on its two end rows). Within one piece the crossings are
+    taken in increasing ``t`` (ties by neuron index). A crossing of neuron
+    ``k`` is merged into the last point written when ``|z_k|`` there is
+    already within ``tol[k]`` (that point lies on ``k``'s breakpoint to within
+    the tolerance), or when rounding puts it at or before that point (then
+    ``z_k`` of that point is set to 0), or at or after the piece's right end
+    (then ``z_k`` of the right end is set to 0). No piece of the result has
+    strictly opposite signs of one neuron at its two ends.
+    """
+    P, n = Z.shape
+    counts = count_crossings(Z, tol)
+    slots, acc_s, acc_k, req_p, req_k, used, dest, d = cut_plan(t, Z, tol, counts)
+    new_t = np.empty(d)
+    new_Z = np.empty((d, n))
+    parent = np.empty(d - 1, dtype=np.int64)
+    cut_write(t, Z, counts, slots, acc_s, acc_k, req_p, used, req_k, dest,
+              new_t, new_Z, parent, 0, P)
+    cut_right_zeros(counts, slots, req_p, req_k, dest, new_Z)
     return new_t, new_Z, parent
 
 

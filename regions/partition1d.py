@@ -146,7 +146,7 @@ def line_pieces(net, lo, hi, max_regions=None, progress=None, desc="1D layers"):
         for l in range(n_layers):
             Z = np.ascontiguousarray(Z)
             tol = np.max(_split(K.colmax_rows, Z.shape[0], Z), axis=0) * K.REL_TOL
-            t, Z, parent = K.cut_layer(t, Z, tol)
+            t, Z, parent = _cut_layer(t, Z, tol)
             n_pieces = len(t) - 1
             if max_regions is not None and n_pieces > max_regions:
                 raise _too_many()(
@@ -187,6 +187,23 @@ def _split(fn, rows, *args, threads=2, min_rows=2048):
     cuts = np.linspace(0, rows, threads + 1).astype(np.int64)
     futs = [_POOL.submit(fn, *args, int(cuts[i]), int(cuts[i + 1])) for i in range(threads)]
     return [f.result() for f in futs]
+
+
+def _cut_layer(t, Z, tol):
+    """:func:`kernels.line.cut_layer` with the row passes split over two threads."""
+    from kernels import line as K
+
+    P, n = Z.shape
+    counts = np.empty(max(P - 1, 0), dtype=np.int64)
+    _split(K.count_rows, P - 1, Z, tol, counts)
+    slots, acc_s, acc_k, req_p, req_k, used, dest, d = K.cut_plan(t, Z, tol, counts)
+    new_t = np.empty(d)
+    new_Z = np.empty((d, n))
+    parent = np.empty(d - 1, dtype=np.int64)
+    _split(K.cut_write, P, t, Z, counts, slots, acc_s, acc_k, req_p, used, req_k, dest,
+           new_t, new_Z, parent)
+    K.cut_right_zeros(counts, slots, req_p, req_k, dest, new_Z)
+    return new_t, new_Z, parent
 
 
 def _states_and_activations(Z, tol, packed, offset, slope):

@@ -230,3 +230,20 @@ def test_kernels_against_numpy_twins():
     out = np.empty((len(new_t), n))
     K.act_rows(new_Z, tol, np.arange(n), 0.0, out, 0, len(new_t))
     np.testing.assert_array_equal(out, np.where(np.abs(new_Z) <= tol, 0.0, np.maximum(new_Z, 0.0)))
+
+
+def test_threaded_cut_equals_serial_kernel():
+    from kernels import line as K
+    from regions.partition1d import _cut_layer
+
+    rng = np.random.default_rng(8)
+    P, n = 5000, 20
+    t = np.sort(rng.uniform(-3, 3, P))
+    Z = np.cumsum(rng.normal(size=(P, n)), axis=0)   # a few crossings per piece
+    Z[100, 3] = 0.0                                    # a point on a breakpoint
+    tol = np.abs(Z).max(0) * K.REL_TOL
+    a = K.cut_layer(t, Z, tol)
+    b = _cut_layer(t, Z, tol)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert len(a[0]) > P
