@@ -25,6 +25,18 @@ class Encoding(torch.nn.Module):
     def out_features(self) -> int:
         return int(self.kinds.shape[0])
 
+    def _apply(self, fn, *args, **kwargs):
+        # keep the feature table in float64 through .float() / .half() / .to(dtype):
+        # 2^l pi in float32 would move every breakpoint; devices still follow fn
+        saved = {name: buf for name, buf in self._buffers.items()
+                 if buf is not None and buf.dtype == torch.float64}
+        out = super()._apply(fn, *args, **kwargs)
+        for name, buf in saved.items():
+            now = self._buffers[name]
+            if now is not None and now.dtype != torch.float64:
+                self._buffers[name] = buf.to(device=now.device)
+        return out
+
     def feature_spec(self):
         """``(kinds, omegas)`` as numpy arrays: int64 ``(F,)`` and float64 ``(F, d)``."""
         return (self.kinds.detach().cpu().numpy().astype(np.int64),

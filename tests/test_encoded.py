@@ -300,3 +300,14 @@ def test_zero_and_cancelling_neurons_are_cleared():
     np.testing.assert_allclose(p.breakpoints, [r, 2 - r], atol=1e-12)
     assert p.patterns.astype(int).tolist() == [[0, 0, 1], [0, 0, 0], [0, 0, 1]]
     assert p.stats["boxes"] < 100
+
+
+def test_feature_table_stays_float64_through_dtype_casts():
+    model = encoded_mlp(PositionalEncoding(10), [4, 1], 0).float()
+    assert model[0].omegas.dtype == torch.float64
+    x = torch.rand(5, 1)
+    assert model(x).dtype == torch.float32
+    rff = RandomFourierFeatures(1, 3, 2.0, seed=1)
+    B = rff.B.clone()
+    rff.half()
+    assert rff.B.dtype == torch.float64 and torch.equal(rff.B, B)
