@@ -97,7 +97,9 @@ def machine():
                 break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}"
+    load = ", load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()) if hasattr(os, "getloadavg") else ""
+    return (f"{cpu}, {os.cpu_count()} cores{load}, Python {platform.python_version()}, "
+            f"torch {torch.__version__}")
 
 
 def raw_1d_vs_regioncam(say, repeat):
@@ -287,6 +289,15 @@ DOC_TAIL = """
   first over 64 MB blocks of children, so memory holds one block of
   coefficients per layer rather than ``n x pieces x (F+1)`` numbers. What
   remains is mostly memory traffic on those blocks and the root isolation.
+* **Raw 1D against regioncam.** regioncam runs on one thread in float32; the
+  regions engine does its BLAS products on both cores and splits its row
+  passes over two threads, so its advantage needs the second core free. On a
+  quiet machine (load average below 1.5) 1-1024x16-1 took 3.3-4.3 s against
+  regioncam's 8-9 s (2.0-2.7x); with other jobs on the machine (load average
+  around 3, as in the table when it says so) its wall time approaches its CPU
+  time and the ratio drops to about 1.5x. Times of a few milliseconds (the raw
+  128x4 on [0, 1]) are dominated by thread wake-ups and vary tenfold with the
+  load: 1.5 ms when quiet, 24 ms under load.
 * **The grid undercounts.** The paper's 2048-point grid sees fewer than half of
   the exact patterns at L = 5 and about a twelfth at L = 8, where every grid
   point already has its own pattern (the count saturates at 2048) while the
