@@ -356,10 +356,11 @@ def findings(results):
         if not np.all(np.isfinite(s)):
             continue
         k = int(np.argmin(s))
-        ok = 0 < k < len(s) - 1 and s[-1] > s[k]
+        # a real dip: at least 5% below the start and recovered by at least 5%
+        ok = 0 < k < len(s) - 1 and s[k] < 0.95 * s[0] and s[-1] > 1.05 * s[k]
         what = "exact distance to the boundary" if key == "mean_dist_boundary" \
             else "mean chord between boundaries along grid lines"
-        add(f"{name}: with PE the mean {what} first drops then grows",
+        add(f"{name}: with PE the mean {what} first drops then grows (by > 5% each way)",
             "drops then grows",
             ", ".join(f"{e}: {_fmt(v)}" for e, v in zip(eps, s)), bool(ok))
     # 12. higher L, wider regions late
