@@ -64,14 +64,16 @@ def _sines(n, epochs, encodings, record_every=1, analyse=(0.0, 0.02, 0.1, 0.5, 1
 #: Study presets. ``analyse`` lists the checkpoints analysed, as fractions of
 #: the epochs. ``encoded_crossings`` says at which analysed checkpoints the
 #: exact row/column crossings of encoded 2D models are computed ("all", "ends",
-#: "end"; they cost ~30 s per checkpoint at 32x32, L = 5). ``tiny`` is for
+#: "end"; they cost seconds to minutes per checkpoint, growing with pixels and
+#: L). The paper preset takes ~17 min per seed on one core. ``tiny`` is for
 #: tests and smoke runs (seconds).
 PRESETS = {
     "quick": {
         "description": "raw vs PE (L=2, 5) on a 32x32 noise image (2x128, Adam 1e-3, batch 256 "
-                       "shuffled once, 800 epochs) and raw vs PE L=5 on the 1D sum of "
-                       "sinusoids (2048 points, 4x128, full batch, 300 epochs); 1 seed",
-        "experiments": _image(32, 800, [None, 2, 5], [0]) + _sines(2048, 300, [None, 5]),
+                       "shuffled once, 1500 epochs) and raw vs PE L=5 on the 1D sum of "
+                       "sinusoids (2048 points, 4x128, full batch, 500 epochs, as in the "
+                       "paper); 1 seed; ~1 minute on 2 idle cores",
+        "experiments": _image(32, 1500, [None, 2, 5], [0]) + _sines(2048, 500, [None, 5]),
         "seeds": [0],
         "n_boot": 200, "eps": 0.5, "window": 0.1, "n_distant": 2000,
         "encoded_crossings": "end",
