@@ -199,7 +199,7 @@ def _row(r):
                     f"(<= {mem_goal / 1024:g} GB)")
     return [r["arch"], _fmt(ours.get("regions"), "{:,}"), _fmt(rc.get("regions"), "{:,}"), agree,
             _fmt(ours.get("warm"), "{:.3f}"), _fmt(ours.get("first"), "{:.3f}"),
-            _fmt(rc.get("seconds"), "{:.3f}"), _fmt(speedup, "{:.1f}x"),
+            _fmt(rc.get("seconds"), "{:.3f}"), _fmt(speedup, "{:.2f}x"),
             _fmt(ours.get("rss_peak_mb"), "{:,.0f}"), _fmt(rc.get("rss_peak_mb"), "{:,.0f}"),
             "; ".join(goal) or "-"]
 
