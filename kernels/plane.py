@@ -34,6 +34,8 @@ neuron's line), with ``eps_k`` chosen by the caller.
 import numpy as np
 from numba import njit, prange
 
+from kernels.polygon import _best_triangle
+
 T_MERGE = 1e-12   # crossings of one edge closer than this (in edge parameter) are one vertex
 
 # error codes (bit flags) returned by the face kernel
@@ -305,7 +307,7 @@ def _cut_face(f, write, cut_off, cut_neuron, face_pos, P, Z, eps, face_off, face
               cross_off, cross_neuron, cross_group, group_off, group_t, sub_off,
               V_old, n_edge_vertices, E_sub,
               kbuf, lv_gid, lv_pos, lv_z, lv_sign, s_v, s_e, s_next, poly_head, poly_alive,
-              ie_a, ie_b, sp_q, sp_w, sp_qn, sp_a, cyc, sg, bit_on,
+              ie_a, ie_b, sp_q, sp_w, sp_qn, sp_a, cyc, sg, bit_on, poly_bb, aff,
               out_face, out_slot, out_iv, out_ie,
               new_face_off, new_face_vtx, new_face_edge, new_edges, new_P, rec_idx, rec_w,
               old_bits, new_bits, bit_offset):
@@ -372,14 +374,46 @@ def _cut_face(f, write, cut_off, cut_neuron, face_pos, P, Z, eps, face_off, face
     npoly = 1
     nie = 0
     niv = 0
+    use_bb = nK >= BBOX_MIN_CUTS
+    if use_bb:
+        # each cutting neuron is affine on the face: fit it from three vertices
+        _poly_bbox(0, s_v, s_next, lv_pos, poly_bb, 0)
+        q0, q1, q2 = _best_triangle(P, face_off, face_vtx, f)
+        e1x = P[q1, 0] - P[q0, 0]
+        e1y = P[q1, 1] - P[q0, 1]
+        e2x = P[q2, 0] - P[q0, 0]
+        e2y = P[q2, 1] - P[q0, 1]
+        det = e1x * e2y - e1y * e2x
+        for kk in range(nK):
+            k = kbuf[kk]
+            d1 = Z[q1, k] - Z[q0, k]
+            d2 = Z[q2, k] - Z[q0, k]
+            gx = (d1 * e2y - d2 * e1y) / det
+            gy = (e1x * d2 - e2x * d1) / det
+            aff[kk, 0] = gx
+            aff[kk, 1] = gy
+            aff[kk, 2] = Z[q0, k] - gx * P[q0, 0] - gy * P[q0, 1]
+            aff[kk, 3] = BBOX_MARGIN * eps[k]
 
     # ---- cut by each neuron in turn
     for kk in range(nK):
         nsp = 0
         npoly_start = npoly
+        if use_bb:
+            gx = aff[kk, 0]
+            gy = aff[kk, 1]
+            c0 = aff[kk, 2]
+            margin = aff[kk, 3]
         for p in range(npoly_start):
             if not poly_alive[p]:
                 continue
+            if use_bb:
+                cx = 0.5 * (poly_bb[p, 0] + poly_bb[p, 1])
+                cy = 0.5 * (poly_bb[p, 2] + poly_bb[p, 3])
+                zc = gx * cx + gy * cy + c0
+                spread = abs(gx) * 0.5 * (poly_bb[p, 1] - poly_bb[p, 0]) + abs(gy) * 0.5 * (poly_bb[p, 3] - poly_bb[p, 2])
+                if zc - spread > margin or zc + spread < -margin:
+                    continue
             # collect the cycle
             h = poly_head[p]
             m = 0
@@ -547,6 +581,9 @@ def _cut_face(f, write, cut_off, cut_neuron, face_pos, P, Z, eps, face_off, face
             poly_head[p] = sb
             poly_head[npoly] = a2
             poly_alive[npoly] = True
+            if use_bb:
+                _poly_bbox(sb, s_v, s_next, lv_pos, poly_bb, p)
+                _poly_bbox(a2, s_v, s_next, lv_pos, poly_bb, npoly)
             npoly += 1
 
     # ---- count / write
@@ -569,47 +606,31 @@ def _cut_face(f, write, cut_off, cut_neuron, face_pos, P, Z, eps, face_off, face
     s0 = face_off[f]
     s1 = face_off[f + 1]
     # interior vertex recipes: barycentric in a well-shaped triangle of the face
-    q0 = face_vtx[s0]
-    best = -1.0
-    q1 = q0
-    for s in range(s0, s1):
-        vv = face_vtx[s]
-        d2 = (P[vv, 0] - P[q0, 0]) ** 2 + (P[vv, 1] - P[q0, 1]) ** 2
-        if d2 > best:
-            best = d2
-            q1 = vv
-    best = -1.0
-    q2 = q0
-    for s in range(s0, s1):
-        vv = face_vtx[s]
-        cr = abs((P[q1, 0] - P[q0, 0]) * (P[vv, 1] - P[q0, 1])
-                 - (P[q1, 1] - P[q0, 1]) * (P[vv, 0] - P[q0, 0]))
-        if cr > best:
-            best = cr
-            q2 = vv
-    e1x = P[q1, 0] - P[q0, 0]
-    e1y = P[q1, 1] - P[q0, 1]
-    e2x = P[q2, 0] - P[q0, 0]
-    e2y = P[q2, 1] - P[q0, 1]
-    det = e1x * e2y - e1y * e2x
     base_iv = V_old + n_edge_vertices + out_iv
-    for lv in range(nlv):
-        if lv_gid[lv] < 0:
-            gid = base_iv + (-1 - lv_gid[lv])
-            px = lv_pos[lv, 0]
-            py = lv_pos[lv, 1]
-            new_P[gid, 0] = px
-            new_P[gid, 1] = py
-            dx = px - P[q0, 0]
-            dy = py - P[q0, 1]
-            l1 = (dx * e2y - dy * e2x) / det
-            l2 = (e1x * dy - e1y * dx) / det
-            rec_idx[gid, 0] = q0
-            rec_idx[gid, 1] = q1
-            rec_idx[gid, 2] = q2
-            rec_w[gid, 0] = 1.0 - l1 - l2
-            rec_w[gid, 1] = l1
-            rec_w[gid, 2] = l2
+    if niv > 0:
+        q0, q1, q2 = _best_triangle(P, face_off, face_vtx, f)
+        e1x = P[q1, 0] - P[q0, 0]
+        e1y = P[q1, 1] - P[q0, 1]
+        e2x = P[q2, 0] - P[q0, 0]
+        e2y = P[q2, 1] - P[q0, 1]
+        det = e1x * e2y - e1y * e2x
+        for lv in range(nlv):
+            if lv_gid[lv] < 0:
+                gid = base_iv + (-1 - lv_gid[lv])
+                px = lv_pos[lv, 0]
+                py = lv_pos[lv, 1]
+                new_P[gid, 0] = px
+                new_P[gid, 1] = py
+                dx = px - P[q0, 0]
+                dy = py - P[q0, 1]
+                l1 = (dx * e2y - dy * e2x) / det
+                l2 = (e1x * dy - e1y * dx) / det
+                rec_idx[gid, 0] = q0
+                rec_idx[gid, 1] = q1
+                rec_idx[gid, 2] = q2
+                rec_w[gid, 0] = 1.0 - l1 - l2
+                rec_w[gid, 1] = l1
+                rec_w[gid, 2] = l2
     base_ie = E_sub + out_ie
     for q in range(nie):
         a = ie_a[q]
@@ -666,6 +687,32 @@ def _cut_face(f, write, cut_off, cut_neuron, face_pos, P, Z, eps, face_off, face
 
 
 @njit(cache=True)
+def _poly_bbox(h, s_v, s_next, lv_pos, bb, p):
+    x0 = np.inf
+    x1 = -np.inf
+    y0 = np.inf
+    y1 = -np.inf
+    x = h
+    while True:
+        lv = s_v[x]
+        x0 = min(x0, lv_pos[lv, 0])
+        x1 = max(x1, lv_pos[lv, 0])
+        y0 = min(y0, lv_pos[lv, 1])
+        y1 = max(y1, lv_pos[lv, 1])
+        x = s_next[x]
+        if x == h:
+            break
+    bb[p, 0] = x0
+    bb[p, 1] = x1
+    bb[p, 2] = y0
+    bb[p, 3] = y1
+
+
+BBOX_MIN_CUTS = 6   # faces cut by at least this many neurons prefilter polygons by bounding box
+BBOX_MARGIN = 1e3   # in units of eps_k: only clearly one-sided boxes are skipped
+
+
+@njit(cache=True)
 def _scratch(nK, mb, n):
     npairs = nK * (nK - 1) // 2
     npoly = 2 * (1 + nK + npairs) + 4
@@ -691,8 +738,10 @@ def _scratch(nK, mb, n):
     cyc = np.empty(ns + 2, dtype=np.int64)
     sg = np.empty(ns + 2, dtype=np.int64)
     bit_on = np.empty(2 * max(n, 1), dtype=np.bool_)
+    poly_bb = np.empty((npoly, 4))
+    aff = np.empty((max(nK, 1), 4))
     return (kbuf, lv_gid, lv_pos, lv_z, lv_sign, s_v, s_e, s_next, poly_head, poly_alive,
-            ie_a, ie_b, sp_q, sp_w, sp_qn, sp_a, cyc, sg, bit_on)
+            ie_a, ie_b, sp_q, sp_w, sp_qn, sp_a, cyc, sg, bit_on, poly_bb, aff)
 
 
 @njit(cache=True, parallel=True)
@@ -718,7 +767,7 @@ def cut_faces(write, chunk, cut_off, cut_neuron, face_pos, nbnd, P, Z, eps, face
             kmax = max(kmax, cut_off[f + 1] - cut_off[f])
             mmax = max(mmax, nbnd[f])
         (kbuf, lv_gid, lv_pos, lv_z, lv_sign, s_v, s_e, s_next, poly_head, poly_alive,
-         ie_a, ie_b, sp_q, sp_w, sp_qn, sp_a, cyc, sg, bit_on) = _scratch(kmax, mmax, n)
+         ie_a, ie_b, sp_q, sp_w, sp_qn, sp_a, cyc, sg, bit_on, poly_bb, aff) = _scratch(kmax, mmax, n)
         for f in range(f0, f1):
             nK = cut_off[f + 1] - cut_off[f]
             if not write and nK <= 1:
@@ -740,6 +789,7 @@ def cut_faces(write, chunk, cut_off, cut_neuron, face_pos, nbnd, P, Z, eps, face
                           V_old, n_edge_vertices, E_sub,
                           kbuf, lv_gid, lv_pos, lv_z, lv_sign, s_v, s_e, s_next, poly_head,
                           poly_alive, ie_a, ie_b, sp_q, sp_w, sp_qn, sp_a, cyc, sg, bit_on,
+                          poly_bb, aff,
                           out_face[f], out_slot[f], out_iv[f], out_ie[f],
                           new_face_off, new_face_vtx, new_face_edge, new_edges, new_P,
                           rec_idx, rec_w, old_bits, new_bits, bit_offset)
