@@ -211,7 +211,7 @@ def test_raw_1d_features():
 
 
 def test_encoded_2d_features_are_labelled():
-    from regions.study.train import positional_encoding
+    from regions.study.training import positional_encoding
 
     enc = positional_encoding(2, 2)
     model = torch.nn.Sequential(enc, torch.nn.Linear(8, 8), torch.nn.ReLU(),
@@ -249,7 +249,7 @@ def _dense_changes(net, enc, a, b, n=4001):
 
 def test_encoded_1d_features_exact():
     pytest.importorskip("regions.encoded")
-    from regions.study.train import positional_encoding
+    from regions.study.training import positional_encoding
 
     enc = positional_encoding(3, 1)
     model = torch.nn.Sequential(enc, torch.nn.Linear(6, 10), torch.nn.ReLU(),
@@ -271,7 +271,7 @@ def test_encoded_1d_features_exact():
 
 def test_encoded_2d_crossings_exact_along_rows_and_columns():
     pytest.importorskip("regions.encoded")
-    from regions.study.train import positional_encoding
+    from regions.study.training import positional_encoding
 
     enc = positional_encoding(2, 2)
     model = torch.nn.Sequential(enc, torch.nn.Linear(8, 12), torch.nn.ReLU(),

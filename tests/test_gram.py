@@ -14,7 +14,7 @@ from torch.func import functional_call, grad, vmap
 from regions.study.gram import (backprop_factors, confusion, distant_pairs, gradient_norms, gram,
                                 gram_pairs, interval_adjacency, neighbour_pairs,
                                 predicted_loss_change)
-from regions.study.train import TrainConfig, build_model
+from regions.study.training import TrainConfig, build_model
 
 
 def _per_sample_gradients(model, x, y):

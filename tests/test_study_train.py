@@ -15,7 +15,7 @@ from regions.study.convergence import (bands_around, default_bands, epochs_to_fr
                                        residual_energy_from_run)
 from regions.study.signals import (Signal, from_array, image_file, random_image,
                                    sum_of_sinusoids)
-from regions.study.train import Run, TrainConfig, build_model, sample_losses, train
+from regions.study.training import Run, TrainConfig, build_model, sample_losses, train
 
 SMALL = dict(width=16, depth=2, epochs=6, lr=1e-2, batch_size=16)
 
@@ -82,6 +82,16 @@ def test_signal_validation():
 
 
 # --------------------------------------------------------------------------- training
+def test_package_exports_the_training_function_not_a_module():
+    # the module is regions.study.training, so importing it (as this file does)
+    # leaves the package's name train to the function
+    import regions.study
+    from regions.study import train as t
+
+    assert t is train and callable(t) and regions.study.train is train
+    assert t.__module__ == "regions.study.training"
+
+
 def test_build_model_is_deterministic_and_shaped():
     a = build_model(TrainConfig(width=8, depth=3, seed=4), 2, 3)
     b = build_model(TrainConfig(width=8, depth=3, seed=4), 2, 3)

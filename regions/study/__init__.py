@@ -32,10 +32,10 @@ _API = {
     "random_image": "regions.study.signals",
     "image_file": "regions.study.signals",
     "from_array": "regions.study.signals",
-    "TrainConfig": "regions.study.train",
-    "Run": "regions.study.train",
-    "train": "regions.study.train",
-    "build_model": "regions.study.train",
+    "TrainConfig": "regions.study.training",
+    "Run": "regions.study.training",
+    "train": "regions.study.training",
+    "build_model": "regions.study.training",
 }
 
 __all__ = sorted(_API)

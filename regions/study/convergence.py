@@ -1,6 +1,6 @@
 """Per-sample convergence speed and per-frequency residual energy.
 
-Inputs are the training record of :func:`regions.study.train.train`:
+Inputs are the training record of :func:`regions.study.training.train`:
 ``losses`` ``(R, N)`` at recorded ``epochs`` ``(R,)`` (the first record is
 the reference, normally epoch 0).
 

@@ -11,7 +11,7 @@ Every (experiment, seed) pair is one job; jobs run through any
 processes by default, ``dask.distributed.Client(...).get_executor()`` for a
 cluster, or :class:`SerialExecutor` in-process. Everything is validated
 (signals, configurations, encodings, checkpoints) before any job starts.
-Each job trains with :func:`regions.study.train.train` and measures with
+Each job trains with :func:`regions.study.training.train` and measures with
 :func:`regions.study.analysis.analyse_run`; finished jobs are kept in
 ``out_dir/jobs`` so an interrupted study can be reported
 (:func:`report_from_jobs`).
@@ -176,7 +176,7 @@ def build_jobs(preset="quick", seeds=None):
     dimension matches the signal, and that the analysed checkpoints are
     epochs of the run.
     """
-    from .train import TrainConfig
+    from .training import TrainConfig
 
     cfg, name = _resolve_preset(preset)
     if seeds is None:
@@ -214,7 +214,7 @@ def validate_jobs_signal(signal, config, name):
     import torch
 
     from .signals import Signal
-    from .train import build_model
+    from .training import build_model
 
     if not isinstance(signal, Signal):
         raise ValueError(f"experiment {name!r}: the signal must be a regions.study Signal, got "
@@ -256,7 +256,7 @@ def run_job(job):
     import torch
 
     from .analysis import analyse_run
-    from .train import train
+    from .training import train
 
     threads = job.get("threads")
     if threads:
