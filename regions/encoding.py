@@ -37,6 +37,36 @@ class Encoding(torch.nn.Module):
                 self._buffers[name] = buf.to(device=now.device)
         return out
 
+    @classmethod
+    def from_spec(cls, kinds, omegas):
+        """A plain :class:`Encoding` with exactly this feature table.
+
+        ``kinds`` ``(F,)`` (0 raw, 1 sin, 2 cos) and ``omegas`` ``(F, d)``, kept in
+        float64; what :func:`regions.load` and a ``state_dict`` of an encoded model
+        rebuild the encoding from (the features, not the subclass, are what count).
+        """
+        kinds = np.asarray(kinds)
+        omegas = np.asarray(omegas, dtype=np.float64)
+        if omegas.ndim == 1:
+            omegas = omegas[:, None]
+        if kinds.ndim != 1 or omegas.ndim != 2 or omegas.shape[0] != kinds.shape[0] \
+                or kinds.shape[0] == 0 or omegas.shape[1] == 0:
+            raise ValueError(f"an encoding's feature table needs kinds shaped (F,) and omegas "
+                             f"shaped (F, d) with F, d >= 1; got {kinds.shape} and {omegas.shape}")
+        if not np.all(np.isin(kinds, (RAW, SIN, COS))):
+            raise ValueError(f"encoding kinds must be 0 (raw), 1 (sin) or 2 (cos), got "
+                             f"{sorted(set(np.asarray(kinds).ravel().tolist()))}")
+        if not np.all(np.isfinite(omegas)):
+            raise ValueError("the encoding's frequencies (omegas) must be finite")
+        enc = Encoding()
+        enc.in_features = int(omegas.shape[1])
+        enc.register_buffer("kinds", torch.as_tensor(kinds.astype(np.int64)))
+        enc.register_buffer("omegas", torch.as_tensor(omegas.copy()))
+        return enc
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}"
+
     def feature_spec(self):
         """``(kinds, omegas)`` as numpy arrays: int64 ``(F,)`` and float64 ``(F, d)``."""
         return (self.kinds.detach().cpu().numpy().astype(np.int64),

@@ -13,7 +13,13 @@ Accepted models
   (``Identity``, ``Dropout`` and ``Flatten`` pass through; an
   :class:`regions.encoding.Encoding` may come first);
 * a ``state_dict`` of such a network (``*.weight`` / ``*.bias`` pairs in
-  module order; ReLU is assumed between consecutive Linear layers);
+  module order; ReLU is assumed between consecutive Linear layers). The
+  buffers of a regions encoding in front (``kinds`` and ``omegas``, and
+  ``B`` of :class:`regions.encoding.RandomFourierFeatures`, which wins over
+  ``omegas`` as in ``load_state_dict``) rebuild the encoding exactly; a
+  state_dict with other entries before its first Linear layer, or with only
+  part of an encoding's table, is refused (pass the model instead) rather
+  than read as a raw network;
 * a list of ``(W, b)`` pairs of numpy arrays, ``W`` shaped ``(out, in)``;
   ReLU between them;
 * a :class:`Network` (returned as is).
@@ -208,7 +214,7 @@ def _from_sequential(model):
     return _finish(layers, slopes_after, encoding, names)
 
 
-def _from_pairs(pairs, names=None):
+def _from_pairs(pairs, names=None, encoding=None):
     layers, names_out = [], []
     for i, pair in enumerate(pairs):
         if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
@@ -222,26 +228,101 @@ def _from_pairs(pairs, names=None):
         _check_finite(W, b, where)
         layers.append((W.copy(), b.copy())), names_out.append(where)
     slopes_after = [0.0] * (len(layers) - 1) + [None]
-    return _finish(layers, slopes_after, None, names_out)
+    return _finish(layers, slopes_after, encoding, names_out)
+
+
+def _as_array(v, dtype=None):
+    v = v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
+    return v if dtype is None else np.asarray(v, dtype=dtype)
+
+
+# buffers of a regions encoding (regions.encoding.Encoding and its subclasses)
+_ENCODING_BUFFERS = ("kinds", "omegas", "B")
+_PASS_INSTEAD = ("pass the nn.Sequential itself (or load the state_dict into it with "
+                 "model.load_state_dict(sd) and pass the model)")
+
+
+def _split_key(key):
+    prefix, _, leaf = key.rpartition(".")
+    return (prefix + "." if prefix else ""), leaf
+
+
+def _rff_omegas(kinds, B, where):
+    """The feature table a RandomFourierFeatures module builds from its matrix ``B``
+    (its load hook makes ``B`` win over a saved ``omegas``): ``[I]`` for raw inputs
+    when ``kinds`` starts with them, then ``2 pi b_i`` twice (sin, cos) per row."""
+    B = np.asarray(B, dtype=np.float64)
+    if B.ndim != 2:
+        raise ValueError(f"{where}B: expected a frequency matrix (n_frequencies, in_features), "
+                         f"got shape {B.shape}")
+    n, d = B.shape
+    n_raw = kinds.shape[0] - 2 * n
+    layout = np.array([0] * n_raw + [1, 2] * n, dtype=np.int64) if n_raw in (0, d) else None
+    if layout is None or not np.array_equal(kinds, layout):
+        raise ValueError(f"{where}B has shape {B.shape} but {where}kinds does not have the "
+                         f"layout of RandomFourierFeatures ({'raw ' * d}+ sin, cos per "
+                         f"frequency); cannot tell which features the state_dict describes; "
+                         f"{_PASS_INSTEAD}")
+    rows = [np.eye(d)] if n_raw else []
+    rows.append(np.repeat(2 * np.pi * B, 2, axis=0))
+    return np.concatenate(rows, axis=0)
+
+
+def _encoding_from_state_dict(sd, keys, first_weight):
+    """The regions encoding a state_dict describes (its ``kinds`` / ``omegas`` / ``B``
+    buffers), or None. Refuses anything before the first Linear layer it cannot read."""
+    from .encoding import Encoding
+
+    enc_keys = [k for k in keys if _split_key(k)[1] in _ENCODING_BUFFERS]
+    prefixes = sorted({_split_key(k)[0] for k in enc_keys})
+    before = keys[:keys.index(first_weight)]
+    unknown = [k for k in before if k not in enc_keys and not k.endswith(".bias")]
+    if unknown:
+        raise ValueError(f"the state_dict has entries {unknown[:4]} before its first Linear layer "
+                         f"({first_weight!r}) that are neither weights nor the buffers of a "
+                         "regions encoding (kinds, omegas); an input module this reader cannot "
+                         f"rebuild would be silently ignored; {_PASS_INSTEAD}")
+    if not enc_keys:
+        return None
+    if len(prefixes) > 1:
+        raise ValueError(f"the state_dict holds encoding buffers under several prefixes "
+                         f"{prefixes}; only one input encoding (the first module) is supported")
+    late = [k for k in enc_keys if k not in before]
+    if late:
+        raise ValueError(f"the state_dict has encoding buffers {late} after its first Linear "
+                         f"layer ({first_weight!r}); an encoding must be the first module")
+    pre = prefixes[0]
+    have = {_split_key(k)[1]: sd[k] for k in enc_keys}
+    if "kinds" not in have or ("omegas" not in have and "B" not in have):
+        missing = [f"{pre}{n}" for n in ("kinds", "omegas") if n not in have]
+        raise ValueError(f"the state_dict holds only part of an encoding's feature table "
+                         f"(missing {missing}); without it the first Linear layer's inputs "
+                         f"are unknown; {_PASS_INSTEAD}")
+    kinds = _as_array(have["kinds"]).astype(np.int64).ravel()
+    if "B" in have:
+        omegas = _rff_omegas(kinds, _as_array(have["B"], np.float64), pre)
+    else:
+        omegas = _as_array(have["omegas"], np.float64)
+    try:
+        return Encoding.from_spec(kinds, omegas)
+    except ValueError as e:
+        raise ValueError(f"state_dict encoding {pre!r}: {e}") from None
 
 
 def _from_state_dict(sd):
-    keys = [k for k in sd.keys() if k.endswith(".weight")]
-    if not keys:
+    keys = [str(k) for k in sd.keys()]
+    wkeys = [k for k in keys if k.endswith(".weight")]
+    if not wkeys:
         raise ValueError("the state_dict has no '*.weight' entries")
+    encoding = _encoding_from_state_dict(sd, keys, wkeys[0])
     pairs, names = [], []
-    for k in keys:
+    for k in wkeys:
         prefix = k[: -len(".weight")]
-        W = sd[k]
-        W = W.detach().cpu().double().numpy() if hasattr(W, "detach") else np.asarray(W)
+        W = _as_array(sd[k])
         bk = prefix + ".bias"
-        if bk in sd:
-            b = sd[bk]
-            b = b.detach().cpu().double().numpy() if hasattr(b, "detach") else np.asarray(b)
-        else:
-            b = np.zeros(W.shape[0])
+        b = _as_array(sd[bk]) if bk in sd else np.zeros(W.shape[0])
         pairs.append((W, b)), names.append(f"state_dict entry '{prefix}'")
-    return _from_pairs(pairs, names)
+    return _from_pairs(pairs, names, encoding)
 
 
 def as_network(model) -> Network:

@@ -311,3 +311,86 @@ def test_feature_table_stays_float64_through_dtype_casts():
     B = rff.B.clone()
     rff.half()
     assert rff.B.dtype == torch.float64 and torch.equal(rff.B, B)
+
+
+# ------------------------------------------------- state_dict of an encoded model
+
+def _same_partition(p, q):
+    assert type(q) is type(p) and len(q) == len(p)
+    np.testing.assert_array_equal(q.points, p.points)
+    np.testing.assert_array_equal(q.packed_patterns, p.packed_patterns)
+    for a, b in zip(q.affine, p.affine):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(q.network.encoding.feature_spec(), p.network.encoding.feature_spec()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("which", ["pe", "pe_input_base3", "rff", "pe2d_segment"])
+def test_state_dict_of_encoded_model_partitions_like_the_model(which):
+    if which == "pe":
+        model, domain = encoded_mlp(PositionalEncoding(5), [16, 16, 1], 7), (0.0, 1.0)
+    elif which == "pe_input_base3":
+        model = encoded_mlp(PositionalEncoding(3, include_input=True, base=3.0), [12, 2], 8)
+        domain = (-1.0, 1.5)
+    elif which == "rff":
+        model, domain = encoded_mlp(RandomFourierFeatures(1, 6, 2.0, seed=1, include_input=True),
+                                    [16, 16, 1], 9), (-1.0, 1.0)
+    else:
+        model = encoded_mlp(PositionalEncoding(3, in_features=2), [16, 16, 1], 10)
+        domain = regions.Segment([0.1, 0.9], [0.8, 0.2])
+    p = regions.partition(model, domain, progress=False)
+    for sd in (model.state_dict(), {k: v.numpy() for k, v in model.state_dict().items()}):
+        q = regions.partition(sd, domain, progress=False)
+        _same_partition(p, q)
+    # and the torch forward pass of the model agrees with the state_dict's partition
+    t = np.random.default_rng(0).uniform(p.points[0], p.points[-1], 5000)
+    x = t[:, None] if not isinstance(domain, regions.Segment) else domain.origin + t[:, None] * domain.basis[:, 0]
+    pats, out = torch_patterns_and_output(model, x)
+    np.testing.assert_array_equal(q.patterns[q.locate(t)], pats)
+    np.testing.assert_allclose(q.evaluate(t), out, atol=1e-9)
+
+
+def test_state_dict_rff_frequency_matrix_wins_as_in_load_state_dict():
+    # RandomFourierFeatures' load hook rebuilds omegas from B: an edited B must count
+    model = encoded_mlp(RandomFourierFeatures(1, 4, 1.0, seed=2), [10, 1], 3)
+    sd = model.state_dict()
+    sd["0.B"] = sd["0.B"] * 1.7
+    loaded = encoded_mlp(RandomFourierFeatures(1, 4, 1.0, seed=5), [10, 1], 4)
+    loaded.load_state_dict(sd)
+    assert not torch.equal(loaded[0].omegas, model[0].omegas)
+    _same_partition(regions.partition(loaded, (0.0, 1.0), progress=False),
+                    regions.partition(sd, (0.0, 1.0), progress=False))
+    # B alone (no omegas) is enough; kinds tell whether raw inputs come first
+    del sd["0.omegas"]
+    _same_partition(regions.partition(loaded, (0.0, 1.0), progress=False),
+                    regions.partition(sd, (0.0, 1.0), progress=False))
+
+
+def test_state_dict_of_encoded_model_is_never_read_as_raw():
+    # PE(1) of a 1D coordinate has 2 features: read as raw weights, this state_dict
+    # would be a 2-input network and a box domain would silently give a wrong partition
+    model = encoded_mlp(PositionalEncoding(1), [6, 1], 0)
+    sd = model.state_dict()
+    assert as_network(sd).input_dim == 1 and as_network(sd).encoding is not None
+    with pytest.raises(ValueError, match="2-dimensional input space but the network takes 1"):
+        regions.partition(sd, ((0, 1), (0, 1)))
+    model2 = encoded_mlp(PositionalEncoding(2, in_features=2), [6, 1], 0)
+    with pytest.raises(ValueError, match="partition_encoded_segment"):
+        regions.partition(model2.state_dict(), ((0, 1), (0, 1)))
+    # part of the feature table: refused, saying what to pass instead
+    partial = dict(sd)
+    del partial["0.omegas"]
+    with pytest.raises(ValueError, match=r"missing \['0.omegas'\].*pass the nn.Sequential"):
+        regions.partition(partial, (0, 1))
+    # an unknown input module before the first Linear layer: refused too
+    custom = {"0.freqs": torch.ones(3), **{k: v for k, v in sd.items() if not k.startswith("0.")}}
+    with pytest.raises(ValueError, match=r"'0.freqs'.*pass the nn.Sequential"):
+        as_network(custom)
+    # an encoding buffer after a Linear layer
+    late = {k: v for k, v in sd.items() if not k.startswith("0.")}
+    late.update({"9.kinds": sd["0.kinds"], "9.omegas": sd["0.omegas"]})
+    with pytest.raises(ValueError, match="first module"):
+        as_network(late)
+    # a raw state_dict is read as before
+    raw = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    assert as_network(raw.state_dict()).encoding is None
