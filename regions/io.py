@@ -77,18 +77,9 @@ def _network_arrays(network):
 
 def _encoding_from_spec(kinds, omegas):
     """An :class:`regions.encoding.Encoding` with exactly this feature table."""
-    import torch
-
     from .encoding import Encoding
 
-    from_spec = getattr(Encoding, "from_spec", None) or getattr(Encoding, "from_feature_spec", None)
-    if from_spec is not None:
-        return from_spec(kinds, omegas)
-    enc = Encoding()
-    enc.in_features = int(omegas.shape[1])
-    enc.register_buffer("kinds", torch.as_tensor(np.asarray(kinds, dtype=np.int64)))
-    enc.register_buffer("omegas", torch.as_tensor(np.asarray(omegas, dtype=np.float64)))
-    return enc
+    return Encoding.from_spec(kinds, omegas)
 
 
 def _network_from(z, where):
@@ -103,8 +94,13 @@ def _network_from(z, where):
         raise ValueError(f"{where}: the network is incomplete (missing {e.args[0]!r})") from None
     names = [str(s) for s in z["net.names"]] if "net.names" in z else []
     encoding = None
-    if "enc.kinds" in z:
-        encoding = _encoding_from_spec(np.array(z["enc.kinds"]), np.array(z["enc.omegas"]))
+    if "enc.kinds" in z or "enc.omegas" in z:
+        try:
+            encoding = _encoding_from_spec(np.array(z["enc.kinds"]), np.array(z["enc.omegas"]))
+        except KeyError as e:
+            raise ValueError(f"{where}: the encoding is incomplete (missing {e.args[0]!r})") from None
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
     return Network(weights, biases, slopes, encoding, names)
 
 

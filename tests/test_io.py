@@ -207,3 +207,118 @@ def test_geojson_refuses_1d():
     p = regions.partition(_sequential([1, 4, 1], seed=0), (-1, 1))
     with pytest.raises(ValueError, match="2D partition"):
         to_geojson(p)
+
+
+# ------------------------------------------------------------ encoded 1D and non-convex 2D
+
+def _encoded(enc, widths, seed):
+    torch.manual_seed(seed)
+    mods, n = [enc], enc.out_features
+    for i, w in enumerate(widths):
+        mods.append(torch.nn.Linear(n, w, dtype=torch.float64))
+        if i < len(widths) - 1:
+            mods.append(torch.nn.ReLU())
+        n = w
+    return torch.nn.Sequential(*mods)
+
+
+def _torch_encoded(model, x):
+    """Patterns and output of an encoded Sequential by torch (encoding included)."""
+    h = torch.as_tensor(np.asarray(x, dtype=np.float64))
+    bits = []
+    with torch.no_grad():
+        for i, m in enumerate(model):
+            h = m(h)
+            if isinstance(m, torch.nn.Linear) and i + 1 < len(model):
+                bits.append((h > 0).numpy())
+    return np.concatenate(bits, axis=1), h.numpy()
+
+
+@pytest.mark.parametrize("case", ["pe", "rff_state_dict", "pe2d_interval", "pe2d_segment"])
+def test_round_trip_encoded_1d(tmp_path, case):
+    from regions.encoded import EncodedPartition1D
+
+    if case == "pe":
+        model = _encoded(regions.PositionalEncoding(5), [16, 16, 2], 0)
+        source, domain = model, (0.0, 1.0)
+    elif case == "rff_state_dict":
+        model = _encoded(regions.RandomFourierFeatures(1, 6, 2.0, seed=3, include_input=True),
+                         [12, 12, 1], 1)
+        source, domain = model.state_dict(), (-1.0, 1.0)
+    elif case == "pe2d_interval":
+        # a horizontal line y = 0.3 of a 2D coordinate, as grid_crossings builds it
+        model = _encoded(regions.PositionalEncoding(3, in_features=2), [12, 12, 1], 2)
+        source, domain = model, regions.Interval(0.0, 1.0, origin=[0.0, 0.3], basis=[[1.0], [0.0]])
+    else:
+        model = _encoded(regions.PositionalEncoding(3, in_features=2), [12, 12, 1], 3)
+        source, domain = model, regions.Segment([0.1, 0.9], [0.7, 0.05])
+    p = regions.partition(source, domain, progress=False)
+    assert isinstance(p, EncodedPartition1D) and len(p) > 20
+    p.save(tmp_path / "enc.npz")
+    q = load(tmp_path / "enc.npz")
+    _assert_same_arrays(p, q)
+    for name in ("points", "midpoints", "pattern_id", "kinds", "alpha", "beta"):
+        np.testing.assert_array_equal(getattr(q, name), getattr(p, name), err_msg=name)
+    assert q.n_patterns == p.n_patterns and q.stats == p.stats
+    assert q.affine[0].shape == (len(p), p.network.output_dim, p.network.encoding.out_features)
+    for a, b in zip(q.network.encoding.feature_spec(), p.network.encoding.feature_spec()):
+        np.testing.assert_array_equal(a, b)
+    lo, hi = p.points[0], p.points[-1]
+    t = np.random.default_rng(4).uniform(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo), 4000)
+    r = q.locate(t)
+    np.testing.assert_array_equal(r, p.locate(t))
+    inside = (t >= lo) & (t <= hi)
+    assert np.all(r[~inside] == -1) and np.all(r[inside] >= 0)
+    np.testing.assert_array_equal(q.evaluate(t), p.evaluate(t))
+    np.testing.assert_array_equal(q.encode(t), p.encode(t))
+    # the loaded partition against torch at the sample points
+    x = q.domain.origin + t[inside, None] * q.domain.basis[:, 0]
+    bits, out = _torch_encoded(model, x)
+    np.testing.assert_array_equal(q.patterns[r[inside]], bits)
+    np.testing.assert_allclose(q.evaluate(t[inside]), out, atol=1e-9)
+    # the encoding of the loaded network computes the same features
+    np.testing.assert_array_equal(q.network.encoding.encode_numpy(x), model[0].encode_numpy(x))
+
+
+def test_round_trip_nonconvex_polygon(tmp_path):
+    model = _sequential([2, 12, 12, 2], seed=7)
+    # an arrow: non-convex (reflex vertex at (0, 0.5)), so regions get clipped into
+    # non-convex pieces and the engine merges its convex parts
+    poly = shapely.Polygon([(-2, -2), (2, -2), (2, 2), (0, 0.5), (-2, 2)])
+    p = regions.partition(model, poly, progress=False)
+    assert not p.convex
+    q = load(save(p, tmp_path / "arrow.npz"))
+    _assert_same_arrays(p, q)
+    assert not q.convex and q.stats == p.stats
+    assert q.domain.polygon.equals(p.domain.polygon)
+    for name in ("vertex_values", "centroids", "perimeters", "edge_faces", "inradius",
+                 "chebyshev_centers"):
+        np.testing.assert_array_equal(getattr(q, name), getattr(p, name), err_msg=name)
+    assert (q.adjacency() != p.adjacency()).nnz == 0
+    np.testing.assert_array_equal(q.level_set(0.1), p.level_set(0.1))
+    np.testing.assert_array_equal(q.level_set(-0.2, output=1), p.level_set(-0.2, output=1))
+    # regions tile the arrow and nothing else
+    assert abs(shapely.union_all(q.polygons()).area - poly.area) < 1e-9
+    pts = np.random.default_rng(5).uniform(-2.5, 2.5, size=(4000, 2))
+    r = q.locate(pts)
+    np.testing.assert_array_equal(r, p.locate(pts))
+    inside = shapely.covers(poly, shapely.points(pts))
+    assert np.all(r[~inside] == -1) and np.all(r[inside] >= 0)
+    assert np.any(~inside & (pts[:, 1] > 0.5) & (np.abs(pts[:, 0]) < 0.5))  # the notch
+    bits, out = _torch_patterns_outputs(model, pts[inside])
+    np.testing.assert_array_equal(q.patterns[r[inside]], bits)
+    A, c = q.affine
+    np.testing.assert_allclose(np.einsum("mod,md->mo", A[r[inside]], pts[inside]) + c[r[inside]],
+                               out, atol=1e-9)
+
+
+def test_encoded_file_without_its_feature_table_is_refused(tmp_path):
+    model = _encoded(regions.PositionalEncoding(2), [4, 1], 0)
+    path = save(regions.partition(model, (0.0, 1.0), progress=False), tmp_path / "enc.npz")
+    with np.load(path) as z:
+        arrays = dict(z)
+    del arrays["enc.omegas"]
+    cut = tmp_path / "cut.npz"
+    np.savez(cut, **arrays)
+    with pytest.raises(ValueError, match="cut.npz.*encoding is incomplete.*enc.omegas"):
+        load(cut)
