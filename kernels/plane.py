@@ -639,7 +639,8 @@ def _cut_face(f, write, cut_off, cut_neuron, face_pos, P, Z, eps, face_off, face
         new_edges[base_ie + q, 1] = lv_gid[b] if lv_gid[b] >= 0 else base_iv + (-1 - lv_gid[b])
     fo = out_face
     so = out_slot
-    nwords = old_bits.shape[1]
+    n_old_words = old_bits.shape[1]
+    nwords = new_bits.shape[1]
     for p in range(npoly):
         if not poly_alive[p]:
             continue
@@ -658,7 +659,7 @@ def _cut_face(f, write, cut_off, cut_neuron, face_pos, P, Z, eps, face_off, face
         # pattern bits: inherited words, this layer's "positive somewhere on the
         # face" bits, then the cutting neurons by the side this polygon is on
         nwl = face_pos.shape[1]
-        for wd in range(nwords):
+        for wd in range(n_old_words):
             new_bits[fo, wd] = old_bits[f, wd]
         sh = np.uint64(bit_offset & 63)
         w0 = bit_offset >> 6
@@ -753,7 +754,9 @@ def cut_faces(write, chunk, cut_off, cut_neuron, face_pos, nbnd, P, Z, eps, face
               old_bits, new_bits, bit_offset):
     """Cut every face (parallel over chunks of faces). Count mode (``write`` False)
     returns per-face (faces, slots, interior vertices, interior edges, errors);
-    write mode writes at the exclusive prefix sums ``out_*`` of those counts."""
+    write mode writes at the exclusive prefix sums ``out_*`` of those counts.
+    Each new face gets its parent's ``old_bits`` words (``old_bits`` may have no
+    columns) and this layer's bits from bit ``bit_offset`` of ``new_bits``."""
     F = face_off.shape[0] - 1
     n = Z.shape[1]
     counts = np.zeros((F, 5), dtype=np.int64)
