@@ -182,6 +182,42 @@ def test_region_count_over_training():
     assert ax.get_xlabel() == "epoch"
 
 
+def test_region_count_draws_runs_with_only_sampled_counts_in_their_colour():
+    # an encoded 2D run has no exact count: its sampled count is drawn alone
+    ax = rp.region_count({"raw": ([0, 10], [100, 150])},
+                         sampled={"raw": ([0, 10], [90, 120]), "PE": ([0, 10], [300, 310])},
+                         colors={"PE": "red"})
+    lines = ax.get_lines()
+    assert len(lines) == 3
+    np.testing.assert_array_equal(lines[2].get_ydata(), [300, 310])
+    assert lines[2].get_color() == "red" and lines[0].get_color() == "C0"
+    assert "PE, sampled (lower bound)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    ax = rp.region_count({}, sampled={"PE": ([0, 10], [300, 310])})
+    assert len(ax.get_lines()) == 1
+
+
+def test_speed_vs_feature_on_given_axes_and_a_constant_feature():
+    rng = np.random.default_rng(1)
+    fig, axes = plt.subplots(2, 4)
+    speed = rng.normal(size=100)
+    feats = {"a": rng.random(100), "b": rng.random(100), "c": rng.random(100),
+             "const": np.ones(100)}
+    for row in axes:
+        rp.speed_vs_feature(feats, speed, axes=row, speed_label="rate")
+    # one y label per row, on its first panel (not every ncols-th panel)
+    assert [a.get_ylabel() for a in axes.ravel()] == ["rate", "", "", ""] * 2
+    assert "constant feature" in axes[0, 3].get_title() and "nan" not in axes[0, 3].get_title()
+
+
+def test_residual_energy_colour_scale_ignores_a_short_spike():
+    energy = np.full((200, 3), 0.5)
+    energy[0] = 5.0                                  # one early epoch far above the rest
+    axes = rp.residual_energy(energy)
+    mesh = next(c for c in axes[0].collections if isinstance(c, QuadMesh))
+    assert mesh.norm.vmax == 1.0
+    assert rp.residual_energy(energy, kind="lines")[0].get_ylim()[1] >= 5.0
+
+
 def test_coupling_figures():
     rng = np.random.default_rng(0)
     n = 500

@@ -69,6 +69,9 @@ def speed_vs_feature(features, speed, censored=None, axes=None, speed_label="epo
     speed : (N,) array
         A speed measure per sample (e.g. epochs until loss_i <= eps loss_i(0)).
     censored : (N,) bool, optional
+    axes : array of Axes, optional
+        One per feature; the y label goes on the first of each row (a 1D
+        array is one row). Default: a new figure with ``ncols`` panels a row.
     speed_label : str
         The y-axis label.
 
@@ -85,6 +88,10 @@ def speed_vs_feature(features, speed, censored=None, axes=None, speed_label="epo
     cens = np.zeros(speed.shape, bool) if censored is None else np.asarray(censored, bool).ravel()
     if axes is None:
         _, axes = _grid(len(features), ncols)
+    elif np.ndim(axes) == 2:
+        ncols = np.shape(axes)[1]
+    else:
+        ncols = np.size(axes)                        # given axes: one row
     axes = np.atleast_1d(axes).ravel()
     rng = np.random.default_rng(seed)
     show = np.arange(speed.size)
@@ -108,12 +115,17 @@ def speed_vs_feature(features, speed, censored=None, axes=None, speed_label="epo
             xc, q25, q50, q75 = _binned_quantiles(x[ok], speed[ok], nbins, log)
             ax.fill_between(xc, q25, q75, color="k", alpha=0.15, lw=0)
             ax.plot(xc, q50, "-", color="k", lw=1.6, label="median (IQR band)")
-            rho = spearmanr(x[ok], speed[ok]).statistic
-            ax.set_title(f"{name}\nSpearman ρ = {rho:+.2f} (n = {ok.sum():,})", fontsize="medium")
+            if np.ptp(x[ok]) > 0 and np.ptp(speed[ok]) > 0:
+                rho = f"Spearman ρ = {spearmanr(x[ok], speed[ok]).statistic:+.2f}"
+            else:                                    # no rank correlation for a constant
+                rho = "constant" + (" feature" if np.ptp(x[ok]) == 0 else " speed")
+            ax.set_title(f"{name}\n{rho} (n = {ok.sum():,})", fontsize="medium")
         else:
             ax.set_title(str(name), fontsize="medium")
         if log:
             ax.set_xscale("log")
+        else:
+            ax.locator_params(axis="x", nbins=4)      # long decimals must not run together
         ax.set_xlabel(str(name))
         ax.grid(alpha=0.3, lw=0.5)
     for ax in axes[:: max(1, min(ncols, len(axes)))]:
@@ -169,7 +181,8 @@ def _band_labels(bands):
     return b
 
 
-def residual_energy(energy, epochs=None, bands=None, axes=None, kind="image", colorbar=True):
+def residual_energy(energy, epochs=None, bands=None, axes=None, kind="image", colorbar=True,
+                    vmax=None):
     """Residual energy ratio per frequency band over training (the spectral-bias picture).
 
     Parameters
@@ -186,6 +199,11 @@ def residual_energy(energy, epochs=None, bands=None, axes=None, kind="image", co
     kind : "image" or "lines"
         A heat map (epochs x bands, low frequencies at the bottom) or one line
         per band coloured from low (dark) to high (yellow) frequency.
+    vmax : float, optional
+        Top of the colour scale (image) or of the y axis (lines). Default for
+        an image: 1 or the 99th percentile of the ratios if larger, so a
+        short spike early in training does not wash out the rest (the colour
+        bar then shows an arrow); for lines: the largest ratio.
 
     Returns
     -------
@@ -198,7 +216,12 @@ def residual_energy(energy, epochs=None, bands=None, axes=None, kind="image", co
     runs = {k: (tuple(v) if isinstance(v, (tuple, list)) and len(v) == 2 else (epochs, v))
             for k, v in runs.items()}
     bands = _band_labels(bands)
-    vmax = max(1.0, max(float(np.nanmax(np.asarray(e, float))) for _, e in runs.values()))
+    values = np.concatenate([np.asarray(e, float).ravel() for _, e in runs.values()])
+    values = values[np.isfinite(values)]
+    top = max(1.0, float(values.max()) if values.size else 1.0)
+    if vmax is None:
+        vmax = top if kind == "lines" or not values.size else \
+            max(1.0, float(np.percentile(values, 99)))
     if axes is None:
         _, axes = plt.subplots(1, len(runs), figsize=(4.4 * len(runs) + 1.0, 3.6),
                                sharey=True, layout="constrained", squeeze=False)
@@ -212,7 +235,8 @@ def residual_energy(energy, epochs=None, bands=None, axes=None, kind="image", co
     if colorbar and art is not None:
         fig = axes[0].figure
         if kind == "image":
-            fig.colorbar(art, ax=list(axes), label="residual energy ratio", shrink=0.9)
+            fig.colorbar(art, ax=list(axes), label="residual energy ratio", shrink=0.9,
+                         extend="max" if top > vmax else "neither")
         else:
             cb = fig.colorbar(art, ax=list(axes), label="frequency band", shrink=0.9)
             n_b = int(round(art.norm.vmax + 0.5))

@@ -153,7 +153,7 @@ def _is_labelled(obj):
         isinstance(v, (Mapping, tuple, list)) for v in obj.values())
 
 
-def region_count(checkpoint_counts, ax=None, sampled=None, logy=False, title=None):
+def region_count(checkpoint_counts, ax=None, sampled=None, logy=False, title=None, colors=None):
     """Number of regions at each checkpoint over training.
 
     Parameters
@@ -162,7 +162,11 @@ def region_count(checkpoint_counts, ax=None, sampled=None, logy=False, title=Non
         or a mapping label -> one of those (one line per run, e.g. raw vs PE).
     sampled : same form, optional
         Sampled counts (distinct patterns on a grid) drawn dashed in the same
-        colour: the lower bound beside the exact count.
+        colour: the lower bound beside the exact count. A labelled run found
+        only here (no exact count, e.g. a 2D run behind an encoding) is drawn
+        dashed alone.
+    colors : mapping label -> colour, optional
+        Keeps a run's colour across figures (default: C0, C1, ... in order).
 
     Returns
     -------
@@ -170,18 +174,28 @@ def region_count(checkpoint_counts, ax=None, sampled=None, logy=False, title=Non
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(5.6, 3.8), layout="constrained")
-    runs = checkpoint_counts if _is_labelled(checkpoint_counts) else {"exact": checkpoint_counts}
+    if isinstance(checkpoint_counts, Mapping) and not checkpoint_counts:
+        runs = {}                                    # sampled counts only
+    else:
+        runs = (checkpoint_counts if _is_labelled(checkpoint_counts)
+                else {"exact": checkpoint_counts})
     samp = None
     if sampled is not None:
-        samp = sampled if _is_labelled(sampled) else {next(iter(runs)): sampled}
-    for i, (label, series) in enumerate(runs.items()):
-        e, c = _series(series)
-        ax.plot(e, c, "o-", color=f"C{i}", ms=3.5, lw=1.4,
-                label=label if len(runs) > 1 or samp else None)
+        samp = (sampled if _is_labelled(sampled) or not runs
+                else {next(iter(runs)): sampled})
+        if not _is_labelled(samp):
+            samp = {"sampled": samp}
+    labels = list(runs) + [k for k in (samp or {}) if k not in runs]
+    for i, label in enumerate(labels):
+        col = (colors or {}).get(label, f"C{i}")
+        if label in runs:
+            e, c = _series(runs[label])
+            ax.plot(e, c, "o-", color=col, ms=3.5, lw=1.4,
+                    label=label if len(labels) > 1 or samp else None)
         if samp is not None and label in samp:
             es, cs = _series(samp[label])
-            ax.plot(es, cs, "s--", color=f"C{i}", ms=3, lw=1.0, alpha=0.8,
-                    label=f"{label}, sampled (lower bound)" if len(runs) > 1 else
+            ax.plot(es, cs, "s--", color=col, ms=3, lw=1.0, alpha=0.8,
+                    label=f"{label}, sampled (lower bound)" if len(labels) > 1 else
                     "sampled (lower bound)")
     if logy:
         ax.set_yscale("log")
