@@ -286,28 +286,15 @@ def _study(args):
             raise UsageError(f"bad --seeds {args.seeds!r}: expected integers separated by "
                              "commas, e.g. 0,1,2") from None
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
-    executor = None                          # the study's default: 2 local processes
-    if args.workers is not None:
-        if args.workers < 1:
-            raise UsageError(f"bad --workers {args.workers}: must be >= 1")
-        if args.workers == 1:
-            from .study.study import SerialExecutor
-
-            executor = SerialExecutor()
-        else:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            executor = ProcessPoolExecutor(max_workers=args.workers,
-                                           mp_context=multiprocessing.get_context("spawn"))
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"bad --workers {args.workers}: must be >= 1")
     try:
-        result = run_study(preset=args.preset, out_dir=args.out, executor=executor,
+        # run_study takes the number of workers as its executor: N local processes
+        # (1: in this process), started and shut down by the study; None: its default, 2
+        result = run_study(preset=args.preset, out_dir=args.out, executor=args.workers,
                            progress=progress, seeds=seeds)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    finally:
-        if executor is not None and hasattr(executor, "shutdown"):
-            executor.shutdown()
     if result is not None and not progress:  # with progress on, the study says it
         print(f"report: {result}")
     return 0

@@ -186,11 +186,43 @@ def test_study_passes_options(monkeypatch, capsys, tmp_path):
                         progress=False, seeds=[0, 2])
     code, _, _ = _run(capsys, "study", "--preset", "paper", "--workers", "1")
     assert code == 0 and seen["preset"] == "paper" and seen["seeds"] is None
-    assert seen["executor"].submit(sum, [1, 2]).result() == 3      # runs in this process
+    assert seen["executor"] == 1                  # run_study runs the jobs in this process
+    code, _, _ = _run(capsys, "study", "--workers", "3")
+    assert code == 0 and seen["executor"] == 3
     code, _, err = _run(capsys, "study", "--seeds", "x")
     assert code == 2 and "bad --seeds 'x'" in err
     code, _, err = _run(capsys, "study", "--workers", "0")
     assert code == 2 and "bad --workers 0" in err
+
+
+def test_study_workers_size_the_pool_that_runs_the_jobs(monkeypatch, capsys, tmp_path):
+    # through the real run_study: --workers N becomes a pool of N processes (1: none)
+    import os
+
+    import regions.study.report
+    import regions.study.study as st
+
+    pools, ran = [], []
+
+    def fake_pool(workers=2):
+        pools.append(workers)
+        return st.SerialExecutor()
+
+    def fake_job(job):
+        ran.append(job["name"])
+        return {"name": job["name"], "seed": job["seed"], "seconds": 0.0, "mean_loss": [1.0]}
+
+    monkeypatch.setattr(st, "_default_executor", fake_pool)
+    monkeypatch.setattr(st, "run_job", fake_job)
+    monkeypatch.setattr(regions.study.report, "write_report",
+                        lambda results, out_dir, **kw: os.path.join(out_dir, "report.md"))
+    out = str(tmp_path / "r")
+    for workers, want in ((["--workers", "3"], [3]), (["--workers", "1"], []), ([], [2])):
+        pools.clear()
+        ran.clear()
+        code, _, _ = _run(capsys, "study", "--preset", "tiny", "--out", out, "--no-progress",
+                          *workers)
+        assert code == 0 and pools == want and len(ran) == 4, (workers, pools)
 
 
 def test_study_unknown_preset_exits_2(capsys, tmp_path):
