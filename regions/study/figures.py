@@ -1,16 +1,19 @@
-"""Simple figures for the study report (matplotlib, Agg backend).
+"""Figures for the study report (matplotlib, Agg backend).
 
 Each function takes the list of job results of :func:`regions.study.run_study`
 (one dict per experiment and seed) and a PNG path, draws one figure and
-returns the path. Runs are coloured by experiment; seeds share the colour.
-The nicer figures of :mod:`regions.plot` may replace these later.
+returns the path. Runs keep one colour per experiment in every figure.
+The region count, speed against region features, residual energy and
+gradient confusion are drawn by :mod:`regions.plot` (``region_count``,
+``speed_vs_feature``, ``residual_energy``, ``confusion_densities``) from
+these results, and so is the partition (``partition``).
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["partitions", "region_count", "binned_speed", "residual_energy", "confusion_densities",
-           "prediction_scatter", "boundary_distance", "loss_curves"]
+__all__ = ["partitions", "region_count", "speed_vs_features", "residual_energy",
+           "confusion_densities", "prediction_scatter", "boundary_distance", "loss_curves"]
 
 
 def _plt():
@@ -26,6 +29,14 @@ def _colours(results):
     names = list(dict.fromkeys(r["name"] for r in results))
     cmap = _plt().get_cmap("tab10")
     return {n: cmap(i % 10) for i, n in enumerate(names)}
+
+
+def _rplot():
+    """:mod:`regions.plot`, imported after the Agg backend is chosen."""
+    _plt()
+    import regions.plot
+
+    return regions.plot
 
 
 def _save(fig, path):
@@ -54,136 +65,214 @@ def loss_curves(results, path):
     return _save(fig, path)
 
 
+def _one_seed(results):
+    """One run per experiment: the first seed's."""
+    seed = results[0]["seed"]
+    return [r for r in results if r["seed"] == seed]
+
+
+def _rows_by_dim(runs):
+    """Runs grouped into rows, 2D signals first."""
+    return [g for g in ([r for r in runs if r["dim"] == d] for d in (2, 1)) if g]
+
+
+def _panel_grid(rows, size, **kw):
+    """A figure with one row of panels per group; unused panels hidden."""
+    plt = _plt()
+    ncols = max(len(g) for g in rows)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(size[0] * ncols + 0.4, size[1] * len(rows)),
+                             layout="constrained", squeeze=False, **kw)
+    for row, g in zip(axes, rows):
+        for ax in row[len(g):]:
+            ax.set_visible(False)
+    return fig, axes
+
+
 def region_count(results, path):
-    """Exact region count (solid) and distinct sampled patterns (dashed) over training."""
+    """Exact region count (solid) and distinct sampled patterns (dashed) over
+    training, one panel per signal dimension, drawn with
+    :func:`regions.plot.region_count` (mean over seeds)."""
+    draw = _rplot().region_count
     plt = _plt()
     col = _colours(results)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for dim, ax in zip((2, 1), axes):
-        seen = set()
-        for r in results:
-            if r["dim"] != dim:
-                continue
-            ep = [c["epoch"] for c in r["checkpoints"]]
-            exact = [c["n_regions"] if c["n_regions"] is not None else np.nan
-                     for c in r["checkpoints"]]
-            sampled = [c["n_patterns_sampled"] for c in r["checkpoints"]]
-            lab = r["name"] not in seen
-            seen.add(r["name"])
-            if np.any(np.isfinite(np.asarray(exact, float))):
-                ax.plot(ep, exact, "-o", color=col[r["name"]], ms=3,
-                        label=f"{r['name']} exact" if lab else None)
-            ax.plot(ep, sampled, "--", color=col[r["name"]],
-                    label=f"{r['name']} sampled" if lab else None)
-        if seen:
-            n = next(r["n"] for r in results if r["dim"] == dim)
-            ax.axhline(n, color="grey", lw=0.8, ls=":", label="samples")
-            ax.set_yscale("log")
-            ax.legend(fontsize=7)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("regions (exact) / patterns (sampled)")
-        ax.set_title(f"{dim}D: region count over training")
+    dims = [d for d in (2, 1) if any(r["dim"] == d for r in results)]
+    fig, axes = plt.subplots(1, len(dims), figsize=(5.6 * len(dims), 4.6), layout="constrained",
+                             squeeze=False)
+    for dim, ax in zip(dims, axes[0]):
+        exact, sampled = {}, {}
+        names = list(dict.fromkeys(r["name"] for r in results if r["dim"] == dim))
+        for name in names:
+            rs = [r for r in results if r["name"] == name]
+            ep = [c["epoch"] for c in rs[0]["checkpoints"]]
+            ex = np.array([[c["n_regions"] if c["n_regions"] is not None else np.nan
+                            for c in r["checkpoints"]] for r in rs], float)
+            sa = np.array([[c["n_patterns_sampled"] for c in r["checkpoints"]] for r in rs], float)
+            if np.all(np.isfinite(ex)):
+                exact[name] = (ep, ex.mean(0))
+            sampled[name] = (ep, sa.mean(0))
+        draw(exact, ax=ax, sampled=sampled, logy=True, colors=col)
+        n = next(r["n"] for r in results if r["dim"] == dim)
+        ax.axhline(n, color="0.45", lw=0.9, ls=":", label=f"{n:,} samples (sampled cap)")
+        seeds = len({r["seed"] for r in results if r["dim"] == dim})
+        ax.set_title(f"{dim}D signal" + (f" (mean of {seeds} seeds)" if seeds > 1 else ""),
+                     fontsize="medium")
+        ax.set_ylabel("exact " + ("pieces" if dim == 1 else "regions") + " / sampled patterns")
+        # the legend goes under the panel: the lines span the whole width
+        ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
+                  frameon=False)
     return _save(fig, path)
 
 
-def binned_speed(results, path, features=("occupancy", "hamming", "crossings", "dist_boundary"),
-                 checkpoint=1):
-    """Mean per-sample speed after a checkpoint in quantile bins of each feature,
-    as a z-score within the run (runs learn at very different overall rates)."""
+def speed_vs_features(results, path, features=("occupancy", "measure", "hamming",
+                                               "dist_boundary", "crossings"), checkpoint=1):
+    """Per-sample speed after a checkpoint against region features at it, one row
+    per run (first seed) and one column per feature, drawn with
+    :func:`regions.plot.speed_vs_feature` (samples, binned median and
+    interquartile band, Spearman rho). Each row's y axis spans the 1st to
+    99th percentile of its speeds (a few fast or slow samples lie outside)."""
+    speed_vs_feature = _rplot().speed_vs_feature
+    runs = _one_seed(results)
+    cps = [r["checkpoints"][min(checkpoint, len(r["checkpoints"]) - 1)] for r in runs]
+    feats = [f for f in features if any(f in c["features"] for c in cps)]
+    if not feats:
+        raise ValueError(f"none of the features {features} is in the results")
     plt = _plt()
-    col = _colours(results)
-    fig, axes = plt.subplots(1, len(features), figsize=(3.3 * len(features), 3.2), squeeze=False)
-    for ax, feat in zip(axes[0], features):
-        for r in results:
-            cps = r["checkpoints"]
-            c = cps[min(checkpoint, len(cps) - 1)]
-            b = c.get("binned", {}).get(feat)
-            if b is None or len(b["mean"]) == 0:
-                continue
-            sp = np.asarray(c.get("speeds", {}).get(c.get("binned_speed", "rate"), []), float)
-            sp = sp[np.isfinite(sp)]
-            mu, sd = (sp.mean(), sp.std()) if sp.size > 1 and sp.std() > 0 else (0.0, 1.0)
-            ax.errorbar(b["centre"], (b["mean"] - mu) / sd, yerr=b["sem"] / sd,
-                        color=col[r["name"]], ms=3,
-                        fmt="-o", lw=1, capsize=2, label=f"{r['name']} s{r['seed']} @{c['epoch']}")
-        ax.set_xlabel(feat)
-        if feat in ("occupancy", "dist_boundary", "measure"):
-            ax.set_xscale("log")
-        ax.set_ylabel("speed after checkpoint (z-score in run)")
-        ax.axhline(0, color="grey", lw=0.5)
-        ax.set_title(f"speed vs {feat}", fontsize=9)
-    axes[0][0].legend(fontsize=6)
-    fig.tight_layout()
+    fig, axes = plt.subplots(len(runs), len(feats), figsize=(3.1 * len(feats) + 0.6,
+                                                               2.7 * len(runs) + 0.4),
+                             layout="constrained", squeeze=False, sharey="row")
+    keys = set()
+    for row, r, c in zip(axes, runs, cps):
+        key = c.get("binned_speed", "rate")
+        keys.add(key)
+        have = [f for f in feats if f in c["features"]]
+        kinds = c.get("kinds", {})
+        data = {(f if kinds.get(f, "exact") == "exact" else f"{f} ({kinds[f]})"):
+                c["features"][f] for f in have}
+        speed = np.asarray(c["speeds"][key], float)
+        speed_vs_feature(data, speed, axes=np.array([ax for f, ax in zip(feats, row)
+                                                     if f in have]),
+                         speed_label=f"{r['name']}\n{key.replace('_', ' ')} after epoch "
+                                     f"{c['epoch']}")
+        fin = speed[np.isfinite(speed)]
+        if fin.size > 10:
+            lo, hi = np.percentile(fin, [1, 99])
+            pad = 0.12 * (hi - lo) if hi > lo else 1.0
+            row[0].set_ylim(lo - pad, hi + pad)
+        for f, ax in zip(feats, row):
+            leg = ax.get_legend()
+            if leg is not None:
+                leg.remove()
+            if f not in have:
+                ax.text(0.5, 0.5, f"{f}:\nnot measured\n(no exact partition)", ha="center",
+                        va="center", transform=ax.transAxes, color="0.4")
+                ax.axis("off")
+    what = {"rate": "rate = −d log loss / d epoch over the window after the checkpoint "
+                    "(larger = faster)"}
+    fig.suptitle("Per-sample speed against region features; black: median and interquartile "
+                 "band in quantile bins of the feature\n"
+                 + "; ".join(what.get(k, k) for k in sorted(keys))
+                 + "; y axis: 1st to 99th percentile of the speeds", fontsize="medium")
     return _save(fig, path)
 
 
 def residual_energy(results, path):
-    """Residual energy ratio per frequency band over training, one panel per run."""
+    """Residual energy ratio per frequency band over training (epochs x bands heat
+    maps), one row per signal, drawn with :func:`regions.plot.residual_energy`.
+    Bands where the target has no energy (all NaN) are left out."""
+    draw = _rplot().residual_energy
+    runs = [r for r in _one_seed(results) if "residual_energy" in r]
+    if not runs:
+        raise ValueError("no residual energies in the results")
+    groups = {}
+    for r in runs:   # runs drawn together share a signal's bands
+        b = np.asarray(r["residual_energy"]["bands"], float)
+        groups.setdefault((r["dim"], b.tobytes()), (b, []))[1].append(r)
+    groups = sorted(groups.items(), key=lambda kv: -kv[0][0])
+    # one colour scale for every row: 1, or the 99th percentile of the ratios if larger
+    values = np.concatenate([np.asarray(r["residual_energy"]["energy"], float).ravel()
+                             for r in runs])
+    values = values[np.isfinite(values)]
+    vmax = max(1.0, float(np.percentile(values, 99))) if values.size else 1.0
+    ncols = max(len(g) for _, (_, g) in groups)
     plt = _plt()
-    rs = [r for r in results if "residual_energy" in r and r["seed"] == results[0]["seed"]]
-    if not rs:
-        rs = [r for r in results if "residual_energy" in r]
-    n = max(1, len(rs))
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.0), squeeze=False)
-    for ax, r in zip(axes[0], rs):
-        re = r["residual_energy"]
-        cmap = plt.get_cmap("viridis")
-        B = re["energy"].shape[1]
-        for b in range(B):
-            lo, hi = re["bands"][b]
-            lab = f"({lo:g}, {hi:g}]" if np.isfinite(hi) else f"> {lo:g}"
-            ax.plot(re["epochs"], re["energy"][:, b], color=cmap(b / max(B - 1, 1)), label=lab)
-        ax.set_ylim(0, 1.25)
-        ax.set_title(f"{r['name']} (seed {r['seed']})", fontsize=9)
-        ax.set_xlabel("epoch")
-        ax.legend(fontsize=6, title="cycles", title_fontsize=6)
-    axes[0][0].set_ylabel("residual energy ratio E_b")
-    fig.tight_layout()
+    fig = plt.figure(figsize=(3.6 * ncols + 1.4, 3.3 * len(groups)), layout="constrained")
+    subs = np.atleast_1d(fig.subfigures(len(groups), 1))
+    for sf, ((dim, _), (bands, g)) in zip(subs, groups):
+        axes = sf.subplots(1, ncols, sharey=True, squeeze=False)[0]
+        for ax in axes[len(g):]:
+            ax.set_visible(False)
+        keep = ~np.all([np.isnan(np.asarray(r["residual_energy"]["energy"], float)).all(0)
+                        for r in g], axis=0)
+        data = {r["name"]: (r["residual_energy"]["epochs"],
+                            np.asarray(r["residual_energy"]["energy"], float)[:, keep])
+                for r in g}
+        draw(data, bands=bands[keep], axes=axes[:len(g)], kind="image", vmax=vmax)
+        axes[0].set_ylabel("band (cycles over the grid)")
+        sf.suptitle(f"{dim}D signal, seed {g[0]['seed']}: share of each band's target energy "
+                    "left in the residual (1 = not learned)", fontsize="medium")
     return _save(fig, path)
 
 
 def confusion_densities(results, path, checkpoint=-1):
-    """Densities of gradient cosines for neighbour and distant pairs."""
-    plt = _plt()
-    rs = [r for r in results if r["seed"] == results[0]["seed"]
-          and "confusion" in r["checkpoints"][checkpoint]]
-    n = max(1, len(rs))
-    fig, axes = plt.subplots(1, n, figsize=(3.0 * n, 2.8), squeeze=False)
-    bins = np.linspace(-1, 1, 41)
-    for ax, r in zip(axes[0], rs):
+    """Densities of gradient cosines for neighbour and distant pairs at a
+    checkpoint (default: the end), one panel per run (first seed), drawn with
+    :func:`regions.plot.confusion_densities`."""
+    draw = _rplot().confusion_densities
+    runs = [r for r in _one_seed(results) if "confusion" in r["checkpoints"][checkpoint]]
+    if not runs:
+        raise ValueError("no gradient confusion in the results")
+    rows = _rows_by_dim(runs)
+    fig, axes = _panel_grid(rows, (3.7, 3.2))
+    used = [ax for row, g in zip(axes, rows) for ax in row[:len(g)]]
+    data = {}
+    for r in (r for g in rows for r in g):
         c = r["checkpoints"][checkpoint]
-        for key, colr in (("neighbour", "C3"), ("distant", "C0")):
-            v = c["confusion"][key]
-            v = v[np.isfinite(v)]
-            ax.hist(v, bins=bins, density=True, histtype="step", color=colr, label=key)
-        ax.axvline(-0.5, color="grey", lw=0.7, ls=":")
-        ax.set_title(f"{r['name']} @ epoch {c['epoch']}", fontsize=9)
-        ax.set_xlabel("gradient cosine")
-        ax.legend(fontsize=7)
-    axes[0][0].set_ylabel("density")
-    fig.tight_layout()
+        data[f"{r['name']} @ epoch {c['epoch']}"] = (c["confusion"]["neighbour"],
+                                                     c["confusion"]["distant"])
+    draw(data, ax=np.array(used))
+    for row in axes:
+        row[0].set_ylabel("density")
     return _save(fig, path)
 
 
+def _scaled(v):
+    """Values and a label suffix putting a power of ten in the axis label rather
+    than as an offset text (which collides with the label under the axis)."""
+    v = np.asarray(v, float)
+    m = np.nanmax(np.abs(v[np.isfinite(v)])) if np.isfinite(v).any() else 0.0
+    k = int(np.floor(np.log10(m))) if m > 0 else 0
+    if -2 <= k <= 2:
+        return v, ""
+    return v / 10.0 ** k, f" ($\\times 10^{{{k}}}$)"
+
+
 def prediction_scatter(results, path, checkpoint=1):
-    """Predicted first-order loss change against the observed change."""
-    plt = _plt()
-    rs = [r for r in results if r["seed"] == results[0]["seed"]
-          and "observed_change" in r["checkpoints"][min(checkpoint, len(r["checkpoints"]) - 1)]]
-    n = max(1, len(rs))
-    fig, axes = plt.subplots(1, n, figsize=(3.0 * n, 2.9), squeeze=False)
-    for ax, r in zip(axes[0], rs):
-        c = r["checkpoints"][min(checkpoint, len(r["checkpoints"]) - 1)]
-        p = sum(c["predicted"].values())
-        o = c["observed_change"]
-        ax.scatter(p, o, s=2, alpha=0.4, color="C2", rasterized=True)
-        rho = c["agreement"]["spearman"]["rho"]
-        ax.set_title(f"{r['name']} @ {c['epoch']}: rho={rho:.2f}", fontsize=9)
-        ax.set_xlabel("predicted d loss (GD, 1 step)")
-        ax.axhline(0, color="grey", lw=0.5)
-        ax.axvline(0, color="grey", lw=0.5)
-    axes[0][0].set_ylabel("observed d loss (next record)")
-    fig.tight_layout()
+    """Predicted first-order loss change against the observed change, one panel
+    per run (first seed), a row per signal dimension."""
+    def cp(r):
+        return r["checkpoints"][min(checkpoint, len(r["checkpoints"]) - 1)]
+
+    runs = [r for r in _one_seed(results) if "observed_change" in cp(r)]
+    if not runs:
+        raise ValueError("no predicted loss changes in the results")
+    rows = _rows_by_dim(runs)
+    fig, axes = _panel_grid(rows, (3.4, 3.1))
+    for row, g in zip(axes, rows):
+        for ax, r in zip(row, g):
+            c = cp(r)
+            p, px = _scaled(sum(c["predicted"].values()))
+            o, ox = _scaled(c["observed_change"])
+            ax.scatter(p, o, s=3, alpha=0.4, color="C2", linewidths=0, rasterized=True)
+            rho = c["agreement"]["spearman"]["rho"]
+            ax.set_title(f"{r['name']} @ epoch {c['epoch']}\nSpearman ρ = {rho:.2f}",
+                         fontsize="medium")
+            ax.set_xlabel("predicted Δ loss" + px)
+            ax.set_ylabel("observed Δ loss" + ox)
+            ax.axhline(0, color="grey", lw=0.5)
+            ax.axvline(0, color="grey", lw=0.5)
+            ax.grid(alpha=0.3, lw=0.5)
+    fig.suptitle("Per-sample loss change: first-order prediction for one gradient step (x) "
+                 "against the change observed up to the next record (y)", fontsize="medium")
     return _save(fig, path)
 
 
@@ -192,7 +281,7 @@ def boundary_distance(results, path):
     boundaries along grid lines, over training."""
     plt = _plt()
     col = _colours(results)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
     seen = set()
     for r in results:
         ep = [c["epoch"] for c in r["checkpoints"]]
@@ -207,11 +296,15 @@ def boundary_distance(results, path):
                      color=col[r["name"]], label=lab)
     axes[0].set_ylabel("mean exact distance to boundary")
     axes[1].set_ylabel("grid step / mean crossings per step")
+    axes[0].set_title("distance from each sample to its region's boundary", fontsize="medium")
+    axes[1].set_title("mean chord between boundaries along grid lines", fontsize="medium")
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.set_yscale("log")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+        ax.grid(alpha=0.3, lw=0.5)
+    # one legend for both panels, beside them (inside it covered lines)
+    fig.legend(handles=[plt.Line2D([], [], color=col[n], marker="o", ms=3) for n in col],
+               labels=list(col), loc="outside right center", fontsize="small")
     return _save(fig, path)
 
 
@@ -220,7 +313,8 @@ def partitions(results, path, name="2d-raw", max_panels=3):
     end (regions coloured by activation pattern, samples overlaid), drawn with
     :func:`regions.plot.partition`."""
     import regions
-    from regions.plot import partition as draw
+
+    draw = _rplot().partition
 
     r = next((r for r in results if r["name"] == name and r.get("state_dicts")), None)
     if r is None:

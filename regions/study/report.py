@@ -119,7 +119,7 @@ def write_report(results, out_dir, preset="", description="", wall_seconds=None)
     for name, fn in (("partitions", figures.partitions),
                      ("loss_curves", figures.loss_curves),
                      ("region_count", figures.region_count),
-                     ("speed_vs_features", figures.binned_speed),
+                     ("speed_vs_features", figures.speed_vs_features),
                      ("residual_energy", figures.residual_energy),
                      ("confusion", figures.confusion_densities),
                      ("prediction", figures.prediction_scatter),
@@ -258,7 +258,9 @@ def write_report(results, out_dir, preset="", description="", wall_seconds=None)
         L.append(_table(header, rows))
         L.append("")
     if figs.get("speed_vs_features"):
-        L.append("Mean speed in quantile bins of each feature (second analysed checkpoint):\n")
+        L.append("Per-sample speed against each feature at the second analysed checkpoint "
+                 "(one row per run, first seed): the samples, the median and interquartile "
+                 "band in quantile bins of the feature, and Spearman rho:\n")
         L.append("![speed vs features](figures/speed_vs_features.png)\n")
 
     L.append("## Gradient confusion and the first-order prediction\n")
