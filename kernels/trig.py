@@ -35,6 +35,12 @@ Tangency: a zero without a sign change (z touches 0 and turns back, or
 stays within the tolerance) changes no state and adds no breakpoint. Two
 roots closer together than the extreme value between them is above the
 tolerance are both found: the bounds are certified, not sampled.
+
+Level sets of the output (``EncodedPartition1D.level_set``) use the same
+isolation with ``carry=True``: the output is continuous along the line, so
+the sign walk continues from one piece into the next and a crossing that
+falls within the tolerance band at a breakpoint is found once
+(:func:`solve_across`).
 """
 from __future__ import annotations
 
@@ -142,8 +148,37 @@ def solve_bracket(Ck, kind, alpha, beta, x0, x1, xtol):
 
 
 @njit(cache=True, nogil=True)
+def solve_across(Cf, k, q, p, hi, kind, alpha, beta, x0, x1, xtol):
+    """A sign change of the piecewise function ``z = Cf[k, j] . g`` on piece ``j``
+    between ``x0`` (in piece ``q``, strict sign) and ``x1`` (in piece ``p > q``, the
+    opposite strict sign), pieces ``j`` ending at ``hi[j]``.
+
+    Walks the pieces from ``x0``: the first piece whose own values at the ends of
+    its part of ``[x0, x1]`` differ in sign gets :func:`solve_bracket`; a value of
+    exactly zero at an end, or a sign that differs across a shared end (the two
+    pieces' values there agree only up to rounding), is returned as is.
+    """
+    x = x0
+    fprev = _value(Cf[k, q], kind, alpha, beta, x)
+    for j in range(q, p + 1):
+        e = hi[j] if j < p else x1
+        fx = _value(Cf[k, j], kind, alpha, beta, x)
+        if j > q:
+            if fx == 0.0 or (fx > 0.0) != (fprev > 0.0):
+                return x
+        fe = _value(Cf[k, j], kind, alpha, beta, e)
+        if fe == 0.0:
+            return e
+        if (fe > 0.0) != (fx > 0.0):
+            return solve_bracket(Cf[k, j], kind, alpha, beta, x, e, xtol)
+        fprev = fe
+        x = e
+    return x1
+
+
+@njit(cache=True, nogil=True)
 def isolate_pieces(lo, hi, Cf, kind, alpha, beta, rel_tol, h_term, xtol, start, stop,
-                   max_boxes=200_000_000):
+                   max_boxes=200_000_000, carry=False):
     """Root isolation for pieces ``start .. stop-1``.
 
     Parameters
@@ -153,6 +188,14 @@ def isolate_pieces(lo, hi, Cf, kind, alpha, beta, rel_tol, h_term, xtol, start, 
     kind, alpha, beta : (F,) the features ``kind(alpha + beta t)``.
     rel_tol : the relative zero tolerance. h_term : half-width of a terminal box.
     xtol : bracket width at which a root is returned.
+    carry : False (the engine): each piece is a separate function and a sign
+    change is looked for inside a piece only. True (level sets of the
+    continuous output along consecutive pieces ``lo[p+1] == hi[p]``): a
+    neuron's last strict sign carries over to the next piece, so a sign change
+    that falls within the tolerance band at a shared end is found too (located
+    by :func:`solve_across`); a piece on which the neuron stays within the
+    tolerance throughout (``first == 0``) breaks the walk: no sign change is
+    looked for across it.
 
     Returns
     -------
@@ -180,6 +223,7 @@ def isolate_pieces(lo, hi, Cf, kind, alpha, beta, rel_tol, h_term, xtol, start, 
     tol = np.empty(n)
     last_s = np.zeros(n, dtype=np.int8)
     last_t = np.zeros(n)
+    last_p = np.zeros(n, dtype=np.int64)
     maxdepth = 80
     seg = np.empty(n * (maxdepth + 2), dtype=np.int64)
     st_a = np.empty(2 * maxdepth + 4)
@@ -209,8 +253,9 @@ def isolate_pieces(lo, hi, Cf, kind, alpha, beta, rel_tol, h_term, xtol, start, 
             M1[k] = s1
             M2[k] = s2
             tol[k] = rel_tol * sc
-            last_s[k] = 0
-            last_t[k] = a0
+            if not carry or p == start:
+                last_s[k] = 0
+                last_t[k] = a0
             seg[k] = k
         sp = 0
         st_a[0] = a0
@@ -307,15 +352,22 @@ def isolate_pieces(lo, hi, Cf, kind, alpha, beta, rel_tol, h_term, xtol, start, 
                         es = ev_s2
                     if es == 0:
                         continue
-                    if last_s[k] == 0:
+                    if first[p - start, k] == 0:
                         first[p - start, k] = es
+                    if last_s[k] == 0:
                         last_s[k] = es
                         last_t[k] = et
+                        last_p[k] = p
                     elif es == last_s[k]:
                         last_t[k] = et
+                        last_p[k] = p
                     else:
-                        r = solve_bracket(Cf[k, p], kind, alpha, beta,
-                                          last_t[k], et, xtol)
+                        if last_p[k] == p:
+                            r = solve_bracket(Cf[k, p], kind, alpha, beta,
+                                              last_t[k], et, xtol)
+                        else:
+                            r = solve_across(Cf, k, last_p[k], p, hi, kind, alpha, beta,
+                                             last_t[k], et, xtol)
                         if nr == cap:
                             cap *= 2
                             rp2 = np.empty(cap, dtype=np.int64)
@@ -333,6 +385,7 @@ def isolate_pieces(lo, hi, Cf, kind, alpha, beta, rel_tol, h_term, xtol, start, 
                         nr += 1
                         last_s[k] = es
                         last_t[k] = et
+                        last_p[k] = p
             if cnt > 0:
                 # right half first on the stack so the left half is done first
                 st_a[sp] = m
@@ -347,6 +400,11 @@ def isolate_pieces(lo, hi, Cf, kind, alpha, beta, rel_tol, h_term, xtol, start, 
                 st_n[sp] = cnt
                 st_d[sp] = depth + 1
                 sp += 1
+        if carry:
+            # a piece within the tolerance throughout breaks the walk
+            for k in range(n):
+                if first[p - start, k] == 0:
+                    last_s[k] = 0
     return rp[:nr].copy(), rt[:nr].copy(), rk[:nr].copy(), first, boxes
 
 

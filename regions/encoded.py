@@ -29,6 +29,10 @@ What is exact and what is a tolerance
 Pieces with the same pattern can recur far apart along the line:
 :attr:`EncodedPartition1D.pattern_id` groups them.
 
+:meth:`EncodedPartition1D.level_set` finds where an output crosses a value
+with the same isolation and tolerances (the sign walk carried from piece to
+piece, since the output is continuous).
+
 A full 2D partition of an encoded model is curved and is not computed:
 asking for it raises ``ValueError(ENCODED_2D_MESSAGE)``.
 """
@@ -116,8 +120,66 @@ class EncodedPartition1D(Partition1D):
         return out
 
     def level_set(self, value=0.0, output=0):
-        raise NotImplementedError("level_set of an encoded network is a set of roots of "
-                                  "trigonometric polynomials; it is not implemented yet")
+        """Points where output ``output`` equals ``value``, sorted, in the line parameter.
+
+        On each piece the output is ``A[r, output] . encode(u) + c[r, output]``, a
+        trigonometric polynomial of ``u``; the level set is where ``output - value``
+        changes sign, found by the certified root isolation of the breakpoints
+        (:mod:`kernels.trig`) with the same tolerances: ``|output - value|`` below
+        ``1e-13`` of its coefficient scale counts as zero, roots are refined to
+        ``1e-13`` of the domain length, and a zero without a sign change (a
+        tangency, or a zero at a domain end) is not reported. The sign walk runs
+        along the whole line, so a crossing at (or within the tolerance of) a
+        breakpoint is found once. Whole pieces on which the output stays within
+        the tolerance of ``value`` are reported by their ends, as
+        :meth:`Partition1D.level_set` reports constant pieces. Points closer than
+        ``1e-12`` of the domain length are merged into one (a flat piece's end
+        when one of them is), as breakpoints are.
+
+        Returns a ``(k,)`` float64 array, like :meth:`Partition1D.level_set`.
+        """
+        from kernels import trig as T
+
+        A, c = self.affine
+        n_out = c.shape[1]
+        if isinstance(output, bool) or not isinstance(output, (int, np.integer)) \
+                or not 0 <= output < n_out:
+            raise ValueError(f"output {output!r} out of range; the network has {n_out} outputs")
+        value = float(value)
+        if not np.isfinite(value):
+            raise ValueError(f"value must be a finite number, got {value}")
+        P = len(self)
+        if P == 0:
+            return np.empty(0)
+        F = A.shape[2]
+        Cf = np.empty((1, P, F + 1))
+        Cf[0, :, :F] = A[:, output, :]
+        Cf[0, :, F] = c[:, output] - value
+        lo = np.ascontiguousarray(self.points[:-1])
+        hi = np.ascontiguousarray(self.points[1:])
+        length = float(self.points[-1] - self.points[0])
+        kinds = np.ascontiguousarray(self.kinds, dtype=np.int64)
+        alpha = np.ascontiguousarray(self.alpha, dtype=np.float64)
+        beta = np.ascontiguousarray(self.beta, dtype=np.float64)
+        _, roots, _, first, _ = T.isolate_pieces(lo, hi, Cf, kinds, alpha, beta, T.REL_TOL,
+                                                 H_TERM * length, XTOL * length, 0, P,
+                                                 200_000_000, True)
+        flat = first[:, 0] == 0
+        pts = np.concatenate([roots, lo[flat], hi[flat]])
+        is_end = np.repeat([False, True], [roots.shape[0], 2 * int(flat.sum())])
+        if pts.shape[0] == 0:
+            return pts
+        order = np.argsort(pts, kind="stable")
+        pts, is_end = pts[order], is_end[order]
+        # points closer than MERGE of the domain are one (as breakpoints are): a
+        # crossing in the tolerance band next to a flat piece is that piece's end
+        new = np.ones(pts.shape[0], dtype=bool)
+        new[1:] = np.diff(pts) > MERGE * length
+        group = np.cumsum(new) - 1
+        rep = np.flatnonzero(new)
+        ends = np.flatnonzero(is_end)[::-1]
+        rep[group[ends]] = ends                     # the first flat end of a group wins
+        return pts[rep]
 
 
 def _encoding_of(net):

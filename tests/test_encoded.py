@@ -394,3 +394,127 @@ def test_state_dict_of_encoded_model_is_never_read_as_raw():
     # a raw state_dict is read as before
     raw = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
     assert as_network(raw.state_dict()).encoding is None
+
+
+# ------------------------------------------------------------------ level sets
+
+def torch_output(model, u, output=0):
+    with torch.no_grad():
+        return model(torch.as_tensor(np.asarray(u, dtype=np.float64)[:, None])).numpy()[:, output]
+
+
+def bisect_level(model, u, value, output=0):
+    """Every sign change of (output - value) between grid points, bisected by torch."""
+    s = torch_output(model, u, output) - value > 0
+    cell = np.flatnonzero(s[1:] != s[:-1])
+    a, b = u[cell].copy(), u[cell + 1].copy()
+    sa = s[cell]
+    for _ in range(60):
+        m = 0.5 * (a + b)
+        same = (torch_output(model, m, output) - value > 0) == sa
+        a = np.where(same, m, a)
+        b = np.where(same, b, m)
+    return 0.5 * (a + b), cell
+
+
+def check_level_set_against_grid(model, p, value, output, u):
+    roots = p.level_set(value, output)
+    assert roots.dtype == np.float64 and roots.ndim == 1 and np.all(np.diff(roots) > 0)
+    ref, cell = bisect_level(model, u, value, output)
+    assert len(ref) >= 4, "the case should cross the level several times"
+    # every crossing the grid sees is a root of the engine
+    j = np.clip(np.searchsorted(roots, ref), 1, len(roots) - 1)
+    dist = np.minimum(np.abs(roots[j] - ref), np.abs(roots[j - 1] - ref))
+    assert dist.max() < 1e-9
+    # in every grid cell the number of roots has the parity of the sign change:
+    # a root the grid did not see comes with another one in the same cell
+    per_cell = np.bincount(np.searchsorted(u, roots) - 1, minlength=len(u) - 1)
+    change = np.zeros(len(u) - 1, dtype=np.int64)
+    change[cell] = 1
+    np.testing.assert_array_equal(per_cell % 2, change)
+    # the output is the level at every root (torch, relative to the output's scale)
+    scale = np.abs(torch_output(model, u[::1000], output)).max() + abs(value)
+    assert np.abs(torch_output(model, roots, output) - value).max() < 1e-9 * scale
+    return roots, ref
+
+
+@pytest.mark.parametrize("L,widths,seed,output,q", [(3, [16, 16, 1], 11, 0, 0.5),
+                                                    (6, [24, 24, 2], 12, 1, 0.3),
+                                                    (8, [16, 16, 16, 1], 13, 0, 0.7)])
+def test_level_set_against_dense_grid(L, widths, seed, output, q):
+    model = encoded_mlp(PositionalEncoding(L), widths, seed, bias_std=0.2)
+    p = partition_encoded_1d(model, (0.0, 1.0), progress=False)
+    u = np.linspace(0.0, 1.0, 1_000_001)
+    value = float(np.quantile(torch_output(model, u[::997], output), q))
+    check_level_set_against_grid(model, p, value, output, u)
+
+
+def test_level_set_rff_leaky_two_outputs():
+    rff = RandomFourierFeatures(1, 8, sigma=2.0, seed=4, include_input=True)
+    model = encoded_mlp(rff, [16, 16, 2], 14)
+    model[2] = torch.nn.LeakyReLU(0.1)
+    p = partition_encoded_1d(model, (-1.0, 1.0), progress=False)
+    u = np.linspace(-1.0, 1.0, 1_000_001)
+    for output in (0, 1):
+        value = float(np.median(torch_output(model, u[::997], output)))
+        check_level_set_against_grid(model, p, value, output, u)
+    with pytest.raises(ValueError, match="out of range"):
+        p.level_set(0.0, output=2)
+
+
+def test_level_set_root_pairs_closer_than_the_grid_step():
+    # output = relu(sin(2^9 pi t)): the level 1 - d is crossed twice around each of the
+    # 256 peaks, 2 arccos(1 - d) / w ~ 5.6e-7 apart, closer than the 1e-6 grid step
+    L, d = 10, 1e-7
+    w = 2.0 ** 9 * np.pi
+    row = np.zeros(2 * L)
+    row[2 * 9] = 1.0
+    model = one_neuron(PositionalEncoding(L), row, 0.0)
+    with torch.no_grad():
+        model[3].weight.fill_(1.0)
+        model[3].bias.fill_(0.0)
+    p = partition_encoded_1d(model, (0.0, 1.0), progress=False)
+    roots = p.level_set(1 - d)
+    a = np.arcsin(1 - d)
+    m = np.arange(256)
+    exact = np.sort(np.concatenate([(a + 2 * np.pi * m) / w, (np.pi - a + 2 * np.pi * m) / w]))
+    assert len(roots) == 512
+    np.testing.assert_allclose(roots, exact, atol=1e-11)
+    # a 10^6 grid sees only some of the pairs; every one it sees is there
+    u = np.linspace(0.0, 1.0, 1_000_001)
+    ref, _ = bisect_level(model, u, 1 - d)
+    assert len(ref) < 512
+    assert np.abs(roots[np.argmin(np.abs(roots[:, None] - ref[None, :]), axis=0)] - ref).max() < 1e-9
+    # the level 1 is only touched (a tangency at every peak): no root, as for breakpoints
+    assert len(p.level_set(1.0)) == 0
+
+
+def test_level_set_at_breakpoints_and_on_flat_pieces():
+    # relu(z) - relu(-z) = z = sin(pi t) on [0, 4]: it crosses 0 exactly at the
+    # breakpoints 1, 2, 3, where both neurons switch and the pieces change
+    lin = torch.nn.Linear(2, 2).double()
+    out = torch.nn.Linear(2, 1).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0]], dtype=torch.float64))
+        lin.bias.zero_()
+        out.weight.copy_(torch.tensor([[1.0, -1.0]], dtype=torch.float64))
+        out.bias.zero_()
+    model = torch.nn.Sequential(PositionalEncoding(1), lin, torch.nn.ReLU(), out)
+    p = partition_encoded_1d(model, (0.0, 4.0), progress=False)
+    np.testing.assert_allclose(p.breakpoints, [1, 2, 3], atol=1e-12)
+    roots = p.level_set(0.0)
+    np.testing.assert_allclose(roots, [1, 2, 3], atol=1e-12)
+    r = np.arcsin(0.25) / np.pi
+    np.testing.assert_allclose(p.level_set(0.25), [r, 1 - r, 2 + r, 3 - r], atol=1e-12)
+    np.testing.assert_allclose(p.level_set(-0.25), [1 + r, 2 - r, 3 + r, 4 - r], atol=1e-12)
+    # relu(sin(pi t)): 0 on [1, 2] and [3, 4]; those flat pieces are reported by
+    # their ends (as Partition1D.level_set does); the zero at t = 0 has no sign
+    # change and is not reported
+    one = one_neuron(PositionalEncoding(1), [1.0, 0.0], 0.0)
+    with torch.no_grad():
+        one[3].weight.fill_(1.0)
+        one[3].bias.fill_(0.0)
+    q = partition_encoded_1d(one, (0.0, 4.0), progress=False)
+    np.testing.assert_allclose(q.level_set(0.0), [1, 2, 3, 4], atol=1e-12)
+    np.testing.assert_allclose(q.level_set(0.5), [1 / 6, 5 / 6, 2 + 1 / 6, 2 + 5 / 6], atol=1e-12)
+    assert len(q.level_set(-0.5)) == 0 and len(q.level_set(1.5)) == 0

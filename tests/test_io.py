@@ -271,6 +271,11 @@ def test_round_trip_encoded_1d(tmp_path, case):
     assert np.all(r[~inside] == -1) and np.all(r[inside] >= 0)
     np.testing.assert_array_equal(q.evaluate(t), p.evaluate(t))
     np.testing.assert_array_equal(q.encode(t), p.encode(t))
+    for output in range(p.network.output_dim):
+        value = float(np.median(p.evaluate(p.midpoints)[:, output]))
+        ls = q.level_set(value, output)
+        assert len(ls) > 0
+        np.testing.assert_array_equal(ls, p.level_set(value, output))
     # the loaded partition against torch at the sample points
     x = q.domain.origin + t[inside, None] * q.domain.basis[:, 0]
     bits, out = _torch_encoded(model, x)
