@@ -303,3 +303,19 @@ def test_polygon_with_hole_is_refused():
     ring = shapely.Polygon([(-2, -2), (2, -2), (2, 2), (-2, 2)], [[(-1, -1), (1, -1), (1, 1), (-1, 1)]])
     with pytest.raises(ValueError, match="holes"):
         regions.partition(he([2, 4, 1]), ring)
+
+
+def test_numpy_weights_do_not_import_torch():
+    # a fresh interpreter: partitioning numpy (W, b) pairs must not pull in torch
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, regions\n"
+            "net = [(np.array([[1.0, 0.5], [-0.3, 1.0]]), np.array([0.1, -0.2])),"
+            " (np.ones((1, 2)), np.zeros(1))]\n"
+            "p = regions.partition(net, ((-1, 1), (-1, 1)))\n"
+            "assert len(p) == 4, len(p)\n"
+            "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    assert out.stdout.strip() == "False"
