@@ -357,6 +357,12 @@ def _fix_negative_values(argv):
 
 def main(argv=None):
     """Entry point of the ``regions`` console script; returns the exit code."""
+    # OpenMP threads (torch's, Numba's) wait passively unless the user says
+    # otherwise: spinning pools of several processes on few cores take the
+    # cores from each other (see regions.study.study._worker_init)
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(_fix_negative_values(argv))

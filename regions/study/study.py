@@ -114,11 +114,21 @@ class SerialExecutor(Executor):
         return fut
 
 
+def _worker_init():
+    # Before torch or Numba load OpenMP in this fresh (spawned) worker: threads
+    # wait passively, so the workers' pools do not spin against each other on
+    # the same cores (measured on 2 busy cores: an Adam loop 6x and a 2D
+    # partition 10x slower with the default spinning). A user's setting wins.
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def _default_executor(workers=2):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(max_workers=workers,
+    return ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
                                mp_context=multiprocessing.get_context("spawn"))
 
 
