@@ -147,6 +147,10 @@ def findings(results):
     def mean(rs, fn):
         return _agg([fn(r) for r in rs])[0] if rs else np.nan
 
+    def have(*values):
+        """True when every number a verdict rests on was measured (finite)."""
+        return all(v is not None and np.isfinite(v) for v in values)
+
     def add(claim, paper, measured, ok):
         out.append({"claim": claim, "paper": paper, "measured": measured,
                     "verdict": _verdict(ok)})
@@ -176,11 +180,18 @@ def findings(results):
         x_ex = mean(raw2, lambda r: _get(r, "end", "n_regions"))
         i_ex = mean(raw2, lambda r: _get(r, "init", "n_regions"))
         e_sa = mean(raw2, lambda r: _get(r, "early", "n_patterns_sampled"))
-        ok = None if not np.isfinite(x_ex) else bool(x_ex > e_ex)
-        add("Raw: the number of regions grows during training",
-            "~1.5k -> ~2.3k sampled patterns",
-            f"exact regions {_fmt(i_ex)} (init) -> {_fmt(e_ex)} (early) -> {_fmt(x_ex)} (end); "
-            f"sampled {_fmt(r0)} -> {_fmt(e_sa)} -> {_fmt(r1)}", ok)
+        counts = (f"exact regions {_fmt(i_ex)} (init) -> {_fmt(e_ex)} (early) -> {_fmt(x_ex)} "
+                  f"(end); sampled {_fmt(r0)} -> {_fmt(e_sa)} -> {_fmt(r1)}")
+        # the paper's claim is growth from init to the end of training; a
+        # regrowth after an early drop is a different (weaker) statement,
+        # checked separately so a net loss is not reported as growth
+        ok = None if not (np.isfinite(x_ex) and np.isfinite(i_ex)) else bool(x_ex > i_ex)
+        add("Raw: the number of regions grows during training (init -> end)",
+            "~1.5k -> ~2.3k sampled patterns", counts, ok)
+        ok = None if not (np.isfinite(x_ex) and np.isfinite(e_ex)) else bool(x_ex > e_ex)
+        add("Raw: after the early checkpoint the number of regions grows (early -> end)",
+            "(not in the paper; the part of the growth that remains when init is excluded)",
+            counts, ok)
     # 3. exact vs sampled counts
     if raw2:
         ex = mean(raw2, lambda r: _get(r, "end", "n_regions"))
@@ -199,7 +210,8 @@ def findings(results):
              if n.startswith("2d")}
         order = [h.get("2d-raw"), h.get("2d-pe2"), h.get(pe_hi_name)]
         order = [v for v in order if v is not None]
-        ok = all(a < b for a, b in zip(order, order[1:])) and h["2d-raw"] < 6
+        ok = (all(a < b for a, b in zip(order, order[1:])) and h["2d-raw"] < 6
+              if have(*order) and len(order) > 1 else None)
         add("Neighbouring pixels have nearly equal patterns with raw inputs, very different "
             "with PE (mean Hamming over 3x3 patches, end)",
             "raw ~2-3, PE L=2 ~8-10, PE L=5 ~41-46 of 256",
@@ -339,7 +351,7 @@ def findings(results):
         add("Raw coordinates kill many ReLUs early, PE very few (share of hidden neurons "
             "inactive on every sample, early checkpoint)", "many (raw) vs very few (PE)",
             f"raw {_fmt(100 * d0)}% at init -> {_fmt(100 * dr)}%; {pe_hi_name} {_fmt(100 * dp)}%",
-            bool(dr > dp and dr > 0.05))
+            bool(dr > dp and dr > 0.05) if have(dr, dp) else None)
     # 11. PE distance to the boundary drops then grows
     for name, rs in g.items():
         if "pe" not in name or len(rs[0]["checkpoints"]) < 3:
