@@ -372,8 +372,9 @@ def analyse_run(run, job):
                                   "bands": np.asarray(bands)}
     except ImportError as err:
         notes.append(f"residual energy skipped ({err})")
-    # weights of the analysed checkpoints (small) for figures of the partition
-    if run.config.encoding is None:
+    # weights of the analysed checkpoints (small) for figures of the partition:
+    # every run whose exact partition exists (raw coordinates, or 1D encoded)
+    if run.config.encoding is None or signal.dim == 1:
         res["state_dicts"] = {int(e): {k: v.detach().cpu().numpy() for k, v in
                                        run.checkpoints[e].items()}
                               for e in job["analyse"] if e in run.checkpoints}

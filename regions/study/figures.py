@@ -6,13 +6,14 @@ returns the path. Runs keep one colour per experiment in every figure.
 The region count, speed against region features, residual energy and
 gradient confusion are drawn by :mod:`regions.plot` (``region_count``,
 ``speed_vs_feature``, ``residual_energy``, ``confusion_densities``) from
-these results, and so is the partition (``partition``).
+these results, and so are the partitions (``partition``, ``animate``) and the
+region sizes and densities (``region_sizes``, ``density_map``).
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["partitions", "region_count", "speed_vs_features", "residual_energy",
+__all__ = ["partitions", "partitions_gif", "region_sizes", "region_count", "speed_vs_features", "residual_energy",
            "confusion_densities", "prediction_scatter", "boundary_distance", "loss_curves"]
 
 
@@ -336,3 +337,73 @@ def partitions(results, path, name="2d-raw", max_panels=3):
         ax.set_aspect(1)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _samples(r):
+    """The training inputs of a run in its coordinates: (n, 2) pixels or (n,) points."""
+    lo, hi = r.get("coord_range", (0.0, 1.0))
+    shape = tuple(r["grid_shape"])
+    axes = [lo + (hi - lo) * np.arange(m) / m for m in shape]
+    if len(shape) == 1:
+        return axes[0], (lo, hi)
+    X, Y = np.meshgrid(axes[1], axes[0])
+    return np.stack([X.ravel(), Y.ravel()], 1), ((lo, hi), (lo, hi))
+
+
+def _end_partition(results, names):
+    """(run, partition at its last checkpoint, samples) of the first run named in
+    ``names`` whose exact partition can be computed (raw 2D, raw or encoded 1D)."""
+    import regions
+
+    for name in names:
+        r = next((r for r in results if r["name"] == name and r.get("state_dicts")), None)
+        if r is None:
+            continue
+        pts, domain = _samples(r)
+        sd = r["state_dicts"][max(r["state_dicts"])]
+        return r, regions.partition(sd, domain), pts, sd
+    return None
+
+
+def region_sizes(results, path):
+    """Region sizes at the end of training, exact beside what the training
+    samples see (sampled patterns), and the exact region density; one row for
+    the raw 2D run and one for the highest-L encoded 1D run (or the raw 1D run)."""
+    import regions
+
+    rp = _rplot()
+    one_d = sorted({r["name"] for r in results if r["dim"] == 1 and r.get("state_dicts")},
+                   key=lambda n: -int(n[5:]) if n[5:].isdigit() else 0)  # highest L first
+    rows = [x for x in (_end_partition(results, ["2d-raw"]), _end_partition(results, one_d))
+            if x is not None]
+    if not rows:
+        raise ValueError("no run with an exact partition (raw 2D, or 1D) in the results")
+    plt = _plt()
+    fig = plt.figure(figsize=(14, 3.9 * len(rows)), layout="constrained")
+    sub = fig.subfigures(len(rows), 1, squeeze=False)[:, 0]
+    for sf, (r, p, pts, sd) in zip(sub, rows):
+        axes = sf.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 1.1]})
+        sampled = regions.sampled_patterns(sd, pts)
+        rp.region_sizes(p, sampled=sampled, axes=axes[:2])
+        rp.density_map(p, ax=axes[2])
+        if p.dim == 2:
+            axes[2].set_aspect(1)
+        sf.suptitle(f"{r['name']} (seed {r['seed']}) at epoch {max(r['state_dicts'])}: "
+                    f"{len(p):,} exact {'regions' if p.dim == 2 else 'pieces'}, "
+                    f"{sampled[0]:,} patterns among the {len(pts):,} training samples",
+                    fontsize="medium")
+    return _save(fig, path)
+
+
+def partitions_gif(results, path, name="2d-raw", fps=2):
+    """A GIF of the raw 2D run's exact partition at every checkpoint (a region
+    keeps its colour while its activation pattern survives)."""
+    import regions
+
+    r = next((r for r in results if r["name"] == name and r.get("state_dicts")), None)
+    if r is None:
+        raise ValueError(f"no raw 2D run named {name!r} with checkpoints in the results")
+    pts, domain = _samples(r)
+    parts = {e: regions.partition(sd, domain) for e, sd in sorted(r["state_dicts"].items())}
+    _rplot()
+    return _rplot().animate(parts, path, fps=fps, points=pts, points_kw={"s": 0.5, "c": "k"})

@@ -6,7 +6,7 @@ with the numbers).
 (one dict per experiment and seed) and a folder. Layout::
 
     report.md
-    figures/*.png
+    figures/*.png, figures/partitions.gif
     data/summary.csv       one row per run, seed and analysed checkpoint
     data/coupling.csv      every (feature, speed) Spearman rho with its interval
     data/findings.csv      the claims table
@@ -117,6 +117,8 @@ def write_report(results, out_dir, preset="", description="", wall_seconds=None)
 
     figs = OrderedDict()
     for name, fn in (("partitions", figures.partitions),
+                     ("partitions_gif", figures.partitions_gif),
+                     ("region_sizes", figures.region_sizes),
                      ("loss_curves", figures.loss_curves),
                      ("region_count", figures.region_count),
                      ("speed_vs_features", figures.speed_vs_features),
@@ -125,7 +127,8 @@ def write_report(results, out_dir, preset="", description="", wall_seconds=None)
                      ("prediction", figures.prediction_scatter),
                      ("boundary_distance", figures.boundary_distance)):
         try:
-            figs[name] = fn(results, os.path.join(fig_dir, f"{name}.png"))
+            fname = "partitions.gif" if name == "partitions_gif" else f"{name}.png"
+            figs[name] = fn(results, os.path.join(fig_dir, fname))
         except Exception as err:  # noqa: BLE001 - a broken figure must not sink the report
             figs[name] = None
             results[0].setdefault("notes", []).append(f"figure {name} failed: {err!r}")
@@ -211,6 +214,10 @@ def write_report(results, out_dir, preset="", description="", wall_seconds=None)
         L.append("The exact partition of the raw 2D run (colour = activation pattern, dots = "
                  "training samples):\n")
         L.append("![partitions](figures/partitions.png)\n")
+    if figs.get("partitions_gif"):
+        L.append("The same partition at every checkpoint, as an animation (a region keeps "
+                 "its colour while its pattern survives):\n")
+        L.append("![partitions over training](figures/partitions.gif)\n")
     rows = []
     for r in results:
         for c in r["checkpoints"]:
@@ -228,6 +235,12 @@ def write_report(results, out_dir, preset="", description="", wall_seconds=None)
         L.append("![region count](figures/region_count.png)\n")
     if figs.get("boundary_distance"):
         L.append("![boundary distance](figures/boundary_distance.png)\n")
+    if figs.get("region_sizes"):
+        L.append("Region sizes at the end of training: the exact sizes, the sizes the training "
+                 "samples suggest (a pattern's share of the samples times the domain; small "
+                 "regions holding no sample are missing), and the exact density (1 / size of "
+                 "the region at each point):\n")
+        L.append("![region sizes](figures/region_sizes.png)\n")
 
     L.append("## Coupling: region features against per-sample speed\n")
     L.append("Spearman rho [95% bootstrap interval] between each feature at a checkpoint and "
