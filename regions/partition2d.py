@@ -6,6 +6,16 @@ Each vertex carries only the current layer's pre-activations; after a layer
 is cut, the values at all vertices are pushed through the next weight matrix
 in one BLAS product (in chunks, to bound memory).
 
+Memory
+------
+The values ``Z`` (vertices x width, float64) dominate: they are grown in
+place between layers (``ndarray.resize``), never copied. Each layer's kernel
+writes only that layer's pattern bits; the earlier layers' words are gathered
+from the parent faces once the old faces are freed, and freed pages go back
+to the OS before the next generation of arrays is allocated. Measured on
+2-256x4-1 over [-3, 3]^2 (481,386 regions): 974 MB peak for the whole process
+(benchmarks/RESULTS.md).
+
 Tolerance
 ---------
 A pre-activation value ``z_k(v)`` at a vertex counts as zero when
