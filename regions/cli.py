@@ -175,7 +175,12 @@ def parse_domain(text, input_dim):
 def _describe(network):
     sizes = [network.input_dim] + network.widths + [network.output_dim]
     acts = sorted({"ReLU" if s == 0 else f"LeakyReLU({s:g})" for s in network.slopes})
-    return f"{'-'.join(map(str, sizes))} ({network.n_hidden} hidden neurons, {', '.join(acts) or 'affine'})"
+    arch = "-".join(map(str, sizes))
+    enc = getattr(network, "encoding", None)
+    if enc is not None:  # coordinates -> features -> hidden layers
+        arch = (f"{network.input_dim} -> {type(enc).__name__} ({enc.out_features} features) -> "
+                + "-".join(map(str, sizes[1:])))
+    return f"{arch} ({network.n_hidden} hidden neurons, {', '.join(acts) or 'affine'})"
 
 
 def summary(p, seconds):
@@ -377,6 +382,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"regions {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

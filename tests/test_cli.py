@@ -243,3 +243,19 @@ def test_console_entry_point_exit_code(tmp_path):
     assert proc.returncode == 2
     assert "bad domain '0,0,0,1'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_enumerate_encoded_state_dict(tmp_path, capsys):
+    # a positional-encoding model saved as a state_dict: the CLI rebuilds the
+    # encoding from its buffers and finds the same pieces as the model itself
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(regions.PositionalEncoding(4), torch.nn.Linear(8, 24),
+                                torch.nn.ReLU(), torch.nn.Linear(24, 1))
+    path = tmp_path / "pe.pt"
+    torch.save(model.state_dict(), path)
+    s = _json(capsys, "enumerate", str(path), "--domain", "0,1")
+    p = regions.partition(model, (0.0, 1.0))
+    assert s["regions"] == len(p) and s["dim"] == 1
+    assert s["length"]["sum"] == pytest.approx(1.0)
+    code, out, _ = _run(capsys, "enumerate", str(path), "--domain=0,1", "--no-progress")
+    assert code == 0 and "8 features" in out.splitlines()[0]
