@@ -186,50 +186,90 @@ def chebyshev(P, off, idx):
 
 
 @njit(cache=True)
-def level_segments(P, values, off, idx, level):
+def level_segments(P, values, off, idx, level, tol):
     """Pieces of ``{values == level}`` inside each polygon (values linear on each).
+    A vertex with ``|value - level| <= tol`` counts as on the level.
 
-    Returns ``(k, 2, 2)`` segments and the polygon of each. Polygons where the
-    level set is a whole edge contribute that edge once (from the side where
-    the function is above the level).
+    Returns ``(k, 2, 2)`` segments, the polygon of each, and for a segment that
+    is an edge of the polygon lying on the level, its two vertex indices
+    (``-1`` otherwise). Such an edge is reported by every polygon that has it;
+    the caller keeps one copy per vertex pair. A polygon on which the values
+    equal the level everywhere reports nothing (its edges come from the
+    neighbours that are not flat).
     """
     F = off.shape[0] - 1
     cap = 1024
     seg = np.empty((cap, 2, 2))
     owner = np.empty(cap, dtype=np.int64)
+    ends = np.empty((cap, 2), dtype=np.int64)
     ns = 0
+    pts = np.empty((2, 2))
     for f in range(F):
         s0 = off[f]
         s1 = off[f + 1]
         m = s1 - s0
-        pts = np.empty((2, 2))
+        nz = 0
+        for i in range(m):
+            if abs(values[idx[s0 + i]] - level) <= tol:
+                nz += 1
+        if nz == m:
+            continue
+        # an edge on the level: both ends exactly on it (the level set is then
+        # that side of the convex polygon, possibly several collinear edges)
+        on_edge = False
+        for i in range(m):
+            u = idx[s0 + i]
+            v = idx[s0 + (i + 1) % m]
+            if abs(values[u] - level) <= tol and abs(values[v] - level) <= tol:
+                on_edge = True
+                if ns + 1 >= cap:
+                    cap *= 2
+                    seg, owner, ends = _grow_segments(seg, owner, ends, ns, cap)
+                seg[ns, 0, 0] = P[u, 0]
+                seg[ns, 0, 1] = P[u, 1]
+                seg[ns, 1, 0] = P[v, 0]
+                seg[ns, 1, 1] = P[v, 1]
+                owner[ns] = f
+                ends[ns, 0] = u
+                ends[ns, 1] = v
+                ns += 1
+        if on_edge:
+            continue
         npt = 0
         for i in range(m):
             u = idx[s0 + i]
             v = idx[s0 + (i + 1) % m]
             du = values[u] - level
             dv = values[v] - level
-            if du == 0.0:
+            if abs(du) <= tol:
                 if npt < 2:
                     pts[npt, 0] = P[u, 0]
                     pts[npt, 1] = P[u, 1]
                 npt += 1
-            elif du * dv < 0.0:
+            elif abs(dv) > tol and du * dv < 0.0:
                 t = du / (du - dv)
                 if npt < 2:
                     pts[npt, 0] = (1 - t) * P[u, 0] + t * P[v, 0]
                     pts[npt, 1] = (1 - t) * P[u, 1] + t * P[v, 1]
                 npt += 1
         if npt == 2:
-            if ns == cap:
+            if ns + 1 >= cap:
                 cap *= 2
-                seg2 = np.empty((cap, 2, 2))
-                seg2[:ns] = seg[:ns]
-                seg = seg2
-                ow2 = np.empty(cap, dtype=np.int64)
-                ow2[:ns] = owner[:ns]
-                owner = ow2
+                seg, owner, ends = _grow_segments(seg, owner, ends, ns, cap)
             seg[ns] = pts
             owner[ns] = f
+            ends[ns, 0] = -1
+            ends[ns, 1] = -1
             ns += 1
-    return seg[:ns].copy(), owner[:ns].copy()
+    return seg[:ns].copy(), owner[:ns].copy(), ends[:ns].copy()
+
+
+@njit(cache=True)
+def _grow_segments(seg, owner, ends, ns, cap):
+    seg2 = np.empty((cap, 2, 2))
+    seg2[:ns] = seg[:ns]
+    ow2 = np.empty(cap, dtype=np.int64)
+    ow2[:ns] = owner[:ns]
+    en2 = np.empty((cap, 2), dtype=np.int64)
+    en2[:ns] = ends[:ns]
+    return seg2, ow2, en2

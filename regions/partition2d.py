@@ -491,7 +491,16 @@ class Partition2D(Partition):
         return out
 
     def level_set(self, value=0.0, output=0):
-        """Segments ``(k, 2, 2)`` where output ``output`` equals ``value`` (the decision boundary)."""
+        """Segments ``(k, 2, 2)`` where output ``output`` equals ``value`` (the decision boundary).
+
+        Inside a region the level set is one straight segment; where it runs
+        along an edge between regions the edge is reported once. Regions on
+        which the output equals ``value`` everywhere (a flat piece of the level
+        set) are not reported as areas; their edges to non-flat neighbours are.
+        A vertex within ``RTOL * max |output|`` of ``value`` (the engine's
+        tolerance, ``RTOL = 1e-10``) is on the level; elsewhere the crossing is
+        interpolated linearly along the edge.
+        """
         from kernels.polygon import level_segments
 
         if self.vertex_values is None:
@@ -499,6 +508,16 @@ class Partition2D(Partition):
         if not 0 <= output < self.vertex_values.shape[1]:
             raise ValueError(f"output {output} out of range; the network has "
                              f"{self.vertex_values.shape[1]} outputs")
-        seg, _ = level_segments(self.vertices, np.ascontiguousarray(self.vertex_values[:, output]),
-                                self.face_offsets, self.face_vertices, float(value))
+        vals = np.ascontiguousarray(self.vertex_values[:, output])
+        # the engine's tolerance: values carry rounding from interpolation
+        tol = RTOL * max(float(np.abs(vals).max(initial=0.0)), abs(float(value)))
+        seg, _, ends = level_segments(self.vertices, vals, self.face_offsets, self.face_vertices,
+                                      float(value), tol)
+        on_edge = np.flatnonzero(ends[:, 0] >= 0)
+        if on_edge.size:  # an edge on the level: once, not once per region that has it
+            _, first = np.unique(np.sort(ends[on_edge], axis=1), axis=0, return_index=True)
+            keep = np.ones(len(seg), dtype=bool)
+            keep[on_edge] = False
+            keep[on_edge[first]] = True
+            seg = seg[keep]
         return seg

@@ -262,6 +262,25 @@ def test_level_set_lies_on_the_value():
     assert np.abs(N.forward(np.concatenate([seg[:, 0], seg[:, 1], mid]))).max() < 1e-9
 
 
+def test_level_set_along_an_edge_is_reported_once():
+    # output |x| = relu(x) + relu(-x): its zero set is the line x = 0, which is
+    # an edge between regions on both sides (cut at y = 0.3 by a third neuron)
+    net = [(np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]]), np.array([0.0, 0.0, -0.3])),
+           (np.array([[1.0, 1.0, 0.0]]), np.zeros(1))]
+    p = regions.partition(net, BOX)
+    seg = p.level_set(0.0)
+    assert np.all(seg[:, :, 0] == 0.0)
+    lengths = np.linalg.norm(seg[:, 1] - seg[:, 0], axis=1)
+    assert lengths.sum() == pytest.approx(6.0, abs=1e-12)      # not 12: once, not per side
+    assert len(seg) == 2                                        # split at y = 0.3
+    # relu(x) is 0 on the whole left half: a flat piece; only its edge is reported
+    flat = [(np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([0.0, -0.3])),
+            (np.array([[1.0, 0.0]]), np.zeros(1))]
+    seg = regions.partition(flat, BOX).level_set(0.0)
+    assert np.all(seg[:, :, 0] == 0.0)
+    assert np.linalg.norm(seg[:, 1] - seg[:, 0], axis=1).sum() == pytest.approx(6.0, abs=1e-12)
+
+
 def test_max_regions_stops_with_the_count():
     net = he([2, 32, 32, 1], 11)
     with pytest.raises(regions.TooManyRegions, match=r"has \d+ regions .* max_regions=50"):
