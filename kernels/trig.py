@@ -148,10 +148,19 @@ def solve_bracket(Ck, kind, alpha, beta, x0, x1, xtol):
 
 
 @njit(cache=True, nogil=True)
-def solve_across(Cf, k, q, p, hi, kind, alpha, beta, x0, x1, xtol):
-    """A sign change of the piecewise function ``z = Cf[k, j] . g`` on piece ``j``
+def _gather(Cf, j, k, out):
+    """``out[f] = Cf[j, f, k]``: neuron ``k``'s coefficients on piece ``j``, contiguous."""
+    for f in range(Cf.shape[1]):
+        out[f] = Cf[j, f, k]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def solve_across(Cf, k, q, p, hi, kind, alpha, beta, x0, x1, xtol, ck):
+    """A sign change of the piecewise function ``z = Cf[j, :, k] . g`` on piece ``j``
     between ``x0`` (in piece ``q``, strict sign) and ``x1`` (in piece ``p > q``, the
-    opposite strict sign), pieces ``j`` ending at ``hi[j]``.
+    opposite strict sign), pieces ``j`` ending at ``hi[j]`` (``ck``: a scratch
+    ``(F+1,)`` buffer).
 
     Walks the pieces from ``x0``: the first piece whose own values at the ends of
     its part of ``[x0, x1]`` differ in sign gets :func:`solve_bracket`; a value of
@@ -159,18 +168,19 @@ def solve_across(Cf, k, q, p, hi, kind, alpha, beta, x0, x1, xtol):
     pieces' values there agree only up to rounding), is returned as is.
     """
     x = x0
-    fprev = _value(Cf[k, q], kind, alpha, beta, x)
+    fprev = _value(_gather(Cf, q, k, ck), kind, alpha, beta, x)
     for j in range(q, p + 1):
         e = hi[j] if j < p else x1
-        fx = _value(Cf[k, j], kind, alpha, beta, x)
+        _gather(Cf, j, k, ck)
+        fx = _value(ck, kind, alpha, beta, x)
         if j > q:
             if fx == 0.0 or (fx > 0.0) != (fprev > 0.0):
                 return x
-        fe = _value(Cf[k, j], kind, alpha, beta, e)
+        fe = _value(ck, kind, alpha, beta, e)
         if fe == 0.0:
             return e
         if (fe > 0.0) != (fx > 0.0):
-            return solve_bracket(Cf[k, j], kind, alpha, beta, x, e, xtol)
+            return solve_bracket(ck, kind, alpha, beta, x, e, xtol)
         fprev = fe
         x = e
     return x1
@@ -183,8 +193,10 @@ def isolate_pieces(lo, hi, Cf, kind, alpha, beta, rel_tol, h_term, xtol, start, 
 
     Parameters
     ----------
-    lo, hi : (P,) piece ends. Cf : (n, P, F+1) coefficients per neuron and
-    piece, the constant last (neuron-major, the layout of ``W @ X``).
+    lo, hi : (P,) piece ends. Cf : (P, F+1, n) coefficients per piece, feature
+    and neuron, the constant last (piece-major: one piece's coefficients are
+    contiguous, and the neurons are the inner axis, so the bounds and the values
+    at a box's midpoint are computed for all neurons at once).
     kind, alpha, beta : (F,) the features ``kind(alpha + beta t)``.
     rel_tol : the relative zero tolerance. h_term : half-width of a terminal box.
     xtol : bracket width at which a root is returned.
@@ -205,8 +217,8 @@ def isolate_pieces(lo, hi, Cf, kind, alpha, beta, rel_tol, h_term, xtol, start, 
     piece (0 if it is within the tolerance on the whole piece).
     boxes : number of boxes visited (work measure).
     """
-    n = Cf.shape[0]
-    F = Cf.shape[2] - 1
+    n = Cf.shape[2]
+    F = Cf.shape[1] - 1
     cap = 256
     rp = np.empty(cap, dtype=np.int64)
     rt = np.empty(cap)
@@ -218,9 +230,12 @@ def isolate_pieces(lo, hi, Cf, kind, alpha, beta, rel_tol, h_term, xtol, start, 
     ga = np.empty(F)
     gb = np.empty(F)
     tmp = np.empty(F)
+    ck = np.empty(F + 1)
     M1 = np.empty(n)
     M2 = np.empty(n)
     tol = np.empty(n)
+    zv = np.empty(n)
+    dzv = np.empty(n)
     last_s = np.zeros(n, dtype=np.int8)
     last_t = np.zeros(n)
     last_p = np.zeros(n, dtype=np.int64)
@@ -235,24 +250,31 @@ def isolate_pieces(lo, hi, Cf, kind, alpha, beta, rel_tol, h_term, xtol, start, 
     for p in range(start, stop):
         a0 = lo[p]
         b0 = hi[p]
-        # phase bound for the tolerance
+        C = Cf[p]
+        # bounds and tolerances of all neurons at once (neurons inner)
+        for k in range(n):
+            M1[k] = 0.0
+            M2[k] = 0.0
+            tol[k] = abs(C[F, k])
         for f in range(F):
             pa = abs(alpha[f] + beta[f] * a0)
             pb = abs(alpha[f] + beta[f] * b0)
-            tmp[f] = max(1.0, max(pa, pb))
+            tf = max(1.0, max(pa, pb))
+            bf = beta[f]
+            abf = abs(bf)
+            if kind[f] != 0:
+                for k in range(n):
+                    ac = abs(C[f, k])
+                    M1[k] += ac * abf
+                    M2[k] += ac * bf * bf
+                    tol[k] += ac * tf
+            else:
+                for k in range(n):
+                    ac = abs(C[f, k])
+                    M1[k] += ac * abf
+                    tol[k] += ac * tf
         for k in range(n):
-            s1 = 0.0
-            s2 = 0.0
-            sc = abs(Cf[k, p, F])
-            for f in range(F):
-                ac = abs(Cf[k, p, f])
-                s1 += ac * abs(beta[f])
-                if kind[f] != 0:
-                    s2 += ac * beta[f] * beta[f]
-                sc += ac * tmp[f]
-            M1[k] = s1
-            M2[k] = s2
-            tol[k] = rel_tol * sc
+            tol[k] = rel_tol * tol[k]
             if not carry or p == start:
                 last_s[k] = 0
                 last_t[k] = a0
@@ -282,15 +304,33 @@ def isolate_pieces(lo, hi, Cf, kind, alpha, beta, rel_tol, h_term, xtol, start, 
             h = 0.5 * (b - a)
             terminal = h < h_term or depth >= maxdepth or not (a < m and m < b)
             _features(kind, alpha, beta, m, g, dg)
+            # values and slopes at the midpoint of the active neurons
+            if depth == 0:
+                for k in range(n):
+                    zv[k] = C[F, k]
+                    dzv[k] = 0.0
+                for f in range(F):
+                    gf = g[f]
+                    dgf = dg[f]
+                    for k in range(n):
+                        zv[k] += C[f, k] * gf
+                        dzv[k] += C[f, k] * dgf
+            else:
+                for idx in range(cnt0):
+                    k = seg[s0 + idx]
+                    zm = C[F, k]
+                    dzm = 0.0
+                    for f in range(F):
+                        zm += C[f, k] * g[f]
+                        dzm += C[f, k] * dg[f]
+                    zv[k] = zm
+                    dzv[k] = dzm
             ends = False
             cnt = 0
             for idx in range(cnt0):
                 k = seg[s0 + idx]
-                zm = Cf[k, p, F]
-                dzm = 0.0
-                for f in range(F):
-                    zm += Cf[k, p, f] * g[f]
-                    dzm += Cf[k, p, f] * dg[f]
+                zm = zv[k]
+                dzm = dzv[k]
                 bound = min(M1[k] * h, abs(dzm) * h + 0.5 * M2[k] * h * h)
                 nev = 0
                 ev_t0 = a
@@ -316,11 +356,11 @@ def isolate_pieces(lo, hi, Cf, kind, alpha, beta, rel_tol, h_term, xtol, start, 
                         _features(kind, alpha, beta, a, ga, tmp)
                         _features(kind, alpha, beta, b, gb, tmp)
                         ends = True
-                    za = Cf[k, p, F]
-                    zb = Cf[k, p, F]
+                    za = C[F, k]
+                    zb = C[F, k]
                     for f in range(F):
-                        za += Cf[k, p, f] * ga[f]
-                        zb += Cf[k, p, f] * gb[f]
+                        za += C[f, k] * ga[f]
+                        zb += C[f, k] * gb[f]
                     ev_t0 = a
                     ev_s0 = _sgn(za, tol[k])
                     if terminal:
@@ -363,11 +403,11 @@ def isolate_pieces(lo, hi, Cf, kind, alpha, beta, rel_tol, h_term, xtol, start, 
                         last_p[k] = p
                     else:
                         if last_p[k] == p:
-                            r = solve_bracket(Cf[k, p], kind, alpha, beta,
+                            r = solve_bracket(_gather(Cf, p, k, ck), kind, alpha, beta,
                                               last_t[k], et, xtol)
                         else:
                             r = solve_across(Cf, k, last_p[k], p, hi, kind, alpha, beta,
-                                             last_t[k], et, xtol)
+                                             last_t[k], et, xtol, ck)
                         if nr == cap:
                             cap *= 2
                             rp2 = np.empty(cap, dtype=np.int64)
@@ -443,65 +483,50 @@ def child_states(first, n_children, root_group, root_k, root_piece):
     return out
 
 
-@njit(cache=True)
-def masked_rows(Cf, parent, states, slope, rows, out):
-    """``X[k, i, :] = D[r, k] * Cf[k, parent[r], :]`` for the children ``r = rows[i]``,
-    with ``D`` = 1 where on, else ``slope``; written into ``out`` (flat, reused)
-    as a contiguous ``(n, len(rows), F+1)`` block.
+@njit(cache=True, nogil=True)
+def children_coefficients(Cn, Cf, WT, bias, states, parent, is_anchor, slope, start, stop):
+    """Next-layer coefficients of the children ``start .. stop-1`` (``Cn`` ``(m, F+1, n2)``,
+    ``Cf`` ``(P, F+1, n)`` the parents', ``WT`` the next weight matrix transposed
+    ``(n, n2)``), child ``start`` an anchor.
 
-    The next layer's coefficients of those children are ``W @ X.reshape(n, -1)``.
+    An anchor gets a full product ``Cn[j] = (D_j Cf[p]) W^T + b`` (one small GEMM,
+    the masked rows in a scratch block that stays in the L1 cache); the other
+    children a rank-one update of their left sibling per toggled neuron: child
+    ``j`` and child ``j-1`` of the same parent differ only in the neurons that
+    toggle at the breakpoint between them, so
+    ``Cn[j] = Cn[j-1] + sum_k (d_j[k] - d_{j-1}[k]) Cf[p, :, k] W[:, k]``.
+    Anchors (the first child of each parent and every 16th after it) bound the
+    chain of updates. Ranges starting at an anchor are independent, so the
+    children can be split over threads at anchors.
     """
-    n, P, G = Cf.shape
-    m = rows.shape[0]
-    X = out[:n * m * G].reshape((n, m, G))
-    for k in range(n):
-        for i in range(m):
-            r = rows[i]
-            p = parent[r]
-            d = 1.0 if states[r, k] else slope
-            for f in range(G):
-                X[k, i, f] = d * Cf[k, p, f]
-    return X
-
-
-@njit(cache=True)
-def fill_children(Cn, Cf, W, states, parent, is_anchor, slope):
-    """Coefficients of the children that are not anchors, from their left sibling.
-
-    Child ``j`` and child ``j-1`` of the same parent differ only in the
-    neurons that toggle at the breakpoint between them, so
-    ``Cn[:, j] = Cn[:, j-1] + sum_k (d_j[k] - d_{j-1}[k]) W[:, k] Cf[k, p]``
-    (a rank-one update per toggled neuron). Anchors (the first child of each
-    parent and every 16th after it) come from a full product, which bounds
-    the chain of updates.
-    """
-    n2, m, G = Cn.shape
-    n = Cf.shape[0]
-    for j in range(m):
-        if is_anchor[j]:
-            continue
+    m, G, n2 = Cn.shape
+    n = Cf.shape[2]
+    X = np.empty((G, n))
+    d = np.empty(n)
+    w = np.empty(n2)
+    for j in range(start, stop):
         p = parent[j]
-        for k2 in range(n2):
+        if is_anchor[j]:
+            for k in range(n):
+                d[k] = 1.0 if states[j, k] else slope
             for f in range(G):
-                Cn[k2, j, f] = Cn[k2, j - 1, f]
+                for k in range(n):
+                    X[f, k] = d[k] * Cf[p, f, k]
+            np.dot(X, WT, Cn[j])
+            for k2 in range(n2):
+                Cn[j, G - 1, k2] += bias[k2]
+            continue
+        for f in range(G):
+            for k2 in range(n2):
+                Cn[j, f, k2] = Cn[j - 1, f, k2]
         for k in range(n):
             a = states[j, k]
             if a != states[j - 1, k]:
                 delta = (1.0 - slope) if a else (slope - 1.0)
                 for k2 in range(n2):
-                    w = delta * W[k2, k]
-                    if w != 0.0:
-                        for f in range(G):
-                            Cn[k2, j, f] += w * Cf[k, p, f]
+                    w[k2] = delta * WT[k, k2]
+                for f in range(G):
+                    c = Cf[p, f, k]
+                    for k2 in range(n2):
+                        Cn[j, f, k2] += w[k2] * c
 
-
-@njit(cache=True)
-def scatter_rows(Cn, Y, rows, bias):
-    """``Cn[:, rows[i], :] = Y[:, i, :]``, adding ``bias`` to the constant (last) column."""
-    n2, m, G = Y.shape
-    for k2 in range(n2):
-        for i in range(m):
-            r = rows[i]
-            for f in range(G - 1):
-                Cn[k2, r, f] = Y[k2, i, f]
-            Cn[k2, r, G - 1] = Y[k2, i, G - 1] + bias[k2]

@@ -62,7 +62,6 @@ ENCODED_2D_MESSAGE = (
 XTOL = 1e-13        # root refinement, relative to the domain length
 MERGE = 1e-12       # breakpoints closer than this (relative) are merged
 H_TERM = 1e-13      # half-width of a terminal box, relative to the domain length
-_CHUNK = 1 << 21    # doubles per block of masked coefficients (16 MB)
 _ANCHOR = 16        # a child's coefficients come from a full product at least this often
 _BLOCK = 1 << 23    # doubles of next-layer coefficients made at a time (64 MB)
 
@@ -152,9 +151,9 @@ class EncodedPartition1D(Partition1D):
         if P == 0:
             return np.empty(0)
         F = A.shape[2]
-        Cf = np.empty((1, P, F + 1))
-        Cf[0, :, :F] = A[:, output, :]
-        Cf[0, :, F] = c[:, output] - value
+        Cf = np.empty((P, F + 1, 1))
+        Cf[:, :F, 0] = A[:, output, :]
+        Cf[:, F, 0] = c[:, output] - value
         lo = np.ascontiguousarray(self.points[:-1])
         hi = np.ascontiguousarray(self.points[1:])
         length = float(self.points[-1] - self.points[0])
@@ -202,21 +201,36 @@ def _line_features(encoding, origin, direction):
 _POOL = None
 
 
-def _isolate(lo, hi, Cf, kinds, alpha, beta, length, threads):
-    from kernels import trig as T
-
-    P = lo.shape[0]
-    args = (lo, hi, Cf, kinds, alpha, beta, T.REL_TOL, H_TERM * length, XTOL * length)
-    if threads <= 1 or P < 2 * threads:
-        rp, rt, rk, first, boxes = T.isolate_pieces(*args, 0, P)
-        return rp, rt, rk, first, boxes
+def _pool(threads):
     global _POOL
     if _POOL is None or _POOL._max_workers < threads:
         _POOL = ThreadPoolExecutor(threads)
+    return _POOL
+
+
+def _isolate(lo, hi, Cf, kinds, alpha, beta, length, threads):
+    from kernels import trig as T
+
+    P, _, n = Cf.shape
+    args = (lo, hi, Cf, kinds, alpha, beta, T.REL_TOL, H_TERM * length, XTOL * length)
+    if threads <= 1 or (P < 2 * threads and n < 2 * threads):
+        rp, rt, rk, first, boxes = T.isolate_pieces(*args, 0, P)
+        return rp, rt, rk, first, boxes
+    pool = _pool(threads)
+    if P < 2 * threads:
+        # few pieces (the first layer has one): split the neurons instead; each
+        # neuron's subdivision is independent of the others, so the result is the same
+        cuts = np.linspace(0, n, threads + 1).astype(np.int64)
+        parts = list(pool.map(lambda i: T.isolate_pieces(
+            lo, hi, np.ascontiguousarray(Cf[:, :, cuts[i]:cuts[i + 1]]), *args[3:], 0, P),
+            range(threads)))
+        return (np.concatenate([q[0] for q in parts]), np.concatenate([q[1] for q in parts]),
+                np.concatenate([q[2] + cuts[i] for i, q in enumerate(parts)]),
+                np.concatenate([q[3] for q in parts], axis=1), sum(q[4] for q in parts))
     # more ranges than threads: the work per piece is uneven, the pool balances it
     k = min(P, 8 * threads)
     cuts = np.linspace(0, P, k + 1).astype(np.int64)
-    parts = list(_POOL.map(lambda i: T.isolate_pieces(*args, cuts[i], cuts[i + 1]),
+    parts = list(pool.map(lambda i: T.isolate_pieces(*args, cuts[i], cuts[i + 1]),
                            range(k)))
     return (np.concatenate([q[0] for q in parts]), np.concatenate([q[1] for q in parts]),
             np.concatenate([q[2] for q in parts]), np.concatenate([q[3] for q in parts]),
@@ -256,7 +270,6 @@ def _cut(net, l, plo, phi, Cf, packed, kinds, alpha, beta, length, threads, stat
     from kernels import line as KL
     from kernels import trig as T
 
-    n = Cf.shape[0]
     rp, rt, rk, first, boxes = _isolate(plo, phi, Cf, kinds, alpha, beta, length, threads)
     stats["boxes"] += int(boxes)
     stats["roots"] += int(rp.shape[0])
@@ -307,36 +320,36 @@ def _cut(net, l, plo, phi, Cf, packed, kinds, alpha, beta, length, threads, stat
     return new_lo, new_hi, states, parent, rank, packed
 
 
-def _children_coefficients(net, l, Cf, states, parent, rank, s, e):
-    """Next-layer coefficients ``(n2, e - s, F+1)`` of children ``s .. e-1``.
+def _children_coefficients(net, l, WT, Cf, states, parent, rank, s, e, Cn, threads):
+    """Next-layer coefficients ``(e - s, F+1, n2)`` of children ``s .. e-1``, written
+    into ``Cn`` (a reused buffer of at least that many rows); ``WT`` is the next
+    layer's weight matrix transposed, C-contiguous.
 
     Anchors (the first child of a parent, every ``_ANCHOR``-th sibling and the
-    first child of the block) get a full product ``W (D C)``; the others a
-    rank-one update of their left sibling per toggled neuron.
+    first child of the block) get a full product ``(D C) W^T + b``; the others a
+    rank-one update of their left sibling per toggled neuron. The children are
+    split over ``threads`` at anchors (the same anchors whatever the thread count,
+    so the result does not depend on it).
     """
     from kernels import trig as T
 
-    n, _, G = Cf.shape
-    W = net.weights[l + 1]
-    n2 = W.shape[0]
     slope = float(net.slopes[l])
     m = e - s
     st = states[s:e]
     par = parent[s:e]
     is_anchor = rank[s:e] % _ANCHOR == 0
     is_anchor[0] = True
+    Cn = Cn[:m]
+    args = (Cn, Cf, WT, net.biases[l + 1], st, par, is_anchor, slope)
+    if threads <= 1 or m < 8 * threads:
+        T.children_coefficients(*args, 0, m)
+        return Cn
     anchors = np.flatnonzero(is_anchor)
-    Cn = np.empty((n2, m, G))
-    chunk = max(1, min(anchors.shape[0], _CHUNK // (n * G)))
-    buf = np.empty(n * chunk * G)
-    ybuf = np.empty(n2 * chunk * G)
-    for a in range(0, anchors.shape[0], chunk):
-        rows = anchors[a:a + chunk]
-        X = T.masked_rows(Cf, par, st, slope, rows, buf)
-        Y = ybuf[:n2 * rows.shape[0] * G].reshape(n2, rows.shape[0] * G)
-        np.matmul(W, X.reshape(n, -1), out=Y)
-        T.scatter_rows(Cn, Y.reshape(n2, rows.shape[0], G), rows, net.biases[l + 1])
-    T.fill_children(Cn, Cf, W, st, par, is_anchor, slope)
+    cuts = np.unique(anchors[np.searchsorted(anchors, np.linspace(0, m, threads + 1)[1:-1])
+                             .clip(0, anchors.shape[0] - 1)])
+    cuts = np.concatenate([[0], cuts[cuts > 0], [m]])
+    list(_pool(threads).map(lambda i: T.children_coefficients(*args, cuts[i], cuts[i + 1]),
+                            range(cuts.shape[0] - 1)))
     return Cn
 
 
@@ -359,6 +372,8 @@ def encoded_line_pieces(net, kinds, alpha, beta, lo, hi, max_regions=None, progr
     words = (net.n_hidden + 63) // 64
     stats = {"boxes": 0, "roots": 0}
     reached = [0] * n_layers
+    bufs = [None] * n_layers
+    WTs = [np.ascontiguousarray(W.T) for W in net.weights]
     out = []
     bar = None
     if _show_progress(progress) and n_layers > 0:
@@ -382,12 +397,21 @@ def encoded_line_pieces(net, kinds, alpha, beta, lo, hi, max_regions=None, progr
                 f"of {n_layers}, more than max_regions={max_regions}")
         n2 = net.weights[l + 1].shape[0]
         block = max(1, _BLOCK // (n2 * (F + 1)))
+        if l + 1 < n_layers:
+            # one reused buffer per layer (fresh pages cost a fault each)
+            size = min(block, m)
+            if bufs[l] is None or bufs[l].shape[0] < size:
+                bufs[l] = np.empty((size, F + 1, n2))
+            dest = bufs[l]
         for s in range(0, m, block):
             e = min(s + block, m)
-            Cn = _children_coefficients(net, l, Cf, states, parent, rank, s, e)
+            if l + 1 == n_layers:
+                dest = np.empty((e - s, F + 1, n2))    # the output maps are kept
+            Cn = _children_coefficients(net, l, WTs[l + 1], Cf, states, parent, rank, s, e,
+                                        dest, threads)
             descend(l + 1, new_lo[s:e], new_hi[s:e], Cn, packed[s:e])
 
-    Cf0 = np.ascontiguousarray(np.concatenate([W0, b0[:, None]], axis=1)[:, None, :])
+    Cf0 = np.ascontiguousarray(np.concatenate([W0, b0[:, None]], axis=1).T[None, :, :])
     try:
         descend(0, np.array([lo], dtype=np.float64), np.array([hi], dtype=np.float64), Cf0,
                 np.zeros((1, words), dtype=np.uint64))
@@ -397,8 +421,9 @@ def encoded_line_pieces(net, kinds, alpha, beta, lo, hi, max_regions=None, progr
     plo = np.concatenate([o[0] for o in out])
     phi = np.concatenate([o[1] for o in out])
     packed = np.concatenate([o[2] for o in out])
-    A = np.concatenate([o[3][:, :, :-1].transpose(1, 0, 2) for o in out])
-    c = np.concatenate([o[3][:, :, -1].T for o in out])
+    Cout = np.concatenate([o[3] for o in out])              # (n, F+1, n_out)
+    A = np.ascontiguousarray(Cout[:, :-1, :].transpose(0, 2, 1))
+    c = np.ascontiguousarray(Cout[:, -1, :])
     points = np.concatenate([plo, phi[-1:]])
     stats["pieces"] = int(plo.shape[0])
     stats["pieces_per_layer"] = [int(r) for r in reached]
