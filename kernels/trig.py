@@ -490,7 +490,8 @@ def children_coefficients(Cn, Cf, WT, bias, states, parent, is_anchor, slope, st
     ``(n, n2)``), child ``start`` an anchor.
 
     An anchor gets a full product ``Cn[j] = (D_j Cf[p]) W^T + b`` (one small GEMM,
-    the masked rows in a scratch block that stays in the L1 cache); the other
+    the masked rows in a scratch block that stays in the L1 cache; for ReLU over
+    the neurons that are on only, gathered with their rows of ``W^T``); the other
     children a rank-one update of their left sibling per toggled neuron: child
     ``j`` and child ``j-1`` of the same parent differ only in the neurons that
     toggle at the breakpoint between them, so
@@ -502,17 +503,44 @@ def children_coefficients(Cn, Cf, WT, bias, states, parent, is_anchor, slope, st
     m, G, n2 = Cn.shape
     n = Cf.shape[2]
     X = np.empty((G, n))
-    d = np.empty(n)
+    Xb = np.empty(G * n)
+    Wc = np.empty((n, n2))
+    idx = np.empty(n, dtype=np.int64)
+    dv = np.empty(n)
     w = np.empty(n2)
+    compact = slope == 0.0 and n2 >= 8
     for j in range(start, stop):
         p = parent[j]
         if is_anchor[j]:
-            for k in range(n):
-                d[k] = 1.0 if states[j, k] else slope
-            for f in range(G):
+            if compact:
+                # ReLU: only the neurons that are on contribute; the product over
+                # them alone (about half the flops) has the same terms
+                q = 0
                 for k in range(n):
-                    X[f, k] = d[k] * Cf[p, f, k]
-            np.dot(X, WT, Cn[j])
+                    if states[j, k]:
+                        idx[q] = k
+                        q += 1
+                if q == 0:
+                    for f in range(G):
+                        for k2 in range(n2):
+                            Cn[j, f, k2] = 0.0
+                else:
+                    Xq = Xb[:G * q].reshape((G, q))
+                    for f in range(G):
+                        for i in range(q):
+                            Xq[f, i] = Cf[p, f, idx[i]]
+                    for i in range(q):
+                        k = idx[i]
+                        for k2 in range(n2):
+                            Wc[i, k2] = WT[k, k2]
+                    np.dot(Xq, Wc[:q], Cn[j])
+            else:
+                for k in range(n):
+                    dv[k] = 1.0 if states[j, k] else slope
+                for f in range(G):
+                    for k in range(n):
+                        X[f, k] = dv[k] * Cf[p, f, k]
+                np.dot(X, WT, Cn[j])
             for k2 in range(n2):
                 Cn[j, G - 1, k2] += bias[k2]
             continue
