@@ -27,9 +27,10 @@ Signs use a tolerance: ``|z| <= tol[k]`` counts as zero, with
 ``tol[k] = rel_tol * (|c0[k]| + sum_f |C[k, f]| max(1, max |phase_f|))``
 (a bound on the rounding of one evaluation, scaled up). A neuron's state is
 its last *strict* sign; a breakpoint is recorded only where the strict sign
-flips, located by a bracketed solver (Illinois regula falsi with a bisection
-every third step) between the last strictly signed point and the first
-point of the opposite strict sign, to ``xtol``.
+flips, located by a bracketed solver (safeguarded Newton: a step leaving the
+bracket, or a bracket not halving over two steps, is a bisection) between
+the last strictly signed point and the first point of the opposite strict
+sign, to a bracket of width ``xtol``.
 
 Tangency: a zero without a sign change (z touches 0 and turns back, or
 stays within the tolerance) changes no state and adds no breakpoint. Two
@@ -110,40 +111,73 @@ def _sgn(z, tol):
 
 
 @njit(cache=True, nogil=True)
+def _value_slope(Ck, kind, alpha, beta, t):
+    """``(z(t), z'(t))`` for the coefficients ``Ck`` (constant last)."""
+    v = Ck[kind.shape[0]]
+    d = 0.0
+    for f in range(kind.shape[0]):
+        ph = alpha[f] + beta[f] * t
+        if kind[f] == 0:
+            v += Ck[f] * ph
+            d += Ck[f] * beta[f]
+        elif kind[f] == 1:
+            v += Ck[f] * math.sin(ph)
+            d += Ck[f] * beta[f] * math.cos(ph)
+        else:
+            v += Ck[f] * math.cos(ph)
+            d -= Ck[f] * beta[f] * math.sin(ph)
+    return v, d
+
+
+@njit(cache=True, nogil=True)
 def solve_bracket(Ck, kind, alpha, beta, x0, x1, xtol):
-    """A sign change of z in ``[x0, x1]`` (z(x0), z(x1) of opposite signs);
-    ``Ck`` holds the coefficients and the constant last."""
+    """A sign change of z in ``[x0, x1]`` (z(x0), z(x1) of opposite signs), to a
+    bracket of width ``xtol``; ``Ck`` holds the coefficients and the constant last.
+
+    Safeguarded Newton: every iterate shrinks the bracket by its sign; a Newton
+    step that leaves the bracket, or a bracket that did not halve over two steps,
+    gives a bisection instead. Once the Newton step is below ``xtol / 2`` the next
+    iterate is placed ``xtol / 2`` beyond the Newton point, on the far side of the
+    root, so that the bracket closes around it.
+    """
     f0 = _value(Ck, kind, alpha, beta, x0)
     f1 = _value(Ck, kind, alpha, beta, x1)
     if f0 == 0.0:
         return x0
     if f1 == 0.0:
         return x1
-    side = 0
+    s0 = f0 > 0.0
+    # start from the secant point
+    x = (x0 * f1 - x1 * f0) / (f1 - f0)
+    if not (x > x0 and x < x1):
+        x = 0.5 * (x0 + x1)
+    width_before = x1 - x0
     for it in range(300):
         if x1 - x0 <= xtol:
             break
-        if it % 3 == 2:
-            x = 0.5 * (x0 + x1)
-        else:
-            x = (x0 * f1 - x1 * f0) / (f1 - f0)
-            if not (x > x0 and x < x1):
-                x = 0.5 * (x0 + x1)
-        fx = _value(Ck, kind, alpha, beta, x)
+        fx, dfx = _value_slope(Ck, kind, alpha, beta, x)
         if fx == 0.0:
             return x
-        if (fx > 0.0) == (f0 > 0.0):
+        if (fx > 0.0) == s0:
             x0 = x
-            f0 = fx
-            if side == -1:
-                f1 *= 0.5
-            side = -1
         else:
             x1 = x
-            f1 = fx
-            if side == 1:
-                f0 *= 0.5
-            side = 1
+        if x1 - x0 <= xtol:
+            break
+        xn = 0.5 * (x0 + x1)
+        if dfx != 0.0:
+            step = fx / dfx
+            cand = x - step
+            if abs(step) < 0.5 * xtol:
+                cand = x - step - 0.5 * xtol if step > 0.0 else x - step + 0.5 * xtol
+            if cand > x0 and cand < x1:
+                xn = cand
+        if it % 2 == 1:
+            # the bracket must at least halve every two steps
+            if x1 - x0 > 0.5 * width_before:
+                xn = 0.5 * (x0 + x1)
+            width_before = x1 - x0
+        x = xn
     return 0.5 * (x0 + x1)
 
 
