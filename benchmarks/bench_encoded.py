@@ -11,8 +11,8 @@
    1D sum of sinusoids) encoded 1 -> PE(L) -> 128x4 -> 1.
 
 Usage: python benchmarks/bench_encoded.py [--steps 300] [--repeat 3] [--write]
-(--write puts the tables into docs/encoded.md and, if benchmarks/RESULTS.md
-exists, appends a short section to it).
+(--write replaces the "## Measured" section of docs/encoded.md with the
+tables; nothing else is written).
 """
 from __future__ import annotations
 
@@ -148,7 +148,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=300, help="Adam steps of the trained network")
     ap.add_argument("--repeat", type=int, default=3, help="timing repeats (best is reported)")
-    ap.add_argument("--write", action="store_true", help="write docs/encoded.md")
+    ap.add_argument("--write", action="store_true", help="replace the Measured section of docs/encoded.md")
     ap.add_argument("--no-regioncam", action="store_true",
                     help="skip the raw 1-1024x16-1 comparison with regioncam")
     args = ap.parse_args(argv)
@@ -211,104 +211,16 @@ def main(argv=None):
     print(f"(total {time.perf_counter() - t_fresh:.1f} s)")
 
     if args.write:
+        # only the "## Measured" section of docs/encoded.md is replaced; the rest of
+        # the page (and benchmarks/RESULTS.md) is edited by hand
         doc = ROOT / "docs" / "encoded.md"
-        head = DOC_HEAD
-        doc.write_text(head + "\n## Measured\n\n" + "\n".join(lines) + "\n" + DOC_TAIL)
-        res = ROOT / "benchmarks" / "RESULTS.md"
-        if res.exists():
-            text = res.read_text()
-            marker = "\n## Encoded 1D (benchmarks/bench_encoded.py)\n"
-            if marker in text:
-                text = text[:text.index(marker)]
-            res.write_text(text.rstrip("\n") + "\n" + marker + "\n" + "\n".join(lines[:19]) +
-                           "\n\nFull tables and the grid undercount: docs/encoded.md.\n")
-        print(f"wrote {doc}")
-
-
-DOC_HEAD = """# Encoded inputs: exact pieces along lines
-
-Coordinate networks usually see sin/cos features of the coordinate (the
-paper's positional encoding, random Fourier features). With such an encoding
-every pre-activation is a trigonometric polynomial of the coordinate on each
-piece where the earlier neurons keep their states, so regions are curved in
-2D and one activation pattern can occur on several disjoint pieces.
-
-```python
-import torch, regions
-from regions.encoded import partition_encoded_1d, partition_encoded_segment
-net = torch.nn.Sequential(regions.PositionalEncoding(8), torch.nn.Linear(16, 128), torch.nn.ReLU(),
-                          torch.nn.Linear(128, 1))
-p = regions.partition(net, (0.0, 1.0))      # exact EncodedPartition1D
-len(p), p.n_patterns, p.pattern_id[:10]      # pieces, distinct patterns, recurring ids
-A, c = p.affine                              # output = A[r] @ PE(t) + c[r] on piece r
-```
-
-* `regions.PositionalEncoding(L, in_features=1|2, include_input=False, base=2.0, scale=pi)`:
-  for l = 0..L-1, sin(base^l scale p), cos(base^l scale p) per coordinate,
-  ordered [sin x, cos x, sin y, cos y] per l.
-* `regions.RandomFourierFeatures(in_features, n_frequencies, sigma, seed, include_input=False)`:
-  sin(2 pi B p), cos(2 pi B p) per frequency, B ~ N(0, sigma^2) from the seed, saved in `state_dict`.
-* `partition_encoded_1d(model, domain)` (what `regions.partition` calls for an encoded model
-  and a 1D domain), `partition_encoded_segment(model, p0, p1)` for any segment through a 2D
-  coordinate domain, `regions.grid_crossings(model, shape=(H, W))` for the exact breakpoints
-  along every pixel row and column and the number of boundaries between neighbouring pixels.
-* A full 2D partition of an encoded model is refused with `regions.encoded.ENCODED_2D_MESSAGE`.
-* `regions.sampled_patterns(model, points)`: distinct patterns among points, a lower bound.
-
-## Method and guarantees
-
-On each piece the engine carries the coefficient matrix of the current layer,
-`C_{l+1} = W_{l+1} D_l C_l` (one GEMM per layer for all pieces), and isolates the
-roots of every neuron by recursive subdivision (kernels/trig.py): a box
-`[m-h, m+h]` is cleared when `|z(m)| > tol + min(M1 h, |z'(m)| h + M2 h^2/2)`
-with `M1 = sum |C_f| |omega_f|`, `M2 = sum |C_f| omega_f^2`; it holds at most one
-root when `|z'(m)| > M2 h`, and the signs at its ends decide; a bracketed solver
-(Illinois with bisection steps) refines each root to 1e-13 of the domain length.
-Values with `|z| <= 1e-13 (|c| + sum |C_f| max(1, |phase_f|))` count as zero.
-A tangency (a zero without a sign change) changes no state and is not a
-breakpoint; breakpoints closer than 1e-12 of the domain length are merged.
-Tests (tests/test_encoded.py) check the result against 10^6-point sampling with
-bisection of every pattern change for L up to 10, against closed-form root pairs
-5.6e-7 apart (closer than the grid step) and against tangencies.
-"""
-
-DOC_TAIL = """
-## Reading the figures
-
-* **Speed against the raw network.** The goal was the encoded 1 -> PE(L=8) ->
-  128x4 -> 1 within 5x of the raw 1-128x4-1 on [0, 1]. It is not met, and the
-  table says why: the encoded network has about a hundred times as many pieces
-  as the raw one on the same interval, and each piece costs more. The raw engine
-  carries one value per neuron per point; the encoded engine carries the
-  neuron's whole trigonometric polynomial per piece, ``F + 1 = 17`` numbers at
-  L = 8, and the next layer's coefficients are a ``128 x 128`` by ``128 x 17``
-  product per piece. Full products are only made for the first child of every
-  piece and every 16th sibling; the other children are rank-one updates of
-  their left sibling (only the neurons that toggle at the breakpoint change),
-  so the product count is about the parent count. The engine goes depth
-  first over 64 MB blocks of children, so memory holds one block of
-  coefficients per layer rather than ``n x pieces x (F+1)`` numbers. What
-  remains is mostly memory traffic on those blocks and the root isolation.
-* **Raw 1D against regioncam.** regioncam runs on one thread in float32; the
-  regions engine does its BLAS products on both cores and splits its row
-  passes over two threads, so its advantage needs the second core free. On a
-  quiet machine (load average below 1.5) 1-1024x16-1 took 3.3-4.3 s against
-  regioncam's 8-9 s (2.0-2.7x); with other jobs on the machine (load average
-  around 3, as in the table when it says so) its wall time approaches its CPU
-  time and the ratio drops to about 1.5x. Times of a few milliseconds (the raw
-  128x4 on [0, 1]) are dominated by thread wake-ups and vary tenfold with the
-  load: 1.5 ms when quiet, 24 ms under load.
-* **The grid undercounts.** The paper's 2048-point grid sees fewer than half of
-  the exact patterns at L = 5 and about a twelfth at L = 8, where every grid
-  point already has its own pattern (the count saturates at 2048) while the
-  exact partition has more than ten times as many pieces. Training does not
-  fix it. With PE, pieces with equal patterns recur (``pattern_id``), but
-  rarely at these widths: almost every piece has its own pattern.
-* **Tolerances.** All counts are exact up to the stated tolerances: a zero of
-  a neuron within ``1e-13`` of its coefficient scale is a tangency and
-  changes nothing, and breakpoints closer than ``1e-12`` of the interval are
-  merged.
-"""
+        text = doc.read_text()
+        start, stop = "\n## Measured\n", "\n## Reading the figures"
+        if start not in text or stop not in text:
+            raise SystemExit(f"{doc} has no '## Measured' ... '## Reading the figures' section")
+        i, j = text.index(start), text.index(stop)
+        doc.write_text(text[:i] + start + "\n" + "\n".join(lines) + "\n" + text[j:])
+        print(f"wrote the Measured section of {doc}")
 
 
 if __name__ == "__main__":
