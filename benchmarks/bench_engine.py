@@ -254,6 +254,10 @@ resolution (about 1e-7 relative to the domain) are merged, dropped or split diff
 and a line passing within float32 rounding of a vertex is decided differently; regions
 uses float64 with the tolerance of docs/design.md. A difference of a few hundredths of a
 percent at a few hundred thousand regions is that effect; larger ones would be a bug.
+
+The positional-encoding engine (1 -> PE(L=8) -> 128x4 -> 1 against the raw network,
+and the grid's undercount) is measured by `python benchmarks/bench_encoded.py --write`,
+which records its figures, machine and date in docs/encoded.md ("Measured").
 {chr(10).join(["", "Errors:"] + errors) if errors else ""}
 """
 
