@@ -314,7 +314,6 @@ def _cut_face(f, write, cut_off, cut_neuron, face_pos, P, Z, eps, face_off, face
     """Cut face ``f`` by its neurons. Returns (faces, slots, interior vertices,
     interior edges, error flags). In write mode also writes the outputs at the
     given bases."""
-    n = Z.shape[1]
     err = 0
     nK = cut_off[f + 1] - cut_off[f]
     for kk in range(nK):
@@ -368,7 +367,6 @@ def _cut_face(f, write, cut_off, cut_neuron, face_pos, P, Z, eps, face_off, face
             nlv += 1
             ns += 1
     s_next[ns - 1] = 0
-    m_boundary = ns
     poly_head[0] = 0
     poly_alive[0] = True
     npoly = 1
@@ -603,8 +601,6 @@ def _cut_face(f, write, cut_off, cut_neuron, face_pos, P, Z, eps, face_off, face
     if not write:
         return nfaces, nslots, niv, nie, err
 
-    s0 = face_off[f]
-    s1 = face_off[f + 1]
     # interior vertex recipes: barycentric in a well-shaped triangle of the face
     base_iv = V_old + n_edge_vertices + out_iv
     if niv > 0:
