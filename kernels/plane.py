@@ -34,7 +34,7 @@ neuron's line), with ``eps_k`` chosen by the caller.
 import numpy as np
 from numba import njit, prange
 
-from kernels.polygon import _best_triangle
+from kernels.polygon import _triangle_frame
 
 T_MERGE = 1e-12   # crossings of one edge closer than this (in edge parameter) are one vertex
 
@@ -376,12 +376,7 @@ def _cut_face(f, write, cut_off, cut_neuron, face_pos, P, Z, eps, face_off, face
     if use_bb:
         # each cutting neuron is affine on the face: fit it from three vertices
         _poly_bbox(0, s_v, s_next, lv_pos, poly_bb, 0)
-        q0, q1, q2 = _best_triangle(P, face_off, face_vtx, f)
-        e1x = P[q1, 0] - P[q0, 0]
-        e1y = P[q1, 1] - P[q0, 1]
-        e2x = P[q2, 0] - P[q0, 0]
-        e2y = P[q2, 1] - P[q0, 1]
-        det = e1x * e2y - e1y * e2x
+        q0, q1, q2, e1x, e1y, e2x, e2y, det = _triangle_frame(P, face_off, face_vtx, f)
         for kk in range(nK):
             k = kbuf[kk]
             d1 = Z[q1, k] - Z[q0, k]
@@ -604,12 +599,7 @@ def _cut_face(f, write, cut_off, cut_neuron, face_pos, P, Z, eps, face_off, face
     # interior vertex recipes: barycentric in a well-shaped triangle of the face
     base_iv = V_old + n_edge_vertices + out_iv
     if niv > 0:
-        q0, q1, q2 = _best_triangle(P, face_off, face_vtx, f)
-        e1x = P[q1, 0] - P[q0, 0]
-        e1y = P[q1, 1] - P[q0, 1]
-        e2x = P[q2, 0] - P[q0, 0]
-        e2y = P[q2, 1] - P[q0, 1]
-        det = e1x * e2y - e1y * e2x
+        q0, q1, q2, e1x, e1y, e2x, e2y, det = _triangle_frame(P, face_off, face_vtx, f)
         for lv in range(nlv):
             if lv_gid[lv] < 0:
                 gid = base_iv + (-1 - lv_gid[lv])

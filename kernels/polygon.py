@@ -74,6 +74,19 @@ def _best_triangle(P, off, idx, f):
     return q0, q1, q2
 
 
+@njit(cache=True)
+def _triangle_frame(P, off, idx, f):
+    """A well-shaped triangle ``q0, q1, q2`` of polygon f with its edge vectors
+    ``e1 = q1 - q0``, ``e2 = q2 - q0`` and ``det = e1 x e2``: the frame in which
+    a function linear on the polygon is fitted (gradient from two differences)."""
+    q0, q1, q2 = _best_triangle(P, off, idx, f)
+    e1x = P[q1, 0] - P[q0, 0]
+    e1y = P[q1, 1] - P[q0, 1]
+    e2x = P[q2, 0] - P[q0, 0]
+    e2y = P[q2, 1] - P[q0, 1]
+    return q0, q1, q2, e1x, e1y, e2x, e2y, e1x * e2y - e1y * e2x
+
+
 @njit(cache=True, parallel=True)
 def affine_fits(P, values, off, idx):
     """Affine map ``values = A @ x + c`` on each polygon from three of its vertices.
@@ -85,12 +98,7 @@ def affine_fits(P, values, off, idx):
     A = np.empty((F, n_out, 2))
     c = np.empty((F, n_out))
     for f in prange(F):
-        q0, q1, q2 = _best_triangle(P, off, idx, f)
-        e1x = P[q1, 0] - P[q0, 0]
-        e1y = P[q1, 1] - P[q0, 1]
-        e2x = P[q2, 0] - P[q0, 0]
-        e2y = P[q2, 1] - P[q0, 1]
-        det = e1x * e2y - e1y * e2x
+        q0, q1, q2, e1x, e1y, e2x, e2y, det = _triangle_frame(P, off, idx, f)
         for o in range(n_out):
             d1 = values[q1, o] - values[q0, o]
             d2 = values[q2, o] - values[q0, o]

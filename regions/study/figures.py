@@ -324,14 +324,9 @@ def partitions(results, path, name="2d-raw", max_panels=3):
     pick = sorted({epochs[0], epochs[min(1, len(epochs) - 1)], epochs[-1]})[:max_panels]
     plt = _plt()
     fig, axes = plt.subplots(1, len(pick), figsize=(4.2 * len(pick), 4.0), squeeze=False)
-    H, W = r["grid_shape"]
-    lo, hi = r.get("coord_range", (0.0, 1.0))
-    xs = lo + (hi - lo) * np.arange(W) / W
-    ys = lo + (hi - lo) * np.arange(H) / H
-    X, Y = np.meshgrid(xs, ys)
-    pts = np.stack([X.ravel(), Y.ravel()], 1)
+    pts, domain = _samples(r)
     for ax, e in zip(axes[0], pick):
-        p = regions.partition(r["state_dicts"][e], ((lo, hi), (lo, hi)))
+        p = regions.partition(r["state_dicts"][e], domain)
         draw(p, ax=ax, color="pattern", points=pts, title=f"{name}, epoch {e}: {len(p)} regions",
              points_kw={"s": 0.5, "c": "k"})
         ax.set_aspect(1)
