@@ -1,53 +1,25 @@
-"""Exact pieces of encoded (sin/cos feature) coordinate networks along lines.
+"""The encoded 1D engine: exact pieces of an encoded network along a line.
 
-With an input encoding ``gamma`` (see :mod:`regions.encoding`) every
-pre-activation is, on a piece where the earlier neurons keep their states, a
-trigonometric polynomial of the line parameter ``u``:
-
-    z_l(u) = C_l gamma(x(u)) + c_l,     x(u) = origin + basis u,
-
-and the coefficients of the next layer are ``C_{l+1} = W_{l+1} D_l C_l``
-(``D_l`` the states of layer ``l`` on the piece). The engine carries
-``(C_l, c_l)`` for every piece, isolates the roots of every neuron with the
-certified subdivision of :mod:`kernels.trig`, and cuts the pieces there.
-
-What is exact and what is a tolerance
--------------------------------------
-* An interval is cleared of roots only by a bound from the coefficients
-  (mean value / Taylor bounds with ``M1 = sum |C| |omega|``,
-  ``M2 = sum |C| omega^2``); roots are refined by a bracketed solver to
-  ``1e-13`` times the domain length (at least a few ulps).
-* A value with ``|z| <= 1e-13 * (|c| + sum_f |C_f| max(1, |phase_f|))`` counts
-  as zero (about 500 times the rounding of one evaluation).
-* Tangency: a zero without a sign change changes no state and is not a
-  breakpoint (the pattern ``z > 0`` is the same on both sides, and the
-  single point where ``z = 0`` is not a piece).
-* Breakpoints closer than ``1e-12`` times the domain length are merged into
-  one (the sliver between them is dropped); a breakpoint that close to a
-  piece's end is merged into the end.
-
-Pieces with the same pattern can recur far apart along the line:
-:attr:`EncodedPartition1D.pattern_id` groups them.
-
-:meth:`EncodedPartition1D.level_set` finds where an output crosses a value
-with the same isolation and tolerances (the sign walk carried from piece to
-piece, since the output is continuous).
-
-A full 2D partition of an encoded model is curved and is not computed:
-asking for it raises ``ValueError(ENCODED_2D_MESSAGE)``.
+Each layer's roots are isolated piece by piece (:func:`_isolate`, certified
+subdivision of :mod:`kernels.trig`), the pieces are cut there (:func:`_cut`)
+and the next layer's coefficients are made for the children
+(:func:`_children_coefficients`); :func:`encoded_line_pieces` runs this depth
+first over blocks of pieces. The tolerances are in
+:mod:`regions.encoded.tolerances`, the result type in
+:mod:`regions.encoded.result`; what is exact is said in :mod:`regions.encoded`.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from functools import cached_property
-
 import numpy as np
 
-from .partition1d import Partition1D, _show_progress, _too_many
+from .._shared import check_region_cap, progress_bar, thread_pool
+from ..domain import Interval, Segment, as_domain
+from ..network import as_network
+from .result import EncodedPartition1D
+from .tolerances import H_TERM, MERGE, XTOL
 
-__all__ = ["EncodedPartition1D", "partition_encoded_1d", "partition_encoded_segment",
-           "grid_crossings", "GridCrossings", "reject_encoded_2d", "ENCODED_2D_MESSAGE"]
+__all__ = ["partition_encoded_1d", "partition_encoded_segment", "encoded_line_pieces",
+           "reject_encoded_2d", "ENCODED_2D_MESSAGE"]
 
 ENCODED_2D_MESSAGE = (
     "the regions of an encoded (sin/cos feature) network in its 2D coordinate space are "
@@ -59,9 +31,6 @@ ENCODED_2D_MESSAGE = (
     "points) counts the distinct patterns among given points (a lower bound of the number "
     "of regions).")
 
-XTOL = 1e-13        # root refinement, relative to the domain length
-MERGE = 1e-12       # breakpoints closer than this (relative) are merged
-H_TERM = 1e-13      # half-width of a terminal box, relative to the domain length
 _ANCHOR = 16        # a child's coefficients come from a full product at least this often
 _BLOCK = 1 << 23    # doubles of next-layer coefficients made at a time (64 MB)
 
@@ -69,116 +38,6 @@ _BLOCK = 1 << 23    # doubles of next-layer coefficients made at a time (64 MB)
 def reject_encoded_2d(network=None):
     """Raise the error for a full 2D partition of an encoded model."""
     raise ValueError(ENCODED_2D_MESSAGE)
-
-
-class EncodedPartition1D(Partition1D):
-    """Pieces of a line through the input of an encoded network.
-
-    Same interface as :class:`regions.partition1d.Partition1D`, except:
-
-    * ``affine`` is in the encoded space: ``A`` ``(n, n_out, n_features)``,
-      ``c`` ``(n, n_out)``; the output on piece ``r`` is
-      ``A[r] @ encode(u) + c[r]`` (see :meth:`encode`);
-    * ``pattern_id`` ``(n,)``: pieces with equal activation patterns share an
-      id (numbered in order of first appearance along the line);
-      ``n_patterns`` is the number of distinct patterns.
-    """
-
-    def __init__(self, network, domain, points, packed_patterns, A, c, kinds, alpha, beta,
-                 stats=None):
-        super().__init__(network, domain, points, packed_patterns, A, c, stats)
-        self.kinds, self.alpha, self.beta = kinds, alpha, beta
-
-    @cached_property
-    def pattern_id(self):
-        _, first, inverse = np.unique(self.packed_patterns, axis=0, return_index=True,
-                                      return_inverse=True)
-        inverse = inverse.ravel()
-        rank = np.empty(len(first), dtype=np.int64)
-        rank[np.argsort(first, kind="stable")] = np.arange(len(first))
-        return rank[inverse]
-
-    @property
-    def n_patterns(self) -> int:
-        return int(self.pattern_id.max()) + 1 if len(self) else 0
-
-    def encode(self, u):
-        """Encoded features at line parameters ``u`` (``(m,)``) -> ``(m, n_features)``."""
-        u = np.asarray(u, dtype=np.float64).reshape(-1)
-        ph = self.alpha[None, :] + u[:, None] * self.beta[None, :]
-        return np.where(self.kinds == 1, np.sin(ph), np.where(self.kinds == 2, np.cos(ph), ph))
-
-    def evaluate(self, u):
-        """Network output at ``u`` from the per-piece maps (``(m, n_out)``; nan outside)."""
-        u = np.asarray(u, dtype=np.float64).reshape(-1)
-        idx = self.locate(u)
-        A, c = self.affine
-        out = np.full((u.shape[0], c.shape[1]), np.nan)
-        ok = idx >= 0
-        out[ok] = np.einsum("mof,mf->mo", A[idx[ok]], self.encode(u[ok])) + c[idx[ok]]
-        return out
-
-    def level_set(self, value=0.0, output=0):
-        """Points where output ``output`` equals ``value``, sorted, in the line parameter.
-
-        On each piece the output is ``A[r, output] . encode(u) + c[r, output]``, a
-        trigonometric polynomial of ``u``; the level set is where ``output - value``
-        changes sign, found by the certified root isolation of the breakpoints
-        (:mod:`kernels.trig`) with the same tolerances: ``|output - value|`` below
-        ``1e-13`` of its coefficient scale counts as zero, roots are refined to
-        ``1e-13`` of the domain length, and a zero without a sign change (a
-        tangency, or a zero at a domain end) is not reported. The sign walk runs
-        along the whole line, so a crossing at (or within the tolerance of) a
-        breakpoint is found once. Whole pieces on which the output stays within
-        the tolerance of ``value`` are reported by their ends, as
-        :meth:`Partition1D.level_set` reports constant pieces. Points closer than
-        ``1e-12`` of the domain length are merged into one (a flat piece's end
-        when one of them is), as breakpoints are.
-
-        Returns a ``(k,)`` float64 array, like :meth:`Partition1D.level_set`.
-        """
-        from kernels import trig as T
-
-        A, c = self.affine
-        n_out = c.shape[1]
-        if isinstance(output, bool) or not isinstance(output, (int, np.integer)) \
-                or not 0 <= output < n_out:
-            raise ValueError(f"output {output!r} out of range; the network has {n_out} outputs")
-        value = float(value)
-        if not np.isfinite(value):
-            raise ValueError(f"value must be a finite number, got {value}")
-        P = len(self)
-        if P == 0:
-            return np.empty(0)
-        F = A.shape[2]
-        Cf = np.empty((P, F + 1, 1))
-        Cf[:, :F, 0] = A[:, output, :]
-        Cf[:, F, 0] = c[:, output] - value
-        lo = np.ascontiguousarray(self.points[:-1])
-        hi = np.ascontiguousarray(self.points[1:])
-        length = float(self.points[-1] - self.points[0])
-        kinds = np.ascontiguousarray(self.kinds, dtype=np.int64)
-        alpha = np.ascontiguousarray(self.alpha, dtype=np.float64)
-        beta = np.ascontiguousarray(self.beta, dtype=np.float64)
-        _, roots, _, first, _ = T.isolate_pieces(lo, hi, Cf, kinds, alpha, beta, T.REL_TOL,
-                                                 H_TERM * length, XTOL * length, 0, P,
-                                                 200_000_000, True)
-        flat = first[:, 0] == 0
-        pts = np.concatenate([roots, lo[flat], hi[flat]])
-        is_end = np.repeat([False, True], [roots.shape[0], 2 * int(flat.sum())])
-        if pts.shape[0] == 0:
-            return pts
-        order = np.argsort(pts, kind="stable")
-        pts, is_end = pts[order], is_end[order]
-        # points closer than MERGE of the domain are one (as breakpoints are): a
-        # crossing in the tolerance band next to a flat piece is that piece's end
-        new = np.ones(pts.shape[0], dtype=bool)
-        new[1:] = np.diff(pts) > MERGE * length
-        group = np.cumsum(new) - 1
-        rep = np.flatnonzero(new)
-        ends = np.flatnonzero(is_end)[::-1]
-        rep[group[ends]] = ends                     # the first flat end of a group wins
-        return pts[rep]
 
 
 def _encoding_of(net):
@@ -198,16 +57,6 @@ def _line_features(encoding, origin, direction):
             np.ascontiguousarray(beta))
 
 
-_POOL = None
-
-
-def _pool(threads):
-    global _POOL
-    if _POOL is None or _POOL._max_workers < threads:
-        _POOL = ThreadPoolExecutor(threads)
-    return _POOL
-
-
 def _isolate(lo, hi, Cf, kinds, alpha, beta, length, threads):
     from kernels import trig as T
 
@@ -216,7 +65,7 @@ def _isolate(lo, hi, Cf, kinds, alpha, beta, length, threads):
     if threads <= 1 or (P < 2 * threads and n < 2 * threads):
         rp, rt, rk, first, boxes = T.isolate_pieces(*args, 0, P)
         return rp, rt, rk, first, boxes
-    pool = _pool(threads)
+    pool = thread_pool(threads)
     if P < 2 * threads:
         # few pieces (the first layer has one): split the neurons instead; each
         # neuron's subdivision is independent of the others, so the result is the same
@@ -348,7 +197,7 @@ def _children_coefficients(net, l, WT, Cf, states, parent, rank, s, e, Cn, threa
     cuts = np.unique(anchors[np.searchsorted(anchors, np.linspace(0, m, threads + 1)[1:-1])
                              .clip(0, anchors.shape[0] - 1)])
     cuts = np.concatenate([[0], cuts[cuts > 0], [m]])
-    list(_pool(threads).map(lambda i: T.children_coefficients(*args, cuts[i], cuts[i + 1]),
+    list(thread_pool(threads).map(lambda i: T.children_coefficients(*args, cuts[i], cuts[i + 1]),
                             range(cuts.shape[0] - 1)))
     return Cn
 
@@ -375,11 +224,7 @@ def encoded_line_pieces(net, kinds, alpha, beta, lo, hi, max_regions=None, progr
     bufs = [None] * n_layers
     WTs = [np.ascontiguousarray(W.T) for W in net.weights]
     out = []
-    bar = None
-    if _show_progress(progress) and n_layers > 0:
-        from tqdm import tqdm
-
-        bar = tqdm(desc=desc, unit="piece")
+    bar = progress_bar(progress, desc=desc, unit="piece") if n_layers > 0 else None
 
     def descend(l, plo, phi, Cf, packed):
         if l == n_layers:
@@ -391,10 +236,8 @@ def encoded_line_pieces(net, kinds, alpha, beta, lo, hi, max_regions=None, progr
             net, l, plo, phi, Cf, packed, kinds, alpha, beta, length, threads, stats)
         m = new_lo.shape[0]
         reached[l] += m
-        if max_regions is not None and reached[l] > max_regions:
-            raise _too_many()(
-                f"the partition has at least {reached[l]} pieces after hidden layer {l + 1} "
-                f"of {n_layers}, more than max_regions={max_regions}")
+        check_region_cap(reached[l], max_regions, f"after hidden layer {l + 1} of {n_layers}",
+                         unit="pieces")
         n2 = net.weights[l + 1].shape[0]
         block = max(1, _BLOCK // (n2 * (F + 1)))
         if l + 1 < n_layers:
@@ -460,9 +303,6 @@ def partition_encoded_1d(network, domain, max_regions=None, progress=None, threa
     >>> bool(p.n_patterns <= len(p)), p.affine[0].shape[1:]
     (True, (1, 6))
     """
-    from .domain import Interval, as_domain
-    from .network import as_network
-
     net = as_network(network)
     enc = _encoding_of(net)
     if isinstance(domain, Interval):
@@ -491,114 +331,4 @@ def partition_encoded_segment(network, p0, p1, max_regions=None, progress=None, 
     The phases of the features along the line are ``omega . p0 + t omega . (p1 - p0)``,
     so the segment is a 1D problem in ``t``; breakpoints are in ``t``.
     """
-    from .domain import Segment
-
     return partition_encoded_1d(network, Segment(p0, p1), max_regions, progress, threads)
-
-
-@dataclass
-class GridCrossings:
-    """Exact region boundaries along the rows and columns of a pixel grid.
-
-    Pixel ``(i, j)`` is at ``(xs[j], ys[i])``.
-
-    Attributes
-    ----------
-    xs, ys : (W,), (H,) pixel coordinates.
-    row_breakpoints : list of H arrays, the x of every breakpoint along row i.
-    col_breakpoints : list of W arrays, the y of every breakpoint along column j.
-    row_crossings : (H, W-1) int64, breakpoints in ``(xs[j], xs[j+1]]`` on row i.
-    col_crossings : (H-1, W) int64, breakpoints in ``(ys[i], ys[i+1]]`` on column j.
-    row_hamming, col_hamming : same shapes, the number of neurons whose state
-        differs between the two neighbouring pixels (exact patterns).
-    row_pieces, col_pieces : (H,), (W,) pieces along each full row / column.
-    """
-
-    xs: np.ndarray
-    ys: np.ndarray
-    row_breakpoints: list
-    col_breakpoints: list
-    row_crossings: np.ndarray
-    col_crossings: np.ndarray
-    row_hamming: np.ndarray
-    col_hamming: np.ndarray
-    row_pieces: np.ndarray
-    col_pieces: np.ndarray
-
-
-def _along(net, coords, fixed, axis, max_regions, threads):
-    """Pieces along one grid line: coordinate ``axis`` varies over coords, the other is fixed."""
-    from .domain import Interval
-
-    origin = np.zeros(2)
-    origin[1 - axis] = fixed
-    basis = np.zeros((2, 1))
-    basis[axis, 0] = 1.0
-    dom = Interval(coords[0], coords[-1], origin=origin, basis=basis)
-    p = partition_encoded_1d(net, dom, max_regions, False, threads)
-    idx = p.locate(coords)
-    counts = np.diff(idx)
-    pats = p.patterns[idx]
-    ham = np.count_nonzero(pats[1:] != pats[:-1], axis=1)
-    return p.breakpoints.copy(), counts, ham, len(p)
-
-
-def grid_crossings(model, shape=(64, 64), bounds=((0.0, 1.0), (0.0, 1.0)), max_regions=None,
-                   progress=None, threads=2):
-    """Exact breakpoints along every row and column of a pixel grid of an encoded 2D model.
-
-    The grid is ``xs = linspace(x0, x1, W)``, ``ys = linspace(y0, y1, H)``
-    (endpoints included, the paper's PE grid for bounds ``((0, 1), (0, 1))``).
-
-    Returns
-    -------
-    GridCrossings, with ``row_crossings`` ``(H, W-1)`` and ``col_crossings``
-    ``(H-1, W)``: the exact number of region boundaries crossed between each
-    pair of neighbouring pixels (a boundary lying exactly on a pixel counts
-    between that pixel and its left / lower neighbour).
-    """
-    from .network import as_network
-
-    net = as_network(model)
-    enc = _encoding_of(net)
-    if enc.in_features != 2:
-        raise ValueError(f"grid_crossings needs a model of a 2D coordinate; its encoding takes "
-                         f"{enc.in_features}")
-    try:
-        H, W = (int(shape[0]), int(shape[1]))
-    except (TypeError, ValueError, IndexError):
-        raise ValueError(f"shape must be (H, W), got {shape!r}") from None
-    if H < 2 or W < 2:
-        raise ValueError(f"shape must be at least (2, 2) pixels, got {shape!r}")
-    try:
-        (x0, x1), (y0, y1) = bounds
-        x0, x1, y0, y1 = float(x0), float(x1), float(y0), float(y1)
-    except (TypeError, ValueError):
-        raise ValueError(f"bounds must be ((x0, x1), (y0, y1)), got {bounds!r}") from None
-    if not (x1 > x0 and y1 > y0 and np.all(np.isfinite([x0, x1, y0, y1]))):
-        raise ValueError(f"bounds must be finite with x0 < x1 and y0 < y1, got {bounds!r}")
-    xs = np.linspace(x0, x1, W)
-    ys = np.linspace(y0, y1, H)
-    rows_b, cols_b = [], []
-    row_c = np.zeros((H, W - 1), dtype=np.int64)
-    col_c = np.zeros((H - 1, W), dtype=np.int64)
-    row_h = np.zeros((H, W - 1), dtype=np.int64)
-    col_h = np.zeros((H - 1, W), dtype=np.int64)
-    row_n = np.zeros(H, dtype=np.int64)
-    col_n = np.zeros(W, dtype=np.int64)
-    it = range(H + W)
-    if _show_progress(progress):
-        from tqdm import tqdm
-
-        it = tqdm(it, desc="grid lines", unit="line")
-    for q in it:
-        if q < H:
-            b, cnt, ham, npc = _along(net, xs, ys[q], 0, max_regions, threads)
-            rows_b.append(b)
-            row_c[q], row_h[q], row_n[q] = cnt, ham, npc
-        else:
-            j = q - H
-            b, cnt, ham, npc = _along(net, ys, xs[j], 1, max_regions, threads)
-            cols_b.append(b)
-            col_c[:, j], col_h[:, j], col_n[j] = cnt, ham, npc
-    return GridCrossings(xs, ys, rows_b, cols_b, row_c, col_c, row_h, col_h, row_n, col_n)
