@@ -32,6 +32,10 @@ _API = {
     "grid_crossings": "regions.encoded",
     "partition_encoded_segment": "regions.encoded",
     "encoded": "regions.encoded",
+    "segment_crossings": "regions.geometry",
+    "boundary_distances": "regions.geometry",
+    "interval_adjacency": "regions.geometry",
+    "geometry": "regions.geometry",
     "plot": "regions.plot",
     "study": "regions.study",
 }
