@@ -330,5 +330,28 @@ def partition_encoded_segment(network, p0, p1, max_regions=None, progress=None, 
 
     The phases of the features along the line are ``omega . p0 + t omega . (p1 - p0)``,
     so the segment is a 1D problem in ``t``; breakpoints are in ``t``.
+
+    Examples
+    --------
+    One neuron ``relu(sin(pi x))`` of a 2D coordinate ``(x, y)``: along ``y = 0.5`` from
+    ``x = 0.5`` to ``x = 1.5`` it switches off at ``x = 1``, half way; along a
+    column, where ``x`` is fixed, it never changes:
+
+    >>> import torch, regions
+    >>> lin = torch.nn.Linear(4, 1).double()
+    >>> with torch.no_grad():
+    ...     _ = lin.weight.copy_(torch.tensor([[1.0, 0.0, 0.0, 0.0]]))
+    ...     _ = lin.bias.zero_()
+    >>> model = torch.nn.Sequential(regions.PositionalEncoding(1, in_features=2), lin,
+    ...                             torch.nn.ReLU(), torch.nn.Linear(1, 1).double())
+    >>> p = partition_encoded_segment(model, [0.5, 0.5], [1.5, 0.5], progress=False)
+    >>> p.breakpoints.round(12).tolist(), p.patterns[:, 0].tolist()
+    ([0.5], [True, False])
+    >>> len(partition_encoded_segment(model, [0.5, 0.0], [0.5, 1.0], progress=False))
+    1
+    >>> partition_encoded_segment(model, [0.5, 0.5], [0.5, 0.5])
+    Traceback (most recent call last):
+    ...
+    ValueError: the segment is empty: its two end points are equal
     """
     return partition_encoded_1d(network, Segment(p0, p1), max_regions, progress, threads)
