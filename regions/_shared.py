@@ -17,10 +17,10 @@ True
 [1, 2, 3]
 >>> check_region_cap(12, None, "after hidden layer 1 of 2")   # no cap: nothing happens
 >>> check_region_cap(12, 12, "after hidden layer 1 of 2")     # at the cap: allowed
->>> check_region_cap(13, 12, "after hidden layer 1 of 2")
+>>> check_region_cap(13, 12, "after hidden layer 1 of 2")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-regions.partition.TooManyRegions: the partition has at least 13 regions after hidden layer 1 of 2, more than max_regions=12
+regions.partition.TooManyRegions: the partition has at least 13 regions after hidden layer 1 of 2, ...
 """
 from __future__ import annotations
 
@@ -91,4 +91,4 @@ def check_region_cap(count: int, max_regions, where: str = "", unit: str = "regi
     if max_regions is not None and count > max_regions:
         where = f" {where}" if where else ""
         raise TooManyRegions(f"the partition has at least {count} {unit}{where}, more than "
-                             f"max_regions={max_regions}")
+                             f"max_regions={max_regions}; raise max_regions or shrink the domain")
