@@ -30,6 +30,7 @@ import argparse
 import os
 import pickle
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -376,26 +377,19 @@ def _output_path(text, option, force, model):
     return path
 
 
-def _file_mode():
-    """Permissions of a newly created file under the current umask (mkstemp gives 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def _write_atomically(path, write, force):
-    """``write(tmp)`` to a new temporary file beside ``path``, then move it to ``path``
-    in one step: readers see the old file or the complete new one, never a part.
+    """``write(tmp)`` to a new file in a private temporary folder beside ``path``, then
+    move it to ``path`` in one step: readers see the old file or the complete new one,
+    never a part, and whatever the writer leaves behind goes with the folder.
 
     Without ``force`` the move refuses a file created at ``path`` in the meantime
     (a hard link fails where the name exists); with it, ``os.replace`` swaps the name
     (a symbolic link put there meanwhile is replaced, its target never written).
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
+    folder = tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        tmp = os.path.join(folder, path.name)
         write(tmp)
-        os.chmod(tmp, _file_mode())
         if force:
             os.replace(tmp, path)
         else:
@@ -404,11 +398,8 @@ def _write_atomically(path, write, force):
             except FileExistsError:
                 raise UsageError(f"{str(path)!r} appeared while it was being written; pass "
                                  "--force to replace it") from None
-            os.unlink(tmp)
-    except BaseException:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        raise
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _check_outputs(args, dim):
