@@ -390,14 +390,19 @@ def _write_atomically(path, write, force):
     try:
         tmp = os.path.join(folder, path.name)
         write(tmp)
+        appeared = UsageError(f"{str(path)!r} appeared while it was being written; pass "
+                              "--force to replace it")
         if force:
             os.replace(tmp, path)
         else:
             try:
                 os.link(tmp, path)
             except FileExistsError:
-                raise UsageError(f"{str(path)!r} appeared while it was being written; pass "
-                                 "--force to replace it") from None
+                raise appeared from None
+            except OSError:  # a file system without hard links: check, then rename
+                if os.path.lexists(path):
+                    raise appeared from None
+                os.replace(tmp, path)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -408,10 +413,10 @@ def _check_outputs(args, dim):
     model = model if args.model and model.is_file() else None
     out = plot = None
     if args.out is not None:
-        if Path(args.out).suffix.lower() not in OUT_SUFFIXES:
+        if Path(args.out).suffix not in OUT_SUFFIXES:
             raise UsageError(f"bad --out {args.out!r}: the suffix must be .npz (partition file) "
                              "or .geojson (2D polygons)")
-        if dim != 2 and Path(args.out).suffix.lower() != ".npz":
+        if dim != 2 and Path(args.out).suffix != ".npz":
             raise UsageError(f"bad --out {args.out!r}: GeoJSON needs a 2D partition; write a "
                              "1D partition to an .npz")
         out = _output_path(args.out, "--out", args.force, model)
@@ -457,7 +462,7 @@ def _enumerate(args):
         from .io import save, to_geojson
 
         def write_out(tmp):
-            if out.suffix.lower() == ".npz":
+            if out.suffix == ".npz":
                 save(p, tmp)
             else:
                 to_geojson(p, tmp)

@@ -347,3 +347,15 @@ def test_version(capsys):
         main(["--version"])
     assert info.value.code == 0
     assert capsys.readouterr().out.strip() == f"regions {version}"
+
+
+def test_without_hard_links_the_file_is_still_written(folder, capsys, monkeypatch):
+    # a file system that refuses os.link (FAT, some network mounts): check, then rename
+    def no_links(src, dst):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    code, _, err = _enumerate(capsys, "--out", "p.npz")
+    assert code == 0, err
+    assert len(regions.load("p.npz")) > 1
+    assert sorted(os.listdir(folder)) == ["model.npz", "p.npz"]
