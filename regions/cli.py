@@ -43,8 +43,9 @@ __all__ = ["main", "he_network", "parse_architecture", "read_model", "parse_doma
 
 EXAMPLE = "he:2-64x2-1:0"
 
-# bounds on a he: network, checked before anything is allocated: far beyond what
-# the engines can partition, small enough that drawing the weights is harmless
+# bounds on a he: network (and on an .npz model's arrays), checked before anything
+# is allocated: far beyond what the engines can partition, small enough that
+# drawing or reading the weights is harmless
 MAX_LAYERS = 1000
 MAX_PARAMETERS = 10 ** 8
 
@@ -115,7 +116,16 @@ def he_network(sizes, seed=0):
 
 
 def _npz_array(z, key, path):
-    """One array of an open .npz, with the errors of a crafted file as UsageError."""
+    """One array of an open .npz, with the errors of a crafted file as UsageError.
+
+    The size the archive declares is checked before anything is decompressed: a
+    small compressed file can otherwise expand to gigabytes.
+    """
+    size = z.zip.getinfo(f"{key}.npy").file_size
+    if size > 8 * MAX_PARAMETERS:
+        raise UsageError(f"bad model file {path!r}: array {key!r} holds {size:.3g} bytes "
+                         f"uncompressed; at most {8 * MAX_PARAMETERS:.0e} ({MAX_PARAMETERS:.0e} "
+                         "float64 parameters) are accepted")
     try:
         return np.asarray(z[key])
     except ValueError as e:

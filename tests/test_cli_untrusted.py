@@ -359,3 +359,18 @@ def test_without_hard_links_the_file_is_still_written(folder, capsys, monkeypatc
     assert code == 0, err
     assert len(regions.load("p.npz")) > 1
     assert sorted(os.listdir(folder)) == ["model.npz", "p.npz"]
+
+
+def test_a_compressed_npz_is_sized_before_it_is_expanded(tmp_path, capsys, monkeypatch):
+    # a zip bomb: 3 MB of deflated zeros declare a 3.2 GB array (measured on the old
+    # code: 25 s and a MemoryError under a 6 GB limit). Scaled down here: the limit
+    # is lowered to 2000 parameters (16 kB) and the file holds 10**6 zeros in 9 kB.
+    import regions.cli
+
+    monkeypatch.setattr(regions.cli, "MAX_PARAMETERS", 2000, raising=False)
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, W0=np.zeros((1, 10 ** 6)), b0=np.zeros(1), W1=np.ones((1, 1)),
+                        b1=np.zeros(1))
+    assert path.stat().st_size < 8 * 2000
+    code, _, err = _run(capsys, "enumerate", str(path), "--no-progress")
+    _assert_one_line_error(code, err, "'W0'", "uncompressed", "2e+03")
