@@ -121,7 +121,8 @@ def _npz_array(z, key, path):
     The size the archive declares is checked before anything is decompressed: a
     small compressed file can otherwise expand to gigabytes.
     """
-    size = z.zip.getinfo(f"{key}.npy").file_size
+    members = z.zip.namelist()
+    size = z.zip.getinfo(f"{key}.npy" if f"{key}.npy" in members else key).file_size
     if size > 8 * MAX_PARAMETERS:
         raise UsageError(f"bad model file {path!r}: array {key!r} holds {size:.3g} bytes "
                          f"uncompressed; at most {8 * MAX_PARAMETERS:.0e} ({MAX_PARAMETERS:.0e} "
@@ -377,6 +378,9 @@ def _output_path(text, option, force, model):
                          "never overwritten, even with --force: name another file")
     if path.is_dir():
         raise UsageError(f"{option} {text!r} is a directory; name a file")
+    if path.exists() and not path.is_file():
+        raise UsageError(f"{option} {text!r} is not a regular file (a device or a pipe?); "
+                         "regions replaces only regular files")
     folder = path.parent
     if not folder.is_dir():
         raise UsageError(f"{option} {text!r}: the folder {str(folder)!r} does not exist")

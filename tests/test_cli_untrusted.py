@@ -1,9 +1,11 @@
 """The ``regions`` command against hostile or broken input: model files that would run
 code, crafted arrays, arguments that used to end in a traceback, and output paths
 that would overwrite the input, an existing file or a symbolic link's target."""
+import io
 import os
 import re
 import stat
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +135,13 @@ def _probe_files(d):
     _savez(d / "empty_layer.npz", W0=np.ones((0, 2)), b0=np.zeros(0), W1=np.ones((1, 0)), b1=b1)
     _savez(d / "big_ints.npz", W0=np.full((3, 2), 2 ** 60), b0=b0, W1=W1, b1=b1)
     _savez(d / "ok.npz", W0=W0, b0=b0, W1=W1, b1=b1)
+    with zipfile.ZipFile(d / "raw_member.npz", "w") as zf:  # W0 is raw bytes, not an .npy
+        zf.writestr("W0", b"hello")
+        for key, a in (("b0", b0[:1]), ("W1", W1[:, :1]), ("b1", b1)):
+            buffer = io.BytesIO()
+            np.save(buffer, a)
+            zf.writestr(f"{key}.npy", buffer.getvalue())
+    os.mkfifo(d / "pipe.npz")
     return {
         "object array .npz": (["object.npz"], "object array"),
         "meta-device Sequential": (["meta.pt", "--trust"], "'meta' device"),
@@ -161,6 +170,9 @@ def _probe_files(d):
         "string .npz": (["strings.npz"], "dtype <U1"),
         "empty layer .npz": (["empty_layer.npz"], "at least one input and one output"),
         "integers beyond 2**53": (["big_ints.npz"], "2**53"),
+        "a member that is not an .npy": (["raw_member.npz"], "dtype |S5"),
+        "out is a pipe": (["he:2-4-1", "--out", "pipe.npz", "--force"], "not a regular file"),
+        "a pipe as MODEL": (["pipe.npz"], "not a regular file"),    # reading it would block
         "negative seed": (["he:2-8-1:-5"], "non-negative integer"),
         "zero width": (["he:2-0-1"], ">= 1"),
         "huge width": (["he:2-100000000-1"], "at most 1e+08"),
