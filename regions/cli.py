@@ -271,7 +271,8 @@ def read_model(text, trusted=False):
                          ".pt file (state_dict; nn.Sequential with --trust) or an .npz of "
                          "W0, b0, W1, b1, ...")
     if not path.is_file():
-        raise UsageError(f"bad model file {text!r}: not a regular file (a directory?)")
+        raise UsageError(f"bad model file {text!r}: not a regular file (a directory, pipe "
+                         "or device)")
     if path.suffix.lower() == ".npz":
         model = _read_npz(path, text)
     else:
