@@ -9,19 +9,32 @@ MODEL is one of
 * ``he:SPEC[:SEED]``: a He-initialised network (``W ~ N(0, 2/fan_in)``,
   ``b ~ N(0, 0.1^2)``), SPEC as ``2-64x4-1`` (input, four hidden layers of
   64, one output) or ``1-32-16-1``;
-* a ``.pt``/``.pth`` file holding a torch ``nn.Sequential`` or a ``state_dict``;
+* a ``.pt``/``.pth`` file holding a torch ``state_dict`` (read with
+  ``torch.load(weights_only=True)``: tensors only, nothing is executed), or a
+  whole pickled ``nn.Sequential`` with ``--trust`` (``trusted=True`` in
+  Python) only: unpickling runs whatever code the file names;
 * a ``.npz`` file of arrays ``W0, b0, W1, b1, ...`` (``W`` shaped ``(out, in)``),
-  or a partition file written by ``regions.save`` (its network is used).
+  or a partition file written by ``regions.save`` (its network is used);
+  read with ``allow_pickle=False``.
 
-Errors (bad model file, bad domain, too many regions) exit with code 2 and a
-one-line message.
+``--out`` and ``--plot`` never replace an existing file without ``--force``,
+never the model file, and never write through (or replace) a symbolic link;
+each file is written to a temporary file in its folder and renamed into place.
+
+Errors (bad model file, bad domain, bad output file, too many regions) exit
+with code 2 and a one-line message.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import pickle
 import re
+import shutil
 import sys
+import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -30,27 +43,58 @@ __all__ = ["main", "he_network", "parse_architecture", "read_model", "parse_doma
 
 EXAMPLE = "he:2-64x2-1:0"
 
+# bounds on a he: network (and on an .npz model's arrays), checked before anything
+# is allocated: far beyond what the engines can partition, small enough that
+# drawing or reading the weights is harmless
+MAX_LAYERS = 1000
+MAX_PARAMETERS = 10 ** 8
 
-class UsageError(Exception):
-    """A bad input on the command line; printed as one line, exit code 2."""
+NPZ_LAYER_KEY = re.compile(r"([Wb])(0|[1-9][0-9]*)")
+
+
+class UsageError(ValueError):
+    """A bad input (model, domain, option, output file); the command prints it as
+    one line and exits with code 2."""
 
 
 # ----------------------------------------------------------------------------- models
 def parse_architecture(spec):
-    """``"2-64x4-1"`` -> ``[2, 64, 64, 64, 64, 1]``; ``"1-32-16-1"`` -> ``[1, 32, 16, 1]``."""
-    sizes = []
+    """``"2-64x4-1"`` -> ``[2, 64, 64, 64, 64, 1]``; ``"1-32-16-1"`` -> ``[1, 32, 16, 1]``.
+
+    At most :data:`MAX_LAYERS` sizes and :data:`MAX_PARAMETERS` weights and
+    biases, checked before the list is built.
+
+    Examples
+    --------
+    >>> parse_architecture("2-8x3-1")
+    [2, 8, 8, 8, 1]
+    """
+    runs = []  # (size, repeat count)
     for part in spec.split("-"):
-        m = re.fullmatch(r"(\d+)(?:x(\d+))?", part.strip())
+        m = re.fullmatch(r"([0-9]+)(?:x([0-9]+))?", part.strip())
         if not m:
             raise UsageError(f"bad architecture {spec!r}: expected sizes joined by '-', "
                              "a hidden size may repeat as WIDTHxCOUNT, e.g. 2-64x4-1")
         n, k = int(m.group(1)), int(m.group(2) or 1)
         if n < 1 or k < 1:
             raise UsageError(f"bad architecture {spec!r}: sizes and repeat counts must be >= 1")
-        sizes += [n] * k
-    if len(sizes) < 2:
+        runs.append((n, k))
+    n_layers = sum(k for _, k in runs)
+    if n_layers < 2:
         raise UsageError(f"bad architecture {spec!r}: need at least an input and an output size")
-    return sizes
+    if n_layers > MAX_LAYERS:
+        raise UsageError(f"bad architecture {spec!r}: {n_layers} sizes; at most {MAX_LAYERS} "
+                         "are accepted")
+    parameters, previous = 0, None
+    for n, k in runs:  # weights and biases of every layer, without expanding the runs
+        if previous is not None:
+            parameters += n * previous + n
+        parameters += (k - 1) * (n * n + n)
+        previous = n
+    if parameters > MAX_PARAMETERS:
+        raise UsageError(f"bad architecture {spec!r}: {parameters:.3g} weights and biases; "
+                         f"at most {MAX_PARAMETERS:.0e} are accepted")
+    return [n for n, k in runs for _ in range(k)]
 
 
 def he_network(sizes, seed=0):
@@ -71,22 +115,141 @@ def he_network(sizes, seed=0):
     return pairs
 
 
+def _npz_array(z, key, path):
+    """One array of an open .npz, with the errors of a crafted file as UsageError.
+
+    The size the archive declares is checked before anything is decompressed: a
+    small compressed file can otherwise expand to gigabytes.
+    """
+    members = z.zip.namelist()
+    size = z.zip.getinfo(f"{key}.npy" if f"{key}.npy" in members else key).file_size
+    if size > 8 * MAX_PARAMETERS:
+        raise UsageError(f"bad model file {path!r}: array {key!r} holds {size:.3g} bytes "
+                         f"uncompressed; at most {8 * MAX_PARAMETERS:.0e} ({MAX_PARAMETERS:.0e} "
+                         "float64 parameters) are accepted")
+    try:
+        return np.asarray(z[key])
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise UsageError(f"bad model file {path!r}: array {key!r} is an object array, "
+                             "which only unpickling could read (never done); a model .npz "
+                             "holds numeric arrays") from None
+        raise UsageError(f"bad model file {path!r}: array {key!r} is unreadable ({e})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
+        raise UsageError(f"bad model file {path!r}: array {key!r} is unreadable ({e})") from None
+
+
 def _pairs_from_npz(z, path):
+    """``W0, b0, W1, b1, ...`` of an open .npz: exactly these keys, no gap, nothing else."""
     keys = set(z.files)
-    pairs, l = [], 0
-    while f"W{l}" in keys:
-        if f"b{l}" not in keys:
-            raise UsageError(f"bad model file {path!r}: has W{l} but no b{l}")
-        pairs.append((np.asarray(z[f"W{l}"]), np.asarray(z[f"b{l}"])))
-        l += 1
-    if not pairs:
-        raise UsageError(f"bad model file {path!r}: an .npz model needs arrays W0, b0, W1, "
-                         f"b1, ... (W shaped (out, in)); found {sorted(keys)[:8]}")
-    return pairs
+    n_layers = 0
+    while f"W{n_layers}" in keys:
+        n_layers += 1
+    expected = {f"{k}{l}" for l in range(n_layers) for k in "Wb"}
+    accepted = ("an .npz model holds exactly the arrays W0, b0, W1, b1, ..., WL, bL "
+                "(W shaped (out, in)), numbered from 0 without gaps")
+    if not n_layers:
+        raise UsageError(f"bad model file {path!r}: no array W0; {accepted}; found "
+                         f"{sorted(keys)[:8]}")
+    missing = sorted(expected - keys)
+    if missing:
+        raise UsageError(f"bad model file {path!r}: has W0..W{n_layers - 1} but not "
+                         f"{', '.join(missing)}; {accepted}")
+    stray = sorted(keys - expected)
+    if stray:
+        layer_like = [k for k in stray if NPZ_LAYER_KEY.fullmatch(k)]
+        other = [k for k in stray if k not in layer_like]
+        problems = []
+        if any(k.startswith("W") for k in layer_like):
+            problems.append(f"W{n_layers} is missing but {', '.join(layer_like)} follow "
+                            "(a gap in the layer numbering)")
+        elif layer_like:
+            problems.append(f"{', '.join(layer_like)} without the matching W")
+        if other:
+            problems.append(f"unexpected arrays {', '.join(other[:8])}")
+        raise UsageError(f"bad model file {path!r}: {'; '.join(problems)}; {accepted}")
+    return [(_npz_array(z, f"W{l}", path), _npz_array(z, f"b{l}", path))
+            for l in range(n_layers)]
 
 
-def read_model(text):
-    """Turn the MODEL argument into something :func:`regions.as_network` accepts."""
+_TRUST_HINT = ("loading it means unpickling, which runs whatever code the file names; it "
+               "was refused. Only for a file you trust: pass --trust on the command line "
+               "(trusted=True in Python). Or save and pass model.state_dict(), which loads "
+               "without it")
+
+
+def _read_npz(path, text):
+    try:
+        z = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        if "pickled" in str(e):
+            raise UsageError(f"bad model file {text!r}: not an .npz archive (numpy would read "
+                             "it as a pickle, which is never loaded)") from None
+        raise UsageError(f"bad model file {text!r}: not a readable .npz ({e})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
+        raise UsageError(f"bad model file {text!r}: not a readable .npz ({e})") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise UsageError(f"bad model file {text!r}: a single .npy array, not an .npz archive "
+                         "of W0, b0, W1, b1, ...")
+    with z:
+        if "format" in z.files:
+            from .io import load_network
+
+            try:
+                return load_network(path)
+            except ValueError as e:
+                raise UsageError(f"bad model file {text!r}: {e}") from None
+        return _pairs_from_npz(z, text)
+
+
+def _one_line(error):
+    """``TypeName: first line of the message`` of an exception."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+def _read_torch(path, text, trusted):
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=not trusted)
+    except pickle.UnpicklingError as e:
+        if not trusted and "Weights only load failed" in str(e):
+            raise UsageError(f"bad model file {text!r}: it holds Python objects beyond tensors "
+                             f"(such as a whole saved nn.Sequential); {_TRUST_HINT}") from None
+        raise UsageError(f"bad model file {text!r}: torch.load failed ({_one_line(e)})") from None
+    except Exception as e:  # noqa: BLE001 - whatever a crafted file makes torch raise
+        raise UsageError(f"bad model file {text!r}: torch.load failed ({_one_line(e)}); "
+                         "expected a saved state_dict (or, with --trust, nn.Sequential)") from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    return obj
+
+
+def read_model(text, trusted=False):
+    """Turn the MODEL argument into a :class:`regions.Network`.
+
+    Parameters
+    ----------
+    text : str
+        ``example``, ``he:ARCH[:SEED]``, or the path of a ``.npz`` or torch file.
+    trusted : bool
+        Allow a torch file to be unpickled in full (a whole saved ``nn.Sequential``).
+        Unpickling runs whatever code the file names: set it only for files you
+        trust. Without it a torch file is read with ``weights_only=True`` (tensors,
+        e.g. a ``state_dict``); an ``.npz`` is never unpickled.
+
+    Raises
+    ------
+    UsageError
+        (a ``ValueError``) naming the problem: a missing or unreadable file, one
+        that would need unpickling, an unusable network.
+
+    Examples
+    --------
+    >>> read_model("he:2-8-1:0").widths
+    [8]
+    """
     from .network import as_network
 
     if text == "example":
@@ -97,44 +260,25 @@ def read_model(text):
             raise UsageError(f"bad model {text!r}: expected he:ARCH[:SEED], e.g. he:2-64x4-1:0")
         seed = 0
         if len(parts) == 2:
-            try:
-                seed = int(parts[1])
-            except ValueError:
-                raise UsageError(f"bad model {text!r}: the seed must be an integer, "
-                                 f"got {parts[1]!r}") from None
+            if not re.fullmatch(r"[0-9]+", parts[1].strip()):
+                raise UsageError(f"bad model {text!r}: the seed must be a non-negative "
+                                 f"integer, got {parts[1]!r}")
+            seed = int(parts[1])
         return as_network(he_network(parse_architecture(parts[0]), seed))
     path = Path(text)
-    if not path.exists():
+    if not text or not path.exists():
         raise UsageError(f"no model file {text!r}; MODEL is 'example', he:ARCH[:SEED], a torch "
-                         ".pt file (nn.Sequential or state_dict) or an .npz of W0, b0, W1, b1, ...")
-    if path.suffix == ".npz":
-        try:
-            z = np.load(path, allow_pickle=False)
-        except Exception as e:
-            raise UsageError(f"bad model file {text!r}: not a readable .npz ({e})") from None
-        with z:
-            if "format" in z.files:
-                from .io import load_network
-
-                try:
-                    return load_network(path)
-                except ValueError as e:
-                    raise UsageError(f"bad model file {text!r}: {e}") from None
-            pairs = _pairs_from_npz(z, text)
+                         ".pt file (state_dict; nn.Sequential with --trust) or an .npz of "
+                         "W0, b0, W1, b1, ...")
+    if not path.is_file():
+        raise UsageError(f"bad model file {text!r}: not a regular file (a directory, pipe "
+                         "or device)")
+    if path.suffix.lower() == ".npz":
+        model = _read_npz(path, text)
     else:
-        import torch
-
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:
-            raise UsageError(f"bad model file {text!r}: torch.load failed "
-                             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-                             "expected a saved nn.Sequential or state_dict") from None
-        if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-            obj = obj["state_dict"]
-        pairs = obj
+        model = _read_torch(path, text, trusted)
     try:
-        return as_network(pairs)
+        return as_network(model)
     except (ValueError, TypeError) as e:
         raise UsageError(f"bad model file {text!r}: {e}") from None
 
@@ -211,18 +355,108 @@ def _print_summary(s, stream):
         print(f"{k + ':':<10}{v}", file=stream)
 
 
+# ----------------------------------------------------------------------------- output files
+OUT_SUFFIXES = (".npz", ".geojson", ".json")
+
+
+def _plot_formats():
+    import matplotlib.figure
+
+    return sorted(matplotlib.figure.Figure().canvas.get_supported_filetypes())
+
+
+def _output_path(text, option, force, model):
+    """Check an output file before any work is done: its folder exists, it is not the
+    model file, not a symbolic link nor a directory, and it exists only with --force."""
+    path = Path(text)
+    if path.is_symlink():
+        raise UsageError(f"{option} {text!r} is a symbolic link (to {os.readlink(path)!r}); "
+                         "regions neither writes through a link nor replaces one: remove it "
+                         "or name another file")
+    if model is not None and (os.path.realpath(path) == os.path.realpath(model)
+                              or (path.exists() and os.path.samefile(path, model))):
+        raise UsageError(f"{option} {text!r} is the model file {str(model)!r}; the input is "
+                         "never overwritten, even with --force: name another file")
+    if path.is_dir():
+        raise UsageError(f"{option} {text!r} is a directory; name a file")
+    if path.exists() and not path.is_file():
+        raise UsageError(f"{option} {text!r} is not a regular file (a device or a pipe?); "
+                         "regions replaces only regular files")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"{option} {text!r}: the folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {text!r}: the folder {str(folder)!r} is not writable")
+    if path.exists() and not force:
+        raise UsageError(f"{option} {text!r} exists; pass --force to replace it")
+    return path
+
+
+def _write_atomically(path, write, force):
+    """``write(tmp)`` to a new file in a private temporary folder beside ``path``, then
+    move it to ``path`` in one step: readers see the old file or the complete new one,
+    never a part, and whatever the writer leaves behind goes with the folder.
+
+    Without ``force`` the move refuses a file created at ``path`` in the meantime
+    (a hard link fails where the name exists); with it, ``os.replace`` swaps the name
+    (a symbolic link put there meanwhile is replaced, its target never written).
+    """
+    folder = tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        tmp = os.path.join(folder, path.name)
+        write(tmp)
+        appeared = UsageError(f"{str(path)!r} appeared while it was being written; pass "
+                              "--force to replace it")
+        if force:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise appeared from None
+            except OSError:  # a file system without hard links: check, then rename
+                if os.path.lexists(path):
+                    raise appeared from None
+                os.replace(tmp, path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _check_outputs(args, dim):
+    """The --out and --plot paths, checked before the partition is computed."""
+    model = Path(args.model)
+    model = model if args.model and model.is_file() else None
+    out = plot = None
+    if args.out is not None:
+        if Path(args.out).suffix not in OUT_SUFFIXES:
+            raise UsageError(f"bad --out {args.out!r}: the suffix must be .npz (partition file) "
+                             "or .geojson (2D polygons)")
+        if dim != 2 and Path(args.out).suffix != ".npz":
+            raise UsageError(f"bad --out {args.out!r}: GeoJSON needs a 2D partition; write a "
+                             "1D partition to an .npz")
+        out = _output_path(args.out, "--out", args.force, model)
+    if args.plot is not None:
+        formats = _plot_formats()
+        if Path(args.plot).suffix.lower()[1:] not in formats:
+            raise UsageError(f"bad --plot {args.plot!r}: the suffix names the image format, "
+                             f"one of {', '.join('.' + f for f in formats)}")
+        plot = _output_path(args.plot, "--plot", args.force, model)
+    if out is not None and plot is not None and (
+            os.path.realpath(out) == os.path.realpath(plot)
+            or (out.exists() and plot.exists() and os.path.samefile(out, plot))):
+        raise UsageError(f"--out {args.out!r} and --plot {args.plot!r} name the same file")
+    return out, plot
+
+
 # ----------------------------------------------------------------------------- commands
 def _enumerate(args):
     from .api import TooManyRegions, partition
 
-    network = read_model(args.model)
+    network = read_model(args.model, trusted=args.trust)
     domain = parse_domain(args.domain, network.input_dim)
     if args.max_regions is not None and args.max_regions < 1:
         raise UsageError(f"bad --max-regions {args.max_regions}: must be a positive integer")
-    out = Path(args.out) if args.out else None
-    if out is not None and out.suffix not in (".npz", ".geojson", ".json"):
-        raise UsageError(f"bad --out {args.out!r}: the suffix must be .npz (partition file) "
-                         "or .geojson (2D polygons)")
+    out, plot = _check_outputs(args, network.input_dim)
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
     t0 = time.perf_counter()
     try:
@@ -242,40 +476,39 @@ def _enumerate(args):
     if out is not None:
         from .io import save, to_geojson
 
-        if out.suffix == ".npz":
-            save(p, out)
-        else:
-            try:
-                to_geojson(p, out)
-            except ValueError as e:
-                raise UsageError(str(e)) from None
-        print(f"wrote {out}", file=sys.stderr)
-    if args.plot:
-        _plot(p, args.plot)
+        def write_out(tmp):
+            if out.suffix == ".npz":
+                save(p, tmp)
+            else:
+                to_geojson(p, tmp)
+
+        _write(out, write_out, args.force)
+    if plot is not None:
+        _write(plot, lambda tmp: _plot(p, tmp, plot.suffix.lower()[1:]), args.force)
     return 0
 
 
-def _plot(p, path):
+def _write(path, write, force):
     try:
-        import regions.plot as rplot
-    except ImportError as e:
-        raise UsageError(f"--plot needs regions.plot, which this installation lacks ({e})") from None
-    fn = getattr(rplot, "partition", None)
-    if fn is None:
-        raise UsageError("--plot needs regions.plot.partition, which this installation lacks")
+        _write_atomically(path, write, force)
+    except OSError as e:
+        raise UsageError(f"cannot write {str(path)!r}: {e.strerror or e}") from None
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def _plot(p, path, image_format):
     import matplotlib
 
     matplotlib.use("Agg")
-    result = fn(p)
-    fig = getattr(result, "figure", None) or result
-    if isinstance(result, tuple):  # (fig, ax)
-        fig = result[0]
-    if not hasattr(fig, "savefig"):
-        import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt
 
-        fig = plt.gcf()
-    fig.savefig(path, dpi=150, bbox_inches="tight")
-    print(f"wrote {path}", file=sys.stderr)
+    import regions.plot as rplot
+
+    fig = rplot.partition(p).figure
+    try:
+        fig.savefig(path, format=image_format, dpi=150, bbox_inches="tight")
+    finally:
+        plt.close(fig)
 
 
 def _study(args):
@@ -306,9 +539,12 @@ def _study(args):
 
 
 def build_parser():
+    from . import __version__
+
     parser = argparse.ArgumentParser(
         prog="regions",
         description="Exact linear regions of small ReLU networks in 1D and 2D.")
+    parser.add_argument("--version", action="version", version=f"regions {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -317,7 +553,11 @@ def build_parser():
         description="Compute the exact partition of MODEL over --domain and print a summary.")
     e.add_argument("model", metavar="MODEL",
                    help="'example', he:ARCH[:SEED] (e.g. he:2-64x4-1:0), a torch .pt file "
-                        "(nn.Sequential or state_dict) or an .npz of W0, b0, W1, b1, ...")
+                        "(a state_dict; a whole nn.Sequential needs --trust) or an .npz of "
+                        "W0, b0, W1, b1, ...")
+    e.add_argument("--trust", action="store_true",
+                   help="unpickle a torch MODEL file in full (a saved nn.Sequential); this "
+                        "runs any code the file names: only for files you trust")
     e.add_argument("--domain", metavar="BOUNDS",
                    help="'lo,hi' for a 1-input network or 'x0,x1,y0,y1' for a box "
                         "(default: [-3, 3] per input); write --domain=-3,3 when it starts "
@@ -325,7 +565,11 @@ def build_parser():
     e.add_argument("--max-regions", type=int, metavar="N",
                    help="stop with an error (exit 2) past N regions")
     e.add_argument("--out", metavar="FILE", help="write the partition: .npz or .geojson (2D)")
-    e.add_argument("--plot", metavar="FILE", help="draw the partition to an image file")
+    e.add_argument("--plot", metavar="FILE",
+                   help="draw the partition to an image file (.png, .pdf, .svg, ...)")
+    e.add_argument("--force", action="store_true",
+                   help="replace existing --out / --plot files (never the MODEL file, "
+                        "never through a symbolic link)")
     e.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
     e.add_argument("--json", action="store_true", help="print the summary as one JSON line")
@@ -365,8 +609,6 @@ def main(argv=None):
     # OpenMP threads (torch's, Numba's) wait passively unless the user says
     # otherwise: spinning pools of several processes on few cores take the
     # cores from each other (see regions.study.study._worker_init)
-    import os
-
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()

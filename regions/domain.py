@@ -25,6 +25,33 @@ import numpy as np
 __all__ = ["Domain", "Interval", "Box", "PolygonDomain", "Segment", "Plane", "as_domain"]
 
 
+# Largest coordinate magnitude a domain may have: the engines multiply two
+# coordinates (areas, cross products, affine maps), and the product of two
+# numbers below 1e150 stays far from float64's overflow at 1.8e308.
+MAX_COORDINATE = 1e150
+_SCALE_RULE = (f"coordinates must be finite with magnitude at most {MAX_COORDINATE:g}, so that "
+               "products of two coordinates stay finite in float64")
+
+
+def _check_scale(values, what):
+    """Refuse coordinates (bounds, points, directions) that are non-finite or so large
+    that the products the engines form would overflow."""
+    v = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"{what} must be finite, got {v.ravel()[:6].tolist()}")
+    big = np.abs(v).max(initial=0.0)
+    if big > MAX_COORDINATE:
+        raise ValueError(f"{what} has a coordinate of magnitude {big:g}; {_SCALE_RULE}")
+
+
+def _check_measure(measure, what):
+    """Refuse a domain whose length or area is not a positive finite float64."""
+    if not (np.isfinite(measure) and measure > 0):
+        raise ValueError(f"{what} is {measure:g}, which float64 cannot use: the domain's "
+                         "length or area must be a positive finite number (widths neither "
+                         "overflow nor underflow when multiplied)")
+
+
 def _finite_pair(pair, what):
     try:
         lo, hi = (float(pair[0]), float(pair[1]))
@@ -36,7 +63,19 @@ def _finite_pair(pair, what):
         raise ValueError(f"{what} must be finite, got ({lo}, {hi})")
     if not hi > lo:
         raise ValueError(f"{what} is empty or inverted: ({lo}, {hi}); need lo < hi")
+    _check_scale((lo, hi), f"{what} ({lo}, {hi})")
     return lo, hi
+
+
+def _check_map(domain, corners):
+    """The affine map ``x = origin + basis @ u`` into input space: its origin, its
+    directions and the images of the domain's ``corners`` (in ``u``) finite and in scale."""
+    what = f"the {type(domain).__name__.lower()}"
+    _check_scale(domain.origin, f"{what}'s origin")
+    _check_scale(domain.basis, f"{what}'s directions")
+    with np.errstate(over="ignore", invalid="ignore"):
+        x = domain.to_input(np.asarray(corners, dtype=np.float64))
+    _check_scale(x, f"{what} in input space")
 
 
 @dataclass
@@ -73,8 +112,10 @@ class Interval(Domain):
 
     def __init__(self, lo, hi, origin=None, basis=None):
         self.lo, self.hi = _finite_pair((lo, hi), "the interval")
+        _check_measure(self.hi - self.lo, f"the interval's length ({self.lo}, {self.hi})")
         super().__init__(np.zeros(1) if origin is None else np.asarray(origin, float),
                          np.ones((1, 1)) if basis is None else np.asarray(basis, float))
+        _check_map(self, [self.lo, self.hi])
 
     @property
     def bounds(self):
@@ -98,6 +139,7 @@ class Segment(Interval):
             raise ValueError(f"segment end points differ in dimension: {p0.shape} and {p1.shape}")
         if not (np.all(np.isfinite(p0)) and np.all(np.isfinite(p1))):
             raise ValueError("segment end points must be finite")
+        _check_scale(np.concatenate([p0, p1]), "the segment's end points")
         if np.array_equal(p0, p1):
             raise ValueError("the segment is empty: its two end points are equal")
         self.p0, self.p1 = p0, p1
@@ -114,8 +156,11 @@ class Box(Domain):
     def __init__(self, xr, yr, origin=None, basis=None):
         self.xr = _finite_pair(xr, "the box's x range")
         self.yr = _finite_pair(yr, "the box's y range")
+        _check_measure((self.xr[1] - self.xr[0]) * (self.yr[1] - self.yr[0]),
+                       f"the box's area {self.xr} x {self.yr}")
         super().__init__(np.zeros(2) if origin is None else np.asarray(origin, float),
                          np.eye(2) if basis is None else np.asarray(basis, float))
+        _check_map(self, self.convex_pieces()[0])
 
     @property
     def bounds(self):
@@ -159,6 +204,8 @@ class Plane(Box):
                              f"got shape {D.shape}")
         if not (np.all(np.isfinite(origin)) and np.all(np.isfinite(D))):
             raise ValueError("the plane's origin and directions must be finite")
+        _check_scale(origin, "the plane's origin")
+        _check_scale(D, "the plane's directions")
         if np.linalg.matrix_rank(D) < 2:
             raise ValueError("the plane's two directions are parallel (or zero); "
                              "they must span a plane")
@@ -179,12 +226,14 @@ class PolygonDomain(Domain):
         if polygon.is_empty or not polygon.is_valid or polygon.area <= 0:
             raise ValueError("the polygon domain must be a valid polygon with positive area "
                              f"(shapely.is_valid_reason: {shapely.is_valid_reason(polygon)})")
-        coords = np.asarray(polygon.exterior.coords)
-        if not np.all(np.isfinite(coords)):
-            raise ValueError("the polygon's coordinates must be finite")
+        coords = np.concatenate([np.asarray(ring.coords)
+                                 for ring in (polygon.exterior, *polygon.interiors)])
+        _check_scale(coords, "the polygon's coordinates")
+        _check_measure(polygon.area, "the polygon's area")
         self.polygon = shapely.normalize(polygon)
         super().__init__(np.zeros(2) if origin is None else np.asarray(origin, float),
                          np.eye(2) if basis is None else np.asarray(basis, float))
+        _check_map(self, coords)
 
     @property
     def bounds(self):

@@ -140,6 +140,75 @@ def _check_finite(W, b, where):
                          "all parameters must be finite numbers")
 
 
+# integers of at most this magnitude convert to float64 exactly
+_EXACT_INTEGERS = 2.0 ** 53
+
+
+def _numpy(value, where):
+    """``value`` (a torch tensor, numpy array or nested list) as a numpy array of its
+    own dtype; torch floating-point tensors (float16, bfloat16, ...) become float64."""
+    if hasattr(value, "detach"):  # a torch tensor
+        t = value.detach()
+        if t.device.type == "meta":
+            raise ValueError(f"{where} is a tensor on torch's 'meta' device, which holds no "
+                             "values; load the parameters into a real device (e.g. "
+                             "model.to_empty(device='cpu') then load_state_dict) first")
+        if t.is_floating_point():
+            t = t.double()
+        try:
+            return t.cpu().numpy()
+        except TypeError:  # a dtype numpy lacks
+            raise ValueError(f"{where} has dtype {t.dtype}; parameters must be real numbers "
+                             "(a float or integer tensor)") from None
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where} is not an array of numbers ({e})") from None
+
+
+def _real_float64(value, where):
+    """``value`` as float64, refusing what the conversion would alter or guess:
+    booleans, complex numbers, strings, objects and integers beyond 2**53."""
+    a = _numpy(value, where)
+    if a.dtype.kind not in "fiu":
+        raise ValueError(f"{where} has dtype {a.dtype}; parameters must be real numbers "
+                         "(a float or integer array; bool, complex, string and object "
+                         "arrays are refused)")
+    out = a.astype(np.float64)
+    if a.dtype.kind in "iu" and np.any(np.abs(out) >= _EXACT_INTEGERS):
+        raise ValueError(f"{where} holds integers of magnitude >= 2**53, which float64 "
+                         "cannot represent exactly; pass float weights")
+    return out
+
+
+def _check_layer(W, b, where):
+    """A layer's float64 ``W`` ``(out, in)`` and ``b`` ``(out,)``: shapes, size, finiteness."""
+    if W.ndim != 2 or b.ndim != 1 or b.shape[0] != W.shape[0]:
+        raise ValueError(f"{where}: expected W shaped (out, in) and b shaped (out,), "
+                         f"got {W.shape} and {b.shape}")
+    if W.shape[0] == 0 or W.shape[1] == 0:
+        raise ValueError(f"{where}: W has shape {W.shape}; a layer needs at least one "
+                         "input and one output")
+    _check_finite(W, b, where)
+
+
+def _slope(module, where):
+    """The negative slope of a ReLU (0.0) or LeakyReLU module, checked finite."""
+    import torch.nn as nn
+
+    if not isinstance(module, nn.LeakyReLU):
+        return 0.0
+    try:
+        slope = float(module.negative_slope)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: negative_slope {module.negative_slope!r} is not a "
+                         "number") from None
+    if not np.isfinite(slope):
+        raise ValueError(f"{where}: negative_slope is {slope}; a LeakyReLU slope must be a "
+                         "finite number")
+    return slope
+
+
 def _finish(layers, slopes_after, encoding, names):
     """layers: list of (W, b); slopes_after[i]: activation slope after layer i or None."""
     if not layers:
@@ -155,8 +224,10 @@ def _finish(layers, slopes_after, encoding, names):
             if W2.shape[1] != W.shape[0]:
                 raise ValueError(f"{names[i]} expects {W2.shape[1]} inputs but {name} "
                                  f"gives {W.shape[0]}")
-            W, b = W2 @ W, W2 @ b + b2
+            with np.errstate(over="ignore", invalid="ignore"):
+                W, b = W2 @ W, W2 @ b + b2
             name = f"{name}+{names[i]}"
+            _check_finite(W, b, f"the composition {name} of consecutive Linear layers")
         else:
             weights.append(W), biases.append(b), slopes.append(slopes_after[i - 1])
             merged_names.append(name)
@@ -192,17 +263,17 @@ def _from_sequential(model):
                 raise ValueError(f"{where}: an encoding must be the first module of the Sequential")
             encoding = m
         elif isinstance(m, nn.Linear):
-            W = m.weight.detach().cpu().double().numpy().copy()
-            b = (m.bias.detach().cpu().double().numpy().copy() if m.bias is not None
+            W = _real_float64(m.weight, f"{where} weight")
+            b = (_real_float64(m.bias, f"{where} bias") if m.bias is not None
                  else np.zeros(W.shape[0]))
-            _check_finite(W, b, where)
+            _check_layer(W, b, where)
             layers.append((W, b)), slopes_after.append(None), names.append(where)
         elif isinstance(m, (nn.ReLU, nn.LeakyReLU)):
             if not layers:
                 raise ValueError(f"{where}: an activation must follow a Linear layer")
             if slopes_after[-1] is not None:
                 raise ValueError(f"{where}: two activations in a row are not supported")
-            slopes_after[-1] = float(m.negative_slope) if isinstance(m, nn.LeakyReLU) else 0.0
+            slopes_after[-1] = _slope(m, where)
         elif isinstance(m, passthrough):
             continue
         elif isinstance(m, nn.Sequential):
@@ -220,20 +291,17 @@ def _from_pairs(pairs, names=None, encoding=None):
     for i, pair in enumerate(pairs):
         if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
             raise ValueError(f"entry {i} of the weight list is not a (W, b) pair")
-        W = np.asarray(pair[0], dtype=np.float64)
-        b = np.asarray(pair[1], dtype=np.float64)
         where = names[i] if names else f"pair {i}"
-        if W.ndim != 2 or b.ndim != 1 or b.shape[0] != W.shape[0]:
-            raise ValueError(f"{where}: expected W shaped (out, in) and b shaped (out,), "
-                             f"got {W.shape} and {b.shape}")
-        _check_finite(W, b, where)
-        layers.append((W.copy(), b.copy())), names_out.append(where)
+        W = _real_float64(pair[0], f"{where} W")
+        b = _real_float64(pair[1], f"{where} b")
+        _check_layer(W, b, where)
+        layers.append((W, b)), names_out.append(where)
     slopes_after = [0.0] * (len(layers) - 1) + [None]
     return _finish(layers, slopes_after, encoding, names_out)
 
 
-def _as_array(v, dtype=None):
-    v = v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
+def _as_array(v, dtype=None, where="a state_dict entry"):
+    v = _numpy(v, where)
     return v if dtype is None else np.asarray(v, dtype=dtype)
 
 
@@ -299,11 +367,11 @@ def _encoding_from_state_dict(sd, keys, first_weight):
         raise ValueError(f"the state_dict holds only part of an encoding's feature table "
                          f"(missing {missing}); without it the first Linear layer's inputs "
                          f"are unknown; {_PASS_INSTEAD}")
-    kinds = _as_array(have["kinds"]).astype(np.int64).ravel()
+    kinds = _as_array(have["kinds"], where=f"{pre}kinds").astype(np.int64).ravel()
     if "B" in have:
-        omegas = _rff_omegas(kinds, _as_array(have["B"], np.float64), pre)
+        omegas = _rff_omegas(kinds, _as_array(have["B"], np.float64, f"{pre}B"), pre)
     else:
-        omegas = _as_array(have["omegas"], np.float64)
+        omegas = _as_array(have["omegas"], np.float64, f"{pre}omegas")
     try:
         return Encoding.from_spec(kinds, omegas)
     except ValueError as e:
@@ -319,10 +387,11 @@ def _from_state_dict(sd):
     pairs, names = [], []
     for k in wkeys:
         prefix = k[: -len(".weight")]
-        W = _as_array(sd[k])
+        name = f"state_dict entry '{prefix}'"
+        W = _numpy(sd[k], f"{name} weight")
         bk = prefix + ".bias"
-        b = _as_array(sd[bk]) if bk in sd else np.zeros(W.shape[0])
-        pairs.append((W, b)), names.append(f"state_dict entry '{prefix}'")
+        b = _numpy(sd[bk], f"{name} bias") if bk in sd else np.zeros(W.shape[:1])
+        pairs.append((W, b)), names.append(name)
     return _from_pairs(pairs, names, encoding)
 
 
