@@ -25,7 +25,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import shapely
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 import exact_reference
 import regions
@@ -114,6 +114,56 @@ def assert_engine_matches_2d(net, vertices, slopes=None):
     return ref, p
 
 
+# Rescaled networks (weights spanning 2**-40..2**40) have exact regions far
+# thinner than any float64 zero test resolves (a neuron 2**40 t + 1 has a piece
+# of length 2**-40 next to t = 0). Their comparison is above a resolution: an
+# exact region at least RESOLUTION times the domain's diameter wide must be
+# found (its centroid in an engine region with its pattern, its area within
+# 1e-9 * diameter * perimeter plus the area of the thinner regions, which the
+# engine may merge into a neighbour); no engine region may hold two of them
+# or carry a pattern that is no exact region's.
+RESOLUTION = 1e-7
+
+
+def _resolution_checks(ref_patterns, wide, pats, idx, got, want, slack):
+    assert set(pats) <= set(ref_patterns), "the engine reports a pattern no exact region has"
+    assert len(set(idx.tolist())) == len(idx), "an engine region holds two wide exact regions"
+    assert len(wide) <= len(pats) <= len(ref_patterns)
+    assert [pats[i] for i in idx] == [ref_patterns[j] for j in wide]
+    assert np.all(np.abs(got - want) <= slack)
+
+
+def assert_engine_matches_1d_above_resolution(net, lo, hi, slopes):
+    ref = partition_interval(net, lo, hi, slopes)
+    p = regions.partition(engine_network(net, slopes), (float(lo), float(hi)))
+    span = float(hi - lo)
+    lengths = np.array([float(r.length) for r in ref])
+    wide = np.flatnonzero(lengths >= RESOLUTION * span)
+    idx = p.locate(np.array([float((ref[j].lo + ref[j].hi) / 2) for j in wide]))
+    thin = lengths.sum() - lengths[wide].sum()
+    _resolution_checks([r.pattern for r in ref], wide, engine_patterns(p), idx, p.measure[idx],
+                       lengths[wide], 2e-9 * span + thin)
+    assert p.measure.sum() == pytest.approx(span, rel=1e-12)
+
+
+def assert_engine_matches_2d_above_resolution(net, vertices, slopes):
+    ref = partition_polygon(net, vertices, slopes)
+    p = regions.partition(engine_network(net, slopes), engine_domain(vertices))
+    pts = np.array([[float(x), float(y)] for x, y in vertices])
+    diameter = np.linalg.norm(pts[:, None] - pts[None], axis=2).max()
+    areas = np.array([float(r.area) for r in ref])
+    perimeters = np.array([np.linalg.norm(np.diff(np.array([[float(x), float(y)] for x, y in
+                                                           r.vertices + r.vertices[:1]]), axis=0),
+                                          axis=1).sum() for r in ref])
+    wide = np.flatnonzero(2 * areas / perimeters >= RESOLUTION * diameter)
+    centroids = np.array([[float(v) for v in polygon_centroid(ref[j].vertices)] for j in wide])
+    idx = p.locate(centroids)
+    thin = areas.sum() - areas[wide].sum()
+    _resolution_checks([r.pattern for r in ref], wide, engine_patterns(p), idx, p.measure[idx],
+                       areas[wide], 1e-9 * diameter * perimeters[wide] + thin)
+    assert p.measure.sum() == pytest.approx(float(polygon_area([tuple(v) for v in vertices])), rel=1e-12)
+
+
 def forward_pre_activations(net, x, slopes):
     """Exact pre-activations of every hidden neuron at the point ``x``, layer by
     layer (a list per layer), and the output: a plain forward pass."""
@@ -175,6 +225,9 @@ def assert_reference_is_the_partition_1d(net, lo, hi, pieces, slopes):
 
 small = st.integers(-2, 2)
 SLOPES = [Fraction(0), Fraction(1, 10), Fraction(1, 2)]
+# mostly exact degeneracy, sometimes a near miss: a bias off by 2**-8 or 2**-16
+# (lines nearly through a point, a corner or along an edge; near duplicates)
+NEAR = [Fraction(0)] * 3 + [s * Fraction(1, 2 ** e) for e in (8, 16) for s in (1, -1)]
 
 
 def _deeper_rows(draw, n_in, n):
@@ -187,7 +240,7 @@ def _deeper_rows(draw, n_in, n):
             W.append([draw(small) for _ in range(n_in)]), b.append(draw(small))
         elif kind == "dup":
             j = draw(st.integers(0, len(W) - 1))
-            W.append(list(W[j])), b.append(b[j])
+            W.append(list(W[j])), b.append(b[j] + draw(st.sampled_from(NEAR)))
         elif kind == "scaled":
             j = draw(st.integers(0, len(W) - 1))
             s = draw(st.sampled_from([2, -1, -2, Fraction(1, 2)]))
@@ -226,10 +279,10 @@ def degenerate_net_1d(draw):
         elif kind in ("through_common", "through_end"):
             w = draw(st.sampled_from([-2, -1, 1, 2]))
             t = common if kind == "through_common" else draw(st.sampled_from(points[:2]))
-            W.append([w]), b.append(-w * t)
+            W.append([w]), b.append(-w * t + draw(st.sampled_from(NEAR)))
         elif kind == "dup":
             j = draw(st.integers(0, len(W) - 1))
-            W.append(list(W[j])), b.append(b[j])
+            W.append(list(W[j])), b.append(b[j] + draw(st.sampled_from(NEAR)))
         elif kind == "scaled":
             j = draw(st.integers(0, len(W) - 1))
             s = draw(st.sampled_from([2, -1, -2, Fraction(1, 2)]))
@@ -279,16 +332,16 @@ def degenerate_net_2d(draw):
         elif kind in ("through_common", "through_corner"):
             a = draw(st.tuples(small, small).filter(lambda a: a != (0, 0)))
             p = common if kind == "through_common" else vertices[draw(st.integers(0, n - 1))]
-            W.append(list(a)), b.append(-(a[0] * p[0] + a[1] * p[1]))
+            W.append(list(a)), b.append(-(a[0] * p[0] + a[1] * p[1]) + draw(st.sampled_from(NEAR)))
         elif kind == "along_edge":
             j = draw(st.integers(0, n - 1))
             (px, py), (qx, qy) = vertices[j], vertices[(j + 1) % n]
             s = draw(st.sampled_from([-2, -1, 1, 2]))
             a = (s * (py - qy), s * (qx - px))
-            W.append(list(a)), b.append(-(a[0] * px + a[1] * py))
+            W.append(list(a)), b.append(-(a[0] * px + a[1] * py) + draw(st.sampled_from(NEAR)))
         elif kind == "dup":
             j = draw(st.integers(0, len(W) - 1))
-            W.append(list(W[j])), b.append(b[j])
+            W.append(list(W[j])), b.append(b[j] + draw(st.sampled_from(NEAR)))
         elif kind == "scaled":
             j = draw(st.integers(0, len(W) - 1))
             s = draw(st.sampled_from([2, -1, -2, Fraction(1, 2)]))
@@ -299,13 +352,40 @@ def degenerate_net_2d(draw):
     return [(W, b)] + tail, vertices, slopes
 
 
+@st.composite
+def rescaled(draw, cases):
+    """A case of ``cases`` with one hidden neuron's row and bias, or the weights it
+    sends to the next layer, multiplied by 2**e (|e| up to 40, exact in float64).
+
+    Mostly large factors after a ReLU layer: a next-layer neuron is then huge where
+    the scaled neuron is on and of order one where it is exactly zero, the case a
+    zero test relative to the neuron's maximum over the domain gets wrong.
+    """
+    case = draw(cases)
+    net = [([list(row) for row in W], list(b)) for W, b in case[0]]
+    slopes = list(case[-1])
+    l = draw(st.integers(0, len(net) - 2))
+    k = draw(st.integers(0, len(net[l][0]) - 1))
+    s = Fraction(2) ** draw(st.sampled_from([20, 40, 40, -20, -40]))
+    if draw(st.booleans()):
+        slopes[l] = Fraction(0)
+    if draw(st.booleans()):
+        W, b = net[l]
+        W[k] = [s * w for w in W[k]]
+        b[k] = s * b[k]
+    else:
+        for row in net[l + 1][0]:
+            row[k] = s * row[k]
+    return (net,) + tuple(case[1:-1]) + (slopes,)
+
+
 # ---------------------------------------------------------------- the reference itself
 
 def test_reference_docstring_examples():
     assert doctest.testmod(exact_reference).failed == 0
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(degenerate_net_1d())
 def test_reference_1d_is_the_partition_by_a_forward_pass(case):
     net, lo, hi, slopes = case
@@ -313,7 +393,7 @@ def test_reference_1d_is_the_partition_by_a_forward_pass(case):
     assert_reference_is_the_partition_1d(net, lo, hi, pieces, slopes)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(degenerate_net_2d())
 def test_reference_2d_is_the_partition_by_a_forward_pass(case):
     net, vertices, slopes = case
@@ -332,7 +412,7 @@ def _float_patterns(net, slopes, x):
     return {tuple(row) for row in np.concatenate(bits, axis=1)[clear].tolist()}
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(degenerate_net_2d())
 def test_grid_patterns_are_reference_patterns(case):
     # dense sampling is a lower bound: every pattern it sees inside a region is an exact region's
@@ -373,14 +453,14 @@ def test_reference_1d_equals_a_fine_grid_in_general_position():
 
 # ---------------------------------------------------------------- the engine against it
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(degenerate_net_1d())
 def test_engine_1d_matches_exact_reference(case):
     net, lo, hi, slopes = case
     assert_engine_matches_1d(net, lo, hi, slopes)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(degenerate_net_2d())
 def test_engine_2d_matches_exact_reference(case):
     net, vertices, slopes = case
@@ -456,4 +536,58 @@ def test_engine_1d_identically_zero_neuron_is_off_after_rounding():
     ref = partition_interval(net, -1, 1, slopes)
     assert_reference_is_the_partition_1d(net, -1, 1, ref, slopes)
     assert [r.pattern[4] for r in ref] == [False, False, False]
+    assert_engine_matches_1d(net, Fraction(-1), Fraction(1), slopes)
+
+
+# derandomized: a fixed set of examples, so that the outcome on a given engine is
+# reproducible (these examples hit issue 9 item 5 on the engine of today)
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(rescaled(degenerate_net_1d()))
+def test_engine_1d_matches_exact_reference_rescaled(case):
+    net, lo, hi, slopes = case
+    assert_engine_matches_1d_above_resolution(net, lo, hi, slopes)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 9 item 5: the zero test is relative to a neuron's "
+                   "maximum over the whole domain (shrinks to the case of "
+                   "test_engine_2d_constant_neuron_beside_a_huge_one_keeps_its_sign)")
+# while it is expected to fail, skip hypothesis's shrinking (a minute); put
+# Phase.shrink back together with removing the mark
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
+          phases=[Phase.explicit, Phase.generate], suppress_health_check=[HealthCheck.too_slow])
+@given(rescaled(degenerate_net_2d()))
+def test_engine_2d_matches_exact_reference_rescaled(case):
+    net, vertices, slopes = case
+    assert_engine_matches_2d_above_resolution(net, vertices, slopes)
+
+
+SCALE = 2 ** 40
+
+
+@pytest.mark.xfail(strict=True, reason="issue 9 item 5: the zero test is relative to a neuron's "
+                   "maximum over the whole domain")
+def test_engine_2d_constant_neuron_beside_a_huge_one_keeps_its_sign():
+    # layer 1: relu(2**40 y); layer 2: n = relu(2**40 y) + 1 >= 1, on everywhere. Where
+    # y < 0, n is the constant 1, below 1e-10 of its maximum 2**41 + 1 over the square:
+    # the engine reads it as zero and reports n off on the lower half.
+    net = [([[0, SCALE]], [0]), ([[1]], [1]), ([[1]], [0])]
+    slopes = [Fraction(0), Fraction(0)]
+    ref = partition_polygon(net, SQUARE, slopes)
+    assert_reference_is_the_partition(net, SQUARE, ref, slopes)
+    assert sorted(r.pattern for r in ref) == [(False, True), (True, True)]
+    assert_engine_matches_2d(net, SQUARE, slopes)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 9 item 5: the zero test is relative to a neuron's "
+                   "maximum over the whole domain")
+def test_engine_1d_sign_change_beside_a_huge_neuron_is_cut():
+    # layer 1: relu(2**40 t), relu(t + 2); layer 2: n = relu(2**40 t) + relu(t + 2) - 3/2.
+    # On [-1, 0], n = t + 1/2 changes sign at t = -1/2, but both ends' values (+-1/2) are
+    # below 1e-10 of n's maximum 2**40 + 3/2: the engine misses the breakpoint -1/2.
+    net = [([[SCALE], [1]], [0, 2]), ([[1, 1]], [Fraction(-3, 2)]), ([[1]], [0])]
+    slopes = [Fraction(0), Fraction(0)]
+    ref = partition_interval(net, -1, 1, slopes)
+    assert_reference_is_the_partition_1d(net, -1, 1, ref, slopes)
+    assert [r.lo for r in ref] == [-1, Fraction(-1, 2), 0]
     assert_engine_matches_1d(net, Fraction(-1), Fraction(1), slopes)
