@@ -62,7 +62,7 @@ from fractions import Fraction
 from typing import NamedTuple
 
 __all__ = ["Piece", "Region", "exact", "box", "partition_interval", "partition_polygon",
-           "polygon_area", "polygon_centroid"]
+           "orientation", "polygon_area", "polygon_centroid"]
 
 
 class Piece(NamedTuple):
@@ -220,7 +220,8 @@ def box(x0, x1, y0, y1):
     return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
 
 
-def _cross(o, a, b):
+def orientation(o, a, b):
+    """Twice the signed area of the triangle ``o, a, b`` (positive: counter-clockwise)."""
     return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
 
 
@@ -283,7 +284,7 @@ def partition_polygon(net, vertices, slopes=None):
     """
     poly = tuple((exact(x), exact(y)) for x, y in vertices)
     n = len(poly)
-    if n < 3 or any(_cross(poly[i - 1], poly[i], poly[(i + 1) % n]) <= 0 for i in range(n)):
+    if n < 3 or any(orientation(poly[i - 1], poly[i], poly[(i + 1) % n]) <= 0 for i in range(n)):
         raise ValueError("the domain must be a strictly convex polygon given counter-clockwise "
                          f"(at least 3 vertices, no collinear ones), got {vertices!r}")
     layers = _layers(net, 2)
