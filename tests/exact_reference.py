@@ -42,8 +42,15 @@ never carry equal patterns, and there is nothing to merge). A comparison is
 therefore: the same number of regions, the same set of patterns, and, matched
 by pattern, the same length/area and affine output map. Lower-dimensional
 pattern sets (a pattern seen only on a line or at a point) are not regions in
-either. Non-convex domains, where the engine's regions are the connected
-components of a pattern's set, are not covered by this reference.
+either.
+
+On a non-convex polygon a pattern's set is convex intersected with the domain,
+which may fall apart: a region is then a connected component of it (pieces of
+the set that share an edge of positive length; the engine refuses components
+that touch themselves only at a point). :func:`partition_pieces` takes such a
+domain as convex pieces that tile it, partitions each, and joins pieces of one
+pattern across shared edges; patterns may then repeat, and a comparison matches
+regions by location.
 
 Examples
 --------
@@ -61,7 +68,8 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import NamedTuple
 
-__all__ = ["Piece", "Region", "exact", "box", "partition_interval", "partition_polygon",
+__all__ = ["Piece", "Region", "Component", "exact", "box", "partition_interval",
+           "partition_polygon", "partition_pieces",
            "orientation", "polygon_area", "polygon_centroid"]
 
 
@@ -89,6 +97,15 @@ class Region(NamedTuple):
     area: Fraction
     A: tuple
     c: tuple
+
+
+class Component(NamedTuple):
+    """One region of a domain given in convex pieces: the exact regions of the
+    pieces it joins (all with one pattern), and its total area."""
+
+    parts: tuple
+    pattern: tuple
+    area: Fraction
 
 
 def exact(x):
@@ -297,3 +314,69 @@ def partition_polygon(net, vertices, slopes=None):
         regions.append(Region(part, pattern, polygon_area(part), tuple(A), tuple(c)))
     return regions
 
+
+
+def _share_an_edge(p, q):
+    """True when convex polygons ``p`` and ``q`` have edges that overlap in a segment
+    of positive length."""
+    for i in range(len(p)):
+        a, b = p[i], p[(i + 1) % len(p)]
+        d = (b[0] - a[0], b[1] - a[1])
+        dd = d[0] * d[0] + d[1] * d[1]
+        for j in range(len(q)):
+            c, e = q[j], q[(j + 1) % len(q)]
+            if orientation(a, b, c) != 0 or orientation(a, b, e) != 0:
+                continue
+            tc = ((c[0] - a[0]) * d[0] + (c[1] - a[1]) * d[1]) / dd
+            te = ((e[0] - a[0]) * d[0] + (e[1] - a[1]) * d[1]) / dd
+            if min(1, max(tc, te)) > max(0, min(tc, te)):
+                return True
+    return False
+
+
+def partition_pieces(net, pieces, slopes=None):
+    """Exact regions of a 2-input network over a domain tiled by convex pieces.
+
+    Parameters
+    ----------
+    net : list of (W, b)
+        As for :func:`partition_polygon`.
+    pieces : list of vertex sequences
+        Strictly convex CCW polygons with disjoint interiors whose union is the
+        domain (e.g. an L shape as two rectangles).
+    slopes : sequence, optional
+        Negative slope after each hidden layer (default: 0, ReLU).
+
+    Returns
+    -------
+    list of Component
+        The connected components of each pattern's set: exact regions of the
+        pieces with one pattern, joined where they share an edge.
+
+    Examples
+    --------
+    An L shape cut by the line x + y = 1: the on side falls apart in two regions
+    with one pattern; the off side is one region across both pieces.
+
+    >>> L = [box(-2, 2, -2, 0), box(-2, 0, 0, 2)]
+    >>> regs = partition_pieces([([[1, 1]], [-1]), ([[1]], [0])], L)
+    >>> sorted((r.pattern, str(r.area), len(r.parts)) for r in regs)
+    [((False,), '11', 2), ((True,), '1/2', 1), ((True,), '1/2', 1)]
+    """
+    cells = [r for piece in pieces for r in partition_polygon(net, piece, slopes)]
+    label = list(range(len(cells)))
+
+    def root(i):
+        while label[i] != i:
+            label[i] = label[label[i]]
+            i = label[i]
+        return i
+
+    for i in range(len(cells)):
+        for j in range(i + 1, len(cells)):
+            if cells[i].pattern == cells[j].pattern and _share_an_edge(cells[i].vertices, cells[j].vertices):
+                label[root(i)] = root(j)
+    groups = {}
+    for i, cell in enumerate(cells):
+        groups.setdefault(root(i), []).append(cell)
+    return [Component(tuple(g), g[0].pattern, sum(c.area for c in g)) for g in groups.values()]
