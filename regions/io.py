@@ -48,8 +48,8 @@ is well formed and matches the network's input; the packed patterns have
 ``ceil(n_hidden / 64)`` words and no bit beyond ``n_hidden``; every array agrees on
 the number of regions; 1D points increase strictly from the domain's ``lo`` to its
 ``hi``; 2D offsets start at 0, grow by at least 3 and end at the slot count, and
-every vertex and edge index is in range and every edge joins the two vertices of
-its slot; vertices lie in the domain's bounding box; measures are non-negative and
+every vertex and edge index is in range, every edge joins the two vertices of its
+slot and is used at least once and at most once per direction; vertices lie in the domain's bounding box; measures are non-negative and
 agree with the geometry (interval lengths, shoelace areas) and add up to the
 domain's measure. Last, the partition must belong to its network: a float64
 forward pass at every vertex (point) must reproduce the stored output maps (and
@@ -281,13 +281,14 @@ class _File:
             self.fail(key, "holds NaN or infinite values; all values must be finite")
         return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
-    def shaped(self, key, dtype, shape):
-        """:meth:`array` with an exact shape (``None`` entries are free)."""
+    def shaped(self, key, dtype, shape, why=""):
+        """:meth:`array` with an exact shape (``None`` entries are free); ``why`` says
+        where the expected sizes come from."""
         a = self.array(key, dtype, len(shape))
         if any(want is not None and got != want for got, want in zip(a.shape, shape)):
             want = "(" + ", ".join("any" if s is None else str(s) for s in shape) \
                 + ("," if len(shape) == 1 else "") + ")"
-            self.fail(key, f"shape must be {want}, got {a.shape}")
+            self.fail(key, f"shape must be {want}{why}, got {a.shape}")
         return a
 
     def integer(self, key):
@@ -529,13 +530,14 @@ def _read_common(f, layout, network):
     spare = packed.shape[1] * 64 - n_hidden
     if spare and np.any(packed[:, -1] >> np.uint64(64 - spare)):
         f.fail("packed_patterns", f"has bits set beyond the {n_hidden} hidden neurons")
-    measure = f.shaped("measure", "float64", (n,))
+    regions = f" ({n} regions, as packed_patterns has)"
+    measure = f.shaped("measure", "float64", (n,), regions)
     if np.any(measure < 0):
         f.fail("measure", "holds negative values")
     features = network.weights[0].shape[1] if layout.encoded else layout.dim
     n_out = network.output_dim
-    A = f.shaped("A", "float64", (n, n_out, features))
-    c = f.shaped("c", "float64", (n, n_out))
+    A = f.shaped("A", "float64", (n, n_out, features), regions)
+    c = f.shaped("c", "float64", (n, n_out), regions)
     text = f.text("stats")
     try:
         stats = json.loads(text)
@@ -551,7 +553,8 @@ def _read_common(f, layout, network):
 
 
 def _read_points(f, domain, n):
-    points = f.shaped("geom.points", "float64", (n + 1,))
+    points = f.shaped("geom.points", "float64", (n + 1,),
+                      f" ({n} pieces, as packed_patterns has)")
     if not np.all(np.diff(points) > 0):
         f.fail("geom.points", "must increase strictly")
     if points[0] != domain.lo or points[-1] != domain.hi:
@@ -573,8 +576,9 @@ def _read_line_features(f, network, domain):
         value = f.shaped(f"geom.{key}", "float64", (F,))
         scale = np.abs(omegas) @ np.abs(vector)
         if np.any(np.abs(value - omegas @ vector) > CHECK_RTOL * scale):
+            along = "origin" if key == "alpha" else "basis"
             f.fail(f"geom.{key}", "disagrees with the encoding's frequencies along the domain "
-                                  f"(enc.omegas @ domain.{'origin' if key == 'alpha' else 'basis'})")
+                                  f"(enc.omegas @ domain.{along})")
         out[key] = value
     return out
 
@@ -585,7 +589,8 @@ def _read_faces(f, domain, n):
     V = vertices.shape[0]
     if vertices.shape[1] != 2 or V < 3:
         f.fail("geom.vertices", f"shape must be (V >= 3, 2), got {vertices.shape}")
-    offsets = f.shaped("geom.face_offsets", "int64", (n + 1,))
+    offsets = f.shaped("geom.face_offsets", "int64", (n + 1,),
+                       f" ({n} regions, as packed_patterns has)")
     face_vertices = f.array("geom.face_vertices", "int64", 1)
     S = face_vertices.shape[0]
     if offsets[0] != 0 or offsets[-1] != S:
@@ -732,7 +737,7 @@ def load(path):
                 geometry.update(_read_line_features(f, network, domain))
         else:
             geometry = _read_faces(f, domain, n)
-        _refuse_unknown_keys(f, layout, domain)
+        _refuse_unknown_keys(f, layout)
         legacy = {name: f.array(f"geom.{name}", "int64" if name == "pattern_id" else "float64",
                                 1 if name != "intervals" else 2)
                   for name in layout.legacy if f.has(f"geom.{name}")}
@@ -745,7 +750,8 @@ def load(path):
         _check_measure(f, common["measure"], partition.measure, partition.measure, domain)
         n = len(partition)
         slot_u = np.repeat(np.arange(n), 2) + np.tile([0, 1], n)
-        _check_belongs_to_network(f, partition, partition.points, slot_u, np.repeat(np.arange(n), 2))
+        _check_belongs_to_network(f, partition, partition.points, slot_u,
+                                  np.repeat(np.arange(n), 2))
     else:
         scale = _shoelace_scale(partition)
         _check_measure(f, common["measure"], partition.measure, scale, domain)
@@ -767,7 +773,7 @@ def _shoelace_scale(partition):
     return 0.5 * np.add.reduceat(cross, off[:-1])
 
 
-def _refuse_unknown_keys(f, layout, domain):
+def _refuse_unknown_keys(f, layout):
     known = {"format", "version", "class", "dim", "packed_patterns", "measure", "A", "c",
              "stats", "net.n_layers", "net.slopes", "net.names", "domain.kind", "domain.origin",
              "domain.basis"}
