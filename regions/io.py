@@ -84,7 +84,7 @@ import numpy as np
 from .domain import Box, Interval, Plane, PolygonDomain, Segment
 from .encoded import MERGE, EncodedPartition1D
 from .network import Network
-from .partition import unpack_patterns
+from .partition import pack_patterns
 from .partition1d import Partition1D
 from .partition2d import Partition2D
 
@@ -673,10 +673,16 @@ def _check_belongs_to_network(f, partition, u, slot_u, slot_region):
     else:
         a = partition.domain.to_input(u)
         corner = u[slot_u][:, None] if u.ndim == 1 else u[slot_u]
+    # bit k of a point's words: neuron k is clearly positive (resp. negative) there
+    words = partition.packed_patterns.shape[1]
+    positive = np.zeros((a.shape[0], words), dtype=np.uint64)
+    negative = np.zeros((a.shape[0], words), dtype=np.uint64)
     start = 0
     for l, (W, b) in enumerate(zip(net.weights, net.biases)):
-        z = a @ W.T + b
-        tol = CHECK_RTOL * (np.abs(z).max(axis=0) + np.abs(W) @ np.abs(a).max(axis=0) + np.abs(b))
+        z = a @ W.T
+        z += b
+        largest = np.maximum(z.max(axis=0), -z.min(axis=0))
+        tol = CHECK_RTOL * (largest + np.abs(W) @ np.abs(a).max(axis=0) + np.abs(b))
         if encoded:
             slope = np.abs(W) @ slope
             tol += moved * slope
@@ -684,16 +690,24 @@ def _check_belongs_to_network(f, partition, u, slot_u, slot_region):
                 slope = slope * max(1.0, abs(float(net.slopes[l])))
         if l == len(net.slopes):
             break
-        width = z.shape[1]
-        bits = unpack_patterns(partition.packed_patterns, start + width)[:, start:]
-        for s in range(0, slot_u.shape[0], _CHUNK):
-            zs = z[slot_u[s:s + _CHUNK]]
-            on = bits[slot_region[s:s + _CHUNK]]
-            if np.any(on & (zs < -tol)) or np.any(~on & (zs > tol)):
-                f.fail("packed_patterns", f"a region's pattern in hidden layer {l + 1} disagrees "
-                                          "with the sign of the network at its corners")
-        start += width
-        a = np.where(z > 0, z, net.slopes[l] * z)
+        _or_bits(positive, z > tol, start)
+        _or_bits(negative, z < -tol, start)
+        start += z.shape[1]
+        a = np.maximum(z, 0.0, out=z) if net.slopes[l] == 0 else np.where(z > 0, z, net.slopes[l] * z)
+    packed = partition.packed_patterns
+    for s in range(0, slot_u.shape[0], _CHUNK):
+        bits = packed[slot_region[s:s + _CHUNK]]
+        corners = slot_u[s:s + _CHUNK]
+        wrong = (bits & negative[corners]) | (~bits & positive[corners])
+        if np.any(wrong):
+            slot, word = np.argwhere(wrong)[0]
+            value = int(wrong[slot, word])
+            k = 64 * int(word) + (value & -value).bit_length() - 1
+            layer = int(np.searchsorted(np.cumsum(net.widths), k, side="right")) + 1
+            f.fail("packed_patterns", f"the pattern of region {int(slot_region[s + slot])} says "
+                                      f"neuron {k} (hidden layer {layer}) is "
+                                      f"{'on' if bits[slot, word] >> np.uint64(k % 64) & np.uint64(1) else 'off'}"
+                                      " but the network has the other sign at a corner")
     A, c = partition.affine
     fit = np.einsum("sod,sd->so", A[slot_region], corner) + c[slot_region]
     fit_tol = CHECK_RTOL * (np.einsum("sod,sd->so", np.abs(A[slot_region]), np.abs(corner))
@@ -712,6 +726,16 @@ def _check_belongs_to_network(f, partition, u, slot_u, slot_region):
 
 
 _CHUNK = 1 << 16   # corners checked at a time (bounds the memory of the pattern check)
+
+
+def _or_bits(words, flags, start):
+    """OR the ``(m, width)`` bool ``flags`` into ``words`` as bits ``start ..``."""
+    shift = start % 64
+    padded = np.zeros((flags.shape[0], shift + flags.shape[1]), dtype=bool)
+    padded[:, shift:] = flags
+    packed = pack_patterns(padded)
+    first = start // 64
+    words[:, first:first + packed.shape[1]] |= packed
 
 
 def load(path):
