@@ -335,6 +335,7 @@ def _open(path):
                          "file (.npz written by regions.save)")
     f = _File(z, where)
     try:
+        _refuse_zip_bombs(z, path, where)
         if not f.has("format") or _format_of(f) != FORMAT:
             raise ValueError(f"{where} is not a regions partition file: it has no "
                              f"format={FORMAT!r} entry (keys: {sorted(z.files)[:8]})")
@@ -348,6 +349,20 @@ def _open(path):
         z.close()
         raise
     return f
+
+
+# the arrays of a file may take at most this many times its size on disk (or 64 MB):
+# files from save are stored uncompressed (ratio 1); a compressed member that
+# expands beyond this is refused before it is read
+_EXPANSION = 100
+
+
+def _refuse_zip_bombs(z, path, where):
+    declared = sum(info.file_size for info in z.zip.infolist())
+    allowed = max(64 << 20, _EXPANSION * path.stat().st_size)
+    if declared > allowed:
+        raise ValueError(f"{where}: its arrays would expand to {declared} bytes, more than "
+                         f"{_EXPANSION} times the file's size; refused as a decompression bomb")
 
 
 def _format_of(f):
@@ -541,8 +556,8 @@ def _read_common(f, layout, network):
     text = f.text("stats")
     try:
         stats = json.loads(text)
-    except ValueError as e:  # json.JSONDecodeError
-        f.fail("stats", f"is not JSON text ({e})")
+    except (ValueError, RecursionError) as e:  # json.JSONDecodeError, absurd nesting
+        f.fail("stats", f"is not JSON text ({type(e).__name__}: {e})")
     if not isinstance(stats, dict):
         f.fail("stats", f"must be a JSON object, got {type(stats).__name__}")
     if not isinstance(stats.get("convex", True), bool):
@@ -583,7 +598,7 @@ def _read_line_features(f, network, domain):
     return out
 
 
-def _read_faces(f, domain, n):
+def _read_faces(f, domain, n, n_out):
     """The 2D CSR geometry, every index checked before a kernel sees it."""
     vertices = f.array("geom.vertices", "float64", 2)
     V = vertices.shape[0]
@@ -635,7 +650,8 @@ def _read_faces(f, domain, n):
     out = dict(vertices=vertices, face_offsets=offsets, face_vertices=face_vertices,
                face_edges=face_edges, edges=edges)
     if f.has("geom.vertex_values"):
-        out["vertex_values"] = f.array("geom.vertex_values", "float64", 2)
+        out["vertex_values"] = f.shaped("geom.vertex_values", "float64", (V, n_out),
+                                        " (one value per vertex and output)")
     return out
 
 
@@ -719,8 +735,6 @@ def _check_belongs_to_network(f, partition, u, slot_u, slot_region):
                     "(the maps, weights or domain were changed)")
     values = getattr(partition, "vertex_values", None)
     if values is not None:
-        if values.shape != z.shape:
-            f.fail("geom.vertex_values", f"shape must be {z.shape}, got {values.shape}")
         if np.any(np.abs(values - z) > tol):
             f.fail("geom.vertex_values", "disagrees with the network's output at the vertices")
 
@@ -760,7 +774,7 @@ def load(path):
             if layout.encoded:
                 geometry.update(_read_line_features(f, network, domain))
         else:
-            geometry = _read_faces(f, domain, n)
+            geometry = _read_faces(f, domain, n, network.output_dim)
         _refuse_unknown_keys(f, layout)
         legacy = {name: f.array(f"geom.{name}", "int64" if name == "pattern_id" else "float64",
                                 1 if name != "intervals" else 2)

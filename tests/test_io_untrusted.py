@@ -385,6 +385,18 @@ def test_save_is_atomic(files, tmp_path, monkeypatch):
     assert sorted(x.name for x in tmp_path.iterdir()) == ["p.npz"]
 
 
+def test_decompression_bombs_and_deep_json_are_refused(files, tmp_path):
+    _, a = files["raw1d"]
+    bomb = tmp_path / "bomb.npz"
+    np.savez_compressed(bomb, **dict(a, measure=np.zeros(10**8, dtype=np.uint8)))
+    assert bomb.stat().st_size < 10**6
+    with pytest.raises(ValueError, match="bomb.npz.*expand to 1000.* bytes.*decompression bomb"):
+        load(bomb)
+    deep = dict(a, stats=np.asarray("[" * 100_000 + "]" * 100_000))
+    with pytest.raises(ValueError, match="deep.npz.*field 'stats'.*not JSON"):
+        load(_write(tmp_path / "deep.npz", deep))
+
+
 def test_json_stats_keep_their_types(files, tmp_path):
     _, a = files["arrow"]
     stats = json.loads(str(a["stats"]))
