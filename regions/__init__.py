@@ -25,6 +25,7 @@ _API = {
     "Segment": "regions.domain",
     "Plane": "regions.domain",
     "load": "regions.io",
+    "save": "regions.io",
     "Encoding": "regions.encoding",
     "PositionalEncoding": "regions.encoding",
     "RandomFourierFeatures": "regions.encoding",

@@ -1,64 +1,147 @@
 """Persistence: a partition to one ``.npz`` file and back, and 2D GeoJSON export.
 
 The ``.npz`` holds plain arrays only (no pickles), so it opens with
-``np.load(path)`` anywhere, and :func:`load` rebuilds the same class:
+``np.load(path)`` anywhere. :func:`load` treats the file as untrusted input: it
+maps the ``class`` field against a fixed table of the three partition classes
+(nothing the file names is imported or called), and checks every array
+before any kernel sees it (see "What load checks" below). A file that fails a
+check raises ``ValueError`` naming the file and the field.
 
+Keys (format version 1)
+-----------------------
 ==========================  ============================================================
 key                         content
 ==========================  ============================================================
 ``format``, ``version``     ``"regions.partition"`` and the format version (1)
-``class``                   ``"module:ClassName"`` of the partition (e.g. ``Partition2D``)
-``net.n_layers``            number of affine layers ``L`` (hidden + output)
+``class``                   one of :data:`CLASSES`, e.g. ``"regions.partition2d:Partition2D"``
+``dim``                     1 or 2, the class's dimension
+``net.n_layers``            number of affine layers ``L >= 1`` (hidden + output)
 ``net.W{l}``, ``net.b{l}``  weights ``(out, in)`` and biases of layer ``l``, float64
-``net.slopes``              activation negative slope after each hidden layer
-``net.names``               layer names (strings)
-``enc.kinds``/``enc.omegas`` the encoding's feature table, when the network has one
+``net.slopes``              ``(L - 1,)`` activation negative slope after each hidden layer
+``net.names``               layer names (strings; optional)
+``enc.kinds``/``enc.omegas`` the encoding's feature table (encoded partitions only)
 ``domain.kind``             ``interval``, ``segment``, ``box``, ``plane`` or ``polygon``
-``domain.*``                its parameters (bounds, origin, basis; a polygon as WKB)
+``domain.*``                ``origin``, ``basis`` and the kind's parameters: ``bounds``
+                            (interval, box, plane), ``p0``/``p1`` (segment), ``wkb``
+                            (polygon, shapely WKB bytes as uint8)
 ``packed_patterns``         ``(n, words)`` uint64 activation bits
-``measure``, ``A``, ``c``   lengths / areas and the per-region affine map
-``stats``                   the engine's statistics as JSON text
-``geom.<name>``             the subclass's geometry arrays: 1D ``breakpoints``,
-                            ``intervals`` (``pattern_id`` when encoded); 2D
-                            ``vertices``, ``face_offsets``, ``face_vertices``; every
-                            array the class's constructor (or ``from_arrays``) takes
-                            and the partition keeps under the same name (e.g.
-                            ``points``, ``edges``); and every entry of the
-                            partition's ``_arrays`` dict, if it has one
+``measure``, ``A``, ``c``   lengths / areas and the per-region affine map, float64
+``stats``                   the engine's statistics as JSON text (an object)
+``geom.<name>``             the class's primary geometry arrays (:data:`CLASSES`):
+                            1D ``points``; encoded 1D also ``kinds``, ``alpha``,
+                            ``beta``; 2D ``vertices``, ``face_offsets``,
+                            ``face_vertices``, ``face_edges``, ``edges`` and
+                            (optional) ``vertex_values``
 ==========================  ============================================================
+
+Files written before this table existed also carry ``geom.breakpoints``,
+``geom.intervals``, ``geom.pattern_id`` (1D) and ``enc.class``; they are read,
+checked against what the primary arrays give (exactly), and not written any more.
+
+What load checks
+----------------
+Every array: its dtype (float64, int64, uint64, uint8 or a unicode string, native
+byte order; never object), shape and finiteness. Then: the network's layer shapes
+chain, ``net.n_layers`` matches the ``net.W*``/``net.b*`` keys, the slopes are one
+per hidden layer, an encoding's table matches the first layer's inputs; the domain
+is well formed and matches the network's input; the packed patterns have
+``ceil(n_hidden / 64)`` words and no bit beyond ``n_hidden``; every array agrees on
+the number of regions; 1D points increase strictly from the domain's ``lo`` to its
+``hi``; 2D offsets start at 0, grow by at least 3 and end at the slot count, and
+every vertex and edge index is in range, every edge joins the two vertices of its
+slot and is used at least once and at most once per direction; vertices lie in the domain's bounding box; measures are non-negative and
+agree with the geometry (interval lengths, shoelace areas) and add up to the
+domain's measure. Last, the partition must belong to its network: a float64
+forward pass at every vertex (point) must reproduce the stored output maps (and
+2D vertex values), and every region's stored pattern must agree with the sign of
+each neuron at the region's vertices, both to a tolerance of
+``CHECK_RTOL`` times the magnitudes involved. Unknown keys are refused.
 
 Examples
 --------
->>> import numpy as np, regions                                   # doctest: +SKIP
->>> p = regions.partition([(np.eye(2), np.zeros(2)), (np.ones((1, 2)), np.zeros(1))],
-...                       ((-1, 1), (-1, 1)))                      # doctest: +SKIP
->>> p.save("p.npz"); q = regions.load("p.npz")                    # doctest: +SKIP
->>> len(q) == len(p), np.array_equal(q.locate([[0.5, 0.5]]), p.locate([[0.5, 0.5]]))
-(True, True)
+>>> import os, tempfile
+>>> import numpy as np, regions
+>>> net = [(np.eye(2), np.zeros(2)), (np.ones((1, 2)), np.zeros(1))]
+>>> p = regions.partition(net, ((-1, 1), (-1, 1)), progress=False)
+>>> with tempfile.TemporaryDirectory() as folder:
+...     path = save(p, os.path.join(folder, "p.npz"))
+...     q = load(path)
+>>> type(q).__name__, len(q) == len(p), bool(np.array_equal(q.measure, p.measure))
+('Partition2D', True, True)
+>>> q.locate([[0.5, 0.5], [-0.5, 0.5]]).tolist() == p.locate([[0.5, 0.5], [-0.5, 0.5]]).tolist()
+True
 """
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 import os
+import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["save", "load", "load_network", "to_geojson", "pattern_hex", "FORMAT", "VERSION"]
+from .domain import Box, Interval, Plane, PolygonDomain, Segment
+from .encoded import MERGE, EncodedPartition1D
+from .network import Network
+from .partition import pack_patterns
+from .partition1d import Partition1D
+from .partition2d import Partition2D
+
+__all__ = ["save", "load", "load_network", "to_geojson", "pattern_hex", "FORMAT", "VERSION",
+           "CLASSES", "CHECK_RTOL"]
 
 FORMAT = "regions.partition"
 VERSION = 1
 
-# geometry attributes saved for each dimension (when the partition has them)
-_GEOMETRY = {
-    1: ("breakpoints", "intervals", "pattern_id"),
-    2: ("vertices", "face_offsets", "face_vertices"),
+# relative tolerance of the consistency checks (network against the stored maps
+# and patterns, measures against the geometry): far above float64 rounding
+# (about 1e-16 per operation), far below any real disagreement
+CHECK_RTOL = 1e-8
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How one partition class is stored: its primary geometry arrays (the ones its
+    constructor takes), those that may be absent, and what older files also carry."""
+
+    cls: type
+    dim: int
+    encoded: bool
+    geometry: tuple
+    optional: tuple = ()
+    legacy: tuple = ()
+
+    @property
+    def domain_kinds(self):
+        return ("interval", "segment") if self.dim == 1 else ("box", "plane", "polygon")
+
+
+CLASSES = {
+    "regions.partition1d:Partition1D": _Layout(Partition1D, 1, False, ("points",),
+                                               legacy=("breakpoints", "intervals")),
+    "regions.partition2d:Partition2D": _Layout(
+        Partition2D, 2, False, ("vertices", "face_offsets", "face_vertices", "face_edges", "edges"),
+        optional=("vertex_values",)),
+    "regions.encoded:EncodedPartition1D": _Layout(
+        EncodedPartition1D, 1, True, ("points", "kinds", "alpha", "beta"),
+        legacy=("breakpoints", "intervals", "pattern_id")),
 }
+"""The ``class`` strings :func:`load` accepts, and how each class is stored."""
+
+_DOMAIN_KEYS = {"interval": ("bounds",), "segment": ("p0", "p1"), "box": ("bounds",),
+                "plane": ("bounds",), "polygon": ("wkb",)}
 
 
-# ----------------------------------------------------------------------------- network
+def _class_name(partition):
+    for name, layout in CLASSES.items():
+        if type(partition) is layout.cls:
+            return name
+    raise ValueError(f"save writes {', '.join(n.split(':')[1] for n in CLASSES)}; "
+                     f"got {type(partition).__name__}")
+
+
+# ----------------------------------------------------------------------------- save
 def _network_arrays(network):
     out = {"net.n_layers": np.int64(len(network.weights)),
            "net.slopes": np.asarray(network.slopes, dtype=np.float64),
@@ -66,63 +149,26 @@ def _network_arrays(network):
     for l, (W, b) in enumerate(zip(network.weights, network.biases)):
         out[f"net.W{l}"] = np.asarray(W, dtype=np.float64)
         out[f"net.b{l}"] = np.asarray(b, dtype=np.float64)
-    enc = network.encoding
-    if enc is not None:
-        kinds, omegas = enc.feature_spec()
+    if network.encoding is not None:
+        kinds, omegas = network.encoding.feature_spec()
         out["enc.kinds"] = np.asarray(kinds, dtype=np.int64)
         out["enc.omegas"] = np.asarray(omegas, dtype=np.float64)
-        out["enc.class"] = np.asarray(f"{type(enc).__module__}:{type(enc).__qualname__}")
     return out
 
 
-def _encoding_from_spec(kinds, omegas):
-    """An :class:`regions.encoding.Encoding` with exactly this feature table."""
-    from .encoding import Encoding
-
-    return Encoding.from_spec(kinds, omegas)
-
-
-def _network_from(z, where):
-    from .network import Network
-
-    try:
-        n_layers = int(z["net.n_layers"])
-        weights = [np.array(z[f"net.W{l}"], dtype=np.float64) for l in range(n_layers)]
-        biases = [np.array(z[f"net.b{l}"], dtype=np.float64) for l in range(n_layers)]
-        slopes = np.array(z["net.slopes"], dtype=np.float64)
-    except KeyError as e:
-        raise ValueError(f"{where}: the network is incomplete (missing {e.args[0]!r})") from None
-    names = [str(s) for s in z["net.names"]] if "net.names" in z else []
-    encoding = None
-    if "enc.kinds" in z or "enc.omegas" in z:
-        try:
-            encoding = _encoding_from_spec(np.array(z["enc.kinds"]), np.array(z["enc.omegas"]))
-        except KeyError as e:
-            raise ValueError(f"{where}: the encoding is incomplete (missing {e.args[0]!r})") from None
-        except ValueError as e:
-            raise ValueError(f"{where}: {e}") from None
-    return Network(weights, biases, slopes, encoding, names)
-
-
-# ----------------------------------------------------------------------------- domain
 def _domain_arrays(domain):
-    from . import domain as D
-
     out = {"domain.origin": np.asarray(domain.origin, dtype=np.float64),
            "domain.basis": np.asarray(domain.basis, dtype=np.float64)}
-    if isinstance(domain, D.Segment):
+    if isinstance(domain, Segment):
         out.update({"domain.kind": np.asarray("segment"), "domain.p0": domain.p0,
                     "domain.p1": domain.p1})
-    elif isinstance(domain, D.Interval):
+    elif isinstance(domain, Interval):
         out.update({"domain.kind": np.asarray("interval"),
                     "domain.bounds": np.array([domain.lo, domain.hi])})
-    elif isinstance(domain, D.Plane):
-        out.update({"domain.kind": np.asarray("plane"),
+    elif isinstance(domain, (Plane, Box)):
+        out.update({"domain.kind": np.asarray("plane" if isinstance(domain, Plane) else "box"),
                     "domain.bounds": np.array([domain.xr, domain.yr], dtype=np.float64)})
-    elif isinstance(domain, D.Box):
-        out.update({"domain.kind": np.asarray("box"),
-                    "domain.bounds": np.array([domain.xr, domain.yr], dtype=np.float64)})
-    elif isinstance(domain, D.PolygonDomain):
+    elif isinstance(domain, PolygonDomain):
         import shapely
 
         out.update({"domain.kind": np.asarray("polygon"),
@@ -133,65 +179,13 @@ def _domain_arrays(domain):
     return out
 
 
-def _domain_from(z, where):
-    from . import domain as D
-
-    kind = str(z["domain.kind"])
-    origin, basis = np.array(z["domain.origin"]), np.array(z["domain.basis"])
-    if kind == "interval":
-        lo, hi = z["domain.bounds"]
-        return D.Interval(lo, hi, origin=origin, basis=basis)
-    if kind == "segment":
-        return D.Segment(np.array(z["domain.p0"]), np.array(z["domain.p1"]))
-    if kind == "box":
-        xr, yr = np.array(z["domain.bounds"])
-        return D.Box(tuple(xr), tuple(yr), origin=origin, basis=basis)
-    if kind == "plane":
-        xr, yr = np.array(z["domain.bounds"])
-        return D.Plane(origin=origin, directions=basis.T, box=(tuple(xr), tuple(yr)))
-    if kind == "polygon":
-        import shapely
-
-        poly = shapely.from_wkb(np.array(z["domain.wkb"], dtype=np.uint8).tobytes())
-        return D.PolygonDomain(poly, origin=origin, basis=basis)
-    raise ValueError(f"{where}: unknown domain kind {kind!r}; this version reads "
-                     "interval, segment, box, plane and polygon")
-
-
-# ----------------------------------------------------------------------------- save / load
-def _constructor(cls):
-    """The callable :func:`load` rebuilds ``cls`` with: ``cls.from_arrays`` or ``cls``."""
-    return getattr(cls, "from_arrays", None) or cls
-
-
-def _geometry_names(partition):
-    """Arrays to save besides the common ones: the contract's geometry for the
-    dimension, every array-valued constructor parameter the partition keeps as an
-    attribute of the same name, and the entries of its ``_arrays`` dict."""
-    names = [n for n in _GEOMETRY.get(partition.dim, ()) if _has(partition, n)]
-    common = {"self", "network", "domain", "packed_patterns", "measure", "A", "c", "stats"}
-    for n in inspect.signature(_constructor(type(partition))).parameters:
-        if n not in common and n not in names and _has(partition, n) \
-                and isinstance(getattr(partition, n), np.ndarray):
-            names.append(n)
-    extra = getattr(partition, "_arrays", None)
-    if isinstance(extra, dict):
-        names += [n for n in extra if n not in names]
-    return names
-
-
-def _has(obj, name):
-    try:
-        return getattr(obj, name) is not None
-    except (AttributeError, NotImplementedError):
-        return False
-
-
-def _geometry_value(partition, name):
-    extra = getattr(partition, "_arrays", None)
-    if isinstance(extra, dict) and name in extra:
-        return extra[name]
-    return getattr(partition, name)
+def _geometry_arrays(partition, layout):
+    out = {}
+    for name in layout.geometry + layout.optional:
+        value = getattr(partition, name)
+        if value is not None:
+            out[f"geom.{name}"] = np.asarray(value)
+    return out
 
 
 def save(partition, path):
@@ -200,36 +194,47 @@ def save(partition, path):
 
     Everything :func:`load` needs is stored as arrays: the network, the encoding's
     feature table, the domain, packed patterns, measures, the affine maps and the
-    geometry arrays of the partition's class.
+    primary geometry arrays of the partition's class (see :data:`CLASSES`). The
+    file is written to a temporary file in the same folder and renamed over
+    ``path`` when complete, so ``path`` never holds a partial file.
     """
-    from .partition import Partition
-
-    if not isinstance(partition, Partition):
-        raise ValueError(f"save expects a regions Partition, got {type(partition).__name__}")
+    name = _class_name(partition)
+    layout = CLASSES[name]
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
     A, c = partition.affine
-    cls = type(partition)
     arrays = {
         "format": np.asarray(FORMAT),
         "version": np.int64(VERSION),
-        "class": np.asarray(f"{cls.__module__}:{cls.__qualname__}"),
-        "dim": np.int64(partition.dim),
+        "class": np.asarray(name),
+        "dim": np.int64(layout.dim),
         "packed_patterns": np.asarray(partition.packed_patterns, dtype=np.uint64),
         "measure": np.asarray(partition.measure, dtype=np.float64),
         "A": np.asarray(A, dtype=np.float64),
         "c": np.asarray(c, dtype=np.float64),
-        "stats": np.asarray(json.dumps(_jsonable(getattr(partition, "stats", {})))),
+        "stats": np.asarray(json.dumps(_jsonable(partition.stats))),
     }
     arrays.update(_network_arrays(partition.network))
     arrays.update(_domain_arrays(partition.domain))
-    for name in _geometry_names(partition):
-        arrays[f"geom.{name}"] = np.asarray(_geometry_value(partition, name))
-    tmp = path.with_name(path.name + ".part.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    arrays.update(_geometry_arrays(partition, layout))
+    _write_atomically(path, arrays)
     return path
+
+
+def _write_atomically(path, arrays):
+    """``np.savez`` into a new temporary file beside ``path``, then ``os.replace``."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _jsonable(obj):
@@ -246,96 +251,592 @@ def _jsonable(obj):
     return repr(obj)
 
 
+# ----------------------------------------------------------------------------- reading
+_DTYPES = {"float64": np.dtype(np.float64), "int64": np.dtype(np.int64),
+           "uint64": np.dtype(np.uint64), "uint8": np.dtype(np.uint8)}
+
+
+class _File:
+    """An opened partition file: typed, checked access to its arrays by key, and the
+    ``ValueError`` that names the file and the field."""
+
+    def __init__(self, z, where):
+        self.z, self.where = z, where
+        self.keys = set(z.files)
+
+    def fail(self, key, message):
+        raise ValueError(f"{self.where}: field {key!r}: {message}")
+
+    def has(self, key):
+        return key in self.keys
+
+    def array(self, key, dtype, ndim, finite=True):
+        """The array under ``key``, C-contiguous, with exactly this dtype and ndim."""
+        a = self._read(key)
+        if a.dtype != _DTYPES[dtype]:
+            self.fail(key, f"dtype must be {dtype} (native byte order), got {a.dtype.str}")
+        if a.ndim != ndim:
+            self.fail(key, f"must have {ndim} dimension(s), got shape {a.shape}")
+        if finite and a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+            self.fail(key, "holds NaN or infinite values; all values must be finite")
+        return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+    def shaped(self, key, dtype, shape, why=""):
+        """:meth:`array` with an exact shape (``None`` entries are free); ``why`` says
+        where the expected sizes come from."""
+        a = self.array(key, dtype, len(shape))
+        if any(want is not None and got != want for got, want in zip(a.shape, shape)):
+            want = "(" + ", ".join("any" if s is None else str(s) for s in shape) \
+                + ("," if len(shape) == 1 else "") + ")"
+            self.fail(key, f"shape must be {want}{why}, got {a.shape}")
+        return a
+
+    def integer(self, key):
+        a = self.array(key, "int64", 0)
+        return int(a)
+
+    def _read(self, key):
+        if key not in self.keys:
+            raise ValueError(f"{self.where}: the file lacks the field {key!r} "
+                             "(not a complete regions partition file)")
+        try:
+            return self.z[key]
+        except Exception as e:  # object arrays (allow_pickle=False), a damaged member ...
+            self.fail(key, f"cannot be read as a plain array ({type(e).__name__}: {e})")
+
+    def strings(self, key):
+        """A 1-D array of unicode strings, as a list."""
+        a = self._read(key)
+        if a.dtype.kind != "U" or a.ndim != 1:
+            self.fail(key, f"must be a 1-D array of unicode strings, got dtype {a.dtype.str} "
+                           f"shape {a.shape}")
+        return [str(s) for s in a]
+
+    def text(self, key):
+        a = self._read(key)
+        if a.dtype.kind != "U" or a.ndim != 0:
+            self.fail(key, f"must be a unicode string scalar, got dtype {a.dtype.str} "
+                           f"shape {a.shape}")
+        return str(a)
+
+
 def _open(path):
     path = Path(path)
+    where = repr(str(path))
     if not path.exists():
-        raise FileNotFoundError(f"no such file: {str(path)!r}")
+        raise FileNotFoundError(f"no such file: {where}")
     try:
         z = np.load(path, allow_pickle=False)
     except Exception as e:  # zipfile.BadZipFile, ValueError, OSError ...
-        raise ValueError(f"{str(path)!r} is not a regions partition file (.npz written by "
+        raise ValueError(f"{where} is not a regions partition file (.npz written by "
                          f"regions.save): {type(e).__name__}: {e}") from None
     if not isinstance(z, np.lib.npyio.NpzFile):
-        raise ValueError(f"{str(path)!r} holds a single array, not a regions partition "
+        raise ValueError(f"{where} holds a single array, not a regions partition "
                          "file (.npz written by regions.save)")
-    if "format" not in z or str(z["format"]) != FORMAT:
+    f = _File(z, where)
+    try:
+        _refuse_zip_bombs(z, path, where)
+        if not f.has("format") or _format_of(f) != FORMAT:
+            raise ValueError(f"{where} is not a regions partition file: it has no "
+                             f"format={FORMAT!r} entry (keys: {sorted(z.files)[:8]})")
+        version = f.integer("version")
+        if version > VERSION:
+            raise ValueError(f"{where} is format version {version}; this regions reads "
+                             f"versions up to {VERSION} (upgrade regions)")
+        if version < 1:
+            f.fail("version", f"must be a format version from 1 to {VERSION}, got {version}")
+    except BaseException:
         z.close()
-        raise ValueError(f"{str(path)!r} is not a regions partition file: it has no "
-                         f"format={FORMAT!r} entry (keys: {sorted(z.files)[:8]})")
-    version = int(z["version"])
-    if version > VERSION:
-        z.close()
-        raise ValueError(f"{str(path)!r} is format version {version}; this regions reads "
-                         f"versions up to {VERSION} (upgrade regions)")
-    return z
+        raise
+    return f
+
+
+# the arrays of a file may take at most this many times its size on disk (or 64 MB):
+# files from save are stored uncompressed (ratio 1); a compressed member that
+# expands beyond this is refused before it is read
+_EXPANSION = 100
+
+
+def _refuse_zip_bombs(z, path, where):
+    declared = sum(info.file_size for info in z.zip.infolist())
+    allowed = max(64 << 20, _EXPANSION * path.stat().st_size)
+    if declared > allowed:
+        raise ValueError(f"{where}: its arrays would expand to {declared} bytes, more than "
+                         f"{_EXPANSION} times the file's size; refused as a decompression bomb")
+
+
+def _format_of(f):
+    try:
+        return f.text("format")
+    except ValueError:
+        return None
 
 
 def load_network(path):
-    """Only the network stored in a partition file, as a :class:`regions.Network`."""
-    with _open(path) as z:
-        return _network_from(z, repr(str(path)))
+    """Only the network stored in a partition file, as a :class:`regions.Network`
+    (checked as :func:`load` checks it)."""
+    f = _open(path)
+    with f.z:
+        layout = _layout_of(f)
+        return _read_network(f, layout)
 
 
-def _resolve_class(name, where):
-    module, _, qual = name.partition(":")
-    if not module.startswith("regions"):
-        raise ValueError(f"{where}: class {name!r} is not a regions partition class")
+def _layout_of(f):
+    name = f.text("class")
+    if name not in CLASSES:
+        f.fail("class", f"{name!r} is not a partition class this version reads; "
+                        f"accepted: {', '.join(CLASSES)}")
+    layout = CLASSES[name]
+    dim = f.integer("dim")
+    if dim != layout.dim:
+        f.fail("dim", f"is {dim} but class {name} is {layout.dim}D")
+    return layout
+
+
+def _read_network(f, layout):
+    n_layers = f.integer("net.n_layers")
+    present = sorted(k for k in f.keys if k.startswith(("net.W", "net.b")))
+    if n_layers < 1:
+        f.fail("net.n_layers", f"must be >= 1 (the output layer counts), got {n_layers}")
+    # at most as many layers as the file has keys: the expected set stays small
+    expected = {f"net.{p}{l}" for l in range(min(n_layers, len(present) // 2 + 1)) for p in "Wb"}
+    if 2 * n_layers != len(present) or set(present) != expected:
+        extra, missing = sorted(set(present) - expected), sorted(expected - set(present))
+        f.fail("net.n_layers", f"is {n_layers} but the file has layer keys {present[:12]}"
+                               + (f"; missing {missing[:6]}" if missing else "")
+                               + (f"; unexpected {extra[:6]}" if extra else ""))
+    weights, biases = [], []
+    for l in range(n_layers):
+        W = f.array(f"net.W{l}", "float64", 2)
+        b = f.array(f"net.b{l}", "float64", 1)
+        if W.shape[0] < 1 or W.shape[1] < 1:
+            f.fail(f"net.W{l}", f"must have at least one row and column, got shape {W.shape}")
+        if l and W.shape[1] != weights[-1].shape[0]:
+            f.fail(f"net.W{l}", f"takes {W.shape[1]} inputs but layer {l - 1} has "
+                                f"{weights[-1].shape[0]} outputs (shape {W.shape})")
+        if b.shape != (W.shape[0],):
+            f.fail(f"net.b{l}", f"shape must be ({W.shape[0]},) to match net.W{l}, got {b.shape}")
+        weights.append(W)
+        biases.append(b)
+    slopes = f.shaped("net.slopes", "float64", (n_layers - 1,))
+    names = []
+    if f.has("net.names"):
+        names = f.strings("net.names")
+        if len(names) not in (0, n_layers):
+            f.fail("net.names", f"must hold 0 or {n_layers} names (one per layer), "
+                                f"got {len(names)}")
+    encoding = _read_encoding(f, layout, weights[0])
+    return Network(weights, biases, slopes, encoding, names)
+
+
+def _read_encoding(f, layout, W0):
+    has = [k for k in ("enc.kinds", "enc.omegas") if f.has(k)]
+    if not layout.encoded:
+        if has:
+            f.fail(has[0], "a raw-coordinate partition has no encoding table")
+        return None
+    if len(has) < 2:
+        missing = sorted({"enc.kinds", "enc.omegas"} - set(has))
+        raise ValueError(f"{f.where}: the encoding is incomplete (missing {missing[0]!r})")
+    kinds = f.array("enc.kinds", "int64", 1)
+    omegas = f.array("enc.omegas", "float64", 2)
+    if kinds.shape[0] < 1 or omegas.shape[1] < 1 or omegas.shape[0] != kinds.shape[0]:
+        f.fail("enc.omegas", f"shape must be ({kinds.shape[0]}, d >= 1) to match enc.kinds, "
+                             f"got {omegas.shape}")
+    if not np.all(np.isin(kinds, (0, 1, 2))):
+        f.fail("enc.kinds", "values must be 0 (raw), 1 (sin) or 2 (cos)")
+    if W0.shape[1] != kinds.shape[0]:
+        f.fail("net.W0", f"takes {W0.shape[1]} inputs but the encoding has {kinds.shape[0]} "
+                         "features")
+    if f.has("enc.class"):
+        f.text("enc.class")     # written by older versions; informative only, never used
+    from .encoding import Encoding  # imports torch, which only encoded files need
+
+    return Encoding.from_spec(kinds, omegas)
+
+
+def _read_domain(f, layout, input_dim):
+    kind = f.text("domain.kind")
+    if kind not in layout.domain_kinds:
+        f.fail("domain.kind", f"{kind!r} is not a domain of a {layout.dim}D partition; "
+                              f"accepted: {', '.join(layout.domain_kinds)}")
+    origin = f.array("domain.origin", "float64", 1)
+    basis = f.shaped("domain.basis", "float64", (origin.shape[0], layout.dim))
+    if origin.shape[0] != input_dim:
+        key = "enc.omegas" if layout.encoded else "net.W0"
+        f.fail(key, f"the network takes {input_dim}-dimensional input but the domain lives "
+                    f"in {origin.shape[0]} dimensions (domain.origin {origin.shape})")
+    if np.linalg.matrix_rank(basis) < layout.dim:
+        f.fail("domain.basis", f"its {layout.dim} column(s) must be independent")
     try:
-        obj = importlib.import_module(module)
-        for part in qual.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError):
-        raise ValueError(f"{where}: this regions installation has no partition class "
-                         f"{name!r}") from None
-    return obj
+        if kind == "interval":
+            lo, hi = f.shaped("domain.bounds", "float64", (2,))
+            return Interval(lo, hi, origin=origin, basis=basis)
+        if kind == "segment":
+            p0 = f.shaped("domain.p0", "float64", (input_dim,))
+            p1 = f.shaped("domain.p1", "float64", (input_dim,))
+            domain = Segment(p0, p1)
+            if not (np.array_equal(domain.origin, origin) and np.array_equal(domain.basis, basis)):
+                f.fail("domain.basis", "a segment's origin and basis must be p0 and p1 - p0")
+            return domain
+        if kind in ("box", "plane"):
+            xr, yr = f.shaped("domain.bounds", "float64", (2, 2))
+            if kind == "box":
+                return Box(tuple(xr), tuple(yr), origin=origin, basis=basis)
+            return Plane(origin=origin, directions=basis.T, box=(tuple(xr), tuple(yr)))
+        return _read_polygon(f, origin, basis)
+    except ValueError as e:
+        if str(e).startswith(f.where):
+            raise
+        key = "domain.wkb" if kind == "polygon" else \
+            "domain.p0" if kind == "segment" else "domain.bounds"
+        f.fail(key, str(e))
 
 
-def _construct(cls, fields):
-    """Call ``cls.from_arrays`` if it exists, else ``cls(...)``, passing every saved
-    field whose name is a parameter of that callable."""
-    target = _constructor(cls)
-    params = inspect.signature(target).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    kwargs = {k: v for k, v in fields.items() if takes_any or k in params}
-    missing = [n for n, p in params.items()
-               if p.default is inspect.Parameter.empty and n not in kwargs
-               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "self"]
-    if missing:
-        raise ValueError(f"cannot rebuild {cls.__name__}: the file lacks {missing}")
-    obj = target(**kwargs)
-    # arrays the constructor did not take go back where save found them
-    extra = getattr(obj, "_arrays", None)
-    for k, v in fields.items():
-        if k in kwargs or k in ("network", "domain", "stats"):
-            continue
-        if isinstance(extra, dict):
-            extra.setdefault(k, v)
-    return obj
+def _read_polygon(f, origin, basis):
+    import shapely
+
+    wkb = f.array("domain.wkb", "uint8", 1)
+    _check_polygon_wkb(f, wkb.tobytes())
+    try:
+        poly = shapely.from_wkb(wkb.tobytes())
+    except Exception as e:  # shapely.errors.GEOSException and friends
+        f.fail("domain.wkb", f"is not a WKB geometry ({type(e).__name__}: {e})")
+    if not isinstance(poly, shapely.Polygon):
+        f.fail("domain.wkb", f"must be a Polygon, got {poly.geom_type}")
+    if len(poly.interiors):
+        f.fail("domain.wkb", "the polygon has holes; partitions of polygons with holes "
+                             "are not computed, so no file holds one")
+    return PolygonDomain(poly, origin=origin, basis=basis)
+
+
+def _check_polygon_wkb(f, wkb):
+    """The WKB of a 2D polygon, walked before the parser sees it: its byte order and
+    type, and ring sizes that add up to exactly its length (a crafted point count
+    would otherwise make the parser allocate without bound)."""
+    if len(wkb) < 9 or wkb[0] not in (0, 1):
+        f.fail("domain.wkb", "is not the WKB of a polygon (bad header)")
+    order = "<" if wkb[0] == 1 else ">"
+    kind, n_rings = np.frombuffer(wkb, dtype=f"{order}u4", count=2, offset=1)
+    if kind != 3:
+        f.fail("domain.wkb", f"must be a 2D Polygon (WKB type 3), got WKB type {int(kind)}")
+    pos = 9
+    for _ in range(int(n_rings)):
+        if pos + 4 > len(wkb):
+            f.fail("domain.wkb", "is truncated (fewer rings than it declares)")
+        n_points = int(np.frombuffer(wkb, dtype=f"{order}u4", count=1, offset=pos)[0])
+        pos += 4 + 16 * n_points
+        if pos > len(wkb):
+            f.fail("domain.wkb", "is truncated (a ring declares more points than it holds)")
+    if pos != len(wkb):
+        f.fail("domain.wkb", f"has {len(wkb) - pos} bytes after the polygon")
+
+
+def _read_common(f, layout, network):
+    n_hidden = network.n_hidden
+    packed = f.array("packed_patterns", "uint64", 2)
+    n = packed.shape[0]
+    words = (n_hidden + 63) // 64
+    if n < 1:
+        f.fail("packed_patterns", "a partition has at least one region, got 0 rows")
+    if packed.shape[1] != words and not (n_hidden == 0 and packed.shape[1] == 1):
+        f.fail("packed_patterns", f"must have ceil({n_hidden} / 64) = {words} words per row "
+                                  f"for {n_hidden} hidden neurons, got {packed.shape[1]}")
+    spare = packed.shape[1] * 64 - n_hidden
+    if spare and np.any(packed[:, -1] >> np.uint64(64 - spare)):
+        f.fail("packed_patterns", f"has bits set beyond the {n_hidden} hidden neurons")
+    regions = f" ({n} regions, as packed_patterns has)"
+    measure = f.shaped("measure", "float64", (n,), regions)
+    if np.any(measure < 0):
+        f.fail("measure", "holds negative values")
+    features = network.weights[0].shape[1] if layout.encoded else layout.dim
+    n_out = network.output_dim
+    A = f.shaped("A", "float64", (n, n_out, features), regions)
+    c = f.shaped("c", "float64", (n, n_out), regions)
+    text = f.text("stats")
+    try:
+        stats = json.loads(text)
+    except (ValueError, RecursionError) as e:  # json.JSONDecodeError, absurd nesting
+        f.fail("stats", f"is not JSON text ({type(e).__name__}: {e})")
+    if not isinstance(stats, dict):
+        f.fail("stats", f"must be a JSON object, got {type(stats).__name__}")
+    if not isinstance(stats.get("convex", True), bool):
+        f.fail("stats", f"'convex' must be true or false, got {stats['convex']!r}")
+    if stats.get("convex", True) is False and f.text("domain.kind") != "polygon":
+        f.fail("stats", "only partitions of polygon domains can have non-convex regions")
+    return dict(packed_patterns=packed, measure=measure, A=A, c=c, stats=stats)
+
+
+def _read_points(f, domain, n):
+    points = f.shaped("geom.points", "float64", (n + 1,),
+                      f" ({n} pieces, as packed_patterns has)")
+    if not np.all(np.diff(points) > 0):
+        f.fail("geom.points", "must increase strictly")
+    if points[0] != domain.lo or points[-1] != domain.hi:
+        f.fail("geom.points", f"must run from the domain's lo = {domain.lo} to hi = {domain.hi}, "
+                              f"got {points[0]} .. {points[-1]}")
+    return points
+
+
+def _read_line_features(f, network, domain):
+    """``kinds``, ``alpha``, ``beta`` of an encoded partition: the encoding's table along
+    the domain's line (phase ``alpha + beta u``), checked against the table."""
+    kinds_enc, omegas = network.encoding.feature_spec()
+    F = kinds_enc.shape[0]
+    kinds = f.shaped("geom.kinds", "int64", (F,))
+    if not np.array_equal(kinds, kinds_enc):
+        f.fail("geom.kinds", "must equal enc.kinds")
+    out = {"kinds": kinds}
+    for key, vector in (("alpha", domain.origin), ("beta", domain.basis[:, 0])):
+        value = f.shaped(f"geom.{key}", "float64", (F,))
+        scale = np.abs(omegas) @ np.abs(vector)
+        if np.any(np.abs(value - omegas @ vector) > CHECK_RTOL * scale):
+            along = "origin" if key == "alpha" else "basis"
+            f.fail(f"geom.{key}", "disagrees with the encoding's frequencies along the domain "
+                                  f"(enc.omegas @ domain.{along})")
+        out[key] = value
+    return out
+
+
+def _read_faces(f, domain, n, n_out):
+    """The 2D CSR geometry, every index checked before a kernel sees it."""
+    vertices = f.array("geom.vertices", "float64", 2)
+    V = vertices.shape[0]
+    if vertices.shape[1] != 2 or V < 3:
+        f.fail("geom.vertices", f"shape must be (V >= 3, 2), got {vertices.shape}")
+    offsets = f.shaped("geom.face_offsets", "int64", (n + 1,),
+                       f" ({n} regions, as packed_patterns has)")
+    face_vertices = f.array("geom.face_vertices", "int64", 1)
+    S = face_vertices.shape[0]
+    if offsets[0] != 0 or offsets[-1] != S:
+        f.fail("geom.face_offsets", f"must start at 0 and end at len(geom.face_vertices) = {S}, "
+                                    f"got {offsets[0]} .. {offsets[-1]}")
+    if np.any(np.diff(offsets) < 3):
+        f.fail("geom.face_offsets", "every face needs at least 3 vertices (offsets must grow "
+                                    "by 3 or more)")
+    if np.any((face_vertices < 0) | (face_vertices >= V)):
+        f.fail("geom.face_vertices", f"indices must lie in [0, {V})")
+    face_edges = f.shaped("geom.face_edges", "int64", (S,))
+    edges = f.array("geom.edges", "int64", 2)
+    E = edges.shape[0]
+    if edges.shape[1] != 2:
+        f.fail("geom.edges", f"shape must be (E, 2), got {edges.shape}")
+    if np.any((edges < 0) | (edges >= V)) or np.any(edges[:, 0] == edges[:, 1]):
+        f.fail("geom.edges", f"must join two different vertices with indices in [0, {V})")
+    if np.any((face_edges < 0) | (face_edges >= E)):
+        f.fail("geom.face_edges", f"indices must lie in [0, {E})")
+    # slot s of a face runs from its vertex to the next one (cyclically) along face_edges[s]
+    nxt = np.arange(1, S + 1)
+    nxt[offsets[1:] - 1] = offsets[:-1]
+    a, b = face_vertices, face_vertices[nxt]
+    e = edges[face_edges]
+    forward = (e[:, 0] == a) & (e[:, 1] == b)
+    if not np.all(forward | ((e[:, 0] == b) & (e[:, 1] == a))):
+        f.fail("geom.face_edges", "an edge does not join the two vertices of its slot")
+    uses_forward = np.bincount(face_edges[forward], minlength=E)
+    uses_backward = np.bincount(face_edges[~forward], minlength=E)
+    if np.any(uses_forward > 1) or np.any(uses_backward > 1):
+        f.fail("geom.face_edges", "an edge is traversed twice in the same direction (faces "
+                                  "must be counter-clockwise and not overlap)")
+    if np.any(uses_forward + uses_backward == 0):
+        f.fail("geom.edges", "holds an edge that no face uses")
+    lo_x, lo_y, hi_x, hi_y = domain.bounds
+    slack = CHECK_RTOL * max(hi_x - lo_x, hi_y - lo_y)
+    outside = ((vertices[:, 0] < lo_x - slack) | (vertices[:, 0] > hi_x + slack)
+               | (vertices[:, 1] < lo_y - slack) | (vertices[:, 1] > hi_y + slack))
+    if np.any(outside):
+        f.fail("geom.vertices", f"{int(outside.sum())} vertices lie outside the domain's "
+                                f"bounds {domain.bounds}")
+    out = dict(vertices=vertices, face_offsets=offsets, face_vertices=face_vertices,
+               face_edges=face_edges, edges=edges)
+    if f.has("geom.vertex_values"):
+        out["vertex_values"] = f.shaped("geom.vertex_values", "float64", (V, n_out),
+                                        " (one value per vertex and output)")
+    return out
+
+
+def _check_measure(f, stored, computed, scale, domain):
+    """Stored measures against those of the geometry; their sum against the domain's."""
+    if np.any(np.abs(stored - computed) > CHECK_RTOL * scale):
+        r = int(np.argmax(np.abs(stored - computed) - CHECK_RTOL * scale))
+        f.fail("measure", f"region {r} has measure {stored[r]} but its geometry gives "
+                          f"{computed[r]}")
+    total = float(np.sum(computed))
+    if abs(total - domain.measure) > CHECK_RTOL * domain.measure:
+        f.fail("measure", f"the regions cover {total} but the domain measures {domain.measure}")
+
+
+def _check_belongs_to_network(f, partition, u, slot_u, slot_region):
+    """The partition's maps and patterns against a float64 forward pass of its network.
+
+    ``u`` are the geometry's points (domain coordinates); ``slot_u`` and
+    ``slot_region`` say which point is a corner of which region. On a region, a
+    neuron whose bit is on must be ``>= -tol`` at every corner, one whose bit is off
+    ``<= tol``, and the output map must give the network's output at every corner
+    (and equal the stored vertex values) to within ``tol``. A layer's ``tol`` is
+    ``CHECK_RTOL`` times the magnitude of its terms over the points (``max |z| +
+    |W| @ max |a_in| + |b|``, per neuron, so rescaling a neuron rescales its
+    tolerance); for an encoded line, plus the neuron's largest slope times the
+    distance by which the engine may move a breakpoint (``10 MERGE`` of the length).
+    """
+    net = partition.network
+    encoded = isinstance(partition, EncodedPartition1D)
+    if encoded:
+        a = partition.encode(u)
+        corner = a[slot_u]
+        slope = np.abs(partition.beta)         # |d feature / du| <= |beta|
+        moved = 10 * MERGE * (partition.points[-1] - partition.points[0])
+    else:
+        a = partition.domain.to_input(u)
+        corner = u[slot_u][:, None] if u.ndim == 1 else u[slot_u]
+    # bit k of a point's words: neuron k is clearly positive (resp. negative) there
+    words = partition.packed_patterns.shape[1]
+    positive = np.zeros((a.shape[0], words), dtype=np.uint64)
+    negative = np.zeros((a.shape[0], words), dtype=np.uint64)
+    start = 0
+    for l, (W, b) in enumerate(zip(net.weights, net.biases)):
+        z = a @ W.T
+        z += b
+        largest = np.maximum(z.max(axis=0), -z.min(axis=0))
+        tol = CHECK_RTOL * (largest + np.abs(W) @ np.abs(a).max(axis=0) + np.abs(b))
+        if encoded:
+            slope = np.abs(W) @ slope
+            tol += moved * slope
+            if l < len(net.slopes):
+                slope = slope * max(1.0, abs(float(net.slopes[l])))
+        if l == len(net.slopes):
+            break
+        _or_bits(positive, z > tol, start)
+        _or_bits(negative, z < -tol, start)
+        start += z.shape[1]
+        a = np.maximum(z, 0.0, out=z) if net.slopes[l] == 0 else np.where(z > 0, z, net.slopes[l] * z)
+    packed = partition.packed_patterns
+    for s in range(0, slot_u.shape[0], _CHUNK):
+        bits = packed[slot_region[s:s + _CHUNK]]
+        corners = slot_u[s:s + _CHUNK]
+        wrong = (bits & negative[corners]) | (~bits & positive[corners])
+        if np.any(wrong):
+            slot, word = np.argwhere(wrong)[0]
+            value = int(wrong[slot, word])
+            k = 64 * int(word) + (value & -value).bit_length() - 1
+            layer = int(np.searchsorted(np.cumsum(net.widths), k, side="right")) + 1
+            f.fail("packed_patterns", f"the pattern of region {int(slot_region[s + slot])} says "
+                                      f"neuron {k} (hidden layer {layer}) is "
+                                      f"{'on' if bits[slot, word] >> np.uint64(k % 64) & np.uint64(1) else 'off'}"
+                                      " but the network has the other sign at a corner")
+    A, c = partition.affine
+    fit = np.einsum("sod,sd->so", A[slot_region], corner) + c[slot_region]
+    fit_tol = CHECK_RTOL * (np.einsum("sod,sd->so", np.abs(A[slot_region]), np.abs(corner))
+                            + np.abs(c[slot_region]))
+    bad = np.abs(fit - z[slot_u]) > tol + fit_tol
+    if np.any(bad):
+        r = int(slot_region[np.argmax(bad.any(axis=1))])
+        f.fail("A", f"the output map of region {r} disagrees with the network at its corners "
+                    "(the maps, weights or domain were changed)")
+    values = getattr(partition, "vertex_values", None)
+    if values is not None:
+        if np.any(np.abs(values - z) > tol):
+            f.fail("geom.vertex_values", "disagrees with the network's output at the vertices")
+
+
+_CHUNK = 1 << 16   # corners checked at a time (bounds the memory of the pattern check)
+
+
+def _or_bits(words, flags, start):
+    """OR the ``(m, width)`` bool ``flags`` into ``words`` as bits ``start ..``."""
+    shift = start % 64
+    padded = np.zeros((flags.shape[0], shift + flags.shape[1]), dtype=bool)
+    padded[:, shift:] = flags
+    packed = pack_patterns(padded)
+    first = start // 64
+    words[:, first:first + packed.shape[1]] |= packed
 
 
 def load(path):
-    """Read a partition written by :func:`save` (or ``Partition.save``).
+    """Read a partition written by :func:`save`, checking the file first.
 
-    Returns an instance of the same class, with the same arrays, network and domain.
-    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file
-    for anything that is not a regions partition file or comes from a newer version.
+    Returns an instance of the class the file names (one of :data:`CLASSES`), with
+    the same arrays, network and domain. Raises ``FileNotFoundError`` for a missing
+    file and ``ValueError`` naming the file and the field for anything else: not a
+    regions partition file, a newer version, an unknown class, a missing or unknown
+    key, or an array that fails a check (see the module's "What load checks").
     """
-    where = repr(str(path))
-    with _open(path) as z:
-        cls = _resolve_class(str(z["class"]), where)
-        fields = {
-            "network": _network_from(z, where),
-            "domain": _domain_from(z, where),
-            "packed_patterns": np.array(z["packed_patterns"]),
-            "measure": np.array(z["measure"]),
-            "A": np.array(z["A"]),
-            "c": np.array(z["c"]),
-            "stats": json.loads(str(z["stats"])) if "stats" in z else {},
-        }
-        for key in z.files:
-            if key.startswith("geom."):
-                fields[key[5:]] = np.array(z[key])
-    return _construct(cls, fields)
+    f = _open(path)
+    with f.z:
+        layout = _layout_of(f)
+        network = _read_network(f, layout)
+        input_dim = network.input_dim
+        domain = _read_domain(f, layout, input_dim)
+        common = _read_common(f, layout, network)
+        n = common["packed_patterns"].shape[0]
+        if layout.dim == 1:
+            geometry = {"points": _read_points(f, domain, n)}
+            if layout.encoded:
+                geometry.update(_read_line_features(f, network, domain))
+        else:
+            geometry = _read_faces(f, domain, n, network.output_dim)
+        _refuse_unknown_keys(f, layout)
+        legacy = {name: f.array(f"geom.{name}", "int64" if name == "pattern_id" else "float64",
+                                1 if name != "intervals" else 2)
+                  for name in layout.legacy if f.has(f"geom.{name}")}
+    partition = _build(layout, network, domain, common, geometry)
+    for name, value in legacy.items():
+        if value.shape != getattr(partition, name).shape or \
+                not np.array_equal(value, getattr(partition, name)):
+            f.fail(f"geom.{name}", "disagrees with what geom.points and packed_patterns give")
+    if layout.dim == 1:
+        _check_measure(f, common["measure"], partition.measure, partition.measure, domain)
+        n = len(partition)
+        slot_u = np.repeat(np.arange(n), 2) + np.tile([0, 1], n)
+        _check_belongs_to_network(f, partition, partition.points, slot_u,
+                                  np.repeat(np.arange(n), 2))
+    else:
+        scale = _shoelace_scale(partition)
+        _check_measure(f, common["measure"], partition.measure, scale, domain)
+        slots = np.repeat(np.arange(n), np.diff(partition.face_offsets))
+        _check_belongs_to_network(f, partition, partition.vertices, partition.face_vertices, slots)
+    return partition
+
+
+def _shoelace_scale(partition):
+    """Per face, the sum of the absolute terms of its shoelace sum: the scale of the
+    rounding of its area (equal to the area for a convex face)."""
+    v = partition.vertices[partition.face_vertices]
+    off = partition.face_offsets
+    first = np.repeat(v[off[:-1]], np.diff(off), axis=0)
+    rel = v - first
+    nxt = np.arange(1, v.shape[0] + 1)
+    nxt[off[1:] - 1] = off[:-1]
+    cross = np.abs(rel[:, 0] * rel[nxt, 1] - rel[nxt, 0] * rel[:, 1])
+    return 0.5 * np.add.reduceat(cross, off[:-1])
+
+
+def _refuse_unknown_keys(f, layout):
+    known = {"format", "version", "class", "dim", "packed_patterns", "measure", "A", "c",
+             "stats", "net.n_layers", "net.slopes", "net.names", "domain.kind", "domain.origin",
+             "domain.basis"}
+    known |= {k for k in f.keys if k.startswith(("net.W", "net.b"))}  # checked by _read_network
+    known |= {f"domain.{k}" for k in _DOMAIN_KEYS[f.text("domain.kind")]}
+    if layout.encoded:
+        known |= {"enc.kinds", "enc.omegas", "enc.class"}
+    known |= {f"geom.{k}" for k in layout.geometry + layout.optional + layout.legacy}
+    unknown = sorted(f.keys - known)
+    if unknown:
+        raise ValueError(f"{f.where}: fields this version does not read: {unknown[:8]} "
+                         "(a file from a newer regions, or edited)")
+
+
+def _build(layout, network, domain, common, geometry):
+    if layout.cls is Partition2D:
+        # the measure is recomputed from the checked geometry and compared afterwards
+        return Partition2D(network, domain, packed_patterns=common["packed_patterns"],
+                           A=common["A"], c=common["c"], stats=common["stats"], **geometry)
+    if layout.cls is EncodedPartition1D:
+        return EncodedPartition1D(network, domain, geometry["points"], common["packed_patterns"],
+                                  common["A"], common["c"], geometry["kinds"], geometry["alpha"],
+                                  geometry["beta"], common["stats"])
+    return Partition1D(network, domain, geometry["points"], common["packed_patterns"],
+                       common["A"], common["c"], common["stats"])
 
 
 # ----------------------------------------------------------------------------- GeoJSON

@@ -100,9 +100,3 @@ class Partition:
 
     def locate(self, points):  # pragma: no cover - subclasses implement
         raise NotImplementedError
-
-    def save(self, path):
-        """Write the partition to ``path`` (``.npz``); read it back with :func:`regions.load`."""
-        from .io import save
-
-        save(self, path)
