@@ -98,13 +98,26 @@ def _want_progress(progress):
     return bool(progress)
 
 
-def enumerate_plane(network, pieces, max_regions=None, progress=None):
+def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_budget=None,
+                    merged=False):
     """Cut the convex ``pieces`` (list of CCW ``(m, 2)`` arrays) by every hidden
-    layer of a 2-input ``network``. Returns a dict of arrays."""
-    from kernels import plane
+    layer of a 2-input ``network``. Returns a dict of arrays.
+
+    ``max_regions`` is checked after every layer's count pass; with
+    ``merged=True`` (the pieces of one non-convex domain, to be merged by
+    :func:`merge_pieces`) it is checked against the number of regions the
+    merge would give for the layers so far, which never exceeds the final
+    one. ``memory_budget`` (bytes; ``None``: :func:`regions.api.memory_budget`)
+    bounds the estimated memory of each layer (``MemoryBudgetExceeded``).
+    A numerically inconsistent cut raises ``RuntimeError`` (an engine error).
+    """
+    from kernels import line, plane
     from kernels.polygon import affine_fits
 
+    from .api import check_layer_memory, memory_budget as default_budget
+
     t0 = time.perf_counter()
+    budget = default_budget() if memory_budget is None else memory_budget
     P, face_off, face_vtx, face_edge, edges = _initial(pieces)
     n_hidden = network.n_hidden
     words = max(1, (n_hidden + 63) // 64)
@@ -112,119 +125,188 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None):
     layers = list(network.hidden_layers)
     W0, b0 = network.weights[0], network.biases[0]
     Z = P @ W0.T + b0
-    colmax = np.abs(Z).max(axis=0)
+    if layers:
+        _snap(Z, P, W0, b0)
     bit_offset = 0
-    errors = 0
     bar = None
     if _want_progress(progress):
         from tqdm import tqdm
         bar = tqdm(total=len(layers), desc="regions", unit="layer", file=sys.stderr)
-    for li, (W, b, slope) in enumerate(layers):
-        n = W.shape[0]
-        eps = colmax * RTOL
-        V = P.shape[0]
-        pos, neg = plane.vertex_sign_bits(Z, eps)
-        cross_off, cross_neuron, cross_group, ngroups, group_off, group_t = plane.edge_crossings(edges, Z, pos, neg)
-        n_ev = int(group_off[-1])
-        sub_off = np.zeros(len(edges) + 1, dtype=np.int64)
-        np.cumsum(ngroups + 1, out=sub_off[1:])
-        E_sub = int(sub_off[-1])
-        F = len(face_off) - 1
-        chunk = max(1, min(256, F // 64 + 1))
-        cut_off, cut_neuron, nbnd, face_pos = plane.face_cutters(pos, neg, face_off, face_vtx, face_edge, ngroups)
-        del pos, neg
-        zi = np.zeros(F, dtype=np.int64)
-        e2 = np.zeros((1, 2), dtype=np.int64)
-        counts = plane.cut_faces(False, chunk, cut_off, cut_neuron, face_pos, nbnd, P, Z, eps, face_off, face_vtx, face_edge,
-                                 edges, cross_off, cross_neuron, cross_group, group_off, group_t,
-                                 sub_off, V, n_ev, E_sub, zi, zi, zi, zi,
-                                 zi, zi, zi, e2, np.zeros((1, 2)), e2, np.zeros((1, 2)),
-                                 bits, np.zeros((1, words), dtype=np.uint64), bit_offset)
-        errors |= int(np.bitwise_or.reduce(counts[:, 4])) if F else 0
-        F_new = int(counts[:, 0].sum())
-        if max_regions is not None and F_new > max_regions:
+    try:
+        for li, (W, b, slope) in enumerate(layers):
+            n = W.shape[0]
+            where = f"hidden layer {li + 1} of {len(layers)}"
+            V = P.shape[0]
+            pos, neg = plane.vertex_sign_bits(Z)
+            cross_off, cross_neuron, cross_group, ngroups, group_off, group_t = plane.edge_crossings(edges, Z, pos, neg)
+            n_ev = int(group_off[-1])
+            sub_off = np.zeros(len(edges) + 1, dtype=np.int64)
+            np.cumsum(ngroups + 1, out=sub_off[1:])
+            E_sub = int(sub_off[-1])
+            F = len(face_off) - 1
+            chunk = max(1, min(256, F // 64 + 1))
+            cut_off, cut_neuron, nbnd, face_pos = plane.face_cutters(pos, neg, face_off, face_vtx, face_edge, ngroups)
+            del pos, neg
+            zi = np.zeros(F, dtype=np.int64)
+            e2 = np.zeros((1, 2), dtype=np.int64)
+            counts = plane.cut_faces(False, chunk, cut_off, cut_neuron, face_pos, nbnd, P, Z, RTOL, face_off, face_vtx,
+                                     face_edge, edges, cross_off, cross_neuron, cross_group, group_off, group_t,
+                                     sub_off, V, n_ev, E_sub, zi, zi, zi, zi,
+                                     zi, zi, zi, e2, np.zeros((1, 2)), e2, np.zeros((1, 2)),
+                                     np.zeros((1, _IV_ZERO), dtype=np.int64),
+                                     bits, np.zeros((1, words), dtype=np.uint64), bit_offset)
+            errors = int(np.bitwise_or.reduce(counts[:, 4])) if F else 0
+            if errors:
+                raise RuntimeError(
+                    f"engine error in {where}: numerically inconsistent cuts (flags {errors}: "
+                    f"{_describe_errors(errors)}); the partition would be wrong, so none is "
+                    "returned. Please report it with the network and the domain.")
+            F_new = int(counts[:, 0].sum())
+            if max_regions is not None and F_new > max_regions and not merged:
+                raise TooManyRegions(
+                    f"the partition has {F_new} regions after {where}, "
+                    f"more than max_regions={max_regions}; raise max_regions or shrink the domain")
+            # exclusive prefix sums of (faces, slots, interior vertices, interior edges)
+            # per old face: where each face writes its output
+            offs = [np.zeros(F + 1, dtype=np.int64) for _ in range(4)]
+            for k in range(4):
+                np.cumsum(counts[:, k], out=offs[k][1:])
+            del counts
+            S_new, n_iv, n_ie = int(offs[1][-1]), int(offs[2][-1]), int(offs[3][-1])
+            V_new = V + n_ev + n_iv
+            n_next = network.weights[li + 1].shape[0]
+            lo_bit = bit_offset & 63
+            layer_words = (lo_bit + n + 63) // 64
+            # the arrays alive at the layer's peak: this generation's, the next
+            # one's (positions, recipes, edges, faces, bits, parents) and the
+            # next values (grown in place from Z when the width does not change)
+            live = sum(x.nbytes for x in (P, face_off, face_vtx, face_edge, edges, bits, Z, cross_off,
+                                          cross_neuron, cross_group, group_off, group_t, cut_off,
+                                          cut_neuron, face_pos, nbnd))
+            new = (V_new * (16 + 24 + 24) + (E_sub + n_ie) * 16 + (F_new + 1) * 8 + S_new * 16
+                   + F_new * 8 * (words + layer_words + 1) + n_iv * 8 * _IV_ZERO
+                   + V_new * n_next * 8 - (Z.nbytes if n_next == n else 0))
+            check_layer_memory(live + new, budget, max_regions, where, f"{F_new} regions")
+            parent = np.repeat(np.arange(F), np.diff(offs[0]))  # old face of each new face
+            new_P = np.empty((V_new, 2))
+            new_P[:V] = P
+            rec_idx = np.full((V_new, 3), -1, dtype=np.int64)
+            rec_idx[:V, 0] = np.arange(V)
+            rec_w = np.zeros((V_new, 3))
+            rec_w[:V, 0] = 1.0
+            new_edges = np.empty((E_sub + n_ie, 2), dtype=np.int64)
+            plane.write_edge_vertices(P, edges, group_off, group_t, V, sub_off, new_P, rec_idx, rec_w,
+                                      new_edges)
+            new_face_off = np.empty(F_new + 1, dtype=np.int64)
+            new_face_off[F_new] = S_new
+            new_face_vtx = np.empty(S_new, dtype=np.int64)
+            new_face_edge = np.empty(S_new, dtype=np.int64)
+            iv_zero = np.full((n_iv, _IV_ZERO), -1, dtype=np.int64)
+            # the kernel writes only this layer's bits (in words starting at word
+            # bit_offset // 64); the earlier layers' words are gathered from the
+            # parent faces afterwards, once the old faces are freed: peak memory
+            # holds one full bit array, not two
+            layer_bits = np.zeros((F_new, layer_words), dtype=np.uint64)
+            plane.cut_faces(True, chunk, cut_off, cut_neuron, face_pos, nbnd, P, Z, RTOL, face_off, face_vtx,
+                            face_edge, edges, cross_off, cross_neuron, cross_group, group_off, group_t, sub_off,
+                            V, n_ev, E_sub, offs[0][:-1], offs[1][:-1], offs[2][:-1], offs[3][:-1],
+                            new_face_off, new_face_vtx, new_face_edge, new_edges,
+                            new_P, rec_idx, rec_w, iv_zero, np.zeros((F, 0), dtype=np.uint64), layer_bits,
+                            lo_bit)
+            # the crossing neurons of each new edge vertex: exactly 0 there
+            cross_vertex = plane.crossing_vertices(cross_off, cross_group, group_off, V)
+            del (cross_off, cross_group, group_t, group_off, sub_off, offs, cut_off,
+                 cut_neuron, face_pos, nbnd, ngroups, zi, P, face_off, face_vtx, face_edge, edges)
+            _release_free_memory()
+            new_bits = bits[parent]
+            del bits, parent
+            w0 = bit_offset >> 6
+            new_bits[:, w0:w0 + layer_words] |= layer_bits
+            del layer_bits
+            P, face_off, face_vtx, face_edge, edges, bits = (new_P, new_face_off, new_face_vtx,
+                                                             new_face_edge, new_edges, new_bits)
+            del new_P, new_face_off, new_face_vtx, new_face_edge, new_edges, new_bits
+            _release_free_memory()
+            if merged and max_regions is not None and len(face_off) - 1 > max_regions:
+                n_merged = _same_pattern_components(face_off, face_vtx, face_edge, edges, bits)[0]
+                if n_merged > max_regions:
+                    raise TooManyRegions(
+                        f"the partition has at least {n_merged} regions after {where} (same-pattern "
+                        f"faces merged), more than max_regions={max_regions}; raise max_regions or "
+                        "shrink the domain")
+            # values of the next layer at every vertex: interpolate z_l at the new
+            # vertices, activate, one BLAS product; old vertices in place
+            Wn, bn = network.weights[li + 1], network.biases[li + 1]
+            zeros = _NewVertexZeros(cross_vertex, cross_neuron, iv_zero, V + n_ev)
+            del cross_vertex, cross_neuron, iv_zero
+            Z = _next_values(Z, rec_idx, rec_w, V, V_new, slope, Wn, bn, zeros,
+                             snap=li + 1 < len(layers))
+            del rec_idx, rec_w, zeros
+            _release_free_memory()
+            bit_offset += n
             if bar is not None:
-                bar.close()
-            raise TooManyRegions(
-                f"the partition has {F_new} regions after hidden layer {li + 1} of {len(layers)}, "
-                f"more than max_regions={max_regions}; raise max_regions or shrink the domain")
-        # exclusive prefix sums of (faces, slots, interior vertices, interior edges)
-        # per old face: where each face writes its output
-        offs = [np.zeros(F + 1, dtype=np.int64) for _ in range(4)]
-        for k in range(4):
-            np.cumsum(counts[:, k], out=offs[k][1:])
-        parent = np.repeat(np.arange(F), counts[:, 0])  # old face of each new face
-        del counts
-        S_new, n_iv, n_ie = int(offs[1][-1]), int(offs[2][-1]), int(offs[3][-1])
-        V_new = V + n_ev + n_iv
-        new_P = np.empty((V_new, 2))
-        new_P[:V] = P
-        rec_idx = np.full((V_new, 3), -1, dtype=np.int64)
-        rec_idx[:V, 0] = np.arange(V)
-        rec_w = np.zeros((V_new, 3))
-        rec_w[:V, 0] = 1.0
-        new_edges = np.empty((E_sub + n_ie, 2), dtype=np.int64)
-        plane.write_edge_vertices(P, edges, group_off, group_t, V, sub_off, new_P, rec_idx, rec_w,
-                                  new_edges)
-        new_face_off = np.empty(F_new + 1, dtype=np.int64)
-        new_face_off[F_new] = S_new
-        new_face_vtx = np.empty(S_new, dtype=np.int64)
-        new_face_edge = np.empty(S_new, dtype=np.int64)
-        # the kernel writes only this layer's bits (in words starting at word
-        # bit_offset // 64); the earlier layers' words are gathered from the
-        # parent faces afterwards, once the old faces are freed: peak memory
-        # holds one full bit array, not two
-        lo_bit = bit_offset & 63
-        layer_bits = np.zeros((F_new, (lo_bit + n + 63) // 64), dtype=np.uint64)
-        plane.cut_faces(True, chunk, cut_off, cut_neuron, face_pos, nbnd, P, Z, eps, face_off, face_vtx, face_edge, edges,
-                        cross_off, cross_neuron, cross_group, group_off, group_t, sub_off,
-                        V, n_ev, E_sub, offs[0][:-1], offs[1][:-1], offs[2][:-1], offs[3][:-1],
-                        new_face_off, new_face_vtx, new_face_edge, new_edges,
-                        new_P, rec_idx, rec_w, np.zeros((F, 0), dtype=np.uint64), layer_bits, lo_bit)
-        del (cross_off, cross_neuron, cross_group, group_t, group_off, sub_off, offs, cut_off,
-             cut_neuron, face_pos, nbnd, ngroups, zi, P, face_off, face_vtx, face_edge, edges)
-        _release_free_memory()
-        new_bits = bits[parent]
-        del bits, parent
-        w0 = bit_offset >> 6
-        new_bits[:, w0:w0 + layer_bits.shape[1]] |= layer_bits
-        del layer_bits
-        P, face_off, face_vtx, face_edge, edges, bits = (new_P, new_face_off, new_face_vtx,
-                                                         new_face_edge, new_edges, new_bits)
-        del new_P, new_face_off, new_face_vtx, new_face_edge, new_edges, new_bits
-        _release_free_memory()
-        # values of the next layer at every vertex: interpolate z_l at the new
-        # vertices, activate, one BLAS product; old vertices in place
-        Wn, bn = network.weights[li + 1], network.biases[li + 1]
-        Z, colmax = _next_values(Z, rec_idx, rec_w, V, V_new, slope, Wn, bn)
-        del rec_idx, rec_w
-        _release_free_memory()
-        bit_offset += n
+                bar.set_postfix(regions=F_new)
+                bar.update(1)
+    finally:
         if bar is not None:
-            bar.set_postfix(regions=F_new)
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    if max_regions is not None and len(face_off) - 1 > max_regions:
+            bar.close()
+    if max_regions is not None and not merged and len(face_off) - 1 > max_regions:
         raise TooManyRegions(f"the partition has {len(face_off) - 1} regions, more than "
                              f"max_regions={max_regions}")
     A, c = affine_fits(P, np.ascontiguousarray(Z), face_off, face_vtx)
     return dict(vertices=P, face_offsets=face_off, face_vertices=face_vtx, face_edges=face_edge,
                 edges=edges, packed_patterns=bits, A=A, c=c, vertex_values=Z,
-                stats=dict(seconds=time.perf_counter() - t0, errors=errors))
+                stats=dict(seconds=time.perf_counter() - t0, errors=0))
 
 
-def merge_pieces(out):
-    """Merge faces of one pattern that share an edge (a non-convex domain was
-    triangulated into convex pieces; the triangulation's edges are not
-    region boundaries). Regions become the connected pieces of
-    (pattern cell) intersected with the domain; they may be non-convex.
-    """
+_IV_ZERO = 4   # neurons recorded as exactly 0 at a new interior vertex (two meet at each)
+
+
+def _describe_errors(flags):
+    from kernels import plane
+
+    names = {plane.ERR_RUNS: "a face's signs were not one + run and one - run",
+             plane.ERR_BOUNDARY: "a cut crossed an edge between two of its own vertices",
+             plane.ERR_CAPACITY: "a local scratch bound was exceeded"}
+    return "; ".join(text for flag, text in names.items() if flags & flag)
+
+
+def _snap(Z, A, W, b):
+    """Set to exactly 0 the entries of ``Z = A @ W.T + b`` that are zero to within
+    rounding of their terms (:func:`kernels.line.snap_rows`)."""
+    from kernels import line
+
+    W_abs = np.abs(W)
+    w_max = W_abs.max(axis=1) if W.shape[1] else np.zeros(W.shape[0])
+    line.snap_rows(Z, np.ascontiguousarray(A), W_abs, np.abs(b), w_max, RTOL, 0, Z.shape[0])
+
+
+class _NewVertexZeros:
+    """The neurons that are exactly 0 at the vertices a layer created: the
+    crossing neurons of each edge vertex (``vertex``, ``neuron``, sorted by
+    vertex) and up to ``_IV_ZERO`` per interior vertex (``iv_zero``, rows from
+    ``iv_start``)."""
+
+    def __init__(self, vertex, neuron, iv_zero, iv_start):
+        self.vertex, self.neuron, self.iv_zero, self.iv_start = vertex, neuron, iv_zero, iv_start
+
+    def apply(self, z, start, stop):
+        """Zero them in ``z``, the interpolated rows ``start:stop``."""
+        lo, hi = np.searchsorted(self.vertex, [start, stop])
+        z[self.vertex[lo:hi] - start, self.neuron[lo:hi]] = 0.0
+        a, b = max(start, self.iv_start), stop
+        if a < b:
+            rows = self.iv_zero[a - self.iv_start:b - self.iv_start]
+            r, col = np.nonzero(rows >= 0)
+            z[a - start + r, rows[r, col]] = 0.0
+
+
+def _same_pattern_components(face_off, face_vtx, face_edge, edges, bits):
+    """Connected components of the faces under "shares an edge and has the same
+    pattern": ``(count, label per face, per edge whether it joins two such faces)``."""
     import scipy.sparse as sp
     from scipy.sparse.csgraph import connected_components
 
-    face_off, face_vtx, face_edge = out["face_offsets"], out["face_vertices"], out["face_edges"]
-    edges, bits = out["edges"], out["packed_patterns"]
     F, E = len(face_off) - 1, len(edges)
     face_of_slot = np.repeat(np.arange(F), np.diff(face_off))
     fwd = face_vtx == edges[face_edge, 0]
@@ -236,8 +318,22 @@ def merge_pieces(out):
     same[inner] = np.all(bits[ef[inner, 0]] == bits[ef[inner, 1]], axis=1)
     g = sp.coo_matrix((np.ones(same.sum()), (ef[same, 0], ef[same, 1])), shape=(F, F))
     n_regions, label = connected_components(g, directed=False)
+    return n_regions, label, same
+
+
+def merge_pieces(out):
+    """Merge faces of one pattern that share an edge (a non-convex domain was
+    triangulated into convex pieces; the triangulation's edges are not
+    region boundaries). Regions become the connected pieces of
+    (pattern cell) intersected with the domain; they may be non-convex.
+    """
+    face_off, face_vtx, face_edge = out["face_offsets"], out["face_vertices"], out["face_edges"]
+    edges, bits = out["edges"], out["packed_patterns"]
+    F, E = len(face_off) - 1, len(edges)
+    n_regions, label, same = _same_pattern_components(face_off, face_vtx, face_edge, edges, bits)
     if n_regions == F:
         return out
+    face_of_slot = np.repeat(np.arange(F), np.diff(face_off))
     # boundary slots of each region: edges that are not merged away
     keep_slot = ~same[face_edge]
     region_of_slot = label[face_of_slot]
@@ -303,18 +399,26 @@ def _activate(z, slope):
     return z
 
 
-def _next_values(Z, rec_idx, rec_w, V, V_new, slope, Wn, bn):
-    """Values of the next layer at all ``V_new`` vertices, and their column maxima of |.|.
+def _next_values(Z, rec_idx, rec_w, V, V_new, slope, Wn, bn, zeros, snap):
+    """Values of the next layer at all ``V_new`` vertices.
+
+    The current layer's values at the new vertices are interpolated, the
+    neurons ``zeros`` names are set to exactly 0 there (their cut passes
+    through the vertex), and after the product the values that are zero to
+    within rounding of their terms are set to 0 (``snap``; not for the
+    output layer).
 
     When the width does not change, ``Z`` is grown with ``ndarray.resize`` (a
     remap, not a copy), the new rows are written from the old ones, and then
     the old rows are transformed in place: the peak memory is one array of
     values, not two.
     """
-    from kernels import plane
+    from kernels import line, plane
 
     n_next = Wn.shape[0]
-    colmax = np.zeros(n_next)
+    W_abs = np.abs(Wn)
+    w_max = W_abs.max(axis=1) if Wn.shape[1] else np.zeros(n_next)
+    b_abs = np.abs(bn)
     in_place = n_next == Z.shape[1] and Z.base is None and Z.flags.c_contiguous
     if in_place:
         Z.resize((V_new, n_next), refcheck=False)
@@ -324,19 +428,23 @@ def _next_values(Z, rec_idx, rec_w, V, V_new, slope, Wn, bn):
     # new vertices first, while the old rows still hold this layer's values
     for s in range(V, V_new, _ROWS_PER_CHUNK):
         e = min(V_new, s + _ROWS_PER_CHUNK)
-        zl = _activate(plane.interpolate_rows(Z, rec_idx, rec_w, s, e), slope)
+        zl = plane.interpolate_rows(Z, rec_idx, rec_w, s, e)
+        zeros.apply(zl, s, e)
+        _activate(zl, slope)
         out = target[s:e]
         np.dot(zl, Wn.T, out=out)
         out += bn
-        np.maximum(colmax, np.abs(out).max(axis=0), out=colmax)
+        if snap:
+            line.snap_rows(out, zl, W_abs, b_abs, w_max, RTOL, 0, e - s)
     for s in range(0, V, _ROWS_PER_CHUNK):
         e = min(V, s + _ROWS_PER_CHUNK)
         zl = _activate(Z[s:e].copy(), slope)
         out = target[s:e]
         np.dot(zl, Wn.T, out=out)
         out += bn
-        np.maximum(colmax, np.abs(out).max(axis=0), out=colmax)
-    return target, colmax
+        if snap:
+            line.snap_rows(out, zl, W_abs, b_abs, w_max, RTOL, 0, e - s)
+    return target
 
 
 class Partition2D(Partition):
