@@ -264,11 +264,11 @@ def snap_rows(Z, A, W_abs, b_abs, w_max, rtol, start, stop):
     Examples
     --------
     >>> import numpy as np
-    >>> A = np.array([[1.0, 1e-20], [2.0, 3.0]]); W = np.array([[1.0, -1.0], [1e30, 1.0]])
-    >>> Z = A @ W.T + np.array([-1.0, 0.0])
-    >>> snap_rows(Z, A, np.abs(W), np.array([1.0, 0.0]), np.abs(W).max(1), 1e-10, 0, 2)
+    >>> A = np.array([[0.1, 0.2]]); W = np.array([[1.0, 1.0], [1e-30, 0.0]]); b = np.array([-0.3, 0.0])
+    >>> Z = A @ W.T + b          # 0.1 + 0.2 - 0.3 is rounding; 1e-31 is a tiny but real value
+    >>> snap_rows(Z, A, np.abs(W), np.abs(b), np.abs(W).max(1), 1e-10, 0, 1)
     >>> Z.tolist()
-    [[0.0, 1e+30], [-2.0, 2e+30]]
+    [[0.0, 1e-31]]
     """
     n = Z.shape[1]
     m = A.shape[1]

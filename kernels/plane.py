@@ -30,9 +30,10 @@ One layer is cut in three steps:
 
 Signs at the vertices are exact: ``z > 0`` is +, ``z < 0`` is -, ``z == 0`` (the
 vertex lies on the neuron's line) is 0. The caller has set to exactly 0 every
-value that is zero to within rounding (:func:`kernels.line.snap_rows`, and the
-crossing neurons at the new vertices: :func:`zero_edge_crossings`, the
-``iv_zero`` output of :func:`cut_faces`), once per (vertex, neuron), so the
+value that is zero to within rounding (:func:`kernels.line.snap_rows`), and
+the neurons whose cuts make a new vertex (:func:`crossing_vertices` for the
+vertices on edges, the ``iv_zero`` output of :func:`cut_faces` for those
+inside faces), once per (vertex, neuron), so the
 faces around a vertex see one decision. Inside a face, the values a cut
 interpolates at new interior vertices count as zero within ``rtol`` times the
 largest ``|z_k|`` over the face's vertices (the size of the neuron's own

@@ -84,7 +84,8 @@ def partition(model, domain, *, max_regions=None, progress=None, memory_budget=N
         take and stops with :class:`MemoryBudgetExceeded` (a
         :class:`TooManyRegions`) when the estimate exceeds the budget.
         Default: 80% of the available memory (``MemAvailable``), see
-        :func:`memory_budget`.
+        :func:`memory_budget`. The raw 1D and 2D engines; the encoded 1D
+        engine is bounded by ``max_regions`` alone.
     progress : bool, optional
         Show a progress bar over layers (default: when stderr is a terminal).
 

@@ -26,8 +26,9 @@ interpolation size of the point just written are merged into it (see
 identically zero there (to within rounding) and is off; a tiny constant
 (``W_k = 0``, ``b_k = 1e-300``) is its own scale and keeps its sign.
 
-Work and memory: ``max_regions`` is checked after every layer; before each
-layer's product the engine estimates the bytes the layer needs and stops with
+Work and memory: ``max_regions`` is checked after every layer; before a layer
+is cut, the engine estimates from its count pass the bytes the layer needs
+(points, values, activations, next values, patterns) and stops with
 :class:`regions.MemoryBudgetExceeded` when they exceed the memory budget
 (see :func:`regions.partition`).
 """

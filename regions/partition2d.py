@@ -16,16 +16,48 @@ to the OS before the next generation of arrays is allocated. Measured on
 2-256x4-1 over [-3, 3]^2 (481,386 regions): 974 MB peak for the whole process
 (benchmarks/RESULTS.md).
 
-Tolerance
----------
-A pre-activation value ``z_k(v)`` at a vertex counts as zero when
-``|z_k(v)| <= RTOL * max_w |z_k(w)|`` over the vertices of the current
-subdivision (``RTOL = 1e-10``): the neuron's line then passes through the
-vertex, which becomes an end of the cut without a new vertex. Two crossings
-of one edge closer than ``1e-12`` of the edge's length are one vertex.
-So regions thinner than about ``1e-10`` of the domain's scale are never
-created (they are reported nowhere), and every cut is decided from one value
-per vertex, so neighbouring faces always agree.
+Tolerance (local)
+-----------------
+A neuron's zero is decided relative to the size of its own affine function
+where it is evaluated, never relative to its values elsewhere in the domain:
+
+* at a vertex ``v``, ``z_k(v) = sum_j W_kj a_j(v) + b_k`` counts as zero when
+  ``|z_k(v)| <= RTOL * (sum_j |W_kj| |a_j(v)| + |b_k|)`` (``RTOL = 1e-10``), the
+  size of the terms it is summed from at ``v``, which bounds its rounding
+  (:func:`kernels.line.snap_rows` sets it to exactly 0: the neuron's line
+  passes through ``v``, which becomes an end of the cut without a new
+  vertex);
+* the neurons whose cut creates a vertex are exactly 0 there (for the next
+  layer too: they are zeroed before activation);
+* inside a face, a value the cut interpolates at a new interior vertex
+  counts as zero within ``RTOL`` times the neuron's largest ``|z_k|`` over the
+  face's vertices.
+
+Each (vertex, neuron) is decided once, and every sign test after that is
+exact, so the faces around a vertex always agree. The partition is the same
+whatever the spread of scales float64 can represent between neurons or
+across the domain (a neuron scaled by ``1e10`` next to ``O(1)`` ones, weights
+from ``1e-150`` to ``1e150``), and unchanged when a neuron's ``(W_k, b_k)`` is
+multiplied by a positive factor (with the next layer's column divided by
+it). A rule relative to the neuron's largest value over the whole domain (the
+former one) swallowed real sign changes wherever the neuron was small; a rule
+relative to the neuron's values on a face alone would take the rounding noise
+of a neuron identically zero on that face for signal. Two crossings of one
+edge closer than ``1e-12`` of the edge's length are one vertex. So regions
+thinner than about ``1e-10`` of the size of the terms (about ``1e-10`` of the
+domain's scale for the first layer) are never created (they are reported
+nowhere; :meth:`Partition2D.locate` puts a point inside one into the region
+that covers it).
+
+Bounded work
+------------
+``max_regions`` is checked after every layer's count pass (on a non-convex
+polygon, against the regions the merge would give for the layers so far, a
+lower bound of the final count); before a layer is built, the memory its
+arrays need is estimated from the count pass and checked against the memory
+budget (:class:`regions.MemoryBudgetExceeded`). A cut the kernels find
+numerically inconsistent raises ``RuntimeError`` (an engine error) instead of
+returning a partition that would be wrong.
 
 Degenerate cases (handled by that rule, and tested): a line through an
 existing vertex; a line along an edge or touching a face at a vertex (no
@@ -45,6 +77,7 @@ import numpy as np
 from .partition import Partition, TooManyRegions
 
 RTOL = 1e-10
+LOCATE_SLACK = 100.0   # locate: a sliver may be this many times the tolerance wide
 _ROWS_PER_CHUNK = 8192
 
 
@@ -391,6 +424,24 @@ def merge_pieces(out):
     return res
 
 
+def _distance_to_zero_lines(network, u):
+    """``(m, n_hidden)``: distance of each point ``u`` (2 inputs) from each hidden
+    neuron's zero line, ``|z_k(u)| / |grad z_k(u)|`` (``inf`` where the gradient is 0)."""
+    a = np.asarray(u, dtype=np.float64)
+    grad = np.broadcast_to(np.eye(2), (len(a), 2, 2))     # d a / d u, (m, width, 2)
+    dist = []
+    for W, b, slope in network.hidden_layers:
+        z = a @ W.T + b
+        gz = np.einsum("kj,mjd->mkd", W, grad)
+        norm = np.sqrt((gz ** 2).sum(axis=2))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dist.append(np.where(norm > 0, np.abs(z) / norm, np.where(z == 0, 0.0, np.inf)))
+        d = np.where(z > 0, 1.0, slope)
+        a = z * d
+        grad = gz * d[:, :, None]
+    return np.concatenate(dist, axis=1)
+
+
 def _activate(z, slope):
     if slope == 0.0:
         np.maximum(z, 0.0, out=z)
@@ -571,9 +622,14 @@ class Partition2D(Partition):
 
         The activation pattern of each point is computed by a float64 forward
         pass and looked up among the regions' patterns; a point on a boundary
-        goes to the region on the side where the boundary neuron is off. Points
-        whose pattern belongs to no region (inside a sliver thinner than the
-        tolerance) fall back to the region whose polygon is nearest.
+        goes to the region on the side where the boundary neuron is off. A
+        point whose pattern belongs to no region lies in a sliver thinner than
+        the engine's tolerance (which creates none): it goes to the region
+        whose polygon holds it, provided every neuron on which the two
+        patterns differ has its zero line within ``LOCATE_SLACK * RTOL`` times
+        the domain's scale of the point (the sliver's width). Otherwise no
+        region holds the point, which is an engine error: ``RuntimeError``,
+        naming the first such point. Points outside the domain are ``-1``.
         """
         from .partition import pack_patterns
 
@@ -585,18 +641,40 @@ class Partition2D(Partition):
         if not inside.any():
             return out
         x = self.domain.to_input(pts[inside])
-        packed = pack_patterns(self.network.patterns(x))
+        pats = self.network.patterns(x)
+        packed = pack_patterns(pats)
         index = self._pattern_index
         found = np.array([index.get(row.tobytes(), -1) for row in packed], dtype=np.int64)
         missing = np.flatnonzero(found < 0)
         if len(missing):
-            import shapely
-
-            tree = shapely.STRtree(self.polygons())
-            sub = pts[inside][missing]
-            found[missing] = tree.query_nearest(shapely.points(sub), return_distance=False)[1]
+            found[missing] = self._locate_in_sliver(pts[inside][missing], pats[missing])
         out[inside] = found
         return out
+
+    def _locate_in_sliver(self, u, pats):
+        """Regions for points ``u`` whose patterns ``pats`` no region has (see :meth:`locate`)."""
+        import shapely
+
+        tree = shapely.STRtree(self.polygons())
+        point_idx, region_idx = tree.query(shapely.points(u), predicate="intersects")
+        x0, y0, x1, y1 = self.domain.bounds
+        scale = max(abs(x0), abs(x1), abs(y0), abs(y1), x1 - x0, y1 - y0)
+        width = LOCATE_SLACK * RTOL * scale
+        dist = _distance_to_zero_lines(self.network if self.domain.is_identity else
+                                       self.network.sliced(self.domain.origin, self.domain.basis), u)
+        answer = np.full(len(u), -1, dtype=np.int64)
+        for i, r in zip(point_idx, region_idx):
+            differ = pats[i] != self.patterns[r]
+            if answer[i] < 0 and np.all(dist[i, differ] <= width):
+                answer[i] = r
+        bad = np.flatnonzero(answer < 0)
+        if len(bad):
+            raise RuntimeError(
+                f"engine error: no region of this partition holds {len(bad)} of the points located "
+                f"(the first: {u[bad[0]].tolist()}); its pattern is in no region and no region "
+                "within the tolerance covers it. The partition is wrong there; please report it "
+                "with the network and the domain.")
+        return answer
 
     def level_set(self, value=0.0, output=0):
         """Segments ``(k, 2, 2)`` where output ``output`` equals ``value`` (the decision boundary).
