@@ -9,8 +9,9 @@ from .partition import TooManyRegions
 
 __all__ = ["partition", "TooManyRegions", "MemoryBudgetExceeded", "memory_budget"]
 
-MEMORY_SHARE = 0.8          # default budget: this share of the available memory
-_FALLBACK_AVAILABLE = 4 * 2**30   # when /proc/meminfo cannot be read
+MEMORY_SHARE = 0.8              # default budget: this share of the available memory ...
+MEMORY_FLOOR = 2**30            # ... but not less than 1 GiB (or half the machine's memory)
+_FALLBACK_AVAILABLE = 4 * 2**30  # when /proc/meminfo cannot be read
 
 
 class MemoryBudgetExceeded(TooManyRegions):
@@ -24,23 +25,36 @@ class MemoryBudgetExceeded(TooManyRegions):
 
 def memory_budget():
     """Default memory budget in bytes: ``MEMORY_SHARE`` (80%) of ``MemAvailable``
-    in ``/proc/meminfo``, or of 4 GiB where that cannot be read.
+    in ``/proc/meminfo`` now, but at least ``MEMORY_FLOOR`` (1 GiB, or half of
+    ``MemTotal`` on a smaller machine), so that a busy machine's momentary
+    shortage does not stop a small enumeration; 80% of 4 GiB where
+    ``/proc/meminfo`` cannot be read.
 
     Examples
     --------
-    >>> memory_budget() > 0
+    >>> memory_budget() >= min(MEMORY_FLOOR, 0.5 * _meminfo()["MemTotal"])
     True
     """
-    available = _FALLBACK_AVAILABLE
+    info = _meminfo()
+    if "MemAvailable" not in info:
+        return int(MEMORY_SHARE * _FALLBACK_AVAILABLE)
+    floor = min(MEMORY_FLOOR, 0.5 * info.get("MemTotal", 2 * MEMORY_FLOOR))
+    return int(max(MEMORY_SHARE * info["MemAvailable"], floor))
+
+
+def _meminfo():
+    """``/proc/meminfo`` in bytes (``{}`` where it cannot be read)."""
+    out = {}
     try:
         with open("/proc/meminfo") as f:
             for line in f:
-                if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024
-                    break
-    except (OSError, ValueError, IndexError):
+                key, _, rest = line.partition(":")
+                fields = rest.split()
+                if fields and fields[0].isdigit():
+                    out[key] = int(fields[0]) * 1024
+    except OSError:
         pass
-    return int(MEMORY_SHARE * available)
+    return out
 
 
 def check_layer_memory(estimate, budget, max_regions, where, size):
@@ -83,8 +97,8 @@ def partition(model, domain, *, max_regions=None, progress=None, memory_budget=N
         engine estimates, from its count pass, the memory the layer's arrays
         take and stops with :class:`MemoryBudgetExceeded` (a
         :class:`TooManyRegions`) when the estimate exceeds the budget.
-        Default: 80% of the available memory (``MemAvailable``), see
-        :func:`memory_budget`. The raw 1D and 2D engines; the encoded 1D
+        Default: 80% of the available memory (``MemAvailable``), at least
+        1 GiB, see :func:`memory_budget`. The raw 1D and 2D engines; the encoded 1D
         engine is bounded by ``max_regions`` alone.
     progress : bool, optional
         Show a progress bar over layers (default: when stderr is a terminal).

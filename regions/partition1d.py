@@ -163,9 +163,11 @@ def line_pieces(net, lo, hi, max_regions=None, progress=None, desc="1D layers",
             counts = np.empty(max(Z.shape[0] - 1, 0), dtype=np.int64)
             _split(K.count_rows, Z.shape[0] - 1, Z, counts)
             points = Z.shape[0] + int(counts.sum())    # at most, before merges
-            # new points, values (cut and activated), next values, patterns
-            check_layer_memory(points * 8 * (2 + 2 * n + n_next + 2 * words), budget,
-                               max_regions, f"hidden layer {l + 1} of {n_layers}",
+            # the current values, then per new point: its position, values (cut
+            # and activated), next values and patterns; the next weights twice
+            estimate = (Z.nbytes + points * 8 * (2 + 2 * n + n_next + 2 * words)
+                        + 2 * net.weights[l + 1].nbytes)
+            check_layer_memory(estimate, budget, max_regions, f"hidden layer {l + 1} of {n_layers}",
                                f"{points - 1} pieces")
             t, Z, parent = _cut_layer(t, Z, counts)
             del counts
@@ -181,6 +183,7 @@ def line_pieces(net, lo, hi, max_regions=None, progress=None, desc="1D layers",
             if live.shape[0] < W.shape[1]:
                 W = W[:, live]      # neurons off at every point add nothing
             Z = _snapped_product(a, W, net.biases[l + 1], snap=l + 1 < n_layers)
+            del a, W
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(pieces=n_pieces)

@@ -96,12 +96,20 @@ def test_memory_budget_refuses_non_integers(bad):
         regions.partition(_net("2-4-1"), ((-1, 1), (-1, 1)), memory_budget=bad)
 
 
-def test_default_memory_budget_is_a_share_of_available_memory():
-    from regions.api import MEMORY_SHARE, memory_budget
+def test_default_memory_budget_is_a_share_of_available_memory(monkeypatch):
+    from regions import api
 
-    with open("/proc/meminfo") as f:
-        avail = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
-    assert 0.5 * MEMORY_SHARE * avail < memory_budget() < 2 * MEMORY_SHARE * avail
+    monkeypatch.setattr(api, "_meminfo", lambda: {"MemTotal": 64 * 2**30, "MemAvailable": 10 * 2**30})
+    assert api.memory_budget() == int(0.8 * 10 * 2**30)
+    monkeypatch.setattr(api, "_meminfo", lambda: {"MemTotal": 64 * 2**30, "MemAvailable": 2**20})
+    assert api.memory_budget() == 2**30          # the floor
+    monkeypatch.setattr(api, "_meminfo", lambda: {"MemTotal": 2**30, "MemAvailable": 2**20})
+    assert api.memory_budget() == 2**29          # half of a small machine
+    monkeypatch.setattr(api, "_meminfo", lambda: {})
+    assert api.memory_budget() == int(0.8 * 4 * 2**30)
+    # the real file parses
+    monkeypatch.undo()
+    assert api._meminfo().get("MemAvailable", 1) > 0
 
 
 def test_inconsistent_cut_is_an_engine_error(monkeypatch):
