@@ -683,9 +683,10 @@ class Partition2D(Partition):
         along an edge between regions the edge is reported once. Regions on
         which the output equals ``value`` everywhere (a flat piece of the level
         set) are not reported as areas; their edges to non-flat neighbours are.
-        A vertex within ``RTOL * max |output|`` of ``value`` (the engine's
-        tolerance, ``RTOL = 1e-10``) is on the level; elsewhere the crossing is
-        interpolated linearly along the edge.
+        A vertex within ``RTOL * max |output|`` of ``value`` (``RTOL = 1e-10``,
+        relative to the output's largest value over the partition: the output
+        layer is not cut, so it has no vertex-local zero test) is on the level;
+        elsewhere the crossing is interpolated linearly along the edge.
         """
         from kernels.polygon import level_segments
 
@@ -695,7 +696,7 @@ class Partition2D(Partition):
             raise ValueError(f"output {output} out of range; the network has "
                              f"{self.vertex_values.shape[1]} outputs")
         vals = np.ascontiguousarray(self.vertex_values[:, output])
-        # the engine's tolerance: values carry rounding from interpolation
+        # values carry rounding from interpolation
         tol = RTOL * max(float(np.abs(vals).max(initial=0.0)), abs(float(value)))
         seg, _, ends = level_segments(self.vertices, vals, self.face_offsets, self.face_vertices,
                                       float(value), tol)
