@@ -180,6 +180,14 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_bud
             chunk = max(1, min(256, F // 64 + 1))
             cut_off, cut_neuron, nbnd, face_pos = plane.face_cutters(pos, neg, face_off, face_vtx, face_edge, ngroups)
             del pos, neg
+            live = sum(x.nbytes for x in (P, face_off, face_vtx, face_edge, edges, bits, Z, cross_off,
+                                          cross_neuron, cross_group, group_off, group_t, cut_off,
+                                          cut_neuron, face_pos, nbnd))
+            # the faces' local arrangements: scratch per chunk of faces, cubic
+            # in the number of neurons cutting one face (a wide first layer)
+            scratch, widest = _scratch_bytes(cut_off, nbnd, chunk, n)
+            check_layer_memory(live + scratch, budget, max_regions, where,
+                               f"count pass; a face cut by {widest} neurons")
             zi = np.zeros(F, dtype=np.int64)
             e2 = np.zeros((1, 2), dtype=np.int64)
             counts = plane.cut_faces(False, chunk, cut_off, cut_neuron, face_pos, nbnd, P, Z, RTOL, face_off, face_vtx,
@@ -211,12 +219,10 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_bud
             lo_bit = bit_offset & 63
             layer_words = (lo_bit + n + 63) // 64
             # the arrays alive at the layer's peak: this generation's, the next
-            # one's (positions, recipes, edges, faces, bits, parents) and the
-            # next values (grown in place from Z when the width does not change)
-            live = sum(x.nbytes for x in (P, face_off, face_vtx, face_edge, edges, bits, Z, cross_off,
-                                          cross_neuron, cross_group, group_off, group_t, cut_off,
-                                          cut_neuron, face_pos, nbnd))
-            new = (V_new * (16 + 24 + 24) + (E_sub + n_ie) * 16 + (F_new + 1) * 8 + S_new * 16
+            # one's (positions, recipes, edges, faces, bits, parents), the next
+            # values (grown in place from Z when the width does not change) and
+            # the write pass's scratch
+            new = (scratch + V_new * (16 + 24 + 24) + (E_sub + n_ie) * 16 + (F_new + 1) * 8 + S_new * 16
                    + F_new * 8 * (words + layer_words + 1) + n_iv * 8 * _IV_ZERO
                    + V_new * n_next * 8 - (Z.nbytes if n_next == n else 0))
             check_layer_memory(live + new, budget, max_regions, where, f"{F_new} regions")
@@ -293,6 +299,28 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_bud
 
 
 _IV_ZERO = 4   # neurons recorded as exactly 0 at a new interior vertex (two meet at each)
+
+
+def _scratch_bytes(cut_off, nbnd, chunk, n):
+    """Bytes of the face kernel's scratch (``kernels.plane._scratch``) for the
+    chunks of faces that run at once, and the most neurons cutting one face."""
+    import numba
+
+    F = len(cut_off) - 1
+    if F == 0:
+        return 0, 0
+    starts = np.arange(0, F, chunk)
+    k = np.maximum.reduceat(np.diff(cut_off), starts).astype(np.int64)
+    m = np.maximum.reduceat(nbnd, starts).astype(np.int64)
+    pairs = k * (k - 1) // 2
+    polys = 2 * (1 + k + pairs) + 4
+    local_vertices = m + 2 * pairs + 8
+    slots = m + 4 * pairs + 2 * polys + 8
+    inner_edges = polys + 2 * pairs + 8
+    per_chunk = (9 * n + local_vertices * (24 + 9 * np.maximum(k, 1)) + slots * 40
+                 + polys * 41 + inner_edges * 48 + 40 * np.maximum(k, 1))
+    at_once = min(numba.get_num_threads(), len(per_chunk))
+    return int(np.sort(per_chunk)[-at_once:].sum()), int(k.max())
 
 
 def _describe_errors(flags):

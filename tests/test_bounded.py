@@ -129,3 +129,15 @@ def test_inconsistent_cut_is_an_engine_error(monkeypatch):
     monkeypatch.setattr(plane, "cut_faces", flagging)
     with pytest.raises(RuntimeError, match="engine error in hidden layer 1 of 2.*one \\+ run"):
         regions.partition(_net("2-8x2-1"), ((-1, 1), (-1, 1)))
+
+
+def test_memory_budget_covers_the_count_pass_of_a_wide_first_layer():
+    # one face cut by 512 lines: the local arrangement's scratch (cubic in the
+    # number of lines) is checked before the count pass allocates it
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(regions.MemoryBudgetExceeded, match="count pass; a face cut by 512 neurons"):
+        regions.partition(_net("2-512-1"), ((-3, 3), (-3, 3)), memory_budget=2**29)
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 256      # it stopped before allocating the scratch (about 1.2 GB)
