@@ -219,6 +219,8 @@ def test_tiny_constant_neuron_keeps_its_sign():
 
 # ---------------------------------------------------------------- locate
 def test_locate_point_in_a_sliver_goes_to_the_covering_region():
+    import shapely
+
     # the third line passes 1e-12 from the vertex (0, 0): snapped through it, so
     # the sliver x + y < 1e-12 in the first quadrant is no region
     W0 = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]); b0 = np.array([0.0, 0.0, -1e-12])
@@ -227,7 +229,7 @@ def test_locate_point_in_a_sliver_goes_to_the_covering_region():
     pt = np.array([[2e-13, 2e-13]])
     assert _missing(p, _forward_patterns(layers, pt))[0] == 1
     r = p.locate(pt)[0]
-    assert p.polygons()[r].covers(__import__("shapely").Point(pt[0]))
+    assert p.polygons()[r].covers(shapely.Point(pt[0]))
     assert p.patterns[r, :2].all()
 
 
