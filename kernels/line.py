@@ -6,12 +6,16 @@ piece has one activation pattern for the layers below ``l``, so the
 pre-activation ``z_l`` is affine on every piece and continuous, and its values
 ``Z[p, :]`` at the points determine it (linear interpolation is exact).
 
-Tolerance: ``|Z[p, k]| <= tol[k]`` (``tol[k] = 1e-10 * max_p |Z[p, k]|``, from
-:func:`colmax_rows`) counts as zero: the point lies on neuron ``k``'s
-breakpoint. A piece is cut by neuron ``k`` only where its two ends have
-strictly opposite signs (:func:`cut_layer`); a piece is on for ``k`` when one
-end is strictly positive (:func:`bits_rows`); values within the tolerance
-activate to exactly 0 (:func:`act_rows`).
+Zeros: before a layer is cut, :func:`snap_rows` sets to exactly 0 every value
+that is zero to within rounding, ``|z_k(p)| <= REL_TOL * (sum_j |W_kj| |a_j(p)|
++ |b_k|)`` (the size of the terms the value was summed from, at that point;
+the same kernel serves the 2D engine). Every later test is then an exact sign
+test: a piece is cut by neuron ``k`` where its two ends have strictly
+opposite signs (:func:`cut_layer`), it is on for ``k`` when one end is
+strictly positive (:func:`bits_rows`), and a neuron zero at both ends of a
+piece is identically zero there, so off. Crossings of one piece that fall
+within ``REL_TOL`` of the interpolation size of the point just written are
+merged into it.
 
 The kernels are serial on purpose: the BLAS product between layers uses
 both cores, and a Numba ``parallel=True`` launch costs 5-30 ms per call once
@@ -27,7 +31,7 @@ REL_TOL = 1e-10
 
 
 @njit(cache=True, nogil=True)
-def count_rows(Z, tol, counts, start, stop):
+def count_rows(Z, counts, start, stop):
     """``counts[i]``: neurons with strictly opposite signs at the two ends of piece ``i``,
     for pieces ``start .. stop-1``."""
     n = Z.shape[1]
@@ -36,13 +40,12 @@ def count_rows(Z, tol, counts, start, stop):
         for k in range(n):
             a = Z[i, k]
             b = Z[i + 1, k]
-            t = tol[k]
-            c += ((a > t) & (b < -t)) | ((a < -t) & (b > t))
+            c += ((a > 0.0) & (b < 0.0)) | ((a < 0.0) & (b > 0.0))
         counts[i] = c
 
 
 @njit(cache=True)
-def cut_plan(t, Z, tol, counts):
+def cut_plan(t, Z, rtol, counts):
     """Which crossings of each piece become points (see :func:`cut_layer`).
 
     Returns ``(slots, acc_s, acc_k, req_p, req_k, used, dest, total)``: the
@@ -76,7 +79,7 @@ def cut_plan(t, Z, tol, counts):
         for k in range(n):
             a = Z[i, k]
             b = Z[i + 1, k]
-            if (a > tol[k] and b < -tol[k]) or (a < -tol[k] and b > tol[k]):
+            if a * b < 0.0:
                 buf_s[j] = a / (a - b)
                 buf_k[j] = k
                 j += 1
@@ -89,12 +92,16 @@ def cut_plan(t, Z, tol, counts):
         for jj in range(m):
             j = order[jj]
             k = buf_k[j]
-            if last_r == 0:
-                v = Z[i, k]
-            else:
+            if last_r > 0:
+                # the value at the last point written, and the size of the terms
+                # it is interpolated from: within rounding of zero, k passes there
                 v = (1.0 - last_s) * Z[i, k] + last_s * Z[i + 1, k]
-            if abs(v) <= tol[k]:
-                continue
+                size = (1.0 - last_s) * abs(Z[i, k]) + last_s * abs(Z[i + 1, k])
+                if abs(v) <= rtol * size:
+                    req_p[base + nr] = last_r
+                    req_k[base + nr] = k
+                    nr += 1
+                    continue
             s = buf_s[j]
             tn = tl + s * (tr - tl)
             if tn <= last_t:
@@ -168,22 +175,22 @@ def cut_right_zeros(counts, slots, req_p, req_k, dest, new_Z):
 
 
 @njit(cache=True)
-def count_crossings(Z, tol):
+def count_crossings(Z):
     """Number of neurons whose sign is strictly opposite at the two ends of each piece."""
     counts = np.zeros(max(Z.shape[0] - 1, 0), dtype=np.int64)
-    count_rows(Z, tol, counts, 0, Z.shape[0] - 1)
+    count_rows(Z, counts, 0, Z.shape[0] - 1)
     return counts
 
 
 @njit(cache=True)
-def cut_layer(t, Z, tol):
+def cut_layer(t, Z, rtol=REL_TOL):
     """Cut every piece at the sign changes of every neuron of the current layer.
 
     Parameters
     ----------
     t : (P,) float64, sorted points (ends included).
     Z : (P, n) float64, the layer's pre-activations at the points.
-    tol : (n,) float64, per-neuron zero tolerance.
+    rtol : float, relative size below which a crossing merges into the point before it.
 
     Returns
     -------
@@ -195,15 +202,16 @@ def cut_layer(t, Z, tol):
     on its two end rows). Within one piece the crossings are
     taken in increasing ``t`` (ties by neuron index). A crossing of neuron
     ``k`` is merged into the last point written when ``|z_k|`` there is
-    already within ``tol[k]`` (that point lies on ``k``'s breakpoint to within
-    the tolerance), or when rounding puts it at or before that point (then
-    ``z_k`` of that point is set to 0), or at or after the piece's right end
-    (then ``z_k`` of the right end is set to 0). No piece of the result has
-    strictly opposite signs of one neuron at its two ends.
+    within ``rtol`` of the size of the values it is interpolated from (that
+    point lies on ``k``'s breakpoint to within rounding), or when rounding
+    puts it at or before that point, and then ``z_k`` of that point is set to
+    0; or at or after the piece's right end (then ``z_k`` of the right end is
+    set to 0). No piece of the result has strictly opposite signs of one
+    neuron at its two ends.
     """
     P, n = Z.shape
-    counts = count_crossings(Z, tol)
-    slots, acc_s, acc_k, req_p, req_k, used, dest, d = cut_plan(t, Z, tol, counts)
+    counts = count_crossings(Z)
+    slots, acc_s, acc_k, req_p, req_k, used, dest, d = cut_plan(t, Z, rtol, counts)
     new_t = np.empty(d)
     new_Z = np.empty((d, n))
     parent = np.empty(d - 1, dtype=np.int64)
@@ -243,76 +251,77 @@ def set_bits(packed, on, offset):
 # which costs microseconds, unlike a Numba parallel launch next to torch.
 
 @njit(cache=True, nogil=True)
-def colmax_rows(Z, start, stop):
-    """``max |Z[p, k]|`` over rows ``start .. stop-1``."""
+def snap_rows(Z, A, W_abs, b_abs, w_max, rtol, start, stop):
+    """Set to exactly 0 the values of rows ``start .. stop-1`` that are zero to within rounding.
+
+    ``Z = A @ W.T + b`` was computed by the caller (``A`` the activations, or
+    the coordinates for the first layer); ``Z[p, k]`` becomes 0 when
+    ``|Z[p, k]| <= rtol * (sum_j |W[k, j]| |A[p, j]| + |b[k]|)``, the size of
+    the terms it was summed from at that point. The sum is formed only where
+    the cheap bound ``w_max[k] * sum_j |A[p, j]| + |b[k]|`` (``w_max[k] =
+    max_j |W[k, j]|``) does not already decide it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> A = np.array([[0.1, 0.2]]); W = np.array([[1.0, 1.0], [1e-30, 0.0]]); b = np.array([-0.3, 0.0])
+    >>> Z = A @ W.T + b          # 0.1 + 0.2 - 0.3 is rounding; 1e-31 is a tiny but real value
+    >>> snap_rows(Z, A, np.abs(W), np.abs(b), np.abs(W).max(1), 1e-10, 0, 1)
+    >>> Z.tolist()
+    [[0.0, 1e-31]]
+    """
     n = Z.shape[1]
-    out = np.zeros(n)
+    m = A.shape[1]
     for p in range(start, stop):
+        a_sum = 0.0
+        for j in range(m):
+            a_sum += abs(A[p, j])
         for k in range(n):
-            a = abs(Z[p, k])
-            if a > out[k]:
-                out[k] = a
-    return out
+            z = abs(Z[p, k])
+            if z > rtol * (w_max[k] * a_sum + b_abs[k]):
+                continue
+            size = b_abs[k]
+            for j in range(m):
+                size += W_abs[k, j] * abs(A[p, j])
+            if z <= rtol * size:
+                Z[p, k] = 0.0
 
 
 @njit(cache=True, nogil=True)
-def bits_rows(Z, tol, packed, wi, mask, start, stop):
+def bits_rows(Z, packed, wi, mask, start, stop):
     """Layer bits of pieces ``start .. stop-1`` (``wi[k]``, ``mask[k]``: word and bit
-    of neuron ``k``, ``wi`` non-decreasing), the columns strictly positive at a
-    point of those rows, and the undecided ``(piece, neuron)`` pairs (within
-    the tolerance at both ends)."""
+    of neuron ``k``, ``wi`` non-decreasing): on where an end of the piece is
+    strictly positive (a neuron zero at both ends is identically zero on the
+    piece: off); and the columns strictly positive at a point of those rows."""
     P, n = Z.shape
     alive = np.zeros(n, dtype=np.uint8)
-    amb = np.empty((16, 2), dtype=np.int64)
-    na = 0
     zero = np.uint64(0)
     for j in range(start, stop):
         if j + 1 >= P:
             for k in range(n):
-                alive[k] |= np.uint8(Z[j, k] > tol[k])
+                alive[k] |= np.uint8(Z[j, k] > 0.0)
             continue
         word = zero
         w = wi[0] if n > 0 else 0
-        nund = 0
         for k in range(n):
-            za = Z[j, k]
-            zb = Z[j + 1, k]
-            t = tol[k]
-            pa = za > t
+            pa = Z[j, k] > 0.0
             alive[k] |= np.uint8(pa)
-            on = pa | (zb > t)
+            on = pa | (Z[j + 1, k] > 0.0)
             if wi[k] != w:
                 packed[j, w] |= word
                 word = zero
                 w = wi[k]
             word |= mask[k] * np.uint64(on)
-            nund += (not on) & (za >= -t) & (zb >= -t)
         if n > 0:
             packed[j, w] |= word
-        if nund > 0:
-            for k in range(n):
-                t = tol[k]
-                if abs(Z[j, k]) <= t and abs(Z[j + 1, k]) <= t:
-                    if na == amb.shape[0]:
-                        amb2 = np.empty((2 * na, 2), dtype=np.int64)
-                        amb2[:na] = amb
-                        amb = amb2
-                    amb[na, 0] = j
-                    amb[na, 1] = k
-                    na += 1
-    return alive.astype(np.bool_), amb[:na].copy()
+    return alive.astype(np.bool_)
 
 
 @njit(cache=True, nogil=True)
-def act_rows(Z, tol, live, slope, out, start, stop):
-    """``out[p, i] = act(Z[p, live[i]])`` for rows ``start .. stop-1``; values within
-    the tolerance activate to exactly 0."""
+def act_rows(Z, live, slope, out, start, stop):
+    """``out[p, i] = act(Z[p, live[i]])`` for rows ``start .. stop-1``."""
     m = live.shape[0]
     for p in range(start, stop):
         for i in range(m):
-            k = live[i]
-            z = Z[p, k]
-            if abs(z) <= tol[k]:
-                out[p, i] = 0.0
-            else:
-                out[p, i] = z if z > 0.0 else slope * z
+            z = Z[p, live[i]]
+            out[p, i] = z if z > 0.0 else slope * z

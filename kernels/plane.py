@@ -28,8 +28,16 @@ One layer is cut in three steps:
    the caller interpolates ``z_l`` at the new vertices (exact: ``z_l`` is affine on
    the old face) and pushes it through the next layer in one BLAS product.
 
-Signs: ``z > eps_k`` is +, ``z < -eps_k`` is -, else 0 (the vertex lies on the
-neuron's line), with ``eps_k`` chosen by the caller.
+Signs at the vertices are exact: ``z > 0`` is +, ``z < 0`` is -, ``z == 0`` (the
+vertex lies on the neuron's line) is 0. The caller has set to exactly 0 every
+value that is zero to within rounding (:func:`kernels.line.snap_rows`), and
+the neurons whose cuts make a new vertex (:func:`crossing_vertices` for the
+vertices on edges, the ``iv_zero`` output of :func:`cut_faces` for those
+inside faces), once per (vertex, neuron), so the
+faces around a vertex see one decision. Inside a face, the values a cut
+interpolates at new interior vertices count as zero within ``rtol`` times the
+largest ``|z_k|`` over the face's vertices (the size of the neuron's own
+affine function on that face, which bounds the interpolation's rounding).
 """
 import numpy as np
 from numba import njit, prange
@@ -53,6 +61,11 @@ def _sign(z, eps):
     return 0
 
 
+@njit(cache=True, inline="always")
+def _sgn(z):
+    return _sign(z, 0.0)
+
+
 _ONE = np.uint64(1)
 
 
@@ -65,9 +78,9 @@ def _popcount(x):
 
 
 @njit(cache=True, parallel=True)
-def vertex_sign_bits(Z, eps):
-    """Packed signs of every neuron at every vertex: ``pos`` (z > eps) and ``neg``
-    (z < -eps), ``(V, ceil(n / 64))`` uint64. Every later sign test is a word
+def vertex_sign_bits(Z):
+    """Packed signs of every neuron at every vertex: ``pos`` (z > 0) and ``neg``
+    (z < 0), ``(V, ceil(n / 64))`` uint64. Every later sign test is a word
     operation on these, 64 neurons at a time."""
     V, n = Z.shape
     w = (n + 63) // 64
@@ -79,10 +92,9 @@ def vertex_sign_bits(Z, eps):
             nw = np.uint64(0)
             for b in range(min(64, n - 64 * j)):
                 z = Z[v, 64 * j + b]
-                ek = eps[64 * j + b]
-                if z > ek:
+                if z > 0.0:
                     pw |= _ONE << np.uint64(b)
-                elif z < -ek:
+                elif z < 0.0:
                     nw |= _ONE << np.uint64(b)
             pos[v, j] = pw
             neg[v, j] = nw
@@ -254,7 +266,7 @@ def _edge_vertex_sign(e, g, k, su, sv, cross_off, cross_neuron, cross_group):
 
 
 @njit(cache=True)
-def _count_single_cut(f, k, Z, eps, face_off, face_vtx, face_edge, edges,
+def _count_single_cut(f, k, Z, face_off, face_vtx, face_edge, edges,
                       cross_off, cross_neuron, cross_group, group_off, nb):
     """Counts of a face cut by one neuron, without building it: the same sign
     walk and checks as :func:`_cut_face`, so the write pass agrees."""
@@ -272,11 +284,11 @@ def _count_single_cut(f, k, Z, eps, face_off, face_vtx, face_edge, edges,
         forward = u == a
         g0 = group_off[e]
         ng = group_off[e + 1] - g0
-        su = _sign(Z[u, k], eps[k])
-        sv = _sign(Z[v, k], eps[k])
+        su = _sgn(Z[u, k])
+        sv = _sgn(Z[v, k])
         for step in range(ng + 1):
             if step == 0:
-                sgv = _sign(Z[a, k], eps[k])
+                sgv = _sgn(Z[a, k])
             else:
                 g = step - 1 if forward else ng - step
                 sgv = _edge_vertex_sign(e, g, k, su, sv, cross_off, cross_neuron, cross_group)
@@ -303,21 +315,28 @@ def _count_single_cut(f, k, Z, eps, face_off, face_vtx, face_edge, edges,
 
 
 @njit(cache=True)
-def _cut_face(f, write, cut_off, cut_neuron, face_pos, P, Z, eps, face_off, face_vtx, face_edge, edges,
+def _cut_face(f, write, cut_off, cut_neuron, face_pos, P, Z, rtol, face_off, face_vtx, face_edge, edges,
               cross_off, cross_neuron, cross_group, group_off, group_t, sub_off,
               V_old, n_edge_vertices, E_sub,
               kbuf, lv_gid, lv_pos, lv_z, lv_sign, s_v, s_e, s_next, poly_head, poly_alive,
-              ie_a, ie_b, sp_q, sp_w, sp_qn, sp_a, cyc, sg, bit_on, poly_bb, aff,
+              ie_a, ie_b, sp_q, sp_w, sp_qn, sp_a, cyc, sg, bit_on, poly_bb, aff, loc_eps,
               out_face, out_slot, out_iv, out_ie,
               new_face_off, new_face_vtx, new_face_edge, new_edges, new_P, rec_idx, rec_w,
-              old_bits, new_bits, bit_offset):
+              iv_zero, old_bits, new_bits, bit_offset):
     """Cut face ``f`` by its neurons. Returns (faces, slots, interior vertices,
     interior edges, error flags). In write mode also writes the outputs at the
-    given bases."""
+    given bases, and in ``iv_zero`` the cutting neurons that are 0 at each new
+    interior vertex."""
     err = 0
     nK = cut_off[f + 1] - cut_off[f]
     for kk in range(nK):
-        kbuf[kk] = cut_neuron[cut_off[f] + kk]
+        k = cut_neuron[cut_off[f] + kk]
+        kbuf[kk] = k
+        # zero tolerance inside the face: relative to the neuron's own values on it
+        big = 0.0
+        for s in range(face_off[f], face_off[f + 1]):
+            big = max(big, abs(Z[face_vtx[s], k]))
+        loc_eps[kk] = rtol * big
     cap_lv = lv_gid.shape[0]
     cap_s = s_v.shape[0]
     cap_p = poly_head.shape[0]
@@ -344,7 +363,7 @@ def _cut_face(f, write, cut_off, cut_neuron, face_pos, P, Z, eps, face_off, face
                 for kk in range(nK):
                     k = kbuf[kk]
                     lv_z[kk, nlv] = Z[a, k]
-                    lv_sign[kk, nlv] = _sign(Z[a, k], eps[k])
+                    lv_sign[kk, nlv] = _sgn(Z[a, k])
                 sub = sub_off[e] + (0 if forward else ng)
             else:
                 g = step - 1 if forward else ng - step
@@ -354,8 +373,8 @@ def _cut_face(f, write, cut_off, cut_neuron, face_pos, P, Z, eps, face_off, face
                 lv_pos[nlv, 1] = (1.0 - t) * P[u, 1] + t * P[v, 1]
                 for kk in range(nK):
                     k = kbuf[kk]
-                    su = _sign(Z[u, k], eps[k])
-                    sv = _sign(Z[v, k], eps[k])
+                    su = _sgn(Z[u, k])
+                    sv = _sgn(Z[v, k])
                     sgn = _edge_vertex_sign(e, g, k, su, sv, cross_off, cross_neuron, cross_group)
                     lv_z[kk, nlv] = 0.0 if sgn == 0 else (1.0 - t) * Z[u, k] + t * Z[v, k]
                     lv_sign[kk, nlv] = sgn
@@ -386,7 +405,7 @@ def _cut_face(f, write, cut_off, cut_neuron, face_pos, P, Z, eps, face_off, face
             aff[kk, 0] = gx
             aff[kk, 1] = gy
             aff[kk, 2] = Z[q0, k] - gx * P[q0, 0] - gy * P[q0, 1]
-            aff[kk, 3] = BBOX_MARGIN * eps[k]
+            aff[kk, 3] = BBOX_MARGIN * loc_eps[kk]
 
     # ---- cut by each neuron in turn
     for kk in range(nK):
@@ -502,7 +521,9 @@ def _cut_face(f, write, cut_off, cut_neuron, face_pos, P, Z, eps, face_off, face
                     for k2 in range(nK):
                         zz = (1.0 - t) * lv_z[k2, qa] + t * lv_z[k2, qb]
                         lv_z[k2, w] = zz
-                        lv_sign[k2, w] = _sign(zz, eps[kbuf[k2]])
+                        sgn = _sign(zz, loc_eps[k2])
+                        lv_z[k2, w] = 0.0 if sgn == 0 else zz
+                        lv_sign[k2, w] = sgn
                     lv_z[kk, w] = 0.0
                     lv_sign[kk, w] = 0
                     nlv += 1
@@ -617,6 +638,12 @@ def _cut_face(f, write, cut_off, cut_neuron, face_pos, P, Z, eps, face_off, face
                 rec_w[gid, 0] = 1.0 - l1 - l2
                 rec_w[gid, 1] = l1
                 rec_w[gid, 2] = l2
+                r = out_iv + (-1 - lv_gid[lv])
+                nz = 0
+                for kk in range(nK):
+                    if lv_sign[kk, lv] == 0 and nz < iv_zero.shape[1]:
+                        iv_zero[r, nz] = kbuf[kk]
+                        nz += 1
     base_ie = E_sub + out_ie
     for q in range(nie):
         a = ie_a[q]
@@ -696,7 +723,7 @@ def _poly_bbox(h, s_v, s_next, lv_pos, bb, p):
 
 
 BBOX_MIN_CUTS = 6   # faces cut by at least this many neurons prefilter polygons by bounding box
-BBOX_MARGIN = 1e3   # in units of eps_k: only clearly one-sided boxes are skipped
+BBOX_MARGIN = 1e3   # in units of the face's zero tolerance: only clearly one-sided boxes are skipped
 
 
 @njit(cache=True)
@@ -727,22 +754,27 @@ def _scratch(nK, mb, n):
     bit_on = np.empty(2 * max(n, 1), dtype=np.bool_)
     poly_bb = np.empty((npoly, 4))
     aff = np.empty((max(nK, 1), 4))
+    loc_eps = np.empty(max(nK, 1))
     return (kbuf, lv_gid, lv_pos, lv_z, lv_sign, s_v, s_e, s_next, poly_head, poly_alive,
-            ie_a, ie_b, sp_q, sp_w, sp_qn, sp_a, cyc, sg, bit_on, poly_bb, aff)
+            ie_a, ie_b, sp_q, sp_w, sp_qn, sp_a, cyc, sg, bit_on, poly_bb, aff, loc_eps)
 
 
 @njit(cache=True, parallel=True)
-def cut_faces(write, chunk, cut_off, cut_neuron, face_pos, nbnd, P, Z, eps, face_off, face_vtx, face_edge, edges,
+def cut_faces(write, chunk, cut_off, cut_neuron, face_pos, nbnd, P, Z, rtol, face_off, face_vtx, face_edge, edges,
               cross_off, cross_neuron, cross_group, group_off, group_t, sub_off,
               V_old, n_edge_vertices, E_sub,
               out_face, out_slot, out_iv, out_ie,
               new_face_off, new_face_vtx, new_face_edge, new_edges, new_P, rec_idx, rec_w,
-              old_bits, new_bits, bit_offset):
+              iv_zero, old_bits, new_bits, bit_offset):
     """Cut every face (parallel over chunks of faces). Count mode (``write`` False)
     returns per-face (faces, slots, interior vertices, interior edges, errors);
     write mode writes at the exclusive prefix sums ``out_*`` of those counts.
     Each new face gets its parent's ``old_bits`` words (``old_bits`` may have no
-    columns) and this layer's bits from bit ``bit_offset`` of ``new_bits``."""
+    columns) and this layer's bits from bit ``bit_offset`` of ``new_bits``.
+    ``iv_zero`` (interior vertices, m), filled with -1 by the caller, receives
+    up to m cutting neurons that are 0 at each new interior vertex (at least
+    the two whose cuts meet there). ``rtol``: the zero tolerance of values
+    interpolated inside a face, relative to the neuron's largest ``|z|`` on it."""
     F = face_off.shape[0] - 1
     n = Z.shape[1]
     counts = np.zeros((F, 5), dtype=np.int64)
@@ -756,7 +788,7 @@ def cut_faces(write, chunk, cut_off, cut_neuron, face_pos, nbnd, P, Z, eps, face
             kmax = max(kmax, cut_off[f + 1] - cut_off[f])
             mmax = max(mmax, nbnd[f])
         (kbuf, lv_gid, lv_pos, lv_z, lv_sign, s_v, s_e, s_next, poly_head, poly_alive,
-         ie_a, ie_b, sp_q, sp_w, sp_qn, sp_a, cyc, sg, bit_on, poly_bb, aff) = _scratch(kmax, mmax, n)
+         ie_a, ie_b, sp_q, sp_w, sp_qn, sp_a, cyc, sg, bit_on, poly_bb, aff, loc_eps) = _scratch(kmax, mmax, n)
         for f in range(f0, f1):
             nK = cut_off[f + 1] - cut_off[f]
             if not write and nK <= 1:
@@ -764,7 +796,7 @@ def cut_faces(write, chunk, cut_off, cut_neuron, face_pos, nbnd, P, Z, eps, face
                     counts[f, 0] = 1
                     counts[f, 1] = nbnd[f]
                 else:
-                    r = _count_single_cut(f, cut_neuron[cut_off[f]], Z, eps, face_off, face_vtx,
+                    r = _count_single_cut(f, cut_neuron[cut_off[f]], Z, face_off, face_vtx,
                                           face_edge, edges, cross_off, cross_neuron, cross_group,
                                           group_off, nbnd[f])
                     counts[f, 0] = r[0]
@@ -773,15 +805,15 @@ def cut_faces(write, chunk, cut_off, cut_neuron, face_pos, nbnd, P, Z, eps, face
                     counts[f, 3] = r[3]
                     counts[f, 4] = r[4]
                 continue
-            r = _cut_face(f, write, cut_off, cut_neuron, face_pos, P, Z, eps, face_off, face_vtx, face_edge, edges,
+            r = _cut_face(f, write, cut_off, cut_neuron, face_pos, P, Z, rtol, face_off, face_vtx, face_edge, edges,
                           cross_off, cross_neuron, cross_group, group_off, group_t, sub_off,
                           V_old, n_edge_vertices, E_sub,
                           kbuf, lv_gid, lv_pos, lv_z, lv_sign, s_v, s_e, s_next, poly_head,
                           poly_alive, ie_a, ie_b, sp_q, sp_w, sp_qn, sp_a, cyc, sg, bit_on,
-                          poly_bb, aff,
+                          poly_bb, aff, loc_eps,
                           out_face[f], out_slot[f], out_iv[f], out_ie[f],
                           new_face_off, new_face_vtx, new_face_edge, new_edges, new_P,
-                          rec_idx, rec_w, old_bits, new_bits, bit_offset)
+                          rec_idx, rec_w, iv_zero, old_bits, new_bits, bit_offset)
             counts[f, 0] = r[0]
             counts[f, 1] = r[1]
             counts[f, 2] = r[2]
@@ -812,4 +844,17 @@ def interpolate_rows(Z, rec_idx, rec_w, start, stop):
         else:
             for k in range(n):
                 out[r, k] = w0 * Z[i0, k] + w1 * Z[i1, k] + w2 * Z[i2, k]
+    return out
+
+
+@njit(cache=True, parallel=True)
+def crossing_vertices(cross_off, cross_group, group_off, V_old):
+    """The new vertex of every crossing (``V_old + group_off[e] + cross_group[i]``
+    for crossing ``i`` of edge ``e``): non-decreasing, since crossings are
+    stored edge by edge in the order of their vertices."""
+    E = cross_off.shape[0] - 1
+    out = np.empty(cross_off[E], dtype=np.int64)
+    for e in prange(E):
+        for i in range(cross_off[e], cross_off[e + 1]):
+            out[i] = V_old + group_off[e] + cross_group[i]
     return out

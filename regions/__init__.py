@@ -16,6 +16,7 @@ from .api import TooManyRegions, partition  # noqa: E402
 # public name -> module that defines it
 _API = {
     "Partition": "regions.partition",
+    "MemoryBudgetExceeded": "regions.api",
     "Network": "regions.network",
     "as_network": "regions.network",
     "Domain": "regions.domain",

@@ -7,10 +7,79 @@ from .domain import as_domain
 from .network import as_network
 from .partition import TooManyRegions
 
-__all__ = ["partition", "TooManyRegions"]
+__all__ = ["partition", "TooManyRegions", "MemoryBudgetExceeded", "memory_budget"]
+
+MEMORY_SHARE = 0.8              # default budget: this share of the available memory ...
+MEMORY_FLOOR = 2**30            # ... but not less than 1 GiB (or half the machine's memory)
+_FALLBACK_AVAILABLE = 4 * 2**30  # when /proc/meminfo cannot be read
 
 
-def partition(model, domain, *, max_regions=None, progress=None):
+class MemoryBudgetExceeded(TooManyRegions):
+    """A layer would need more memory than the budget allows.
+
+    Raised before the layer is built, from its count pass; the message names
+    the estimate, the budget and ``max_regions``. A subclass of
+    :class:`TooManyRegions`, so code that catches that catches this too.
+    """
+
+
+def memory_budget():
+    """Default memory budget in bytes: ``MEMORY_SHARE`` (80%) of ``MemAvailable``
+    in ``/proc/meminfo`` now, but at least ``MEMORY_FLOOR`` (1 GiB, or half of
+    ``MemTotal`` on a smaller machine), so that a busy machine's momentary
+    shortage does not stop a small enumeration; 80% of 4 GiB where
+    ``/proc/meminfo`` cannot be read.
+
+    Examples
+    --------
+    >>> memory_budget() >= min(MEMORY_FLOOR, 0.5 * _meminfo()["MemTotal"])
+    True
+    """
+    info = _meminfo()
+    if "MemAvailable" not in info:
+        return int(MEMORY_SHARE * _FALLBACK_AVAILABLE)
+    floor = min(MEMORY_FLOOR, 0.5 * info.get("MemTotal", 2 * MEMORY_FLOOR))
+    return int(max(MEMORY_SHARE * info["MemAvailable"], floor))
+
+
+def _meminfo():
+    """``/proc/meminfo`` in bytes (``{}`` where it cannot be read)."""
+    out = {}
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                fields = rest.split()
+                if fields and fields[0].isdigit():
+                    out[key] = int(fields[0]) * 1024
+    except OSError:
+        pass
+    return out
+
+
+def check_layer_memory(estimate, budget, max_regions, where, size):
+    """Raise :class:`MemoryBudgetExceeded` when a layer's estimated bytes exceed ``budget``.
+
+    ``where`` names the layer, ``size`` what the count pass found (e.g.
+    ``"1200 regions"``); both go into the message with the estimate, the
+    budget and ``max_regions``.
+    """
+    if estimate > budget:
+        raise MemoryBudgetExceeded(
+            f"{where} would need about {estimate / 2**20:,.0f} MiB ({size}), more than the memory "
+            f"budget of {budget / 2**20:,.0f} MiB (max_regions={max_regions}); pass a larger "
+            "memory_budget= (bytes), a smaller max_regions, or shrink the domain or the network")
+
+
+def _positive_int(value, name):
+    """``value`` as an int when it is a positive integer (not a bool), else ``ValueError``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer (an int, not a bool or a float), "
+                         f"got {value!r}")
+    return int(value)
+
+
+def partition(model, domain, *, max_regions=None, progress=None, memory_budget=None):
     """Exact linear regions of a ReLU network over a 1D or 2D domain.
 
     Parameters
@@ -21,7 +90,16 @@ def partition(model, domain, *, max_regions=None, progress=None):
         See :mod:`regions.domain`.
     max_regions : int, optional
         Stop with :class:`TooManyRegions` (saying how many regions were
-        reached) instead of building a larger partition.
+        reached) instead of building a larger partition. Checked after every
+        layer, on every domain. A positive ``int``; bools and floats are refused.
+    memory_budget : int, optional
+        Bytes one layer of the enumeration may need. Before each layer the
+        engine estimates, from its count pass, the memory the layer's arrays
+        take and stops with :class:`MemoryBudgetExceeded` (a
+        :class:`TooManyRegions`) when the estimate exceeds the budget.
+        Default: 80% of the available memory (``MemAvailable``), at least
+        1 GiB, see :func:`memory_budget`. The raw 1D and 2D engines; the encoded 1D
+        engine is bounded by ``max_regions`` alone.
     progress : bool, optional
         Show a progress bar over layers (default: when stderr is a terminal).
 
@@ -39,12 +117,12 @@ def partition(model, domain, *, max_regions=None, progress=None):
     >>> len(p), float(p.measure.sum())
     (4, 4.0)
     """
+    if max_regions is not None:
+        max_regions = _positive_int(max_regions, "max_regions")
+    if memory_budget is not None:
+        memory_budget = _positive_int(memory_budget, "memory_budget")
     net = as_network(model)
     dom = as_domain(domain, net.input_dim)
-    if max_regions is not None:
-        if int(max_regions) != max_regions or max_regions < 1:
-            raise ValueError(f"max_regions must be a positive integer, got {max_regions!r}")
-        max_regions = int(max_regions)
     if net.encoding is not None:
         from . import encoded
 
@@ -54,29 +132,23 @@ def partition(model, domain, *, max_regions=None, progress=None):
     if dom.dim == 1:
         from .partition1d import partition_1d
 
-        return partition_1d(net, dom, max_regions=max_regions, progress=progress)
-    return _partition_2d(net, dom, max_regions, progress)
+        return partition_1d(net, dom, max_regions=max_regions, progress=progress,
+                            memory_budget=memory_budget)
+    return _partition_2d(net, dom, max_regions, progress, memory_budget)
 
 
-def _partition_2d(net, dom, max_regions, progress):
-    from .partition2d import Partition2D, enumerate_plane
+def _partition_2d(net, dom, max_regions, progress, memory_budget):
+    from .partition2d import Partition2D, enumerate_plane, merge_pieces
 
     local = net if dom.is_identity else net.sliced(dom.origin, dom.basis)
     pieces = dom.convex_pieces()
-    if len(pieces) > 1:
-        from .partition2d import merge_pieces
-
-        out = enumerate_plane(local, pieces, max_regions=None, progress=progress)
+    merged = len(pieces) > 1
+    out = enumerate_plane(local, pieces, max_regions=max_regions, progress=progress,
+                          memory_budget=memory_budget, merged=merged)
+    if merged:
         out = merge_pieces(out)
         if max_regions is not None and len(out["face_offsets"]) - 1 > max_regions:
             raise TooManyRegions(f"the partition has {len(out['face_offsets']) - 1} regions, more "
                                  f"than max_regions={max_regions}")
-    else:
-        out = enumerate_plane(local, pieces, max_regions=max_regions, progress=progress)
     stats = out.pop("stats")
-    if stats["errors"]:
-        import warnings
-
-        warnings.warn(f"the 2D engine met numerically inconsistent cuts (flags {stats['errors']}); "
-                      "the partition may be wrong near nearly degenerate vertices", RuntimeWarning)
     return Partition2D(net, dom, stats=stats, **out)

@@ -9,20 +9,28 @@ sign changes of each neuron, ``t = z(u) / (z(u) - z(v))``, the values of the
 new points are interpolated, and the next layer's values at every point are
 ``act(Z) @ W.T + b``: one BLAS product per layer.
 
-Tolerance: a value with ``|z_k| <= 1e-10 * max over points |z_k|`` counts as
-zero (the point lies on neuron ``k``'s breakpoint). A neuron through an
-existing breakpoint therefore adds no point; duplicate neurons add one point;
-a neuron that is zero at a domain end never cuts there; crossings of one piece
-that fall within the tolerance of the point just written are merged into it
-(see :func:`kernels.line.cut_layer`). A neuron within the tolerance at both ends
-of a piece takes the sign of a forward pass at the piece's midpoint (a tiny
-constant keeps its sign, as in the forward pass; identically zero is off).
+Tolerance (local): a value ``z_k(p) = sum_j W_kj a_j(p) + b_k`` at a point
+counts as zero when ``|z_k(p)| <= 1e-10 * (sum_j |W_kj| |a_j(p)| + |b_k|)``,
+the size of the terms it is summed from *at that point* (the point then lies
+on neuron ``k``'s breakpoint; :func:`kernels.line.snap_rows` sets it to exactly
+0). The rule depends only on the neuron's own terms where it is evaluated, so
+the pieces are the same whatever the spread of scales between neurons or
+across the domain, and unchanged when a neuron's ``(W_k, b_k)`` is multiplied
+by a positive factor (or a neuron's row by ``c`` and the next layer's column
+by ``1 / c``). Each (point, neuron) is decided once, so every later test is an
+exact sign test. A neuron through an existing breakpoint therefore adds no
+point; duplicate neurons add one point; a neuron that is zero at a domain end
+never cuts there; crossings of one piece that fall within ``1e-10`` of the
+interpolation size of the point just written are merged into it (see
+:func:`kernels.line.cut_layer`). A neuron zero at both ends of a piece is
+identically zero there (to within rounding) and is off; a tiny constant
+(``W_k = 0``, ``b_k = 1e-300``) is its own scale and keeps its sign.
 
-Values within the tolerance activate to exactly 0, so the next layer sees the
-zero the cut decided on. The one place where the result can differ from an
-exact-sign forward pass: a later neuron whose whole range on a piece is as
-small as the values an earlier layer rounded to zero (e.g. every bias of order
-1e-270 and the rest of the layer dead): its state follows the rounded values.
+Work and memory: ``max_regions`` is checked after every layer; before a layer
+is cut, the engine estimates from its count pass the bytes the layer needs
+(points, values, activations, next values, patterns) and stops with
+:class:`regions.MemoryBudgetExceeded` when they exceed the memory budget
+(see :func:`regions.partition`).
 """
 from __future__ import annotations
 
@@ -120,23 +128,29 @@ def _show_progress(progress):
     return bool(progress)
 
 
-def line_pieces(net, lo, hi, max_regions=None, progress=None, desc="1D layers"):
+def line_pieces(net, lo, hi, max_regions=None, progress=None, desc="1D layers",
+                memory_budget=None):
     """Core of the raw 1D engine on a 1-input :class:`Network`.
 
     Returns ``(points, packed, Zout)``: the piece ends, the packed patterns and
-    the output values at the points.
+    the output values at the points. ``memory_budget`` (bytes, ``None``: the
+    default of :func:`regions.api.memory_budget`) bounds the estimated memory of
+    each layer.
     """
     from kernels import line as K
 
+    from .api import check_layer_memory, memory_budget as default_budget
+
     if net.weights[0].shape[1] != 1:
         raise ValueError(f"line_pieces needs a 1-input network, got {net.weights[0].shape[1]} inputs")
+    budget = default_budget() if memory_budget is None else memory_budget
     n_hidden = net.n_hidden
     words = max((n_hidden + 63) // 64, 1)
     t = np.array([lo, hi], dtype=np.float64)
-    Z = t[:, None] * net.weights[0][:, 0][None, :] + net.biases[0][None, :]
+    n_layers = len(net.weights) - 1
+    Z = _snapped_product(t[:, None], net.weights[0], net.biases[0], snap=n_layers > 0)
     packed = np.zeros((1, words), dtype=np.uint64)
     offset = 0
-    n_layers = len(net.weights) - 1
     bar = None
     if _show_progress(progress) and n_layers > 0:
         from tqdm import tqdm
@@ -145,24 +159,31 @@ def line_pieces(net, lo, hi, max_regions=None, progress=None, desc="1D layers"):
     try:
         for l in range(n_layers):
             Z = np.ascontiguousarray(Z)
-            tol = np.max(_split(K.colmax_rows, Z.shape[0], Z), axis=0) * K.REL_TOL
-            t, Z, parent = _cut_layer(t, Z, tol)
+            n, n_next = Z.shape[1], net.weights[l + 1].shape[0]
+            counts = np.empty(max(Z.shape[0] - 1, 0), dtype=np.int64)
+            _split(K.count_rows, Z.shape[0] - 1, Z, counts)
+            points = Z.shape[0] + int(counts.sum())    # at most, before merges
+            # the current values, then per new point: its position, values (cut
+            # and activated), next values and patterns; the next weights twice
+            estimate = (Z.nbytes + points * 8 * (2 + 2 * n + n_next + 2 * words)
+                        + 2 * net.weights[l + 1].nbytes)
+            check_layer_memory(estimate, budget, max_regions, f"hidden layer {l + 1} of {n_layers}",
+                               f"{points - 1} pieces")
+            t, Z, parent = _cut_layer(t, Z, counts)
+            del counts
             n_pieces = len(t) - 1
             if max_regions is not None and n_pieces > max_regions:
                 raise _too_many()(
                     f"the partition has at least {n_pieces} pieces after hidden layer {l + 1} "
                     f"of {n_layers}, more than max_regions={max_regions}")
             packed = K.gather_rows(packed, parent)
-            a, live, undecided = _states_and_activations(Z, tol, packed, offset,
-                                                         float(net.slopes[l]))
-            if undecided.shape[0]:
-                _decide_inside(net, l, t, packed, offset, undecided)
-            offset += Z.shape[1]
+            a, live = _states_and_activations(Z, packed, offset, float(net.slopes[l]))
+            offset += n
             W = net.weights[l + 1]
             if live.shape[0] < W.shape[1]:
                 W = W[:, live]      # neurons off at every point add nothing
-            Z = a @ W.T
-            Z += net.biases[l + 1]
+            Z = _snapped_product(a, W, net.biases[l + 1], snap=l + 1 < n_layers)
+            del a, W
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(pieces=n_pieces)
@@ -170,6 +191,21 @@ def line_pieces(net, lo, hi, max_regions=None, progress=None, desc="1D layers"):
         if bar is not None:
             bar.close()
     return t, packed, Z
+
+
+def _snapped_product(A, W, b, snap=True):
+    """``A @ W.T + b`` with the values that are zero to within rounding set to 0
+    (:func:`kernels.line.snap_rows`; the output layer is left as computed)."""
+    from kernels import line as K
+
+    Z = A @ W.T
+    Z += b
+    if snap:
+        W_abs = np.abs(W)
+        w_max = W_abs.max(axis=1) if W.shape[1] else np.zeros(W.shape[0])
+        _split(K.snap_rows, Z.shape[0], Z, np.ascontiguousarray(A), W_abs, np.abs(b), w_max,
+               K.REL_TOL)
+    return Z
 
 
 _POOL = None
@@ -189,14 +225,13 @@ def _split(fn, rows, *args, threads=2, min_rows=2048):
     return [f.result() for f in futs]
 
 
-def _cut_layer(t, Z, tol):
-    """:func:`kernels.line.cut_layer` with the row passes split over two threads."""
+def _cut_layer(t, Z, counts):
+    """:func:`kernels.line.cut_layer` with the row passes split over two threads
+    (``counts`` from :func:`kernels.line.count_rows`)."""
     from kernels import line as K
 
     P, n = Z.shape
-    counts = np.empty(max(P - 1, 0), dtype=np.int64)
-    _split(K.count_rows, P - 1, Z, tol, counts)
-    slots, acc_s, acc_k, req_p, req_k, used, dest, d = K.cut_plan(t, Z, tol, counts)
+    slots, acc_s, acc_k, req_p, req_k, used, dest, d = K.cut_plan(t, Z, K.REL_TOL, counts)
     new_t = np.empty(d)
     new_Z = np.empty((d, n))
     parent = np.empty(d - 1, dtype=np.int64)
@@ -206,39 +241,22 @@ def _cut_layer(t, Z, tol):
     return new_t, new_Z, parent
 
 
-def _states_and_activations(Z, tol, packed, offset, slope):
-    """Bits of the layer into ``packed``, activations of the live columns and the
-    undecided pairs (:func:`kernels.line.bits_rows`, :func:`kernels.line.act_rows`), split
-    over two threads."""
+def _states_and_activations(Z, packed, offset, slope):
+    """Bits of the layer into ``packed`` and the activations of the live columns
+    (:func:`kernels.line.bits_rows`, :func:`kernels.line.act_rows`), split over
+    two threads."""
     from kernels import line as K
 
     P, n = Z.shape
     bit = offset + np.arange(n)
     wi = (bit // 64).astype(np.int64)
     mask = np.left_shift(np.uint64(1), (bit % 64).astype(np.uint64))
-    parts = _split(K.bits_rows, P, Z, tol, packed, wi, mask)
-    alive = np.logical_or.reduce([q[0] for q in parts]) if slope == 0.0 else np.ones(n, bool)
-    undecided = np.concatenate([q[1] for q in parts])
+    parts = _split(K.bits_rows, P, Z, packed, wi, mask)
+    alive = np.logical_or.reduce(parts) if slope == 0.0 else np.ones(n, bool)
     live = np.flatnonzero(alive).astype(np.int64)
     a = np.empty((P, live.shape[0]))
-    _split(K.act_rows, P, Z, tol, live, slope, a)
-    return a, live, undecided
-
-
-def _decide_inside(net, l, t, packed, offset, undecided):
-    """Neurons within the tolerance at both ends of a piece (a tiny constant, or a
-    sub-tolerance wiggle): their state is the sign of a forward pass at the
-    piece's midpoint, as the network itself computes it there."""
-    pieces, inv = np.unique(undecided[:, 0], return_inverse=True)
-    u = 0.5 * (t[pieces] + t[pieces + 1])
-    a = u[:, None]
-    for i in range(l + 1):
-        z = a @ net.weights[i].T + net.biases[i]
-        a = np.where(z > 0, z, net.slopes[i] * z)
-    on = z[inv.ravel(), undecided[:, 1]] > 0
-    bit = offset + undecided[on, 1]
-    np.bitwise_or.at(packed, (undecided[on, 0], bit // 64),
-                     np.left_shift(np.uint64(1), (bit % 64).astype(np.uint64)))
+    _split(K.act_rows, P, Z, live, slope, a)
+    return a, live
 
 
 def _exact_slopes(net, packed, idx):
@@ -270,7 +288,7 @@ def affine_from_values(net, t, packed, Zout):
     return slope[:, :, None], c
 
 
-def partition_1d(network, domain, max_regions=None, progress=None) -> Partition1D:
+def partition_1d(network, domain, max_regions=None, progress=None, memory_budget=None) -> Partition1D:
     """Exact pieces of a raw-coordinate network over a 1D domain.
 
     Parameters
@@ -283,6 +301,10 @@ def partition_1d(network, domain, max_regions=None, progress=None) -> Partition1
         Raise ``regions.TooManyRegions`` as soon as a layer leaves more pieces.
     progress : None, True or False
         A tqdm bar over layers (None: only when stderr is a terminal).
+    memory_budget : int or None
+        Bytes a layer may need (estimated before it is built); ``None``: the
+        default of :func:`regions.api.memory_budget`. Exceeding it raises
+        ``regions.MemoryBudgetExceeded``.
 
     Examples
     --------
@@ -310,7 +332,7 @@ def partition_1d(network, domain, max_regions=None, progress=None) -> Partition1
                          f"network takes {net.input_dim} inputs (use regions.Segment to slice)")
     work = net if domain.is_identity else net.sliced(domain.origin, domain.basis)
     lo, hi = domain.bounds
-    t, packed, Zout = line_pieces(work, lo, hi, max_regions, progress)
+    t, packed, Zout = line_pieces(work, lo, hi, max_regions, progress, memory_budget=memory_budget)
     A, c = affine_from_values(work, t, packed, Zout)
     return Partition1D(net, domain, t, packed, A, c,
                        stats={"pieces": len(t) - 1, "engine": "raw 1D"})

@@ -16,16 +16,48 @@ to the OS before the next generation of arrays is allocated. Measured on
 2-256x4-1 over [-3, 3]^2 (481,386 regions): 974 MB peak for the whole process
 (benchmarks/RESULTS.md).
 
-Tolerance
----------
-A pre-activation value ``z_k(v)`` at a vertex counts as zero when
-``|z_k(v)| <= RTOL * max_w |z_k(w)|`` over the vertices of the current
-subdivision (``RTOL = 1e-10``): the neuron's line then passes through the
-vertex, which becomes an end of the cut without a new vertex. Two crossings
-of one edge closer than ``1e-12`` of the edge's length are one vertex.
-So regions thinner than about ``1e-10`` of the domain's scale are never
-created (they are reported nowhere), and every cut is decided from one value
-per vertex, so neighbouring faces always agree.
+Tolerance (local)
+-----------------
+A neuron's zero is decided relative to the size of its own affine function
+where it is evaluated, never relative to its values elsewhere in the domain:
+
+* at a vertex ``v``, ``z_k(v) = sum_j W_kj a_j(v) + b_k`` counts as zero when
+  ``|z_k(v)| <= RTOL * (sum_j |W_kj| |a_j(v)| + |b_k|)`` (``RTOL = 1e-10``), the
+  size of the terms it is summed from at ``v``, which bounds its rounding
+  (:func:`kernels.line.snap_rows` sets it to exactly 0: the neuron's line
+  passes through ``v``, which becomes an end of the cut without a new
+  vertex);
+* the neurons whose cut creates a vertex are exactly 0 there (for the next
+  layer too: they are zeroed before activation);
+* inside a face, a value the cut interpolates at a new interior vertex
+  counts as zero within ``RTOL`` times the neuron's largest ``|z_k|`` over the
+  face's vertices.
+
+Each (vertex, neuron) is decided once, and every sign test after that is
+exact, so the faces around a vertex always agree. The partition is the same
+whatever the spread of scales float64 can represent between neurons or
+across the domain (a neuron scaled by ``1e10`` next to ``O(1)`` ones, weights
+from ``1e-150`` to ``1e150``), and unchanged when a neuron's ``(W_k, b_k)`` is
+multiplied by a positive factor (with the next layer's column divided by
+it). A rule relative to the neuron's largest value over the whole domain (the
+former one) swallowed real sign changes wherever the neuron was small; a rule
+relative to the neuron's values on a face alone would take the rounding noise
+of a neuron identically zero on that face for signal. Two crossings of one
+edge closer than ``1e-12`` of the edge's length are one vertex. So regions
+thinner than about ``1e-10`` of the size of the terms (about ``1e-10`` of the
+domain's scale for the first layer) are never created (they are reported
+nowhere; :meth:`Partition2D.locate` puts a point inside one into the region
+that covers it).
+
+Bounded work
+------------
+``max_regions`` is checked after every layer's count pass (on a non-convex
+polygon, against the regions the merge would give for the layers so far, a
+lower bound of the final count); before a layer is built, the memory its
+arrays need is estimated from the count pass and checked against the memory
+budget (:class:`regions.MemoryBudgetExceeded`). A cut the kernels find
+numerically inconsistent raises ``RuntimeError`` (an engine error) instead of
+returning a partition that would be wrong.
 
 Degenerate cases (handled by that rule, and tested): a line through an
 existing vertex; a line along an edge or touching a face at a vertex (no
@@ -45,6 +77,7 @@ import numpy as np
 from .partition import Partition, TooManyRegions
 
 RTOL = 1e-10
+LOCATE_SLACK = 100.0   # locate: a sliver may be this many times the tolerance wide
 _ROWS_PER_CHUNK = 8192
 
 
@@ -98,13 +131,26 @@ def _want_progress(progress):
     return bool(progress)
 
 
-def enumerate_plane(network, pieces, max_regions=None, progress=None):
+def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_budget=None,
+                    merged=False):
     """Cut the convex ``pieces`` (list of CCW ``(m, 2)`` arrays) by every hidden
-    layer of a 2-input ``network``. Returns a dict of arrays."""
-    from kernels import plane
+    layer of a 2-input ``network``. Returns a dict of arrays.
+
+    ``max_regions`` is checked after every layer's count pass; with
+    ``merged=True`` (the pieces of one non-convex domain, to be merged by
+    :func:`merge_pieces`) it is checked against the number of regions the
+    merge would give for the layers so far, which never exceeds the final
+    one. ``memory_budget`` (bytes; ``None``: :func:`regions.api.memory_budget`)
+    bounds the estimated memory of each layer (``MemoryBudgetExceeded``).
+    A numerically inconsistent cut raises ``RuntimeError`` (an engine error).
+    """
+    from kernels import line, plane
     from kernels.polygon import affine_fits
 
+    from .api import check_layer_memory, memory_budget as default_budget
+
     t0 = time.perf_counter()
+    budget = default_budget() if memory_budget is None else memory_budget
     P, face_off, face_vtx, face_edge, edges = _initial(pieces)
     n_hidden = network.n_hidden
     words = max(1, (n_hidden + 63) // 64)
@@ -112,119 +158,216 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None):
     layers = list(network.hidden_layers)
     W0, b0 = network.weights[0], network.biases[0]
     Z = P @ W0.T + b0
-    colmax = np.abs(Z).max(axis=0)
+    if layers:
+        _snap(Z, P, W0, b0)
     bit_offset = 0
-    errors = 0
     bar = None
     if _want_progress(progress):
         from tqdm import tqdm
         bar = tqdm(total=len(layers), desc="regions", unit="layer", file=sys.stderr)
-    for li, (W, b, slope) in enumerate(layers):
-        n = W.shape[0]
-        eps = colmax * RTOL
-        V = P.shape[0]
-        pos, neg = plane.vertex_sign_bits(Z, eps)
-        cross_off, cross_neuron, cross_group, ngroups, group_off, group_t = plane.edge_crossings(edges, Z, pos, neg)
-        n_ev = int(group_off[-1])
-        sub_off = np.zeros(len(edges) + 1, dtype=np.int64)
-        np.cumsum(ngroups + 1, out=sub_off[1:])
-        E_sub = int(sub_off[-1])
-        F = len(face_off) - 1
-        chunk = max(1, min(256, F // 64 + 1))
-        cut_off, cut_neuron, nbnd, face_pos = plane.face_cutters(pos, neg, face_off, face_vtx, face_edge, ngroups)
-        del pos, neg
-        zi = np.zeros(F, dtype=np.int64)
-        e2 = np.zeros((1, 2), dtype=np.int64)
-        counts = plane.cut_faces(False, chunk, cut_off, cut_neuron, face_pos, nbnd, P, Z, eps, face_off, face_vtx, face_edge,
-                                 edges, cross_off, cross_neuron, cross_group, group_off, group_t,
-                                 sub_off, V, n_ev, E_sub, zi, zi, zi, zi,
-                                 zi, zi, zi, e2, np.zeros((1, 2)), e2, np.zeros((1, 2)),
-                                 bits, np.zeros((1, words), dtype=np.uint64), bit_offset)
-        errors |= int(np.bitwise_or.reduce(counts[:, 4])) if F else 0
-        F_new = int(counts[:, 0].sum())
-        if max_regions is not None and F_new > max_regions:
+    try:
+        for li, (W, b, slope) in enumerate(layers):
+            n = W.shape[0]
+            where = f"hidden layer {li + 1} of {len(layers)}"
+            V = P.shape[0]
+            pos, neg = plane.vertex_sign_bits(Z)
+            cross_off, cross_neuron, cross_group, ngroups, group_off, group_t = plane.edge_crossings(edges, Z, pos, neg)
+            n_ev = int(group_off[-1])
+            sub_off = np.zeros(len(edges) + 1, dtype=np.int64)
+            np.cumsum(ngroups + 1, out=sub_off[1:])
+            E_sub = int(sub_off[-1])
+            F = len(face_off) - 1
+            chunk = max(1, min(256, F // 64 + 1))
+            cut_off, cut_neuron, nbnd, face_pos = plane.face_cutters(pos, neg, face_off, face_vtx, face_edge, ngroups)
+            del pos, neg
+            live = sum(x.nbytes for x in (P, face_off, face_vtx, face_edge, edges, bits, Z, cross_off,
+                                          cross_neuron, cross_group, group_off, group_t, cut_off,
+                                          cut_neuron, face_pos, nbnd))
+            # the faces' local arrangements: scratch per chunk of faces, cubic
+            # in the number of neurons cutting one face (a wide first layer)
+            scratch, widest = _scratch_bytes(cut_off, nbnd, chunk, n)
+            check_layer_memory(live + scratch, budget, max_regions, where,
+                               f"count pass; a face cut by {widest} neurons")
+            zi = np.zeros(F, dtype=np.int64)
+            e2 = np.zeros((1, 2), dtype=np.int64)
+            counts = plane.cut_faces(False, chunk, cut_off, cut_neuron, face_pos, nbnd, P, Z, RTOL, face_off, face_vtx,
+                                     face_edge, edges, cross_off, cross_neuron, cross_group, group_off, group_t,
+                                     sub_off, V, n_ev, E_sub, zi, zi, zi, zi,
+                                     zi, zi, zi, e2, np.zeros((1, 2)), e2, np.zeros((1, 2)),
+                                     np.zeros((1, _IV_ZERO), dtype=np.int64),
+                                     bits, np.zeros((1, words), dtype=np.uint64), bit_offset)
+            errors = int(np.bitwise_or.reduce(counts[:, 4])) if F else 0
+            if errors:
+                raise RuntimeError(
+                    f"engine error in {where}: numerically inconsistent cuts (flags {errors}: "
+                    f"{_describe_errors(errors)}); the partition would be wrong, so none is "
+                    "returned. Please report it with the network and the domain.")
+            F_new = int(counts[:, 0].sum())
+            if max_regions is not None and F_new > max_regions and not merged:
+                raise TooManyRegions(
+                    f"the partition has {F_new} regions after {where}, "
+                    f"more than max_regions={max_regions}; raise max_regions or shrink the domain")
+            # exclusive prefix sums of (faces, slots, interior vertices, interior edges)
+            # per old face: where each face writes its output
+            offs = [np.zeros(F + 1, dtype=np.int64) for _ in range(4)]
+            for k in range(4):
+                np.cumsum(counts[:, k], out=offs[k][1:])
+            del counts
+            S_new, n_iv, n_ie = int(offs[1][-1]), int(offs[2][-1]), int(offs[3][-1])
+            V_new = V + n_ev + n_iv
+            n_next = network.weights[li + 1].shape[0]
+            lo_bit = bit_offset & 63
+            layer_words = (lo_bit + n + 63) // 64
+            # the arrays alive at the layer's peak: this generation's, the next
+            # one's (positions, recipes, edges, faces, bits, parents), the next
+            # values (grown in place from Z when the width does not change) and
+            # the write pass's scratch
+            new = (scratch + V_new * (16 + 24 + 24) + (E_sub + n_ie) * 16 + (F_new + 1) * 8 + S_new * 16
+                   + F_new * 8 * (words + layer_words + 1) + n_iv * 8 * _IV_ZERO
+                   + V_new * n_next * 8 - (Z.nbytes if n_next == n else 0))
+            check_layer_memory(live + new, budget, max_regions, where, f"{F_new} regions")
+            parent = np.repeat(np.arange(F), np.diff(offs[0]))  # old face of each new face
+            new_P = np.empty((V_new, 2))
+            new_P[:V] = P
+            rec_idx = np.full((V_new, 3), -1, dtype=np.int64)
+            rec_idx[:V, 0] = np.arange(V)
+            rec_w = np.zeros((V_new, 3))
+            rec_w[:V, 0] = 1.0
+            new_edges = np.empty((E_sub + n_ie, 2), dtype=np.int64)
+            plane.write_edge_vertices(P, edges, group_off, group_t, V, sub_off, new_P, rec_idx, rec_w,
+                                      new_edges)
+            new_face_off = np.empty(F_new + 1, dtype=np.int64)
+            new_face_off[F_new] = S_new
+            new_face_vtx = np.empty(S_new, dtype=np.int64)
+            new_face_edge = np.empty(S_new, dtype=np.int64)
+            iv_zero = np.full((n_iv, _IV_ZERO), -1, dtype=np.int64)
+            # the kernel writes only this layer's bits (in words starting at word
+            # bit_offset // 64); the earlier layers' words are gathered from the
+            # parent faces afterwards, once the old faces are freed: peak memory
+            # holds one full bit array, not two
+            layer_bits = np.zeros((F_new, layer_words), dtype=np.uint64)
+            plane.cut_faces(True, chunk, cut_off, cut_neuron, face_pos, nbnd, P, Z, RTOL, face_off, face_vtx,
+                            face_edge, edges, cross_off, cross_neuron, cross_group, group_off, group_t, sub_off,
+                            V, n_ev, E_sub, offs[0][:-1], offs[1][:-1], offs[2][:-1], offs[3][:-1],
+                            new_face_off, new_face_vtx, new_face_edge, new_edges,
+                            new_P, rec_idx, rec_w, iv_zero, np.zeros((F, 0), dtype=np.uint64), layer_bits,
+                            lo_bit)
+            # the crossing neurons of each new edge vertex: exactly 0 there
+            cross_vertex = plane.crossing_vertices(cross_off, cross_group, group_off, V)
+            del (cross_off, cross_group, group_t, group_off, sub_off, offs, cut_off,
+                 cut_neuron, face_pos, nbnd, ngroups, zi, P, face_off, face_vtx, face_edge, edges)
+            _release_free_memory()
+            new_bits = bits[parent]
+            del bits, parent
+            w0 = bit_offset >> 6
+            new_bits[:, w0:w0 + layer_words] |= layer_bits
+            del layer_bits
+            P, face_off, face_vtx, face_edge, edges, bits = (new_P, new_face_off, new_face_vtx,
+                                                             new_face_edge, new_edges, new_bits)
+            del new_P, new_face_off, new_face_vtx, new_face_edge, new_edges, new_bits
+            _release_free_memory()
+            if merged and max_regions is not None and len(face_off) - 1 > max_regions:
+                n_merged = _same_pattern_components(face_off, face_vtx, face_edge, edges, bits)[0]
+                if n_merged > max_regions:
+                    raise TooManyRegions(
+                        f"the partition has at least {n_merged} regions after {where} (same-pattern "
+                        f"faces merged), more than max_regions={max_regions}; raise max_regions or "
+                        "shrink the domain")
+            # values of the next layer at every vertex: interpolate z_l at the new
+            # vertices, activate, one BLAS product; old vertices in place
+            Wn, bn = network.weights[li + 1], network.biases[li + 1]
+            zeros = _NewVertexZeros(cross_vertex, cross_neuron, iv_zero, V + n_ev)
+            del cross_vertex, cross_neuron, iv_zero
+            Z = _next_values(Z, rec_idx, rec_w, V, V_new, slope, Wn, bn, zeros,
+                             snap=li + 1 < len(layers))
+            del rec_idx, rec_w, zeros
+            _release_free_memory()
+            bit_offset += n
             if bar is not None:
-                bar.close()
-            raise TooManyRegions(
-                f"the partition has {F_new} regions after hidden layer {li + 1} of {len(layers)}, "
-                f"more than max_regions={max_regions}; raise max_regions or shrink the domain")
-        # exclusive prefix sums of (faces, slots, interior vertices, interior edges)
-        # per old face: where each face writes its output
-        offs = [np.zeros(F + 1, dtype=np.int64) for _ in range(4)]
-        for k in range(4):
-            np.cumsum(counts[:, k], out=offs[k][1:])
-        parent = np.repeat(np.arange(F), counts[:, 0])  # old face of each new face
-        del counts
-        S_new, n_iv, n_ie = int(offs[1][-1]), int(offs[2][-1]), int(offs[3][-1])
-        V_new = V + n_ev + n_iv
-        new_P = np.empty((V_new, 2))
-        new_P[:V] = P
-        rec_idx = np.full((V_new, 3), -1, dtype=np.int64)
-        rec_idx[:V, 0] = np.arange(V)
-        rec_w = np.zeros((V_new, 3))
-        rec_w[:V, 0] = 1.0
-        new_edges = np.empty((E_sub + n_ie, 2), dtype=np.int64)
-        plane.write_edge_vertices(P, edges, group_off, group_t, V, sub_off, new_P, rec_idx, rec_w,
-                                  new_edges)
-        new_face_off = np.empty(F_new + 1, dtype=np.int64)
-        new_face_off[F_new] = S_new
-        new_face_vtx = np.empty(S_new, dtype=np.int64)
-        new_face_edge = np.empty(S_new, dtype=np.int64)
-        # the kernel writes only this layer's bits (in words starting at word
-        # bit_offset // 64); the earlier layers' words are gathered from the
-        # parent faces afterwards, once the old faces are freed: peak memory
-        # holds one full bit array, not two
-        lo_bit = bit_offset & 63
-        layer_bits = np.zeros((F_new, (lo_bit + n + 63) // 64), dtype=np.uint64)
-        plane.cut_faces(True, chunk, cut_off, cut_neuron, face_pos, nbnd, P, Z, eps, face_off, face_vtx, face_edge, edges,
-                        cross_off, cross_neuron, cross_group, group_off, group_t, sub_off,
-                        V, n_ev, E_sub, offs[0][:-1], offs[1][:-1], offs[2][:-1], offs[3][:-1],
-                        new_face_off, new_face_vtx, new_face_edge, new_edges,
-                        new_P, rec_idx, rec_w, np.zeros((F, 0), dtype=np.uint64), layer_bits, lo_bit)
-        del (cross_off, cross_neuron, cross_group, group_t, group_off, sub_off, offs, cut_off,
-             cut_neuron, face_pos, nbnd, ngroups, zi, P, face_off, face_vtx, face_edge, edges)
-        _release_free_memory()
-        new_bits = bits[parent]
-        del bits, parent
-        w0 = bit_offset >> 6
-        new_bits[:, w0:w0 + layer_bits.shape[1]] |= layer_bits
-        del layer_bits
-        P, face_off, face_vtx, face_edge, edges, bits = (new_P, new_face_off, new_face_vtx,
-                                                         new_face_edge, new_edges, new_bits)
-        del new_P, new_face_off, new_face_vtx, new_face_edge, new_edges, new_bits
-        _release_free_memory()
-        # values of the next layer at every vertex: interpolate z_l at the new
-        # vertices, activate, one BLAS product; old vertices in place
-        Wn, bn = network.weights[li + 1], network.biases[li + 1]
-        Z, colmax = _next_values(Z, rec_idx, rec_w, V, V_new, slope, Wn, bn)
-        del rec_idx, rec_w
-        _release_free_memory()
-        bit_offset += n
+                bar.set_postfix(regions=F_new)
+                bar.update(1)
+    finally:
         if bar is not None:
-            bar.set_postfix(regions=F_new)
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    if max_regions is not None and len(face_off) - 1 > max_regions:
+            bar.close()
+    if max_regions is not None and not merged and len(face_off) - 1 > max_regions:
         raise TooManyRegions(f"the partition has {len(face_off) - 1} regions, more than "
                              f"max_regions={max_regions}")
     A, c = affine_fits(P, np.ascontiguousarray(Z), face_off, face_vtx)
     return dict(vertices=P, face_offsets=face_off, face_vertices=face_vtx, face_edges=face_edge,
                 edges=edges, packed_patterns=bits, A=A, c=c, vertex_values=Z,
-                stats=dict(seconds=time.perf_counter() - t0, errors=errors))
+                stats=dict(seconds=time.perf_counter() - t0, errors=0))
 
 
-def merge_pieces(out):
-    """Merge faces of one pattern that share an edge (a non-convex domain was
-    triangulated into convex pieces; the triangulation's edges are not
-    region boundaries). Regions become the connected pieces of
-    (pattern cell) intersected with the domain; they may be non-convex.
-    """
+_IV_ZERO = 4   # neurons recorded as exactly 0 at a new interior vertex (two meet at each)
+
+
+def _scratch_bytes(cut_off, nbnd, chunk, n):
+    """Bytes of the face kernel's scratch (``kernels.plane._scratch``) for the
+    chunks of faces that run at once, and the most neurons cutting one face."""
+    import numba
+
+    F = len(cut_off) - 1
+    if F == 0:
+        return 0, 0
+    starts = np.arange(0, F, chunk)
+    k = np.maximum.reduceat(np.diff(cut_off), starts).astype(np.int64)
+    m = np.maximum.reduceat(nbnd, starts).astype(np.int64)
+    pairs = k * (k - 1) // 2
+    polys = 2 * (1 + k + pairs) + 4
+    local_vertices = m + 2 * pairs + 8
+    slots = m + 4 * pairs + 2 * polys + 8
+    inner_edges = polys + 2 * pairs + 8
+    per_chunk = (9 * n + local_vertices * (24 + 9 * np.maximum(k, 1)) + slots * 40
+                 + polys * 41 + inner_edges * 48 + 40 * np.maximum(k, 1))
+    at_once = min(numba.get_num_threads(), len(per_chunk))
+    return int(np.sort(per_chunk)[-at_once:].sum()), int(k.max())
+
+
+def _describe_errors(flags):
+    from kernels import plane
+
+    names = {plane.ERR_RUNS: "a face's signs were not one + run and one - run",
+             plane.ERR_BOUNDARY: "a cut crossed an edge between two of its own vertices",
+             plane.ERR_CAPACITY: "a local scratch bound was exceeded"}
+    return "; ".join(text for flag, text in names.items() if flags & flag)
+
+
+def _snap(Z, A, W, b):
+    """Set to exactly 0 the entries of ``Z = A @ W.T + b`` that are zero to within
+    rounding of their terms (:func:`kernels.line.snap_rows`)."""
+    from kernels import line
+
+    W_abs = np.abs(W)
+    w_max = W_abs.max(axis=1) if W.shape[1] else np.zeros(W.shape[0])
+    line.snap_rows(Z, np.ascontiguousarray(A), W_abs, np.abs(b), w_max, RTOL, 0, Z.shape[0])
+
+
+class _NewVertexZeros:
+    """The neurons that are exactly 0 at the vertices a layer created: the
+    crossing neurons of each edge vertex (``vertex``, ``neuron``, sorted by
+    vertex) and up to ``_IV_ZERO`` per interior vertex (``iv_zero``, rows from
+    ``iv_start``)."""
+
+    def __init__(self, vertex, neuron, iv_zero, iv_start):
+        self.vertex, self.neuron, self.iv_zero, self.iv_start = vertex, neuron, iv_zero, iv_start
+
+    def apply(self, z, start, stop):
+        """Zero them in ``z``, the interpolated rows ``start:stop``."""
+        lo, hi = np.searchsorted(self.vertex, [start, stop])
+        z[self.vertex[lo:hi] - start, self.neuron[lo:hi]] = 0.0
+        a, b = max(start, self.iv_start), stop
+        if a < b:
+            rows = self.iv_zero[a - self.iv_start:b - self.iv_start]
+            r, col = np.nonzero(rows >= 0)
+            z[a - start + r, rows[r, col]] = 0.0
+
+
+def _same_pattern_components(face_off, face_vtx, face_edge, edges, bits):
+    """Connected components of the faces under "shares an edge and has the same
+    pattern": ``(count, label per face, per edge whether it joins two such faces)``."""
     import scipy.sparse as sp
     from scipy.sparse.csgraph import connected_components
 
-    face_off, face_vtx, face_edge = out["face_offsets"], out["face_vertices"], out["face_edges"]
-    edges, bits = out["edges"], out["packed_patterns"]
     F, E = len(face_off) - 1, len(edges)
     face_of_slot = np.repeat(np.arange(F), np.diff(face_off))
     fwd = face_vtx == edges[face_edge, 0]
@@ -236,8 +379,22 @@ def merge_pieces(out):
     same[inner] = np.all(bits[ef[inner, 0]] == bits[ef[inner, 1]], axis=1)
     g = sp.coo_matrix((np.ones(same.sum()), (ef[same, 0], ef[same, 1])), shape=(F, F))
     n_regions, label = connected_components(g, directed=False)
+    return n_regions, label, same
+
+
+def merge_pieces(out):
+    """Merge faces of one pattern that share an edge (a non-convex domain was
+    triangulated into convex pieces; the triangulation's edges are not
+    region boundaries). Regions become the connected pieces of
+    (pattern cell) intersected with the domain; they may be non-convex.
+    """
+    face_off, face_vtx, face_edge = out["face_offsets"], out["face_vertices"], out["face_edges"]
+    edges, bits = out["edges"], out["packed_patterns"]
+    F, E = len(face_off) - 1, len(edges)
+    n_regions, label, same = _same_pattern_components(face_off, face_vtx, face_edge, edges, bits)
     if n_regions == F:
         return out
+    face_of_slot = np.repeat(np.arange(F), np.diff(face_off))
     # boundary slots of each region: edges that are not merged away
     keep_slot = ~same[face_edge]
     region_of_slot = label[face_of_slot]
@@ -295,6 +452,24 @@ def merge_pieces(out):
     return res
 
 
+def _distance_to_zero_lines(network, u):
+    """``(m, n_hidden)``: distance of each point ``u`` (2 inputs) from each hidden
+    neuron's zero line, ``|z_k(u)| / |grad z_k(u)|`` (``inf`` where the gradient is 0)."""
+    a = np.asarray(u, dtype=np.float64)
+    grad = np.broadcast_to(np.eye(2), (len(a), 2, 2))     # d a / d u, (m, width, 2)
+    dist = []
+    for W, b, slope in network.hidden_layers:
+        z = a @ W.T + b
+        gz = np.einsum("kj,mjd->mkd", W, grad)
+        norm = np.sqrt((gz ** 2).sum(axis=2))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dist.append(np.where(norm > 0, np.abs(z) / norm, np.where(z == 0, 0.0, np.inf)))
+        d = np.where(z > 0, 1.0, slope)
+        a = z * d
+        grad = gz * d[:, :, None]
+    return np.concatenate(dist, axis=1)
+
+
 def _activate(z, slope):
     if slope == 0.0:
         np.maximum(z, 0.0, out=z)
@@ -303,18 +478,26 @@ def _activate(z, slope):
     return z
 
 
-def _next_values(Z, rec_idx, rec_w, V, V_new, slope, Wn, bn):
-    """Values of the next layer at all ``V_new`` vertices, and their column maxima of |.|.
+def _next_values(Z, rec_idx, rec_w, V, V_new, slope, Wn, bn, zeros, snap):
+    """Values of the next layer at all ``V_new`` vertices.
+
+    The current layer's values at the new vertices are interpolated, the
+    neurons ``zeros`` names are set to exactly 0 there (their cut passes
+    through the vertex), and after the product the values that are zero to
+    within rounding of their terms are set to 0 (``snap``; not for the
+    output layer).
 
     When the width does not change, ``Z`` is grown with ``ndarray.resize`` (a
     remap, not a copy), the new rows are written from the old ones, and then
     the old rows are transformed in place: the peak memory is one array of
     values, not two.
     """
-    from kernels import plane
+    from kernels import line, plane
 
     n_next = Wn.shape[0]
-    colmax = np.zeros(n_next)
+    W_abs = np.abs(Wn)
+    w_max = W_abs.max(axis=1) if Wn.shape[1] else np.zeros(n_next)
+    b_abs = np.abs(bn)
     in_place = n_next == Z.shape[1] and Z.base is None and Z.flags.c_contiguous
     if in_place:
         Z.resize((V_new, n_next), refcheck=False)
@@ -324,19 +507,23 @@ def _next_values(Z, rec_idx, rec_w, V, V_new, slope, Wn, bn):
     # new vertices first, while the old rows still hold this layer's values
     for s in range(V, V_new, _ROWS_PER_CHUNK):
         e = min(V_new, s + _ROWS_PER_CHUNK)
-        zl = _activate(plane.interpolate_rows(Z, rec_idx, rec_w, s, e), slope)
+        zl = plane.interpolate_rows(Z, rec_idx, rec_w, s, e)
+        zeros.apply(zl, s, e)
+        _activate(zl, slope)
         out = target[s:e]
         np.dot(zl, Wn.T, out=out)
         out += bn
-        np.maximum(colmax, np.abs(out).max(axis=0), out=colmax)
+        if snap:
+            line.snap_rows(out, zl, W_abs, b_abs, w_max, RTOL, 0, e - s)
     for s in range(0, V, _ROWS_PER_CHUNK):
         e = min(V, s + _ROWS_PER_CHUNK)
         zl = _activate(Z[s:e].copy(), slope)
         out = target[s:e]
         np.dot(zl, Wn.T, out=out)
         out += bn
-        np.maximum(colmax, np.abs(out).max(axis=0), out=colmax)
-    return target, colmax
+        if snap:
+            line.snap_rows(out, zl, W_abs, b_abs, w_max, RTOL, 0, e - s)
+    return target
 
 
 class Partition2D(Partition):
@@ -463,9 +650,14 @@ class Partition2D(Partition):
 
         The activation pattern of each point is computed by a float64 forward
         pass and looked up among the regions' patterns; a point on a boundary
-        goes to the region on the side where the boundary neuron is off. Points
-        whose pattern belongs to no region (inside a sliver thinner than the
-        tolerance) fall back to the region whose polygon is nearest.
+        goes to the region on the side where the boundary neuron is off. A
+        point whose pattern belongs to no region lies in a sliver thinner than
+        the engine's tolerance (which creates none): it goes to the region
+        whose polygon holds it, provided every neuron on which the two
+        patterns differ has its zero line within ``LOCATE_SLACK * RTOL`` times
+        the domain's scale of the point (the sliver's width). Otherwise no
+        region holds the point, which is an engine error: ``RuntimeError``,
+        naming the first such point. Points outside the domain are ``-1``.
         """
         from .partition import pack_patterns
 
@@ -477,18 +669,40 @@ class Partition2D(Partition):
         if not inside.any():
             return out
         x = self.domain.to_input(pts[inside])
-        packed = pack_patterns(self.network.patterns(x))
+        pats = self.network.patterns(x)
+        packed = pack_patterns(pats)
         index = self._pattern_index
         found = np.array([index.get(row.tobytes(), -1) for row in packed], dtype=np.int64)
         missing = np.flatnonzero(found < 0)
         if len(missing):
-            import shapely
-
-            tree = shapely.STRtree(self.polygons())
-            sub = pts[inside][missing]
-            found[missing] = tree.query_nearest(shapely.points(sub), return_distance=False)[1]
+            found[missing] = self._locate_in_sliver(pts[inside][missing], pats[missing])
         out[inside] = found
         return out
+
+    def _locate_in_sliver(self, u, pats):
+        """Regions for points ``u`` whose patterns ``pats`` no region has (see :meth:`locate`)."""
+        import shapely
+
+        tree = shapely.STRtree(self.polygons())
+        point_idx, region_idx = tree.query(shapely.points(u), predicate="intersects")
+        x0, y0, x1, y1 = self.domain.bounds
+        scale = max(abs(x0), abs(x1), abs(y0), abs(y1), x1 - x0, y1 - y0)
+        width = LOCATE_SLACK * RTOL * scale
+        dist = _distance_to_zero_lines(self.network if self.domain.is_identity else
+                                       self.network.sliced(self.domain.origin, self.domain.basis), u)
+        answer = np.full(len(u), -1, dtype=np.int64)
+        for i, r in zip(point_idx, region_idx):
+            differ = pats[i] != self.patterns[r]
+            if answer[i] < 0 and np.all(dist[i, differ] <= width):
+                answer[i] = r
+        bad = np.flatnonzero(answer < 0)
+        if len(bad):
+            raise RuntimeError(
+                f"engine error: no region of this partition holds {len(bad)} of the points located "
+                f"(the first: {u[bad[0]].tolist()}); its pattern is in no region and no region "
+                "within the tolerance covers it. The partition is wrong there; please report it "
+                "with the network and the domain.")
+        return answer
 
     def level_set(self, value=0.0, output=0):
         """Segments ``(k, 2, 2)`` where output ``output`` equals ``value`` (the decision boundary).
@@ -497,9 +711,10 @@ class Partition2D(Partition):
         along an edge between regions the edge is reported once. Regions on
         which the output equals ``value`` everywhere (a flat piece of the level
         set) are not reported as areas; their edges to non-flat neighbours are.
-        A vertex within ``RTOL * max |output|`` of ``value`` (the engine's
-        tolerance, ``RTOL = 1e-10``) is on the level; elsewhere the crossing is
-        interpolated linearly along the edge.
+        A vertex within ``RTOL * max |output|`` of ``value`` (``RTOL = 1e-10``,
+        relative to the output's largest value over the partition: the output
+        layer is not cut, so it has no vertex-local zero test) is on the level;
+        elsewhere the crossing is interpolated linearly along the edge.
         """
         from kernels.polygon import level_segments
 
@@ -509,7 +724,7 @@ class Partition2D(Partition):
             raise ValueError(f"output {output} out of range; the network has "
                              f"{self.vertex_values.shape[1]} outputs")
         vals = np.ascontiguousarray(self.vertex_values[:, output])
-        # the engine's tolerance: values carry rounding from interpolation
+        # values carry rounding from interpolation
         tol = RTOL * max(float(np.abs(vals).max(initial=0.0)), abs(float(value)))
         seg, _, ends = level_segments(self.vertices, vals, self.face_offsets, self.face_vertices,
                                       float(value), tol)

@@ -196,8 +196,7 @@ def test_kernels_against_numpy_twins():
     P, n = 40, 7
     t = np.sort(rng.uniform(-1, 1, P))
     Z = rng.normal(size=(P, n))
-    tol = np.abs(Z).max(0) * K.REL_TOL
-    new_t, new_Z, parent = K.cut_layer(t, Z, tol)
+    new_t, new_Z, parent = K.cut_layer(t, Z)
     # numpy twin: every strict sign change of every piece, in order, interpolated
     ref_t, ref_parent = [t[0]], []
     for i in range(P - 1):
@@ -220,16 +219,16 @@ def test_kernels_against_numpy_twins():
     words = 1
     packed = np.zeros((len(new_t) - 1, words), dtype=np.uint64)
     bit = np.arange(n)
-    alive, und = K.bits_rows(new_Z, tol, packed, bit // 64, np.left_shift(np.uint64(1), bit.astype(np.uint64)), 0, len(new_t))
+    alive = K.bits_rows(new_Z, packed, bit // 64, np.left_shift(np.uint64(1), bit.astype(np.uint64)), 0, len(new_t))
     from regions.partition import unpack_patterns
 
     on = unpack_patterns(packed, n)
-    ref_on = (new_Z[:-1] > tol) | (new_Z[1:] > tol)
-    assert np.array_equal(on, ref_on) and und.shape == (0, 2)
-    assert np.array_equal(alive, (new_Z > tol).any(0))
+    ref_on = (new_Z[:-1] > 0) | (new_Z[1:] > 0)
+    assert np.array_equal(on, ref_on)
+    assert np.array_equal(alive, (new_Z > 0).any(0))
     out = np.empty((len(new_t), n))
-    K.act_rows(new_Z, tol, np.arange(n), 0.0, out, 0, len(new_t))
-    np.testing.assert_array_equal(out, np.where(np.abs(new_Z) <= tol, 0.0, np.maximum(new_Z, 0.0)))
+    K.act_rows(new_Z, np.arange(n), 0.0, out, 0, len(new_t))
+    np.testing.assert_array_equal(out, np.maximum(new_Z, 0.0))
 
 
 def test_threaded_cut_equals_serial_kernel():
@@ -241,9 +240,8 @@ def test_threaded_cut_equals_serial_kernel():
     t = np.sort(rng.uniform(-3, 3, P))
     Z = np.cumsum(rng.normal(size=(P, n)), axis=0)   # a few crossings per piece
     Z[100, 3] = 0.0                                    # a point on a breakpoint
-    tol = np.abs(Z).max(0) * K.REL_TOL
-    a = K.cut_layer(t, Z, tol)
-    b = _cut_layer(t, Z, tol)
+    a = K.cut_layer(t, Z)
+    b = _cut_layer(t, Z, K.count_crossings(Z))
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
     assert len(a[0]) > P
