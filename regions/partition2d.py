@@ -633,7 +633,12 @@ class Partition2D(Partition):
 
     @cached_property
     def _pattern_index(self):
-        return {row.tobytes(): i for i, row in enumerate(self.packed_patterns)}
+        """Pattern bytes -> the regions that carry it (one, except on a non-convex
+        domain, where a pattern's set can be cut into several regions by the notch)."""
+        index = {}
+        for i, row in enumerate(self.packed_patterns):
+            index.setdefault(row.tobytes(), []).append(i)
+        return index
 
     def contains(self, points):
         """Whether each point (domain coordinates) lies in the domain (boundary included)."""
@@ -672,12 +677,31 @@ class Partition2D(Partition):
         pats = self.network.patterns(x)
         packed = pack_patterns(pats)
         index = self._pattern_index
-        found = np.array([index.get(row.tobytes(), -1) for row in packed], dtype=np.int64)
+        candidates = [index.get(row.tobytes(), ()) for row in packed]
+        found = np.array([c[0] if len(c) == 1 else -1 for c in candidates], dtype=np.int64)
+        shared = np.flatnonzero([len(c) > 1 for c in candidates])
+        if len(shared):  # one pattern, several regions: the one whose polygon holds the point
+            found[shared] = self._locate_among(pts[inside][shared], [candidates[i] for i in shared])
         missing = np.flatnonzero(found < 0)
         if len(missing):
             found[missing] = self._locate_in_sliver(pts[inside][missing], pats[missing])
         out[inside] = found
         return out
+
+    def _locate_among(self, u, candidates):
+        """For each point ``u[i]``, the region of ``candidates[i]`` (regions sharing the
+        point's pattern) whose polygon covers it; ``-1`` when none does (then the
+        sliver rule of :meth:`locate` decides)."""
+        import shapely
+
+        polygons = self.polygons()
+        answer = np.full(len(u), -1, dtype=np.int64)
+        for i, (point, regions) in enumerate(zip(shapely.points(u), candidates)):
+            for r in regions:
+                if shapely.covers(polygons[r], point):
+                    answer[i] = r
+                    break
+        return answer
 
     def _locate_in_sliver(self, u, pats):
         """Regions for points ``u`` whose patterns ``pats`` no region has (see :meth:`locate`)."""

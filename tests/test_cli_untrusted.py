@@ -304,8 +304,8 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(folder, capsys, mon
     def half_then_fail(*args, **kwargs):
         path = next(a for a in list(args) + list(kwargs.values())
                     if isinstance(a, (str, os.PathLike)) or hasattr(a, "write"))
-        if hasattr(path, "write"):
-            path.write("{\"partial")
+        if hasattr(path, "write"):  # a text (json.dump) or binary (np.savez) handle
+            path.write(b"partial" if "b" in getattr(path, "mode", "") else "{\"partial")
         else:
             Path(path).write_text("partial")
         raise OSError(28, "No space left on device")

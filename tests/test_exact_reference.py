@@ -31,7 +31,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import shapely
-from hypothesis import HealthCheck, Phase, given, reject, settings, strategies as st
+from hypothesis import HealthCheck, given, reject, settings, strategies as st
 
 import exact_reference
 import regions
@@ -579,8 +579,6 @@ def test_engine_1d_regressions(hidden, lo, hi, count):
     assert len(ref) == count
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 item 6: the 1D engine reads an identically zero "
-                   "neuron as on when a midpoint forward pass rounds it to +1e-16")
 @pytest.mark.parametrize("net,lo,hi,slopes,neuron", [
     # minimised from the reproducer of issue 9, item 6. Layer 1 on [-1, 1]: 2, 2 - t,
     # t + 1 (all on) and t (cuts at 0). Layer 2 neuron 0 is 2 - (2 - t) - (t + 1) + 1 = 0
@@ -614,13 +612,8 @@ def test_engine_1d_matches_exact_reference_rescaled(case):
     assert_engine_matches_1d_above_resolution(net, lo, hi, slopes)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 item 5: the zero test is relative to a neuron's "
-                   "maximum over the whole domain (shrinks to the case of "
-                   "test_engine_2d_constant_neuron_beside_a_huge_one_keeps_its_sign)")
-# while it is expected to fail, skip hypothesis's shrinking (a minute); put
-# Phase.shrink back together with removing the mark
 @settings(max_examples=300, deadline=None, derandomize=True, database=None,
-          phases=[Phase.explicit, Phase.generate], suppress_health_check=[HealthCheck.too_slow])
+          suppress_health_check=[HealthCheck.too_slow])
 @given(rescaled(degenerate_net_2d()))
 def test_engine_2d_matches_exact_reference_rescaled(case):
     net, vertices, slopes = case
@@ -630,8 +623,6 @@ def test_engine_2d_matches_exact_reference_rescaled(case):
 SCALE = 2 ** 40
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 item 5: the zero test is relative to a neuron's "
-                   "maximum over the whole domain")
 def test_engine_2d_constant_neuron_beside_a_huge_one_keeps_its_sign():
     # layer 1: relu(2**40 y); layer 2: n = relu(2**40 y) + 1 >= 1, on everywhere. Where
     # y < 0, n is the constant 1, below 1e-10 of its maximum 2**41 + 1 over the square:
@@ -644,8 +635,6 @@ def test_engine_2d_constant_neuron_beside_a_huge_one_keeps_its_sign():
     assert_engine_matches_2d(net, SQUARE, slopes)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 item 5: the zero test is relative to a neuron's "
-                   "maximum over the whole domain")
 def test_engine_1d_sign_change_beside_a_huge_neuron_is_cut():
     # layer 1: relu(2**40 t), relu(t + 2); layer 2: n = relu(2**40 t) + relu(t + 2) - 3/2.
     # On [-1, 0], n = t + 1/2 changes sign at t = -1/2, but both ends' values (+-1/2) are
@@ -658,8 +647,6 @@ def test_engine_1d_sign_change_beside_a_huge_neuron_is_cut():
     assert_engine_matches_1d(net, Fraction(-1), Fraction(1), slopes)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 item 5: the zero test is relative to a neuron's "
-                   "maximum over the whole domain")
 def test_engine_1d_constant_neuron_beside_a_huge_one_feeds_the_next_layer():
     # found by the rescaled 1D property (5000 examples), minimised. On [0, 1]: layer 1 is
     # 1 and t - 1/2; layer 2: n = 1 - 2**40 relu(t - 1/2), the constant 1 on [0, 1/2];
@@ -713,8 +700,6 @@ def test_engine_l_shape_regressions(hidden, count):
     assert len(ref) == count
 
 
-@pytest.mark.xfail(strict=True, reason="Partition2D.locate looks a point up by its pattern alone; "
-                   "on a non-convex domain one pattern can be several regions")
 def test_engine_locate_on_a_pattern_split_by_the_notch():
     # the L shape cut by x + y = 1: two regions carry the on pattern, the triangles
     # (2, -1), (2, 0), (1, 0) and (0, 1), (0, 2), (-1, 2); locate sends the centroid of
