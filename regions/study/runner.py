@@ -1,4 +1,5 @@
-"""The study driver: train a set of configurations, measure, couple, report.
+"""The study's jobs and their runner: presets, train a set of configurations,
+measure, couple, report; resume from finished jobs.
 
 ``run_study(preset="quick")`` trains raw-coordinate and positional-encoding
 MLPs on a white-noise image and on the paper's 1D sum of sinusoids, measures
@@ -13,20 +14,27 @@ cluster, or :class:`SerialExecutor` in-process. Everything is validated
 (signals, configurations, encodings, checkpoints) before any job starts.
 Each job trains with :func:`regions.study.training.train` and measures with
 :func:`regions.study.analysis.analyse_run`; finished jobs are kept in
-``out_dir/jobs`` so an interrupted study can be reported
-(:func:`report_from_jobs`).
+``out_dir/jobs`` as data (:mod:`regions.study.results`), keyed by a hash of
+their configuration, so a rerun resumes and an interrupted study can be
+reported (:func:`report_from_jobs`).
 """
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import os
+import re
 import sys
+import tempfile
 import time
 from concurrent.futures import Executor, Future
 
 import numpy as np
 
-__all__ = ["PRESETS", "run_study", "main_study", "run_job", "build_jobs",
+from .results import atomic_write_text
+
+__all__ = ["PRESETS", "run_study", "run_job", "build_jobs", "job_key", "prepare_out_dir",
            "SerialExecutor", "validate_jobs", "report_from_jobs"]
 
 
@@ -109,9 +117,9 @@ class SerialExecutor(Executor):
         fut = Future()
         try:
             fut.set_result(fn(*args, **kwargs))
-        except BaseException as err:  # noqa: BLE001 - delivered through the future
+        except Exception as err:  # noqa: BLE001 - delivered through the future
             fut.set_exception(err)
-        return fut
+        return fut  # KeyboardInterrupt and SystemExit propagate: Ctrl-C stops the study
 
 
 def _worker_init():
@@ -119,9 +127,12 @@ def _worker_init():
     # wait passively, so the workers' pools do not spin against each other on
     # the same cores (measured on 2 busy cores: an Adam loop 6x and a 2D
     # partition 10x slower with the default spinning). A user's setting wins.
-    import os
+    # Ctrl-C reaches the whole process group: the workers ignore it and the
+    # parent ends them (run_study), so the study stops at once.
+    import signal
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _default_executor(workers=2):
@@ -262,7 +273,8 @@ def validate_jobs(jobs):
 
 # ----------------------------------------------------------------------------- jobs
 def run_job(job):
-    """Train one (experiment, seed) job and analyse it; returns a picklable dict."""
+    """Train one (experiment, seed) job and analyse it; returns a
+    :class:`regions.study.results.RunResult`."""
     import torch
 
     from .analysis import analyse_run
@@ -274,8 +286,143 @@ def run_job(job):
     t0 = time.perf_counter()
     run = train(job["signal"], job["config"], progress=False)
     res = analyse_run(run, job)
-    res["seconds"] = time.perf_counter() - t0
+    res.seconds = time.perf_counter() - t0
     return res
+
+
+def _hashable(v):
+    """A JSON-able form of a configuration value; arrays and tensors by content hash."""
+    if hasattr(v, "detach"):
+        v = v.detach().cpu().numpy()
+    if isinstance(v, np.ndarray):
+        a = np.ascontiguousarray(v)
+        return {"array": hashlib.sha256(a.tobytes()).hexdigest(), "dtype": str(a.dtype),
+                "shape": list(a.shape)}
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, dict):
+        return {str(k): _hashable(x) for k, x in sorted(v.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(v, (list, tuple)):
+        return [_hashable(x) for x in v]
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if hasattr(v, "state_dict"):  # an encoding module given as an object
+        return {"module": type(v).__name__, "state": _hashable(dict(v.state_dict()))}
+    return repr(v)
+
+
+def job_key(job):
+    """Hash of everything that determines a job's result: the experiment, seed,
+    signal (by content), training configuration, analysis settings, the schema
+    version and the versions of regions, torch and numpy."""
+    import torch
+
+    from .. import __version__
+    from .results import SCHEMA_VERSION
+
+    sig = job["signal"]
+    cfg = job["config"].to_dict()
+    desc = {"schema": SCHEMA_VERSION, "regions": __version__, "torch": torch.__version__,
+            "numpy": np.__version__, "name": job["name"], "seed": job["seed"],
+            "signal": {"name": sig.name, "grid_shape": list(sig.grid_shape),
+                       "coord_range": list(sig.coord_range), "endpoint": sig.endpoint,
+                       "coords": sig.coords, "targets": sig.targets},
+            "config": cfg, "analyse": job["analyse"],
+            **{k: job[k] for k in ("n_boot", "eps", "window", "n_distant", "encoded_crossings",
+                                   "threads")}}
+    text = json.dumps(_hashable(desc), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- output folder
+def prepare_out_dir(out_dir):
+    """Create ``out_dir`` and ``out_dir/jobs`` and check that both are writable,
+    before any job is trained; ``ValueError`` (one line) if not."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"--out {out_dir!r} is an existing file, not a folder; give a folder")
+    job_dir = os.path.join(out_dir, "jobs")
+    try:
+        os.makedirs(job_dir, exist_ok=True)
+        for d in (out_dir, job_dir):
+            fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=d)
+            os.close(fd)
+            os.remove(probe)
+    except OSError as err:
+        raise ValueError(f"--out {out_dir!r} is not a writable folder ({err.strerror or err})") \
+            from None
+    return job_dir
+
+
+def _move_stale(out_dir, items):
+    """Move ``items`` (path -> reason) into ``out_dir/stale/<time>/`` with a NOTE.md."""
+    if not items:
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    dest = os.path.join(out_dir, "stale", stamp)
+    k = 1
+    while os.path.exists(dest):
+        k += 1
+        dest = os.path.join(out_dir, "stale", f"{stamp}-{k}")
+    os.makedirs(os.path.join(dest, "jobs"))
+    lines = ["# Stale outputs", "",
+             "Moved here by a rerun of the study into the same folder: they do not belong to "
+             "the settings of that run (or could not be read). Nothing here is used.", ""]
+    for path, why in sorted(items.items()):
+        rel = os.path.relpath(path, out_dir)
+        os.replace(path, os.path.join(dest, rel))
+        lines.append(f"- `{rel}`: {why}")
+    atomic_write_text(os.path.join(dest, "NOTE.md"), "\n".join(lines) + "\n")
+    return dest
+
+
+def _reusable_jobs(jobs, keys, out_dir, job_dir):
+    """Finished jobs in ``job_dir`` whose configuration key matches, and what
+    else the folder holds (moved to ``stale/``). Returns ``(reused, notes)``."""
+    from .results import load_run, stem_of
+
+    reused, stale, notes = {}, {}, []
+    wanted = {stem_of(j["name"], j["seed"]): i for i, j in enumerate(jobs)}
+    for fname in sorted(os.listdir(job_dir)):
+        path = os.path.join(job_dir, fname)
+        stem = fname.split(".", 1)[0]
+        if fname.endswith(".json") and stem in wanted:
+            i = wanted[stem]
+            try:
+                reused[i], _ = load_run(job_dir, stem, key=keys[i])
+            except ValueError as err:
+                why = str(err)
+                notes.append(f"job {stem} not reused: {why}")
+                for other in os.listdir(job_dir):
+                    if other.split(".", 1)[0] == stem:
+                        stale[os.path.join(job_dir, other)] = f"not reused: {why}"
+        elif stem not in wanted or not re.fullmatch(
+                re.escape(stem) + r"\.(json|npz|partition-e\d+\.npz)", fname):
+            stale.setdefault(path, "not a job of this study's settings (other preset, seeds, "
+                                   "or an unfinished write)")
+    # files of a reused job that are not its own (e.g. a partition of another epoch)
+    for i, r in reused.items():
+        stem = stem_of(r.name, r.seed)
+        own = {f"{stem}.json", f"{stem}.npz"} | {f"{stem}.partition-e{e}.npz"
+                                                 for e in r.partitions}
+        for other in os.listdir(job_dir):
+            if other.split(".", 1)[0] == stem and other not in own:
+                stale[os.path.join(job_dir, other)] = "not part of the reused job"
+    # a stem that is stale loses its reuse (its files move)
+    for i in list(reused):
+        stem = stem_of(jobs[i]["name"], jobs[i]["seed"])
+        if os.path.join(job_dir, f"{stem}.json") in stale:
+            del reused[i]
+    if stale or len(reused) < len(jobs):  # the folder's report is not of these jobs
+        for name in ("report.md", "data", "figures"):
+            path = os.path.join(out_dir, name)
+            if os.path.exists(path):
+                stale[path] = ("the report of an earlier run in this folder, not of the jobs "
+                               "now in jobs/ (a new one is written at the end)")
+    dest = _move_stale(out_dir, stale)
+    if dest:
+        notes.append(f"moved {len(stale)} stale file(s) to {os.path.relpath(dest, out_dir)}/ "
+                     "(see NOTE.md there)")
+    return reused, notes
 
 
 # ----------------------------------------------------------------------------- driver
@@ -289,8 +436,26 @@ def _progress_fn(progress):
     return lambda msg: None
 
 
+def _stop_pool(executor):
+    """Cancel what has not started and end the worker processes now (SIGINT)."""
+    executor.shutdown(wait=False, cancel_futures=True)
+    # ProcessPoolExecutor has no public way to end running workers before 3.14
+    for proc in list(getattr(executor, "_processes", {}).values()):
+        proc.terminate()
+    for proc in list(getattr(executor, "_processes", {}).values()):
+        proc.join(timeout=1.0)
+
+
 def run_study(preset="quick", out_dir="report", executor=None, progress=None, seeds=None):
     """Run the study and write ``out_dir/report.md``; returns its path.
+
+    Finished jobs are kept in ``out_dir/jobs`` (an ``.npz`` of arrays and a
+    JSON file each, see :mod:`regions.study.results`), keyed by a hash of
+    their configuration (:func:`job_key`): a rerun into the same folder reuses
+    every finished job whose key matches and trains the others; files of
+    other settings, unreadable jobs and an earlier report are moved to
+    ``out_dir/stale/<time>/`` with a note. Ctrl-C stops the study at once
+    (running jobs are lost, finished ones are kept).
 
     Parameters
     ----------
@@ -317,6 +482,7 @@ def run_study(preset="quick", out_dir="report", executor=None, progress=None, se
     from concurrent.futures import as_completed
 
     from .report import write_report
+    from .results import save_run, stem_of
 
     say = _progress_fn(progress)
     workers = None
@@ -330,89 +496,65 @@ def run_study(preset="quick", out_dir="report", executor=None, progress=None, se
         raise ValueError(f"executor must be a concurrent.futures.Executor (with submit) or a "
                          f"number of local worker processes, got {type(executor).__name__}")
     jobs, cfg, name = build_jobs(preset, seeds)
-    os.makedirs(out_dir, exist_ok=True)
-    own = workers is not None
+    stems = [stem_of(j["name"], j["seed"]) for j in jobs]
+    out_dir = os.fspath(out_dir)
+    job_dir = prepare_out_dir(out_dir)
+    keys = [job_key(j) for j in jobs]
+    results, notes = _reusable_jobs(jobs, keys, out_dir, job_dir)
+    for n in notes:
+        say(n)
+    todo = [i for i in range(len(jobs)) if i not in results]
+    say(f"study {name!r}: {len(jobs)} jobs; reuses {len(results)} finished job(s), "
+        f"trains {len(todo)}")
+    t0 = time.perf_counter()
+    own = workers is not None and todo
     if own:
         executor = SerialExecutor() if workers == 1 else _default_executor(workers)
-    t0 = time.perf_counter()
-    say(f"study {name!r}: {len(jobs)} jobs")
-    results = []
-    job_dir = os.path.join(out_dir, "jobs")
-    os.makedirs(job_dir, exist_ok=True)
     try:
-        futures = {executor.submit(run_job, j): j for j in jobs}
+        futures = {executor.submit(run_job, jobs[i]): i for i in todo}
         for k, fut in enumerate(as_completed(futures), 1):
-            j = futures[fut]
+            i = futures[fut]
             res = fut.result()
-            results.append(res)
-            _save_job(res, job_dir)
-            say(f"[{k}/{len(jobs)}] {j['name']} seed {j['seed']} done in {res['seconds']:.1f} s "
-                f"(final mean loss {res['mean_loss'][-1]:.4g})")
+            save_run(res, job_dir, stems[i], keys[i])
+            results[i] = res
+            say(f"[{k}/{len(todo)}] {jobs[i]['name']} seed {jobs[i]['seed']} done in "
+                f"{res.seconds:.1f} s (final mean loss {res.mean_loss[-1]:.4g})")
+    except KeyboardInterrupt:
+        if own and workers > 1:
+            _stop_pool(executor)
+        print(f"study interrupted: {len(results)} of {len(jobs)} jobs are saved in {job_dir}. "
+              f"Rerun the same command to train only the rest, or write a report from the "
+              f"saved jobs with: python -c \"import regions.study as s; "
+              f"s.report_from_jobs({out_dir!r})\"", file=sys.stderr, flush=True)
+        raise
     finally:
         if own:
             executor.shutdown()
-    order = {(j["name"], j["seed"]): i for i, j in enumerate(jobs)}
-    results.sort(key=lambda r: order[(r["name"], r["seed"])])
+    ordered = [results[i] for i in range(len(jobs))]
     wall = time.perf_counter() - t0
-    path = write_report(results, out_dir, preset=name, description=cfg.get("description", ""),
+    path = write_report(ordered, out_dir, preset=name, description=cfg.get("description", ""),
                         wall_seconds=wall)
     say(f"report: {path} ({wall:.0f} s)")
     return path
 
 
-def _save_job(res, job_dir):
-    """Keep every finished job's result (pickle) so a partial study can be reported."""
-    import pickle
-
-    path = os.path.join(job_dir, f"{res['name']}_s{res['seed']}.pkl")
-    with open(path, "wb") as fh:
-        pickle.dump(res, fh, protocol=pickle.HIGHEST_PROTOCOL)
-
-
 def report_from_jobs(out_dir, preset="partial", description=""):
     """Write ``report.md`` from the job results saved in ``out_dir/jobs`` (for
-    instance of an interrupted study); returns its path. Loads pickles: only
-    use it on folders you wrote yourself."""
-    import glob
-    import pickle
-
+    instance of an interrupted study); returns its path. The job files are
+    data (JSON and ``.npz``), validated as they are read."""
     from .report import write_report
+    from .results import load_run
 
-    files = sorted(glob.glob(os.path.join(out_dir, "jobs", "*.pkl")))
-    if not files:
-        raise ValueError(f"no saved job results in {os.path.join(out_dir, 'jobs')!r}")
-    results = []
-    for f in files:
-        with open(f, "rb") as fh:
-            results.append(pickle.load(fh))
+    job_dir = os.path.join(os.fspath(out_dir), "jobs")
+    stems = sorted(f[:-len(".json")] for f in os.listdir(job_dir) if f.endswith(".json")) \
+        if os.path.isdir(job_dir) else []
+    if not stems:
+        raise ValueError(f"no saved job results in {job_dir!r}")
+    results = [load_run(job_dir, stem)[0] for stem in stems]
     order = {}
     if preset in PRESETS:
         order = {e["name"]: i for i, e in enumerate(PRESETS[preset]["experiments"])}
         description = description or PRESETS[preset].get("description", "")
-    results.sort(key=lambda r: (order.get(r["name"], len(order)), r["dim"] != 2,
-                                "raw" not in r["name"], r["name"], r["seed"]))
+    results.sort(key=lambda r: (order.get(r.name, len(order)), r.dim != 2,
+                                "raw" not in r.name, r.name, r.seed))
     return write_report(results, out_dir, preset=preset, description=description)
-
-
-def main_study(argv=None):
-    """``regions study``-style entry point: ``[--preset P] [--out DIR] [--workers N]
-    [--seeds 0,1] [--progress/--no-progress]``; returns the exit code."""
-    import argparse
-
-    p = argparse.ArgumentParser(prog="regions study", description="Run the study.")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="quick")
-    p.add_argument("--out", default="report")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--seeds", default=None)
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
-    a = p.parse_args(argv)
-    if a.workers < 1:
-        p.error(f"--workers must be >= 1, got {a.workers}")
-    seeds = [int(s) for s in a.seeds.split(",")] if a.seeds else None
-    path = run_study(a.preset, a.out, executor=a.workers, progress=a.progress, seeds=seeds)
-    print(path)
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main_study())
