@@ -61,6 +61,15 @@ def findings(results):
     def add(claim, paper, measured, ok):
         out.append(Finding(claim=claim, paper=paper, measured=measured, verdict=_verdict(ok)))
 
+    ctx = (results, g, raw2, pe2, pe_hi, pe_hi_name, N2, mean, have, add)
+    for group in (_claims_paper_table, _claims_mechanism, _claims_prediction,
+                  _claims_other_effects):
+        group(*ctx)
+    return out
+
+
+def _claims_paper_table(results, g, raw2, pe2, pe_hi, pe_hi_name, N2, mean, have, add):
+    """The paper's table: fit, patterns, exact counts, Hamming, confusion."""
     # 1. fit quality
     if raw2 and pe_hi:
         m_raw = mean(raw2, lambda r: r.mean_loss[-1])
@@ -143,6 +152,10 @@ def findings(results):
                 "PE L=2: own region for ~98% of pixels, ~22% confused neighbour pairs",
                 f"PE L=2: {_fmt(100 * own)}% distinct patterns per pixel, {_fmt(100 * s2)}% "
                 f"confused (vs {_fmt(100 * sp)}% for {pe_hi_name})", ok2)
+
+
+def _claims_mechanism(results, g, raw2, pe2, pe_hi, pe_hi_name, N2, mean, have, add):
+    """The mechanism at pair level, high-frequency energy, final loss vs occupancy, per-sample coupling."""
     # 5b. the mechanism at pair level
     for name, rs in g.items():
         prs = [r.checkpoint("early").pairs for r in rs]
@@ -206,6 +219,10 @@ def findings(results):
             "after it; 95% bootstrap CI)",
             "argued from confusion, never measured",
             "; ".join(msg), bool(all(ok)))
+
+
+def _claims_prediction(results, g, raw2, pe2, pe_hi, pe_hi_name, N2, mean, have, add):
+    """The first-order (Gram) prediction and its sanity check."""
     # 9. first-order prediction
     for name, rs in g.items():
         gd = [r.checkpoint("init").gd_step for r in rs]
@@ -249,11 +266,15 @@ def findings(results):
                 + "; each term alone vs next record: "
                 + ", ".join(f"{k} {v:+.2f}" for k, v in tsp.items()),
                 bool(ok))
+
+
+def _claims_other_effects(results, g, raw2, pe2, pe_hi, pe_hi_name, N2, mean, have, add):
+    """The paper's other effects: dead ReLUs, boundary distance, region width, normals, the authors' distance."""
     # 10. dead ReLUs
     if raw2 and pe_hi:
-        dr = mean(raw2, lambda r: r.checkpoint("early").dead["all"])
-        dp = mean(pe_hi, lambda r: r.checkpoint("early").dead["all"])
-        d0 = mean(raw2, lambda r: r.checkpoint("init").dead["all"])
+        dr = mean(raw2, lambda r: r.checkpoint("early").dead.get("all"))
+        dp = mean(pe_hi, lambda r: r.checkpoint("early").dead.get("all"))
+        d0 = mean(raw2, lambda r: r.checkpoint("init").dead.get("all"))
         add("Raw coordinates kill many ReLUs early, PE very few (share of hidden neurons "
             "inactive on every sample, early checkpoint)", "many (raw) vs very few (PE)",
             f"raw {_fmt(100 * d0)}% at init -> {_fmt(100 * dr)}%; {pe_hi_name} {_fmt(100 * dp)}%",
@@ -319,4 +340,3 @@ def findings(results):
             "1.3-5x too small",
             "; ".join(f"layer {k[1:]}: {_fmt(min(v))} - {_fmt(max(v))}x" for k, v in per.items()),
             bool(min(vals) > 1.0))
-    return out

@@ -88,7 +88,230 @@ def _save_npz(path, results):
     os.replace(tmp, path)
 
 
-# ----------------------------------------------------------------------------- report
+# ----------------------------------------------------------------------------- reportdef _findings_section(L, results, g, figs, found):
+    """The findings table."""
+    L.append("## Findings\n")
+    n_hold = sum(f.verdict == "holds" for f in found)
+    n_not = sum(f.verdict == "does not hold" for f in found)
+    L.append(f"{n_hold} of {len(found)} checks hold, {n_not} do not"
+             + (f", {len(found) - n_hold - n_not} not tested" if len(found) > n_hold + n_not
+                else "")
+             + ". The paper's table (fit, patterns, Hamming, confusion, high-frequency energy) "
+             "comes first, then the mechanism at pair level, the per-sample coupling this "
+             "project adds, the first-order prediction, and the paper's other effects.\n")
+    L.append(_table(["claim", "paper", "measured here", "verdict"],
+                    [[f.claim, f.paper, f.measured, f"**{f.verdict}**"]
+                     for f in found]))
+    L.append("")
+
+def _runs_section(L, results, g, figs, found):
+    """The table of runs and the loss curves."""
+    L.append("## Runs\n")
+    rows = []
+    for name, rs in g.items():
+        r0 = rs[0]
+        c = r0.config
+        rows.append([name, r0.dim, f"{tuple(r0.grid_shape)}", r0.encoding or "raw",
+                     f"{c['depth']}x{c['width']}", c["optimizer"], c["lr"],
+                     c["batch_size"] or "full", c["epochs"], len(rs),
+                     _ms([r.mean_loss[0] for r in rs]), _ms([r.mean_loss[-1] for r in rs]),
+                     _ms([r.train_seconds for r in rs], 2)])
+    L.append(_table(["run", "dim", "grid", "encoding", "net", "optimizer", "lr", "batch",
+                     "epochs", "seeds", "loss init", "loss end", "train s"], rows))
+    L.append("")
+    if figs.get("loss_curves"):
+        L.append("![loss curves](figures/loss_curves.png)\n")
+
+def _paper_table_section(L, results, g, figs, found):
+    """The paper's table, measured exactly."""
+    L.append("## The paper's table, measured exactly\n")
+    rows = []
+    for name, rs in g.items():
+        rows.append([
+            name,
+            _ms([r.checkpoint("end").n_regions for r in rs]),
+            f"{_ms([r.checkpoint('init').n_patterns_sampled for r in rs])} -> "
+            f"{_ms([r.checkpoint('end').n_patterns_sampled for r in rs])} of {rs[0].n}",
+            _ms([r.checkpoint("end").hamming_patch for r in rs]),
+            _ms([r.checkpoint("end").crossings_neighbour for r in rs]),
+            _ms([100 * r.checkpoint("end").confusion.neighbour_below
+                 if r.checkpoint("end").confusion else None for r in rs]),
+            _ms([100 * r.checkpoint("end").confusion.distant_below
+                 if r.checkpoint("end").confusion else None for r in rs]),
+            _ms([r.high_band_ratio_end() for r in rs]),
+        ])
+    L.append(_table(["run", "exact regions (end)", "distinct patterns on the samples (init -> end)",
+                     "mean Hamming, 3x3 patches (end)", "exact crossings per neighbour step (end)",
+                     "% neighbour pairs cos < -0.5", "% distant pairs cos < -0.5",
+                     "high-band residual energy (end)"], rows))
+    L.append("\nHamming counts differing hidden neurons (all layers); crossings are the exact "
+             "number of region boundaries on the straight segment between neighbouring samples "
+             "(rows and columns). For 1D runs the 3x3 patch is a 3-sample window and the high "
+             "band is the top octave.\n")
+
+def _regions_section(L, results, g, figs, found):
+    """Region counts, sizes and distances over training."""
+    L.append("## Regions over training\n")
+    if figs.get("partitions"):
+        L.append("The exact partition of the raw 2D run (colour = activation pattern, dots = "
+                 "training samples):\n")
+        L.append("![partitions](figures/partitions.png)\n")
+    if figs.get("partitions_gif"):
+        L.append("The same partition at every checkpoint, as an animation (a region keeps "
+                 "its colour while its pattern survives):\n")
+        L.append("![partitions over training](figures/partitions.gif)\n")
+    rows = []
+    for r in results:
+        for c in r.checkpoints:
+            rows.append([r.name, r.seed, c.epoch, _fmt(c.mean_loss),
+                         _fmt(c.n_regions), _fmt(c.n_patterns_sampled),
+                         _fmt(c.hamming_patch), _fmt(c.crossings_neighbour),
+                         _fmt(c.mean_dist_boundary), _fmt(c.mean_chord),
+                         _fmt(100 * c.dead["all"]), _fmt(c.normal_cos.get("l2")),
+                         _fmt(c.partition_seconds, 2)])
+    L.append(_table(["run", "seed", "epoch", "mean loss", "exact regions", "sampled patterns",
+                     "Hamming 3x3", "crossings/step", "mean dist. to boundary", "mean chord",
+                     "% dead neurons", "layer-2 normal cos", "partition s"], rows))
+    L.append("")
+    if figs.get("region_count"):
+        L.append("![region count](figures/region_count.png)\n")
+    if figs.get("boundary_distance"):
+        L.append("![boundary distance](figures/boundary_distance.png)\n")
+    if figs.get("region_sizes"):
+        L.append("Region sizes at the end of training: the exact sizes, the sizes the training "
+                 "samples suggest (a pattern's share of the samples times the domain; small "
+                 "regions holding no sample are missing), and the exact density (1 / size of "
+                 "the region at each point):\n")
+        L.append("![region sizes](figures/region_sizes.png)\n")
+
+def _coupling_section(L, results, g, figs, found):
+    """Region features against per-sample speed."""
+    L.append("## Coupling: region features against per-sample speed\n")
+    L.append("Spearman rho [95% bootstrap interval] between each feature at a checkpoint and "
+             "the speed in the window after it (`rate` = -d log loss / d epoch, larger = faster). "
+             "At the last checkpoint the speed is replaced by the final loss. Every feature and "
+             "speed measure (`rate`, `drop`, `epochs_to_eps` after the checkpoint; at init also "
+             "the whole-run `run_epochs_to_eps` and `run_auc`, smaller = faster) is in "
+             "`data/coupling.csv`.\n")
+    for name, rs in g.items():
+        cps = rs[0].checkpoints
+        feats = [k for k in KEY_FEATURES if k in cps[0].features]
+        header = ["feature (kind)"] + [f"epoch {c.epoch}" + (" (final loss)" if i == len(cps) - 1
+                                                               else "")
+                                       for i, c in enumerate(cps)]
+        has_run = "run_auc" in cps[0].speeds
+        if has_run:
+            header.insert(1, "epoch 0 vs whole-run AUC")
+        rows = []
+        for f in feats:
+            row = [f"{f} ({cps[0].kinds.get(f, '')})"]
+            if has_run:
+                row.append(_rho_str(seed_correlations(results, name, f, "run_auc", 0)))
+            for i, c in enumerate(cps):
+                sp = "final_loss" if i == len(cps) - 1 else "rate"
+                row.append(_rho_str(seed_correlations(results, name, f, sp, i)))
+            rows.append(row)
+        L.append(f"**{name}** (window {cps[0].window if cps[0].window is not None else '-'} "
+                 "epochs)\n")
+        L.append(_table(header, rows))
+        L.append("")
+    if figs.get("speed_vs_features"):
+        L.append("Per-sample speed against each feature at the second analysed checkpoint "
+                 "(one row per run, first seed): the samples, the median and interquartile "
+                 "band in quantile bins of the feature, and Spearman rho:\n")
+        L.append("![speed vs features](figures/speed_vs_features.png)\n")
+
+def _gradient_section(L, results, g, figs, found):
+    """Gradient confusion and the first-order prediction."""
+    L.append("## Gradient confusion and the first-order prediction\n")
+    rows = []
+    for name, rs in g.items():
+        for which in ("init", "early", "end"):
+            c = rs[0].checkpoint(which)
+            ag = [r.checkpoint(which).agreement for r in rs]
+            ag = [a for a in ag if a]
+            conf = [r.checkpoint(which).confusion for r in rs]
+            conf = [x for x in conf if x]
+            if not conf:
+                continue
+            shares = ag[0].term_share if ag else {}
+            agw = [r.checkpoint(which).agreement_window for r in rs]
+            agw = [a for a in agw if a]
+            gd = [r.checkpoint(which).gd_step for r in rs]
+            gd = [x for x in gd if x]
+            rows.append([name, c.epoch,
+                         _ms([x.neighbour_mean for x in conf]),
+                         _ms([x.distant_mean for x in conf]),
+                         _ms([100 * x.neighbour_below for x in conf]),
+                         _ms([100 * x.distant_below for x in conf]),
+                         _ms([a.spearman.rho for a in ag]) if ag else "-",
+                         _ms([100 * a.sign_agreement for a in ag]) if ag else "-",
+                         _ms([a.spearman.rho for a in agw]) if agw else "-",
+                         _ms([x.pearson for x in gd]) if gd else "-",
+                         ", ".join(f"{k} {100 * v:.0f}%" for k, v in shares.items())])
+    L.append(_table(["run", "epoch", "mean cos neighbours", "mean cos distant",
+                     "% neighbours < -0.5", "% distant < -0.5",
+                     "Spearman(predicted, observed d loss)", "% same sign",
+                     "Spearman(predicted rel. rate, window rate)", "GD-step check (Pearson)",
+                     "share of |predicted| by term"], rows))
+    L.append("\nThe prediction is one full-batch gradient-descent step on the mean loss, "
+             "-(lr/N) sum_j G_ij, split by where j lies (same exact region, an adjacent region, "
+             "elsewhere); the observed change is the loss change to the next record under the "
+             "actual optimiser (Adam, mini-batches for 2D), so only ranks are compared; the "
+             "window rate is -d log loss / d epoch over the coupling window against "
+             "-predicted / loss. The GD-step check takes one real full-batch GD step from the "
+             "checkpoint and compares the per-sample change with the prediction (it validates "
+             "the formula, not the mechanism).\n")
+    if figs.get("confusion"):
+        L.append("![confusion](figures/confusion.png)\n")
+    if figs.get("prediction"):
+        L.append("![prediction](figures/prediction.png)\n")
+
+def _spectral_section(L, results, g, figs, found):
+    """Residual energy per band."""
+    L.append("## Spectral bias: residual energy per band\n")
+    rows = []
+    for name, rs in g.items():
+        be = rs[0].band_energy
+        if be is None:
+            continue
+        labels = [f"({lo:g},{hi:g}]" if np.isfinite(hi) else f">{lo:g}" for lo, hi in be.bands]
+        rows.append([name] + [f"{lab}: {_ms([r.band_energy.ratio[-1, b] for r in rs])}"
+                              for b, lab in enumerate(labels)])
+    if rows:
+        width = max(len(r) for r in rows)
+        rows = [r + [""] * (width - len(r)) for r in rows]
+        L.append(_table(["run"] + [f"band {i + 1} (end)" for i in range(width - 1)], rows))
+        L.append("")
+    if figs.get("band_energy"):
+        L.append("![residual energy per band](figures/band_energy.png)\n")
+
+    notes = sorted({n for r in results for n in r.notes})
+
+def _notes_section(L, results, g, figs, found):
+    """Notes: data files, conventions, what was skipped."""
+    L.append("## Notes\n")
+    L.append("- Data: `data/summary.csv`, `data/coupling.csv`, `data/findings.csv`, "
+             "`data/runs.npz` (per-sample features, speeds, predicted and observed changes, "
+             "confusion cosines, loss curves, residual energies).")
+    L.append("- Encoded 2D runs have no exact partition: their region, occupancy, measure and "
+             "density are `sampled` (distinct patterns among the samples); their Hamming "
+             "distances and crossings (exact row/column boundary crossings, computed at the "
+             "checkpoints the preset's `encoded_crossings` names) are exact.")
+    L.append("- Speeds: `rate` = -d log loss_i / d epoch over the window after the checkpoint "
+             "(larger = faster); `drop` = log loss_i(e) - log loss_i(e + window); "
+             "`epochs_to_eps` = epochs after the checkpoint until loss_i <= eps * loss_i(e) "
+             "(censored samples get the epochs left + 1); `run_*` are measured from init over "
+             "the whole run (`run_auc`: area under loss_i(t)/loss_i(0), smaller = faster).")
+    L.append("- `jobs/` keeps each run's full result as data (`<run>_s<seed>.json` with the "
+             "scalars, `.npz` with the arrays, `.partition-e<epoch>.npz` with the exact "
+             "partitions, read by `regions.load`); `regions.study.report_from_jobs(folder)` "
+             "rewrites this report from them, and a rerun into the folder reuses them.")
+    for n in notes:
+        L.append(f"- {n}")
+    L.append("")
+
+
 def write_report(results, out_dir, preset="", description="", wall_seconds=None):
     """Write ``report.md`` with figures and data into ``out_dir``; return its path."""
     if not results:
@@ -137,211 +360,9 @@ def write_report(results, out_dir, preset="", description="", wall_seconds=None)
              "come from the exact partition (or exactly from the network); `sampled` ones "
              "from the patterns at the training samples only (lower bounds).\n")
 
-    L.append("## Findings\n")
-    n_hold = sum(f.verdict == "holds" for f in found)
-    n_not = sum(f.verdict == "does not hold" for f in found)
-    L.append(f"{n_hold} of {len(found)} checks hold, {n_not} do not"
-             + (f", {len(found) - n_hold - n_not} not tested" if len(found) > n_hold + n_not
-                else "")
-             + ". The paper's table (fit, patterns, Hamming, confusion, high-frequency energy) "
-             "comes first, then the mechanism at pair level, the per-sample coupling this "
-             "project adds, the first-order prediction, and the paper's other effects.\n")
-    L.append(_table(["claim", "paper", "measured here", "verdict"],
-                    [[f.claim, f.paper, f.measured, f"**{f.verdict}**"]
-                     for f in found]))
-    L.append("")
-
-    L.append("## Runs\n")
-    rows = []
-    for name, rs in g.items():
-        r0 = rs[0]
-        c = r0.config
-        rows.append([name, r0.dim, f"{tuple(r0.grid_shape)}", r0.encoding or "raw",
-                     f"{c['depth']}x{c['width']}", c["optimizer"], c["lr"],
-                     c["batch_size"] or "full", c["epochs"], len(rs),
-                     _ms([r.mean_loss[0] for r in rs]), _ms([r.mean_loss[-1] for r in rs]),
-                     _ms([r.train_seconds for r in rs], 2)])
-    L.append(_table(["run", "dim", "grid", "encoding", "net", "optimizer", "lr", "batch",
-                     "epochs", "seeds", "loss init", "loss end", "train s"], rows))
-    L.append("")
-    if figs.get("loss_curves"):
-        L.append("![loss curves](figures/loss_curves.png)\n")
-
-    L.append("## The paper's table, measured exactly\n")
-    rows = []
-    for name, rs in g.items():
-        rows.append([
-            name,
-            _ms([r.checkpoint("end").n_regions for r in rs]),
-            f"{_ms([r.checkpoint('init').n_patterns_sampled for r in rs])} -> "
-            f"{_ms([r.checkpoint('end').n_patterns_sampled for r in rs])} of {rs[0].n}",
-            _ms([r.checkpoint("end").hamming_patch for r in rs]),
-            _ms([r.checkpoint("end").crossings_neighbour for r in rs]),
-            _ms([100 * r.checkpoint("end").confusion.neighbour_below
-                 if r.checkpoint("end").confusion else None for r in rs]),
-            _ms([100 * r.checkpoint("end").confusion.distant_below
-                 if r.checkpoint("end").confusion else None for r in rs]),
-            _ms([r.high_band_ratio_end() for r in rs]),
-        ])
-    L.append(_table(["run", "exact regions (end)", "distinct patterns on the samples (init -> end)",
-                     "mean Hamming, 3x3 patches (end)", "exact crossings per neighbour step (end)",
-                     "% neighbour pairs cos < -0.5", "% distant pairs cos < -0.5",
-                     "high-band residual energy (end)"], rows))
-    L.append("\nHamming counts differing hidden neurons (all layers); crossings are the exact "
-             "number of region boundaries on the straight segment between neighbouring samples "
-             "(rows and columns). For 1D runs the 3x3 patch is a 3-sample window and the high "
-             "band is the top octave.\n")
-
-    L.append("## Regions over training\n")
-    if figs.get("partitions"):
-        L.append("The exact partition of the raw 2D run (colour = activation pattern, dots = "
-                 "training samples):\n")
-        L.append("![partitions](figures/partitions.png)\n")
-    if figs.get("partitions_gif"):
-        L.append("The same partition at every checkpoint, as an animation (a region keeps "
-                 "its colour while its pattern survives):\n")
-        L.append("![partitions over training](figures/partitions.gif)\n")
-    rows = []
-    for r in results:
-        for c in r.checkpoints:
-            rows.append([r.name, r.seed, c.epoch, _fmt(c.mean_loss),
-                         _fmt(c.n_regions), _fmt(c.n_patterns_sampled),
-                         _fmt(c.hamming_patch), _fmt(c.crossings_neighbour),
-                         _fmt(c.mean_dist_boundary), _fmt(c.mean_chord),
-                         _fmt(100 * c.dead["all"]), _fmt(c.normal_cos.get("l2")),
-                         _fmt(c.partition_seconds, 2)])
-    L.append(_table(["run", "seed", "epoch", "mean loss", "exact regions", "sampled patterns",
-                     "Hamming 3x3", "crossings/step", "mean dist. to boundary", "mean chord",
-                     "% dead neurons", "layer-2 normal cos", "partition s"], rows))
-    L.append("")
-    if figs.get("region_count"):
-        L.append("![region count](figures/region_count.png)\n")
-    if figs.get("boundary_distance"):
-        L.append("![boundary distance](figures/boundary_distance.png)\n")
-    if figs.get("region_sizes"):
-        L.append("Region sizes at the end of training: the exact sizes, the sizes the training "
-                 "samples suggest (a pattern's share of the samples times the domain; small "
-                 "regions holding no sample are missing), and the exact density (1 / size of "
-                 "the region at each point):\n")
-        L.append("![region sizes](figures/region_sizes.png)\n")
-
-    L.append("## Coupling: region features against per-sample speed\n")
-    L.append("Spearman rho [95% bootstrap interval] between each feature at a checkpoint and "
-             "the speed in the window after it (`rate` = -d log loss / d epoch, larger = faster). "
-             "At the last checkpoint the speed is replaced by the final loss. Every feature and "
-             "speed measure (`rate`, `drop`, `epochs_to_eps` after the checkpoint; at init also "
-             "the whole-run `run_epochs_to_eps` and `run_auc`, smaller = faster) is in "
-             "`data/coupling.csv`.\n")
-    for name, rs in g.items():
-        cps = rs[0].checkpoints
-        feats = [k for k in KEY_FEATURES if k in cps[0].features]
-        header = ["feature (kind)"] + [f"epoch {c.epoch}" + (" (final loss)" if i == len(cps) - 1
-                                                               else "")
-                                       for i, c in enumerate(cps)]
-        has_run = "run_auc" in cps[0].speeds
-        if has_run:
-            header.insert(1, "epoch 0 vs whole-run AUC")
-        rows = []
-        for f in feats:
-            row = [f"{f} ({cps[0].kinds.get(f, '')})"]
-            if has_run:
-                row.append(_rho_str(seed_correlations(results, name, f, "run_auc", 0)))
-            for i, c in enumerate(cps):
-                sp = "final_loss" if i == len(cps) - 1 else "rate"
-                row.append(_rho_str(seed_correlations(results, name, f, sp, i)))
-            rows.append(row)
-        L.append(f"**{name}** (window {cps[0].window if cps[0].window is not None else '-'} "
-                 "epochs)\n")
-        L.append(_table(header, rows))
-        L.append("")
-    if figs.get("speed_vs_features"):
-        L.append("Per-sample speed against each feature at the second analysed checkpoint "
-                 "(one row per run, first seed): the samples, the median and interquartile "
-                 "band in quantile bins of the feature, and Spearman rho:\n")
-        L.append("![speed vs features](figures/speed_vs_features.png)\n")
-
-    L.append("## Gradient confusion and the first-order prediction\n")
-    rows = []
-    for name, rs in g.items():
-        for which in ("init", "early", "end"):
-            c = rs[0].checkpoint(which)
-            ag = [r.checkpoint(which).agreement for r in rs]
-            ag = [a for a in ag if a]
-            conf = [r.checkpoint(which).confusion for r in rs]
-            conf = [x for x in conf if x]
-            if not conf:
-                continue
-            shares = ag[0].term_share if ag else {}
-            agw = [r.checkpoint(which).agreement_window for r in rs]
-            agw = [a for a in agw if a]
-            gd = [r.checkpoint(which).gd_step for r in rs]
-            gd = [x for x in gd if x]
-            rows.append([name, c.epoch,
-                         _ms([x.neighbour_mean for x in conf]),
-                         _ms([x.distant_mean for x in conf]),
-                         _ms([100 * x.neighbour_below for x in conf]),
-                         _ms([100 * x.distant_below for x in conf]),
-                         _ms([a.spearman.rho for a in ag]) if ag else "-",
-                         _ms([100 * a.sign_agreement for a in ag]) if ag else "-",
-                         _ms([a.spearman.rho for a in agw]) if agw else "-",
-                         _ms([x.pearson for x in gd]) if gd else "-",
-                         ", ".join(f"{k} {100 * v:.0f}%" for k, v in shares.items())])
-    L.append(_table(["run", "epoch", "mean cos neighbours", "mean cos distant",
-                     "% neighbours < -0.5", "% distant < -0.5",
-                     "Spearman(predicted, observed d loss)", "% same sign",
-                     "Spearman(predicted rel. rate, window rate)", "GD-step check (Pearson)",
-                     "share of |predicted| by term"], rows))
-    L.append("\nThe prediction is one full-batch gradient-descent step on the mean loss, "
-             "-(lr/N) sum_j G_ij, split by where j lies (same exact region, an adjacent region, "
-             "elsewhere); the observed change is the loss change to the next record under the "
-             "actual optimiser (Adam, mini-batches for 2D), so only ranks are compared; the "
-             "window rate is -d log loss / d epoch over the coupling window against "
-             "-predicted / loss. The GD-step check takes one real full-batch GD step from the "
-             "checkpoint and compares the per-sample change with the prediction (it validates "
-             "the formula, not the mechanism).\n")
-    if figs.get("confusion"):
-        L.append("![confusion](figures/confusion.png)\n")
-    if figs.get("prediction"):
-        L.append("![prediction](figures/prediction.png)\n")
-
-    L.append("## Spectral bias: residual energy per band\n")
-    rows = []
-    for name, rs in g.items():
-        be = rs[0].band_energy
-        if be is None:
-            continue
-        labels = [f"({lo:g},{hi:g}]" if np.isfinite(hi) else f">{lo:g}" for lo, hi in be.bands]
-        rows.append([name] + [f"{lab}: {_ms([r.band_energy.ratio[-1, b] for r in rs])}"
-                              for b, lab in enumerate(labels)])
-    if rows:
-        width = max(len(r) for r in rows)
-        rows = [r + [""] * (width - len(r)) for r in rows]
-        L.append(_table(["run"] + [f"band {i + 1} (end)" for i in range(width - 1)], rows))
-        L.append("")
-    if figs.get("band_energy"):
-        L.append("![residual energy per band](figures/band_energy.png)\n")
-
-    notes = sorted({n for r in results for n in r.notes})
-    L.append("## Notes\n")
-    L.append("- Data: `data/summary.csv`, `data/coupling.csv`, `data/findings.csv`, "
-             "`data/runs.npz` (per-sample features, speeds, predicted and observed changes, "
-             "confusion cosines, loss curves, residual energies).")
-    L.append("- Encoded 2D runs have no exact partition: their region, occupancy, measure and "
-             "density are `sampled` (distinct patterns among the samples); their Hamming "
-             "distances and crossings (exact row/column boundary crossings, computed at the "
-             "checkpoints the preset's `encoded_crossings` names) are exact.")
-    L.append("- Speeds: `rate` = -d log loss_i / d epoch over the window after the checkpoint "
-             "(larger = faster); `drop` = log loss_i(e) - log loss_i(e + window); "
-             "`epochs_to_eps` = epochs after the checkpoint until loss_i <= eps * loss_i(e) "
-             "(censored samples get the epochs left + 1); `run_*` are measured from init over "
-             "the whole run (`run_auc`: area under loss_i(t)/loss_i(0), smaller = faster).")
-    L.append("- `jobs/` keeps each run's full result as data (`<run>_s<seed>.json` with the "
-             "scalars, `.npz` with the arrays, `.partition-e<epoch>.npz` with the exact "
-             "partitions, read by `regions.load`); `regions.study.report_from_jobs(folder)` "
-             "rewrites this report from them, and a rerun into the folder reuses them.")
-    for n in notes:
-        L.append(f"- {n}")
-    L.append("")
+    for section in (_findings_section, _runs_section, _paper_table_section, _regions_section,
+                    _coupling_section, _gradient_section, _spectral_section, _notes_section):
+        section(L, results, g, figs, found)
     path = os.path.join(out_dir, "report.md")
     atomic_write_text(path, "\n".join(L))
     return path

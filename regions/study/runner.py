@@ -436,13 +436,27 @@ def _progress_fn(progress):
     return lambda msg: None
 
 
+def _as_completed(futures, poll=0.2):
+    """The futures as they finish, waiting in short steps: a blocking wait is not
+    woken by Ctrl-C when the kernel hands the signal to another thread (torch's,
+    the pool's), so the main thread looks for it every ``poll`` seconds."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=poll, return_when=FIRST_COMPLETED)
+        yield from done
+
+
 def _stop_pool(executor):
     """Cancel what has not started and end the worker processes now (SIGINT)."""
+    # ProcessPoolExecutor has no public way to end running workers before 3.14:
+    # take its processes before shutdown forgets them
+    procs = list((getattr(executor, "_processes", None) or {}).values())
     executor.shutdown(wait=False, cancel_futures=True)
-    # ProcessPoolExecutor has no public way to end running workers before 3.14
-    for proc in list(getattr(executor, "_processes", {}).values()):
+    for proc in procs:
         proc.terminate()
-    for proc in list(getattr(executor, "_processes", {}).values()):
+    for proc in procs:
         proc.join(timeout=1.0)
 
 
@@ -479,8 +493,6 @@ def run_study(preset="quick", out_dir="report", executor=None, progress=None, se
     -------
     str : the path of ``report.md``.
     """
-    from concurrent.futures import as_completed
-
     from .report import write_report
     from .results import save_run, stem_of
 
@@ -510,9 +522,10 @@ def run_study(preset="quick", out_dir="report", executor=None, progress=None, se
     own = workers is not None and todo
     if own:
         executor = SerialExecutor() if workers == 1 else _default_executor(workers)
+    interrupted = False
     try:
         futures = {executor.submit(run_job, jobs[i]): i for i in todo}
-        for k, fut in enumerate(as_completed(futures), 1):
+        for k, fut in enumerate(_as_completed(futures), 1):
             i = futures[fut]
             res = fut.result()
             save_run(res, job_dir, stems[i], keys[i])
@@ -520,6 +533,7 @@ def run_study(preset="quick", out_dir="report", executor=None, progress=None, se
             say(f"[{k}/{len(todo)}] {jobs[i]['name']} seed {jobs[i]['seed']} done in "
                 f"{res.seconds:.1f} s (final mean loss {res.mean_loss[-1]:.4g})")
     except KeyboardInterrupt:
+        interrupted = True
         if own and workers > 1:
             _stop_pool(executor)
         print(f"study interrupted: {len(results)} of {len(jobs)} jobs are saved in {job_dir}. "
@@ -528,7 +542,7 @@ def run_study(preset="quick", out_dir="report", executor=None, progress=None, se
               f"s.report_from_jobs({out_dir!r})\"", file=sys.stderr, flush=True)
         raise
     finally:
-        if own:
+        if own and not interrupted:  # after Ctrl-C the pool is already ended: no wait
             executor.shutdown()
     ordered = [results[i] for i in range(len(jobs))]
     wall = time.perf_counter() - t0

@@ -170,7 +170,9 @@ def _encoding_to_dict(enc):
         kinds, omegas = enc.feature_spec()
         return {"type": "feature_spec", "class": type(enc).__name__,
                 "in_features": int(enc.in_features),
-                "kinds": torch.as_tensor(kinds), "omegas": torch.as_tensor(omegas)}
+                "kinds": torch.as_tensor(kinds), "omegas": torch.as_tensor(omegas),
+                "buffers": {k: v.detach().clone() for k, v in enc.named_buffers()
+                            if k not in ("kinds", "omegas") and "." not in k}}
     return {"type": "module", "module": enc}
 
 
@@ -178,8 +180,13 @@ def _encoding_from_dict(d):
     if d is None or isinstance(d, (int, np.integer)):
         return d
     if isinstance(d, dict) and d.get("type") == "feature_spec":
-        # the features are what count, not the subclass: a plain Encoding with them
-        return Encoding.from_spec(np.asarray(d["kinds"]), np.asarray(d["omegas"]))
+        # the features are what count, not the subclass: a plain Encoding with them,
+        # carrying the subclass's other buffers (e.g. RandomFourierFeatures.B) so that
+        # the saved checkpoints' state dicts load
+        enc = Encoding.from_spec(np.asarray(d["kinds"]), np.asarray(d["omegas"]))
+        for name, value in (d.get("buffers") or {}).items():
+            enc.register_buffer(name, torch.as_tensor(value).clone())
+        return enc
     if isinstance(d, dict) and d.get("type") == "module":
         return d["module"]
     if isinstance(d, torch.nn.Module):
