@@ -202,7 +202,7 @@ def test_study_workers_size_the_pool_that_runs_the_jobs(monkeypatch, capsys, tmp
     from types import SimpleNamespace
 
     import regions.study.report
-    import regions.study.results
+    import regions.study.store
     import regions.study.runner as st
 
     pools, ran = [], []
@@ -217,7 +217,7 @@ def test_study_workers_size_the_pool_that_runs_the_jobs(monkeypatch, capsys, tmp
 
     monkeypatch.setattr(st, "_default_executor", fake_pool)
     monkeypatch.setattr(st, "run_job", fake_job)
-    monkeypatch.setattr(regions.study.results, "save_run", lambda *a, **kw: None)
+    monkeypatch.setattr(regions.study.store, "save_run", lambda *a, **kw: None)
     monkeypatch.setattr(regions.study.report, "write_report",
                         lambda results, out_dir, **kw: os.path.join(out_dir, "report.md"))
     out = str(tmp_path / "r")

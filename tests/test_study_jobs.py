@@ -17,7 +17,7 @@ import pytest
 
 import regions.study.runner as runner
 from regions.cli import main
-from regions.study.results import load_run
+from regions.study.store import load_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

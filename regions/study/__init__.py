@@ -13,10 +13,10 @@ from importlib import import_module
 
 _API = {
     "run_study": "regions.study.runner",
-    "PRESETS": "regions.study.runner",
+    "PRESETS": "regions.study.jobs",
     "SerialExecutor": "regions.study.runner",
-    "build_jobs": "regions.study.runner",
-    "run_job": "regions.study.runner",
+    "build_jobs": "regions.study.jobs",
+    "run_job": "regions.study.jobs",
     "report_from_jobs": "regions.study.runner",
     "RunResult": "regions.study.results",
     "Checkpoint": "regions.study.results",

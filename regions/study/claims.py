@@ -155,7 +155,8 @@ def _claims_paper_table(results, g, raw2, pe2, pe_hi, pe_hi_name, N2, mean, have
 
 
 def _claims_mechanism(results, g, raw2, pe2, pe_hi, pe_hi_name, N2, mean, have, add):
-    """The mechanism at pair level, high-frequency energy, final loss vs occupancy, per-sample coupling."""
+    """The mechanism at pair level, high-frequency energy, final loss against
+    occupancy, per-sample coupling."""
     # 5b. the mechanism at pair level
     for name, rs in g.items():
         prs = [r.checkpoint("early").pairs for r in rs]
@@ -183,11 +184,13 @@ def _claims_mechanism(results, g, raw2, pe2, pe_hi, pe_hi_name, N2, mean, have, 
         ok = er > 0.8 and ep < 0.5 * er
         add(f"High frequencies stay unlearnt with raw inputs (residual energy ratio, band > "
             f"{band[0]:g} cycles, end)", "raw ~0.98, PE L=2 ~0.78, PE L=5 ~0.1",
-            f"raw {_fmt(er)}" + (f", PE L=2 {_fmt(mean(pe2, RunResult.high_band_ratio_end))}" if pe2 else "")
+            f"raw {_fmt(er)}"
+            + (f", PE L=2 {_fmt(mean(pe2, RunResult.high_band_ratio_end))}" if pe2 else "")
             + f", {pe_hi_name} {_fmt(ep)}", ok)
     # 7. final loss vs occupancy
     if raw2:
-        tr = [t for r in raw2 for t in seed_correlations([r], "2d-raw", "occupancy", "final_loss", "end")]
+        tr = [t for r in raw2
+              for t in seed_correlations([r], "2d-raw", "occupancy", "final_loss", "end")]
         if tr:
             rho = float(np.nanmean([t.rho for t in tr]))
             add("The final per-pixel loss barely correlates with region occupancy (raw, end)",
@@ -269,7 +272,8 @@ def _claims_prediction(results, g, raw2, pe2, pe_hi, pe_hi_name, N2, mean, have,
 
 
 def _claims_other_effects(results, g, raw2, pe2, pe_hi, pe_hi_name, N2, mean, have, add):
-    """The paper's other effects: dead ReLUs, boundary distance, region width, normals, the authors' distance."""
+    """The paper's other effects: dead ReLUs, boundary distance, region width,
+    normals, the authors' distance."""
     # 10. dead ReLUs
     if raw2 and pe_hi:
         dr = mean(raw2, lambda r: r.checkpoint("early").dead.get("all"))

@@ -43,6 +43,11 @@ Encoded models (a :class:`regions.encoding.Encoding` in front):
   labelled ``'sampled'``: ``region`` / ``occupancy`` / ``measure`` from the
   distinct patterns at the samples, ``density`` (distinct patterns in the
   window of radius ``radius``).
+
+Size: over 400 lines until :func:`segment_crossings` and
+:func:`boundary_distances` (engine geometry, ~140 lines) are replaced by their
+public versions in :mod:`regions.geometry`; the study keeps its own copies
+until then, with the same signatures.
 """
 from __future__ import annotations
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_grid_shape", "check_coord_range", "grid_coordinates", "grid_step", "adjacent_pairs",
-           "patch_pairs", "distant_pairs", "patch_hamming"]
+__all__ = ["check_grid_shape", "check_coord_range", "grid_coordinates", "grid_step",
+           "adjacent_pairs", "patch_pairs", "distant_pairs", "patch_hamming"]
 
 
 def check_grid_shape(grid_shape):
@@ -240,7 +240,7 @@ def patch_hamming(patterns, grid_shape):
             h = (P[d:] != P[:-d]).sum(1)
             tot += wgt * h.sum()
             cnt += wgt * h.size
-        return tot / cnt
+        return float(tot / cnt)
     H, W = shape
     P = P.reshape(H, W, -1)
     tot, cnt = 0.0, 0.0
@@ -256,4 +256,4 @@ def patch_hamming(patterns, grid_shape):
             h = (a != b).sum(-1)
             tot += wgt * h.sum()
             cnt += wgt * h.size
-    return tot / cnt
+    return float(tot / cnt)

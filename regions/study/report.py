@@ -22,8 +22,8 @@ import numpy as np
 
 from . import figures
 from .claims import findings, seed_correlations
-from .results import (CouplingRow, Finding, RunResult, atomic_write_text, csv_columns, csv_row,
-                      group_by_name)
+from .results import CouplingRow, Finding, csv_columns, csv_row, group_by_name
+from .store import atomic_write_text
 from .text import correlation_summary as _rho_str
 from .text import fmt as _fmt
 from .text import markdown_table as _table
@@ -88,7 +88,8 @@ def _save_npz(path, results):
     os.replace(tmp, path)
 
 
-# ----------------------------------------------------------------------------- reportdef _findings_section(L, results, g, figs, found):
+# ----------------------------------------------------------------------------- report
+def _findings_section(L, results, g, figs, found):
     """The findings table."""
     L.append("## Findings\n")
     n_hold = sum(f.verdict == "holds" for f in found)
@@ -103,6 +104,7 @@ def _save_npz(path, results):
                     [[f.claim, f.paper, f.measured, f"**{f.verdict}**"]
                      for f in found]))
     L.append("")
+
 
 def _runs_section(L, results, g, figs, found):
     """The table of runs and the loss curves."""
@@ -121,6 +123,7 @@ def _runs_section(L, results, g, figs, found):
     L.append("")
     if figs.get("loss_curves"):
         L.append("![loss curves](figures/loss_curves.png)\n")
+
 
 def _paper_table_section(L, results, g, figs, found):
     """The paper's table, measured exactly."""
@@ -148,6 +151,7 @@ def _paper_table_section(L, results, g, figs, found):
              "number of region boundaries on the straight segment between neighbouring samples "
              "(rows and columns). For 1D runs the 3x3 patch is a 3-sample window and the high "
              "band is the top octave.\n")
+
 
 def _regions_section(L, results, g, figs, found):
     """Region counts, sizes and distances over training."""
@@ -183,6 +187,7 @@ def _regions_section(L, results, g, figs, found):
                  "regions holding no sample are missing), and the exact density (1 / size of "
                  "the region at each point):\n")
         L.append("![region sizes](figures/region_sizes.png)\n")
+
 
 def _coupling_section(L, results, g, figs, found):
     """Region features against per-sample speed."""
@@ -220,6 +225,7 @@ def _coupling_section(L, results, g, figs, found):
                  "(one row per run, first seed): the samples, the median and interquartile "
                  "band in quantile bins of the feature, and Spearman rho:\n")
         L.append("![speed vs features](figures/speed_vs_features.png)\n")
+
 
 def _gradient_section(L, results, g, figs, found):
     """Gradient confusion and the first-order prediction."""
@@ -267,6 +273,7 @@ def _gradient_section(L, results, g, figs, found):
     if figs.get("prediction"):
         L.append("![prediction](figures/prediction.png)\n")
 
+
 def _spectral_section(L, results, g, figs, found):
     """Residual energy per band."""
     L.append("## Spectral bias: residual energy per band\n")
@@ -286,7 +293,6 @@ def _spectral_section(L, results, g, figs, found):
     if figs.get("band_energy"):
         L.append("![residual energy per band](figures/band_energy.png)\n")
 
-    notes = sorted({n for r in results for n in r.notes})
 
 def _notes_section(L, results, g, figs, found):
     """Notes: data files, conventions, what was skipped."""
@@ -307,7 +313,7 @@ def _notes_section(L, results, g, figs, found):
              "scalars, `.npz` with the arrays, `.partition-e<epoch>.npz` with the exact "
              "partitions, read by `regions.load`); `regions.study.report_from_jobs(folder)` "
              "rewrites this report from them, and a rerun into the folder reuses them.")
-    for n in notes:
+    for n in sorted({n for r in results for n in r.notes}):
         L.append(f"- {n}")
     L.append("")
 

@@ -1,0 +1,285 @@
+"""The study's jobs: presets, the list of (experiment, seed) jobs, validated
+before any training, one job's run, and the key of a job's configuration.
+
+A preset lists experiments (a signal, a training configuration, the analysed
+checkpoints) and the analysis settings; :func:`build_jobs` turns it into one
+job (a dict) per experiment and seed, :func:`run_job` trains and analyses one
+(:func:`regions.study.training.train`, :func:`regions.study.analysis.analyse_run`),
+and :func:`job_key` hashes everything that determines its result, so that
+finished jobs are reused only when it matches (:mod:`regions.study.runner`).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+
+import numpy as np
+
+__all__ = ["PRESETS", "build_jobs", "validate_jobs", "validate_jobs_signal", "run_job",
+           "job_key"]
+
+
+# ----------------------------------------------------------------------------- presets
+def _image(size, epochs, encodings, seeds, record_every=1, analyse=(0.0, 0.02, 0.1, 0.5, 1.0),
+           width=128, depth=2, batch=256, lr=1e-3):
+    exps = []
+    for enc in encodings:
+        exps.append({
+            "name": "2d-raw" if enc is None else f"2d-pe{enc}",
+            "signal": ("random_image", {"size": size, "channels": 3, "seed": 0}),
+            "train": {"width": width, "depth": depth, "encoding": enc, "optimizer": "adam",
+                      "lr": lr, "batch_size": batch, "shuffle": "once", "epochs": epochs,
+                      "record_every": record_every, "record_predictions": True},
+            "analyse": list(analyse),
+        })
+    return exps
+
+
+def _sines(n, epochs, encodings, record_every=1, analyse=(0.0, 0.02, 0.1, 0.5, 1.0),
+           width=128, depth=4, lr=1e-3):
+    exps = []
+    for enc in encodings:
+        exps.append({
+            "name": "1d-raw" if enc is None else f"1d-pe{enc}",
+            "signal": ("sum_of_sinusoids", {"n": n, "seed": 0}),
+            "train": {"width": width, "depth": depth, "encoding": enc, "optimizer": "adam",
+                      "lr": lr, "batch_size": None, "shuffle": "none", "epochs": epochs,
+                      "record_every": record_every, "record_predictions": True},
+            "analyse": list(analyse),
+        })
+    return exps
+
+
+#: Study presets. ``analyse`` lists the checkpoints analysed, as fractions of
+#: the epochs. ``encoded_crossings`` says at which analysed checkpoints the
+#: exact row/column crossings of encoded 2D models are computed ("all", "ends",
+#: "end"; they cost seconds to minutes per checkpoint, growing with pixels and
+#: L). The paper preset takes ~17 min per seed on one core. ``tiny`` is for
+#: tests and smoke runs (seconds).
+PRESETS = {
+    "quick": {
+        "description": "raw vs PE (L=2, 5) on a 32x32 noise image (2x128, Adam 1e-3, batch 256 "
+                       "shuffled once, 1500 epochs) and raw vs PE L=5 on the 1D sum of "
+                       "sinusoids (2048 points, 4x128, full batch, 500 epochs, as in the "
+                       "paper); 1 seed; ~1 minute on 2 idle cores",
+        "experiments": _image(32, 1500, [None, 2, 5], [0]) + _sines(2048, 500, [None, 5]),
+        "seeds": [0],
+        "n_boot": 200, "eps": 0.5, "window": 0.1, "n_distant": 2000,
+        "encoded_crossings": "end",
+    },
+    "paper": {
+        "description": "the paper's settings: 64x64x3 noise, 2x128, Adam 1e-3, batch 256 "
+                       "shuffled once, 5000 epochs, raw / PE L=2 / PE L=5; 1D sum of "
+                       "sinusoids, 4x128, full batch, 500 epochs, raw / PE L=5; 3 seeds",
+        "experiments": _image(64, 5000, [None, 2, 5], [0, 1, 2], record_every=10,
+                              analyse=(0.0, 0.01, 0.05, 0.2, 0.5, 1.0))
+        + _sines(2048, 500, [None, 5]),
+        "seeds": [0, 1, 2],
+        "n_boot": 500, "eps": 0.5, "window": 0.1, "n_distant": 5000,
+        "encoded_crossings": "ends",
+    },
+    "tiny": {
+        "description": "a smoke test: 10x10 noise and 128-point sinusoids, 2x16 networks, "
+                       "60 epochs",
+        "experiments": _image(10, 60, [None, 3], [0], width=16, batch=32,
+                              analyse=(0.0, 0.5, 1.0))
+        + _sines(128, 60, [None, 3], width=16, depth=2, analyse=(0.0, 0.5, 1.0)),
+        "seeds": [0],
+        "n_boot": 50, "eps": 0.5, "window": 0.2, "n_distant": 200,
+    },
+}
+
+
+# ----------------------------------------------------------------------------- jobs
+def _resolve_preset(preset):
+    if isinstance(preset, str):
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; accepted: {sorted(PRESETS)} or a dict "
+                             "with an 'experiments' list")
+        return copy.deepcopy(PRESETS[preset]), preset
+    if isinstance(preset, dict) and "experiments" in preset:
+        base = copy.deepcopy(PRESETS["quick"])
+        base.update(copy.deepcopy(preset))
+        return base, preset.get("name", "custom")
+    raise ValueError(f"preset must be one of {sorted(PRESETS)} or a dict with an 'experiments' "
+                     f"list, got {type(preset).__name__}")
+
+
+def _make_signal(spec):
+    from . import signals
+
+    if hasattr(spec, "targets") and hasattr(spec, "grid_shape"):
+        return spec  # a Signal
+    try:
+        kind, kwargs = spec
+    except (TypeError, ValueError):
+        raise ValueError(f"an experiment's 'signal' must be a Signal or a (constructor, kwargs) "
+                         f"pair such as ('random_image', {{'size': 32}}), got {spec!r}") from None
+    makers = {"random_image": signals.random_image, "sum_of_sinusoids": signals.sum_of_sinusoids,
+              "image_file": signals.image_file, "from_array": signals.from_array}
+    if kind not in makers:
+        raise ValueError(f"unknown signal constructor {kind!r}; accepted: {sorted(makers)}")
+    return makers[kind](**kwargs)
+
+
+def _analysed_epochs(exp, epochs):
+    """Analysed checkpoints: floats are fractions of the epochs, ints are epochs."""
+    out = set()
+    for a in exp.get("analyse", (0.0, 1.0)):
+        if isinstance(a, float) and 0.0 <= a <= 1.0:
+            out.add(int(round(a * epochs)))
+        elif isinstance(a, (int, np.integer)) and not isinstance(a, bool) and 0 <= a <= epochs:
+            out.add(int(a))
+        else:
+            raise ValueError(f"experiment {exp.get('name')!r}: analysed checkpoint {a!r} must be "
+                             f"a fraction (float) in [0.0, 1.0] or an epoch (int) in 0..{epochs}")
+    return sorted(out | {0, epochs})
+
+
+def build_jobs(preset="quick", seeds=None):
+    """The list of jobs (dicts) for a preset: one per experiment and seed.
+
+    Everything is validated here, before any training: the signal (shape,
+    finite targets), the training configuration, that the encoding's input
+    dimension matches the signal, and that the analysed checkpoints are
+    epochs of the run.
+    """
+    from .training import TrainConfig
+
+    cfg, name = _resolve_preset(preset)
+    if seeds is None:
+        seeds = cfg.get("seeds", [0])
+    seeds = [int(s) for s in np.atleast_1d(seeds)]
+    if not seeds:
+        raise ValueError("seeds is empty; give at least one seed")
+    exps = cfg.get("experiments", [])
+    if not exps:
+        raise ValueError(f"preset {name!r} has no experiments")
+    names = [e.get("name") for e in exps]
+    if len(set(names)) != len(names) or None in names:
+        raise ValueError(f"experiment names must be present and unique, got {names}")
+    jobs = []
+    for exp in exps:
+        signal = _make_signal(exp["signal"])
+        tr = dict(exp["train"])
+        epochs = int(tr.get("epochs", 500))
+        analysed = _analysed_epochs(exp, epochs)
+        for seed in seeds:
+            tcfg = TrainConfig(**{**tr, "seed": seed, "checkpoints": tuple(analysed)})
+            validate_jobs_signal(signal, tcfg, exp["name"])
+            jobs.append({
+                "name": exp["name"], "seed": seed, "signal": signal, "config": tcfg,
+                "analyse": analysed, "n_boot": int(cfg["n_boot"]), "eps": float(cfg["eps"]),
+                "window": float(cfg["window"]), "n_distant": int(cfg["n_distant"]),
+                "encoded_crossings": cfg.get("encoded_crossings", "all"),
+                "threads": 1,
+            })
+    return jobs, cfg, name
+
+
+def validate_jobs_signal(signal, config, name):
+    """Check that ``config`` can be trained on ``signal``; ``ValueError`` if not."""
+    import torch
+
+    from .signals import Signal
+    from .training import build_model
+
+    if not isinstance(signal, Signal):
+        raise ValueError(f"experiment {name!r}: the signal must be a regions.study Signal, got "
+                         f"{type(signal).__name__}")
+    if not np.all(np.isfinite(signal.targets)):
+        raise ValueError(f"experiment {name!r}: the signal's targets contain NaN or inf")
+    if signal.dim not in (1, 2):
+        raise ValueError(f"experiment {name!r}: signals must be 1D or 2D grids, got "
+                         f"grid_shape {signal.grid_shape}")
+    try:
+        model = build_model(config, signal.dim, signal.channels)
+        with torch.no_grad():
+            out = model(torch.as_tensor(signal.coords[:2], dtype=torch.float32))
+    except (RuntimeError, ValueError) as err:
+        raise ValueError(f"experiment {name!r}: the model of the config does not accept the "
+                         f"{signal.dim}D coordinates of signal {signal.name!r} (encoding "
+                         f"mismatch?): {err}") from None
+    if tuple(out.shape) != (2, signal.channels):
+        raise ValueError(f"experiment {name!r}: the model outputs {tuple(out.shape[1:])} values "
+                         f"per sample but the signal has {signal.channels} channels")
+    enc = model[0] if not isinstance(model[0], torch.nn.Linear) else None
+    if enc is not None and getattr(enc, "in_features", signal.dim) != signal.dim:
+        raise ValueError(f"experiment {name!r}: the encoding takes {enc.in_features}-dimensional "
+                         f"coordinates but the signal is {signal.dim}D")
+    bad = [e for e in config.checkpoint_epochs if e > config.epochs]
+    if bad:
+        raise ValueError(f"experiment {name!r}: checkpoints {bad} are past the last epoch "
+                         f"{config.epochs}")
+
+
+def validate_jobs(jobs):
+    for j in jobs:
+        validate_jobs_signal(j["signal"], j["config"], j["name"])
+
+
+# ----------------------------------------------------------------------------- jobs
+def run_job(job):
+    """Train one (experiment, seed) job and analyse it; returns a
+    :class:`regions.study.results.RunResult`."""
+    import torch
+
+    from .analysis import analyse_run
+    from .training import train
+
+    threads = job.get("threads")
+    if threads:
+        torch.set_num_threads(int(threads))
+    t0 = time.perf_counter()
+    run = train(job["signal"], job["config"], progress=False)
+    res = analyse_run(run, job)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _hashable(v):
+    """A JSON-able form of a configuration value; arrays and tensors by content hash."""
+    if hasattr(v, "detach"):
+        v = v.detach().cpu().numpy()
+    if isinstance(v, np.ndarray):
+        a = np.ascontiguousarray(v)
+        return {"array": hashlib.sha256(a.tobytes()).hexdigest(), "dtype": str(a.dtype),
+                "shape": list(a.shape)}
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, dict):
+        return {str(k): _hashable(x) for k, x in sorted(v.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(v, (list, tuple)):
+        return [_hashable(x) for x in v]
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if hasattr(v, "state_dict"):  # an encoding module given as an object
+        return {"module": type(v).__name__, "state": _hashable(dict(v.state_dict()))}
+    return repr(v)
+
+
+def job_key(job):
+    """Hash of everything that determines a job's result: the experiment, seed,
+    signal (by content), training configuration, analysis settings, the schema
+    version and the versions of regions, torch and numpy."""
+    import torch
+
+    from .. import __version__
+    from .results import SCHEMA_VERSION
+
+    sig = job["signal"]
+    cfg = job["config"].to_dict()
+    desc = {"schema": SCHEMA_VERSION, "regions": __version__, "torch": torch.__version__,
+            "numpy": np.__version__, "name": job["name"], "seed": job["seed"],
+            "signal": {"name": sig.name, "grid_shape": list(sig.grid_shape),
+                       "coord_range": list(sig.coord_range), "endpoint": sig.endpoint,
+                       "coords": sig.coords, "targets": sig.targets},
+            "config": cfg, "analyse": job["analyse"],
+            **{k: job[k] for k in ("n_boot", "eps", "window", "n_distant", "encoded_crossings",
+                                   "threads")}}
+    text = json.dumps(_hashable(desc), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
