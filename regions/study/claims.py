@@ -15,10 +15,17 @@ import numpy as np
 
 from .results import Finding, RunResult, group_by_name
 from .text import aggregate as _agg
-from .text import correlation_summary
+from .text import correlation_summary, mean_correlation
 from .text import fmt as _fmt
 
-__all__ = ["findings", "seed_correlations"]
+__all__ = ["findings", "seed_correlations", "measured_at"]
+
+
+def measured_at(runs, which, get):
+    """``get(checkpoint)`` at checkpoint ``which`` (see :meth:`RunResult.checkpoint`)
+    of every run, leaving out the runs where it was not measured (None)."""
+    values = [get(r.checkpoint(which)) for r in runs]
+    return [v for v in values if v is not None]
 
 
 def seed_correlations(results, name, feature, speed, which):
@@ -159,13 +166,10 @@ def _claims_mechanism(results, g, raw2, pe2, pe_hi, pe_hi_name, N2, mean, have, 
     occupancy, per-sample coupling."""
     # 5b. the mechanism at pair level
     for name, rs in g.items():
-        prs = [r.checkpoint("early").pairs for r in rs]
-        prs = [p for p in prs if p]
+        prs = measured_at(rs, "early", lambda c: c.pairs)
         if not prs:
             continue
-        rho = np.nanmean([p.abs_cos_vs_hamming.rho for p in prs])
-        lo = np.nanmean([p.abs_cos_vs_hamming.lo for p in prs])
-        hi = np.nanmean([p.abs_cos_vs_hamming.hi for p in prs])
+        rho, lo, hi = mean_correlation([p.abs_cos_vs_hamming for p in prs])
         same = np.nanmean([p.share_same_region for p in prs])
         cs = _agg([p.abs_cos_same_region for p in prs])[0]
         co = _agg([p.abs_cos_other_region for p in prs])[0]
@@ -228,8 +232,7 @@ def _claims_prediction(results, g, raw2, pe2, pe_hi, pe_hi_name, N2, mean, have,
     """The first-order (Gram) prediction and its sanity check."""
     # 9. first-order prediction
     for name, rs in g.items():
-        gd = [r.checkpoint("init").gd_step for r in rs]
-        gd = [x for x in gd if x]
+        gd = measured_at(rs, "init", lambda c: c.gd_step)
         if gd:
             sc = np.nanmean([x.scale for x in gd])
             pe = np.nanmean([x.pearson for x in gd])
@@ -238,15 +241,11 @@ def _claims_prediction(results, g, raw2, pe2, pe_hi, pe_hi_name, N2, mean, have,
                 "(exact formula)", f"Pearson {pe:+.4f}, scale {_fmt(sc, 4)}",
                 bool(pe > 0.99 and abs(sc - 1) < 0.05))
         for which in ("init", "early"):
-            ags = [r.checkpoint(which).agreement for r in rs]
-            ags = [a for a in ags if a]
-            agw = [r.checkpoint(which).agreement_window for r in rs]
-            agw = [a for a in agw if a]
+            ags = measured_at(rs, which, lambda c: c.agreement)
+            agw = measured_at(rs, which, lambda c: c.agreement_window)
             if not ags:
                 continue
-            rho = np.nanmean([a.spearman.rho for a in ags])
-            lo = np.nanmean([a.spearman.lo for a in ags])
-            hi = np.nanmean([a.spearman.hi for a in ags])
+            rho, lo, hi = mean_correlation([a.spearman for a in ags])
             sign = np.nanmean([a.sign_agreement for a in ags])
             shares = ags[0].term_share
             tsp = ags[0].term_spearman
@@ -254,9 +253,7 @@ def _claims_prediction(results, g, raw2, pe2, pe_hi, pe_hi_name, N2, mean, have,
             wtxt = ""
             ok = lo > 0
             if agw:
-                wr = np.nanmean([a.spearman.rho for a in agw])
-                wl = np.nanmean([a.spearman.lo for a in agw])
-                wh = np.nanmean([a.spearman.hi for a in agw])
+                wr, wl, wh = mean_correlation([a.spearman for a in agw])
                 wtxt = (f"; predicted relative rate vs measured rate over the window "
                         f"{wr:+.2f} [{wl:+.2f}, {wh:+.2f}]")
                 ok = ok and wl > 0

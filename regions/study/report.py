@@ -21,7 +21,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import figures
-from .claims import findings, seed_correlations
+from .claims import findings, measured_at, seed_correlations
 from .results import CouplingRow, Finding, csv_columns, csv_row, group_by_name
 from .store import atomic_write_text
 from .text import correlation_summary as _rho_str
@@ -234,17 +234,13 @@ def _gradient_section(L, results, g, figs, found):
     for name, rs in g.items():
         for which in ("init", "early", "end"):
             c = rs[0].checkpoint(which)
-            ag = [r.checkpoint(which).agreement for r in rs]
-            ag = [a for a in ag if a]
-            conf = [r.checkpoint(which).confusion for r in rs]
-            conf = [x for x in conf if x]
+            ag = measured_at(rs, which, lambda c: c.agreement)
+            conf = measured_at(rs, which, lambda c: c.confusion)
             if not conf:
                 continue
             shares = ag[0].term_share if ag else {}
-            agw = [r.checkpoint(which).agreement_window for r in rs]
-            agw = [a for a in agw if a]
-            gd = [r.checkpoint(which).gd_step for r in rs]
-            gd = [x for x in gd if x]
+            agw = measured_at(rs, which, lambda c: c.agreement_window)
+            gd = measured_at(rs, which, lambda c: c.gd_step)
             rows.append([name, c.epoch,
                          _ms([x.neighbour_mean for x in conf]),
                          _ms([x.distant_mean for x in conf]),

@@ -17,7 +17,8 @@ import math
 
 import numpy as np
 
-__all__ = ["fmt", "aggregate", "mean_sd", "markdown_table", "correlation_summary"]
+__all__ = ["fmt", "aggregate", "mean_sd", "markdown_table", "correlation_summary",
+           "mean_correlation"]
 
 
 def fmt(v, nd=3):
@@ -70,7 +71,11 @@ def correlation_summary(rows):
     (constant)`` when no seed has a finite rho."""
     if not rows or not np.any(np.isfinite([t.rho for t in rows])):
         return "-" if not rows else "n/a (constant)"
-    rho = np.nanmean([t.rho for t in rows])
-    lo = np.nanmean([t.lo for t in rows])
-    hi = np.nanmean([t.hi for t in rows])
-    return f"{rho:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+    return "{:+.2f} [{:+.2f}, {:+.2f}]".format(*mean_correlation(rows))
+
+
+def mean_correlation(correlations):
+    """``(rho, lo, hi)``, each the NaN-ignoring mean over seeds, of records with
+    ``rho``, ``lo`` and ``hi`` (a Correlation or a CouplingRow)."""
+    return tuple(float(np.nanmean([getattr(c, k) for c in correlations]))
+                 for k in ("rho", "lo", "hi"))
