@@ -512,10 +512,8 @@ def _plot(p, path, image_format):
 
 
 def _study(args):
-    try:
-        from .study import run_study
-    except ImportError as e:
-        raise UsageError(f"the study is not available in this installation ({e})") from None
+    from .study import run_study
+
     seeds = None
     if args.seeds:
         try:

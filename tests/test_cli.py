@@ -200,8 +200,11 @@ def test_study_workers_size_the_pool_that_runs_the_jobs(monkeypatch, capsys, tmp
     # through the real run_study: --workers N becomes a pool of N processes (1: none)
     import os
 
+    from types import SimpleNamespace
+
     import regions.study.report
-    import regions.study.study as st
+    import regions.study.store
+    import regions.study.runner as st
 
     pools, ran = [], []
 
@@ -211,10 +214,11 @@ def test_study_workers_size_the_pool_that_runs_the_jobs(monkeypatch, capsys, tmp
 
     def fake_job(job):
         ran.append(job["name"])
-        return {"name": job["name"], "seed": job["seed"], "seconds": 0.0, "mean_loss": [1.0]}
+        return SimpleNamespace(name=job["name"], seed=job["seed"], seconds=0.0, mean_loss=[1.0])
 
     monkeypatch.setattr(st, "_default_executor", fake_pool)
     monkeypatch.setattr(st, "run_job", fake_job)
+    monkeypatch.setattr(regions.study.store, "save_run", lambda *a, **kw: None)
     monkeypatch.setattr(regions.study.report, "write_report",
                         lambda results, out_dir, **kw: os.path.join(out_dir, "report.md"))
     out = str(tmp_path / "r")

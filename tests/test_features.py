@@ -6,8 +6,9 @@ import shapely
 import torch
 
 from regions.network import as_network
-from regions.study.features import (Features, boundary_distances, grid_neighbours,
-                                    sample_features, segment_crossings)
+from regions.study.features import (Features, boundary_distances, sample_features,
+                                    segment_crossings)
+from regions.study.grid import adjacent_pairs
 
 
 def _mlp(widths, seed=0, d_in=2, d_out=1, scale=1.0):
@@ -142,7 +143,7 @@ def test_crossings_single_layer_closed_form():
 def test_crossings_deep_net_against_dense_sampling_and_partition(raw2d):
     model, coords, f = raw2d
     net = as_network(model)
-    pairs = grid_neighbours((12, 12))
+    pairs = adjacent_pairs((12, 12))
     c = f.meta["neighbour_crossings"]
     # dense sampling: pattern changes along the segment (a lower bound; equal
     # unless two changes fall between samples)
@@ -280,7 +281,7 @@ def test_encoded_2d_crossings_exact_along_rows_and_columns():
     f = sample_features(model, coords, grid_shape=(5, 5))
     assert f.kind["crossings"] == "exact"
     net = as_network(model)
-    pairs = grid_neighbours((5, 5))
+    pairs = adjacent_pairs((5, 5))
     c = f.meta["neighbour_crossings"]
     for k in range(0, len(pairs), 3):
         a, b = coords[pairs[k, 0]], coords[pairs[k, 1]]

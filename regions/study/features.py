@@ -43,6 +43,11 @@ Encoded models (a :class:`regions.encoding.Encoding` in front):
   labelled ``'sampled'``: ``region`` / ``occupancy`` / ``measure`` from the
   distinct patterns at the samples, ``density`` (distinct patterns in the
   window of radius ``radius``).
+
+Size: over 400 lines until :func:`segment_crossings` and
+:func:`boundary_distances` (engine geometry, ~140 lines) are replaced by their
+public versions in :mod:`regions.geometry`; the study keeps its own copies
+until then, with the same signatures.
 """
 from __future__ import annotations
 
@@ -51,9 +56,10 @@ import csv
 import numpy as np
 
 from ..network import as_network
+from .grid import adjacent_pairs
 
 __all__ = ["Features", "sample_features", "segment_crossings", "boundary_distances",
-           "grid_neighbours", "default_domain"]
+           "default_domain"]
 
 EXACT, SAMPLED = "exact", "sampled"
 
@@ -243,26 +249,7 @@ def boundary_distances(model, points):
 
 
 # ----------------------------------------------------------------------------
-# grid helpers
-
-def grid_neighbours(grid_shape):
-    """Index pairs ``(i, j)`` of grid neighbours (right and down in 2D; next in 1D).
-
-    ``grid_shape`` is ``(n,)`` or ``(H, W)`` with samples in row-major order
-    (index = row * W + col). Returns ``(P, 2)`` int64.
-    """
-    shape = tuple(int(s) for s in grid_shape)
-    if len(shape) == 1:
-        i = np.arange(shape[0] - 1)
-        return np.stack([i, i + 1], 1)
-    if len(shape) != 2:
-        raise ValueError(f"grid_shape must be (n,) or (H, W), got {grid_shape!r}")
-    H, W = shape
-    idx = np.arange(H * W).reshape(H, W)
-    right = np.stack([idx[:, :-1].ravel(), idx[:, 1:].ravel()], 1)
-    down = np.stack([idx[:-1, :].ravel(), idx[1:, :].ravel()], 1)
-    return np.concatenate([right, down])
-
+# grid helpers (the grid itself: regions.study.grid)
 
 def _mean_over_pairs(values, pairs, n):
     """Mean of a per-pair value over the pairs touching each sample."""
@@ -292,7 +279,7 @@ def default_domain(coords, grid_shape=None):
 
 
 def _grid_step(coords, grid_shape):
-    pairs = grid_neighbours(grid_shape)
+    pairs = adjacent_pairs(grid_shape)
     steps = np.linalg.norm(coords[pairs[:, 1]] - coords[pairs[:, 0]], axis=1)
     return float(np.min(steps[steps > 0])) if np.any(steps > 0) else 1.0
 
@@ -379,8 +366,9 @@ def sample_features(model, coords, grid_shape=None, domain=None, radius=None,
 
 
 def _partition(net, domain, partition):
+    """The partition to use: the one given, a new one (``None``), or none (``False``)."""
     if partition is False:
-        raise ImportError("partition=False: no exact partition for this model")
+        return None
     if partition is not None:
         return partition
     from ..api import partition as compute
@@ -394,14 +382,12 @@ def _occupancy(labels):
 
 
 def _raw_features(f, net, coords, grid_shape, domain, radius, partition):
-    try:
-        p = _partition(net, domain, partition)
-    except ImportError:  # the exact engine is not installed: network-only features
-        p = None
+    p = _partition(net, domain, partition)
+    if p is None:  # partition=False (the engine failed or was skipped): network-only features
         f.meta["n_regions"] = None
-        f.meta["missing"] = ("no exact partition (engine unavailable or failed): region, "
-                             "measure, inradius, occupancy, density skipped")
-    if p is not None:
+        f.meta["missing"] = ("no exact partition (skipped or failed): region, measure, "
+                             "inradius, occupancy, density not computed")
+    else:
         _partition_features(f, p, coords, domain, radius)
     dist = boundary_distances(net, coords)
     f.meta["distances"] = dist
@@ -409,7 +395,7 @@ def _raw_features(f, net, coords, grid_shape, domain, radius, partition):
     f.add("dist_layer1", dist["layer1"], EXACT, "distance to the nearest first-layer line")
     f.add("dist_paper", dist["paper"], EXACT, "the authors' |z|/|W_l[k]| (exact for layer 1 only)")
     if grid_shape is not None:
-        pairs = grid_neighbours(grid_shape)
+        pairs = adjacent_pairs(grid_shape)
         c = segment_crossings(net, coords[pairs[:, 0]], coords[pairs[:, 1]])
         f.add("crossings", _mean_over_pairs(c.astype(float), pairs, len(coords)), EXACT,
               "mean boundary crossings on the segments to the grid neighbours")
@@ -450,11 +436,10 @@ def _partition_features(f, p, coords, domain, radius):
 
 
 def _encoded_1d_features(f, net, coords, grid_shape, domain, radius, partition):
-    try:
-        p = _partition(net, domain, partition)
-    except ImportError:
+    p = _partition(net, domain, partition)
+    if p is None:
         f.meta["n_regions"] = None
-        f.meta["missing"] = "encoded 1D partition unavailable: region features skipped"
+        f.meta["missing"] = "no encoded 1D partition (skipped or failed): region features skipped"
         return
     x = coords[:, 0]
     piece = np.asarray(p.locate(coords), dtype=np.int64)
@@ -482,7 +467,7 @@ def _encoded_1d_features(f, net, coords, grid_shape, domain, radius, partition):
     f.add("dist_boundary", np.minimum(x - iv[piece, 0], iv[piece, 1] - x), EXACT,
           "distance to the nearest breakpoint (domain ends included)")
     if grid_shape is not None:
-        pairs = grid_neighbours(grid_shape)
+        pairs = adjacent_pairs(grid_shape)
         a, b = np.minimum(x[pairs[:, 0]], x[pairs[:, 1]]), np.maximum(x[pairs[:, 0]], x[pairs[:, 1]])
         c = np.searchsorted(bp, b, "left") - np.searchsorted(bp, a, "right")
         f.add("crossings", _mean_over_pairs(c.astype(float), pairs, len(x)), EXACT,
@@ -491,13 +476,10 @@ def _encoded_1d_features(f, net, coords, grid_shape, domain, radius, partition):
 
 
 def _encoded_2d_features(f, net, coords, grid_shape, radius, pats, crossings=True):
-    try:
-        from ..sampling import sampled_patterns
-        _, pid = sampled_patterns(net, coords)
-        pid = np.asarray(pid, dtype=np.int64)
-    except ImportError:
-        _, pid = np.unique(pats, axis=0, return_inverse=True)
-        pid = pid.ravel()
+    from ..sampling import sampled_patterns
+
+    _, pid = sampled_patterns(net, coords)
+    pid = np.asarray(pid, dtype=np.int64)
     occ = _occupancy(pid)
     f.meta["n_regions"] = None
     f.add("region", pid, SAMPLED, "distinct pattern among the samples")
@@ -518,7 +500,7 @@ def _encoded_2d_features(f, net, coords, grid_shape, radius, pats, crossings=Tru
         f.add("density", dens, SAMPLED, f"distinct patterns in the {2 * r + 1}x{2 * r + 1} window")
         c = _encoded_grid_crossings(net, coords, grid_shape) if crossings else None
         if c is not None:
-            pairs = grid_neighbours(grid_shape)
+            pairs = adjacent_pairs(grid_shape)
             f.add("crossings", _mean_over_pairs(c.astype(float), pairs, len(coords)), EXACT,
                   "mean exact boundary crossings along rows/columns to the grid neighbours")
             f.meta["neighbour_crossings"] = c
@@ -532,12 +514,10 @@ def _cell_area(coords, grid_shape):
 
 def _encoded_grid_crossings(net, coords, grid_shape):
     """Exact crossings between grid neighbours of an encoded 2D model, in the
-    order of :func:`grid_neighbours` (rows, then columns), from
-    :func:`regions.grid_crossings`; ``None`` when that engine is missing."""
-    try:
-        from ..encoded import grid_crossings
-    except ImportError:
-        return None
+    order of :func:`regions.study.grid.adjacent_pairs` (rows, then columns), from
+    :func:`regions.grid_crossings`; ``None`` when the samples are not a regular grid."""
+    from ..encoded import grid_crossings
+
     H, W = grid_shape
     X = coords[:, 0].reshape(H, W)
     Y = coords[:, 1].reshape(H, W)
@@ -551,7 +531,7 @@ def _encoded_grid_crossings(net, coords, grid_shape):
 
 
 def _hamming_features(f, net, pats, grid_shape, layers):
-    pairs = grid_neighbours(grid_shape)
+    pairs = adjacent_pairs(grid_shape)
     diff = pats[pairs[:, 0]] != pats[pairs[:, 1]]
     n = pats.shape[0]
     f.add("hamming", _mean_over_pairs(diff.sum(1).astype(float), pairs, n), EXACT,
