@@ -291,16 +291,23 @@ def _deeper_rows(draw, n_in, n):
         kind = draw(st.sampled_from(["free", "free", "dup", "scaled", "zero"])) if W else "free"
         if kind == "free":
             W.append([draw(small) for _ in range(n_in)]), b.append(draw(small))
-        elif kind == "dup":
-            j = draw(st.integers(0, len(W) - 1))
-            W.append(list(W[j])), b.append(b[j] + draw(st.sampled_from(NEAR)))
-        elif kind == "scaled":
-            j = draw(st.integers(0, len(W) - 1))
-            s = draw(st.sampled_from([2, -1, -2, Fraction(1, 2)]))
-            W.append([s * w for w in W[j]]), b.append(s * b[j])
         else:
-            W.append([0] * n_in), b.append(draw(st.integers(-1, 1)))
+            _append_repeated_row(draw, W, b, kind, n_in)
     return W, b
+
+
+def _append_repeated_row(draw, W, b, kind, n_in):
+    """Append a row made from the rows so far: ``dup`` (a near duplicate: the bias off
+    by one of NEAR), ``scaled`` (an exact multiple) or ``zero`` (a constant neuron)."""
+    if kind == "dup":
+        j = draw(st.integers(0, len(W) - 1))
+        W.append(list(W[j])), b.append(b[j] + draw(st.sampled_from(NEAR)))
+    elif kind == "scaled":
+        j = draw(st.integers(0, len(W) - 1))
+        s = draw(st.sampled_from([2, -1, -2, Fraction(1, 2)]))
+        W.append([s * w for w in W[j]]), b.append(s * b[j])
+    else:
+        W.append([0] * n_in), b.append(draw(st.integers(-1, 1)))
 
 
 def _tail(draw, first_width):
@@ -394,15 +401,8 @@ def degenerate_net_2d(draw, domains=convex_domain()):
             s = draw(st.sampled_from([-2, -1, 1, 2]))
             a = (s * (py - qy), s * (qx - px))
             W.append(list(a)), b.append(-(a[0] * px + a[1] * py) + draw(st.sampled_from(NEAR)))
-        elif kind == "dup":
-            j = draw(st.integers(0, len(W) - 1))
-            W.append(list(W[j])), b.append(b[j] + draw(st.sampled_from(NEAR)))
-        elif kind == "scaled":
-            j = draw(st.integers(0, len(W) - 1))
-            s = draw(st.sampled_from([2, -1, -2, Fraction(1, 2)]))
-            W.append([s * w for w in W[j]]), b.append(s * b[j])
         else:
-            W.append([0, 0]), b.append(draw(st.integers(-1, 1)))
+            _append_repeated_row(draw, W, b, kind, 2)
     tail, slopes = _tail(draw, width)
     return [(W, b)] + tail, vertices, slopes
 
