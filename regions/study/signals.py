@@ -206,12 +206,10 @@ def _resize(img, size):
     H, W = (size, size) if np.isscalar(size) else tuple(int(s) for s in size)
     if (H, W) == img.shape[:2]:
         return img
-    try:
-        from PIL import Image
-    except ImportError:  # nearest neighbour in numpy
-        rows = (np.arange(H) * img.shape[0] // H)
-        cols = (np.arange(W) * img.shape[1] // W)
-        return img[rows][:, cols]
+    # Pillow comes with matplotlib (a dependency); no silent nearest-neighbour
+    # fallback, which would give another image on another installation
+    from PIL import Image
+
     chans = [np.asarray(Image.fromarray(img[..., c].astype(np.float32), mode="F")
                         .resize((W, H), Image.BILINEAR), dtype=np.float64)
              for c in range(img.shape[2])]
