@@ -1,5 +1,5 @@
-"""Helpers every engine needs once: the progress bar, the thread pool and the
-region cap.
+"""Helpers every engine needs once: the progress bar, the thread pool, the
+region cap, the slice into the domain's coordinates and the range check.
 
 * :func:`progress_bar` opens a tqdm bar when asked to (``progress=None``:
   only when stderr is a terminal) and otherwise gives ``None``; tqdm is
@@ -8,6 +8,11 @@ region cap.
   kernels, grown when a caller asks for more threads than it has.
 * :func:`check_region_cap` raises :class:`regions.partition.TooManyRegions`
   with one message for every engine.
+* :func:`in_domain_coordinates` composes a domain's map ``x = origin + basis @ u``
+  into a raw network's first layer: the one place the raw engines slice.
+* :func:`check_value_range` bounds every layer's values over the domain by
+  interval arithmetic and refuses a network whose values could overflow
+  float64, before any engine runs.
 
 Examples
 --------
@@ -21,6 +26,15 @@ True
 Traceback (most recent call last):
 ...
 regions.partition.TooManyRegions: the partition has at least 13 regions after hidden layer 1 of 2, ...
+
+>>> import numpy as np
+>>> from regions.domain import Interval
+>>> from regions.network import as_network
+>>> huge = as_network([(np.full((2, 1), 1e200), np.zeros(2)), (np.full((1, 2), 1e200), np.zeros(1))])
+>>> check_value_range(huge, Interval(-1, 1))  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+ValueError: affine layer 2 of 2 (the output layer, from pair 1) could reach pre-activations of magnitude inf ...
 """
 from __future__ import annotations
 
@@ -28,9 +42,17 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
 from .partition import TooManyRegions
 
-__all__ = ["show_progress", "progress_bar", "thread_pool", "check_region_cap"]
+__all__ = ["show_progress", "progress_bar", "thread_pool", "check_region_cap",
+           "in_domain_coordinates", "check_value_range", "MAX_VALUE"]
+
+# Largest magnitude a layer's values (and their slopes along the domain) may
+# reach: the engines add and subtract a few of them (snap scales, interpolation
+# t = z(u) / (z(u) - z(v)), affine fits), which stays below float64's 1.8e308.
+MAX_VALUE = 1e300
 
 
 def show_progress(progress) -> bool:
@@ -92,3 +114,81 @@ def check_region_cap(count: int, max_regions, where: str = "", unit: str = "regi
         where = f" {where}" if where else ""
         raise TooManyRegions(f"the partition has at least {count} {unit}{where}, more than "
                              f"max_regions={max_regions}; raise max_regions or shrink the domain")
+
+
+def in_domain_coordinates(network, domain):
+    """The raw ``network`` as a function of the ``domain``'s own coordinate ``u``.
+
+    The domain's map ``x = origin + basis @ u`` composed into the first layer
+    (:meth:`regions.Network.sliced`); the network itself when the domain is
+    the input space (no slice). The raw 1D and 2D engines and
+    :meth:`regions.partition2d.Partition2D.locate` slice here and nowhere else;
+    an encoded network is composed along its line by its own engine instead
+    (the map goes into the encoding's phases, which are not a layer).
+    """
+    return network if domain.is_identity else network.sliced(domain.origin, domain.basis)
+
+
+def _layer_name(network, l):
+    """``"affine layer 2 of 3 (hidden, from layer 2 (Linear))"``: where a layer is."""
+    n_layers = len(network.weights)
+    role = "the output layer" if l == n_layers - 1 else "hidden"
+    name = network.names[l] if l < len(network.names) else None
+    origin = f", from {name}" if name is not None and name != "identity output" else ""
+    return f"affine layer {l + 1} of {n_layers} ({role}{origin})"
+
+
+def check_value_range(network, domain):
+    """Refuse a network whose values over ``domain`` could overflow float64.
+
+    Interval arithmetic, layer by layer, before any engine runs: the inputs
+    are bounded over the domain's bounding box mapped into input coordinates
+    (``|x_i| <= |origin_i| + sum_j |basis_ij| max |u_j|``; the features of an
+    encoding by 1 for sin/cos and by ``|omega| max |x|`` for a raw projection),
+    every layer's pre-activations by ``|W| max|a| + |b|`` and its activations
+    by ``max(1, |slope|)`` times that; the slopes of the pre-activations along
+    the domain's coordinates likewise (``|W| |dz/du|``, starting from
+    ``|basis|``; and for an encoding the second derivative too, which its
+    root isolation bounds). A bound that is not finite or exceeds
+    :data:`MAX_VALUE` (1e300) raises ``ValueError`` naming the layer and the
+    bound: the engines accept networks whose values stay below it, so that
+    the sums and differences they form stay finite.
+    """
+    lo, hi = _domain_box(domain)
+    u_max = np.maximum(np.abs(lo), np.abs(hi))
+    basis = np.abs(domain.basis)
+    with np.errstate(over="ignore", invalid="ignore"):
+        x_max = np.abs(domain.origin) + basis @ u_max
+        encoding = network.encoding
+        if encoding is None:
+            value, derivatives = x_max, [basis]
+        else:
+            kinds, omegas = encoding.feature_spec()
+            omegas = np.abs(omegas)
+            trig = kinds != 0
+            value = np.where(trig, 1.0, omegas @ x_max)
+            slope = omegas @ basis
+            derivatives = [slope, np.where(trig[:, None], slope ** 2, 0.0)]
+        names = ["pre-activations", "slopes along the domain", "second derivatives along the domain"]
+        for l, (W, b) in enumerate(zip(network.weights, network.biases)):
+            W = np.abs(W)
+            bounds = [W @ value + np.abs(b)] + [W @ d for d in derivatives]
+            for what, bound in zip(names, bounds):
+                worst = float(np.max(bound, initial=0.0))
+                if not worst <= MAX_VALUE:
+                    raise ValueError(
+                        f"{_layer_name(network, l)} could reach {what} of magnitude {worst:.3g} "
+                        f"over the domain (interval arithmetic over its bounding box); the engines "
+                        f"accept networks whose values and slopes stay within {MAX_VALUE:g} there, "
+                        "so that float64 sums and differences of them cannot overflow. Scale the "
+                        "weights down or shrink the domain")
+            if l < len(network.slopes):
+                gain = max(1.0, abs(float(network.slopes[l])))
+                value, derivatives = gain * bounds[0], [gain * d for d in bounds[1:]]
+
+
+def _domain_box(domain):
+    """``(lo, hi)`` arrays of the domain's bounding box in its own coordinates."""
+    bounds = np.asarray(domain.bounds, dtype=np.float64)
+    half = bounds.shape[0] // 2
+    return bounds[:half], bounds[half:]

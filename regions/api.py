@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._shared import check_region_cap, check_value_range, in_domain_coordinates
 from .domain import as_domain
 from .network import as_network
 from .partition import TooManyRegions
@@ -109,6 +110,17 @@ def partition(model, domain, *, max_regions=None, progress=None, memory_budget=N
         ``len(p)`` regions; ``p.patterns``, ``p.measure``, ``p.locate``,
         ``p.affine`` and the geometry of ``docs/design.md``.
 
+    Raises
+    ------
+    ValueError
+        A model or domain that cannot be read, or a network whose values over
+        the domain could overflow float64: every layer's pre-activations and
+        their slopes are bounded by interval arithmetic before any engine runs
+        and must stay within ``1e300`` (see
+        :func:`regions._shared.check_value_range`).
+    TooManyRegions, MemoryBudgetExceeded
+        See ``max_regions`` and ``memory_budget``.
+
     Examples
     --------
     >>> import numpy as np, regions
@@ -121,14 +133,18 @@ def partition(model, domain, *, max_regions=None, progress=None, memory_budget=N
         max_regions = _positive_int(max_regions, "max_regions")
     if memory_budget is not None:
         memory_budget = _positive_int(memory_budget, "memory_budget")
+    # the model and the domain are read here, once; the engines take them as they are
     net = as_network(model)
     dom = as_domain(domain, net.input_dim)
-    if net.encoding is not None:
-        from . import encoded
+    if net.encoding is not None and dom.dim == 2:
+        from .encoded.engine import ENCODED_2D_MESSAGE
 
-        if dom.dim == 2:
-            raise ValueError(encoded.ENCODED_2D_MESSAGE)
-        return encoded.partition_encoded_1d(net, dom, max_regions=max_regions, progress=progress)
+        raise ValueError(ENCODED_2D_MESSAGE)
+    check_value_range(net, dom)
+    if net.encoding is not None:
+        from .encoded.engine import partition_encoded_line
+
+        return partition_encoded_line(net, dom, max_regions=max_regions, progress=progress)
     if dom.dim == 1:
         from .partition1d import partition_1d
 
@@ -138,17 +154,17 @@ def partition(model, domain, *, max_regions=None, progress=None, memory_budget=N
 
 
 def _partition_2d(net, dom, max_regions, progress, memory_budget):
+    """The raw 2D engine on a :class:`Network` and a 2D :class:`Domain`: the
+    domain's convex pieces cut by :func:`regions.partition2d.enumerate_plane` in
+    the domain's coordinates, merged back per region when there are several."""
     from .partition2d import Partition2D, enumerate_plane, merge_pieces
 
-    local = net if dom.is_identity else net.sliced(dom.origin, dom.basis)
     pieces = dom.convex_pieces()
     merged = len(pieces) > 1
-    out = enumerate_plane(local, pieces, max_regions=max_regions, progress=progress,
-                          memory_budget=memory_budget, merged=merged)
+    out = enumerate_plane(in_domain_coordinates(net, dom), pieces, max_regions=max_regions,
+                          progress=progress, memory_budget=memory_budget, merged=merged)
     if merged:
         out = merge_pieces(out)
-        if max_regions is not None and len(out["face_offsets"]) - 1 > max_regions:
-            raise TooManyRegions(f"the partition has {len(out['face_offsets']) - 1} regions, more "
-                                 f"than max_regions={max_regions}")
+        check_region_cap(len(out["face_offsets"]) - 1, max_regions)
     stats = out.pop("stats")
     return Partition2D(net, dom, stats=stats, **out)
