@@ -7,7 +7,8 @@ region cap, the slice into the domain's coordinates and the range check.
 * :func:`thread_pool` is one process-wide pool of threads for the nogil
   kernels, grown when a caller asks for more threads than it has.
 * :func:`check_region_cap` raises :class:`regions.partition.TooManyRegions`
-  with one message for every engine.
+  with one message for every engine; :func:`check_layer_memory` raises
+  :class:`MemoryBudgetExceeded` against the budget of :func:`memory_budget`.
 * :func:`in_domain_coordinates` composes a domain's map ``x = origin + basis @ u``
   into a raw network's first layer: the one place the raw engines slice.
 * :func:`check_value_range` bounds every layer's values over the domain by
@@ -47,7 +48,8 @@ import numpy as np
 from .partition import TooManyRegions
 
 __all__ = ["show_progress", "progress_bar", "thread_pool", "check_region_cap",
-           "in_domain_coordinates", "check_value_range", "MAX_VALUE"]
+           "in_domain_coordinates", "check_value_range", "MAX_VALUE", "memory_budget",
+           "check_layer_memory", "MemoryBudgetExceeded"]
 
 # Largest magnitude a layer's values (and their slopes along the domain) may
 # reach: the engines add and subtract a few of them (snap scales, interpolation
@@ -114,6 +116,68 @@ def check_region_cap(count: int, max_regions, where: str = "", unit: str = "regi
         where = f" {where}" if where else ""
         raise TooManyRegions(f"the partition has at least {count} {unit}{where}, more than "
                              f"max_regions={max_regions}; raise max_regions or shrink the domain")
+
+
+MEMORY_SHARE = 0.8              # default budget: this share of the available memory ...
+MEMORY_FLOOR = 2**30            # ... but not less than 1 GiB (or half the machine's memory)
+_FALLBACK_AVAILABLE = 4 * 2**30  # when /proc/meminfo cannot be read
+
+
+class MemoryBudgetExceeded(TooManyRegions):
+    """A layer would need more memory than the budget allows.
+
+    Raised before the layer is built, from its count pass; the message names
+    the estimate, the budget and ``max_regions``. A subclass of
+    :class:`TooManyRegions`, so code that catches that catches this too.
+    """
+
+
+def memory_budget():
+    """Default memory budget in bytes: ``MEMORY_SHARE`` (80%) of ``MemAvailable``
+    in ``/proc/meminfo`` now, but at least ``MEMORY_FLOOR`` (1 GiB, or half of
+    ``MemTotal`` on a smaller machine), so that a busy machine's momentary
+    shortage does not stop a small enumeration; 80% of 4 GiB where
+    ``/proc/meminfo`` cannot be read.
+
+    Examples
+    --------
+    >>> memory_budget() >= min(MEMORY_FLOOR, 0.5 * _meminfo()["MemTotal"])
+    True
+    """
+    info = _meminfo()
+    if "MemAvailable" not in info:
+        return int(MEMORY_SHARE * _FALLBACK_AVAILABLE)
+    floor = min(MEMORY_FLOOR, 0.5 * info.get("MemTotal", 2 * MEMORY_FLOOR))
+    return int(max(MEMORY_SHARE * info["MemAvailable"], floor))
+
+
+def _meminfo():
+    """``/proc/meminfo`` in bytes (``{}`` where it cannot be read)."""
+    out = {}
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                fields = rest.split()
+                if fields and fields[0].isdigit():
+                    out[key] = int(fields[0]) * 1024
+    except OSError:
+        pass
+    return out
+
+
+def check_layer_memory(estimate, budget, max_regions, where, size):
+    """Raise :class:`MemoryBudgetExceeded` when a layer's estimated bytes exceed ``budget``.
+
+    ``where`` names the layer, ``size`` what the count pass found (e.g.
+    ``"1200 regions"``); both go into the message with the estimate, the
+    budget and ``max_regions``.
+    """
+    if estimate > budget:
+        raise MemoryBudgetExceeded(
+            f"{where} would need about {estimate / 2**20:,.0f} MiB ({size}), more than the memory "
+            f"budget of {budget / 2**20:,.0f} MiB (max_regions={max_regions}); pass a larger "
+            "memory_budget= (bytes), a smaller max_regions, or shrink the domain or the network")
 
 
 def in_domain_coordinates(network, domain):

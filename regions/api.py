@@ -1,76 +1,23 @@
-"""``regions.partition``: one entry point for every model and domain."""
+"""``regions.partition``: one entry point for every model and domain.
+
+It reads the model (:func:`regions.network.as_network`) and the domain
+(:func:`regions.domain.as_domain`) once, checks the network's range over the
+domain, and hands the engines a :class:`regions.Network` and a
+:class:`regions.domain.Domain`. The memory budget (:func:`memory_budget`,
+:class:`MemoryBudgetExceeded`) lives in :mod:`regions._shared`, with the other
+helpers the engines share, and is re-exported here.
+"""
 from __future__ import annotations
 
 import numpy as np
 
-from ._shared import check_region_cap, check_value_range, in_domain_coordinates
+from ._shared import (MemoryBudgetExceeded, check_region_cap, check_value_range,
+                      in_domain_coordinates, memory_budget)
 from .domain import as_domain
 from .network import as_network
 from .partition import TooManyRegions
 
 __all__ = ["partition", "TooManyRegions", "MemoryBudgetExceeded", "memory_budget"]
-
-MEMORY_SHARE = 0.8              # default budget: this share of the available memory ...
-MEMORY_FLOOR = 2**30            # ... but not less than 1 GiB (or half the machine's memory)
-_FALLBACK_AVAILABLE = 4 * 2**30  # when /proc/meminfo cannot be read
-
-
-class MemoryBudgetExceeded(TooManyRegions):
-    """A layer would need more memory than the budget allows.
-
-    Raised before the layer is built, from its count pass; the message names
-    the estimate, the budget and ``max_regions``. A subclass of
-    :class:`TooManyRegions`, so code that catches that catches this too.
-    """
-
-
-def memory_budget():
-    """Default memory budget in bytes: ``MEMORY_SHARE`` (80%) of ``MemAvailable``
-    in ``/proc/meminfo`` now, but at least ``MEMORY_FLOOR`` (1 GiB, or half of
-    ``MemTotal`` on a smaller machine), so that a busy machine's momentary
-    shortage does not stop a small enumeration; 80% of 4 GiB where
-    ``/proc/meminfo`` cannot be read.
-
-    Examples
-    --------
-    >>> memory_budget() >= min(MEMORY_FLOOR, 0.5 * _meminfo()["MemTotal"])
-    True
-    """
-    info = _meminfo()
-    if "MemAvailable" not in info:
-        return int(MEMORY_SHARE * _FALLBACK_AVAILABLE)
-    floor = min(MEMORY_FLOOR, 0.5 * info.get("MemTotal", 2 * MEMORY_FLOOR))
-    return int(max(MEMORY_SHARE * info["MemAvailable"], floor))
-
-
-def _meminfo():
-    """``/proc/meminfo`` in bytes (``{}`` where it cannot be read)."""
-    out = {}
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                key, _, rest = line.partition(":")
-                fields = rest.split()
-                if fields and fields[0].isdigit():
-                    out[key] = int(fields[0]) * 1024
-    except OSError:
-        pass
-    return out
-
-
-def check_layer_memory(estimate, budget, max_regions, where, size):
-    """Raise :class:`MemoryBudgetExceeded` when a layer's estimated bytes exceed ``budget``.
-
-    ``where`` names the layer, ``size`` what the count pass found (e.g.
-    ``"1200 regions"``); both go into the message with the estimate, the
-    budget and ``max_regions``.
-    """
-    if estimate > budget:
-        raise MemoryBudgetExceeded(
-            f"{where} would need about {estimate / 2**20:,.0f} MiB ({size}), more than the memory "
-            f"budget of {budget / 2**20:,.0f} MiB (max_regions={max_regions}); pass a larger "
-            "memory_budget= (bytes), a smaller max_regions, or shrink the domain or the network")
-
 
 def _positive_int(value, name):
     """``value`` as an int when it is a positive integer (not a bool), else ``ValueError``."""

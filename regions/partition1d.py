@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._shared import check_region_cap, in_domain_coordinates, progress_bar, thread_pool
+from ._shared import (check_layer_memory, check_region_cap, in_domain_coordinates,
+                      memory_budget as default_budget, progress_bar, thread_pool)
 from .partition import Partition, unpack_patterns
 
 __all__ = ["Partition1D", "partition_1d", "line_pieces"]
@@ -125,8 +126,6 @@ def line_pieces(net, lo, hi, max_regions=None, progress=None, desc="1D layers",
     each layer.
     """
     from kernels import line as K
-
-    from .api import check_layer_memory, memory_budget as default_budget
 
     if net.weights[0].shape[1] != 1:
         raise ValueError(f"line_pieces needs a 1-input network, got {net.weights[0].shape[1]} inputs")

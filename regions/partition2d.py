@@ -73,7 +73,8 @@ from functools import cached_property
 
 import numpy as np
 
-from ._shared import check_region_cap, in_domain_coordinates, progress_bar
+from ._shared import (check_layer_memory, check_region_cap, in_domain_coordinates,
+                      memory_budget as default_budget, progress_bar)
 from .partition import Partition
 
 RTOL = 1e-10
@@ -140,8 +141,6 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_bud
     """
     from kernels import line, plane
     from kernels.polygon import affine_fits
-
-    from .api import check_layer_memory, memory_budget as default_budget
 
     t0 = time.perf_counter()
     budget = default_budget() if memory_budget is None else memory_budget
