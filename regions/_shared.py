@@ -225,30 +225,33 @@ def check_value_range(network, domain):
         x_max = np.abs(domain.origin) + basis @ u_max
         encoding = network.encoding
         if encoding is None:
-            value, derivatives = x_max, [basis]
+            columns = [x_max[:, None], basis]
         else:
             kinds, omegas = encoding.feature_spec()
             omegas = np.abs(omegas)
             trig = kinds != 0
-            value = np.where(trig, 1.0, omegas @ x_max)
             slope = omegas @ basis
-            derivatives = [slope, np.where(trig[:, None], slope ** 2, 0.0)]
-        names = ["pre-activations", "slopes along the domain", "second derivatives along the domain"]
+            columns = [np.where(trig, 1.0, omegas @ x_max)[:, None], slope,
+                       np.where(trig[:, None], slope ** 2, 0.0)]
+        # one product per layer: the value bound in column 0, then the derivatives'
+        what = np.repeat(["pre-activations", "slopes along the domain",
+                          "second derivatives along the domain"][:len(columns)],
+                         [c.shape[1] for c in columns])
+        bound = np.concatenate(columns, axis=1)
         for l, (W, b) in enumerate(zip(network.weights, network.biases)):
-            W = np.abs(W)
-            bounds = [W @ value + np.abs(b)] + [W @ d for d in derivatives]
-            for what, bound in zip(names, bounds):
-                worst = float(np.max(bound, initial=0.0))
-                if not worst <= MAX_VALUE:
-                    raise ValueError(
-                        f"{_layer_name(network, l)} could reach {what} of magnitude {worst:.3g} "
-                        f"over the domain (interval arithmetic over its bounding box); the engines "
-                        f"accept networks whose values and slopes stay within {MAX_VALUE:g} there, "
-                        "so that float64 sums and differences of them cannot overflow. Scale the "
-                        "weights down or shrink the domain")
+            bound = np.abs(W) @ bound
+            bound[:, 0] += np.abs(b)
+            worst = bound.max(axis=0)
+            bad = np.flatnonzero(~(worst <= MAX_VALUE))
+            if bad.size:
+                raise ValueError(
+                    f"{_layer_name(network, l)} could reach {what[bad[0]]} of magnitude "
+                    f"{worst[bad[0]]:.3g} over the domain (interval arithmetic over its bounding "
+                    f"box); the engines accept networks whose values and slopes stay within "
+                    f"{MAX_VALUE:g} there, so that float64 sums and differences of them cannot "
+                    "overflow. Scale the weights down or shrink the domain")
             if l < len(network.slopes):
-                gain = max(1.0, abs(float(network.slopes[l])))
-                value, derivatives = gain * bounds[0], [gain * d for d in bounds[1:]]
+                bound *= max(1.0, abs(float(network.slopes[l])))
 
 
 def _domain_box(domain):
