@@ -273,8 +273,6 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_bud
     finally:
         if bar is not None:
             bar.close()
-    if not merged:
-        check_region_cap(len(face_off) - 1, max_regions)
     A, c = affine_fits(P, np.ascontiguousarray(Z), face_off, face_vtx)
     return dict(vertices=P, face_offsets=face_off, face_vertices=face_vtx, face_edges=face_edge,
                 edges=edges, packed_patterns=bits, A=A, c=c, vertex_values=Z,

@@ -19,8 +19,7 @@ from .result import EncodedPartition1D
 from .tolerances import H_TERM, MERGE, XTOL
 
 __all__ = ["partition_encoded_1d", "partition_encoded_segment", "partition_encoded_line",
-           "encoded_line_pieces",
-           "reject_encoded_2d", "ENCODED_2D_MESSAGE"]
+           "encoded_line_pieces", "reject_encoded_2d", "ENCODED_2D_MESSAGE"]
 
 ENCODED_2D_MESSAGE = (
     "the regions of an encoded (sin/cos feature) network in its 2D coordinate space are "
@@ -337,7 +336,7 @@ def partition_encoded_1d(network, domain, max_regions=None, progress=None, threa
     """
     net = as_network(network)
     enc = _encoding_of(net)
-    dom = domain if isinstance(domain, Interval) else as_domain(domain, enc.in_features)
+    dom = as_domain(domain, enc.in_features)
     if not isinstance(dom, Interval) or dom.dim != 1:
         raise ValueError(f"partition_encoded_1d needs a 1D domain ((lo, hi), regions.Interval or "
                          f"regions.Segment), got {domain!r}")
