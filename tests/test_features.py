@@ -233,12 +233,18 @@ def test_raw_1d_features():
     assert np.all(f["density"] >= 1)
 
 
-def test_encoded_2d_features_are_labelled():
+def _encoded_2d(width, side):
+    """A one-hidden-layer model behind a 2D positional encoding (L = 2), a
+    ``side x side`` grid on [0, 1)^2 and its features."""
     enc = positional_encoding(2, 2)
-    model = torch.nn.Sequential(enc, torch.nn.Linear(8, 8), torch.nn.ReLU(),
-                                torch.nn.Linear(8, 1))
-    coords = _grid(6, 6, 0, 1)
-    f = sample_features(model, coords, grid_shape=(6, 6))
+    model = torch.nn.Sequential(enc, torch.nn.Linear(8, width), torch.nn.ReLU(),
+                                torch.nn.Linear(width, 1))
+    coords = _grid(side, side, 0, 1)
+    return enc, model, coords, sample_features(model, coords, grid_shape=(side, side))
+
+
+def test_encoded_2d_features_are_labelled():
+    enc, model, coords, f = _encoded_2d(8, 6)
     assert f.kind["occupancy"] == "sampled" and f.kind["region"] == "sampled"
     assert f.kind["hamming"] == "exact"
     net = as_network(model)
@@ -286,11 +292,7 @@ def test_encoded_1d_features_exact():
 
 
 def test_encoded_2d_crossings_exact_along_rows_and_columns():
-    enc = positional_encoding(2, 2)
-    model = torch.nn.Sequential(enc, torch.nn.Linear(8, 12), torch.nn.ReLU(),
-                                torch.nn.Linear(12, 1))
-    coords = _grid(5, 5, 0, 1)
-    f = sample_features(model, coords, grid_shape=(5, 5))
+    enc, model, coords, f = _encoded_2d(12, 5)
     assert f.kind["crossings"] == "exact"
     net = as_network(model)
     pairs = adjacent_pairs((5, 5))

@@ -300,12 +300,19 @@ def _partition_features(f, p, coords, domain, radius):
         iv = np.asarray(p.intervals)
         x = coords[:, 0]
         f.add("inradius", 0.5 * (iv[rid, 1] - iv[rid, 0]), EXACT, "half the piece length")
-        bp = np.sort(np.asarray(p.breakpoints, dtype=np.float64))
-        f.add("density", 1 + np.searchsorted(bp, x + radius, "left")
-              - np.searchsorted(bp, x - radius, "right"), EXACT,
-              f"pieces meeting [x - {radius:.3g}, x + {radius:.3g}]")
+        _add_interval_density(f, p, x, radius)
         f.add("dist_polygon", np.minimum(x - iv[rid, 0], iv[rid, 1] - x), EXACT,
               "distance to the piece's ends (domain ends included)")
+
+
+def _add_interval_density(f, p, x, radius):
+    """Add ``density`` of a 1D partition ``p`` (pieces meeting ``[x - radius, x +
+    radius]``); returns its sorted breakpoints."""
+    bp = np.sort(np.asarray(p.breakpoints, dtype=np.float64))
+    f.add("density", 1 + np.searchsorted(bp, x + radius, "left")
+          - np.searchsorted(bp, x - radius, "right"), EXACT,
+          f"pieces meeting [x - {radius:.3g}, x + {radius:.3g}]")
+    return bp
 
 
 def _encoded_1d_features(f, net, coords, grid_shape, domain, radius, partition):
@@ -333,10 +340,7 @@ def _encoded_1d_features(f, net, coords, grid_shape, domain, radius, partition):
     f.add("piece_length", lengths[piece], EXACT, "length of the sample's connected piece")
     f.add("inradius", half_max[rid], EXACT, "largest half-length over the pattern's pieces")
     f.add("occupancy", _occupancy(rid), EXACT, "training samples with the same pattern")
-    bp = np.sort(np.asarray(p.breakpoints, dtype=np.float64))
-    f.add("density", 1 + np.searchsorted(bp, x + radius, "left")
-          - np.searchsorted(bp, x - radius, "right"), EXACT,
-          f"pieces meeting [x - {radius:.3g}, x + {radius:.3g}]")
+    bp = _add_interval_density(f, p, x, radius)
     f.add("dist_boundary", np.minimum(x - iv[piece, 0], iv[piece, 1] - x), EXACT,
           "distance to the nearest breakpoint (domain ends included)")
     if grid_shape is not None:
