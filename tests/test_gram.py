@@ -13,7 +13,7 @@ from torch.func import functional_call, grad, vmap
 
 from regions.study.grid import distant_pairs, patch_pairs
 from regions.study.gram import (backprop_factors, confusion, gradient_norms, gram, gram_pairs,
-                                interval_adjacency, predicted_loss_change)
+                                predicted_loss_change)
 from regions.study.training import TrainConfig, build_model
 
 
@@ -159,11 +159,6 @@ def test_neighbour_and_distant_pairs():
     assert np.all((c0 < 25) != (c1 < 25))  # opposite corners
     d1 = distant_pairs((2048,), 100, seed=0)
     assert np.all(d1[:, 1] - d1[:, 0] >= 2048 - 2 * 800)
-
-
-def test_interval_adjacency():
-    A = interval_adjacency(4).toarray()
-    assert A.tolist() == [[0, 1, 0, 0], [1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 1, 0]]
 
 
 def test_bad_inputs_raise():

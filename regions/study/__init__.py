@@ -26,8 +26,6 @@ _API = {
     "findings": "regions.study.claims",
     "sample_features": "regions.study.features",
     "Features": "regions.study.features",
-    "segment_crossings": "regions.study.features",
-    "boundary_distances": "regions.study.features",
     "spearman_ci": "regions.study.coupling",
     "correlation_table": "regions.study.coupling",
     "prediction_agreement": "regions.study.coupling",

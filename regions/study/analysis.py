@@ -93,23 +93,18 @@ def _region_adjacency(features, partition, pats, grid_shape):
     when grid neighbours carry them (sampled)."""
     import scipy.sparse as sp
 
+    from ..geometry import interval_adjacency
+
     if partition is not None and "region" in features:
         rid = np.asarray(features["region"], dtype=np.int64)
         if partition.dim == 2:
             return rid, partition.adjacency()
-        if hasattr(partition, "pattern_id"):
-            pid = np.asarray(partition.pattern_id, dtype=np.int64)
-            n = int(pid.max()) + 1
-            a, b = pid[:-1], pid[1:]
-        else:
-            n = len(partition)
-            a, b = np.arange(n - 1), np.arange(1, n)
-    else:
-        _, rid = np.unique(pats, axis=0, return_inverse=True)
-        rid = rid.ravel().astype(np.int64)
-        pairs = grid.adjacent_pairs(grid_shape)
-        a, b = rid[pairs[:, 0]], rid[pairs[:, 1]]
-        n = int(rid.max()) + 1
+        return rid, interval_adjacency(partition)
+    _, rid = np.unique(pats, axis=0, return_inverse=True)
+    rid = rid.ravel().astype(np.int64)
+    pairs = grid.adjacent_pairs(grid_shape)
+    a, b = rid[pairs[:, 0]], rid[pairs[:, 1]]
+    n = int(rid.max()) + 1
     keep = a != b
     A = sp.coo_matrix((np.ones(int(keep.sum())), (a[keep], b[keep])), shape=(n, n))
     return rid, ((A + A.T) > 0).astype(np.int8).tocsr()
@@ -204,20 +199,21 @@ def _shape_features(out, feats, part, step, n_layers):
             v = np.asarray(feats[k], float)
             setattr(out, f"mean_{k}",
                     float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else None)
-    if "distances" in feats.meta:
+    if "layer_distances" in feats.meta:
         # exact (local normal) over the authors' |z|/|W_l[k]|, per deeper layer and overall
-        dd = feats.meta["distances"]
+        local, paper = (feats.meta["layer_distances"][k] for k in ("local", "weight_norm"))
         ratios = {}
-        for li in range(2, n_layers + 1):
-            with np.errstate(invalid="ignore", divide="ignore"):
-                r = dd[f"layer{li}"] / dd[f"paper_layer{li}"]
-            r = r[np.isfinite(r)]
-            ratios[f"l{li}"] = float(np.median(r)) if r.size else None
         with np.errstate(invalid="ignore", divide="ignore"):
-            r = dd["all"] / dd["paper"]
-        r = r[np.isfinite(r)]
-        ratios["all"] = float(np.median(r)) if r.size else None
+            for li in range(2, n_layers + 1):
+                ratios[f"l{li}"] = _finite_median(local[:, li - 1] / paper[:, li - 1])
+            ratios["all"] = _finite_median(local.min(axis=1) / paper.min(axis=1))
         out.paper_distance_ratio = ratios
+
+
+def _finite_median(values):
+    """Median of the finite entries, ``None`` if there are none."""
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if finite.size else None
 
 
 def _gradient_measures(out, run, model, feats, part, pats, job):

@@ -28,7 +28,7 @@ import scipy.sparse as sp
 import torch
 
 __all__ = ["backprop_factors", "gram", "gram_pairs", "gradient_norms", "confusion",
-           "predicted_loss_change", "interval_adjacency"]
+           "predicted_loss_change"]
 
 _PASS = (torch.nn.Identity, torch.nn.Dropout, torch.nn.Flatten)
 
@@ -292,15 +292,6 @@ def confusion(model, inputs, targets, pairs, factors=None) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- first-order change
-def interval_adjacency(n_regions) -> sp.csr_matrix:
-    """Adjacency of ``n_regions`` consecutive intervals (1D partitions):
-    region ``r`` touches ``r - 1`` and ``r + 1``."""
-    n = int(n_regions)
-    if n < 1:
-        raise ValueError(f"n_regions must be >= 1, got {n_regions!r}")
-    off = np.ones(max(n - 1, 0), dtype=bool)
-    return sp.diags([off, off], [-1, 1], shape=(n, n), format="csr", dtype=bool)
-
 
 def predicted_loss_change(model, inputs, targets, lr, groups, block=1024, factors=None) -> dict:
     """First-order change of every sample's loss under one full-batch GD step.

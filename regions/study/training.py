@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._shared import progress_bar
 from ..encoding import Encoding, PositionalEncoding
 from .signals import Signal
 
@@ -487,15 +487,6 @@ def _batches(n, config):
         yield fixed
 
 
-def _show_progress(progress):
-    if progress is None:
-        try:
-            return sys.stderr.isatty()
-        except (AttributeError, ValueError):
-            return False
-    return bool(progress)
-
-
 def train(signal, config=None, progress=None, threads=None) -> Run:
     """Train a coordinate MLP on a signal, recording per-sample losses.
 
@@ -589,10 +580,7 @@ def _train(signal, config, progress):
 
     record(0)
     batches = _batches(signal.n, config)
-    bar = None
-    if _show_progress(progress):
-        from tqdm.auto import tqdm
-        bar = tqdm(total=config.epochs, desc=f"train {signal.name}", leave=False)
+    bar = progress_bar(progress, total=config.epochs, desc=f"train {signal.name}", leave=False)
     t0 = time.perf_counter()
     diverged = False
     try:
