@@ -75,9 +75,10 @@ import numpy as np
 
 from ._shared import (check_layer_memory, check_region_cap, in_domain_coordinates,
                       memory_budget as default_budget, progress_bar)
+from .network import ZERO_RTOL
 from .partition import Partition
 
-RTOL = 1e-10
+RTOL = ZERO_RTOL  # one zero rule: kernels.line.REL_TOL
 LOCATE_SLACK = 100.0   # locate: a sliver may be this many times the tolerance wide
 _ROWS_PER_CHUNK = 8192
 

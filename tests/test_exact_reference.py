@@ -708,3 +708,27 @@ def test_engine_locate_on_a_pattern_split_by_the_notch():
     ref, p = assert_engine_matches_pieces(net, L_SHAPE[0], [Fraction(0)])
     assert [r.pattern for r in ref].count((True,)) == 2
     assert_engine_matches_pieces(net, L_SHAPE[0], [Fraction(0)], check_locate=True)
+
+
+# A neuron identically zero on a region (z = -2z1 + 4z1 - 4 + 2z1 + 2 - 4z1 + 2 for
+# z1 > 1) reads +-1e-15 in a float64 forward pass. The engine calls it off there
+# (zero rule); locate once read the rounding as "on", found no region with that
+# pattern and raised an engine error (hypothesis seed 3027, widths [1, 6, 3]).
+IDENTICALLY_ZERO_ON_A_REGION = [
+    ([[-1, -2]], [2]),
+    ([[-2], [2], [2], [2], [-2], [2]], [-1, 0, -2, 2, 1, 0]),
+    ([[2, 2, -2, -2, 0, -2], [2, 1, 1, 1, 2, -2], [-2, -1, 2, 1, 1, -2]], [-1, 2, 2]),
+    ([[0, 2, -1]], [1])]
+
+
+def test_locate_agrees_with_the_reference_where_a_neuron_is_identically_zero():
+    net = IDENTICALLY_ZERO_ON_A_REGION
+    ref, p = assert_engine_matches_2d(net, box(-2, 2, -2, 2))
+    rng = np.random.default_rng(3027)
+    pts = rng.uniform(-2, 2, (3000, 2))
+    got = [engine_patterns(p)[i] for i in p.locate(pts)]
+    # the exact pattern of each point: the reference region whose polygon holds it
+    polys = [shapely.Polygon([(float(x), float(y)) for x, y in r.vertices]) for r in ref]
+    for point, pattern in zip(pts, got):
+        holders = [r.pattern for r, q in zip(ref, polys) if q.covers(shapely.Point(point))]
+        assert pattern in holders, (point, pattern, holders)
