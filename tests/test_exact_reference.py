@@ -340,15 +340,8 @@ def degenerate_net_1d(draw):
             w = draw(st.sampled_from([-2, -1, 1, 2]))
             t = common if kind == "through_common" else draw(st.sampled_from(points[:2]))
             W.append([w]), b.append(-w * t + draw(st.sampled_from(NEAR)))
-        elif kind == "dup":
-            j = draw(st.integers(0, len(W) - 1))
-            W.append(list(W[j])), b.append(b[j] + draw(st.sampled_from(NEAR)))
-        elif kind == "scaled":
-            j = draw(st.integers(0, len(W) - 1))
-            s = draw(st.sampled_from([2, -1, -2, Fraction(1, 2)]))
-            W.append([s * W[j][0]]), b.append(s * b[j])
         else:
-            W.append([0]), b.append(draw(st.integers(-1, 1)))
+            _append_repeated_row(draw, W, b, kind, 1)
     tail, slopes = _tail(draw, n)
     return [(W, b)] + tail, Fraction(lo), Fraction(hi), slopes
 
