@@ -82,6 +82,12 @@ def partition(model, domain, *, max_regions=None, progress=None, memory_budget=N
         memory_budget = _positive_int(memory_budget, "memory_budget")
     # the model and the domain are read here, once; the engines take them as they are
     net = as_network(model)
+    if net.n_carried:
+        raise ValueError(f"this model has {net.n_carried} carried units (a residual or skip "
+                         "connection, or the other input of a max, passed through a layer "
+                         "unchanged): regions can read it (regions.as_network(model): forward, "
+                         "patterns) but the partition engines do not take carried units yet; "
+                         "chains of Linear layers and piecewise-linear activations partition")
     dom = as_domain(domain, net.input_dim)
     if net.encoding is not None and dom.dim == 2:
         from .encoded.engine import ENCODED_2D_MESSAGE
