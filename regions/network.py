@@ -11,15 +11,20 @@ Accepted models
 ---------------
 * a ``torch.nn.Sequential`` of ``Linear``, ``ReLU``, ``LeakyReLU``
   (``Identity``, ``Dropout`` and ``Flatten`` pass through; an
-  :class:`regions.encoding.Encoding` may come first);
+  :class:`regions.encoding.Encoding` may come first), read directly;
+* any other ``torch.nn.Module`` (a custom ``forward``, a ``Sequential``
+  subclass that overrides ``forward``, residual and skip connections,
+  BatchNorm in eval mode, PReLU, ReLU6, Hardtanh, max-pooling, maxout): read
+  by tracing it, see :mod:`regions.trace`. A traced model may need *carried*
+  units (:attr:`Network.linear`);
 * a ``state_dict`` of such a network (``*.weight`` / ``*.bias`` pairs in
   module order; ReLU is assumed between consecutive Linear layers). The
   buffers of a regions encoding in front (``kinds`` and ``omegas``, and
   ``B`` of :class:`regions.encoding.RandomFourierFeatures`, which wins over
   ``omegas`` as in ``load_state_dict``) rebuild the encoding exactly; a
-  state_dict with other entries before its first Linear layer, or with only
-  part of an encoding's table, is refused (pass the model instead) rather
-  than read as a raw network;
+  state_dict with other entries (BatchNorm statistics, PReLU slopes, ...),
+  or with only part of an encoding's table, is refused (pass the model
+  instead) rather than read as a raw network;
 * a list of ``(W, b)`` pairs of numpy arrays, ``W`` shaped ``(out, in)``;
   ReLU between them;
 * a :class:`Network` (returned as is).
@@ -400,6 +405,11 @@ _PASS_INSTEAD = ("pass the nn.Sequential itself (or load the state_dict into it 
                  "model.load_state_dict(sd) and pass the model)")
 
 
+_NOT_AN_MLP = ("for any other architecture (residual or skip connections, BatchNorm, PReLU, "
+               "max-pooling, a custom forward) pass the module itself, with the state_dict "
+               "loaded into it (model.load_state_dict(sd))")
+
+
 def _split_key(key):
     prefix, _, leaf = key.rpartition(".")
     return (prefix + "." if prefix else ""), leaf
@@ -473,6 +483,11 @@ def _from_state_dict(sd):
     if not wkeys:
         raise ValueError("the state_dict has no '*.weight' entries")
     encoding = _encoding_from_state_dict(sd, keys, wkeys[0])
+    others = [k for k in keys if _split_key(k)[1] not in ("weight", "bias") + _ENCODING_BUFFERS]
+    if others:
+        raise ValueError(f"the state_dict has entries {others[:4]} that are neither Linear "
+                         "weights and biases nor an encoding's buffers: it is not a plain MLP, and "
+                         "a state_dict cannot say how its layers connect; " + _NOT_AN_MLP)
     pairs, names = [], []
     for k in wkeys:
         prefix = k[: -len(".weight")]
@@ -481,7 +496,11 @@ def _from_state_dict(sd):
         bk = prefix + ".bias"
         b = _numpy(sd[bk], f"{name} bias") if bk in sd else np.zeros(W.shape[:1])
         pairs.append((W, b)), names.append(name)
-    return _from_pairs(pairs, names, encoding)
+    try:
+        return _from_pairs(pairs, names, encoding)
+    except ValueError as e:
+        raise ValueError(f"{e}; a state_dict is read as a plain MLP (Linear layers with ReLU "
+                         f"between them); {_NOT_AN_MLP}") from None
 
 
 def as_network(model) -> Network:

@@ -58,7 +58,8 @@ layer (its bit is still ``z > 0``).
 Pattern order: layer-major (by depth); within a layer, kink units in the
 order the graph creates them (node order of the fx graph, elements in C
 order within a node, for a two-unit activation first every ``lo`` unit of the
-node then every ``hi`` unit, for a max tree level by level); carried and
+node then every ``hi`` unit, for a max tree level by level, a level's units
+shaped ``(pairs at that level, *output shape)``, pair-major); carried and
 linear units have no bit. :attr:`Traced.pattern_index` maps each activation
 node to the positions of its bits in ``Network.patterns``.
 """
@@ -892,8 +893,8 @@ def _input_width(gm):
     """The input width the graph implies: the in_features of the first Linear
     layer or encoding that reads the input (through shape-keeping nodes)."""
     keep = {"relu", "leaky_relu", "dropout", "identity", "add", "sub", "mul", "div", "neg"}
-    (start,) = [n for n in gm.graph.nodes if n.op == "placeholder"] or [None]
-    todo, seen = [start] if start is not None else [], set()
+    todo = [n for n in gm.graph.nodes if n.op == "placeholder"][:1]
+    seen = set()
     while todo:
         node = todo.pop(0)
         for user in node.users:
