@@ -1048,6 +1048,8 @@ def _lower(reader, output, gm):
     names.append("output")
     if not np.all(np.isfinite(weights[-1])):
         raise ValueError("the output layer: composing the affine maps overflows float64")
+    if not any(m.any() for m in linear):
+        linear = None  # a chain: the same Network the direct reader builds
     net = Network(weights, biases, np.asarray(slopes, dtype=np.float64), reader.encoding, names,
                   linear)
     pattern_index = {}
