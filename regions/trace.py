@@ -164,6 +164,18 @@ class _Indices:
 
 
 @dataclass
+class _MaxResult:
+    """``(values, indices)`` of a max over an axis."""
+
+    values: "_Affine"
+
+    def __getitem__(self, i):
+        if i not in (0, 1, -1, -2):
+            raise _Refused(f"index {i!r} of a max's (values, indices)")
+        return self.values if i in (0, -2) else _Indices()
+
+
+@dataclass
 class _Block:
     """Kink units created together by one node: ``v = z if z > 0 else slope z``
     with ``z = A @ vars[:A.shape[1]] + c``; its variables are ``start .. start + len``."""
@@ -285,7 +297,8 @@ class _Reader:
         if node.op == "placeholder":
             if self.input_dim is None:
                 raise _Refused("cannot tell the input width from the graph (no Linear layer or "
-                               "encoding reads the input directly); pass input_dim")
+                               "encoding reads the input directly); call "
+                               "regions.trace.trace(model, input_dim=...)")
             self.n_vars = self.input_dim
             return _Affine((self.input_dim,), np.eye(self.input_dim), np.zeros(self.input_dim))
         if node.op == "get_attr":
@@ -303,6 +316,9 @@ class _Reader:
         else:
             op = _METHODS.get(node.target)
             name = node.target
+        if _found(args, kwargs, _Indices):
+            raise _Refused("the argmax of a max over an axis is data-dependent; only the max "
+                           "values (.values or [0]) are accepted")
         if not _depends(args, kwargs):
             return self._fold(node, name, args, kwargs)
         if op is None:
@@ -585,7 +601,7 @@ class _Reader:
     def _op_getitem(self, node, x, index):
         if isinstance(x, _Shape):
             return x[index]
-        if isinstance(x, tuple):  # (values, indices) of a max over an axis
+        if isinstance(x, _MaxResult):
             return x[index]
         if not isinstance(x, _Affine):
             raise _Refused(f"indexing a {type(x).__name__}")
@@ -624,7 +640,7 @@ class _Reader:
     def _op_getattr(self, node, x, name):
         if isinstance(x, _Affine) and name == "shape":
             return _Shape((_Batch(),) + x.shape)
-        if isinstance(x, tuple) and name in ("values", "indices"):
+        if isinstance(x, _MaxResult) and name in ("values", "indices"):
             return x[0] if name == "values" else x[1]
         if isinstance(x, _Affine) and name == "T" and len(x.shape) == 0:
             return x
@@ -766,8 +782,7 @@ class _Reader:
         dim = other if other is not None else dim
         if dim is None:
             raise _Refused("a max over the whole tensor mixes the batch; give a feature dim")
-        values = self._reduce(node, x, dim, keepdim, sign)
-        return (values, _Indices())
+        return _MaxResult(self._reduce(node, x, dim, keepdim, sign))
 
     def _reduce(self, node, x, dim, keepdim, sign):
         x = self._affine(x)
@@ -821,10 +836,15 @@ class _Reader:
 
 
 def _depends(args, kwargs):
+    """True when an argument is a traced tensor (depends on the model's input)."""
+    return _found(args, kwargs, (_Affine, _MaxResult))
+
+
+def _found(args, kwargs, kind):
     found = []
 
     def visit(a):
-        if isinstance(a, _Affine):
+        if isinstance(a, kind):
             found.append(a)
         elif isinstance(a, (list, tuple)):
             for b in a:
@@ -965,12 +985,22 @@ def trace(model, input_dim=None) -> Traced:
     if not isinstance(model, nn.Module):
         raise TypeError(f"trace reads a torch nn.Module, got {type(model).__name__}")
     tracer = _Tracer()
+    rng = torch.random.get_rng_state()
     try:
         graph = tracer.trace(model)
     except Exception as e:  # user code: fx raises many kinds (TraceError, TypeError, ...)
         raise ValueError(f"torch.fx cannot trace {type(model).__name__}.forward ({type(e).__name__}: "
                          f"{e}); the forward must be a fixed graph of tensor operations (no "
                          "branch or loop on tensor values); " + ACCEPTED) from e
+    finally:
+        drew = not torch.equal(rng, torch.random.get_rng_state())
+        torch.random.set_rng_state(rng)
+    if drew:
+        # fx runs a random draw on no traced input (torch.randn(4)) once and keeps
+        # the sample as a constant: the model's own forward would draw anew each call
+        raise ValueError(f"{type(model).__name__}.forward draws random numbers (torch's random "
+                         "generator advanced while tracing it); the model must be a "
+                         "deterministic function of its input")
     gm = fx.GraphModule(tracer.root, graph, type(model).__name__)
     if input_dim is not None:
         input_dim = _int(input_dim, "input_dim")

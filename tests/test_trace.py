@@ -457,6 +457,60 @@ def test_refused_constructs_are_named(model, message):
         as_network(model.double())
 
 
+class EncodedTwice(nn.Module):
+    def __init__(self, second):
+        super().__init__()
+        self.enc, self.second = regions.PositionalEncoding(2), second
+        self.a = nn.Linear(5 if second is None else 4, 1)
+
+    def forward(self, x):
+        e = self.enc(x)
+        return self.a(torch.cat([e, x], -1) if self.second is None else self.second(e))
+
+
+@pytest.mark.parametrize("fn,message", [
+    (lambda h: h.view(-1), r"node 'view' \(method \.view\(\)\).*without mixing samples"),
+    (lambda h: torch.flatten(h), r"node 'flatten'.*merges the batch axis"),
+    (lambda h: torch.cat([h, h], 0), r"node 'cat'.*not the batch axis"),
+    (lambda h: h.max(), r"node 'max'.*whole tensor"),
+    (lambda h: h.clamp(1.0, -1.0), r"node 'clamp'.*min < max"),
+    (lambda h: 1.0 / h, r"node 'truediv'.*division of a traced tensor by a constant"),
+    (lambda h: h @ h.T, r"node 'matmul'.*traced tensor @ constant"),
+    (lambda h: h + torch.randn(4), r"Functional\.forward draws random numbers"),
+    (lambda h: h.squeeze(), r"node 'squeeze'.*pass the dim"),
+    (lambda h: torch.max(h, -1)[1].double(), r"node 'double'.*argmax.*data-dependent"),
+    (lambda h: F.max_pool1d(h, 2, padding=1), r"node 'max_pool1d'.*padding=0"),
+    (lambda h: h[:, [0, 2]], r"node 'getitem'.*no tensor or list indexing"),
+])
+def test_refused_operations_are_named(fn, message):
+    with pytest.raises(ValueError, match=message):
+        as_network(Functional(fn).double())
+
+
+def test_encoding_misuse_is_refused():
+    with pytest.raises(ValueError, match="raw input is also used by"):
+        as_network(EncodedTwice(None))
+    with pytest.raises(ValueError, match="a second encoding"):
+        as_network(EncodedTwice(regions.PositionalEncoding(1, in_features=1)))
+
+
+def test_an_unknown_input_width_can_be_given():
+    class Doubled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(4, 1)
+
+        def forward(self, x):
+            return self.a(torch.relu(torch.cat([x, -x], -1)))
+    model = _init(Doubled(), 14)
+    with pytest.raises(ValueError, match=r"input width.*input_dim"):
+        as_network(model)
+    x = RNG.normal(size=(30, 2))
+    got = trace(model, input_dim=2).network.forward(x)
+    with torch.no_grad():
+        np.testing.assert_allclose(got, model(torch.as_tensor(x)).numpy(), rtol=1e-12)
+
+
 def test_dropout_in_training_mode_is_refused_and_eval_reads_it():
     class Drop(nn.Module):
         def __init__(self):
