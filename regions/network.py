@@ -41,7 +41,7 @@ import sys
 
 import numpy as np
 
-from kernels.line import REL_TOL as ZERO_RTOL
+from kernels.line import REL_TOL as ZERO_RTOL, snap_rows
 
 __all__ = ["Network", "as_network"]
 
@@ -146,7 +146,9 @@ class Network:
         is set to exactly 0, and its neuron is off at ``x``: the same rule the
         exact engines apply at vertices, so a neuron that is identically zero on
         a region (where a forward pass reads ``+-1e-15``) reads off there, as
-        the partition says. ``rtol=0`` gives the raw float64 signs.
+        the partition says (it is the engines' kernel,
+        :func:`kernels.line.snap_rows`, that applies it). ``rtol=0`` gives the raw
+        float64 signs.
 
         Examples
         --------
@@ -162,10 +164,14 @@ class Network:
         out = []
         for layer, (W, b, s) in enumerate(self.hidden_layers):
             z = a @ W.T + b
-            if rtol > 0:
-                size = np.abs(a) @ np.abs(W).T + np.abs(b)
-                zero = (np.abs(z) <= rtol * size) & self.kink_mask(layer)
-                z[zero] = 0.0
+            if rtol > 0:  # the engines' own rule, by their kernel
+                carried = None if self.linear is None else self.linear[layer]
+                kept = None if carried is None else z[:, carried].copy()
+                W_abs = np.abs(W)
+                snap_rows(z, np.ascontiguousarray(a), W_abs, np.abs(b), W_abs.max(axis=1),
+                          rtol, 0, z.shape[0])
+                if carried is not None:  # a carried value is not a kink: never snapped
+                    z[:, carried] = kept
             out.append(z)
             a = self._activate(layer, z, s)
         return out
