@@ -77,6 +77,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .encoding import Encoding
+from .network import Network, _real_float64
 
 __all__ = ["Traced", "trace"]
 
@@ -867,12 +868,11 @@ def _constant(value):
         raise _Refused("the batch size or an argmax used as a number")
     if isinstance(value, bool):
         raise _Refused("a boolean operand")
-    if isinstance(value, torch.Tensor):
-        if value.is_complex() or value.dtype == torch.bool:
-            raise _Refused(f"a constant of dtype {value.dtype}")
-        return value.detach().cpu().double().numpy()
-    if isinstance(value, np.ndarray) and value.dtype.kind in "fiu":
-        return value.astype(np.float64)
+    if isinstance(value, (torch.Tensor, np.ndarray)):  # the checks weights get (network.py)
+        try:
+            return _real_float64(value, "a constant")
+        except ValueError as e:
+            raise _Refused(str(e)) from None
     if isinstance(value, (int, float, np.integer, np.floating)):
         return np.asarray(float(value))
     raise _Refused(f"an operand of type {type(value).__name__}")
@@ -1011,7 +1011,6 @@ def trace(model, input_dim=None) -> Traced:
 
 def _lower(reader, output, gm):
     """The kink blocks and the output as a :class:`regions.Network` (see the module doc)."""
-    from .network import Network
 
     n_in = reader.input_dim
     n_vars = reader.n_vars
