@@ -185,17 +185,14 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_bud
                                           cut_neuron, face_pos, nbnd))
             # the faces' local arrangements: scratch per chunk of faces, cubic
             # in the number of neurons cutting one face (a wide first layer)
-            scratch, widest = _scratch_bytes(cut_off, nbnd, chunk, n)
+            scratch, widest = _scratch_bytes(cut_off, nbnd, chunk)
             check_layer_memory(live + scratch, budget, max_regions, where,
                                f"count pass; a face cut by {widest} neurons")
-            zi = np.zeros(F, dtype=np.int64)
-            e2 = np.zeros((1, 2), dtype=np.int64)
-            counts = plane.cut_faces(False, chunk, cut_off, cut_neuron, face_pos, nbnd, P, Z, RTOL, face_off, face_vtx,
-                                     face_edge, edges, cross_off, cross_neuron, cross_group, group_off, group_t,
-                                     sub_off, V, n_ev, E_sub, zi, zi, zi, zi,
-                                     zi, zi, zi, e2, np.zeros((1, 2)), e2, np.zeros((1, 2)),
-                                     np.zeros((1, _IV_ZERO), dtype=np.int64),
-                                     bits, np.zeros((1, words), dtype=np.uint64), bit_offset)
+            subdivision = plane.Subdivision(P, Z, face_off, face_vtx, face_edge, edges)
+            edge_cuts = plane.EdgeCuts(V, cross_off, cross_neuron, cross_group, group_off, group_t,
+                                       sub_off)
+            face_cuts = plane.FaceCuts(cut_off, cut_neuron, face_pos, nbnd)
+            counts = plane.count_cuts(chunk, subdivision, edge_cuts, face_cuts, RTOL)
             errors = int(np.bitwise_or.reduce(counts[:, 4])) if F else 0
             if errors:
                 raise RuntimeError(
@@ -209,11 +206,10 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_bud
                     f"more than max_regions={max_regions}; raise max_regions or shrink the domain")
             # exclusive prefix sums of (faces, slots, interior vertices, interior edges)
             # per old face: where each face writes its output
-            offs = [np.zeros(F + 1, dtype=np.int64) for _ in range(4)]
-            for k in range(4):
-                np.cumsum(counts[:, k], out=offs[k][1:])
+            offs = np.zeros((F + 1, 4), dtype=np.int64)
+            np.cumsum(counts[:, :4], axis=0, out=offs[1:])
             del counts
-            S_new, n_iv, n_ie = int(offs[1][-1]), int(offs[2][-1]), int(offs[3][-1])
+            S_new, n_iv, n_ie = (int(x) for x in offs[-1, 1:])
             V_new = V + n_ev + n_iv
             n_next = network.weights[li + 1].shape[0]
             lo_bit = bit_offset & 63
@@ -226,7 +222,7 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_bud
                    + F_new * 8 * (words + layer_words + 1) + n_iv * 8 * _IV_ZERO
                    + V_new * n_next * 8 - (Z.nbytes if n_next == n else 0))
             check_layer_memory(live + new, budget, max_regions, where, f"{F_new} regions")
-            parent = np.repeat(np.arange(F), np.diff(offs[0]))  # old face of each new face
+            parent = np.repeat(np.arange(F), np.diff(offs[:, 0]))  # old face of each new face
             new_P = np.empty((V_new, 2))
             new_P[:V] = P
             rec_idx = np.full((V_new, 3), -1, dtype=np.int64)
@@ -246,16 +242,15 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_bud
             # parent faces afterwards, once the old faces are freed: peak memory
             # holds one full bit array, not two
             layer_bits = np.zeros((F_new, layer_words), dtype=np.uint64)
-            plane.cut_faces(True, chunk, cut_off, cut_neuron, face_pos, nbnd, P, Z, RTOL, face_off, face_vtx,
-                            face_edge, edges, cross_off, cross_neuron, cross_group, group_off, group_t, sub_off,
-                            V, n_ev, E_sub, offs[0][:-1], offs[1][:-1], offs[2][:-1], offs[3][:-1],
-                            new_face_off, new_face_vtx, new_face_edge, new_edges,
-                            new_P, rec_idx, rec_w, iv_zero, np.zeros((F, 0), dtype=np.uint64), layer_bits,
-                            lo_bit)
+            children = plane.Children(V + n_ev, E_sub, lo_bit, offs[:-1], new_face_off, new_face_vtx,
+                                      new_face_edge, new_edges, new_P, rec_idx, rec_w, iv_zero,
+                                      layer_bits)
+            plane.write_cuts(chunk, subdivision, edge_cuts, face_cuts, RTOL, children)
+            del subdivision, edge_cuts, face_cuts, children
             # the crossing neurons of each new edge vertex: exactly 0 there
             cross_vertex = plane.crossing_vertices(cross_off, cross_group, group_off, V)
             del (cross_off, cross_group, group_t, group_off, sub_off, offs, cut_off,
-                 cut_neuron, face_pos, nbnd, ngroups, zi, P, face_off, face_vtx, face_edge, edges)
+                 cut_neuron, face_pos, nbnd, ngroups, P, face_off, face_vtx, face_edge, edges)
             _release_free_memory()
             new_bits = bits[parent]
             del bits, parent
@@ -301,7 +296,7 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_bud
 _IV_ZERO = 4   # neurons recorded as exactly 0 at a new interior vertex (two meet at each)
 
 
-def _scratch_bytes(cut_off, nbnd, chunk, n):
+def _scratch_bytes(cut_off, nbnd, chunk):
     """Bytes of the face kernel's scratch (``kernels.plane._scratch``) for the
     chunks of faces that run at once, and the most neurons cutting one face."""
     import numba
@@ -317,8 +312,9 @@ def _scratch_bytes(cut_off, nbnd, chunk, n):
     local_vertices = m + 2 * pairs + 8
     slots = m + 4 * pairs + 2 * polys + 8
     inner_edges = polys + 2 * pairs + 8
-    per_chunk = (9 * n + local_vertices * (24 + 9 * np.maximum(k, 1)) + slots * 40
-                 + polys * 41 + inner_edges * 48 + 40 * np.maximum(k, 1))
+    k1 = np.maximum(k, 1)
+    per_chunk = (local_vertices * (24 + 9 * k1) + slots * 40 + 32 + polys * 40 + inner_edges * 48
+                 + 48 * k1)
     at_once = min(numba.get_num_threads(), len(per_chunk))
     return int(np.sort(per_chunk)[-at_once:].sum()), int(k.max())
 
