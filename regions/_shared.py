@@ -1,5 +1,5 @@
-"""Helpers every engine needs once: the progress bar, the thread pool and the
-region cap.
+"""Helpers every engine needs once: the progress bar, the thread pool, the
+region cap, the slice into the domain's coordinates and the range check.
 
 * :func:`progress_bar` opens a tqdm bar when asked to (``progress=None``:
   only when stderr is a terminal) and otherwise gives ``None``; tqdm is
@@ -7,7 +7,13 @@ region cap.
 * :func:`thread_pool` is one process-wide pool of threads for the nogil
   kernels, grown when a caller asks for more threads than it has.
 * :func:`check_region_cap` raises :class:`regions.partition.TooManyRegions`
-  with one message for every engine.
+  with one message for every engine; :func:`check_layer_memory` raises
+  :class:`MemoryBudgetExceeded` against the budget of :func:`memory_budget`.
+* :func:`in_domain_coordinates` composes a domain's map ``x = origin + basis @ u``
+  into a raw network's first layer: the one place the raw engines slice.
+* :func:`check_value_range` bounds every layer's values over the domain by
+  interval arithmetic and refuses a network whose values could overflow
+  float64, before any engine runs.
 
 Examples
 --------
@@ -21,6 +27,15 @@ True
 Traceback (most recent call last):
 ...
 regions.partition.TooManyRegions: the partition has at least 13 regions after hidden layer 1 of 2, ...
+
+>>> import numpy as np
+>>> from regions.domain import Interval
+>>> from regions.network import as_network
+>>> huge = as_network([(np.full((2, 1), 1e200), np.zeros(2)), (np.full((1, 2), 1e200), np.zeros(1))])
+>>> check_value_range(huge, Interval(-1, 1))  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+ValueError: affine layer 2 of 2 (the output layer, from pair 1) could reach pre-activations of magnitude inf ...
 """
 from __future__ import annotations
 
@@ -28,9 +43,18 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
 from .partition import TooManyRegions
 
-__all__ = ["show_progress", "progress_bar", "thread_pool", "check_region_cap"]
+__all__ = ["show_progress", "progress_bar", "thread_pool", "check_region_cap",
+           "in_domain_coordinates", "check_value_range", "MAX_VALUE", "memory_budget",
+           "check_layer_memory", "MemoryBudgetExceeded"]
+
+# Largest magnitude a layer's values (and their slopes along the domain) may
+# reach: the engines add and subtract a few of them (snap scales, interpolation
+# t = z(u) / (z(u) - z(v)), affine fits), which stays below float64's 1.8e308.
+MAX_VALUE = 1e300
 
 
 def show_progress(progress) -> bool:
@@ -92,3 +116,146 @@ def check_region_cap(count: int, max_regions, where: str = "", unit: str = "regi
         where = f" {where}" if where else ""
         raise TooManyRegions(f"the partition has at least {count} {unit}{where}, more than "
                              f"max_regions={max_regions}; raise max_regions or shrink the domain")
+
+
+MEMORY_SHARE = 0.8              # default budget: this share of the available memory ...
+MEMORY_FLOOR = 2**30            # ... but not less than 1 GiB (or half the machine's memory)
+_FALLBACK_AVAILABLE = 4 * 2**30  # when /proc/meminfo cannot be read
+
+
+class MemoryBudgetExceeded(TooManyRegions):
+    """A layer would need more memory than the budget allows.
+
+    Raised before the layer is built, from its count pass; the message names
+    the estimate, the budget and ``max_regions``. A subclass of
+    :class:`TooManyRegions`, so code that catches that catches this too.
+    """
+
+
+def memory_budget():
+    """Default memory budget in bytes: ``MEMORY_SHARE`` (80%) of ``MemAvailable``
+    in ``/proc/meminfo`` now, but at least ``MEMORY_FLOOR`` (1 GiB, or half of
+    ``MemTotal`` on a smaller machine), so that a busy machine's momentary
+    shortage does not stop a small enumeration; 80% of 4 GiB where
+    ``/proc/meminfo`` cannot be read.
+
+    Examples
+    --------
+    >>> memory_budget() >= min(MEMORY_FLOOR, 0.5 * _meminfo()["MemTotal"])
+    True
+    """
+    info = _meminfo()
+    if "MemAvailable" not in info:
+        return int(MEMORY_SHARE * _FALLBACK_AVAILABLE)
+    floor = min(MEMORY_FLOOR, 0.5 * info.get("MemTotal", 2 * MEMORY_FLOOR))
+    return int(max(MEMORY_SHARE * info["MemAvailable"], floor))
+
+
+def _meminfo():
+    """``/proc/meminfo`` in bytes (``{}`` where it cannot be read)."""
+    out = {}
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                fields = rest.split()
+                if fields and fields[0].isdigit():
+                    out[key] = int(fields[0]) * 1024
+    except OSError:
+        pass
+    return out
+
+
+def check_layer_memory(estimate, budget, max_regions, where, size):
+    """Raise :class:`MemoryBudgetExceeded` when a layer's estimated bytes exceed ``budget``.
+
+    ``where`` names the layer, ``size`` what the count pass found (e.g.
+    ``"1200 regions"``); both go into the message with the estimate, the
+    budget and ``max_regions``.
+    """
+    if estimate > budget:
+        raise MemoryBudgetExceeded(
+            f"{where} would need about {estimate / 2**20:,.0f} MiB ({size}), more than the memory "
+            f"budget of {budget / 2**20:,.0f} MiB (max_regions={max_regions}); pass a larger "
+            "memory_budget= (bytes), a smaller max_regions, or shrink the domain or the network")
+
+
+def in_domain_coordinates(network, domain):
+    """The raw ``network`` as a function of the ``domain``'s own coordinate ``u``.
+
+    The domain's map ``x = origin + basis @ u`` composed into the first layer
+    (:meth:`regions.Network.sliced`); the network itself when the domain is
+    the input space (no slice). The raw 1D and 2D engines and
+    :meth:`regions.partition2d.Partition2D.locate` slice here and nowhere else;
+    an encoded network is composed along its line by its own engine instead
+    (the map goes into the encoding's phases, which are not a layer).
+    """
+    return network if domain.is_identity else network.sliced(domain.origin, domain.basis)
+
+
+def _layer_name(network, l):
+    """``"affine layer 2 of 3 (hidden, from layer 2 (Linear))"``: where a layer is."""
+    n_layers = len(network.weights)
+    role = "the output layer" if l == n_layers - 1 else "hidden"
+    name = network.names[l] if l < len(network.names) else None
+    origin = f", from {name}" if name is not None and name != "identity output" else ""
+    return f"affine layer {l + 1} of {n_layers} ({role}{origin})"
+
+
+def check_value_range(network, domain):
+    """Refuse a network whose values over ``domain`` could overflow float64.
+
+    Interval arithmetic, layer by layer, before any engine runs: the inputs
+    are bounded over the domain's bounding box mapped into input coordinates
+    (``|x_i| <= |origin_i| + sum_j |basis_ij| max |u_j|``; the features of an
+    encoding by 1 for sin/cos and by ``|omega| max |x|`` for a raw projection),
+    every layer's pre-activations by ``|W| max|a| + |b|`` and its activations
+    by ``max(1, |slope|)`` times that; the slopes of the pre-activations along
+    the domain's coordinates likewise (``|W| |dz/du|``, starting from
+    ``|basis|``; and for an encoding the second derivative too, which its
+    root isolation bounds). A bound that is not finite or exceeds
+    :data:`MAX_VALUE` (1e300) raises ``ValueError`` naming the layer and the
+    bound: the engines accept networks whose values stay below it, so that
+    the sums and differences they form stay finite.
+    """
+    lo, hi = _domain_box(domain)
+    u_max = np.maximum(np.abs(lo), np.abs(hi))
+    basis = np.abs(domain.basis)
+    with np.errstate(over="ignore", invalid="ignore"):
+        x_max = np.abs(domain.origin) + basis @ u_max
+        encoding = network.encoding
+        if encoding is None:
+            columns = [x_max[:, None], basis]
+        else:
+            kinds, omegas = encoding.feature_spec()
+            omegas = np.abs(omegas)
+            trig = kinds != 0
+            slope = omegas @ basis
+            columns = [np.where(trig, 1.0, omegas @ x_max)[:, None], slope,
+                       np.where(trig[:, None], slope ** 2, 0.0)]
+        # one product per layer: the value bound in column 0, then the derivatives'
+        what = np.repeat(["pre-activations", "slopes along the domain",
+                          "second derivatives along the domain"][:len(columns)],
+                         [c.shape[1] for c in columns])
+        bound = np.concatenate(columns, axis=1)
+        for l, (W, b) in enumerate(zip(network.weights, network.biases)):
+            bound = np.abs(W) @ bound
+            bound[:, 0] += np.abs(b)
+            worst = bound.max(axis=0)
+            bad = np.flatnonzero(~(worst <= MAX_VALUE))
+            if bad.size:
+                raise ValueError(
+                    f"{_layer_name(network, l)} could reach {what[bad[0]]} of magnitude "
+                    f"{worst[bad[0]]:.3g} over the domain (interval arithmetic over its bounding "
+                    f"box); the engines accept networks whose values and slopes stay within "
+                    f"{MAX_VALUE:g} there, so that float64 sums and differences of them cannot "
+                    "overflow. Scale the weights down or shrink the domain")
+            if l < len(network.slopes):
+                bound *= max(1.0, abs(float(network.slopes[l])))
+
+
+def _domain_box(domain):
+    """``(lo, hi)`` arrays of the domain's bounding box in its own coordinates."""
+    bounds = np.asarray(domain.bounds, dtype=np.float64)
+    half = bounds.shape[0] // 2
+    return bounds[:half], bounds[half:]

@@ -1,75 +1,23 @@
-"""``regions.partition``: one entry point for every model and domain."""
+"""``regions.partition``: one entry point for every model and domain.
+
+It reads the model (:func:`regions.network.as_network`) and the domain
+(:func:`regions.domain.as_domain`) once, checks the network's range over the
+domain, and hands the engines a :class:`regions.Network` and a
+:class:`regions.domain.Domain`. The memory budget (:func:`memory_budget`,
+:class:`MemoryBudgetExceeded`) lives in :mod:`regions._shared`, with the other
+helpers the engines share, and is re-exported here.
+"""
 from __future__ import annotations
 
 import numpy as np
 
+from ._shared import (MemoryBudgetExceeded, check_region_cap, check_value_range,
+                      in_domain_coordinates, memory_budget)
 from .domain import as_domain
 from .network import as_network
 from .partition import TooManyRegions
 
 __all__ = ["partition", "TooManyRegions", "MemoryBudgetExceeded", "memory_budget"]
-
-MEMORY_SHARE = 0.8              # default budget: this share of the available memory ...
-MEMORY_FLOOR = 2**30            # ... but not less than 1 GiB (or half the machine's memory)
-_FALLBACK_AVAILABLE = 4 * 2**30  # when /proc/meminfo cannot be read
-
-
-class MemoryBudgetExceeded(TooManyRegions):
-    """A layer would need more memory than the budget allows.
-
-    Raised before the layer is built, from its count pass; the message names
-    the estimate, the budget and ``max_regions``. A subclass of
-    :class:`TooManyRegions`, so code that catches that catches this too.
-    """
-
-
-def memory_budget():
-    """Default memory budget in bytes: ``MEMORY_SHARE`` (80%) of ``MemAvailable``
-    in ``/proc/meminfo`` now, but at least ``MEMORY_FLOOR`` (1 GiB, or half of
-    ``MemTotal`` on a smaller machine), so that a busy machine's momentary
-    shortage does not stop a small enumeration; 80% of 4 GiB where
-    ``/proc/meminfo`` cannot be read.
-
-    Examples
-    --------
-    >>> memory_budget() >= min(MEMORY_FLOOR, 0.5 * _meminfo()["MemTotal"])
-    True
-    """
-    info = _meminfo()
-    if "MemAvailable" not in info:
-        return int(MEMORY_SHARE * _FALLBACK_AVAILABLE)
-    floor = min(MEMORY_FLOOR, 0.5 * info.get("MemTotal", 2 * MEMORY_FLOOR))
-    return int(max(MEMORY_SHARE * info["MemAvailable"], floor))
-
-
-def _meminfo():
-    """``/proc/meminfo`` in bytes (``{}`` where it cannot be read)."""
-    out = {}
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                key, _, rest = line.partition(":")
-                fields = rest.split()
-                if fields and fields[0].isdigit():
-                    out[key] = int(fields[0]) * 1024
-    except OSError:
-        pass
-    return out
-
-
-def check_layer_memory(estimate, budget, max_regions, where, size):
-    """Raise :class:`MemoryBudgetExceeded` when a layer's estimated bytes exceed ``budget``.
-
-    ``where`` names the layer, ``size`` what the count pass found (e.g.
-    ``"1200 regions"``); both go into the message with the estimate, the
-    budget and ``max_regions``.
-    """
-    if estimate > budget:
-        raise MemoryBudgetExceeded(
-            f"{where} would need about {estimate / 2**20:,.0f} MiB ({size}), more than the memory "
-            f"budget of {budget / 2**20:,.0f} MiB (max_regions={max_regions}); pass a larger "
-            "memory_budget= (bytes), a smaller max_regions, or shrink the domain or the network")
-
 
 def _positive_int(value, name):
     """``value`` as an int when it is a positive integer (not a bool), else ``ValueError``."""
@@ -109,6 +57,17 @@ def partition(model, domain, *, max_regions=None, progress=None, memory_budget=N
         ``len(p)`` regions; ``p.patterns``, ``p.measure``, ``p.locate``,
         ``p.affine`` and the geometry of ``docs/design.md``.
 
+    Raises
+    ------
+    ValueError
+        A model or domain that cannot be read, or a network whose values over
+        the domain could overflow float64: every layer's pre-activations and
+        their slopes are bounded by interval arithmetic before any engine runs
+        and must stay within ``1e300`` (see
+        :func:`regions._shared.check_value_range`).
+    TooManyRegions, MemoryBudgetExceeded
+        See ``max_regions`` and ``memory_budget``.
+
     Examples
     --------
     >>> import numpy as np, regions
@@ -121,14 +80,18 @@ def partition(model, domain, *, max_regions=None, progress=None, memory_budget=N
         max_regions = _positive_int(max_regions, "max_regions")
     if memory_budget is not None:
         memory_budget = _positive_int(memory_budget, "memory_budget")
+    # the model and the domain are read here, once; the engines take them as they are
     net = as_network(model)
     dom = as_domain(domain, net.input_dim)
-    if net.encoding is not None:
-        from . import encoded
+    if net.encoding is not None and dom.dim == 2:
+        from .encoded.engine import ENCODED_2D_MESSAGE
 
-        if dom.dim == 2:
-            raise ValueError(encoded.ENCODED_2D_MESSAGE)
-        return encoded.partition_encoded_1d(net, dom, max_regions=max_regions, progress=progress)
+        raise ValueError(ENCODED_2D_MESSAGE)
+    check_value_range(net, dom)
+    if net.encoding is not None:
+        from .encoded.engine import partition_encoded_line
+
+        return partition_encoded_line(net, dom, max_regions=max_regions, progress=progress)
     if dom.dim == 1:
         from .partition1d import partition_1d
 
@@ -138,17 +101,17 @@ def partition(model, domain, *, max_regions=None, progress=None, memory_budget=N
 
 
 def _partition_2d(net, dom, max_regions, progress, memory_budget):
+    """The raw 2D engine on a :class:`Network` and a 2D :class:`Domain`: the
+    domain's convex pieces cut by :func:`regions.partition2d.enumerate_plane` in
+    the domain's coordinates, merged back per region when there are several."""
     from .partition2d import Partition2D, enumerate_plane, merge_pieces
 
-    local = net if dom.is_identity else net.sliced(dom.origin, dom.basis)
     pieces = dom.convex_pieces()
     merged = len(pieces) > 1
-    out = enumerate_plane(local, pieces, max_regions=max_regions, progress=progress,
-                          memory_budget=memory_budget, merged=merged)
+    out = enumerate_plane(in_domain_coordinates(net, dom), pieces, max_regions=max_regions,
+                          progress=progress, memory_budget=memory_budget, merged=merged)
     if merged:
         out = merge_pieces(out)
-        if max_regions is not None and len(out["face_offsets"]) - 1 > max_regions:
-            raise TooManyRegions(f"the partition has {len(out['face_offsets']) - 1} regions, more "
-                                 f"than max_regions={max_regions}")
+        check_region_cap(len(out["face_offsets"]) - 1, max_regions)
     stats = out.pop("stats")
     return Partition2D(net, dom, stats=stats, **out)

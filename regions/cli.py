@@ -512,10 +512,8 @@ def _plot(p, path, image_format):
 
 
 def _study(args):
-    try:
-        from .study import run_study
-    except ImportError as e:
-        raise UsageError(f"the study is not available in this installation ({e})") from None
+    from .study import run_study
+
     seeds = None
     if args.seeds:
         try:
@@ -526,16 +524,40 @@ def _study(args):
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"bad --workers {args.workers}: must be >= 1")
+    if args.scheduler is not None and args.workers is not None:
+        raise UsageError("--scheduler and --workers exclude each other: the cluster's "
+                         "workers run the jobs")
+    client = _dask_client(args.scheduler) if args.scheduler is not None else None
     try:
         # run_study takes the number of workers as its executor: N local processes
-        # (1: in this process), started and shut down by the study; None: its default, 2
-        result = run_study(preset=args.preset, out_dir=args.out, executor=args.workers,
+        # (1: in this process), started and shut down by the study; None: its default, 2;
+        # with --scheduler, the cluster's executor (the cluster stays up after the study)
+        executor = client.get_executor() if client is not None else args.workers
+        result = run_study(preset=args.preset, out_dir=args.out, executor=executor,
                            progress=progress, seeds=seeds)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    finally:
+        if client is not None:
+            client.close()
     if result is not None and not progress:  # with progress on, the study says it
         print(f"report: {result}")
     return 0
+
+
+def _dask_client(address):
+    """A ``dask.distributed`` client of the scheduler at ``address`` (``tcp://HOST:PORT``)."""
+    if not re.fullmatch(r"(tcp|tls|inproc|ucx|ws|wss)://\S+", address):
+        raise UsageError(f"bad --scheduler {address!r}: expected a dask scheduler address "
+                         "such as tcp://HOST:8786")
+    try:
+        from distributed import Client
+    except ImportError:
+        raise UsageError("--scheduler needs dask.distributed: pip install 'regions[dask]'") from None
+    try:
+        return Client(address, timeout="10s")
+    except (OSError, TimeoutError) as e:
+        raise UsageError(f"no dask scheduler answers at {address} ({e})") from None
 
 
 def build_parser():
@@ -583,6 +605,10 @@ def build_parser():
     s.add_argument("--workers", type=int, default=None, metavar="N",
                    help="processes that run the training jobs (default 2; 1 runs them "
                         "in this process)")
+    s.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the jobs on a dask.distributed cluster, e.g. tcp://HOST:8786 "
+                        "(needs pip install 'regions[dask]'; the workers need regions "
+                        "installed too)")
     s.add_argument("--seeds", metavar="LIST", help="seeds to run, e.g. 0,1,2 (default: the preset's)")
     s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress output on stderr (default: when stderr is a terminal)")
@@ -608,7 +634,7 @@ def main(argv=None):
     """Entry point of the ``regions`` console script; returns the exit code."""
     # OpenMP threads (torch's, Numba's) wait passively unless the user says
     # otherwise: spinning pools of several processes on few cores take the
-    # cores from each other (see regions.study.study._worker_init)
+    # cores from each other (see regions.study.runner._worker_init)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()

@@ -36,6 +36,8 @@ import sys
 
 import numpy as np
 
+from kernels.line import REL_TOL as ZERO_RTOL
+
 __all__ = ["Network", "as_network"]
 
 
@@ -89,16 +91,37 @@ class Network:
         """Iterate ``(W, b, slope)`` over the hidden layers."""
         return zip(self.weights[:-1], self.biases[:-1], self.slopes)
 
-    def pre_activations(self, x):
+    def pre_activations(self, x, rtol=ZERO_RTOL):
         """Pre-activations of every hidden layer at points ``x`` (numpy, float64).
 
         ``x`` is in the network's input space (after the encoding, if any).
         Returns a list of arrays ``(n_points, n_l)``.
+
+        A value that is zero to within rounding, ``|z_k(x)| <= rtol *
+        (sum_j |W_kj| |a_j(x)| + |b_k|)`` (the size of the terms it is summed
+        from at ``x``; ``rtol`` defaults to the engines' ``ZERO_RTOL = 1e-10``),
+        is set to exactly 0, and its neuron is off at ``x``: the same rule the
+        exact engines apply at vertices, so a neuron that is identically zero on
+        a region (where a forward pass reads ``+-1e-15``) reads off there, as
+        the partition says. ``rtol=0`` gives the raw float64 signs.
+
+        Examples
+        --------
+        >>> net = Network([np.array([[1.0], [1.0]]), np.array([[-1.0, 1.0]]), np.ones((1, 1))],
+        ...               [np.array([0.1, 0.2]), np.array([-0.1]), np.zeros(1)], np.zeros(2))
+        >>> x = np.array([[0.1]])        # z_2 = h_2 - h_1 - 0.1 is identically 0 for x > -0.1
+        >>> float(net.pre_activations(x, rtol=0)[1][0, 0]) > 0     # rounding reads it as 2.8e-17
+        True
+        >>> net.patterns(x).tolist(), net.patterns(x, rtol=0).tolist()
+        ([[True, True, False]], [[True, True, True]])
         """
         a = np.asarray(x, dtype=np.float64)
         out = []
         for W, b, s in self.hidden_layers:
             z = a @ W.T + b
+            if rtol > 0:
+                size = np.abs(a) @ np.abs(W).T + np.abs(b)
+                z[np.abs(z) <= rtol * size] = 0.0
             out.append(z)
             a = np.where(z > 0, z, s * z)
         return out
@@ -111,9 +134,13 @@ class Network:
             a = np.where(z > 0, z, s * z)
         return a @ self.weights[-1].T + self.biases[-1]
 
-    def patterns(self, x):
-        """Activation pattern ``z > 0`` of every hidden neuron, layer-major, bool."""
-        zs = self.pre_activations(x)
+    def patterns(self, x, rtol=ZERO_RTOL):
+        """Activation pattern ``z > 0`` of every hidden neuron, layer-major, bool.
+
+        A neuron zero to within rounding at ``x`` is off (see
+        :meth:`pre_activations`, which takes the same ``rtol``).
+        """
+        zs = self.pre_activations(x, rtol)
         return np.concatenate([z > 0 for z in zs], axis=1)
 
     def sliced(self, origin, basis):

@@ -34,10 +34,10 @@ is cut, the engine estimates from its count pass the bytes the layer needs
 """
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
+from ._shared import (check_layer_memory, check_region_cap, in_domain_coordinates,
+                      memory_budget as default_budget, progress_bar, thread_pool)
 from .partition import Partition, unpack_patterns
 
 __all__ = ["Partition1D", "partition_1d", "line_pieces"]
@@ -45,12 +45,6 @@ __all__ = ["Partition1D", "partition_1d", "line_pieces"]
 # pieces shorter than this fraction of the domain get their slope from the
 # weight chain instead of from the difference of the end values
 _SHORT = 1e-7
-
-
-def _too_many():
-    from .partition import TooManyRegions
-
-    return TooManyRegions
 
 
 class Partition1D(Partition):
@@ -122,12 +116,6 @@ class Partition1D(Partition):
         return np.unique(np.concatenate(out))
 
 
-def _show_progress(progress):
-    if progress is None:
-        return bool(getattr(sys.stderr, "isatty", lambda: False)())
-    return bool(progress)
-
-
 def line_pieces(net, lo, hi, max_regions=None, progress=None, desc="1D layers",
                 memory_budget=None):
     """Core of the raw 1D engine on a 1-input :class:`Network`.
@@ -139,8 +127,6 @@ def line_pieces(net, lo, hi, max_regions=None, progress=None, desc="1D layers",
     """
     from kernels import line as K
 
-    from .api import check_layer_memory, memory_budget as default_budget
-
     if net.weights[0].shape[1] != 1:
         raise ValueError(f"line_pieces needs a 1-input network, got {net.weights[0].shape[1]} inputs")
     budget = default_budget() if memory_budget is None else memory_budget
@@ -151,11 +137,7 @@ def line_pieces(net, lo, hi, max_regions=None, progress=None, desc="1D layers",
     Z = _snapped_product(t[:, None], net.weights[0], net.biases[0], snap=n_layers > 0)
     packed = np.zeros((1, words), dtype=np.uint64)
     offset = 0
-    bar = None
-    if _show_progress(progress) and n_layers > 0:
-        from tqdm import tqdm
-
-        bar = tqdm(total=n_layers, desc=desc, unit="layer")
+    bar = progress_bar(progress, total=n_layers, desc=desc, unit="layer") if n_layers else None
     try:
         for l in range(n_layers):
             Z = np.ascontiguousarray(Z)
@@ -172,10 +154,8 @@ def line_pieces(net, lo, hi, max_regions=None, progress=None, desc="1D layers",
             t, Z, parent = _cut_layer(t, Z, counts)
             del counts
             n_pieces = len(t) - 1
-            if max_regions is not None and n_pieces > max_regions:
-                raise _too_many()(
-                    f"the partition has at least {n_pieces} pieces after hidden layer {l + 1} "
-                    f"of {n_layers}, more than max_regions={max_regions}")
+            check_region_cap(n_pieces, max_regions, f"after hidden layer {l + 1} of {n_layers}",
+                             unit="pieces")
             packed = K.gather_rows(packed, parent)
             a, live = _states_and_activations(Z, packed, offset, float(net.slopes[l]))
             offset += n
@@ -208,20 +188,13 @@ def _snapped_product(A, W, b, snap=True):
     return Z
 
 
-_POOL = None
-
-
 def _split(fn, rows, *args, threads=2, min_rows=2048):
-    """Run ``fn(*args, start, stop)`` over row ranges in Python threads (nogil kernels)."""
-    global _POOL
+    """Run ``fn(*args, start, stop)`` over row ranges in the shared thread pool (nogil kernels)."""
     if threads <= 1 or rows < min_rows:
         return [fn(*args, 0, rows)]
-    if _POOL is None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _POOL = ThreadPoolExecutor(threads)
+    pool = thread_pool(threads)
     cuts = np.linspace(0, rows, threads + 1).astype(np.int64)
-    futs = [_POOL.submit(fn, *args, int(cuts[i]), int(cuts[i + 1])) for i in range(threads)]
+    futs = [pool.submit(fn, *args, int(cuts[i]), int(cuts[i + 1])) for i in range(threads)]
     return [f.result() for f in futs]
 
 
@@ -289,14 +262,18 @@ def affine_from_values(net, t, packed, Zout):
 
 
 def partition_1d(network, domain, max_regions=None, progress=None, memory_budget=None) -> Partition1D:
-    """Exact pieces of a raw-coordinate network over a 1D domain.
+    """The raw 1D engine: exact pieces of a raw-coordinate network over a 1D domain.
+
+    It reads nothing: :func:`regions.partition` converts the model and the
+    domain once and hands them here (call that for any other model form).
 
     Parameters
     ----------
     network : regions.Network (no encoding)
     domain : regions.Interval or regions.Segment (``domain.dim == 1``); for a
         segment or any sliced interval the network is composed with
-        ``origin + basis @ u`` and the pieces are in the parameter ``u``.
+        ``origin + basis @ u`` (:func:`regions._shared.in_domain_coordinates`)
+        and the pieces are in the parameter ``u``.
     max_regions : int or None
         Raise ``regions.TooManyRegions`` as soon as a layer leaves more pieces.
     progress : None, True or False
@@ -305,6 +282,13 @@ def partition_1d(network, domain, max_regions=None, progress=None, memory_budget
         Bytes a layer may need (estimated before it is built); ``None``: the
         default of :func:`regions.api.memory_budget`. Exceeding it raises
         ``regions.MemoryBudgetExceeded``.
+
+    Raises
+    ------
+    TypeError
+        ``network`` is not a :class:`regions.Network`.
+    ValueError
+        An encoded network, a domain that is not 1D, or one in another input dimension.
 
     Examples
     --------
@@ -317,22 +301,24 @@ def partition_1d(network, domain, max_regions=None, progress=None, memory_budget
     >>> p.breakpoints.tolist(), len(p)
     ([0.0, 0.5], 3)
     """
-    from .network import as_network
     from .domain import Interval
+    from .network import Network
 
-    net = as_network(network)
-    if net.encoding is not None:
+    if not isinstance(network, Network):
+        raise TypeError(f"partition_1d takes a regions.Network, got {type(network).__name__}; "
+                        "convert it with regions.as_network, or call regions.partition")
+    if network.encoding is not None:
         raise ValueError("partition_1d takes a raw-coordinate network; for an encoded network "
                          "use regions.encoded.partition_encoded_1d")
     if not isinstance(domain, Interval) or domain.dim != 1:
         raise ValueError(f"partition_1d needs a 1D domain (regions.Interval or regions.Segment), "
                          f"got {domain!r}")
-    if domain.input_dim != net.input_dim:
+    if domain.input_dim != network.input_dim:
         raise ValueError(f"the domain lives in {domain.input_dim}-dimensional input space but the "
-                         f"network takes {net.input_dim} inputs (use regions.Segment to slice)")
-    work = net if domain.is_identity else net.sliced(domain.origin, domain.basis)
+                         f"network takes {network.input_dim} inputs (use regions.Segment to slice)")
+    work = in_domain_coordinates(network, domain)
     lo, hi = domain.bounds
     t, packed, Zout = line_pieces(work, lo, hi, max_regions, progress, memory_budget=memory_budget)
     A, c = affine_from_values(work, t, packed, Zout)
-    return Partition1D(net, domain, t, packed, A, c,
+    return Partition1D(network, domain, t, packed, A, c,
                        stats={"pieces": len(t) - 1, "engine": "raw 1D"})

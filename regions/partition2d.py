@@ -68,15 +68,17 @@ of the constant, and an identically zero neuron is off).
 """
 from __future__ import annotations
 
-import sys
 import time
 from functools import cached_property
 
 import numpy as np
 
-from .partition import Partition, TooManyRegions
+from ._shared import (check_layer_memory, check_region_cap, in_domain_coordinates,
+                      memory_budget as default_budget, progress_bar)
+from .network import ZERO_RTOL
+from .partition import Partition
 
-RTOL = 1e-10
+RTOL = ZERO_RTOL  # one zero rule: kernels.line.REL_TOL
 LOCATE_SLACK = 100.0   # locate: a sliver may be this many times the tolerance wide
 _ROWS_PER_CHUNK = 8192
 
@@ -125,12 +127,6 @@ def _initial(pieces):
     return uniq.astype(np.float64), face_off, face_vtx, eid.ravel().astype(np.int64), edges
 
 
-def _want_progress(progress):
-    if progress is None:
-        return sys.stderr.isatty()
-    return bool(progress)
-
-
 def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_budget=None,
                     merged=False):
     """Cut the convex ``pieces`` (list of CCW ``(m, 2)`` arrays) by every hidden
@@ -147,8 +143,6 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_bud
     from kernels import line, plane
     from kernels.polygon import affine_fits
 
-    from .api import check_layer_memory, memory_budget as default_budget
-
     t0 = time.perf_counter()
     budget = default_budget() if memory_budget is None else memory_budget
     P, face_off, face_vtx, face_edge, edges = _initial(pieces)
@@ -161,10 +155,7 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_bud
     if layers:
         _snap(Z, P, W0, b0)
     bit_offset = 0
-    bar = None
-    if _want_progress(progress):
-        from tqdm import tqdm
-        bar = tqdm(total=len(layers), desc="regions", unit="layer", file=sys.stderr)
+    bar = progress_bar(progress, total=len(layers), desc="regions", unit="layer")
     try:
         for li, (W, b, slope) in enumerate(layers):
             n = W.shape[0]
@@ -200,10 +191,8 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_bud
                     f"{_describe_errors(errors)}); the partition would be wrong, so none is "
                     "returned. Please report it with the network and the domain.")
             F_new = int(counts[:, 0].sum())
-            if max_regions is not None and F_new > max_regions and not merged:
-                raise TooManyRegions(
-                    f"the partition has {F_new} regions after {where}, "
-                    f"more than max_regions={max_regions}; raise max_regions or shrink the domain")
+            if not merged:
+                check_region_cap(F_new, max_regions, f"after {where}")
             # exclusive prefix sums of (faces, slots, interior vertices, interior edges)
             # per old face: where each face writes its output
             offs = np.zeros((F + 1, 4), dtype=np.int64)
@@ -263,11 +252,7 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_bud
             _release_free_memory()
             if merged and max_regions is not None and len(face_off) - 1 > max_regions:
                 n_merged = _same_pattern_components(face_off, face_vtx, face_edge, edges, bits)[0]
-                if n_merged > max_regions:
-                    raise TooManyRegions(
-                        f"the partition has at least {n_merged} regions after {where} (same-pattern "
-                        f"faces merged), more than max_regions={max_regions}; raise max_regions or "
-                        "shrink the domain")
+                check_region_cap(n_merged, max_regions, f"after {where} (same-pattern faces merged)")
             # values of the next layer at every vertex: interpolate z_l at the new
             # vertices, activate, one BLAS product; old vertices in place
             Wn, bn = network.weights[li + 1], network.biases[li + 1]
@@ -284,9 +269,6 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_bud
     finally:
         if bar is not None:
             bar.close()
-    if max_regions is not None and not merged and len(face_off) - 1 > max_regions:
-        raise TooManyRegions(f"the partition has {len(face_off) - 1} regions, more than "
-                             f"max_regions={max_regions}")
     A, c = affine_fits(P, np.ascontiguousarray(Z), face_off, face_vtx)
     return dict(vertices=P, face_offsets=face_off, face_vertices=face_vtx, face_edges=face_edge,
                 edges=edges, packed_patterns=bits, A=A, c=c, vertex_values=Z,
@@ -708,8 +690,7 @@ class Partition2D(Partition):
         x0, y0, x1, y1 = self.domain.bounds
         scale = max(abs(x0), abs(x1), abs(y0), abs(y1), x1 - x0, y1 - y0)
         width = LOCATE_SLACK * RTOL * scale
-        dist = _distance_to_zero_lines(self.network if self.domain.is_identity else
-                                       self.network.sliced(self.domain.origin, self.domain.basis), u)
+        dist = _distance_to_zero_lines(in_domain_coordinates(self.network, self.domain), u)
         answer = np.full(len(u), -1, dtype=np.int64)
         for i, r in zip(point_idx, region_idx):
             differ = pats[i] != self.patterns[r]

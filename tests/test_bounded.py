@@ -98,19 +98,19 @@ def test_memory_budget_refuses_non_integers(bad):
 
 
 def test_default_memory_budget_is_a_share_of_available_memory(monkeypatch):
-    from regions import api
+    from regions import _shared
 
-    monkeypatch.setattr(api, "_meminfo", lambda: {"MemTotal": 64 * 2**30, "MemAvailable": 10 * 2**30})
-    assert api.memory_budget() == int(0.8 * 10 * 2**30)
-    monkeypatch.setattr(api, "_meminfo", lambda: {"MemTotal": 64 * 2**30, "MemAvailable": 2**20})
-    assert api.memory_budget() == 2**30          # the floor
-    monkeypatch.setattr(api, "_meminfo", lambda: {"MemTotal": 2**30, "MemAvailable": 2**20})
-    assert api.memory_budget() == 2**29          # half of a small machine
-    monkeypatch.setattr(api, "_meminfo", lambda: {})
-    assert api.memory_budget() == int(0.8 * 4 * 2**30)
+    monkeypatch.setattr(_shared, "_meminfo", lambda: {"MemTotal": 64 * 2**30, "MemAvailable": 10 * 2**30})
+    assert _shared.memory_budget() == int(0.8 * 10 * 2**30)
+    monkeypatch.setattr(_shared, "_meminfo", lambda: {"MemTotal": 64 * 2**30, "MemAvailable": 2**20})
+    assert _shared.memory_budget() == 2**30          # the floor
+    monkeypatch.setattr(_shared, "_meminfo", lambda: {"MemTotal": 2**30, "MemAvailable": 2**20})
+    assert _shared.memory_budget() == 2**29          # half of a small machine
+    monkeypatch.setattr(_shared, "_meminfo", lambda: {})
+    assert _shared.memory_budget() == int(0.8 * 4 * 2**30)
     # the real file parses
     monkeypatch.undo()
-    assert api._meminfo().get("MemAvailable", 1) > 0
+    assert _shared._meminfo().get("MemAvailable", 1) > 0
 
 
 def test_inconsistent_cut_is_an_engine_error(monkeypatch):

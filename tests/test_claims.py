@@ -1,23 +1,24 @@
 """Verdicts of regions.study.claims on hand-made results: a claim holds only when
 the numbers say so, and is 'not tested' when the numbers are missing."""
+import numpy as np
 import pytest
 
 from regions.study.claims import findings
+from regions.study.results import Checkpoint, RunResult
 
 
 def _run(name, counts, sampled, loss_end=0.1, dead=None):
     cps = []
     for i, (e, c, s) in enumerate(zip((0, 30, 1500), counts, sampled)):
-        cp = {"epoch": e, "n_regions": c, "n_patterns_sampled": s, "normal_cos": {}}
-        if dead is not None:
-            cp["dead"] = {"all": dead[i]}
-        cps.append(cp)
-    return {"name": name, "seed": 0, "dim": 2, "n": 1024, "grid_shape": (32, 32),
-            "mean_loss": [0.4, loss_end], "checkpoints": cps}
+        cps.append(Checkpoint(epoch=e, mean_loss=0.1, n_regions=c, n_patterns_sampled=s,
+                              hamming_patch=1.0, hamming_neighbour=1.0,
+                              dead={} if dead is None else {"all": dead[i]}))
+    return RunResult(name=name, seed=0, dim=2, n=1024, grid_shape=[32, 32],
+                     mean_loss=np.array([0.4, loss_end]), checkpoints=cps)
 
 
 def _verdicts(results):
-    return {f["claim"]: f["verdict"] for f in findings(results)}
+    return {f.claim: f.verdict for f in findings(results)}
 
 
 GROWTH = "Raw: the number of regions grows during training (init -> end)"

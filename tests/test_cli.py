@@ -200,8 +200,11 @@ def test_study_workers_size_the_pool_that_runs_the_jobs(monkeypatch, capsys, tmp
     # through the real run_study: --workers N becomes a pool of N processes (1: none)
     import os
 
+    from types import SimpleNamespace
+
     import regions.study.report
-    import regions.study.study as st
+    import regions.study.store
+    import regions.study.runner as st
 
     pools, ran = [], []
 
@@ -211,10 +214,11 @@ def test_study_workers_size_the_pool_that_runs_the_jobs(monkeypatch, capsys, tmp
 
     def fake_job(job):
         ran.append(job["name"])
-        return {"name": job["name"], "seed": job["seed"], "seconds": 0.0, "mean_loss": [1.0]}
+        return SimpleNamespace(name=job["name"], seed=job["seed"], seconds=0.0, mean_loss=[1.0])
 
     monkeypatch.setattr(st, "_default_executor", fake_pool)
     monkeypatch.setattr(st, "run_job", fake_job)
+    monkeypatch.setattr(regions.study.store, "save_run", lambda *a, **kw: None)
     monkeypatch.setattr(regions.study.report, "write_report",
                         lambda results, out_dir, **kw: os.path.join(out_dir, "report.md"))
     out = str(tmp_path / "r")
@@ -260,3 +264,27 @@ def test_enumerate_encoded_state_dict(tmp_path, capsys):
     assert s["length"]["sum"] == pytest.approx(1.0)
     code, out, _ = _run(capsys, "enumerate", str(path), "--domain=0,1", "--no-progress")
     assert code == 0 and "8 features" in out.splitlines()[0]
+
+
+def test_study_runs_its_jobs_on_a_dask_cluster(capsys, tmp_path):
+    # a real scheduler: the jobs go through it (its task prefixes name run_job), the
+    # report is written here, and the cluster outlives the study
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        out = tmp_path / "r"
+        code, stdout, err = _run(capsys, "study", "--preset", "tiny", "--out", str(out),
+                                 "--scheduler", cluster.scheduler_address, "--no-progress")
+        assert code == 0, err
+        assert (out / "report.md").is_file() and "report.md" in stdout
+        prefixes = cluster.scheduler.task_prefixes
+        assert "run_job" in prefixes and prefixes["run_job"].state_counts["memory"] == 4  # 4 jobs ran there
+        assert cluster.scheduler.workers                         # still up
+
+
+def test_study_scheduler_errors_name_what_is_accepted(capsys, tmp_path):
+    code, _, err = _run(capsys, "study", "--scheduler", "localhost:8786", "--out", str(tmp_path))
+    assert code == 2 and "tcp://HOST:8786" in err and len(err.strip().splitlines()) == 1
+    code, _, err = _run(capsys, "study", "--scheduler", "tcp://x:1", "--workers", "2",
+                        "--out", str(tmp_path))
+    assert code == 2 and "exclude each other" in err

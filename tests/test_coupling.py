@@ -1,9 +1,9 @@
-"""Rank correlations, bootstrap intervals, binned curves and the prediction check."""
+"""Rank correlations, bootstrap intervals and the prediction check."""
 import numpy as np
 import pytest
 from scipy import stats
 
-from regions.study.coupling import (_groups, _resample_ranks, binned_curve, correlation_table,
+from regions.study.coupling import (_groups, _resample_ranks, correlation_table,
                                     prediction_agreement, spearman_ci)
 
 
@@ -44,16 +44,6 @@ def test_nan_pairs_are_dropped_and_constants_give_nan():
     assert r["n"] == 42
     assert r["rho"] == pytest.approx(stats.spearmanr(x[8:], y[8:]).statistic)
     assert np.isnan(spearman_ci(np.ones(10), np.arange(10), n_boot=10)["rho"])
-
-
-def test_binned_curve_is_monotone_for_monotone_data():
-    x = np.arange(1000.0)
-    b = binned_curve(x, 2 * x + 1, n_bins=5)
-    assert b["count"].sum() == 1000
-    assert np.all(np.diff(b["mean"]) > 0)
-    # ties never straddle edges
-    b = binned_curve(np.repeat([1.0, 2.0], 50), np.arange(100.0), n_bins=10)
-    assert b["count"].sum() == 100 and len(b["count"]) <= 2
 
 
 def test_prediction_agreement_perfect_and_terms():

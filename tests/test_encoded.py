@@ -10,6 +10,7 @@ from regions.encoded import (ENCODED_2D_MESSAGE, grid_crossings, partition_encod
                              partition_encoded_segment, reject_encoded_2d)
 from regions.encoding import PositionalEncoding, RandomFourierFeatures
 from regions.network import as_network
+from torch_reference import torch_patterns_and_output
 
 
 def encoded_mlp(enc, widths, seed, bias_std=0.1, torch_init=False):
@@ -36,19 +37,6 @@ def one_neuron(enc, row, bias):
         lin.bias.fill_(bias)
     out = torch.nn.Linear(1, 1).double()
     return torch.nn.Sequential(enc, lin, torch.nn.ReLU(), out)
-
-
-def torch_patterns_and_output(model, x):
-    h = torch.as_tensor(np.asarray(x, dtype=np.float64))
-    mods = list(model)
-    bits = []
-    with torch.no_grad():
-        for i, m in enumerate(mods):
-            h = m(h)
-            if isinstance(m, torch.nn.Linear) and i + 1 < len(mods) and isinstance(
-                    mods[i + 1], (torch.nn.ReLU, torch.nn.LeakyReLU)):
-                bits.append((h > 0).numpy())
-    return np.concatenate(bits, axis=1), h.numpy()
 
 
 def numpy_patterns(model):

@@ -6,8 +6,9 @@ import shapely
 import torch
 
 from regions.network import as_network
-from regions.study.features import (Features, boundary_distances, grid_neighbours,
-                                    sample_features, segment_crossings)
+from regions.study.features import Features, sample_features
+from regions.study.grid import adjacent_pairs
+from regions.study.training import positional_encoding
 
 
 def _mlp(widths, seed=0, d_in=2, d_out=1, scale=1.0):
@@ -115,34 +116,56 @@ def test_polygon_distance_is_min_of_neuron_and_domain(raw2d):
     assert np.all(f["dist_layer1"] >= f["dist_boundary"] - 1e-12)
 
 
-def test_layer1_distance_is_exact_and_paper_formula_is_not_larger():
-    model = _mlp([6, 6], seed=5)
+def _torch_preactivations(model, x):
+    """Pre-activations of every hidden layer by a plain torch forward pass (float64)."""
+    out, a = [], torch.as_tensor(x, dtype=torch.float64)
+    with torch.no_grad():
+        for m in model:
+            a = m(a)
+            if isinstance(m, torch.nn.Linear) and m is not model[-1]:
+                out.append(a.numpy())
+    return out
+
+
+def test_distance_features_against_torch_preactivations():
+    model = _mlp([6, 6, 6], seed=5)
     x = np.random.default_rng(0).uniform(-1, 1, (50, 2))
-    net = as_network(model)
-    d = boundary_distances(net, x)
-    W, b = net.weights[0], net.biases[0]
-    want = np.min(np.abs(x @ W.T + b) / np.linalg.norm(W, axis=1), axis=1)
-    np.testing.assert_allclose(d["layer1"], want)
-    np.testing.assert_allclose(d["paper_layer1"], want)
-    assert np.all(d["all"] <= d["layer1"] + 1e-15)
+    f = sample_features(model, x, partition=False)
+    weights = [m.weight.detach().numpy() for m in model if isinstance(m, torch.nn.Linear)]
+    # the authors' |z_lk| / |W_l[k]|, layer by layer
+    paper = np.stack([np.min(np.abs(z) / np.linalg.norm(W, axis=1), axis=1)
+                      for z, W in zip(_torch_preactivations(model, x), weights)], axis=1)
+    layers = f.meta["layer_distances"]
+    assert layers["local"].shape == layers["weight_norm"].shape == (50, 3)
+    np.testing.assert_allclose(layers["weight_norm"], paper, rtol=1e-12)
+    np.testing.assert_allclose(f["dist_paper"], paper.min(axis=1), rtol=1e-12)
+    # the first layer's lines are global: its local gradient is its weight row
+    np.testing.assert_allclose(f["dist_layer1"], paper[:, 0], rtol=1e-12)
+    np.testing.assert_allclose(layers["local"][:, 0], paper[:, 0], rtol=1e-12)
+    np.testing.assert_array_equal(f["dist_boundary"], layers["local"].min(axis=1))
+    assert np.all(f["dist_boundary"] <= f["dist_layer1"])
+    # deeper layers see the input through the earlier ones: not the authors' formula
+    assert not np.allclose(layers["local"][:, 1:], paper[:, 1:])
 
 
 def test_crossings_single_layer_closed_form():
-    # one hidden layer: every line is straight, so a segment crosses exactly the
-    # lines whose sign differs at its two ends
+    # one hidden layer: every line is straight, so a segment between grid
+    # neighbours crosses exactly the lines whose sign differs at its two ends
     model = _mlp([20], seed=1)
-    net = as_network(model)
-    rng = np.random.default_rng(2)
-    p0, p1 = rng.uniform(-1, 1, (200, 2)), rng.uniform(-1, 1, (200, 2))
-    W, b = net.weights[0], net.biases[0]
+    coords = _grid(12, 12)
+    f = sample_features(model, coords, grid_shape=(12, 12), partition=False)
+    pairs = adjacent_pairs((12, 12))
+    W, b = model[0].weight.detach().numpy(), model[0].bias.detach().numpy()
+    p0, p1 = coords[pairs[:, 0]], coords[pairs[:, 1]]
     want = np.sum((p0 @ W.T + b > 0) != (p1 @ W.T + b > 0), axis=1)
-    np.testing.assert_array_equal(segment_crossings(net, p0, p1), want)
+    np.testing.assert_array_equal(f.meta["neighbour_crossings"], want)
+    assert want.sum() > 0
 
 
 def test_crossings_deep_net_against_dense_sampling_and_partition(raw2d):
     model, coords, f = raw2d
     net = as_network(model)
-    pairs = grid_neighbours((12, 12))
+    pairs = adjacent_pairs((12, 12))
     c = f.meta["neighbour_crossings"]
     # dense sampling: pattern changes along the segment (a lower bound; equal
     # unless two changes fall between samples)
@@ -210,14 +233,18 @@ def test_raw_1d_features():
     assert np.all(f["density"] >= 1)
 
 
-def test_encoded_2d_features_are_labelled():
-    from regions.study.training import positional_encoding
-
+def _encoded_2d(width, side):
+    """A one-hidden-layer model behind a 2D positional encoding (L = 2), a
+    ``side x side`` grid on [0, 1)^2 and its features."""
     enc = positional_encoding(2, 2)
-    model = torch.nn.Sequential(enc, torch.nn.Linear(8, 8), torch.nn.ReLU(),
-                                torch.nn.Linear(8, 1))
-    coords = _grid(6, 6, 0, 1)
-    f = sample_features(model, coords, grid_shape=(6, 6))
+    model = torch.nn.Sequential(enc, torch.nn.Linear(8, width), torch.nn.ReLU(),
+                                torch.nn.Linear(width, 1))
+    coords = _grid(side, side, 0, 1)
+    return enc, model, coords, sample_features(model, coords, grid_shape=(side, side))
+
+
+def test_encoded_2d_features_are_labelled():
+    enc, model, coords, f = _encoded_2d(8, 6)
     assert f.kind["occupancy"] == "sampled" and f.kind["region"] == "sampled"
     assert f.kind["hamming"] == "exact"
     net = as_network(model)
@@ -234,8 +261,6 @@ def test_bad_inputs_name_the_problem():
         sample_features(model, _grid(3, 3), grid_shape=(4, 4))
     with pytest.raises(ValueError, match="NaN"):
         sample_features(model, np.full((4, 2), np.nan))
-    with pytest.raises(ValueError, match="p0 and p1"):
-        segment_crossings(model, np.zeros((2, 2)), np.zeros((3, 2)))
     with pytest.raises(ValueError, match="radius"):
         sample_features(model, _grid(3, 3), grid_shape=(3, 3), radius=-1.0)
 
@@ -248,9 +273,6 @@ def _dense_changes(net, enc, a, b, n=4001):
 
 
 def test_encoded_1d_features_exact():
-    pytest.importorskip("regions.encoded")
-    from regions.study.training import positional_encoding
-
     enc = positional_encoding(3, 1)
     model = torch.nn.Sequential(enc, torch.nn.Linear(6, 10), torch.nn.ReLU(),
                                 torch.nn.Linear(10, 10), torch.nn.ReLU(), torch.nn.Linear(10, 1))
@@ -270,17 +292,10 @@ def test_encoded_1d_features_exact():
 
 
 def test_encoded_2d_crossings_exact_along_rows_and_columns():
-    pytest.importorskip("regions.encoded")
-    from regions.study.training import positional_encoding
-
-    enc = positional_encoding(2, 2)
-    model = torch.nn.Sequential(enc, torch.nn.Linear(8, 12), torch.nn.ReLU(),
-                                torch.nn.Linear(12, 1))
-    coords = _grid(5, 5, 0, 1)
-    f = sample_features(model, coords, grid_shape=(5, 5))
+    enc, model, coords, f = _encoded_2d(12, 5)
     assert f.kind["crossings"] == "exact"
     net = as_network(model)
-    pairs = grid_neighbours((5, 5))
+    pairs = adjacent_pairs((5, 5))
     c = f.meta["neighbour_crossings"]
     for k in range(0, len(pairs), 3):
         a, b = coords[pairs[k, 0]], coords[pairs[k, 1]]

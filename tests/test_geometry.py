@@ -1,7 +1,8 @@
 """regions/geometry.py against references that share no code with it: torch
 forward passes on dense grids refined by bisection, a brute-force search on
 circles of growing radius, shapely distances to the exact partition's
-polygons; and against the study's current versions, number for number."""
+polygons. The study's own uses (encoded neighbour crossings, region
+adjacency) are checked against the same references."""
 import numpy as np
 import pytest
 import shapely
@@ -11,8 +12,9 @@ import regions
 from regions.encoding import PositionalEncoding
 from regions.geometry import boundary_distances, interval_adjacency, segment_crossings
 from regions.network import as_network
+from regions.study import analysis as study_analysis
 from regions.study import features as study_features
-from regions.study import gram as study_gram
+from regions.study.grid import adjacent_pairs
 
 
 def mlp(widths, seed, d_in=2, leaky=0.0, encoding=None, bias_std=0.5):
@@ -135,29 +137,24 @@ def _row_major_grid(H, W, lo=0.0, hi=1.0):
     return np.stack([X.ravel(), Y.ravel()], 1)
 
 
-def test_crossings_equal_the_studys_raw_walk():
-    for seed, widths in [(0, [8, 8]), (1, [16, 16, 16]), (2, [32])]:
-        model = mlp(widths, seed)
-        p0, p1 = random_segments(np.random.default_rng(seed), 200)
-        np.testing.assert_array_equal(segment_crossings(model, p0, p1),
-                                      study_features.segment_crossings(model, p0, p1))
-
-
-def test_crossings_equal_the_studys_neighbour_crossings():
-    """What the study records as ``neighbour_crossings`` for raw 2D, encoded 1D
-    (breakpoints of the full partition) and encoded 2D (regions.grid_crossings)
-    models is what segment_crossings gives on the neighbour pairs."""
-    cases = [(mlp([8, 8], 7), (6, 6), _row_major_grid(6, 6, -1.0, 1.0)),
-             (mlp([8, 8], 8, d_in=1, encoding=PositionalEncoding(3)), (40,),
+def test_studys_encoded_neighbour_crossings_against_bisected_torch_patterns():
+    """The study counts the crossings between grid neighbours of encoded models
+    its own way: encoded 1D from the breakpoints of the whole partition,
+    encoded 2D by regions.grid_crossings along rows and columns. Both agree
+    with the torch patterns along each segment and with segment_crossings
+    (one encoded partition per segment). Raw models: tests/test_features.py."""
+    cases = [(mlp([8, 8], 8, d_in=1, encoding=PositionalEncoding(3)), (40,),
               np.linspace(0.0, 1.0, 40)[:, None]),
              (mlp([6, 6], 9, encoding=PositionalEncoding(2, in_features=2)), (5, 6),
               _row_major_grid(5, 6))]
     for model, shape, coords in cases:
         f = study_features.sample_features(model, coords, grid_shape=shape, layers=False)
-        pairs = study_features.grid_neighbours(shape)
-        got = segment_crossings(model, coords[pairs[:, 0]], coords[pairs[:, 1]])
-        np.testing.assert_array_equal(got, f.meta["neighbour_crossings"])
-        assert got.sum() > 0
+        pairs = adjacent_pairs(shape)
+        a, b = coords[pairs[:, 0]], coords[pairs[:, 1]]
+        want = [len(pattern_runs(model, p, q, n=1001)) - 1 for p, q in zip(a, b)]
+        np.testing.assert_array_equal(f.meta["neighbour_crossings"], want)
+        np.testing.assert_array_equal(segment_crossings(model, a, b), want)
+        assert np.sum(want) > 0
 
 
 # ----------------------------------------------------------------------------- distances
@@ -235,22 +232,6 @@ def test_boundary_distances_of_degenerate_points_and_networks():
         boundary_distances(mlp([4], 0, encoding=PositionalEncoding(2, in_features=2)), x)
 
 
-def test_boundary_distances_equal_the_studys():
-    for seed, widths, leaky in [(20, [8, 8], 0.0), (21, [16, 16, 16], 0.1), (22, [4], 0.0)]:
-        model = mlp(widths, seed, leaky=leaky)
-        x = np.random.default_rng(seed).uniform(-1, 1, (500, 2))
-        old = study_features.boundary_distances(model, x)
-        local = boundary_distances(model, x, per_layer=True)
-        weight = boundary_distances(model, x, per_layer=True, method="weight_norm")
-        np.testing.assert_array_equal(boundary_distances(model, x), old["all"])
-        np.testing.assert_array_equal(local[:, 0], old["layer1"])
-        np.testing.assert_array_equal(boundary_distances(model, x, method="weight_norm"),
-                                      old["paper"])
-        for l in range(len(widths)):
-            np.testing.assert_array_equal(local[:, l], old[f"layer{l + 1}"])
-            np.testing.assert_array_equal(weight[:, l], old[f"paper_layer{l + 1}"])
-
-
 # ----------------------------------------------------------------------------- adjacency
 
 def sampled_region_sequence(model, lo, hi):
@@ -283,7 +264,6 @@ def test_interval_adjacency_of_a_raw_partition_against_sampled_pieces():
     bp = p.breakpoints
     left, right = p.locate(bp - 1e-9), p.locate(bp + 1e-9)
     assert np.all(A.toarray()[left, right])
-    np.testing.assert_array_equal(A.toarray(), study_gram.interval_adjacency(len(p)).toarray())
 
 
 def test_interval_adjacency_of_an_encoded_partition_against_sampled_patterns():
@@ -293,6 +273,22 @@ def test_interval_adjacency_of_an_encoded_partition_against_sampled_patterns():
     assert len(seq) == len(p) and n == p.n_patterns < len(p)   # some patterns recur
     np.testing.assert_array_equal(p.pattern_id, seq)
     np.testing.assert_array_equal(interval_adjacency(p).toarray(), adjacency_of_sequence(seq, n))
+
+
+def test_studys_region_adjacency_of_an_encoded_1d_model_against_sampled_patterns():
+    """The regions and adjacency the study splits the predicted loss change by."""
+    model = mlp([6, 6], 31, d_in=1, encoding=PositionalEncoding(3), bias_std=0.3)
+    p = regions.partition(model, (0.0, 1.0), progress=False)
+    x = np.linspace(0.0, 1.0, 64)[:, None]
+    f = study_features.sample_features(model, x, grid_shape=(64,), domain=(0.0, 1.0),
+                                       partition=p)
+    rid, A = study_analysis._region_adjacency(f, p, None, (64,))
+    labels = {}   # torch pattern -> number, by first appearance along [0, 1]
+    seq = np.array([labels.setdefault(r.tobytes(), len(labels))
+                    for r in pattern_runs(model, [0.0], [1.0], n=20001)])
+    np.testing.assert_array_equal(rid, [labels[q.tobytes()] for q in torch_patterns(model, x)])
+    np.testing.assert_array_equal(A.toarray(), adjacency_of_sequence(seq, len(labels)))
+    assert len(np.unique(rid)) < len(labels) < len(seq)   # samples miss regions; some recur
 
 
 def test_interval_adjacency_refuses_what_is_not_1d():

@@ -11,8 +11,8 @@ import scipy.sparse as sp
 import torch
 from torch.func import functional_call, grad, vmap
 
-from regions.study.gram import (backprop_factors, confusion, distant_pairs, gradient_norms, gram,
-                                gram_pairs, interval_adjacency, neighbour_pairs,
+from regions.study.grid import distant_pairs, patch_pairs
+from regions.study.gram import (backprop_factors, confusion, gradient_norms, gram, gram_pairs,
                                 predicted_loss_change)
 from regions.study.training import TrainConfig, build_model
 
@@ -140,16 +140,16 @@ def test_predicted_change_matches_one_gradient_step(encoding, dim):
 
 
 def test_neighbour_and_distant_pairs():
-    p = neighbour_pairs((64, 64))
+    p = patch_pairs((64, 64))
     assert p.shape == (21 * 21 * 36, 2) and np.all(p[:, 0] < p[:, 1])
     r0, c0 = np.divmod(p[:, 0], 64)
     r1, c1 = np.divmod(p[:, 1], 64)
     assert np.abs(r0 - r1).max() <= 2 and np.abs(c0 - c1).max() <= 2
     assert len(np.unique(p, axis=0)) == len(p)
-    q = neighbour_pairs((64, 64), n_patches=10, seed=2)
+    q = patch_pairs((64, 64), n_patches=10, seed=2)
     assert q.shape == (360, 2)
-    assert np.array_equal(q, neighbour_pairs((64, 64), n_patches=10, seed=2))
-    assert neighbour_pairs((10,), patch=3).tolist()[:3] == [[0, 1], [0, 2], [1, 2]]
+    assert np.array_equal(q, patch_pairs((64, 64), n_patches=10, seed=2))
+    assert patch_pairs((10,), patch=3).tolist()[:3] == [[0, 1], [0, 2], [1, 2]]
 
     d = distant_pairs((64, 64), 500, seed=0)
     r0, c0 = np.divmod(d[:, 0], 64)
@@ -159,11 +159,6 @@ def test_neighbour_and_distant_pairs():
     assert np.all((c0 < 25) != (c1 < 25))  # opposite corners
     d1 = distant_pairs((2048,), 100, seed=0)
     assert np.all(d1[:, 1] - d1[:, 0] >= 2048 - 2 * 800)
-
-
-def test_interval_adjacency():
-    A = interval_adjacency(4).toarray()
-    assert A.tolist() == [[0, 1, 0, 0], [1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 1, 0]]
 
 
 def test_bad_inputs_raise():
@@ -185,6 +180,6 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="region_adjacency"):
         predicted_loss_change(model, x, y, 0.1, (np.arange(48), sp.eye(4, format="csr")))
     with pytest.raises(ValueError, match="patch"):
-        neighbour_pairs((2, 2), patch=3)
+        patch_pairs((2, 2), patch=3)
     with pytest.raises(ValueError, match="quadrant"):
         distant_pairs((8, 8), 3, quadrant=5)

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from regions.domain import Interval, Segment
 from regions.network import as_network
 from regions.partition1d import partition_1d
+from torch_reference import torch_patterns_and_output
 
 
 def he_sequential(widths, seed, bias_std=0.1, leaky=None):
@@ -23,20 +24,6 @@ def he_sequential(widths, seed, bias_std=0.1, leaky=None):
         if i < len(widths) - 2:
             mods.append(torch.nn.LeakyReLU(leaky) if leaky else torch.nn.ReLU())
     return torch.nn.Sequential(*mods)
-
-
-def torch_patterns_and_output(model, x):
-    """Activation pattern (z > 0 of every Linear followed by an activation) and output, by torch."""
-    h = torch.as_tensor(np.asarray(x, dtype=np.float64))
-    mods = list(model)
-    bits = []
-    with torch.no_grad():
-        for i, m in enumerate(mods):
-            h = m(h)
-            if isinstance(m, torch.nn.Linear) and i + 1 < len(mods) and isinstance(
-                    mods[i + 1], (torch.nn.ReLU, torch.nn.LeakyReLU)):
-                bits.append((h > 0).numpy())
-    return np.concatenate(bits, axis=1), h.numpy()
 
 
 def bisect_breakpoints(pattern_fn, u):

@@ -283,7 +283,7 @@ def test_level_set_along_an_edge_is_reported_once():
 
 def test_max_regions_stops_with_the_count():
     net = he([2, 32, 32, 1], 11)
-    with pytest.raises(regions.TooManyRegions, match=r"has \d+ regions .* max_regions=50"):
+    with pytest.raises(regions.TooManyRegions, match=r"has at least \d+ regions .* max_regions=50"):
         regions.partition(net, BOX, max_regions=50)
 
 

@@ -209,13 +209,13 @@ def test_speed_vs_feature_on_given_axes_and_a_constant_feature():
     assert "constant feature" in axes[0, 3].get_title() and "nan" not in axes[0, 3].get_title()
 
 
-def test_residual_energy_colour_scale_ignores_a_short_spike():
+def test_band_energy_colour_scale_ignores_a_short_spike():
     energy = np.full((200, 3), 0.5)
     energy[0] = 5.0                                  # one early epoch far above the rest
-    axes = rp.residual_energy(energy)
+    axes = rp.band_energy(energy)
     mesh = next(c for c in axes[0].collections if isinstance(c, QuadMesh))
     assert mesh.norm.vmax == 1.0
-    assert rp.residual_energy(energy, kind="lines")[0].get_ylim()[1] >= 5.0
+    assert rp.band_energy(energy, kind="lines")[0].get_ylim()[1] >= 5.0
 
 
 def test_coupling_figures():
@@ -228,14 +228,14 @@ def test_coupling_figures():
     assert len(axes) == 2 and "Spearman" in axes[0].get_title()
     assert axes[0].get_xscale() == "log"
     energy = np.clip(np.linspace(1, 0, 20)[:, None] ** (1 / np.arange(1, 15)), 0, 1)
-    axes = rp.residual_energy({"raw": energy, "PE L=5": energy ** 3}, epochs=np.arange(0, 200, 10),
+    axes = rp.band_energy({"raw": energy, "PE L=5": energy ** 3}, epochs=np.arange(0, 200, 10),
                               bands=np.arange(5, 75, 5))
     assert len(axes) == 2 and all(any(isinstance(c, QuadMesh) for c in a.collections) for a in axes)
-    axes = rp.residual_energy(energy, kind="lines")
+    axes = rp.band_energy(energy, kind="lines")
     assert len(axes[0].get_lines()) == 14
     # runs with their own epochs, bands given as edges
     edges = np.column_stack([np.arange(14) * 5.0, np.arange(1, 15) * 5.0])
-    axes = rp.residual_energy({"a": (np.arange(20), energy), "b": (np.arange(10) * 2, energy[:10])},
+    axes = rp.band_energy({"a": (np.arange(20), energy), "b": (np.arange(10) * 2, energy[:10])},
                               bands=edges)
     assert axes[0].get_yticklabels()[0].get_text() == "0-5"
     ax = rp.confusion_densities(rng.uniform(-1, 1, 300), rng.normal(0, 0.2, 300))

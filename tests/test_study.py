@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from regions.study.study import PRESETS, SerialExecutor, build_jobs, run_study
+from regions.study.runner import PRESETS, SerialExecutor, build_jobs, run_study
 
 
 def _one_experiment(name="2d-raw", encoding=None, seeds=(0,)):
@@ -51,9 +51,9 @@ def test_tiny_study_writes_report_with_sections_figures_and_data(tiny_report):
 def test_tiny_study_data_are_consistent(tiny_report):
     out, _ = tiny_report
     # every finished job is kept, and the report can be rebuilt from them
-    from regions.study.study import report_from_jobs
+    from regions.study.runner import report_from_jobs
 
-    assert len(os.listdir(os.path.join(out, "jobs"))) == 4
+    assert len([f for f in os.listdir(os.path.join(out, "jobs")) if f.endswith(".json")]) == 4
     assert "## Findings" in open(report_from_jobs(str(out), preset="tiny")).read()
     data = np.load(os.path.join(out, "data", "runs.npz"))
     occ = data["2d-raw_s0/epoch0/feature/occupancy"]

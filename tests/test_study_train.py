@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from regions.study.convergence import (bands_around, default_bands, epochs_to_fraction,
-                                       log_loss_slope, normalized_auc, residual_energy,
-                                       residual_energy_from_run)
+                                       log_loss_slope, normalized_auc, band_residual_ratio,
+                                       band_energy_from_run)
 from regions.study.signals import (Signal, from_array, image_file, random_image,
                                    sum_of_sinusoids)
 from regions.study.training import Run, TrainConfig, build_model, sample_losses, train
@@ -211,14 +211,14 @@ def test_speed_measures():
 def test_residual_energy_extremes(sig):
     bands = default_bands(sig.grid_shape)
     Y = sig.targets
-    E = residual_energy(np.zeros((2,) + Y.shape), sig.grid_shape, bands, targets=Y)
+    E = band_residual_ratio(np.zeros((2,) + Y.shape), sig.grid_shape, bands, targets=Y)
     assert E.shape == (2, len(bands))
     ok = np.isfinite(E[0])
     assert ok.any() and np.all(E[:, ok] == 0)
-    E1 = residual_energy(Y - Y.mean(0), sig.grid_shape, bands, targets=Y)
+    E1 = band_residual_ratio(Y - Y.mean(0), sig.grid_shape, bands, targets=Y)
     assert np.allclose(E1[ok], 1.0)
     # a constant offset is DC only: no band sees it
-    E2 = residual_energy(-(Y - Y.mean(0)) + 3.0, sig.grid_shape, bands, targets=Y)
+    E2 = band_residual_ratio(-(Y - Y.mean(0)) + 3.0, sig.grid_shape, bands, targets=Y)
     assert np.allclose(E2[ok], 1.0)
 
 
@@ -226,24 +226,24 @@ def test_residual_energy_separates_frequencies():
     sig = sum_of_sinusoids(n=256, ks=(5, 60))
     t = np.arange(256) / 256
     low = np.sin(2 * np.pi * 5 * t)[:, None]
-    E = residual_energy(low, (256,), bands_around([5, 60]), targets=sig.targets)
+    E = band_residual_ratio(low, (256,), bands_around([5, 60]), targets=sig.targets)
     assert E[0] == pytest.approx(1.0) and E[1] == pytest.approx(0.0, abs=1e-20)
-    assert np.isnan(residual_energy(low, (256,), [[100, 120]], targets=sig.targets)[0])
+    assert np.isnan(band_residual_ratio(low, (256,), [[100, 120]], targets=sig.targets)[0])
     with pytest.raises(ValueError, match="targets"):
-        residual_energy(low, (256,), None)
+        band_residual_ratio(low, (256,), None)
     with pytest.raises(ValueError, match="bands"):
-        residual_energy(low, (256,), [[3, 1]], targets=sig.targets)
+        band_residual_ratio(low, (256,), [[3, 1]], targets=sig.targets)
     with pytest.raises(ValueError, match="residuals"):
-        residual_energy(low[:10], (256,), None, targets=sig.targets)
+        band_residual_ratio(low[:10], (256,), None, targets=sig.targets)
 
 
-def test_residual_energy_from_run():
+def test_band_energy_from_run():
     sig = random_image(8, channels=1)
     run = train(sig, TrainConfig(checkpoints=(2,), **SMALL), progress=False)
-    epochs, E, bands = residual_energy_from_run(run)
+    epochs, E, bands = band_energy_from_run(run)
     assert epochs.tolist() == [0, 2, 6] and E.shape == (3, len(bands))
     run2 = train(sig, TrainConfig(record_predictions=True, **SMALL), progress=False)
-    epochs2, E2, _ = residual_energy_from_run(run2)
+    epochs2, E2, _ = band_energy_from_run(run2)
     assert epochs2.tolist() == list(range(7))
     assert np.allclose(E2[[0, 6]], E[[0, 2]], rtol=1e-5)
 

@@ -39,8 +39,9 @@ asking for it raises ``ValueError(ENCODED_2D_MESSAGE)``.
 Modules
 -------
 :mod:`~regions.encoded.engine`
-    the engine (:func:`partition_encoded_1d`, :func:`partition_encoded_segment`,
-    :func:`encoded_line_pieces`);
+    the engine (:func:`partition_encoded_line` on a Network and a Domain; its
+    entry points :func:`partition_encoded_1d`, :func:`partition_encoded_segment`
+    for any model; its core :func:`encoded_line_pieces`);
 :mod:`~regions.encoded.result`
     its result type, :class:`EncodedPartition1D`;
 :mod:`~regions.encoded.crossings`
@@ -51,9 +52,9 @@ Modules
 """
 from .crossings import GridCrossings, grid_crossings
 from .engine import (ENCODED_2D_MESSAGE, encoded_line_pieces, partition_encoded_1d,
-                     partition_encoded_segment, reject_encoded_2d)
+                     partition_encoded_line, partition_encoded_segment, reject_encoded_2d)
 from .result import EncodedPartition1D
 from .tolerances import H_TERM, MERGE, XTOL
 
 __all__ = ["EncodedPartition1D", "partition_encoded_1d", "partition_encoded_segment",
-           "grid_crossings", "GridCrossings", "reject_encoded_2d", "ENCODED_2D_MESSAGE"]
+           "partition_encoded_line", "grid_crossings", "GridCrossings", "reject_encoded_2d", "ENCODED_2D_MESSAGE"]

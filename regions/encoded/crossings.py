@@ -2,7 +2,7 @@
 of a pixel grid: :func:`grid_crossings` and its result :class:`GridCrossings`.
 
 Every grid line is a 1D problem for the encoded engine
-(:func:`regions.encoded.partition_encoded_1d`), so the counts are exact with
+(:func:`regions.encoded.partition_encoded_line`), so the counts are exact with
 the engine's tolerances.
 """
 from __future__ import annotations
@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._shared import progress_bar
-from ..domain import Interval
+from .._shared import check_value_range, progress_bar
+from ..domain import Box, Interval
 from ..network import as_network
-from .engine import _encoding_of, partition_encoded_1d
+from .engine import _encoding_of, partition_encoded_line
 
 __all__ = ["GridCrossings", "grid_crossings"]
 
@@ -56,7 +56,7 @@ def _along(net, coords, fixed, axis, max_regions, threads):
     basis = np.zeros((2, 1))
     basis[axis, 0] = 1.0
     dom = Interval(coords[0], coords[-1], origin=origin, basis=basis)
-    p = partition_encoded_1d(net, dom, max_regions, False, threads)
+    p = partition_encoded_line(net, dom, max_regions, False, threads)
     idx = p.locate(coords)
     counts = np.diff(idx)
     pats = p.patterns[idx]
@@ -121,6 +121,7 @@ def grid_crossings(model, shape=(64, 64), bounds=((0.0, 1.0), (0.0, 1.0)), max_r
         raise ValueError(f"bounds must be ((x0, x1), (y0, y1)), got {bounds!r}") from None
     if not (x1 > x0 and y1 > y0 and np.all(np.isfinite([x0, x1, y0, y1]))):
         raise ValueError(f"bounds must be finite with x0 < x1 and y0 < y1, got {bounds!r}")
+    check_value_range(net, Box((x0, x1), (y0, y1)))     # the box holds every grid line
     xs = np.linspace(x0, x1, W)
     ys = np.linspace(y0, y1, H)
     rows_b, cols_b = [], []

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._shared import check_region_cap, progress_bar, thread_pool
+from .._shared import check_region_cap, check_value_range, progress_bar, thread_pool
 from ..domain import Interval, Segment, as_domain
 from ..network import as_network
 from .result import EncodedPartition1D
 from .tolerances import H_TERM, MERGE, XTOL
 
-__all__ = ["partition_encoded_1d", "partition_encoded_segment", "encoded_line_pieces",
-           "reject_encoded_2d", "ENCODED_2D_MESSAGE"]
+__all__ = ["partition_encoded_1d", "partition_encoded_segment", "partition_encoded_line",
+           "encoded_line_pieces", "reject_encoded_2d", "ENCODED_2D_MESSAGE"]
 
 ENCODED_2D_MESSAGE = (
     "the regions of an encoded (sin/cos feature) network in its 2D coordinate space are "
@@ -273,8 +273,39 @@ def encoded_line_pieces(net, kinds, alpha, beta, lo, hi, max_regions=None, progr
     return points, packed, A, c, stats
 
 
+def partition_encoded_line(network, domain, max_regions=None, progress=None, threads=2):
+    """The encoded 1D engine: exact pieces of an encoded :class:`regions.Network`
+    along a 1D :class:`regions.Interval` (or :class:`regions.Segment`).
+
+    It reads nothing: :func:`regions.partition` and :func:`partition_encoded_1d`
+    convert the model and the domain once and hand them here. The domain's map
+    ``x = origin + basis u`` is composed into the encoding's phases
+    (feature ``f`` is ``kind_f(alpha_f + beta_f u)``, see :func:`_line_features`),
+    not into a layer as the raw engines do (:func:`regions._shared.in_domain_coordinates`):
+    the encoding is not affine.
+    """
+    enc = _encoding_of(network)
+    if not isinstance(domain, Interval) or domain.dim != 1:
+        raise ValueError(f"the encoded engine needs a 1D domain ((lo, hi), regions.Interval or "
+                         f"regions.Segment), got {domain!r}")
+    if domain.input_dim != enc.in_features:
+        raise ValueError(f"the domain lives in {domain.input_dim}-dimensional coordinate space but "
+                         f"the encoding takes {enc.in_features} coordinates (use "
+                         "regions.Segment(p0, p1) or partition_encoded_segment for a line in 2D)")
+    kinds, alpha, beta = _line_features(enc, domain.origin, domain.basis[:, 0])
+    lo, hi = domain.bounds
+    points, packed, A, c, stats = encoded_line_pieces(network, kinds, alpha, beta, lo, hi,
+                                                     max_regions, progress, threads)
+    stats["engine"] = "encoded 1D"
+    return EncodedPartition1D(network, domain, points, packed, A, c, kinds, alpha, beta, stats)
+
+
 def partition_encoded_1d(network, domain, max_regions=None, progress=None, threads=2):
     """Exact pieces of an encoded network along a 1D domain.
+
+    Reads the model and the domain once, checks the network's range over the
+    domain (:func:`regions._shared.check_value_range`) and runs the engine,
+    :func:`partition_encoded_line`.
 
     Parameters
     ----------
@@ -305,23 +336,12 @@ def partition_encoded_1d(network, domain, max_regions=None, progress=None, threa
     """
     net = as_network(network)
     enc = _encoding_of(net)
-    if isinstance(domain, Interval):
-        dom = domain
-    else:
-        dom = as_domain(domain, enc.in_features)
+    dom = as_domain(domain, enc.in_features)
     if not isinstance(dom, Interval) or dom.dim != 1:
         raise ValueError(f"partition_encoded_1d needs a 1D domain ((lo, hi), regions.Interval or "
                          f"regions.Segment), got {domain!r}")
-    if dom.input_dim != enc.in_features:
-        raise ValueError(f"the domain lives in {dom.input_dim}-dimensional coordinate space but "
-                         f"the encoding takes {enc.in_features} coordinates (use "
-                         "regions.Segment(p0, p1) or partition_encoded_segment for a line in 2D)")
-    kinds, alpha, beta = _line_features(enc, dom.origin, dom.basis[:, 0])
-    lo, hi = dom.bounds
-    points, packed, A, c, stats = encoded_line_pieces(net, kinds, alpha, beta, lo, hi,
-                                                     max_regions, progress, threads)
-    stats["engine"] = "encoded 1D"
-    return EncodedPartition1D(net, dom, points, packed, A, c, kinds, alpha, beta, stats)
+    check_value_range(net, dom)
+    return partition_encoded_line(net, dom, max_regions, progress, threads)
 
 
 def partition_encoded_segment(network, p0, p1, max_regions=None, progress=None, threads=2):

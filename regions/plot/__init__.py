@@ -14,17 +14,17 @@ Functions:
 - ``region_sizes``: distribution of region sizes, exact beside sampled
 - ``region_count``: number of regions at each checkpoint over training
 - ``speed_vs_feature``: per-sample convergence speed against region features
-- ``residual_energy``: residual energy per frequency band over training
+- ``band_energy``: residual energy per frequency band over training
 - ``confusion_densities``: gradient-cosine densities, neighbour vs distant pairs
 - ``animate``: a GIF of the partition across checkpoints
 - ``pattern_colors``: the stable colour of an activation pattern
 """
 from .animate import animate
 from .colors import pattern_colors, pattern_hash
-from .coupling import confusion_densities, residual_energy, speed_vs_feature
+from .coupling import band_energy, confusion_densities, speed_vs_feature
 from .partition import network_output, partition, region_values
 from .sizes import density_map, region_count, region_sizes
 
 __all__ = ["partition", "density_map", "region_sizes", "region_count", "speed_vs_feature",
-           "residual_energy", "confusion_densities", "animate", "pattern_colors",
+           "band_energy", "confusion_densities", "animate", "pattern_colors",
            "pattern_hash", "region_values", "network_output"]

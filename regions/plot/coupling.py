@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 
-__all__ = ["speed_vs_feature", "residual_energy", "confusion_densities"]
+__all__ = ["speed_vs_feature", "band_energy", "confusion_densities"]
 
 
 def _grid(n, ncols, size=(3.4, 3.0), sharey=True):
@@ -181,7 +181,7 @@ def _band_labels(bands):
     return b
 
 
-def residual_energy(energy, epochs=None, bands=None, axes=None, kind="image", colorbar=True,
+def band_energy(energy, epochs=None, bands=None, axes=None, kind="image", colorbar=True,
                     vmax=None):
     """Residual energy ratio per frequency band over training (the spectral-bias picture).
 
@@ -194,7 +194,7 @@ def residual_energy(energy, epochs=None, bands=None, axes=None, kind="image", co
         given as ``(epochs, energy)`` keeps its own epochs.
     epochs : (n_epochs,) array, optional
     bands : (n_bands,) labels (e.g. centre frequencies) or (n_bands, 2) band edges, optional
-        Edges, as :func:`regions.study.convergence.residual_energy_from_run`
+        Edges, as :func:`regions.study.convergence.band_energy_from_run`
         returns them, are shown as ``"lo-hi"``.
     kind : "image" or "lines"
         A heat map (epochs x bands, low frequencies at the bottom) or one line

@@ -1,29 +1,33 @@
 """The spectral-bias study: training with a record, region features per
 sample, their coupling to per-sample speed, and the report.
 
+Data flow: ``signals`` + ``training`` (a Run) -> ``analysis`` (features,
+gram, coupling, convergence on the ``grid``) -> ``results`` (the typed
+schema, stored per job) -> ``claims`` -> ``report`` + ``figures``;
+``runner`` drives the jobs.
+
 ``run_study`` is the entry point (``regions study`` on the command line).
 Names load lazily, so ``import regions.study`` stays cheap.
 """
 from importlib import import_module
 
 _API = {
-    "run_study": "regions.study.study",
-    "main_study": "regions.study.study",
-    "PRESETS": "regions.study.study",
-    "SerialExecutor": "regions.study.study",
-    "build_jobs": "regions.study.study",
-    "run_job": "regions.study.study",
-    "report_from_jobs": "regions.study.study",
+    "run_study": "regions.study.runner",
+    "PRESETS": "regions.study.jobs",
+    "SerialExecutor": "regions.study.runner",
+    "build_jobs": "regions.study.jobs",
+    "run_job": "regions.study.jobs",
+    "report_from_jobs": "regions.study.runner",
+    "RunResult": "regions.study.results",
+    "Checkpoint": "regions.study.results",
+    "Finding": "regions.study.results",
     "analyse_run": "regions.study.analysis",
     "analyse_checkpoint": "regions.study.analysis",
     "findings": "regions.study.claims",
     "sample_features": "regions.study.features",
     "Features": "regions.study.features",
-    "segment_crossings": "regions.study.features",
-    "boundary_distances": "regions.study.features",
     "spearman_ci": "regions.study.coupling",
     "correlation_table": "regions.study.coupling",
-    "binned_curve": "regions.study.coupling",
     "prediction_agreement": "regions.study.coupling",
     "write_report": "regions.study.report",
     # the training layer

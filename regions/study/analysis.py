@@ -2,14 +2,18 @@
 features at each analysed checkpoint, region counts, Hamming distances,
 dead neurons, hyperplane-normal cosines, gradient confusion, the predicted
 first-order loss change (and a real GD step checking it), and the coupling
-tables. :func:`analyse_run` returns one picklable dict per run; the report
-(:mod:`regions.study.report`) reads only that dict.
+tables. :func:`analyse_run` returns one :class:`regions.study.results.RunResult`
+per run; the claims, report and figures read only that record.
 """
 from __future__ import annotations
 
 import time
 
 import numpy as np
+
+from . import grid
+from .results import (Agreement, BandEnergy, Checkpoint, Confusion, Correlation, CouplingRow,
+                      GDStep, PairMechanism, RunResult)
 
 __all__ = ["analyse_run", "analyse_checkpoint"]
 
@@ -56,37 +60,6 @@ def _global_speeds(run, eps):
     return out, np.asarray(cens, bool)
 
 
-def _hamming_patch(pats, grid_shape):
-    """Mean Hamming distance over all pairs inside 3x3 patches (3-windows in 1D),
-    each pair weighted by the number of patches holding both (the paper's
-    local pairs)."""
-    if len(grid_shape) == 1:
-        offs = [((1,), 2), ((2,), 1)]
-        P = pats
-        tot, cnt = 0.0, 0.0
-        for (d,), wgt in offs:
-            h = (P[d:] != P[:-d]).sum(1)
-            tot += wgt * h.sum()
-            cnt += wgt * h.size
-        return tot / cnt
-    H, W = grid_shape
-    P = pats.reshape(H, W, -1)
-    tot, cnt = 0.0, 0.0
-    for di in range(0, 3):
-        for dj in range(-2, 3):
-            if di == 0 and dj <= 0:
-                continue
-            wgt = (3 - di) * (3 - abs(dj))
-            if dj >= 0:
-                a, b = P[: H - di, : W - dj], P[di:, dj:]
-            else:
-                a, b = P[: H - di, -dj:], P[di:, : W + dj]
-            h = (a != b).sum(-1)
-            tot += wgt * h.sum()
-            cnt += wgt * h.size
-    return tot / cnt
-
-
 def _dead_fraction(pats, widths):
     """Share of hidden neurons inactive on every sample, overall and per layer."""
     never = ~pats.any(0)
@@ -120,25 +93,18 @@ def _region_adjacency(features, partition, pats, grid_shape):
     when grid neighbours carry them (sampled)."""
     import scipy.sparse as sp
 
-    from .features import grid_neighbours
+    from ..geometry import interval_adjacency
 
     if partition is not None and "region" in features:
         rid = np.asarray(features["region"], dtype=np.int64)
         if partition.dim == 2:
             return rid, partition.adjacency()
-        if hasattr(partition, "pattern_id"):
-            pid = np.asarray(partition.pattern_id, dtype=np.int64)
-            n = int(pid.max()) + 1
-            a, b = pid[:-1], pid[1:]
-        else:
-            n = len(partition)
-            a, b = np.arange(n - 1), np.arange(1, n)
-    else:
-        _, rid = np.unique(pats, axis=0, return_inverse=True)
-        rid = rid.ravel().astype(np.int64)
-        pairs = grid_neighbours(grid_shape)
-        a, b = rid[pairs[:, 0]], rid[pairs[:, 1]]
-        n = int(rid.max()) + 1
+        return rid, interval_adjacency(partition)
+    _, rid = np.unique(pats, axis=0, return_inverse=True)
+    rid = rid.ravel().astype(np.int64)
+    pairs = grid.adjacent_pairs(grid_shape)
+    a, b = rid[pairs[:, 0]], rid[pairs[:, 1]]
+    n = int(rid.max()) + 1
     keep = a != b
     A = sp.coo_matrix((np.ones(int(keep.sum())), (a[keep], b[keep])), shape=(n, n))
     return rid, ((A + A.T) > 0).astype(np.int8).tocsr()
@@ -154,16 +120,25 @@ def _pair_mechanism(cos, pairs, pats, rid, job):
     same = rid[pairs[:, 0]] == rid[pairs[:, 1]]
     a = np.abs(cos)
     ok = np.isfinite(a)
-    out = {"abs_cos_vs_hamming": spearman_ci(ham[ok], a[ok], n_boot=job["n_boot"],
-                                             seed=job["seed"]),
-           "share_same_region": float(same.mean()),
-           "abs_cos_same_region": float(np.mean(a[ok & same])) if np.any(ok & same) else None,
-           "abs_cos_other_region": float(np.mean(a[ok & ~same])) if np.any(ok & ~same) else None,
-           "below_same_region": float(np.mean(cos[ok & same] < -0.5)) if np.any(ok & same)
-           else None,
-           "below_other_region": float(np.mean(cos[ok & ~same] < -0.5)) if np.any(ok & ~same)
-           else None}
-    return out
+
+    def mean_or_none(values, where):
+        return float(np.mean(values[where])) if np.any(where) else None
+
+    return PairMechanism(
+        abs_cos_vs_hamming=Correlation(**spearman_ci(ham[ok], a[ok], n_boot=job["n_boot"],
+                                                     seed=job["seed"])),
+        share_same_region=float(same.mean()),
+        abs_cos_same_region=mean_or_none(a, ok & same),
+        abs_cos_other_region=mean_or_none(a, ok & ~same),
+        below_same_region=mean_or_none(cos < -0.5, ok & same),
+        below_other_region=mean_or_none(cos < -0.5, ok & ~same))
+
+
+def _agreement(d):
+    """An :class:`Agreement` from :func:`regions.study.coupling.prediction_agreement`."""
+    return Agreement(spearman=Correlation(**d["spearman"]), n=d["n"], pearson=d["pearson"],
+                     sign_agreement=d["sign_agreement"], scale=d["scale"],
+                     term_share=d.get("term_share", {}), term_spearman=d.get("term_spearman", {}))
 
 
 def _gd_step_check(model, X, Y, lr, predicted_total):
@@ -191,28 +166,123 @@ def _gd_step_check(model, X, Y, lr, predicted_total):
     p = np.asarray(predicted_total, float)
     ok = np.isfinite(p) & np.isfinite(actual)
     if ok.sum() < 3 or np.std(p[ok]) == 0 or np.std(actual[ok]) == 0:
-        return {"spearman": float("nan"), "pearson": float("nan"), "scale": float("nan")}
-    return {"spearman": float(stats.spearmanr(p[ok], actual[ok]).statistic),
-            "pearson": float(stats.pearsonr(p[ok], actual[ok]).statistic),
-            "scale": float(p[ok] @ actual[ok] / (p[ok] @ p[ok]))}
+        return GDStep(spearman=float("nan"), pearson=float("nan"), scale=float("nan"))
+    return GDStep(spearman=float(stats.spearmanr(p[ok], actual[ok]).statistic),
+                  pearson=float(stats.pearsonr(p[ok], actual[ok]).statistic),
+                  scale=float(p[ok] @ actual[ok] / (p[ok] @ p[ok])))
 
 
-def _maybe_partition(net, signal):
+def _exact_partition(net, signal):
+    """The exact partition of the checkpoint over the signal's domain, or None
+    for encoded 2D models (no exact engine)."""
+    from ..api import partition
+
     if net.encoding is not None and signal.dim == 2:
-        return None
-    try:
-        from ..api import partition
-    except ImportError:
         return None
     return partition(net, _domain(signal), max_regions=2_000_000)
 
 
-def analyse_checkpoint(run, epoch, job, notes, extra_speeds=None):
-    """Everything measured at one checkpoint of a run (a dict of arrays and numbers)."""
+def _shape_features(out, feats, part, step, n_layers):
+    """The checkpoint's summaries of the region features (mean distances,
+    crossings, region sizes, the authors' distance ratio)."""
+    if part is not None and "region" in feats:
+        hit = np.unique(np.asarray(feats["region"]))
+        out.measure_all_median = float(np.median(part.measure))
+        out.measure_hit_median = float(np.median(part.measure[hit]))
+        out.regions_with_samples = int(hit.size)
+    if "neighbour_crossings" in feats.meta:
+        c = np.asarray(feats.meta["neighbour_crossings"], float)
+        out.crossings_neighbour = float(c.mean())
+        out.mean_chord = float(step / c.mean()) if c.mean() > 0 else float("inf")
+    for k in ("dist_boundary", "dist_paper", "dist_layer1", "dist_polygon"):
+        if k in feats:
+            v = np.asarray(feats[k], float)
+            setattr(out, f"mean_{k}",
+                    float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else None)
+    if "layer_distances" in feats.meta:
+        # exact (local normal) over the authors' |z|/|W_l[k]|, per deeper layer and overall
+        local, paper = (feats.meta["layer_distances"][k] for k in ("local", "weight_norm"))
+        ratios = {}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for li in range(2, n_layers + 1):
+                ratios[f"l{li}"] = _finite_median(local[:, li - 1] / paper[:, li - 1])
+            ratios["all"] = _finite_median(local.min(axis=1) / paper.min(axis=1))
+        out.paper_distance_ratio = ratios
+
+
+def _finite_median(values):
+    """Median of the finite entries, ``None`` if there are none."""
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if finite.size else None
+
+
+def _gradient_measures(out, run, model, feats, part, pats, job):
+    """Gradient confusion of neighbour and distant pairs, the pair mechanism and
+    the predicted first-order loss change (with a real GD step checking it)."""
     import torch
 
+    from . import gram
+    from .coupling import prediction_agreement
+
+    signal, rec = run.signal, run.record_epochs
+    X = torch.as_tensor(signal.coords, dtype=torch.float32)
+    Y = torch.as_tensor(signal.targets, dtype=torch.float32)
+    fac = gram.backprop_factors(model, X, Y)
+    npairs = grid.patch_pairs(signal.grid_shape)
+    dpairs = grid.distant_pairs(signal.grid_shape, job["n_distant"], job["seed"])
+    cn = np.asarray(gram.confusion(model, X, Y, npairs, factors=fac), float)
+    cd = np.asarray(gram.confusion(model, X, Y, dpairs, factors=fac), float)
+    out.confusion = Confusion(neighbour=cn, distant=cd,
+                              neighbour_below=float(np.mean(cn[np.isfinite(cn)] < -0.5)),
+                              distant_below=float(np.mean(cd[np.isfinite(cd)] < -0.5)),
+                              neighbour_mean=float(np.nanmean(cn)),
+                              distant_mean=float(np.nanmean(cd)))
+    rid, adj = _region_adjacency(feats, part, pats, signal.grid_shape)
+    out.pairs = _pair_mechanism(cn, npairs, pats, rid, job)
+    pred = gram.predicted_loss_change(model, X, Y, run.config.lr, groups=(rid, adj),
+                                      factors=fac)
+    out.predicted = {k: np.asarray(v, float) for k, v in pred.items() if k != "total"}
+    i0 = int(np.searchsorted(rec, out.epoch))
+    if i0 + 1 < len(rec):
+        out.observed_change = run.losses[i0 + 1] - run.losses[i0]
+        out.agreement = _agreement(prediction_agreement(out.predicted, out.observed_change,
+                                                        n_boot=job["n_boot"], seed=job["seed"]))
+    out.gd_step = _gd_step_check(model, X, Y, run.config.lr, sum(out.predicted.values()))
+
+
+def _coupling(out, run, feats, job, extra_speeds):
+    """Features at the checkpoint against the per-sample speed after it."""
+    from .coupling import correlation_table, prediction_agreement
+
+    rec, epoch = run.record_epochs, out.epoch
+    E = int(run.config.epochs)
+    w = max(int(round(job["window"] * E)), int(rec[1] - rec[0]) if len(rec) > 1 else 1)
+    speeds = _window_speeds(run.losses, rec, epoch, w, job["eps"])
+    if epoch == E:
+        speeds = {"final_loss": run.losses[-1]}
+    if extra_speeds:
+        speeds = {**speeds, **extra_speeds}
+    out.speeds = speeds
+    out.window = w
+    if out.predicted and "rate" in speeds:
+        # predicted relative rate -(d loss)/loss against the measured rate in the window
+        loss_e = run.losses[int(np.searchsorted(rec, epoch))]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = {k: -v / loss_e for k, v in out.predicted.items()}
+        out.agreement_window = _agreement(prediction_agreement(rel, speeds["rate"],
+                                                               n_boot=job["n_boot"],
+                                                               seed=job["seed"]))
+    feat_for_corr = {k: v for k, v in feats.items() if k != "region"}
+    rows = correlation_table(feat_for_corr, speeds, n_boot=job["n_boot"], seed=job["seed"],
+                             tag={"run": job["name"], "seed": job["seed"], "epoch": int(epoch)})
+    out.coupling = [CouplingRow(**{**row, "kind": feats.kind.get(row["feature"], "")})
+                    for row in rows]
+
+
+def analyse_checkpoint(run, epoch, job, notes, extra_speeds=None):
+    """Everything measured at one checkpoint of a run: ``(Checkpoint, partition)``
+    (the exact partition, or None where there is none)."""
     from ..network import as_network
-    from .coupling import binned_curve, correlation_table, prediction_agreement
     from .features import sample_features
 
     signal = run.signal
@@ -221,166 +291,67 @@ def analyse_checkpoint(run, epoch, job, notes, extra_speeds=None):
     coords = signal.coords
     t0 = time.perf_counter()
     try:
-        part = _maybe_partition(net, signal)
-    except Exception as err:  # noqa: BLE001 - reported, the rest still runs
+        part = _exact_partition(net, signal)
+    except Exception as err:  # noqa: BLE001 - the engine's failure is reported, the rest runs
         notes.append(f"{job['name']} seed {job['seed']} epoch {epoch}: partition failed: {err!r}")
-        part = False
+        part = None
     t_part = time.perf_counter() - t0
-    step = (signal.coord_range[1] - signal.coord_range[0]) / max(signal.grid_shape)
+    step = grid.grid_step(signal.coord_range, signal.grid_shape, signal.endpoint)
     which = job.get("encoded_crossings", "all")
     last = epoch == job["analyse"][-1]
     enc_cross = which == "all" or (which == "end" and last) or \
         (which == "ends" and (last or epoch == job["analyse"][0]))
+    exact_2d_missing = part is None and not (net.encoding is not None and signal.dim == 2)
     feats = sample_features(net, coords, grid_shape=signal.grid_shape, domain=_domain(signal),
-                            radius=step, partition=part, encoded_crossings=enc_cross)
+                            radius=step, partition=False if exact_2d_missing else part,
+                            encoded_crossings=enc_cross)
     if feats.meta.get("missing"):
         notes.append(f"{job['name']}: {feats.meta['missing']}")
-    if part is False:
-        part = None
     x_in = net.encoding.encode_numpy(coords) if net.encoding is not None else coords
     pats = net.patterns(x_in)
-    out = {
-        "epoch": int(epoch),
-        "features": {k: np.asarray(v) for k, v in feats.items()},
-        "kinds": dict(feats.kind),
-        "n_regions": feats.meta.get("n_regions"),
-        "n_pieces": feats.meta.get("n_pieces"),
-        "n_patterns_sampled": feats.meta.get("n_patterns_sampled"),
-        "partition_seconds": t_part,
-        "hamming_patch": float(_hamming_patch(pats, signal.grid_shape)),
-        "hamming_neighbour": float(np.mean(feats.meta["neighbour_hamming"])),
-        "dead": _dead_fraction(pats, net.widths),
-        "normal_cos": _normal_cosines(net),
-        "mean_loss": float(run.losses[np.searchsorted(run.record_epochs, epoch)].mean()),
-    }
-    if part is not None and "region" in feats:
-        hit = np.unique(np.asarray(feats["region"]))
-        out["measure_all_median"] = float(np.median(part.measure))
-        out["measure_hit_median"] = float(np.median(part.measure[hit]))
-        out["regions_with_samples"] = int(hit.size)
-    if "neighbour_crossings" in feats.meta:
-        c = np.asarray(feats.meta["neighbour_crossings"], float)
-        out["crossings_neighbour"] = float(c.mean())
-        out["mean_chord"] = float(step / c.mean()) if c.mean() > 0 else float("inf")
-    for k in ("dist_boundary", "dist_paper", "dist_layer1", "dist_polygon"):
-        if k in feats:
-            v = np.asarray(feats[k], float)
-            out[f"mean_{k}"] = float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else None
-    if "distances" in feats.meta:
-        # exact (local normal) over the authors' |z|/|W_l[k]|, per deeper layer and overall
-        dd = feats.meta["distances"]
-        ratios = {}
-        for li in range(2, len(net.widths) + 1):
-            with np.errstate(invalid="ignore", divide="ignore"):
-                r = dd[f"layer{li}"] / dd[f"paper_layer{li}"]
-            r = r[np.isfinite(r)]
-            ratios[f"l{li}"] = float(np.median(r)) if r.size else None
-        with np.errstate(invalid="ignore", divide="ignore"):
-            r = dd["all"] / dd["paper"]
-        r = r[np.isfinite(r)]
-        ratios["all"] = float(np.median(r)) if r.size else None
-        out["paper_distance_ratio"] = ratios
-
-    # gradients: confusion of neighbour and distant pairs, predicted change
-    rec = run.record_epochs
-    try:
-        from . import gram
-
-        X = torch.as_tensor(coords, dtype=torch.float32)
-        Y = torch.as_tensor(signal.targets, dtype=torch.float32)
-        fac = gram.backprop_factors(model, X, Y)
-        npairs = gram.neighbour_pairs(signal.grid_shape)
-        dpairs = gram.distant_pairs(signal.grid_shape, job["n_distant"], job["seed"])
-        cn = np.asarray(gram.confusion(model, X, Y, npairs, factors=fac), float)
-        cd = np.asarray(gram.confusion(model, X, Y, dpairs, factors=fac), float)
-        out["confusion"] = {"neighbour": cn, "distant": cd,
-                            "neighbour_below": float(np.mean(cn[np.isfinite(cn)] < -0.5)),
-                            "distant_below": float(np.mean(cd[np.isfinite(cd)] < -0.5)),
-                            "neighbour_mean": float(np.nanmean(cn)),
-                            "distant_mean": float(np.nanmean(cd))}
-        rid, adj = _region_adjacency(feats, part, pats, signal.grid_shape)
-        out["pairs"] = _pair_mechanism(cn, npairs, pats, rid, job)
-        pred = gram.predicted_loss_change(model, X, Y, run.config.lr, groups=(rid, adj),
-                                          factors=fac)
-        pred = {k: np.asarray(v, float) for k, v in pred.items() if k != "total"}
-        out["predicted"] = pred
-        i0 = int(np.searchsorted(rec, epoch))
-        if i0 + 1 < len(rec):
-            observed = run.losses[i0 + 1] - run.losses[i0]
-            out["observed_change"] = observed
-            out["agreement"] = prediction_agreement(pred, observed, n_boot=job["n_boot"],
-                                                    seed=job["seed"])
-        out["gd_step"] = _gd_step_check(model, X, Y, run.config.lr, sum(pred.values()))
-    except ImportError as err:
-        notes.append(f"gradient measures skipped ({err})")
-
-    # coupling: features at this checkpoint against speed after it
-    E = int(run.config.epochs)
-    w = max(int(round(job["window"] * E)), int(rec[1] - rec[0]) if len(rec) > 1 else 1)
-    speeds = _window_speeds(run.losses, rec, epoch, w, job["eps"])
-    if epoch == E:
-        speeds = {"final_loss": run.losses[-1]}
-    if extra_speeds:
-        speeds = {**speeds, **extra_speeds}
-    out["speeds"] = speeds
-    out["window"] = w
-    if "predicted" in out and "rate" in speeds:
-        # predicted relative rate -(d loss)/loss against the measured rate in the window
-        loss_e = run.losses[int(np.searchsorted(rec, epoch))]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rel = {k: -v / loss_e for k, v in out["predicted"].items()}
-        out["agreement_window"] = prediction_agreement(rel, speeds["rate"],
-                                                       n_boot=job["n_boot"], seed=job["seed"])
-    feat_for_corr = {k: v for k, v in feats.items() if k != "region"}
-    out["coupling"] = correlation_table(feat_for_corr, speeds, n_boot=job["n_boot"],
-                                        seed=job["seed"],
-                                        tag={"run": job["name"], "seed": job["seed"],
-                                             "epoch": int(epoch)})
-    for row in out["coupling"]:
-        row["kind"] = feats.kind.get(row["feature"], "")
-    key = "rate" if "rate" in speeds else next(iter(speeds))
-    out["binned"] = {k: binned_curve(feats[k], speeds[key]) for k in
-                     ("occupancy", "hamming", "crossings", "dist_boundary", "density", "measure")
-                     if k in feats}
-    out["binned_speed"] = key
-    return out
+    out = Checkpoint(
+        epoch=int(epoch),
+        mean_loss=float(run.losses[np.searchsorted(run.record_epochs, epoch)].mean()),
+        n_regions=feats.meta.get("n_regions"), n_pieces=feats.meta.get("n_pieces"),
+        n_patterns_sampled=feats.meta.get("n_patterns_sampled"),
+        hamming_patch=float(grid.patch_hamming(pats, signal.grid_shape)),
+        hamming_neighbour=float(np.mean(feats.meta["neighbour_hamming"])),
+        dead=_dead_fraction(pats, net.widths), normal_cos=_normal_cosines(net),
+        partition_seconds=t_part,
+        features={k: np.asarray(v) for k, v in feats.items()}, kinds=dict(feats.kind))
+    _shape_features(out, feats, part, step, len(net.widths))
+    _gradient_measures(out, run, model, feats, part, pats, job)
+    _coupling(out, run, feats, job, extra_speeds)
+    return out, part
 
 
 def analyse_run(run, job):
-    """All measurements of a trained run (see :func:`run_job`)."""
+    """All measurements of a trained run (see :func:`regions.study.runner.run_job`):
+    a :class:`regions.study.results.RunResult`."""
+    from . import convergence as cv
+
     notes = []
     signal = run.signal
-    res = {"name": job["name"], "seed": job["seed"], "dim": signal.dim,
-           "coord_range": tuple(signal.coord_range),
-           "grid_shape": tuple(signal.grid_shape), "n": signal.n,
-           "encoding": run.config.encoding if not hasattr(run.config.encoding, "forward")
-           else type(run.config.encoding).__name__,
-           "config": {k: v for k, v in run.config.to_dict().items() if k != "encoding"},
-           "record_epochs": run.record_epochs, "mean_loss": run.mean_loss,
-           "train_seconds": float(run.seconds)}
-    try:
-        speeds, censored = _global_speeds(run, job["eps"])
-        res["speeds"] = speeds
-        res["censored"] = float(censored.mean())
-    except ImportError as err:
-        notes.append(f"global speed measures skipped ({err})")
-    try:
-        from . import convergence as cv
-
-        ep, energy, bands = cv.residual_energy_from_run(run)
-        res["residual_energy"] = {"epochs": np.asarray(ep), "energy": np.asarray(energy),
-                                  "bands": np.asarray(bands)}
-    except ImportError as err:
-        notes.append(f"residual energy skipped ({err})")
-    # weights of the analysed checkpoints (small) for figures of the partition:
-    # every run whose exact partition exists (raw coordinates, or 1D encoded)
-    if run.config.encoding is None or signal.dim == 1:
-        res["state_dicts"] = {int(e): {k: v.detach().cpu().numpy() for k, v in
-                                       run.checkpoints[e].items()}
-                              for e in job["analyse"] if e in run.checkpoints}
+    speeds, censored = _global_speeds(run, job["eps"])
+    ep, ratio, bands = cv.band_energy_from_run(run)
+    res = RunResult(
+        name=job["name"], seed=job["seed"], dim=signal.dim, n=signal.n,
+        grid_shape=[int(s) for s in signal.grid_shape],
+        coord_range=[float(v) for v in signal.coord_range], coords=np.asarray(signal.coords),
+        encoding=(None if run.config.encoding is None else str(run.config.encoding)
+                  if not hasattr(run.config.encoding, "forward")
+                  else type(run.config.encoding).__name__),
+        config={k: v for k, v in run.config.to_dict().items() if k != "encoding"},
+        record_epochs=np.asarray(run.record_epochs), mean_loss=np.asarray(run.mean_loss),
+        train_seconds=float(run.seconds), speeds=speeds, censored=float(censored.mean()),
+        band_energy=BandEnergy(epochs=np.asarray(ep), ratio=np.asarray(ratio),
+                               bands=np.asarray(bands, float)))
     # whole-run speed (from init) is coupled to the features at init
-    extra = {f"run_{k}": v for k, v in res.get("speeds", {}).items() if k != "final_loss"}
-    res["checkpoints"] = [analyse_checkpoint(run, e, job, notes, extra if e == 0 else None)
-                          for e in job["analyse"]]
-    res["notes"] = sorted(set(notes))
+    extra = {f"run_{k}": v for k, v in speeds.items() if k != "final_loss"}
+    for e in job["analyse"]:
+        cp, part = analyse_checkpoint(run, e, job, notes, extra if e == 0 else None)
+        res.checkpoints.append(cp)
+        if part is not None:
+            res.partitions[int(e)] = part
+    res.notes = sorted(set(notes))
     return res

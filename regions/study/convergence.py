@@ -9,7 +9,7 @@ the reference, normally epoch 0).
 * :func:`log_loss_slope` -- least-squares slope of ``log loss_i`` over a window;
 * :func:`normalized_auc` -- area under ``loss_i(t) / loss_i(0)`` divided by the
   time span (1 = never improved, smaller = faster);
-* :func:`residual_energy` -- the paper's residual energy ratio per frequency
+* :func:`band_residual_ratio` -- the paper's residual energy ratio per frequency
   band ``E_b(t) = sum_{w in b} |R(w, t)|^2 / sum_{w in b} |Y_c(w)|^2`` with
   ``R`` the DFT of the residual and ``Y_c`` the DFT of the mean-removed target
   (1D: bins by frequency index; 2D: radial bands of the 2D DFT; summed over
@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["epochs_to_fraction", "log_loss_slope", "normalized_auc", "residual_energy",
-           "default_bands", "bands_around", "radial_frequency", "residual_energy_from_run"]
+from .grid import check_grid_shape
+
+__all__ = ["epochs_to_fraction", "log_loss_slope", "normalized_auc", "band_residual_ratio",
+           "default_bands", "bands_around", "radial_frequency", "band_energy_from_run"]
 
 
 def _record(losses, epochs):
@@ -139,21 +141,13 @@ def normalized_auc(losses, epochs):
 
 
 # --------------------------------------------------------------------------- spectra
-def _grid(grid_shape):
-    shape = tuple(int(s) for s in np.atleast_1d(grid_shape))
-    if len(shape) not in (1, 2) or min(shape) < 1:
-        raise ValueError(f"grid_shape must be (n,) or (H, W) with positive sizes, got "
-                         f"{grid_shape!r}")
-    return shape
-
-
 def radial_frequency(grid_shape) -> np.ndarray:
     """Frequency of every DFT bin in cycles over the grid, shaped like the grid.
 
     1D: ``|k|`` for bin ``k`` of ``numpy.fft.fft``; 2D:
     ``sqrt(kx^2 + ky^2)`` with ``ky`` along rows and ``kx`` along columns.
     """
-    shape = _grid(grid_shape)
+    shape = check_grid_shape(grid_shape)
     if len(shape) == 1:
         return np.abs(np.fft.fftfreq(shape[0]) * shape[0])
     H, W = shape
@@ -182,7 +176,7 @@ def default_bands(grid_shape) -> np.ndarray:
     >>> default_bands((64, 64))[-1].tolist()
     [12.0, inf]
     """
-    shape = _grid(grid_shape)
+    shape = check_grid_shape(grid_shape)
     f = radial_frequency(shape)
     if len(shape) == 1:
         top = shape[0] // 2
@@ -214,7 +208,7 @@ def _check_bands(bands, shape):
     return b
 
 
-def residual_energy(residuals, grid_shape, bands=None, targets=None, chunk_values=1 << 22):
+def band_residual_ratio(residuals, grid_shape, bands=None, targets=None, chunk_values=1 << 22):
     """Residual energy ratio per frequency band.
 
     Parameters
@@ -243,15 +237,15 @@ def residual_energy(residuals, grid_shape, bands=None, targets=None, chunk_value
     Examples
     --------
     >>> y = np.sin(2 * np.pi * 3 * np.arange(16) / 16)
-    >>> residual_energy(np.zeros(16), (16,), [[0, 4]], targets=y).tolist()
+    >>> band_residual_ratio(np.zeros(16), (16,), [[0, 4]], targets=y).tolist()
     [0.0]
-    >>> residual_energy(y - y.mean(), (16,), [[0, 4]], targets=y).tolist()
+    >>> band_residual_ratio(y - y.mean(), (16,), [[0, 4]], targets=y).tolist()
     [1.0]
     """
-    shape = _grid(grid_shape)
+    shape = check_grid_shape(grid_shape)
     N = int(np.prod(shape))
     if targets is None:
-        raise ValueError("residual_energy needs the targets (N, C) to normalise each band by "
+        raise ValueError("band_residual_ratio needs the targets (N, C) to normalise each band by "
                          "the energy of the mean-removed target")
     Y = np.asarray(targets, dtype=np.float64)
     Y = Y[:, None] if Y.ndim == 1 else Y
@@ -291,7 +285,7 @@ def residual_energy(residuals, grid_shape, bands=None, targets=None, chunk_value
     return out[0] if single else out
 
 
-def residual_energy_from_run(run, bands=None):
+def band_energy_from_run(run, bands=None):
     """Residual energy ratios over a training run.
 
     Uses the predictions recorded at every recorded epoch when the run kept
@@ -302,7 +296,7 @@ def residual_energy_from_run(run, bands=None):
     epochs : ndarray
         ``(K,)`` int64 epochs.
     energy : ndarray
-        ``(K, n_bands)`` ratios (see :func:`residual_energy`).
+        ``(K, n_bands)`` ratios (see :func:`band_residual_ratio`).
     bands : ndarray
         ``(n_bands, 2)`` the bands used.
     """
@@ -314,4 +308,4 @@ def residual_energy_from_run(run, bands=None):
     else:
         epochs = np.asarray(run.checkpoint_epochs, dtype=np.int64)
         res = np.stack([run.predictions_at(e) - sig.targets for e in epochs])
-    return epochs, residual_energy(res, sig.grid_shape, b, targets=sig.targets), b
+    return epochs, band_residual_ratio(res, sig.grid_shape, b, targets=sig.targets), b

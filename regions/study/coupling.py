@@ -3,7 +3,6 @@
 * :func:`spearman_ci` - Spearman's rank correlation with a percentile
   bootstrap confidence interval (resampling samples with replacement).
 * :func:`correlation_table` - every feature against every speed measure.
-* :func:`binned_curve` - feature quantile bins -> mean (and s.e.) of a speed.
 * :func:`prediction_agreement` - does the observed early per-sample loss
   change follow the predicted first-order change?
 
@@ -15,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-__all__ = ["spearman_ci", "correlation_table", "binned_curve", "prediction_agreement",
+__all__ = ["spearman_ci", "correlation_table", "prediction_agreement",
            "rank_data"]
 
 
@@ -146,37 +145,6 @@ def correlation_table(features, speeds, n_boot=200, level=0.95, seed=0, tag=None
                 row.update(tag)
             rows.append(row)
     return rows
-
-
-def binned_curve(feature, speed, n_bins=8):
-    """Mean speed per quantile bin of the feature.
-
-    Bins are quantiles of the finite feature values; tied values never
-    straddle a bin edge (edges are de-duplicated, so fewer bins may result).
-
-    Returns
-    -------
-    dict of arrays: ``edges`` (b+1,), ``centre`` (median feature per bin),
-    ``mean``, ``sem`` (standard error), ``count`` (b,).
-    """
-    x, y = _clean_pair(feature, speed, "binned_curve")
-    if x.size == 0:
-        z = np.zeros(0)
-        return {"edges": z, "centre": z, "mean": z, "sem": z, "count": z.astype(int)}
-    edges = np.unique(np.quantile(x, np.linspace(0, 1, int(n_bins) + 1)))
-    if edges.size == 1:
-        edges = np.array([edges[0], edges[0]])
-    which = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, edges.size - 2)
-    b = edges.size - 1
-    count = np.bincount(which, minlength=b)
-    s = np.bincount(which, y, b)
-    s2 = np.bincount(which, y * y, b)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = s / count
-        var = np.maximum(s2 / count - mean ** 2, 0) * count / np.maximum(count - 1, 1)
-        sem = np.sqrt(var / count)
-    centre = np.array([np.median(x[which == i]) if count[i] else np.nan for i in range(b)])
-    return {"edges": edges, "centre": centre, "mean": mean, "sem": sem, "count": count}
 
 
 def prediction_agreement(predicted, observed, n_boot=200, seed=0):

@@ -43,6 +43,10 @@ Encoded models (a :class:`regions.encoding.Encoding` in front):
   labelled ``'sampled'``: ``region`` / ``occupancy`` / ``measure`` from the
   distinct patterns at the samples, ``density`` (distinct patterns in the
   window of radius ``radius``).
+
+The geometry comes from :mod:`regions.geometry` (``dist_*`` from
+:func:`regions.geometry.boundary_distances`, raw ``crossings`` from
+:func:`regions.geometry.segment_crossings`) and :func:`regions.grid_crossings`.
 """
 from __future__ import annotations
 
@@ -50,10 +54,11 @@ import csv
 
 import numpy as np
 
+from ..geometry import boundary_distances, segment_crossings
 from ..network import as_network
+from .grid import adjacent_pairs
 
-__all__ = ["Features", "sample_features", "segment_crossings", "boundary_distances",
-           "grid_neighbours", "default_domain"]
+__all__ = ["Features", "sample_features", "default_domain"]
 
 EXACT, SAMPLED = "exact", "sampled"
 
@@ -111,158 +116,7 @@ class Features(dict):
 
 
 # ----------------------------------------------------------------------------
-# exact quantities from the network (raw inputs)
-
-def _layer_tolerance(a_abs, W, b):
-    """Rounding scale of ``z = W a + b``: values within it count as zero."""
-    return 1e-9 * (a_abs @ np.abs(W).T + np.abs(b)) + 1e-300
-
-
-def _one_sided(net, x, d):
-    """Pre-activations ``z``, derivatives ``dz`` along ``d`` and the states on the
-    ``t -> 0+`` side of ``x + t d`` (a neuron at zero takes the sign of ``dz``).
-    Returns concatenated ``(m, n_hidden)`` arrays ``z, dz, on``."""
-    a, da = x, d
-    zs, dzs, ons = [], [], []
-    for W, b, s in net.hidden_layers:
-        z = a @ W.T + b
-        dz = da @ W.T
-        tol = _layer_tolerance(np.abs(a), W, b)
-        on = (z > tol) | ((np.abs(z) <= tol) & (dz > 0))
-        slope = np.where(on, 1.0, s)
-        a, da = z * slope, dz * slope
-        zs.append(z), dzs.append(dz), ons.append(on)
-    return np.concatenate(zs, 1), np.concatenate(dzs, 1), np.concatenate(ons, 1)
-
-
-def segment_crossings(model, p0, p1, max_steps=100000):
-    """Exact number of region boundaries crossed by the segments ``p0[i] -> p1[i]``.
-
-    Walks each segment through the partition of a raw (unencoded) network: in
-    the current region every pre-activation is affine along the segment, so
-    the next boundary is at the smallest positive ``-z_k / dz_k`` over the
-    neurons heading towards zero; at that point the states of the next region
-    are read one-sidedly (a neuron at zero takes the sign of its derivative,
-    layer by layer). Boundaries closer than the rounding tolerance
-    (``1e-9`` relative) merge. All segments advance together.
-
-    Parameters
-    ----------
-    model : any model :func:`regions.as_network` accepts, without an encoding
-    p0, p1 : (m, d) arrays of end points in input space
-
-    Returns
-    -------
-    (m,) int64 number of pattern changes along each segment (regions met - 1).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> net = [(np.array([[1.0], [1.0]]), np.array([-0.25, -0.5])), (np.ones((1, 2)), np.zeros(1))]
-    >>> segment_crossings(net, np.array([[0.0], [0.3]]), np.array([[1.0], [0.4]])).tolist()
-    [2, 0]
-    """
-    net = as_network(model)
-    if net.encoding is not None:
-        raise ValueError("segment_crossings walks raw-coordinate networks only; for an encoded "
-                         "network use regions.grid_crossings (2D) or the encoded 1D partition")
-    p0 = np.atleast_2d(np.asarray(p0, dtype=np.float64))
-    p1 = np.atleast_2d(np.asarray(p1, dtype=np.float64))
-    if p0.shape != p1.shape or p0.shape[1] != net.input_dim:
-        raise ValueError(f"p0 and p1 must both be (m, {net.input_dim}) arrays, got "
-                         f"{p0.shape} and {p1.shape}")
-    m = p0.shape[0]
-    d = p1 - p0
-    t = np.zeros(m)
-    count = np.zeros(m, dtype=np.int64)
-    active = np.arange(m)
-    for _ in range(max_steps):
-        if active.size == 0:
-            break
-        x = p0[active] + t[active, None] * d[active]
-        z, dz, on = _one_sided(net, x, d[active])
-        heading = np.where(on, dz < 0, dz > 0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            tau = np.where(heading, -z / dz, np.inf)
-        tau = np.where(tau > 0, tau, np.inf)
-        step = tau.min(axis=1) if tau.shape[1] else np.full(active.size, np.inf)
-        t_new = t[active] + step
-        crossing = t_new < 1.0
-        count[active[crossing]] += 1
-        t[active] = t_new
-        active = active[crossing]
-    else:  # pragma: no cover
-        raise RuntimeError("segment_crossings did not finish; degenerate network?")
-    return count
-
-
-def boundary_distances(model, points):
-    """Exact distances from ``points`` to boundaries (raw networks).
-
-    Returns a dict of ``(m,)`` arrays:
-
-    * ``'all'``: ``min_k |z_k| / |grad_x z_k|`` with the local gradient of every
-      hidden neuron (all layers) in the point's region: the exact distance to
-      the boundary of the point's convex region (not clipped to any domain);
-      ``inf`` when no neuron varies;
-    * ``'layer1'``: the same over the first layer only (its lines are global);
-    * ``'paper'``: ``min_{l,k} |z_lk| / |W_l[k]|`` (the authors' per-layer formula,
-      which ignores that deeper neurons see the input through earlier layers);
-    * ``'layer{l}'`` and ``'paper_layer{l}'`` (l = 1, 2, ...): the local and the
-      authors' distance restricted to hidden layer ``l``.
-    """
-    net = as_network(model)
-    if net.encoding is not None:
-        raise ValueError("boundary_distances needs a raw-coordinate network (no encoding)")
-    x = np.atleast_2d(np.asarray(points, dtype=np.float64))
-    m, dim = x.shape
-    a = x
-    J = np.broadcast_to(np.eye(dim), (m, dim, dim))  # d a / d x, (m, n_prev, dim)
-    best = np.full(m, np.inf)
-    paper = np.full(m, np.inf)
-    layer1 = None
-    per_layer = {}
-    for li, (W, b, s) in enumerate(net.hidden_layers):
-        z = a @ W.T + b
-        Jz = np.einsum("kj,mjd->mkd", W, J)
-        g = np.linalg.norm(Jz, axis=2)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dist = np.where(g > 0, np.abs(z) / g, np.inf)
-            wn = np.linalg.norm(W, axis=1)
-            dpaper = np.where(wn > 0, np.abs(z) / wn, np.inf)
-        best = np.minimum(best, dist.min(axis=1))
-        paper = np.minimum(paper, dpaper.min(axis=1))
-        per_layer[f"layer{li + 1}"] = dist.min(axis=1)
-        per_layer[f"paper_layer{li + 1}"] = dpaper.min(axis=1)
-        if li == 0:
-            layer1 = dist.min(axis=1)
-        slope = np.where(z > 0, 1.0, s)
-        a = z * slope
-        J = Jz * slope[:, :, None]
-    return {"all": best, "layer1": layer1, "paper": paper, **per_layer}
-
-
-# ----------------------------------------------------------------------------
-# grid helpers
-
-def grid_neighbours(grid_shape):
-    """Index pairs ``(i, j)`` of grid neighbours (right and down in 2D; next in 1D).
-
-    ``grid_shape`` is ``(n,)`` or ``(H, W)`` with samples in row-major order
-    (index = row * W + col). Returns ``(P, 2)`` int64.
-    """
-    shape = tuple(int(s) for s in grid_shape)
-    if len(shape) == 1:
-        i = np.arange(shape[0] - 1)
-        return np.stack([i, i + 1], 1)
-    if len(shape) != 2:
-        raise ValueError(f"grid_shape must be (n,) or (H, W), got {grid_shape!r}")
-    H, W = shape
-    idx = np.arange(H * W).reshape(H, W)
-    right = np.stack([idx[:, :-1].ravel(), idx[:, 1:].ravel()], 1)
-    down = np.stack([idx[:-1, :].ravel(), idx[1:, :].ravel()], 1)
-    return np.concatenate([right, down])
-
+# grid helpers (the grid itself: regions.study.grid)
 
 def _mean_over_pairs(values, pairs, n):
     """Mean of a per-pair value over the pairs touching each sample."""
@@ -292,7 +146,7 @@ def default_domain(coords, grid_shape=None):
 
 
 def _grid_step(coords, grid_shape):
-    pairs = grid_neighbours(grid_shape)
+    pairs = adjacent_pairs(grid_shape)
     steps = np.linalg.norm(coords[pairs[:, 1]] - coords[pairs[:, 0]], axis=1)
     return float(np.min(steps[steps > 0])) if np.any(steps > 0) else 1.0
 
@@ -331,7 +185,10 @@ def sample_features(model, coords, grid_shape=None, domain=None, radius=None,
     -------
     Features
         ``meta`` holds ``radius``, ``n_regions`` (exact count in the domain,
-        when known), ``n_patterns_sampled`` and ``domain``.
+        when known), ``n_patterns_sampled`` and ``domain``; for raw models
+        also ``layer_distances``: ``{'local': ..., 'weight_norm': ...}``, the
+        ``(N, n_layers)`` per-layer distances of
+        :func:`regions.geometry.boundary_distances` by either method.
     """
     net = as_network(model)
     coords = np.asarray(coords, dtype=np.float64)
@@ -379,8 +236,9 @@ def sample_features(model, coords, grid_shape=None, domain=None, radius=None,
 
 
 def _partition(net, domain, partition):
+    """The partition to use: the one given, a new one (``None``), or none (``False``)."""
     if partition is False:
-        raise ImportError("partition=False: no exact partition for this model")
+        return None
     if partition is not None:
         return partition
     from ..api import partition as compute
@@ -394,22 +252,23 @@ def _occupancy(labels):
 
 
 def _raw_features(f, net, coords, grid_shape, domain, radius, partition):
-    try:
-        p = _partition(net, domain, partition)
-    except ImportError:  # the exact engine is not installed: network-only features
-        p = None
+    p = _partition(net, domain, partition)
+    if p is None:  # partition=False (the engine failed or was skipped): network-only features
         f.meta["n_regions"] = None
-        f.meta["missing"] = ("no exact partition (engine unavailable or failed): region, "
-                             "measure, inradius, occupancy, density skipped")
-    if p is not None:
+        f.meta["missing"] = ("no exact partition (skipped or failed): region, measure, "
+                             "inradius, occupancy, density not computed")
+    else:
         _partition_features(f, p, coords, domain, radius)
-    dist = boundary_distances(net, coords)
-    f.meta["distances"] = dist
-    f.add("dist_boundary", dist["all"], EXACT, "distance to the nearest neuron boundary of the region")
-    f.add("dist_layer1", dist["layer1"], EXACT, "distance to the nearest first-layer line")
-    f.add("dist_paper", dist["paper"], EXACT, "the authors' |z|/|W_l[k]| (exact for layer 1 only)")
+    local = boundary_distances(net, coords, per_layer=True)
+    paper = boundary_distances(net, coords, per_layer=True, method="weight_norm")
+    f.meta["layer_distances"] = {"local": local, "weight_norm": paper}
+    f.add("dist_boundary", local.min(axis=1), EXACT,
+          "distance to the nearest neuron boundary of the region")
+    f.add("dist_layer1", local[:, 0], EXACT, "distance to the nearest first-layer line")
+    f.add("dist_paper", paper.min(axis=1), EXACT,
+          "the authors' |z|/|W_l[k]| (exact for layer 1 only)")
     if grid_shape is not None:
-        pairs = grid_neighbours(grid_shape)
+        pairs = adjacent_pairs(grid_shape)
         c = segment_crossings(net, coords[pairs[:, 0]], coords[pairs[:, 1]])
         f.add("crossings", _mean_over_pairs(c.astype(float), pairs, len(coords)), EXACT,
               "mean boundary crossings on the segments to the grid neighbours")
@@ -441,20 +300,26 @@ def _partition_features(f, p, coords, domain, radius):
         iv = np.asarray(p.intervals)
         x = coords[:, 0]
         f.add("inradius", 0.5 * (iv[rid, 1] - iv[rid, 0]), EXACT, "half the piece length")
-        bp = np.sort(np.asarray(p.breakpoints, dtype=np.float64))
-        f.add("density", 1 + np.searchsorted(bp, x + radius, "left")
-              - np.searchsorted(bp, x - radius, "right"), EXACT,
-              f"pieces meeting [x - {radius:.3g}, x + {radius:.3g}]")
+        _add_interval_density(f, p, x, radius)
         f.add("dist_polygon", np.minimum(x - iv[rid, 0], iv[rid, 1] - x), EXACT,
               "distance to the piece's ends (domain ends included)")
 
 
+def _add_interval_density(f, p, x, radius):
+    """Add ``density`` of a 1D partition ``p`` (pieces meeting ``[x - radius, x +
+    radius]``); returns its sorted breakpoints."""
+    bp = np.sort(np.asarray(p.breakpoints, dtype=np.float64))
+    f.add("density", 1 + np.searchsorted(bp, x + radius, "left")
+          - np.searchsorted(bp, x - radius, "right"), EXACT,
+          f"pieces meeting [x - {radius:.3g}, x + {radius:.3g}]")
+    return bp
+
+
 def _encoded_1d_features(f, net, coords, grid_shape, domain, radius, partition):
-    try:
-        p = _partition(net, domain, partition)
-    except ImportError:
+    p = _partition(net, domain, partition)
+    if p is None:
         f.meta["n_regions"] = None
-        f.meta["missing"] = "encoded 1D partition unavailable: region features skipped"
+        f.meta["missing"] = "no encoded 1D partition (skipped or failed): region features skipped"
         return
     x = coords[:, 0]
     piece = np.asarray(p.locate(coords), dtype=np.int64)
@@ -475,14 +340,11 @@ def _encoded_1d_features(f, net, coords, grid_shape, domain, radius, partition):
     f.add("piece_length", lengths[piece], EXACT, "length of the sample's connected piece")
     f.add("inradius", half_max[rid], EXACT, "largest half-length over the pattern's pieces")
     f.add("occupancy", _occupancy(rid), EXACT, "training samples with the same pattern")
-    bp = np.sort(np.asarray(p.breakpoints, dtype=np.float64))
-    f.add("density", 1 + np.searchsorted(bp, x + radius, "left")
-          - np.searchsorted(bp, x - radius, "right"), EXACT,
-          f"pieces meeting [x - {radius:.3g}, x + {radius:.3g}]")
+    bp = _add_interval_density(f, p, x, radius)
     f.add("dist_boundary", np.minimum(x - iv[piece, 0], iv[piece, 1] - x), EXACT,
           "distance to the nearest breakpoint (domain ends included)")
     if grid_shape is not None:
-        pairs = grid_neighbours(grid_shape)
+        pairs = adjacent_pairs(grid_shape)
         a, b = np.minimum(x[pairs[:, 0]], x[pairs[:, 1]]), np.maximum(x[pairs[:, 0]], x[pairs[:, 1]])
         c = np.searchsorted(bp, b, "left") - np.searchsorted(bp, a, "right")
         f.add("crossings", _mean_over_pairs(c.astype(float), pairs, len(x)), EXACT,
@@ -491,13 +353,10 @@ def _encoded_1d_features(f, net, coords, grid_shape, domain, radius, partition):
 
 
 def _encoded_2d_features(f, net, coords, grid_shape, radius, pats, crossings=True):
-    try:
-        from ..sampling import sampled_patterns
-        _, pid = sampled_patterns(net, coords)
-        pid = np.asarray(pid, dtype=np.int64)
-    except ImportError:
-        _, pid = np.unique(pats, axis=0, return_inverse=True)
-        pid = pid.ravel()
+    from ..sampling import sampled_patterns
+
+    _, pid = sampled_patterns(net, coords)
+    pid = np.asarray(pid, dtype=np.int64)
     occ = _occupancy(pid)
     f.meta["n_regions"] = None
     f.add("region", pid, SAMPLED, "distinct pattern among the samples")
@@ -518,7 +377,7 @@ def _encoded_2d_features(f, net, coords, grid_shape, radius, pats, crossings=Tru
         f.add("density", dens, SAMPLED, f"distinct patterns in the {2 * r + 1}x{2 * r + 1} window")
         c = _encoded_grid_crossings(net, coords, grid_shape) if crossings else None
         if c is not None:
-            pairs = grid_neighbours(grid_shape)
+            pairs = adjacent_pairs(grid_shape)
             f.add("crossings", _mean_over_pairs(c.astype(float), pairs, len(coords)), EXACT,
                   "mean exact boundary crossings along rows/columns to the grid neighbours")
             f.meta["neighbour_crossings"] = c
@@ -532,12 +391,10 @@ def _cell_area(coords, grid_shape):
 
 def _encoded_grid_crossings(net, coords, grid_shape):
     """Exact crossings between grid neighbours of an encoded 2D model, in the
-    order of :func:`grid_neighbours` (rows, then columns), from
-    :func:`regions.grid_crossings`; ``None`` when that engine is missing."""
-    try:
-        from ..encoded import grid_crossings
-    except ImportError:
-        return None
+    order of :func:`regions.study.grid.adjacent_pairs` (rows, then columns), from
+    :func:`regions.grid_crossings`; ``None`` when the samples are not a regular grid."""
+    from ..encoded import grid_crossings
+
     H, W = grid_shape
     X = coords[:, 0].reshape(H, W)
     Y = coords[:, 1].reshape(H, W)
@@ -551,7 +408,7 @@ def _encoded_grid_crossings(net, coords, grid_shape):
 
 
 def _hamming_features(f, net, pats, grid_shape, layers):
-    pairs = grid_neighbours(grid_shape)
+    pairs = adjacent_pairs(grid_shape)
     diff = pats[pairs[:, 0]] != pats[pairs[:, 1]]
     n = pats.shape[0]
     f.add("hamming", _mean_over_pairs(diff.sum(1).astype(float), pairs, n), EXACT,

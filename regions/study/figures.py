@@ -1,11 +1,13 @@
 """Figures for the study report (matplotlib, Agg backend).
 
 Each function takes the list of job results of :func:`regions.study.run_study`
-(one dict per experiment and seed) and a PNG path, draws one figure and
-returns the path. Runs keep one colour per experiment in every figure.
-The region count, speed against region features, residual energy and
+(one :class:`regions.study.results.RunResult` per experiment and seed) and a
+PNG path, draws one figure and returns the path. Figures only draw: the
+partitions are those saved with the runs and the samples are the runs' own
+coordinates (the engine never runs here). Runs keep one colour per
+experiment in every figure. The region count, speed against region features, band energy and
 gradient confusion are drawn by :mod:`regions.plot` (``region_count``,
-``speed_vs_feature``, ``residual_energy``, ``confusion_densities``) from
+``speed_vs_feature``, ``band_energy``, ``confusion_densities``) from
 these results, and so are the partitions (``partition``, ``animate``) and the
 region sizes and densities (``region_sizes``, ``density_map``).
 """
@@ -13,8 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["partitions", "partitions_gif", "region_sizes", "region_count", "speed_vs_features", "residual_energy",
-           "confusion_densities", "prediction_scatter", "boundary_distance", "loss_curves"]
+__all__ = ["partitions", "partitions_gif", "region_sizes", "region_count", "speed_vs_features",
+           "band_energy", "confusion_densities", "prediction_scatter", "boundary_distance",
+           "loss_curves"]
 
 
 def _plt():
@@ -27,7 +30,7 @@ def _plt():
 
 
 def _colours(results):
-    names = list(dict.fromkeys(r["name"] for r in results))
+    names = list(dict.fromkeys(r.name for r in results))
     cmap = _plt().get_cmap("tab10")
     return {n: cmap(i % 10) for i, n in enumerate(names)}
 
@@ -53,11 +56,11 @@ def loss_curves(results, path):
     for dim, ax in zip((2, 1), axes):
         seen = set()
         for r in results:
-            if r["dim"] != dim:
+            if r.dim != dim:
                 continue
-            lab = r["name"] if r["name"] not in seen else None
-            seen.add(r["name"])
-            ax.semilogy(r["record_epochs"], r["mean_loss"], color=col[r["name"]], label=lab, lw=1)
+            lab = r.name if r.name not in seen else None
+            seen.add(r.name)
+            ax.semilogy(r.record_epochs, r.mean_loss, color=col[r.name], label=lab, lw=1)
         ax.set_xlabel("epoch")
         ax.set_ylabel("mean training loss (MSE)")
         ax.set_title(f"{dim}D signal")
@@ -68,13 +71,13 @@ def loss_curves(results, path):
 
 def _one_seed(results):
     """One run per experiment: the first seed's."""
-    seed = results[0]["seed"]
-    return [r for r in results if r["seed"] == seed]
+    seed = results[0].seed
+    return [r for r in results if r.seed == seed]
 
 
 def _rows_by_dim(runs):
     """Runs grouped into rows, 2D signals first."""
-    return [g for g in ([r for r in runs if r["dim"] == d] for d in (2, 1)) if g]
+    return [g for g in ([r for r in runs if r.dim == d] for d in (2, 1)) if g]
 
 
 def _panel_grid(rows, size, **kw):
@@ -96,25 +99,25 @@ def region_count(results, path):
     draw = _rplot().region_count
     plt = _plt()
     col = _colours(results)
-    dims = [d for d in (2, 1) if any(r["dim"] == d for r in results)]
+    dims = [d for d in (2, 1) if any(r.dim == d for r in results)]
     fig, axes = plt.subplots(1, len(dims), figsize=(5.6 * len(dims), 4.6), layout="constrained",
                              squeeze=False)
     for dim, ax in zip(dims, axes[0]):
         exact, sampled = {}, {}
-        names = list(dict.fromkeys(r["name"] for r in results if r["dim"] == dim))
+        names = list(dict.fromkeys(r.name for r in results if r.dim == dim))
         for name in names:
-            rs = [r for r in results if r["name"] == name]
-            ep = [c["epoch"] for c in rs[0]["checkpoints"]]
-            ex = np.array([[c["n_regions"] if c["n_regions"] is not None else np.nan
-                            for c in r["checkpoints"]] for r in rs], float)
-            sa = np.array([[c["n_patterns_sampled"] for c in r["checkpoints"]] for r in rs], float)
+            rs = [r for r in results if r.name == name]
+            ep = [c.epoch for c in rs[0].checkpoints]
+            ex = np.array([[c.n_regions if c.n_regions is not None else np.nan
+                            for c in r.checkpoints] for r in rs], float)
+            sa = np.array([[c.n_patterns_sampled for c in r.checkpoints] for r in rs], float)
             if np.all(np.isfinite(ex)):
                 exact[name] = (ep, ex.mean(0))
             sampled[name] = (ep, sa.mean(0))
         draw(exact, ax=ax, sampled=sampled, logy=True, colors=col)
-        n = next(r["n"] for r in results if r["dim"] == dim)
+        n = next(r.n for r in results if r.dim == dim)
         ax.axhline(n, color="0.45", lw=0.9, ls=":", label=f"{n:,} samples (sampled cap)")
-        seeds = len({r["seed"] for r in results if r["dim"] == dim})
+        seeds = len({r.seed for r in results if r.dim == dim})
         ax.set_title(f"{dim}D signal" + (f" (mean of {seeds} seeds)" if seeds > 1 else ""),
                      fontsize="medium")
         ax.set_ylabel("exact " + ("pieces" if dim == 1 else "regions") + " / sampled patterns")
@@ -133,8 +136,8 @@ def speed_vs_features(results, path, features=("occupancy", "measure", "hamming"
     99th percentile of its speeds (a few fast or slow samples lie outside)."""
     speed_vs_feature = _rplot().speed_vs_feature
     runs = _one_seed(results)
-    cps = [r["checkpoints"][min(checkpoint, len(r["checkpoints"]) - 1)] for r in runs]
-    feats = [f for f in features if any(f in c["features"] for c in cps)]
+    cps = [r.checkpoints[min(checkpoint, len(r.checkpoints) - 1)] for r in runs]
+    feats = [f for f in features if any(f in c.features for c in cps)]
     if not feats:
         raise ValueError(f"none of the features {features} is in the results")
     plt = _plt()
@@ -143,17 +146,17 @@ def speed_vs_features(results, path, features=("occupancy", "measure", "hamming"
                              layout="constrained", squeeze=False, sharey="row")
     keys = set()
     for row, r, c in zip(axes, runs, cps):
-        key = c.get("binned_speed", "rate")
+        key = "rate" if "rate" in c.speeds else next(iter(c.speeds))
         keys.add(key)
-        have = [f for f in feats if f in c["features"]]
-        kinds = c.get("kinds", {})
+        have = [f for f in feats if f in c.features]
+        kinds = c.kinds
         data = {(f if kinds.get(f, "exact") == "exact" else f"{f} ({kinds[f]})"):
-                c["features"][f] for f in have}
-        speed = np.asarray(c["speeds"][key], float)
+                c.features[f] for f in have}
+        speed = np.asarray(c.speeds[key], float)
         speed_vs_feature(data, speed, axes=np.array([ax for f, ax in zip(feats, row)
                                                      if f in have]),
-                         speed_label=f"{r['name']}\n{key.replace('_', ' ')} after epoch "
-                                     f"{c['epoch']}")
+                         speed_label=f"{r.name}\n{key.replace('_', ' ')} after epoch "
+                                     f"{c.epoch}")
         fin = speed[np.isfinite(speed)]
         if fin.size > 10:
             lo, hi = np.percentile(fin, [1, 99])
@@ -176,22 +179,21 @@ def speed_vs_features(results, path, features=("occupancy", "measure", "hamming"
     return _save(fig, path)
 
 
-def residual_energy(results, path):
+def band_energy(results, path):
     """Residual energy ratio per frequency band over training (epochs x bands heat
-    maps), one row per signal, drawn with :func:`regions.plot.residual_energy`.
+    maps), one row per signal, drawn with :func:`regions.plot.band_energy`.
     Bands where the target has no energy (all NaN) are left out."""
-    draw = _rplot().residual_energy
-    runs = [r for r in _one_seed(results) if "residual_energy" in r]
+    draw = _rplot().band_energy
+    runs = [r for r in _one_seed(results) if r.band_energy is not None]
     if not runs:
-        raise ValueError("no residual energies in the results")
+        raise ValueError("no band energies in the results")
     groups = {}
     for r in runs:   # runs drawn together share a signal's bands
-        b = np.asarray(r["residual_energy"]["bands"], float)
-        groups.setdefault((r["dim"], b.tobytes()), (b, []))[1].append(r)
+        b = np.asarray(r.band_energy.bands, float)
+        groups.setdefault((r.dim, b.tobytes()), (b, []))[1].append(r)
     groups = sorted(groups.items(), key=lambda kv: -kv[0][0])
     # one colour scale for every row: 1, or the 99th percentile of the ratios if larger
-    values = np.concatenate([np.asarray(r["residual_energy"]["energy"], float).ravel()
-                             for r in runs])
+    values = np.concatenate([np.asarray(r.band_energy.ratio, float).ravel() for r in runs])
     values = values[np.isfinite(values)]
     vmax = max(1.0, float(np.percentile(values, 99))) if values.size else 1.0
     ncols = max(len(g) for _, (_, g) in groups)
@@ -202,14 +204,13 @@ def residual_energy(results, path):
         axes = sf.subplots(1, ncols, sharey=True, squeeze=False)[0]
         for ax in axes[len(g):]:
             ax.set_visible(False)
-        keep = ~np.all([np.isnan(np.asarray(r["residual_energy"]["energy"], float)).all(0)
-                        for r in g], axis=0)
-        data = {r["name"]: (r["residual_energy"]["epochs"],
-                            np.asarray(r["residual_energy"]["energy"], float)[:, keep])
+        keep = ~np.all([np.isnan(np.asarray(r.band_energy.ratio, float)).all(0) for r in g],
+                       axis=0)
+        data = {r.name: (r.band_energy.epochs, np.asarray(r.band_energy.ratio, float)[:, keep])
                 for r in g}
         draw(data, bands=bands[keep], axes=axes[:len(g)], kind="image", vmax=vmax)
         axes[0].set_ylabel("band (cycles over the grid)")
-        sf.suptitle(f"{dim}D signal, seed {g[0]['seed']}: share of each band's target energy "
+        sf.suptitle(f"{dim}D signal, seed {g[0].seed}: share of each band's target energy "
                     "left in the residual (1 = not learned)", fontsize="medium")
     return _save(fig, path)
 
@@ -219,7 +220,7 @@ def confusion_densities(results, path, checkpoint=-1):
     checkpoint (default: the end), one panel per run (first seed), drawn with
     :func:`regions.plot.confusion_densities`."""
     draw = _rplot().confusion_densities
-    runs = [r for r in _one_seed(results) if "confusion" in r["checkpoints"][checkpoint]]
+    runs = [r for r in _one_seed(results) if r.checkpoints[checkpoint].confusion is not None]
     if not runs:
         raise ValueError("no gradient confusion in the results")
     rows = _rows_by_dim(runs)
@@ -227,9 +228,8 @@ def confusion_densities(results, path, checkpoint=-1):
     used = [ax for row, g in zip(axes, rows) for ax in row[:len(g)]]
     data = {}
     for r in (r for g in rows for r in g):
-        c = r["checkpoints"][checkpoint]
-        data[f"{r['name']} @ epoch {c['epoch']}"] = (c["confusion"]["neighbour"],
-                                                     c["confusion"]["distant"])
+        c = r.checkpoints[checkpoint]
+        data[f"{r.name} @ epoch {c.epoch}"] = (c.confusion.neighbour, c.confusion.distant)
     draw(data, ax=np.array(used))
     for row in axes:
         row[0].set_ylabel("density")
@@ -251,9 +251,9 @@ def prediction_scatter(results, path, checkpoint=1):
     """Predicted first-order loss change against the observed change, one panel
     per run (first seed), a row per signal dimension."""
     def cp(r):
-        return r["checkpoints"][min(checkpoint, len(r["checkpoints"]) - 1)]
+        return r.checkpoints[min(checkpoint, len(r.checkpoints) - 1)]
 
-    runs = [r for r in _one_seed(results) if "observed_change" in cp(r)]
+    runs = [r for r in _one_seed(results) if cp(r).observed_change is not None]
     if not runs:
         raise ValueError("no predicted loss changes in the results")
     rows = _rows_by_dim(runs)
@@ -261,11 +261,11 @@ def prediction_scatter(results, path, checkpoint=1):
     for row, g in zip(axes, rows):
         for ax, r in zip(row, g):
             c = cp(r)
-            p, px = _scaled(sum(c["predicted"].values()))
-            o, ox = _scaled(c["observed_change"])
+            p, px = _scaled(sum(c.predicted.values()))
+            o, ox = _scaled(c.observed_change)
             ax.scatter(p, o, s=3, alpha=0.4, color="C2", linewidths=0, rasterized=True)
-            rho = c["agreement"]["spearman"]["rho"]
-            ax.set_title(f"{r['name']} @ epoch {c['epoch']}\nSpearman ρ = {rho:.2f}",
+            rho = c.agreement.spearman.rho
+            ax.set_title(f"{r.name} @ epoch {c.epoch}\nSpearman ρ = {rho:.2f}",
                          fontsize="medium")
             ax.set_xlabel("predicted Δ loss" + px)
             ax.set_ylabel("observed Δ loss" + ox)
@@ -285,16 +285,16 @@ def boundary_distance(results, path):
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
     seen = set()
     for r in results:
-        ep = [c["epoch"] for c in r["checkpoints"]]
-        d = [c.get("mean_dist_boundary") for c in r["checkpoints"]]
-        ch = [c.get("mean_chord") for c in r["checkpoints"]]
-        lab = r["name"] if r["name"] not in seen else None
-        seen.add(r["name"])
+        ep = [c.epoch for c in r.checkpoints]
+        d = [c.mean_dist_boundary for c in r.checkpoints]
+        ch = [c.mean_chord for c in r.checkpoints]
+        lab = r.name if r.name not in seen else None
+        seen.add(r.name)
         if any(v is not None for v in d):
             axes[0].plot(ep, [np.nan if v is None else v for v in d], "-o", ms=3,
-                         color=col[r["name"]], label=lab)
+                         color=col[r.name], label=lab)
         axes[1].plot(ep, [np.nan if v is None else v for v in ch], "-o", ms=3,
-                     color=col[r["name"]], label=lab)
+                     color=col[r.name], label=lab)
     axes[0].set_ylabel("mean exact distance to boundary")
     axes[1].set_ylabel("grid step / mean crossings per step")
     axes[0].set_title("distance from each sample to its region's boundary", fontsize="medium")
@@ -309,24 +309,31 @@ def boundary_distance(results, path):
     return _save(fig, path)
 
 
+def _samples(r):
+    """The training inputs of a run as trained: ``(n, 2)`` pixels or ``(n,)`` points."""
+    return r.coords[:, 0] if r.dim == 1 else r.coords
+
+
+def _run_with_partitions(results, name):
+    r = next((r for r in results if r.name == name and r.partitions), None)
+    if r is None:
+        raise ValueError(f"no run named {name!r} with saved exact partitions in the results")
+    return r
+
+
 def partitions(results, path, name="2d-raw", max_panels=3):
     """The exact partition of a raw 2D run at init, an early checkpoint and the
     end (regions coloured by activation pattern, samples overlaid), drawn with
-    :func:`regions.plot.partition`."""
-    import regions
-
+    :func:`regions.plot.partition` from the partitions saved with the run."""
     draw = _rplot().partition
-
-    r = next((r for r in results if r["name"] == name and r.get("state_dicts")), None)
-    if r is None:
-        raise ValueError(f"no raw 2D run named {name!r} with checkpoints in the results")
-    epochs = sorted(r["state_dicts"])
+    r = _run_with_partitions(results, name)
+    epochs = sorted(r.partitions)
     pick = sorted({epochs[0], epochs[min(1, len(epochs) - 1)], epochs[-1]})[:max_panels]
     plt = _plt()
     fig, axes = plt.subplots(1, len(pick), figsize=(4.2 * len(pick), 4.0), squeeze=False)
-    pts, domain = _samples(r)
+    pts = _samples(r)
     for ax, e in zip(axes[0], pick):
-        p = regions.partition(r["state_dicts"][e], domain)
+        p = r.partitions[e]
         draw(p, ax=ax, color="pattern", points=pts, title=f"{name}, epoch {e}: {len(p)} regions",
              points_kw={"s": 0.5, "c": "k"})
         ax.set_aspect(1)
@@ -334,29 +341,13 @@ def partitions(results, path, name="2d-raw", max_panels=3):
     return _save(fig, path)
 
 
-def _samples(r):
-    """The training inputs of a run in its coordinates: (n, 2) pixels or (n,) points."""
-    lo, hi = r.get("coord_range", (0.0, 1.0))
-    shape = tuple(r["grid_shape"])
-    axes = [lo + (hi - lo) * np.arange(m) / m for m in shape]
-    if len(shape) == 1:
-        return axes[0], (lo, hi)
-    X, Y = np.meshgrid(axes[1], axes[0])
-    return np.stack([X.ravel(), Y.ravel()], 1), ((lo, hi), (lo, hi))
-
-
 def _end_partition(results, names):
-    """(run, partition at its last checkpoint, samples) of the first run named in
-    ``names`` whose exact partition can be computed (raw 2D, raw or encoded 1D)."""
-    import regions
-
+    """(run, its partition at the last checkpoint, samples) of the first run
+    named in ``names`` with saved partitions (raw 2D, raw or encoded 1D)."""
     for name in names:
-        r = next((r for r in results if r["name"] == name and r.get("state_dicts")), None)
-        if r is None:
-            continue
-        pts, domain = _samples(r)
-        sd = r["state_dicts"][max(r["state_dicts"])]
-        return r, regions.partition(sd, domain), pts, sd
+        r = next((r for r in results if r.name == name and r.partitions), None)
+        if r is not None:
+            return r, r.partitions[max(r.partitions)], _samples(r)
     return None
 
 
@@ -367,7 +358,7 @@ def region_sizes(results, path):
     import regions
 
     rp = _rplot()
-    one_d = sorted({r["name"] for r in results if r["dim"] == 1 and r.get("state_dicts")},
+    one_d = sorted({r.name for r in results if r.dim == 1 and r.partitions},
                    key=lambda n: -int(n[5:]) if n[5:].isdigit() else 0)  # highest L first
     rows = [x for x in (_end_partition(results, ["2d-raw"]), _end_partition(results, one_d))
             if x is not None]
@@ -376,14 +367,14 @@ def region_sizes(results, path):
     plt = _plt()
     fig = plt.figure(figsize=(14, 3.9 * len(rows)), layout="constrained")
     sub = fig.subfigures(len(rows), 1, squeeze=False)[:, 0]
-    for sf, (r, p, pts, sd) in zip(sub, rows):
+    for sf, (r, p, pts) in zip(sub, rows):
         axes = sf.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 1.1]})
-        sampled = regions.sampled_patterns(sd, pts)
+        sampled = regions.sampled_patterns(p.network, pts)
         rp.region_sizes(p, sampled=sampled, axes=axes[:2])
         rp.density_map(p, ax=axes[2])
         if p.dim == 2:
             axes[2].set_aspect(1)
-        sf.suptitle(f"{r['name']} (seed {r['seed']}) at epoch {max(r['state_dicts'])}: "
+        sf.suptitle(f"{r.name} (seed {r.seed}) at epoch {max(r.partitions)}: "
                     f"{len(p):,} exact {'regions' if p.dim == 2 else 'pieces'}, "
                     f"{sampled[0]:,} patterns among the {len(pts):,} training samples",
                     fontsize="medium")
@@ -392,13 +383,8 @@ def region_sizes(results, path):
 
 def partitions_gif(results, path, name="2d-raw", fps=2):
     """A GIF of the raw 2D run's exact partition at every checkpoint (a region
-    keeps its colour while its activation pattern survives)."""
-    import regions
-
-    r = next((r for r in results if r["name"] == name and r.get("state_dicts")), None)
-    if r is None:
-        raise ValueError(f"no raw 2D run named {name!r} with checkpoints in the results")
-    pts, domain = _samples(r)
-    parts = {e: regions.partition(sd, domain) for e, sd in sorted(r["state_dicts"].items())}
-    _rplot()
-    return _rplot().animate(parts, path, fps=fps, points=pts, points_kw={"s": 0.5, "c": "k"})
+    keeps its colour while its activation pattern survives), from the saved
+    partitions."""
+    r = _run_with_partitions(results, name)
+    return _rplot().animate(dict(sorted(r.partitions.items())), path, fps=fps,
+                            points=_samples(r), points_kw={"s": 0.5, "c": "k"})

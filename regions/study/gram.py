@@ -28,7 +28,7 @@ import scipy.sparse as sp
 import torch
 
 __all__ = ["backprop_factors", "gram", "gram_pairs", "gradient_norms", "confusion",
-           "neighbour_pairs", "distant_pairs", "predicted_loss_change", "interval_adjacency"]
+           "predicted_loss_change"]
 
 _PASS = (torch.nn.Identity, torch.nn.Dropout, torch.nn.Flatten)
 
@@ -291,130 +291,7 @@ def confusion(model, inputs, targets, pairs, factors=None) -> np.ndarray:
     return np.clip(c, -1.0, 1.0)
 
 
-# --------------------------------------------------------------------------- pairs
-def _grid(grid_shape):
-    shape = tuple(int(s) for s in np.atleast_1d(grid_shape))
-    if len(shape) not in (1, 2) or min(shape) < 1:
-        raise ValueError(f"grid_shape must be (n,) or (H, W) with positive sizes, got "
-                         f"{grid_shape!r}")
-    return shape
-
-
-def neighbour_pairs(grid_shape, patch=3, n_patches=None, seed=0) -> np.ndarray:
-    """The paper's local pairs: all pairs of samples inside small patches.
-
-    Parameters
-    ----------
-    grid_shape : tuple
-        ``(n,)`` or ``(H, W)`` (row-major flattening).
-    patch : int
-        Patch side (``patch x patch`` pixels in 2D, ``patch`` points in 1D).
-    n_patches : int, optional
-        ``None``: the grid tiled by non-overlapping patches (deterministic,
-        incomplete border patches dropped); an int: that many patches at random
-        positions (the paper's Monte-Carlo choice), seeded by ``seed``.
-    seed : int
-
-    Returns
-    -------
-    ndarray
-        ``(P, 2)`` int64 flat indices with ``i < j``; ``patch*patch*(patch*patch-1)/2``
-        pairs per patch in 2D.
-
-    Examples
-    --------
-    >>> neighbour_pairs((4,), patch=2).tolist()
-    [[0, 1], [2, 3]]
-    >>> neighbour_pairs((3, 3)).shape
-    (36, 2)
-    """
-    shape = _grid(grid_shape)
-    patch = int(patch)
-    if patch < 2 or patch > min(shape):
-        raise ValueError(f"patch must be between 2 and the smallest grid side {min(shape)}, "
-                         f"got {patch}")
-    if len(shape) == 1:
-        offsets = np.arange(patch)
-        n_pos = shape[0] - patch + 1
-        if n_patches is None:
-            starts = np.arange(0, shape[0] - patch + 1, patch)
-        else:
-            starts = np.random.default_rng(seed).integers(0, n_pos, size=int(n_patches))
-    else:
-        H, W = shape
-        r, c = np.meshgrid(np.arange(patch), np.arange(patch), indexing="ij")
-        offsets = (r * W + c).ravel()
-        if n_patches is None:
-            rr, cc = np.meshgrid(np.arange(0, H - patch + 1, patch),
-                                 np.arange(0, W - patch + 1, patch), indexing="ij")
-        else:
-            rng = np.random.default_rng(seed)
-            rr = rng.integers(0, H - patch + 1, size=int(n_patches))
-            cc = rng.integers(0, W - patch + 1, size=int(n_patches))
-        starts = (rr * W + cc).ravel()
-    a, b = np.triu_indices(offsets.size, k=1)
-    members = starts[:, None] + offsets[None, :]
-    return np.stack([members[:, a].ravel(), members[:, b].ravel()], axis=1).astype(np.int64)
-
-
-def distant_pairs(grid_shape, n_pairs, seed=0, quadrant=None) -> np.ndarray:
-    """The paper's global pairs: samples far apart on the grid.
-
-    In 2D one sample is drawn from a ``quadrant x quadrant`` corner block and
-    the other from the opposite corner block (top-left with bottom-right or
-    top-right with bottom-left, chosen at random per pair); the paper uses 25
-    on a 64x64 image, the default here is ``round(25/64 * min(H, W))`` capped at
-    25. In 1D one sample comes from the first and one from the last
-    ``quadrant`` points (default ``round(25/64 * n)``).
-
-    Returns
-    -------
-    ndarray
-        ``(n_pairs, 2)`` int64 flat indices.
-
-    Examples
-    --------
-    >>> p = distant_pairs((64, 64), 5, seed=1)
-    >>> p.shape
-    (5, 2)
-    """
-    shape = _grid(grid_shape)
-    n_pairs = int(n_pairs)
-    if n_pairs < 0:
-        raise ValueError(f"n_pairs must be >= 0, got {n_pairs}")
-    rng = np.random.default_rng(seed)
-    if quadrant is None:
-        quadrant = max(1, int(round(25 / 64 * min(shape))))
-        if len(shape) == 2:
-            quadrant = min(quadrant, 25)
-    q = int(quadrant)
-    if q < 1 or 2 * q > min(shape):
-        raise ValueError(f"quadrant must be between 1 and half the smallest grid side "
-                         f"({min(shape) // 2}), got {q}")
-    if len(shape) == 1:
-        n = shape[0]
-        i = rng.integers(0, q, size=n_pairs)
-        j = rng.integers(n - q, n, size=n_pairs)
-        return np.stack([i, j], axis=1).astype(np.int64)
-    H, W = shape
-    r1, c1 = rng.integers(0, q, size=n_pairs), rng.integers(0, q, size=n_pairs)
-    r2, c2 = rng.integers(H - q, H, size=n_pairs), rng.integers(W - q, W, size=n_pairs)
-    flip = rng.random(n_pairs) < 0.5  # top-right with bottom-left instead
-    c1f = np.where(flip, W - 1 - c1, c1)
-    c2f = np.where(flip, W - 1 - c2, c2)
-    return np.stack([r1 * W + c1f, r2 * W + c2f], axis=1).astype(np.int64)
-
-
 # --------------------------------------------------------------------------- first-order change
-def interval_adjacency(n_regions) -> sp.csr_matrix:
-    """Adjacency of ``n_regions`` consecutive intervals (1D partitions):
-    region ``r`` touches ``r - 1`` and ``r + 1``."""
-    n = int(n_regions)
-    if n < 1:
-        raise ValueError(f"n_regions must be >= 1, got {n_regions!r}")
-    off = np.ones(max(n - 1, 0), dtype=bool)
-    return sp.diags([off, off], [-1, 1], shape=(n, n), format="csr", dtype=bool)
-
 
 def predicted_loss_change(model, inputs, targets, lr, groups, block=1024, factors=None) -> dict:
     """First-order change of every sample's loss under one full-batch GD step.

@@ -10,7 +10,7 @@ with the numbers).
     data/summary.csv       one row per run, seed and analysed checkpoint
     data/coupling.csv      every (feature, speed) Spearman rho with its interval
     data/findings.csv      the claims table
-    data/runs.npz          loss curves, residual energies, per-sample features and speeds
+    data/runs.npz          loss curves, band energies, per-sample features and speeds
 """
 from __future__ import annotations
 
@@ -21,8 +21,13 @@ from collections import OrderedDict
 import numpy as np
 
 from . import figures
-from .claims import (_by_name, _coupling_rows, _cp, _fmt, _get, _high_energy_end, _ms,
-                     _rho, _rho_str, _table, findings)
+from .claims import findings, measured_at, seed_correlations
+from .results import CouplingRow, Finding, csv_columns, csv_row, group_by_name
+from .store import atomic_write_text
+from .text import correlation_summary as _rho_str
+from .text import fmt as _fmt
+from .text import markdown_table as _table
+from .text import mean_sd as _ms
 
 __all__ = ["write_report", "findings", "summary_rows"]  # findings: regions.study.claims
 
@@ -32,131 +37,63 @@ KEY_FEATURES = ("occupancy", "measure", "inradius", "density", "dist_boundary", 
 
 # ----------------------------------------------------------------------------- tables
 def summary_rows(results):
-    """One flat dict per run, seed and analysed checkpoint (the summary CSV)."""
-    rows = []
-    for r in results:
-        for c in r["checkpoints"]:
-            row = OrderedDict(run=r["name"], seed=r["seed"], epoch=c["epoch"], n=r["n"],
-                              mean_loss=c["mean_loss"], n_regions=c.get("n_regions"),
-                              n_pieces=c.get("n_pieces"),
-                              n_patterns_sampled=c["n_patterns_sampled"],
-                              hamming_patch=c["hamming_patch"],
-                              hamming_neighbour=c["hamming_neighbour"],
-                              crossings_neighbour=c.get("crossings_neighbour"),
-                              mean_chord=c.get("mean_chord"),
-                              mean_dist_boundary=c.get("mean_dist_boundary"),
-                              mean_dist_paper=c.get("mean_dist_paper"),
-                              paper_distance_ratio=(c.get("paper_distance_ratio") or {}).get("all"),
-                              dead_all=c["dead"]["all"],
-                              partition_seconds=c.get("partition_seconds"))
-            for k, v in c["dead"].items():
-                if k != "all":
-                    row[f"dead_{k}"] = v
-            for k, v in c["normal_cos"].items():
-                row[f"normal_cos_{k}"] = v
-            conf = c.get("confusion")
-            if conf:
-                for k in ("neighbour_below", "distant_below", "neighbour_mean", "distant_mean"):
-                    row[f"confusion_{k}"] = conf[k]
-            ag = c.get("agreement")
-            if ag:
-                row["pred_spearman"] = ag["spearman"]["rho"]
-                row["pred_sign_agreement"] = ag["sign_agreement"]
-                for k, v in ag.get("term_share", {}).items():
-                    row[f"pred_share_{k}"] = v
-            rows.append(row)
-    return rows
+    """One row (dict) per run, seed and analysed checkpoint: the fields of
+    :class:`RunResult` and :class:`Checkpoint` that the schema marks ``csv``."""
+    return [csv_row(r, c) for r in results for c in r.checkpoints]
+
+
+def _record_rows(records, cls):
+    names = csv_columns(cls)
+    return [{k: getattr(x, k) for k in names} for x in records]
 
 
 def _write_csv(path, rows):
     keys = list(OrderedDict.fromkeys(k for row in rows for k in row))
-    with open(path, "w", newline="") as fh:
+    tmp = f"{path}.part"
+    with open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
         for row in rows:
-            w.writerow({k: row.get(k, "") for k in keys})
+            w.writerow({k: "" if row.get(k) is None else row[k] for k in keys})
+    os.replace(tmp, path)
 
 
 def _save_npz(path, results):
     arrays = {}
     for r in results:
-        p = f"{r['name']}_s{r['seed']}"
-        arrays[f"{p}/record_epochs"] = np.asarray(r["record_epochs"])
-        arrays[f"{p}/mean_loss"] = np.asarray(r["mean_loss"])
-        for k, v in r.get("speeds", {}).items():
+        p = f"{r.name}_s{r.seed}"
+        arrays[f"{p}/record_epochs"] = np.asarray(r.record_epochs)
+        arrays[f"{p}/mean_loss"] = np.asarray(r.mean_loss)
+        for k, v in r.speeds.items():
             arrays[f"{p}/speed/{k}"] = np.asarray(v)
-        re = r.get("residual_energy")
-        if re is not None:
-            for k, v in re.items():
-                arrays[f"{p}/residual_energy/{k}"] = np.asarray(v)
-        for c in r["checkpoints"]:
-            q = f"{p}/epoch{c['epoch']}"
-            for k, v in c["features"].items():
+        if r.band_energy is not None:
+            arrays[f"{p}/band_energy/epochs"] = r.band_energy.epochs
+            arrays[f"{p}/band_energy/ratio"] = r.band_energy.ratio
+            arrays[f"{p}/band_energy/bands"] = r.band_energy.bands
+        for c in r.checkpoints:
+            q = f"{p}/epoch{c.epoch}"
+            for k, v in c.features.items():
                 arrays[f"{q}/feature/{k}"] = np.asarray(v)
-            for k, v in c.get("speeds", {}).items():
+            for k, v in c.speeds.items():
                 arrays[f"{q}/speed/{k}"] = np.asarray(v)
-            if "observed_change" in c:
-                arrays[f"{q}/observed_change"] = c["observed_change"]
-                for k, v in c["predicted"].items():
+            if c.observed_change is not None:
+                arrays[f"{q}/observed_change"] = c.observed_change
+                for k, v in c.predicted.items():
                     arrays[f"{q}/predicted/{k}"] = v
-            if "confusion" in c:
-                arrays[f"{q}/confusion/neighbour"] = c["confusion"]["neighbour"]
-                arrays[f"{q}/confusion/distant"] = c["confusion"]["distant"]
-    np.savez_compressed(path, **arrays)
+            if c.confusion is not None:
+                arrays[f"{q}/confusion/neighbour"] = c.confusion.neighbour
+                arrays[f"{q}/confusion/distant"] = c.confusion.distant
+    tmp = f"{path}.part.npz"
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------- report
-def write_report(results, out_dir, preset="", description="", wall_seconds=None):
-    """Write ``report.md`` with figures and data into ``out_dir``; return its path."""
-    if not results:
-        raise ValueError("no results to report; run at least one job")
-    fig_dir = os.path.join(out_dir, "figures")
-    data_dir = os.path.join(out_dir, "data")
-    os.makedirs(fig_dir, exist_ok=True)
-    os.makedirs(data_dir, exist_ok=True)
-
-    figs = OrderedDict()
-    for name, fn in (("partitions", figures.partitions),
-                     ("partitions_gif", figures.partitions_gif),
-                     ("region_sizes", figures.region_sizes),
-                     ("loss_curves", figures.loss_curves),
-                     ("region_count", figures.region_count),
-                     ("speed_vs_features", figures.speed_vs_features),
-                     ("residual_energy", figures.residual_energy),
-                     ("confusion", figures.confusion_densities),
-                     ("prediction", figures.prediction_scatter),
-                     ("boundary_distance", figures.boundary_distance)):
-        try:
-            fname = "partitions.gif" if name == "partitions_gif" else f"{name}.png"
-            figs[name] = fn(results, os.path.join(fig_dir, fname))
-        except Exception as err:  # noqa: BLE001 - a broken figure must not sink the report
-            figs[name] = None
-            results[0].setdefault("notes", []).append(f"figure {name} failed: {err!r}")
-
-    summ = summary_rows(results)
-    _write_csv(os.path.join(data_dir, "summary.csv"), summ)
-    coup = _coupling_rows(results)
-    if coup:
-        _write_csv(os.path.join(data_dir, "coupling.csv"), coup)
-    found = findings(results)
-    _write_csv(os.path.join(data_dir, "findings.csv"), found)
-    _save_npz(os.path.join(data_dir, "runs.npz"), results)
-
-    g = _by_name(results)
-    L = []
-    L.append(f"# Spectral bias and exact linear regions: study report ({preset})\n")
-    if description:
-        L.append(f"Preset **{preset}**: {description}.\n")
-    seeds = sorted({r["seed"] for r in results})
-    wall = f"; wall time {wall_seconds:.0f} s" if wall_seconds is not None else ""
-    L.append(f"{len(results)} runs ({len(g)} configurations x seeds {seeds}){wall}. "
-             "Values are mean ± sd over seeds where there are several. `exact` features "
-             "come from the exact partition (or exactly from the network); `sampled` ones "
-             "from the patterns at the training samples only (lower bounds).\n")
-
+def _findings_section(L, results, g, figs, found):
+    """The findings table."""
     L.append("## Findings\n")
-    n_hold = sum(f["verdict"] == "holds" for f in found)
-    n_not = sum(f["verdict"] == "does not hold" for f in found)
+    n_hold = sum(f.verdict == "holds" for f in found)
+    n_not = sum(f.verdict == "does not hold" for f in found)
     L.append(f"{n_hold} of {len(found)} checks hold, {n_not} do not"
              + (f", {len(found) - n_hold - n_not} not tested" if len(found) > n_hold + n_not
                 else "")
@@ -164,41 +101,47 @@ def write_report(results, out_dir, preset="", description="", wall_seconds=None)
              "comes first, then the mechanism at pair level, the per-sample coupling this "
              "project adds, the first-order prediction, and the paper's other effects.\n")
     L.append(_table(["claim", "paper", "measured here", "verdict"],
-                    [[f["claim"], f["paper"], f["measured"], f"**{f['verdict']}**"]
+                    [[f.claim, f.paper, f.measured, f"**{f.verdict}**"]
                      for f in found]))
     L.append("")
 
+
+def _runs_section(L, results, g, figs, found):
+    """The table of runs and the loss curves."""
     L.append("## Runs\n")
     rows = []
     for name, rs in g.items():
         r0 = rs[0]
-        c = r0["config"]
-        rows.append([name, r0["dim"], f"{r0['grid_shape']}", r0["encoding"] or "raw",
+        c = r0.config
+        rows.append([name, r0.dim, f"{tuple(r0.grid_shape)}", r0.encoding or "raw",
                      f"{c['depth']}x{c['width']}", c["optimizer"], c["lr"],
                      c["batch_size"] or "full", c["epochs"], len(rs),
-                     _ms([r["mean_loss"][0] for r in rs]), _ms([r["mean_loss"][-1] for r in rs]),
-                     _ms([r["train_seconds"] for r in rs], 2)])
+                     _ms([r.mean_loss[0] for r in rs]), _ms([r.mean_loss[-1] for r in rs]),
+                     _ms([r.train_seconds for r in rs], 2)])
     L.append(_table(["run", "dim", "grid", "encoding", "net", "optimizer", "lr", "batch",
                      "epochs", "seeds", "loss init", "loss end", "train s"], rows))
     L.append("")
     if figs.get("loss_curves"):
         L.append("![loss curves](figures/loss_curves.png)\n")
 
+
+def _paper_table_section(L, results, g, figs, found):
+    """The paper's table, measured exactly."""
     L.append("## The paper's table, measured exactly\n")
     rows = []
     for name, rs in g.items():
         rows.append([
             name,
-            _ms([_get(r, "end", "n_regions") for r in rs]),
-            f"{_ms([_get(r, 'init', 'n_patterns_sampled') for r in rs])} -> "
-            f"{_ms([_get(r, 'end', 'n_patterns_sampled') for r in rs])} of {rs[0]['n']}",
-            _ms([_get(r, "end", "hamming_patch") for r in rs]),
-            _ms([_get(r, "end", "crossings_neighbour") for r in rs]),
-            _ms([100 * _get(r, "end", "confusion", "neighbour_below")
-                 if _get(r, "end", "confusion") else None for r in rs]),
-            _ms([100 * _get(r, "end", "confusion", "distant_below")
-                 if _get(r, "end", "confusion") else None for r in rs]),
-            _ms([_high_energy_end(r) for r in rs]),
+            _ms([r.checkpoint("end").n_regions for r in rs]),
+            f"{_ms([r.checkpoint('init').n_patterns_sampled for r in rs])} -> "
+            f"{_ms([r.checkpoint('end').n_patterns_sampled for r in rs])} of {rs[0].n}",
+            _ms([r.checkpoint("end").hamming_patch for r in rs]),
+            _ms([r.checkpoint("end").crossings_neighbour for r in rs]),
+            _ms([100 * r.checkpoint("end").confusion.neighbour_below
+                 if r.checkpoint("end").confusion else None for r in rs]),
+            _ms([100 * r.checkpoint("end").confusion.distant_below
+                 if r.checkpoint("end").confusion else None for r in rs]),
+            _ms([r.high_band_ratio_end() for r in rs]),
         ])
     L.append(_table(["run", "exact regions (end)", "distinct patterns on the samples (init -> end)",
                      "mean Hamming, 3x3 patches (end)", "exact crossings per neighbour step (end)",
@@ -209,6 +152,9 @@ def write_report(results, out_dir, preset="", description="", wall_seconds=None)
              "(rows and columns). For 1D runs the 3x3 patch is a 3-sample window and the high "
              "band is the top octave.\n")
 
+
+def _regions_section(L, results, g, figs, found):
+    """Region counts, sizes and distances over training."""
     L.append("## Regions over training\n")
     if figs.get("partitions"):
         L.append("The exact partition of the raw 2D run (colour = activation pattern, dots = "
@@ -220,13 +166,13 @@ def write_report(results, out_dir, preset="", description="", wall_seconds=None)
         L.append("![partitions over training](figures/partitions.gif)\n")
     rows = []
     for r in results:
-        for c in r["checkpoints"]:
-            rows.append([r["name"], r["seed"], c["epoch"], _fmt(c["mean_loss"]),
-                         _fmt(c.get("n_regions")), _fmt(c["n_patterns_sampled"]),
-                         _fmt(c["hamming_patch"]), _fmt(c.get("crossings_neighbour")),
-                         _fmt(c.get("mean_dist_boundary")), _fmt(c.get("mean_chord")),
-                         _fmt(100 * c["dead"]["all"]), _fmt(c["normal_cos"].get("l2")),
-                         _fmt(c.get("partition_seconds"), 2)])
+        for c in r.checkpoints:
+            rows.append([r.name, r.seed, c.epoch, _fmt(c.mean_loss),
+                         _fmt(c.n_regions), _fmt(c.n_patterns_sampled),
+                         _fmt(c.hamming_patch), _fmt(c.crossings_neighbour),
+                         _fmt(c.mean_dist_boundary), _fmt(c.mean_chord),
+                         _fmt(100 * c.dead["all"]), _fmt(c.normal_cos.get("l2")),
+                         _fmt(c.partition_seconds, 2)])
     L.append(_table(["run", "seed", "epoch", "mean loss", "exact regions", "sampled patterns",
                      "Hamming 3x3", "crossings/step", "mean dist. to boundary", "mean chord",
                      "% dead neurons", "layer-2 normal cos", "partition s"], rows))
@@ -242,6 +188,9 @@ def write_report(results, out_dir, preset="", description="", wall_seconds=None)
                  "the region at each point):\n")
         L.append("![region sizes](figures/region_sizes.png)\n")
 
+
+def _coupling_section(L, results, g, figs, found):
+    """Region features against per-sample speed."""
     L.append("## Coupling: region features against per-sample speed\n")
     L.append("Spearman rho [95% bootstrap interval] between each feature at a checkpoint and "
              "the speed in the window after it (`rate` = -d log loss / d epoch, larger = faster). "
@@ -250,24 +199,25 @@ def write_report(results, out_dir, preset="", description="", wall_seconds=None)
              "the whole-run `run_epochs_to_eps` and `run_auc`, smaller = faster) is in "
              "`data/coupling.csv`.\n")
     for name, rs in g.items():
-        cps = rs[0]["checkpoints"]
-        feats = [k for k in KEY_FEATURES if k in cps[0]["features"]]
-        header = ["feature (kind)"] + [f"epoch {c['epoch']}" + (" (final loss)" if i == len(cps) - 1
+        cps = rs[0].checkpoints
+        feats = [k for k in KEY_FEATURES if k in cps[0].features]
+        header = ["feature (kind)"] + [f"epoch {c.epoch}" + (" (final loss)" if i == len(cps) - 1
                                                                else "")
                                        for i, c in enumerate(cps)]
-        has_run = "run_auc" in cps[0].get("speeds", {})
+        has_run = "run_auc" in cps[0].speeds
         if has_run:
             header.insert(1, "epoch 0 vs whole-run AUC")
         rows = []
         for f in feats:
-            row = [f"{f} ({cps[0]['kinds'].get(f, '')})"]
+            row = [f"{f} ({cps[0].kinds.get(f, '')})"]
             if has_run:
-                row.append(_rho_str(_rho(results, name, f, "run_auc", 0)))
+                row.append(_rho_str(seed_correlations(results, name, f, "run_auc", 0)))
             for i, c in enumerate(cps):
                 sp = "final_loss" if i == len(cps) - 1 else "rate"
-                row.append(_rho_str(_rho(results, name, f, sp, i)))
+                row.append(_rho_str(seed_correlations(results, name, f, sp, i)))
             rows.append(row)
-        L.append(f"**{name}** (window {cps[0].get('window', '-')} epochs)\n")
+        L.append(f"**{name}** (window {cps[0].window if cps[0].window is not None else '-'} "
+                 "epochs)\n")
         L.append(_table(header, rows))
         L.append("")
     if figs.get("speed_vs_features"):
@@ -276,31 +226,30 @@ def write_report(results, out_dir, preset="", description="", wall_seconds=None)
                  "band in quantile bins of the feature, and Spearman rho:\n")
         L.append("![speed vs features](figures/speed_vs_features.png)\n")
 
+
+def _gradient_section(L, results, g, figs, found):
+    """Gradient confusion and the first-order prediction."""
     L.append("## Gradient confusion and the first-order prediction\n")
     rows = []
     for name, rs in g.items():
         for which in ("init", "early", "end"):
-            c = _cp(rs[0], which)
-            ag = [_cp(r, which).get("agreement") for r in rs]
-            ag = [a for a in ag if a]
-            conf = [_cp(r, which).get("confusion") for r in rs]
-            conf = [x for x in conf if x]
+            c = rs[0].checkpoint(which)
+            ag = measured_at(rs, which, lambda c: c.agreement)
+            conf = measured_at(rs, which, lambda c: c.confusion)
             if not conf:
                 continue
-            shares = ag[0]["term_share"] if ag else {}
-            agw = [_cp(r, which).get("agreement_window") for r in rs]
-            agw = [a for a in agw if a]
-            gd = [_cp(r, which).get("gd_step") for r in rs]
-            gd = [x for x in gd if x]
-            rows.append([name, c["epoch"],
-                         _ms([x["neighbour_mean"] for x in conf]),
-                         _ms([x["distant_mean"] for x in conf]),
-                         _ms([100 * x["neighbour_below"] for x in conf]),
-                         _ms([100 * x["distant_below"] for x in conf]),
-                         _ms([a["spearman"]["rho"] for a in ag]) if ag else "-",
-                         _ms([100 * a["sign_agreement"] for a in ag]) if ag else "-",
-                         _ms([a["spearman"]["rho"] for a in agw]) if agw else "-",
-                         _ms([x["pearson"] for x in gd]) if gd else "-",
+            shares = ag[0].term_share if ag else {}
+            agw = measured_at(rs, which, lambda c: c.agreement_window)
+            gd = measured_at(rs, which, lambda c: c.gd_step)
+            rows.append([name, c.epoch,
+                         _ms([x.neighbour_mean for x in conf]),
+                         _ms([x.distant_mean for x in conf]),
+                         _ms([100 * x.neighbour_below for x in conf]),
+                         _ms([100 * x.distant_below for x in conf]),
+                         _ms([a.spearman.rho for a in ag]) if ag else "-",
+                         _ms([100 * a.sign_agreement for a in ag]) if ag else "-",
+                         _ms([a.spearman.rho for a in agw]) if agw else "-",
+                         _ms([x.pearson for x in gd]) if gd else "-",
                          ", ".join(f"{k} {100 * v:.0f}%" for k, v in shares.items())])
     L.append(_table(["run", "epoch", "mean cos neighbours", "mean cos distant",
                      "% neighbours < -0.5", "% distant < -0.5",
@@ -320,25 +269,29 @@ def write_report(results, out_dir, preset="", description="", wall_seconds=None)
     if figs.get("prediction"):
         L.append("![prediction](figures/prediction.png)\n")
 
+
+def _spectral_section(L, results, g, figs, found):
+    """Residual energy per band."""
     L.append("## Spectral bias: residual energy per band\n")
     rows = []
     for name, rs in g.items():
-        re = rs[0].get("residual_energy")
-        if re is None:
+        be = rs[0].band_energy
+        if be is None:
             continue
-        bands = re["bands"]
-        labels = [f"({lo:g},{hi:g}]" if np.isfinite(hi) else f">{lo:g}" for lo, hi in bands]
-        rows.append([name] + [f"{lab}: {_ms([r['residual_energy']['energy'][-1, b] for r in rs])}"
+        labels = [f"({lo:g},{hi:g}]" if np.isfinite(hi) else f">{lo:g}" for lo, hi in be.bands]
+        rows.append([name] + [f"{lab}: {_ms([r.band_energy.ratio[-1, b] for r in rs])}"
                               for b, lab in enumerate(labels)])
     if rows:
         width = max(len(r) for r in rows)
         rows = [r + [""] * (width - len(r)) for r in rows]
         L.append(_table(["run"] + [f"band {i + 1} (end)" for i in range(width - 1)], rows))
         L.append("")
-    if figs.get("residual_energy"):
-        L.append("![residual energy](figures/residual_energy.png)\n")
+    if figs.get("band_energy"):
+        L.append("![residual energy per band](figures/band_energy.png)\n")
 
-    notes = sorted({n for r in results for n in r.get("notes", [])})
+
+def _notes_section(L, results, g, figs, found):
+    """Notes: data files, conventions, what was skipped."""
     L.append("## Notes\n")
     L.append("- Data: `data/summary.csv`, `data/coupling.csv`, `data/findings.csv`, "
              "`data/runs.npz` (per-sample features, speeds, predicted and observed changes, "
@@ -352,12 +305,66 @@ def write_report(results, out_dir, preset="", description="", wall_seconds=None)
              "`epochs_to_eps` = epochs after the checkpoint until loss_i <= eps * loss_i(e) "
              "(censored samples get the epochs left + 1); `run_*` are measured from init over "
              "the whole run (`run_auc`: area under loss_i(t)/loss_i(0), smaller = faster).")
-    L.append("- `jobs/*.pkl` keeps each run's full result; "
-             "`regions.study.report_from_jobs(folder)` rewrites this report from them.")
-    for n in notes:
+    L.append("- `jobs/` keeps each run's full result as data (`<run>_s<seed>.json` with the "
+             "scalars, `.npz` with the arrays, `.partition-e<epoch>.npz` with the exact "
+             "partitions, read by `regions.load`); `regions.study.report_from_jobs(folder)` "
+             "rewrites this report from them, and a rerun into the folder reuses them.")
+    for n in sorted({n for r in results for n in r.notes}):
         L.append(f"- {n}")
     L.append("")
+
+
+def write_report(results, out_dir, preset="", description="", wall_seconds=None):
+    """Write ``report.md`` with figures and data into ``out_dir``; return its path."""
+    if not results:
+        raise ValueError("no results to report; run at least one job")
+    fig_dir = os.path.join(out_dir, "figures")
+    data_dir = os.path.join(out_dir, "data")
+    os.makedirs(fig_dir, exist_ok=True)
+    os.makedirs(data_dir, exist_ok=True)
+
+    figs = OrderedDict()
+    for name, fn in (("partitions", figures.partitions),
+                     ("partitions_gif", figures.partitions_gif),
+                     ("region_sizes", figures.region_sizes),
+                     ("loss_curves", figures.loss_curves),
+                     ("region_count", figures.region_count),
+                     ("speed_vs_features", figures.speed_vs_features),
+                     ("band_energy", figures.band_energy),
+                     ("confusion", figures.confusion_densities),
+                     ("prediction", figures.prediction_scatter),
+                     ("boundary_distance", figures.boundary_distance)):
+        try:
+            fname = "partitions.gif" if name == "partitions_gif" else f"{name}.png"
+            figs[name] = fn(results, os.path.join(fig_dir, fname))
+        except Exception as err:  # noqa: BLE001 - a broken figure must not sink the report
+            figs[name] = None
+            results[0].notes.append(f"figure {name} failed: {err!r}")
+
+    summ = summary_rows(results)
+    _write_csv(os.path.join(data_dir, "summary.csv"), summ)
+    coup = [row for r in results for c in r.checkpoints for row in c.coupling]
+    if coup:
+        _write_csv(os.path.join(data_dir, "coupling.csv"), _record_rows(coup, CouplingRow))
+    found = findings(results)
+    _write_csv(os.path.join(data_dir, "findings.csv"), _record_rows(found, Finding))
+    _save_npz(os.path.join(data_dir, "runs.npz"), results)
+
+    g = group_by_name(results)
+    L = []
+    L.append(f"# Spectral bias and exact linear regions: study report ({preset})\n")
+    if description:
+        L.append(f"Preset **{preset}**: {description}.\n")
+    seeds = sorted({r.seed for r in results})
+    wall = f"; wall time {wall_seconds:.0f} s" if wall_seconds is not None else ""
+    L.append(f"{len(results)} runs ({len(g)} configurations x seeds {seeds}){wall}. "
+             "Values are mean ± sd over seeds where there are several. `exact` features "
+             "come from the exact partition (or exactly from the network); `sampled` ones "
+             "from the patterns at the training samples only (lower bounds).\n")
+
+    for section in (_findings_section, _runs_section, _paper_table_section, _regions_section,
+                    _coupling_section, _gradient_section, _spectral_section, _notes_section):
+        section(L, results, g, figs, found)
     path = os.path.join(out_dir, "report.md")
-    with open(path, "w") as fh:
-        fh.write("\n".join(L))
+    atomic_write_text(path, "\n".join(L))
     return path

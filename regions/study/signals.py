@@ -14,6 +14,8 @@ Grid conventions
   ``coords[:, 1] = y = lo + (hi - lo) * row / H``; ``grid_shape = (H, W)``.
 * ``endpoint=True`` divides by ``n - 1`` instead (a closed grid, like the
   paper's ``linspace(0, 1, W)`` for its 2D positional-encoding runs).
+
+The grid itself (coordinates, steps, neighbour pairs) is :mod:`regions.study.grid`.
 """
 from __future__ import annotations
 
@@ -21,62 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Signal", "sum_of_sinusoids", "random_image", "image_file", "from_array",
-           "grid_coordinates"]
+from .grid import check_coord_range, check_grid_shape, grid_coordinates
 
-
-def _check_range(coord_range):
-    try:
-        lo, hi = (float(v) for v in coord_range)
-    except (TypeError, ValueError):
-        raise ValueError(f"coord_range must be a pair (lo, hi) of numbers such as (0, 1) or "
-                         f"(-1, 1), got {coord_range!r}") from None
-    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-        raise ValueError(f"coord_range must be finite with lo < hi, e.g. (0, 1) or (-1, 1), "
-                         f"got {coord_range!r}")
-    return lo, hi
-
-
-def grid_coordinates(grid_shape, coord_range=(0, 1), endpoint=False):
-    """Coordinates of a half-open regular grid.
-
-    Parameters
-    ----------
-    grid_shape : tuple
-        ``(n,)`` for 1D or ``(H, W)`` for 2D.
-    coord_range : tuple
-        ``(lo, hi)``; point ``i`` of an axis with ``n`` points is
-        ``lo + (hi - lo) * i / n``.
-    endpoint : bool
-        Closed grid ``lo + (hi - lo) * i / (n - 1)`` instead (``numpy.linspace``
-        with the end point; the paper's 2D PE grid is ``linspace(0, 1, W)``).
-
-    Returns
-    -------
-    ndarray
-        ``(N, d)`` float64, 2D in row-major order with columns ``(x, y)``.
-
-    Examples
-    --------
-    >>> grid_coordinates((4,)).ravel().tolist()
-    [0.0, 0.25, 0.5, 0.75]
-    >>> grid_coordinates((2, 2), (-1, 1)).tolist()
-    [[-1.0, -1.0], [0.0, -1.0], [-1.0, 0.0], [0.0, 0.0]]
-    """
-    lo, hi = _check_range(coord_range)
-    shape = tuple(int(s) for s in grid_shape)
-    if len(shape) not in (1, 2) or min(shape, default=0) < 1:
-        raise ValueError(f"grid_shape must be (n,) or (H, W) with positive sizes, got {grid_shape!r}")
-
-    def axis(n):
-        return lo + (hi - lo) * np.arange(n) / ((n - 1) if endpoint and n > 1 else n)
-
-    if len(shape) == 1:
-        return axis(shape[0])[:, None]
-    H, W = shape
-    x, y = axis(W), axis(H)
-    xx, yy = np.meshgrid(x, y)  # (H, W): xx varies along columns
-    return np.stack([xx.ravel(), yy.ravel()], axis=1)
+__all__ = ["Signal", "sum_of_sinusoids", "random_image", "image_file", "from_array"]
 
 
 @dataclass
@@ -108,12 +57,12 @@ class Signal:
     endpoint: bool = False
 
     def __post_init__(self):
-        self.coord_range = _check_range(self.coord_range)
+        self.coord_range = check_coord_range(self.coord_range)
         self.endpoint = bool(self.endpoint)
-        self.grid_shape = tuple(int(s) for s in self.grid_shape)
-        if len(self.grid_shape) not in (1, 2) or min(self.grid_shape, default=0) < 1:
-            raise ValueError(f"Signal {self.name!r}: grid_shape must be (n,) or (H, W) with "
-                             f"positive sizes, got {self.grid_shape!r}")
+        try:
+            self.grid_shape = check_grid_shape(self.grid_shape)
+        except ValueError as err:
+            raise ValueError(f"Signal {self.name!r}: {err}") from None
         N = int(np.prod(self.grid_shape))
         coords = np.asarray(self.coords, dtype=np.float64)
         targets = np.asarray(self.targets, dtype=np.float64)
@@ -257,12 +206,10 @@ def _resize(img, size):
     H, W = (size, size) if np.isscalar(size) else tuple(int(s) for s in size)
     if (H, W) == img.shape[:2]:
         return img
-    try:
-        from PIL import Image
-    except ImportError:  # nearest neighbour in numpy
-        rows = (np.arange(H) * img.shape[0] // H)
-        cols = (np.arange(W) * img.shape[1] // W)
-        return img[rows][:, cols]
+    # Pillow comes with matplotlib (a dependency); no silent nearest-neighbour
+    # fallback, which would give another image on another installation
+    from PIL import Image
+
     chans = [np.asarray(Image.fromarray(img[..., c].astype(np.float32), mode="F")
                         .resize((W, H), Image.BILINEAR), dtype=np.float64)
              for c in range(img.shape[2])]

@@ -10,13 +10,19 @@ Determinism: the model is initialised under ``torch.manual_seed(seed)``
 (inside a forked RNG, so the caller's global torch RNG is untouched) and the
 batch order comes from a ``torch.Generator`` seeded with ``seed``; two runs
 with the same config are identical on the same machine and thread count.
+
+Size: about 600 lines, kept as one module on purpose for now: the
+configuration, the model it builds, the :class:`Run` record and the loop
+share one checkpoint contract (a saved Run is reloaded by rebuilding the
+config's model and checking every checkpoint against it). The optimiser
+variants of the coupling issue (full-batch GD beside Adam) are the point to
+split the loop from the record.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
 import math
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -24,7 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..encoding import COS, SIN, Encoding
+from .._shared import progress_bar
+from ..encoding import Encoding, PositionalEncoding
 from .signals import Signal
 
 __all__ = ["TrainConfig", "Run", "build_model", "train", "sample_losses",
@@ -156,44 +163,11 @@ class TrainConfig:
 
 # --------------------------------------------------------------------------- encoding
 def positional_encoding(L, in_features):
-    """The paper's positional encoding as a module.
-
-    Uses ``regions.encoding.PositionalEncoding(L, in_features=...)`` when it
-    exists, else an equivalent :class:`regions.encoding.Encoding`: for
-    ``l = 0..L-1`` the features ``sin(2^l pi p), cos(2^l pi p)`` per
-    coordinate, ordered per ``l`` as ``[sin x, cos x, sin y, cos y]``.
-    """
-    try:
-        from regions.encoding import PositionalEncoding
-    except ImportError:
-        return _SpecEncoding.positional(int(L), int(in_features))
+    """The paper's positional encoding as a module:
+    :class:`regions.encoding.PositionalEncoding` (``sin(2^l pi p), cos(2^l pi p)``
+    for ``l = 0..L-1`` per coordinate, ordered per ``l`` as ``[sin x, cos x, sin y,
+    cos y]``)."""
     return PositionalEncoding(int(L), in_features=int(in_features))
-
-
-class _SpecEncoding(Encoding):
-    """An :class:`~regions.encoding.Encoding` given by its feature table
-    (used to restore saved encodings, and as the positional encoding when
-    ``regions.encoding.PositionalEncoding`` is not available)."""
-
-    def __init__(self, kinds, omegas, in_features, buffers=None):
-        super().__init__()
-        self.in_features = int(in_features)
-        self.register_buffer("kinds", torch.as_tensor(kinds, dtype=torch.int64))
-        self.register_buffer("omegas", torch.as_tensor(omegas, dtype=torch.float64))
-        for name, value in (buffers or {}).items():  # e.g. RandomFourierFeatures.B
-            self.register_buffer(name, torch.as_tensor(value).clone())
-
-    @classmethod
-    def positional(cls, L, d):
-        kinds, omegas = [], []
-        for level in range(L):
-            for k in range(d):
-                for kind in (SIN, COS):
-                    w = np.zeros(d)
-                    w[k] = 2.0 ** level * np.pi
-                    kinds.append(kind)
-                    omegas.append(w)
-        return cls(np.array(kinds), np.array(omegas), d)
 
 
 def _encoding_to_dict(enc):
@@ -213,7 +187,13 @@ def _encoding_from_dict(d):
     if d is None or isinstance(d, (int, np.integer)):
         return d
     if isinstance(d, dict) and d.get("type") == "feature_spec":
-        return _SpecEncoding(d["kinds"], d["omegas"], d["in_features"], d.get("buffers"))
+        # the features are what count, not the subclass: a plain Encoding with them,
+        # carrying the subclass's other buffers (e.g. RandomFourierFeatures.B) so that
+        # the saved checkpoints' state dicts load
+        enc = Encoding.from_spec(np.asarray(d["kinds"]), np.asarray(d["omegas"]))
+        for name, value in (d.get("buffers") or {}).items():
+            enc.register_buffer(name, torch.as_tensor(value).clone())
+        return enc
     if isinstance(d, dict) and d.get("type") == "module":
         return d["module"]
     if isinstance(d, torch.nn.Module):
@@ -507,15 +487,6 @@ def _batches(n, config):
         yield fixed
 
 
-def _show_progress(progress):
-    if progress is None:
-        try:
-            return sys.stderr.isatty()
-        except (AttributeError, ValueError):
-            return False
-    return bool(progress)
-
-
 def train(signal, config=None, progress=None, threads=None) -> Run:
     """Train a coordinate MLP on a signal, recording per-sample losses.
 
@@ -609,10 +580,7 @@ def _train(signal, config, progress):
 
     record(0)
     batches = _batches(signal.n, config)
-    bar = None
-    if _show_progress(progress):
-        from tqdm.auto import tqdm
-        bar = tqdm(total=config.epochs, desc=f"train {signal.name}", leave=False)
+    bar = progress_bar(progress, total=config.epochs, desc=f"train {signal.name}", leave=False)
     t0 = time.perf_counter()
     diverged = False
     try:

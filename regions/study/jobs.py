@@ -1,33 +1,24 @@
-"""The study driver: train a set of configurations, measure, couple, report.
+"""The study's jobs: presets, the list of (experiment, seed) jobs, validated
+before any training, one job's run, and the key of a job's configuration.
 
-``run_study(preset="quick")`` trains raw-coordinate and positional-encoding
-MLPs on a white-noise image and on the paper's 1D sum of sinusoids, measures
-per-sample speed, exact region features at checkpoints, gradient confusion
-and the predicted first-order loss change, and writes ``report.md`` (see
-:mod:`regions.study.report`).
-
-Every (experiment, seed) pair is one job; jobs run through any
-``concurrent.futures.Executor`` (``executor.submit(fn, arg)``): local
-processes by default, ``dask.distributed.Client(...).get_executor()`` for a
-cluster, or :class:`SerialExecutor` in-process. Everything is validated
-(signals, configurations, encodings, checkpoints) before any job starts.
-Each job trains with :func:`regions.study.training.train` and measures with
-:func:`regions.study.analysis.analyse_run`; finished jobs are kept in
-``out_dir/jobs`` so an interrupted study can be reported
-(:func:`report_from_jobs`).
+A preset lists experiments (a signal, a training configuration, the analysed
+checkpoints) and the analysis settings; :func:`build_jobs` turns it into one
+job (a dict) per experiment and seed, :func:`run_job` trains and analyses one
+(:func:`regions.study.training.train`, :func:`regions.study.analysis.analyse_run`),
+and :func:`job_key` hashes everything that determines its result, so that
+finished jobs are reused only when it matches (:mod:`regions.study.runner`).
 """
 from __future__ import annotations
 
 import copy
-import os
-import sys
+import hashlib
+import json
 import time
-from concurrent.futures import Executor, Future
 
 import numpy as np
 
-__all__ = ["PRESETS", "run_study", "main_study", "run_job", "build_jobs",
-           "SerialExecutor", "validate_jobs", "report_from_jobs"]
+__all__ = ["PRESETS", "build_jobs", "validate_jobs", "validate_jobs_signal", "run_job",
+           "job_key"]
 
 
 # ----------------------------------------------------------------------------- presets
@@ -99,37 +90,6 @@ PRESETS = {
         "n_boot": 50, "eps": 0.5, "window": 0.2, "n_distant": 200,
     },
 }
-
-
-# ----------------------------------------------------------------------------- executors
-class SerialExecutor(Executor):
-    """Runs each submitted call at once, in this process (an ``Executor``)."""
-
-    def submit(self, fn, /, *args, **kwargs):
-        fut = Future()
-        try:
-            fut.set_result(fn(*args, **kwargs))
-        except BaseException as err:  # noqa: BLE001 - delivered through the future
-            fut.set_exception(err)
-        return fut
-
-
-def _worker_init():
-    # Before torch or Numba load OpenMP in this fresh (spawned) worker: threads
-    # wait passively, so the workers' pools do not spin against each other on
-    # the same cores (measured on 2 busy cores: an Adam loop 6x and a 2D
-    # partition 10x slower with the default spinning). A user's setting wins.
-    import os
-
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
-def _default_executor(workers=2):
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    return ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
-                               mp_context=multiprocessing.get_context("spawn"))
 
 
 # ----------------------------------------------------------------------------- jobs
@@ -262,7 +222,8 @@ def validate_jobs(jobs):
 
 # ----------------------------------------------------------------------------- jobs
 def run_job(job):
-    """Train one (experiment, seed) job and analyse it; returns a picklable dict."""
+    """Train one (experiment, seed) job and analyse it; returns a
+    :class:`regions.study.results.RunResult`."""
     import torch
 
     from .analysis import analyse_run
@@ -274,145 +235,51 @@ def run_job(job):
     t0 = time.perf_counter()
     run = train(job["signal"], job["config"], progress=False)
     res = analyse_run(run, job)
-    res["seconds"] = time.perf_counter() - t0
+    res.seconds = time.perf_counter() - t0
     return res
 
 
-# ----------------------------------------------------------------------------- driver
-def _progress_fn(progress):
-    if callable(progress):
-        return progress
-    show = progress if progress is not None else (hasattr(sys.stderr, "isatty")
-                                                  and sys.stderr.isatty())
-    if show:
-        return lambda msg: print(msg, file=sys.stderr, flush=True)
-    return lambda msg: None
+def _hashable(v):
+    """A JSON-able form of a configuration value; arrays and tensors by content hash."""
+    if hasattr(v, "detach"):
+        v = v.detach().cpu().numpy()
+    if isinstance(v, np.ndarray):
+        a = np.ascontiguousarray(v)
+        return {"array": hashlib.sha256(a.tobytes()).hexdigest(), "dtype": str(a.dtype),
+                "shape": list(a.shape)}
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, dict):
+        return {str(k): _hashable(x) for k, x in sorted(v.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(v, (list, tuple)):
+        return [_hashable(x) for x in v]
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if hasattr(v, "state_dict"):  # an encoding module given as an object
+        return {"module": type(v).__name__, "state": _hashable(dict(v.state_dict()))}
+    return repr(v)
 
 
-def run_study(preset="quick", out_dir="report", executor=None, progress=None, seeds=None):
-    """Run the study and write ``out_dir/report.md``; returns its path.
+def job_key(job):
+    """Hash of everything that determines a job's result: the experiment, seed,
+    signal (by content), training configuration, analysis settings, the schema
+    version and the versions of regions, torch and numpy."""
+    import torch
 
-    Parameters
-    ----------
-    preset : {"quick", "paper", "tiny"} or dict
-        A name from :data:`PRESETS`, or a dict with an ``experiments`` list
-        in the same form (other keys default to the quick preset's).
-    out_dir : str or path-like
-        Report folder (created); figures and data go beside ``report.md``.
-    executor : concurrent.futures.Executor or int, optional
-        Runs the jobs (``submit``). Default: 2 local processes. An int ``n``
-        means ``n`` local processes (``1``: in this process, no pool). Pass
-        ``SerialExecutor()`` to stay in-process, or a dask client's
-        ``get_executor()``.
-    progress : bool, callable or None
-        ``True`` prints one line per finished job to stderr; a callable gets
-        the messages; ``None`` prints when stderr is a terminal.
-    seeds : sequence of int, optional
-        Overrides the preset's seeds.
+    from .. import __version__
+    from .results import SCHEMA_VERSION
 
-    Returns
-    -------
-    str : the path of ``report.md``.
-    """
-    from concurrent.futures import as_completed
-
-    from .report import write_report
-
-    say = _progress_fn(progress)
-    workers = None
-    if executor is None:
-        workers = 2
-    elif isinstance(executor, (int, np.integer)) and not isinstance(executor, bool):
-        if executor < 1:
-            raise ValueError(f"executor as a number of workers must be >= 1, got {executor}")
-        workers = int(executor)
-    elif not hasattr(executor, "submit"):
-        raise ValueError(f"executor must be a concurrent.futures.Executor (with submit) or a "
-                         f"number of local worker processes, got {type(executor).__name__}")
-    jobs, cfg, name = build_jobs(preset, seeds)
-    os.makedirs(out_dir, exist_ok=True)
-    own = workers is not None
-    if own:
-        executor = SerialExecutor() if workers == 1 else _default_executor(workers)
-    t0 = time.perf_counter()
-    say(f"study {name!r}: {len(jobs)} jobs")
-    results = []
-    job_dir = os.path.join(out_dir, "jobs")
-    os.makedirs(job_dir, exist_ok=True)
-    try:
-        futures = {executor.submit(run_job, j): j for j in jobs}
-        for k, fut in enumerate(as_completed(futures), 1):
-            j = futures[fut]
-            res = fut.result()
-            results.append(res)
-            _save_job(res, job_dir)
-            say(f"[{k}/{len(jobs)}] {j['name']} seed {j['seed']} done in {res['seconds']:.1f} s "
-                f"(final mean loss {res['mean_loss'][-1]:.4g})")
-    finally:
-        if own:
-            executor.shutdown()
-    order = {(j["name"], j["seed"]): i for i, j in enumerate(jobs)}
-    results.sort(key=lambda r: order[(r["name"], r["seed"])])
-    wall = time.perf_counter() - t0
-    path = write_report(results, out_dir, preset=name, description=cfg.get("description", ""),
-                        wall_seconds=wall)
-    say(f"report: {path} ({wall:.0f} s)")
-    return path
+    sig = job["signal"]
+    cfg = job["config"].to_dict()
+    desc = {"schema": SCHEMA_VERSION, "regions": __version__, "torch": torch.__version__,
+            "numpy": np.__version__, "name": job["name"], "seed": job["seed"],
+            "signal": {"name": sig.name, "grid_shape": list(sig.grid_shape),
+                       "coord_range": list(sig.coord_range), "endpoint": sig.endpoint,
+                       "coords": sig.coords, "targets": sig.targets},
+            "config": cfg, "analyse": job["analyse"],
+            **{k: job[k] for k in ("n_boot", "eps", "window", "n_distant", "encoded_crossings",
+                                   "threads")}}
+    text = json.dumps(_hashable(desc), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _save_job(res, job_dir):
-    """Keep every finished job's result (pickle) so a partial study can be reported."""
-    import pickle
-
-    path = os.path.join(job_dir, f"{res['name']}_s{res['seed']}.pkl")
-    with open(path, "wb") as fh:
-        pickle.dump(res, fh, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def report_from_jobs(out_dir, preset="partial", description=""):
-    """Write ``report.md`` from the job results saved in ``out_dir/jobs`` (for
-    instance of an interrupted study); returns its path. Loads pickles: only
-    use it on folders you wrote yourself."""
-    import glob
-    import pickle
-
-    from .report import write_report
-
-    files = sorted(glob.glob(os.path.join(out_dir, "jobs", "*.pkl")))
-    if not files:
-        raise ValueError(f"no saved job results in {os.path.join(out_dir, 'jobs')!r}")
-    results = []
-    for f in files:
-        with open(f, "rb") as fh:
-            results.append(pickle.load(fh))
-    order = {}
-    if preset in PRESETS:
-        order = {e["name"]: i for i, e in enumerate(PRESETS[preset]["experiments"])}
-        description = description or PRESETS[preset].get("description", "")
-    results.sort(key=lambda r: (order.get(r["name"], len(order)), r["dim"] != 2,
-                                "raw" not in r["name"], r["name"], r["seed"]))
-    return write_report(results, out_dir, preset=preset, description=description)
-
-
-def main_study(argv=None):
-    """``regions study``-style entry point: ``[--preset P] [--out DIR] [--workers N]
-    [--seeds 0,1] [--progress/--no-progress]``; returns the exit code."""
-    import argparse
-
-    p = argparse.ArgumentParser(prog="regions study", description="Run the study.")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="quick")
-    p.add_argument("--out", default="report")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--seeds", default=None)
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
-    a = p.parse_args(argv)
-    if a.workers < 1:
-        p.error(f"--workers must be >= 1, got {a.workers}")
-    seeds = [int(s) for s in a.seeds.split(",")] if a.seeds else None
-    path = run_study(a.preset, a.out, executor=a.workers, progress=a.progress, seeds=seeds)
-    print(path)
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main_study())

@@ -1,0 +1,372 @@
+"""The study's results schema: what one trained run measured, as typed records.
+
+:func:`regions.study.analysis.analyse_run` builds one :class:`RunResult` per
+(experiment, seed); the claims (:mod:`regions.study.claims`), the report
+(:mod:`regions.study.report`) and the figures (:mod:`regions.study.figures`)
+read only these records. Every field says what it holds in its metadata:
+``doc`` (meaning), ``shape`` (array axes: ``N`` samples, ``K`` recorded epochs,
+``P`` neighbour pairs, ``Q`` distant pairs, ``B`` frequency bands, ``d`` input
+dimension) and ``unit``. Fields with a ``csv`` entry are the columns of
+``data/summary.csv`` (:func:`csv_row`), written by iterating over the schema.
+
+A run is stored as data, never as a pickle, by :mod:`regions.study.store`,
+which walks these fields: the ``kind`` of each field says where its value goes
+(``scalar``/``mapping``/``json`` to JSON, ``array``/``arrays`` to ``.npz``,
+``record``/``records`` nested, ``partitions`` to ``regions.save`` files) and
+what is checked when it is read back.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["SCHEMA_VERSION", "Correlation", "CouplingRow", "Confusion", "PairMechanism",
+           "Agreement", "GDStep", "BandEnergy", "Checkpoint", "RunResult", "Finding",
+           "group_by_name", "csv_row", "csv_columns", "plain_value"]
+
+#: Version of the schema and its stored layout; part of every job's
+#: configuration key, so a change here makes old job files stale rather than misread.
+SCHEMA_VERSION = 1
+
+
+def _meta(doc, kind="scalar", *, shape=None, unit=None, dtype=None, finite=False, cls=None,
+          csv=None, pick=None, optional=True):
+    """Metadata of a schema field; see the module docstring."""
+    return {"doc": doc, "kind": kind, "shape": shape, "unit": unit, "dtype": dtype,
+            "finite": finite, "cls": cls, "csv": csv, "pick": pick, "optional": optional}
+
+
+def scalar(doc, *, unit=None, dtype="float", csv=None, default=None, optional=True):
+    """A number, string or bool (JSON)."""
+    kw = {} if default is dataclasses.MISSING else {"default": default}
+    return field(metadata=_meta(doc, unit=unit, dtype=dtype, csv=csv, optional=optional), **kw)
+
+
+def required(doc, *, unit=None, dtype="float", csv=None):
+    return field(metadata=_meta(doc, unit=unit, dtype=dtype, csv=csv, optional=False))
+
+
+def array(doc, shape, *, unit=None, dtype="f", finite=False, optional=True):
+    """A numpy array (``.npz``); ``dtype`` is the accepted numpy kinds."""
+    return field(default=None, metadata=_meta(doc, "array", shape=shape, unit=unit, dtype=dtype,
+                                              finite=finite, optional=optional))
+
+
+def arrays(doc, shape, *, unit=None, dtype="f", csv=None):
+    """A mapping name -> numpy array, every array of the same shape (``.npz``)."""
+    return field(default_factory=dict, metadata=_meta(doc, "arrays", shape=shape, unit=unit,
+                                                      dtype=dtype, csv=csv))
+
+
+def mapping(doc, *, unit=None, csv=None, pick=None, dtype="float"):
+    """A mapping name -> number (or None) (JSON)."""
+    return field(default_factory=dict, metadata=_meta(doc, "mapping", unit=unit, csv=csv,
+                                                      pick=pick, dtype=dtype))
+
+
+def record(doc, cls, *, csv=None, pick=None):
+    """A nested record (or None)."""
+    return field(default=None, metadata=_meta(doc, "record", cls=cls, csv=csv, pick=pick))
+
+
+def records(doc, cls):
+    """A list of nested records."""
+    return field(default_factory=list, metadata=_meta(doc, "records", cls=cls))
+
+
+# ----------------------------------------------------------------------------- records
+@dataclass(kw_only=True)
+class Correlation:
+    """Spearman's rho with a percentile-bootstrap interval
+    (:func:`regions.study.coupling.spearman_ci`)."""
+
+    rho: float = scalar("Spearman's rank correlation (NaN: fewer than 3 pairs or a constant side)")
+    lo: float = scalar("lower bound of the 95% bootstrap interval")
+    hi: float = scalar("upper bound of the 95% bootstrap interval")
+    p: float = scalar("scipy's p-value of rho (no multiplicity control)")
+    n: int = scalar("pairs used (finite on both sides)", unit="pairs", dtype="int")
+
+
+@dataclass(kw_only=True)
+class CouplingRow:
+    """One (feature, speed) correlation at one checkpoint of one run: a row of
+    ``data/coupling.csv``."""
+
+    feature: str = required("region feature at the checkpoint (regions.study.features)",
+                            dtype="str")
+    speed: str = required("per-sample speed measure after the checkpoint (rate, drop, "
+                          "epochs_to_eps, final_loss, run_*)", dtype="str")
+    rho: float = scalar("Spearman's rho of feature and speed over the samples")
+    lo: float = scalar("lower bound of the 95% bootstrap interval")
+    hi: float = scalar("upper bound of the 95% bootstrap interval")
+    p: float = scalar("scipy's p-value of rho")
+    n: int = scalar("samples used", unit="samples", dtype="int")
+    kind: str = scalar("'exact' or 'sampled' (see regions.study.features)", dtype="str",
+                       default="")
+    run: str = scalar("experiment name", dtype="str", default="")
+    seed: int = scalar("training seed", dtype="int")
+    epoch: int = scalar("the checkpoint's epoch", unit="epochs", dtype="int")
+
+
+@dataclass(kw_only=True)
+class Confusion:
+    """Gradient confusion: cosines between per-sample loss gradients."""
+
+    neighbour: np.ndarray = array("cosine of each 3x3-patch (3-window in 1D) pair's gradients "
+                                  "(NaN for a zero gradient)", ("P",))
+    distant: np.ndarray = array("cosine of each random distant pair's gradients", ("Q",))
+    neighbour_below: float = scalar("share of neighbour pairs with cosine < -0.5",
+                                    unit="fraction", csv="neighbour_below")
+    distant_below: float = scalar("share of distant pairs with cosine < -0.5",
+                                  unit="fraction", csv="distant_below")
+    neighbour_mean: float = scalar("mean neighbour cosine", csv="neighbour_mean")
+    distant_mean: float = scalar("mean distant cosine", csv="distant_mean")
+
+
+@dataclass(kw_only=True)
+class PairMechanism:
+    """The mechanism at pair level, over the local (3x3-patch) pairs."""
+
+    abs_cos_vs_hamming: Correlation = record("Spearman of |gradient cosine| against the "
+                                             "pair's Hamming distance", Correlation)
+    share_same_region: float = scalar("share of local pairs in one region", unit="fraction")
+    abs_cos_same_region: float = scalar("mean |cos| of pairs in one region (None: no such "
+                                        "pair)")
+    abs_cos_other_region: float = scalar("mean |cos| of pairs in different regions")
+    below_same_region: float = scalar("share of same-region pairs with cos < -0.5",
+                                      unit="fraction")
+    below_other_region: float = scalar("share of other-region pairs with cos < -0.5",
+                                       unit="fraction")
+
+
+@dataclass(kw_only=True)
+class Agreement:
+    """How a predicted per-sample loss change agrees with a measured one
+    (:func:`regions.study.coupling.prediction_agreement`)."""
+
+    spearman: Correlation = record("Spearman of predicted against measured", Correlation,
+                                   csv="spearman", pick="rho")
+    n: int = scalar("samples used", unit="samples", dtype="int")
+    pearson: float = scalar("Pearson of predicted against measured")
+    sign_agreement: float = scalar("share of samples whose predicted and measured changes "
+                                   "have the same sign", unit="fraction", csv="sign_agreement")
+    scale: float = scalar("least-squares factor measured ~ scale * predicted")
+    term_share: dict = mapping("each term's share of the summed |terms| (self, same_region, "
+                               "neighbour_region, far)", unit="fraction", csv="share_")
+    term_spearman: dict = mapping("Spearman of each term alone against the measured change")
+
+
+@dataclass(kw_only=True)
+class GDStep:
+    """One real full-batch gradient-descent step (float64) from the checkpoint
+    against the first-order prediction (validates the Gram formula)."""
+
+    spearman: float = scalar("Spearman of predicted against actual change")
+    pearson: float = scalar("Pearson of predicted against actual change")
+    scale: float = scalar("least-squares factor actual ~ scale * predicted (1 when exact)")
+
+
+@dataclass(kw_only=True)
+class BandEnergy:
+    """The paper's residual energy ratio per frequency band over training
+    (:func:`regions.study.convergence.band_energy_from_run`)."""
+
+    epochs: np.ndarray = array("epochs with recorded predictions", ("Kp",), unit="epochs",
+                               dtype="iu", finite=True)
+    ratio: np.ndarray = array("share of each band's target energy left in the residual "
+                              "(1 = not learned; NaN where the target has no energy)",
+                              ("Kp", "B"),
+                              unit="fraction")
+    bands: np.ndarray = array("band edges (lo, hi] in cycles over the grid; hi may be inf",
+                              ("B", 2), unit="cycles")
+
+
+@dataclass(kw_only=True)
+class Checkpoint:
+    """Everything measured at one analysed checkpoint of a run."""
+
+    epoch: int = required("the checkpoint's epoch", unit="epochs", dtype="int", csv="epoch")
+    mean_loss: float = required("mean training loss (MSE) at the checkpoint", csv="mean_loss")
+    n_regions: int = scalar("exact regions (2D) / distinct patterns over the exact pieces "
+                            "(encoded 1D) / pieces (raw 1D) in the domain; None without an exact "
+                            "partition", dtype="int", csv="n_regions")
+    n_pieces: int = scalar("exact connected pieces of an encoded 1D partition (a pattern may "
+                           "recur on several pieces)", dtype="int", csv="n_pieces")
+    n_patterns_sampled: int = required("distinct activation patterns among the samples",
+                                       dtype="int", csv="n_patterns_sampled")
+    hamming_patch: float = required("mean Hamming distance over all pairs of 3x3 patches "
+                                    "(3-windows in 1D), each pair weighted by the patches holding "
+                                    "it", unit="neurons", csv="hamming_patch")
+    hamming_neighbour: float = required("mean Hamming distance between grid neighbours",
+                                        unit="neurons", csv="hamming_neighbour")
+    crossings_neighbour: float = scalar("mean exact boundary crossings on a neighbour segment",
+                                        unit="crossings", csv="crossings_neighbour")
+    mean_chord: float = scalar("grid step / mean crossings per step: mean chord between "
+                               "boundaries along grid lines", unit="input units",
+                               csv="mean_chord")
+    mean_dist_boundary: float = scalar("mean exact distance from a sample to its region's "
+                                       "boundary", unit="input units", csv="mean_dist_boundary")
+    mean_dist_paper: float = scalar("mean of the authors' min |z|/|W_l[k]|", unit="input units",
+                                    csv="mean_dist_paper")
+    mean_dist_layer1: float = scalar("mean distance to the nearest first-layer line",
+                                     unit="input units")
+    mean_dist_polygon: float = scalar("mean distance to the region clipped to the domain",
+                                      unit="input units")
+    paper_distance_ratio: dict = mapping("median exact local distance / the authors' distance, "
+                                         "per deeper layer (l2, ...) and overall (all)",
+                                         csv="paper_distance_ratio", pick="all")
+    measure_all_median: float = scalar("median measure of all exact regions",
+                                       unit="area or length")
+    measure_hit_median: float = scalar("median measure of the regions holding a sample",
+                                       unit="area or length")
+    regions_with_samples: int = scalar("exact regions holding at least one sample", dtype="int")
+    dead: dict = mapping("share of hidden neurons inactive on every sample: all, l1, l2, ...",
+                         unit="fraction", csv="dead_")
+    normal_cos: dict = mapping("mean pairwise cosine between the weight rows of each hidden "
+                               "layer: l1, l2, ...", csv="normal_cos_")
+    partition_seconds: float = scalar("time of the exact partition (includes a first compile)",
+                                      unit="s", csv="partition_seconds")
+    features: dict = arrays("per-sample region features (regions.study.features)", ("N",),
+                            dtype="fiub")
+    kinds: dict = mapping("'exact' or 'sampled' per feature", dtype="str")
+    confusion: Confusion = record("gradient confusion", Confusion, csv="confusion_")
+    pairs: PairMechanism = record("the mechanism at pair level", PairMechanism)
+    predicted: dict = arrays("first-order (one full-batch GD step) per-sample loss change, "
+                             "split by where the other sample lies: self, same_region, "
+                             "neighbour_region, far", ("N",), unit="loss")
+    observed_change: np.ndarray = array("measured per-sample loss change to the next record",
+                                        ("N",), unit="loss")
+    agreement: Agreement = record("predicted against observed change", Agreement, csv="pred_")
+    gd_step: GDStep = record("one real GD step against the prediction", GDStep)
+    speeds: dict = arrays("per-sample speed after the checkpoint: rate (-d log loss / d "
+                          "epoch), drop, epochs_to_eps; final_loss at the end; run_* from init",
+                          ("N",))
+    window: int = scalar("length of the coupling window", unit="epochs", dtype="int")
+    agreement_window: Agreement = record("predicted relative rate against the window rate",
+                                         Agreement)
+    coupling: list = records("every (feature, speed) correlation", CouplingRow)
+
+    def rho(self, feature, speed):
+        """The coupling row of ``(feature, speed)``, or None."""
+        return next((r for r in self.coupling if r.feature == feature and r.speed == speed),
+                    None)
+
+
+@dataclass(kw_only=True)
+class RunResult:
+    """One trained (experiment, seed) run and everything measured on it."""
+
+    name: str = required("experiment name", dtype="str", csv="run")
+    seed: int = required("training seed", dtype="int", csv="seed")
+    dim: int = required("input dimension of the signal (1 or 2)", dtype="int")
+    n: int = required("number of samples", unit="samples", dtype="int", csv="n")
+    grid_shape: list = scalar("sample grid shape, (n,) or (H, W)", dtype="shape")
+    coord_range: list = scalar("(lo, hi) of the coordinates", dtype="pair")
+    coords: np.ndarray = array("sample coordinates, row-major grid order (as trained)",
+                               ("N", "d"), unit="input units", finite=True, optional=False)
+    encoding: str = scalar("positional-encoding level L, an encoding class name, or None (raw)",
+                           dtype="str")
+    config: dict = field(default_factory=dict,
+                         metadata=_meta("the training configuration (TrainConfig.to_dict "
+                                        "without the encoding)", "json"))
+    record_epochs: np.ndarray = array("recorded epochs", ("K",), unit="epochs", dtype="iu",
+                                      finite=True, optional=False)
+    mean_loss: np.ndarray = array("mean training loss per record", ("K",), unit="loss",
+                                  optional=False)
+    train_seconds: float = scalar("training time", unit="s")
+    seconds: float = scalar("training and analysis time", unit="s")
+    speeds: dict = arrays("whole-run per-sample speed: epochs_to_eps, auc, final_loss", ("N",))
+    censored: float = scalar("share of samples that never reach eps * initial loss",
+                             unit="fraction")
+    band_energy: BandEnergy = record("residual energy ratio per band over training", BandEnergy)
+    checkpoints: list = records("the analysed checkpoints, in epoch order", Checkpoint)
+    partitions: dict = field(default_factory=dict, metadata=_meta(
+        "exact partition per analysed epoch (regions Partition objects; saved as regions "
+        "files beside the job, loaded with regions.load); none for encoded 2D runs",
+        "partitions"))
+    notes: list = field(default_factory=list, metadata=_meta(
+        "notes on what was skipped or failed", dtype="strings", optional=False))
+
+    def checkpoint(self, which):
+        """A checkpoint: 'init', 'early' (the second analysed), 'end' or an index."""
+        cps = self.checkpoints
+        if which == "init":
+            return cps[0]
+        if which == "end":
+            return cps[-1]
+        if which == "early":
+            return cps[1] if len(cps) > 2 else cps[0]
+        return cps[which]
+
+    def high_band(self):
+        """Index of the highest band where the target has energy, or None."""
+        if self.band_energy is None:
+            return None
+        ok = np.flatnonzero(np.all(np.isfinite(self.band_energy.ratio), axis=0))
+        return int(ok[-1]) if ok.size else None
+
+    def high_band_ratio_end(self):
+        """Residual energy ratio of the highest band at the last record, or None."""
+        b = self.high_band()
+        return None if b is None else float(self.band_energy.ratio[-1, b])
+
+
+@dataclass(kw_only=True)
+class Finding:
+    """One claim of the paper checked on the results: a row of ``data/findings.csv``."""
+
+    claim: str = required("the claim, with its operationalisation", dtype="str")
+    paper: str = required("what the paper reports", dtype="str")
+    measured: str = required("what was measured here", dtype="str")
+    verdict: str = required("'holds', 'does not hold' or 'not tested'", dtype="str")
+
+
+def group_by_name(results):
+    """Runs grouped by experiment name, in first-appearance order."""
+    out = {}
+    for r in results:
+        out.setdefault(r.name, []).append(r)
+    return out
+
+
+# ----------------------------------------------------------------------------- CSV
+def plain_value(v):
+    """A numpy scalar as the Python number it holds; anything else unchanged."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _csv_items(obj, prefix=""):
+    for f in dataclasses.fields(obj):
+        col = f.metadata.get("csv")
+        if col is None:
+            continue
+        v = getattr(obj, f.name)
+        if v is None:
+            continue
+        pick = f.metadata.get("pick")
+        if pick is not None:
+            v = v.get(pick) if isinstance(v, dict) else getattr(v, pick)
+            yield prefix + col, plain_value(v)
+        elif dataclasses.is_dataclass(v):
+            yield from _csv_items(v, prefix + col)
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                yield prefix + col + str(k), plain_value(x)
+        else:
+            yield prefix + col, plain_value(v)
+
+
+def csv_row(*objs):
+    """One CSV row (dict) from records: the fields whose metadata has ``csv``,
+    nested records and mappings flattened with their column prefix."""
+    row = {}
+    for obj in objs:
+        row.update(_csv_items(obj))
+    return row
+
+
+def csv_columns(cls):
+    """The plain column names of a flat record class (e.g. Finding, CouplingRow)."""
+    return [f.name for f in dataclasses.fields(cls)]
