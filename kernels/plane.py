@@ -42,7 +42,9 @@ affine function on that face, which bounds the interpolation's rounding).
 from collections import namedtuple
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from kernels.polygon import _fit_on_frame, _triangle_frame
 
@@ -333,7 +335,7 @@ def _scratch(nK, mb):
                        np.empty(ns + 2, dtype=np.int64), np.empty(ns + 2, dtype=np.int64))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _edge_vertex_sign(e, g, k, su, sv, ec):
     """Sign of neuron k at vertex g of edge e, from the order of crossings along
     the edge (never from a recomputed value), given its signs su, sv at the ends."""
@@ -347,7 +349,7 @@ def _edge_vertex_sign(e, g, k, su, sv, ec):
     return su if su != 0 else sv
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _boundary_signs(f, k, sub, ec, out):
     """The sign walk: the exact signs of neuron ``k`` at the boundary vertices of
     face ``f`` (each original vertex, then this layer's vertices on the edge that
@@ -371,7 +373,7 @@ def _boundary_signs(f, k, sub, ec, out):
     return m
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _sign_changes(sg, m):
     """Sign changes around the cycle ``sg[:m]``, zeros skipped (2 for a proper cut:
     one + run and one - run)."""
@@ -404,7 +406,7 @@ def _count_single_cut(f, k, sub, ec, nb, sg):
     return 2, nb + 2, 0, 1, 0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _poly_bbox(h, arr, p):
     """Bounding box of the polygon whose cycle contains slot ``h`` into ``poly_bb[p]``."""
     x0 = np.inf
@@ -516,7 +518,7 @@ def _neuron_fits(f, nK, sub, arr):
         arr.aff[kk, 3] = BBOX_MARGIN * arr.loc_eps[kk]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _crossing_slot(kk, nK, which, m, size, nsp, arr):
     """Step 3b: the slot where neuron ``kk``'s cut enters (``which`` 0: from + to -)
     or leaves (1: from - to +) the polygon whose slots and signs are
@@ -609,7 +611,7 @@ def _crossing_slot(kk, nK, which, m, size, nsp, arr):
     return sw, m + 1, (nlv, ns, npoly, nie, niv), nsp, 0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _split_polygon(kk, nK, p, m, size, nsp, use_bb, arr):
     """Step 3a: split polygon ``p`` (slots and signs in ``cyc[:m]``/``sg[:m]``, one +
     run and one - run) by neuron ``kk`` along the chord between its two crossing
@@ -736,7 +738,7 @@ def _cut_face(f, sub, ec, fc, rtol, arr):
     return size, err
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _count_slots(size, arr):
     """Slots over all polygons of the arrangement."""
     nslots = 0
@@ -788,7 +790,7 @@ def _write_interior_vertices(f, nK, size, sub, ch, arr):
                     nz += 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _global_vertex(lv, base_iv, arr):
     g = arr.lv_gid[lv]
     return g if g >= 0 else base_iv + (-1 - g)
@@ -846,14 +848,83 @@ def _write_children(f, nK, size, sub, fc, ch, arr):
         fo += 1
 
 
+@intrinsic
+def _borrowed(typingctx, record):
+    """``record`` (a tuple of arrays and scalars) with each array replaced by a
+    view of the same memory that owns nothing (no meminfo).
+
+    Numba counts references to every array it hands to a compiled function:
+    an atomic increment when the function starts and a decrement when it
+    ends, for each array of each tuple passed. The face kernels call their
+    steps per face, per neuron and per split with tuples of 6 to 20 arrays,
+    and these atomic operations (on arrays shared by both threads) took more
+    time than the geometry. Views without an owner have nothing to count.
+    The caller keeps the owning ``record`` alive for as long as the views are
+    used (the chunk functions below: it is their argument); the views never
+    leave the kernels.
+    """
+    if not isinstance(record, types.BaseTuple):
+        return None
+
+    def codegen(context, builder, signature, args):
+        out = args[0]
+        for i, member in enumerate(signature.args[0].types):
+            if isinstance(member, types.Array):
+                view = context.make_array(member)(context, builder,
+                                                  value=builder.extract_value(out, i))
+                view.meminfo = cgutils.get_null_value(view.meminfo.type)
+                view.parent = cgutils.get_null_value(view.parent.type)
+                out = builder.insert_value(out, view._getvalue(), i)
+        return out
+
+    return record(record), codegen
+
+
 @njit(cache=True)
 def _chunk_scratch(f0, f1, fc):
+    """The :data:`Arrangement` for faces ``f0:f1``: sized for the most cutting
+    neurons and boundary vertices of one of them."""
     kmax = 0
     mmax = 0
     for f in range(f0, f1):
         kmax = max(kmax, fc.cut_off[f + 1] - fc.cut_off[f])
         mmax = max(mmax, fc.nbnd[f])
     return _scratch(kmax, mmax)
+
+
+@njit(cache=True)
+def _count_chunk(f0, f1, sub, ec, fc, rtol, counts, scratch):
+    """The count pass over faces ``f0:f1`` into ``counts`` (see :func:`count_cuts`),
+    in the arrangement ``scratch``."""
+    sub, ec, fc, arr, (counts,) = (_borrowed(sub), _borrowed(ec), _borrowed(fc),
+                                   _borrowed(scratch), _borrowed((counts,)))
+    for f in range(f0, f1):
+        nK = fc.cut_off[f + 1] - fc.cut_off[f]
+        if nK == 0:
+            counts[f, 0] = 1
+            counts[f, 1] = fc.nbnd[f]
+            continue
+        if nK == 1:
+            r = _count_single_cut(f, fc.cut_neuron[fc.cut_off[f]], sub, ec, fc.nbnd[f], arr.sg)
+        else:
+            size, err = _cut_face(f, sub, ec, fc, rtol, arr)
+            if err & ERR_CAPACITY:
+                r = (0, 0, 0, 0, ERR_CAPACITY)
+            else:
+                r = (size[2], _count_slots(size, arr), size[4], size[3], err)
+        for j in range(5):
+            counts[f, j] = r[j]
+
+
+@njit(cache=True)
+def _write_chunk(f0, f1, sub, ec, fc, rtol, ch, scratch):
+    """The write pass over faces ``f0:f1`` into ``ch`` (see :func:`write_cuts`), in
+    the arrangement ``scratch``."""
+    sub, ec, fc, ch, arr = (_borrowed(sub), _borrowed(ec), _borrowed(fc), _borrowed(ch),
+                            _borrowed(scratch))
+    for f in range(f0, f1):
+        size, err = _cut_face(f, sub, ec, fc, rtol, arr)
+        _write_children(f, fc.cut_off[f + 1] - fc.cut_off[f], size, sub, fc, ch, arr)
 
 
 @njit(cache=True, parallel=True)
@@ -870,23 +941,7 @@ def count_cuts(chunk, sub, ec, fc, rtol):
     for c in prange(nchunks):
         f0 = c * chunk
         f1 = min(F, f0 + chunk)
-        arr = _chunk_scratch(f0, f1, fc)
-        for f in range(f0, f1):
-            nK = fc.cut_off[f + 1] - fc.cut_off[f]
-            if nK == 0:
-                counts[f, 0] = 1
-                counts[f, 1] = fc.nbnd[f]
-                continue
-            if nK == 1:
-                r = _count_single_cut(f, fc.cut_neuron[fc.cut_off[f]], sub, ec, fc.nbnd[f], arr.sg)
-            else:
-                size, err = _cut_face(f, sub, ec, fc, rtol, arr)
-                if err & ERR_CAPACITY:
-                    r = (0, 0, 0, 0, ERR_CAPACITY)
-                else:
-                    r = (size[2], _count_slots(size, arr), size[4], size[3], err)
-            for j in range(5):
-                counts[f, j] = r[j]
+        _count_chunk(f0, f1, sub, ec, fc, rtol, counts, _chunk_scratch(f0, f1, fc))
     return counts
 
 
@@ -900,10 +955,7 @@ def write_cuts(chunk, sub, ec, fc, rtol, ch):
     for c in prange(nchunks):
         f0 = c * chunk
         f1 = min(F, f0 + chunk)
-        arr = _chunk_scratch(f0, f1, fc)
-        for f in range(f0, f1):
-            size, err = _cut_face(f, sub, ec, fc, rtol, arr)
-            _write_children(f, fc.cut_off[f + 1] - fc.cut_off[f], size, sub, fc, ch, arr)
+        _write_chunk(f0, f1, sub, ec, fc, rtol, ch, _chunk_scratch(f0, f1, fc))
 
 
 @njit(cache=True, parallel=True)
