@@ -315,7 +315,7 @@ interior edges, interior vertices)``."""
 @njit(cache=True)
 def _scratch(nK, mb):
     """An :data:`Arrangement` for faces cut by at most ``nK`` neurons with at most
-    ``mb`` boundary vertices (``regions.partition2d._scratch_bytes`` mirrors
+    ``mb`` boundary vertices (``regions.engine2d._scratch_bytes`` mirrors
     these sizes for the memory check)."""
     npairs = nK * (nK - 1) // 2
     npoly = 2 * (1 + nK + npairs) + 4
