@@ -258,6 +258,12 @@ def face_cutters(pos, neg, face_off, face_vtx, face_edge, ngroups):
 # ----------------------------------------------------------------------------- cutting faces
 # The arrays the face kernels share, grouped as in pynndescent's ``FlatTree``:
 # Numba passes a namedtuple of arrays (and scalars) like a tuple, field by field.
+# The steps are inlined (``inline="always"``) into the two chunk functions
+# (:func:`_count_chunk`, :func:`_write_chunk`), which hand them owner-less views
+# (:func:`_borrowed`): a compiled call, or an inlined copy, of a tuple of owned
+# arrays costs two atomic reference-count operations per array, while for views
+# without an owner LLVM drops the counting altogether. Numba crashes when these
+# steps are inlined straight into a ``prange`` body, hence the chunk functions.
 
 Subdivision = namedtuple("Subdivision", ["P", "Z", "face_off", "face_vtx", "face_edge", "edges"])
 Subdivision.__doc__ = """The subdivision entering a layer (see the module docstring):
@@ -335,7 +341,7 @@ def _scratch(nK, mb):
                        np.empty(ns + 2, dtype=np.int64), np.empty(ns + 2, dtype=np.int64))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _edge_vertex_sign(e, g, k, su, sv, ec):
     """Sign of neuron k at vertex g of edge e, from the order of crossings along
     the edge (never from a recomputed value), given its signs su, sv at the ends."""
@@ -349,7 +355,7 @@ def _edge_vertex_sign(e, g, k, su, sv, ec):
     return su if su != 0 else sv
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _boundary_signs(f, k, sub, ec, out):
     """The sign walk: the exact signs of neuron ``k`` at the boundary vertices of
     face ``f`` (each original vertex, then this layer's vertices on the edge that
@@ -373,7 +379,7 @@ def _boundary_signs(f, k, sub, ec, out):
     return m
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _sign_changes(sg, m):
     """Sign changes around the cycle ``sg[:m]``, zeros skipped (2 for a proper cut:
     one + run and one - run)."""
@@ -392,7 +398,7 @@ def _sign_changes(sg, m):
     return changes
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _count_single_cut(f, k, sub, ec, nb, sg):
     """Counts (faces, slots, interior vertices, interior edges, errors) of face
     ``f`` cut by its one neuron ``k``, without building the arrangement: the sign
@@ -406,7 +412,7 @@ def _count_single_cut(f, k, sub, ec, nb, sg):
     return 2, nb + 2, 0, 1, 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _poly_bbox(h, arr, p):
     """Bounding box of the polygon whose cycle contains slot ``h`` into ``poly_bb[p]``."""
     x0 = np.inf
@@ -433,7 +439,7 @@ BBOX_MIN_CUTS = 6   # faces cut by at least this many neurons prefilter polygons
 BBOX_MARGIN = 1e3   # in units of the face's zero tolerance: only clearly one-sided boxes are skipped
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _face_neurons(f, sub, fc, rtol, arr):
     """Step 1: the neurons cutting face ``f`` into ``kbuf``, each with its zero
     tolerance inside the face (``rtol`` times its largest ``|z|`` over the face's
@@ -449,7 +455,7 @@ def _face_neurons(f, sub, fc, rtol, arr):
     return nK
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _boundary_cycle(f, nK, sub, ec, arr):
     """Step 2: face ``f``'s boundary as polygon 0, slot ``i`` on local vertex ``i``:
     the original vertices and this layer's vertices on the edges between them,
@@ -501,7 +507,7 @@ def _boundary_cycle(f, nK, sub, ec, arr):
     return nb
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _neuron_fits(f, nK, sub, arr):
     """Step 2b (faces cut by many neurons): each cutting neuron's affine function
     on the face, fitted from three vertices, and polygon 0's bounding box, for
@@ -518,7 +524,7 @@ def _neuron_fits(f, nK, sub, arr):
         arr.aff[kk, 3] = BBOX_MARGIN * arr.loc_eps[kk]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _crossing_slot(kk, nK, which, m, size, nsp, arr):
     """Step 3b: the slot where neuron ``kk``'s cut enters (``which`` 0: from + to -)
     or leaves (1: from - to +) the polygon whose slots and signs are
@@ -611,7 +617,7 @@ def _crossing_slot(kk, nK, which, m, size, nsp, arr):
     return sw, m + 1, (nlv, ns, npoly, nie, niv), nsp, 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _split_polygon(kk, nK, p, m, size, nsp, use_bb, arr):
     """Step 3a: split polygon ``p`` (slots and signs in ``cyc[:m]``/``sg[:m]``, one +
     run and one - run) by neuron ``kk`` along the chord between its two crossing
@@ -662,7 +668,7 @@ def _split_polygon(kk, nK, p, m, size, nsp, use_bb, arr):
     return (nlv, ns, npoly + 1, nie, niv), nsp, 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _cut_by_neuron(kk, nK, use_bb, size, arr):
     """Step 3: cut every polygon of the arrangement that neuron ``kk`` is strictly
     positive and strictly negative on (polygons whose bounding box is clearly
@@ -717,7 +723,7 @@ def _cut_by_neuron(kk, nK, use_bb, size, arr):
     return size, err
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _cut_face(f, sub, ec, fc, rtol, arr):
     """Face ``f``'s local arrangement in ``arr``: its boundary cut by each of its
     neurons in turn. Returns ``(size, err)``."""
@@ -738,7 +744,7 @@ def _cut_face(f, sub, ec, fc, rtol, arr):
     return size, err
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _count_slots(size, arr):
     """Slots over all polygons of the arrangement."""
     nslots = 0
@@ -753,7 +759,7 @@ def _count_slots(size, arr):
     return nslots
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _write_interior_vertices(f, nK, size, sub, ch, arr):
     """Step 4a: positions and recipes of the new interior vertices (barycentric in
     a well-shaped triangle of the old face) and the cutting neurons that are 0
@@ -790,13 +796,53 @@ def _write_interior_vertices(f, nK, size, sub, ch, arr):
                     nz += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _global_vertex(lv, base_iv, arr):
     g = arr.lv_gid[lv]
     return g if g >= 0 else base_iv + (-1 - g)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def _positive_bits(f, fo, fc, ch):
+    """Old face ``f``'s "positive somewhere" bits of this layer into new face ``fo``."""
+    nwords = ch.bits.shape[1]
+    sh = np.uint64(ch.bit_offset & 63)
+    w0 = ch.bit_offset >> 6
+    for j in range(fc.face_pos.shape[1]):
+        word = fc.face_pos[f, j]
+        if word == 0:
+            continue
+        ch.bits[fo, w0 + j] |= word << sh
+        if sh != 0 and w0 + j + 1 < nwords:
+            ch.bits[fo, w0 + j + 1] |= word >> (np.uint64(64) - sh)
+
+
+@njit(cache=True, inline="always")
+def _write_uncut_face(f, sub, ec, fc, ch):
+    """Step 4 for a face no neuron cuts: it becomes one new face, its boundary
+    the old vertices and this layer's vertices on its edges (in the order of
+    :func:`_boundary_cycle`), its bits those of :func:`_positive_bits`."""
+    fo = ch.out[f, 0]
+    so = ch.out[f, 1]
+    ch.face_off[fo] = so
+    for s in range(sub.face_off[f], sub.face_off[f + 1]):
+        a = sub.face_vtx[s]
+        e = sub.face_edge[s]
+        forward = sub.edges[e, 0] == a
+        g0 = ec.group_off[e]
+        ng = ec.group_off[e + 1] - g0
+        ch.face_vtx[so] = a
+        ch.face_edge[so] = ec.sub_off[e] + (0 if forward else ng)
+        so += 1
+        for step in range(1, ng + 1):
+            g = step - 1 if forward else ng - step
+            ch.face_vtx[so] = ec.first_vertex + g0 + g
+            ch.face_edge[so] = ec.sub_off[e] + (g + 1 if forward else g)
+            so += 1
+    _positive_bits(f, fo, fc, ch)
+
+
+@njit(cache=True, inline="always")
 def _write_children(f, nK, size, sub, fc, ch, arr):
     """Step 4: write face ``f``'s arrangement: interior vertices, interior edges,
     and each polygon as a new face with its slots and this layer's pattern bits
@@ -810,9 +856,6 @@ def _write_children(f, nK, size, sub, fc, ch, arr):
         ch.edges[base_ie + q, 1] = _global_vertex(arr.ie_b[q], base_iv, arr)
     fo = ch.out[f, 0]
     so = ch.out[f, 1]
-    nwords = ch.bits.shape[1]
-    sh = np.uint64(ch.bit_offset & 63)
-    w0 = ch.bit_offset >> 6
     for p in range(size[2]):
         ch.face_off[fo] = so
         h = arr.poly_head[p]
@@ -825,13 +868,7 @@ def _write_children(f, nK, size, sub, fc, ch, arr):
             x = arr.s_next[x]
             if x == h:
                 break
-        for j in range(fc.face_pos.shape[1]):
-            word = fc.face_pos[f, j]
-            if word == 0:
-                continue
-            ch.bits[fo, w0 + j] |= word << sh
-            if sh != 0 and w0 + j + 1 < nwords:
-                ch.bits[fo, w0 + j + 1] |= word >> (np.uint64(64) - sh)
+        _positive_bits(f, fo, fc, ch)
         for kk in range(nK):
             on = False
             x = h
@@ -923,8 +960,12 @@ def _write_chunk(f0, f1, sub, ec, fc, rtol, ch, scratch):
     sub, ec, fc, ch, arr = (_borrowed(sub), _borrowed(ec), _borrowed(fc), _borrowed(ch),
                             _borrowed(scratch))
     for f in range(f0, f1):
+        nK = fc.cut_off[f + 1] - fc.cut_off[f]
+        if nK == 0:
+            _write_uncut_face(f, sub, ec, fc, ch)
+            continue
         size, err = _cut_face(f, sub, ec, fc, rtol, arr)
-        _write_children(f, fc.cut_off[f + 1] - fc.cut_off[f], size, sub, fc, ch, arr)
+        _write_children(f, nK, size, sub, fc, ch, arr)
 
 
 @njit(cache=True, parallel=True)
