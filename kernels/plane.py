@@ -297,7 +297,8 @@ there)."""
 
 Arrangement = namedtuple("Arrangement", [
     "kbuf", "loc_eps", "aff", "lv_gid", "lv_pos", "lv_z", "lv_sign", "s_v", "s_e", "s_next",
-    "poly_head", "poly_bb", "ie_a", "ie_b", "sp_q", "sp_w", "sp_qn", "sp_a", "cyc", "sg"])
+    "poly_head", "poly_bb", "ie_a", "ie_b", "sp_q", "sp_w", "sp_qn", "sp_a", "cyc", "sg",
+    "lv_on", "poly_on"])
 Arrangement.__doc__ = """Scratch of one face's local arrangement (one per chunk of faces).
 
 Per cutting neuron ``kk`` (the face's ``kk``-th): ``kbuf`` its neuron id,
@@ -312,7 +313,9 @@ bounding box ``(x0, x1, y0, y1)`` of each polygon. Interior edge ``q`` runs from
 ``ie_a[q]`` to ``ie_b[q]``. ``sp_*``: the interior edges the current neuron has
 split (edge ``sp_q`` at vertex ``sp_w`` into ``sp_q`` and ``sp_qn``, ``sp_a`` its
 first end), so that the two polygons of an edge share the new vertex.
-``cyc``/``sg``: the slots and signs of the polygon being cut.
+``cyc``/``sg``: the slots and signs of the polygon being cut. ``lv_on``
+(vertices, words) the cutting neurons strictly positive at each local vertex, as
+bits (bit ``kk``), and ``poly_on`` (words) their union over one polygon.
 
 The arrangement's size is carried as ``size = (vertices, slots, polygons,
 interior edges, interior vertices)``."""
@@ -329,6 +332,7 @@ def _scratch(nK, mb):
     ns = mb + 4 * npairs + 2 * npoly + 8
     nie = npoly + 2 * npairs + 8
     k1 = max(nK, 1)
+    kwords = (k1 + 63) // 64
     return Arrangement(np.empty(k1, dtype=np.int64), np.empty(k1), np.empty((k1, 4)),
                        np.empty(nlv, dtype=np.int64), np.empty((nlv, 2)), np.empty((k1, nlv)),
                        np.empty((k1, nlv), dtype=np.int8),
@@ -338,7 +342,8 @@ def _scratch(nK, mb):
                        np.empty(nie, dtype=np.int64), np.empty(nie, dtype=np.int64),
                        np.empty(nie, dtype=np.int64), np.empty(nie, dtype=np.int64),
                        np.empty(nie, dtype=np.int64), np.empty(nie, dtype=np.int64),
-                       np.empty(ns + 2, dtype=np.int64), np.empty(ns + 2, dtype=np.int64))
+                       np.empty(ns + 2, dtype=np.int64), np.empty(ns + 2, dtype=np.int64),
+                       np.empty((nlv, kwords), dtype=np.uint64), np.empty(kwords, dtype=np.uint64))
 
 
 @njit(cache=True, inline="always")
@@ -843,17 +848,36 @@ def _write_uncut_face(f, sub, ec, fc, ch):
 
 
 @njit(cache=True, inline="always")
+def _positive_vertex_bits(nK, nlv, arr):
+    """``lv_on``: for each of the ``nlv`` local vertices, the cutting neurons
+    strictly positive there, as bits (row by row of ``lv_sign``, which is laid
+    out by neuron: one pass in memory order instead of one strided walk per
+    polygon and neuron)."""
+    kwords = (nK + 63) >> 6
+    for v in range(nlv):
+        for j in range(kwords):
+            arr.lv_on[v, j] = 0
+    for kk in range(nK):
+        j = kk >> 6
+        bit = _ONE << np.uint64(kk & 63)
+        for v in range(nlv):
+            if arr.lv_sign[kk, v] > 0:
+                arr.lv_on[v, j] |= bit
+
+
+@njit(cache=True, inline="always")
 def _write_children(f, nK, size, sub, fc, ch, arr):
     """Step 4: write face ``f``'s arrangement: interior vertices, interior edges,
     and each polygon as a new face with its slots and this layer's pattern bits
-    (the face's "positive somewhere" bits, minus the cutting neurons not
-    positive on the polygon)."""
+    (the face's "positive somewhere" bits, minus the cutting neurons strictly
+    positive at none of the polygon's vertices)."""
     _write_interior_vertices(f, nK, size, sub, ch, arr)
     base_iv = ch.first_interior_vertex + ch.out[f, 2]
     base_ie = ch.first_interior_edge + ch.out[f, 3]
     for q in range(size[3]):
         ch.edges[base_ie + q, 0] = _global_vertex(arr.ie_a[q], base_iv, arr)
         ch.edges[base_ie + q, 1] = _global_vertex(arr.ie_b[q], base_iv, arr)
+    _positive_vertex_bits(nK, size[0], arr)
     fo = ch.out[f, 0]
     so = ch.out[f, 1]
     for p in range(size[2]):
@@ -869,17 +893,18 @@ def _write_children(f, nK, size, sub, fc, ch, arr):
             if x == h:
                 break
         _positive_bits(f, fo, fc, ch)
+        kwords = (nK + 63) >> 6
+        for j in range(kwords):
+            arr.poly_on[j] = 0
+        x = h
+        while True:
+            for j in range(kwords):
+                arr.poly_on[j] |= arr.lv_on[arr.s_v[x], j]
+            x = arr.s_next[x]
+            if x == h:
+                break
         for kk in range(nK):
-            on = False
-            x = h
-            while True:
-                if arr.lv_sign[kk, arr.s_v[x]] > 0:
-                    on = True
-                    break
-                x = arr.s_next[x]
-                if x == h:
-                    break
-            if not on:
+            if not (arr.poly_on[kk >> 6] >> np.uint64(kk & 63)) & _ONE:
                 bb = ch.bit_offset + arr.kbuf[kk]
                 ch.bits[fo, bb >> 6] &= ~(_ONE << np.uint64(bb & 63))
         fo += 1

@@ -292,8 +292,9 @@ def _scratch_bytes(cut_off, nbnd, chunk):
     slots = m + 4 * pairs + 2 * polys + 8
     inner_edges = polys + 2 * pairs + 8
     k1 = np.maximum(k, 1)
-    per_chunk = (local_vertices * (24 + 9 * k1) + slots * 40 + 32 + polys * 40 + inner_edges * 48
-                 + 48 * k1)
+    kwords = (k1 + 63) // 64
+    per_chunk = (local_vertices * (24 + 9 * k1 + 8 * kwords) + slots * 40 + 32 + polys * 40
+                 + inner_edges * 48 + 48 * k1 + 8 * kwords)
     at_once = min(numba.get_num_threads(), len(per_chunk))
     return int(np.sort(per_chunk)[-at_once:].sum()), int(k.max())
 
