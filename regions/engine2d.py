@@ -136,6 +136,9 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_bud
     one. ``memory_budget`` (bytes; ``None``: :func:`regions.api.memory_budget`)
     bounds the estimated memory of each layer (``MemoryBudgetExceeded``).
     A numerically inconsistent cut raises ``RuntimeError`` (an engine error).
+    ``stats['products']`` lists the ``[rows, inputs, outputs]`` of every product
+    of vertex values with a weight matrix (what the BLAS alone would take:
+    ``benchmarks/bench_engine.py`` times them as the engine's floor).
     """
     from kernels import line, plane
     from kernels.polygon import affine_fits
@@ -149,6 +152,8 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_bud
     layers = list(network.hidden_layers)
     W0, b0 = network.weights[0], network.biases[0]
     Z = P @ W0.T + b0
+    # (rows, inputs, outputs) of each product of vertex values, for stats['products']
+    products = [[P.shape[0], W0.shape[1], W0.shape[0]]]
     if layers:
         _snap(Z, P, W0, b0)
     bit_offset = 0
@@ -255,6 +260,7 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_bud
             Wn, bn = network.weights[li + 1], network.biases[li + 1]
             zeros = _NewVertexZeros(cross_vertex, cross_neuron, iv_zero, V + n_ev)
             del cross_vertex, cross_neuron, iv_zero
+            products.append([V_new, n, Wn.shape[0]])
             Z = _next_values(Z, rec_idx, rec_w, V, V_new, slope, Wn, bn, zeros,
                              snap=li + 1 < len(layers))
             del rec_idx, rec_w, zeros
@@ -269,7 +275,7 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_bud
     A, c = affine_fits(P, np.ascontiguousarray(Z), face_off, face_vtx)
     return dict(vertices=P, face_offsets=face_off, face_vertices=face_vtx, face_edges=face_edge,
                 edges=edges, packed_patterns=bits, A=A, c=c, vertex_values=Z,
-                stats=dict(seconds=time.perf_counter() - t0, errors=0))
+                stats=dict(seconds=time.perf_counter() - t0, errors=0, products=products))
 
 
 _IV_ZERO = 4   # neurons recorded as exactly 0 at a new interior vertex (two meet at each)
