@@ -265,6 +265,38 @@ def face_cutters(pos, neg, face_off, face_vtx, face_edge, ngroups):
 # without an owner LLVM drops the counting altogether. Numba crashes when these
 # steps are inlined straight into a ``prange`` body, hence the chunk functions.
 
+@intrinsic
+def _borrowed(typingctx, record):
+    """``record`` (a tuple of arrays and scalars) with each array replaced by a
+    view of the same memory that owns nothing (no meminfo).
+
+    Numba counts references to every array it hands to a compiled function:
+    an atomic increment when the function starts and a decrement when it
+    ends, for each array of each tuple passed. The face kernels call their
+    steps per face, per neuron and per split with tuples of 6 to 20 arrays,
+    and these atomic operations (on arrays shared by both threads) took more
+    time than the geometry. Views without an owner have nothing to count.
+    The caller keeps the owning ``record`` alive for as long as the views are
+    used (the chunk functions below: it is their argument); the views never
+    leave the kernels.
+    """
+    if not isinstance(record, types.BaseTuple):
+        return None
+
+    def codegen(context, builder, signature, args):
+        out = args[0]
+        for i, member in enumerate(signature.args[0].types):
+            if isinstance(member, types.Array):
+                view = context.make_array(member)(context, builder,
+                                                  value=builder.extract_value(out, i))
+                view.meminfo = cgutils.get_null_value(view.meminfo.type)
+                view.parent = cgutils.get_null_value(view.parent.type)
+                out = builder.insert_value(out, view._getvalue(), i)
+        return out
+
+    return record(record), codegen
+
+
 Subdivision = namedtuple("Subdivision", ["P", "Z", "face_off", "face_vtx", "face_edge", "edges"])
 Subdivision.__doc__ = """The subdivision entering a layer (see the module docstring):
 vertex positions ``P`` (V, 2), the layer's values ``Z`` (V, n) at them, faces
@@ -908,38 +940,6 @@ def _write_children(f, nK, size, sub, fc, ch, arr):
                 bb = ch.bit_offset + arr.kbuf[kk]
                 ch.bits[fo, bb >> 6] &= ~(_ONE << np.uint64(bb & 63))
         fo += 1
-
-
-@intrinsic
-def _borrowed(typingctx, record):
-    """``record`` (a tuple of arrays and scalars) with each array replaced by a
-    view of the same memory that owns nothing (no meminfo).
-
-    Numba counts references to every array it hands to a compiled function:
-    an atomic increment when the function starts and a decrement when it
-    ends, for each array of each tuple passed. The face kernels call their
-    steps per face, per neuron and per split with tuples of 6 to 20 arrays,
-    and these atomic operations (on arrays shared by both threads) took more
-    time than the geometry. Views without an owner have nothing to count.
-    The caller keeps the owning ``record`` alive for as long as the views are
-    used (the chunk functions below: it is their argument); the views never
-    leave the kernels.
-    """
-    if not isinstance(record, types.BaseTuple):
-        return None
-
-    def codegen(context, builder, signature, args):
-        out = args[0]
-        for i, member in enumerate(signature.args[0].types):
-            if isinstance(member, types.Array):
-                view = context.make_array(member)(context, builder,
-                                                  value=builder.extract_value(out, i))
-                view.meminfo = cgutils.get_null_value(view.meminfo.type)
-                view.parent = cgutils.get_null_value(view.parent.type)
-                out = builder.insert_value(out, view._getvalue(), i)
-        return out
-
-    return record(record), codegen
 
 
 @njit(cache=True)
