@@ -13,7 +13,7 @@ place between layers (``ndarray.resize``), never copied. Each layer's kernel
 writes only that layer's pattern bits; the earlier layers' words are gathered
 from the parent faces once the old faces are freed, and freed pages go back
 to the OS before the next generation of arrays is allocated. Measured on
-2-256x4-1 over [-3, 3]^2 (481,386 regions): 974 MB peak for the whole process
+2-256x4-1 over [-3, 3]^2 (481,387 regions): 963 MB peak for the whole process
 (benchmarks/RESULTS.md).
 
 Tolerance (local)
