@@ -1,4 +1,4 @@
-"""Numba kernels of the raw 1D engine (see regions/partition1d.py).
+"""Numba kernels of the raw 1D engine (see regions/engine1d.py).
 
 Representation: the interval is cut into pieces by sorted points
 ``t[0] = lo < t[1] < ... < t[P-1] = hi``. Before layer ``l`` is cut, every

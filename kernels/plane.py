@@ -39,10 +39,14 @@ interpolates at new interior vertices count as zero within ``rtol`` times the
 largest ``|z_k|`` over the face's vertices (the size of the neuron's own
 affine function on that face, which bounds the interpolation's rounding).
 """
-import numpy as np
-from numba import njit, prange
+from collections import namedtuple
 
-from kernels.polygon import _triangle_frame
+import numpy as np
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from kernels.polygon import _fit_on_frame, _triangle_frame
 
 T_MERGE = 1e-12   # crossings of one edge closer than this (in edge parameter) are one vertex
 
@@ -251,575 +255,773 @@ def face_cutters(pos, neg, face_off, face_vtx, face_edge, ngroups):
     return cut_off, cut_neuron, nbnd, face_pos
 
 
+# ----------------------------------------------------------------------------- cutting faces
+# The arrays the face kernels share, grouped as in pynndescent's ``FlatTree``:
+# Numba passes a namedtuple of arrays (and scalars) like a tuple, field by field.
+# The steps are inlined (``inline="always"``) into the two chunk functions
+# (:func:`_count_chunk`, :func:`_write_chunk`), which hand them owner-less views
+# (:func:`_borrowed`): a compiled call, or an inlined copy, of a tuple of owned
+# arrays costs two atomic reference-count operations per array, while for views
+# without an owner LLVM drops the counting altogether. Numba crashes when these
+# steps are inlined straight into a ``prange`` body, hence the chunk functions.
+
+@intrinsic
+def _borrowed(typingctx, record):
+    """``record`` (a tuple of arrays and scalars) with each array replaced by a
+    view of the same memory that owns nothing (no meminfo).
+
+    Numba counts references to every array it hands to a compiled function:
+    an atomic increment when the function starts and a decrement when it
+    ends, for each array of each tuple passed. The face kernels call their
+    steps per face, per neuron and per split with tuples of 6 to 20 arrays,
+    and these atomic operations (on arrays shared by both threads) took more
+    time than the geometry. Views without an owner have nothing to count.
+    The caller keeps the owning ``record`` alive for as long as the views are
+    used (the chunk functions below: it is their argument); the views never
+    leave the kernels.
+    """
+    if not isinstance(record, types.BaseTuple):
+        return None
+
+    def codegen(context, builder, signature, args):
+        out = args[0]
+        for i, member in enumerate(signature.args[0].types):
+            if isinstance(member, types.Array):
+                view = context.make_array(member)(context, builder,
+                                                  value=builder.extract_value(out, i))
+                view.meminfo = cgutils.get_null_value(view.meminfo.type)
+                view.parent = cgutils.get_null_value(view.parent.type)
+                out = builder.insert_value(out, view._getvalue(), i)
+        return out
+
+    return record(record), codegen
+
+
+Subdivision = namedtuple("Subdivision", ["P", "Z", "face_off", "face_vtx", "face_edge", "edges"])
+Subdivision.__doc__ = """The subdivision entering a layer (see the module docstring):
+vertex positions ``P`` (V, 2), the layer's values ``Z`` (V, n) at them, faces
+as CSR ``face_off``/``face_vtx``/``face_edge`` and ``edges`` (E, 2)."""
+
+EdgeCuts = namedtuple("EdgeCuts", ["first_vertex", "cross_off", "cross_neuron", "cross_group",
+                                   "group_off", "group_t", "sub_off"])
+EdgeCuts.__doc__ = """This layer's vertices on the old edges, from :func:`edge_crossings`:
+vertex ``g`` along edge ``e`` has id ``first_vertex + group_off[e] + g`` (the
+old vertices keep ``0 .. first_vertex - 1``); ``sub_off`` (E+1): the first
+sub-edge id of each old edge (exclusive prefix sum of ``ngroups + 1``)."""
+
+FaceCuts = namedtuple("FaceCuts", ["cut_off", "cut_neuron", "face_pos", "nbnd"])
+FaceCuts.__doc__ = """The neurons cutting each face and its boundary size, from
+:func:`face_cutters`."""
+
+Children = namedtuple("Children", ["first_interior_vertex", "first_interior_edge", "bit_offset",
+                                   "out", "face_off", "face_vtx", "face_edge", "edges", "P",
+                                   "rec_idx", "rec_w", "iv_zero", "bits"])
+Children.__doc__ = """Where the write pass puts the next subdivision: the arrays of
+:func:`write_edge_vertices` (``P``, ``rec_idx``, ``rec_w``, ``edges``: it fills
+their old-edge part) and the new faces. New interior vertices get ids from
+``first_interior_vertex``, interior edges from ``first_interior_edge``; ``out``
+(F, 4) is where old face ``f`` writes its first (face, slot, interior vertex,
+interior edge): the exclusive prefix sums of the count pass. ``bits`` (new
+faces, words) receives this layer's bits from bit ``bit_offset``; ``iv_zero``
+(interior vertices, m), filled with -1 by the caller, up to m cutting neurons
+that are 0 at each new interior vertex (at least the two whose cuts meet
+there)."""
+
+Arrangement = namedtuple("Arrangement", [
+    "kbuf", "loc_eps", "aff", "lv_gid", "lv_pos", "lv_z", "lv_sign", "s_v", "s_e", "s_next",
+    "poly_head", "poly_bb", "ie_a", "ie_b", "sp_q", "sp_w", "sp_qn", "sp_a", "cyc", "sg",
+    "lv_on", "poly_on"])
+Arrangement.__doc__ = """Scratch of one face's local arrangement (one per chunk of faces).
+
+Per cutting neuron ``kk`` (the face's ``kk``-th): ``kbuf`` its neuron id,
+``loc_eps`` its zero tolerance on the face, ``aff`` its affine fit
+``(gx, gy, c, margin)`` for the bounding-box prefilter. Local vertices: ``lv_gid``
+the global id (``>= 0``) or ``-1 - i`` for the face's ``i``-th new interior
+vertex, ``lv_pos`` the position, ``lv_z``/``lv_sign`` (neuron, vertex) values and
+exact signs. Polygons are cycles of slots: slot ``x`` holds vertex ``s_v[x]``,
+its successor ``s_next[x]`` and the edge ``s_e[x]`` to it (a sub-edge id ``>= 0``,
+or ``-1 - q`` for interior edge ``q``); ``poly_head``/``poly_bb``: a slot and the
+bounding box ``(x0, x1, y0, y1)`` of each polygon. Interior edge ``q`` runs from
+``ie_a[q]`` to ``ie_b[q]``. ``sp_*``: the interior edges the current neuron has
+split (edge ``sp_q`` at vertex ``sp_w`` into ``sp_q`` and ``sp_qn``, ``sp_a`` its
+first end), so that the two polygons of an edge share the new vertex.
+``cyc``/``sg``: the slots and signs of the polygon being cut. ``lv_on``
+(vertices, words) the cutting neurons strictly positive at each local vertex, as
+bits (bit ``kk``), and ``poly_on`` (words) their union over one polygon.
+
+The arrangement's size is carried as ``size = (vertices, slots, polygons,
+interior edges, interior vertices)``."""
+
+
 @njit(cache=True)
-def _edge_vertex_sign(e, g, k, su, sv, cross_off, cross_neuron, cross_group):
+def _scratch(nK, mb):
+    """An :data:`Arrangement` for faces cut by at most ``nK`` neurons with at most
+    ``mb`` boundary vertices (``regions.engine2d._scratch_bytes`` mirrors
+    these sizes for the memory check)."""
+    npairs = nK * (nK - 1) // 2
+    npoly = 2 * (1 + nK + npairs) + 4
+    nlv = mb + 2 * npairs + 8
+    ns = mb + 4 * npairs + 2 * npoly + 8
+    nie = npoly + 2 * npairs + 8
+    k1 = max(nK, 1)
+    kwords = (k1 + 63) // 64
+    return Arrangement(np.empty(k1, dtype=np.int64), np.empty(k1), np.empty((k1, 4)),
+                       np.empty(nlv, dtype=np.int64), np.empty((nlv, 2)), np.empty((k1, nlv)),
+                       np.empty((k1, nlv), dtype=np.int8),
+                       np.empty(ns, dtype=np.int64), np.empty(ns, dtype=np.int64),
+                       np.empty(ns, dtype=np.int64),
+                       np.empty(npoly, dtype=np.int64), np.empty((npoly, 4)),
+                       np.empty(nie, dtype=np.int64), np.empty(nie, dtype=np.int64),
+                       np.empty(nie, dtype=np.int64), np.empty(nie, dtype=np.int64),
+                       np.empty(nie, dtype=np.int64), np.empty(nie, dtype=np.int64),
+                       np.empty(ns + 2, dtype=np.int64), np.empty(ns + 2, dtype=np.int64),
+                       np.empty((nlv, kwords), dtype=np.uint64), np.empty(kwords, dtype=np.uint64))
+
+
+@njit(cache=True, inline="always")
+def _edge_vertex_sign(e, g, k, su, sv, ec):
     """Sign of neuron k at vertex g of edge e, from the order of crossings along
     the edge (never from a recomputed value), given its signs su, sv at the ends."""
     if su * sv < 0:
-        for i in range(cross_off[e], cross_off[e + 1]):
-            if cross_neuron[i] == k:
-                gk = cross_group[i]
+        for i in range(ec.cross_off[e], ec.cross_off[e + 1]):
+            if ec.cross_neuron[i] == k:
+                gk = ec.cross_group[i]
                 if gk == g:
                     return 0
                 return su if g < gk else sv
     return su if su != 0 else sv
 
 
-@njit(cache=True)
-def _count_single_cut(f, k, Z, face_off, face_vtx, face_edge, edges,
-                      cross_off, cross_neuron, cross_group, group_off, nb):
-    """Counts of a face cut by one neuron, without building it: the same sign
-    walk and checks as :func:`_cut_face`, so the write pass agrees."""
-    first = 0
-    last = 0
-    changes = 0
-    prev = 0
-    first_sg = 0
-    boundary_cross = False
-    for s in range(face_off[f], face_off[f + 1]):
-        a = face_vtx[s]
-        e = face_edge[s]
-        u = edges[e, 0]
-        v = edges[e, 1]
+@njit(cache=True, inline="always")
+def _boundary_signs(f, k, sub, ec, out):
+    """The sign walk: the exact signs of neuron ``k`` at the boundary vertices of
+    face ``f`` (each original vertex, then this layer's vertices on the edge that
+    follows it, in order) into ``out``; returns their number."""
+    m = 0
+    for s in range(sub.face_off[f], sub.face_off[f + 1]):
+        a = sub.face_vtx[s]
+        e = sub.face_edge[s]
+        u = sub.edges[e, 0]
+        v = sub.edges[e, 1]
         forward = u == a
-        g0 = group_off[e]
-        ng = group_off[e + 1] - g0
-        su = _sgn(Z[u, k])
-        sv = _sgn(Z[v, k])
-        for step in range(ng + 1):
-            if step == 0:
-                sgv = _sgn(Z[a, k])
-            else:
-                g = step - 1 if forward else ng - step
-                sgv = _edge_vertex_sign(e, g, k, su, sv, cross_off, cross_neuron, cross_group)
-            if s == face_off[f] and step == 0:
-                first_sg = sgv
-            elif prev * sgv < 0:
-                boundary_cross = True
-            prev = sgv
-            if sgv != 0:
-                if last != 0 and sgv != last:
-                    changes += 1
-                if first == 0:
-                    first = sgv
-                last = sgv
-    if prev * first_sg < 0:
-        boundary_cross = True
+        ng = ec.group_off[e + 1] - ec.group_off[e]
+        su = _sgn(sub.Z[u, k])
+        sv = _sgn(sub.Z[v, k])
+        out[m] = _sgn(sub.Z[a, k])
+        m += 1
+        for step in range(1, ng + 1):
+            g = step - 1 if forward else ng - step
+            out[m] = _edge_vertex_sign(e, g, k, su, sv, ec)
+            m += 1
+    return m
+
+
+@njit(cache=True, inline="always")
+def _sign_changes(sg, m):
+    """Sign changes around the cycle ``sg[:m]``, zeros skipped (2 for a proper cut:
+    one + run and one - run)."""
+    changes = 0
+    last = 0
+    first = 0
+    for i in range(m):
+        if sg[i] != 0:
+            if last != 0 and sg[i] != last:
+                changes += 1
+            if first == 0:
+                first = sg[i]
+            last = sg[i]
     if last != first:
         changes += 1
-    if changes != 2:
+    return changes
+
+
+@njit(cache=True, inline="always")
+def _count_single_cut(f, k, sub, ec, nb, sg):
+    """Counts (faces, slots, interior vertices, interior edges, errors) of face
+    ``f`` cut by its one neuron ``k``, without building the arrangement: the sign
+    walk and the checks of :func:`_cut_by_neuron`, so the write pass agrees."""
+    m = _boundary_signs(f, k, sub, ec, sg)
+    if _sign_changes(sg, m) != 2:
         return 1, nb, 0, 0, ERR_RUNS
-    if boundary_cross:
-        return 1, nb, 0, 0, ERR_BOUNDARY
+    for i in range(m):
+        if sg[i] * sg[(i + 1) % m] < 0:   # the cut would cross an edge between its vertices
+            return 1, nb, 0, 0, ERR_BOUNDARY
     return 2, nb + 2, 0, 1, 0
 
 
-@njit(cache=True)
-def _cut_face(f, write, cut_off, cut_neuron, face_pos, P, Z, rtol, face_off, face_vtx, face_edge, edges,
-              cross_off, cross_neuron, cross_group, group_off, group_t, sub_off,
-              V_old, n_edge_vertices, E_sub,
-              kbuf, lv_gid, lv_pos, lv_z, lv_sign, s_v, s_e, s_next, poly_head, poly_alive,
-              ie_a, ie_b, sp_q, sp_w, sp_qn, sp_a, cyc, sg, bit_on, poly_bb, aff, loc_eps,
-              out_face, out_slot, out_iv, out_ie,
-              new_face_off, new_face_vtx, new_face_edge, new_edges, new_P, rec_idx, rec_w,
-              iv_zero, old_bits, new_bits, bit_offset):
-    """Cut face ``f`` by its neurons. Returns (faces, slots, interior vertices,
-    interior edges, error flags). In write mode also writes the outputs at the
-    given bases, and in ``iv_zero`` the cutting neurons that are 0 at each new
-    interior vertex."""
-    err = 0
-    nK = cut_off[f + 1] - cut_off[f]
-    for kk in range(nK):
-        k = cut_neuron[cut_off[f] + kk]
-        kbuf[kk] = k
-        # zero tolerance inside the face: relative to the neuron's own values on it
-        big = 0.0
-        for s in range(face_off[f], face_off[f + 1]):
-            big = max(big, abs(Z[face_vtx[s], k]))
-        loc_eps[kk] = rtol * big
-    cap_lv = lv_gid.shape[0]
-    cap_s = s_v.shape[0]
-    cap_p = poly_head.shape[0]
-    cap_ie = ie_a.shape[0]
-
-    # ---- boundary cycle: original vertices and the edge vertices between them
-    nlv = 0
-    ns = 0
-    for s in range(face_off[f], face_off[f + 1]):
-        a = face_vtx[s]
-        e = face_edge[s]
-        u = edges[e, 0]
-        v = edges[e, 1]
-        forward = u == a
-        g0 = group_off[e]
-        ng = group_off[e + 1] - g0
-        for step in range(ng + 1):
-            if nlv >= cap_lv or ns >= cap_s:
-                return 0, 0, 0, 0, ERR_CAPACITY
-            if step == 0:
-                gid = a
-                lv_pos[nlv, 0] = P[a, 0]
-                lv_pos[nlv, 1] = P[a, 1]
-                for kk in range(nK):
-                    k = kbuf[kk]
-                    lv_z[kk, nlv] = Z[a, k]
-                    lv_sign[kk, nlv] = _sgn(Z[a, k])
-                sub = sub_off[e] + (0 if forward else ng)
-            else:
-                g = step - 1 if forward else ng - step
-                gid = V_old + g0 + g
-                t = group_t[g0 + g]
-                lv_pos[nlv, 0] = (1.0 - t) * P[u, 0] + t * P[v, 0]
-                lv_pos[nlv, 1] = (1.0 - t) * P[u, 1] + t * P[v, 1]
-                for kk in range(nK):
-                    k = kbuf[kk]
-                    su = _sgn(Z[u, k])
-                    sv = _sgn(Z[v, k])
-                    sgn = _edge_vertex_sign(e, g, k, su, sv, cross_off, cross_neuron, cross_group)
-                    lv_z[kk, nlv] = 0.0 if sgn == 0 else (1.0 - t) * Z[u, k] + t * Z[v, k]
-                    lv_sign[kk, nlv] = sgn
-                sub = sub_off[e] + (g + 1 if forward else g)
-            lv_gid[nlv] = gid
-            s_v[ns] = nlv
-            s_e[ns] = sub
-            s_next[ns] = ns + 1
-            nlv += 1
-            ns += 1
-    s_next[ns - 1] = 0
-    poly_head[0] = 0
-    poly_alive[0] = True
-    npoly = 1
-    nie = 0
-    niv = 0
-    use_bb = nK >= BBOX_MIN_CUTS
-    if use_bb:
-        # each cutting neuron is affine on the face: fit it from three vertices
-        _poly_bbox(0, s_v, s_next, lv_pos, poly_bb, 0)
-        q0, q1, q2, e1x, e1y, e2x, e2y, det = _triangle_frame(P, face_off, face_vtx, f)
-        for kk in range(nK):
-            k = kbuf[kk]
-            d1 = Z[q1, k] - Z[q0, k]
-            d2 = Z[q2, k] - Z[q0, k]
-            gx = (d1 * e2y - d2 * e1y) / det
-            gy = (e1x * d2 - e2x * d1) / det
-            aff[kk, 0] = gx
-            aff[kk, 1] = gy
-            aff[kk, 2] = Z[q0, k] - gx * P[q0, 0] - gy * P[q0, 1]
-            aff[kk, 3] = BBOX_MARGIN * loc_eps[kk]
-
-    # ---- cut by each neuron in turn
-    for kk in range(nK):
-        nsp = 0
-        npoly_start = npoly
-        if use_bb:
-            gx = aff[kk, 0]
-            gy = aff[kk, 1]
-            c0 = aff[kk, 2]
-            margin = aff[kk, 3]
-        for p in range(npoly_start):
-            if not poly_alive[p]:
-                continue
-            if use_bb:
-                cx = 0.5 * (poly_bb[p, 0] + poly_bb[p, 1])
-                cy = 0.5 * (poly_bb[p, 2] + poly_bb[p, 3])
-                zc = gx * cx + gy * cy + c0
-                spread = abs(gx) * 0.5 * (poly_bb[p, 1] - poly_bb[p, 0]) + abs(gy) * 0.5 * (poly_bb[p, 3] - poly_bb[p, 2])
-                if zc - spread > margin or zc + spread < -margin:
-                    continue
-            # collect the cycle
-            h = poly_head[p]
-            m = 0
-            x = h
-            has_pos = False
-            has_neg = False
-            while True:
-                if m >= cyc.shape[0]:
-                    return 0, 0, 0, 0, ERR_CAPACITY
-                cyc[m] = x
-                sgv = lv_sign[kk, s_v[x]]
-                sg[m] = sgv
-                if sgv > 0:
-                    has_pos = True
-                elif sgv < 0:
-                    has_neg = True
-                m += 1
-                x = s_next[x]
-                if x == h:
-                    break
-            if not (has_pos and has_neg):
-                continue
-            # one + run and one - run (ignoring zeros)?
-            changes = 0
-            last = 0
-            first = 0
-            for i in range(m):
-                if sg[i] != 0:
-                    if last != 0 and sg[i] != last:
-                        changes += 1
-                    if first == 0:
-                        first = sg[i]
-                    last = sg[i]
-            if last != first:
-                changes += 1
-            if changes != 2:
-                err |= ERR_RUNS
-                continue
-            # the two transitions: (+ ... last +) gap (first - ...) and (- ... last -) gap (first + ...)
-            # A: + -> -, B: - -> +; each either the first zero of the gap or a new vertex on an edge
-            ta = -1  # slot holding A
-            tb = -1  # slot holding B
-            bad = False
-            for which in range(2):
-                src = 1 if which == 0 else -1
-                # find i with sg[i] == src and next nonzero is -src
-                i_end = -1
-                for i in range(m):
-                    if sg[i] == src:
-                        j = (i + 1) % m
-                        while sg[j] == 0:
-                            j = (j + 1) % m
-                        if sg[j] == -src:
-                            i_end = i
-                            break
-                inext = (i_end + 1) % m
-                if sg[inext] == 0:
-                    if which == 0:
-                        ta = cyc[inext]
-                    else:
-                        tb = cyc[inext]
-                    continue
-                # crossing on the edge from slot cyc[i_end] to cyc[inext]
-                xs = cyc[i_end]
-                d = s_e[xs]
-                if d >= 0:
-                    err |= ERR_BOUNDARY
-                    bad = True
-                    break
-                q = -d - 1
-                found = -1
-                for r in range(nsp):
-                    if sp_q[r] == q:
-                        found = r
-                        break
-                if found >= 0:
-                    w = sp_w[found]
-                    qn = sp_qn[found]
-                    qa = sp_a[found]
-                else:
-                    if nlv >= cap_lv or nie >= cap_ie or nsp >= sp_q.shape[0]:
-                        return 0, 0, 0, 0, ERR_CAPACITY
-                    qa = ie_a[q]
-                    qb = ie_b[q]
-                    za = lv_z[kk, qa]
-                    zb = lv_z[kk, qb]
-                    t = za / (za - zb)
-                    w = nlv
-                    lv_gid[w] = -1 - niv
-                    niv += 1
-                    lv_pos[w, 0] = (1.0 - t) * lv_pos[qa, 0] + t * lv_pos[qb, 0]
-                    lv_pos[w, 1] = (1.0 - t) * lv_pos[qa, 1] + t * lv_pos[qb, 1]
-                    for k2 in range(nK):
-                        zz = (1.0 - t) * lv_z[k2, qa] + t * lv_z[k2, qb]
-                        lv_z[k2, w] = zz
-                        sgn = _sign(zz, loc_eps[k2])
-                        lv_z[k2, w] = 0.0 if sgn == 0 else zz
-                        lv_sign[k2, w] = sgn
-                    lv_z[kk, w] = 0.0
-                    lv_sign[kk, w] = 0
-                    nlv += 1
-                    qn = nie
-                    nie += 1
-                    ie_a[qn] = w
-                    ie_b[qn] = qb
-                    ie_b[q] = w
-                    sp_q[nsp] = q
-                    sp_w[nsp] = w
-                    sp_qn[nsp] = qn
-                    sp_a[nsp] = qa
-                    nsp += 1
-                if ns >= cap_s:
-                    return 0, 0, 0, 0, ERR_CAPACITY
-                sw = ns
-                ns += 1
-                s_v[sw] = w
-                s_next[sw] = s_next[xs]
-                s_next[xs] = sw
-                if s_v[xs] == qa:
-                    s_e[xs] = -(q + 1)
-                    s_e[sw] = -(qn + 1)
-                else:
-                    s_e[xs] = -(qn + 1)
-                    s_e[sw] = -(q + 1)
-                if which == 0:
-                    ta = sw
-                else:
-                    tb = sw
-                # keep the cycle arrays valid for the second transition
-                for r in range(m, i_end + 1, -1):
-                    cyc[r] = cyc[r - 1]
-                    sg[r] = sg[r - 1]
-                cyc[i_end + 1] = sw
-                sg[i_end + 1] = 0
-                m += 1
-            if bad:
-                continue
-            sa = ta
-            sb = tb
-            # predecessor of B's slot (on the - side)
-            x = sa
-            while s_next[x] != sb:
-                x = s_next[x]
-            prev_b = x
-            if ns + 2 > cap_s or nie >= cap_ie or npoly >= cap_p:
-                return 0, 0, 0, 0, ERR_CAPACITY
-            qc = nie
-            nie += 1
-            ie_a[qc] = s_v[sa]
-            ie_b[qc] = s_v[sb]
-            a2 = ns
-            b2 = ns + 1
-            ns += 2
-            # P- = A2 -> (old continuation of A) ... prev_b -> B2 -> (chord) A2
-            s_v[a2] = s_v[sa]
-            s_e[a2] = s_e[sa]
-            s_next[a2] = s_next[sa]
-            s_v[b2] = s_v[sb]
-            s_e[b2] = -(qc + 1)
-            s_next[b2] = a2
-            s_next[prev_b] = b2
-            if prev_b == sa:  # A directly followed by B: impossible for a proper cut
-                s_next[a2] = b2
-            # P+ = B ... A -> (chord) B
-            s_e[sa] = -(qc + 1)
-            s_next[sa] = sb
-            poly_head[p] = sb
-            poly_head[npoly] = a2
-            poly_alive[npoly] = True
-            if use_bb:
-                _poly_bbox(sb, s_v, s_next, lv_pos, poly_bb, p)
-                _poly_bbox(a2, s_v, s_next, lv_pos, poly_bb, npoly)
-            npoly += 1
-
-    # ---- count / write
-    nslots = 0
-    nfaces = 0
-    for p in range(npoly):
-        if not poly_alive[p]:
-            continue
-        h = poly_head[p]
-        x = h
-        while True:
-            nslots += 1
-            x = s_next[x]
-            if x == h:
-                break
-        nfaces += 1
-    if not write:
-        return nfaces, nslots, niv, nie, err
-
-    # interior vertex recipes: barycentric in a well-shaped triangle of the face
-    base_iv = V_old + n_edge_vertices + out_iv
-    if niv > 0:
-        q0, q1, q2, e1x, e1y, e2x, e2y, det = _triangle_frame(P, face_off, face_vtx, f)
-        for lv in range(nlv):
-            if lv_gid[lv] < 0:
-                gid = base_iv + (-1 - lv_gid[lv])
-                px = lv_pos[lv, 0]
-                py = lv_pos[lv, 1]
-                new_P[gid, 0] = px
-                new_P[gid, 1] = py
-                dx = px - P[q0, 0]
-                dy = py - P[q0, 1]
-                l1 = (dx * e2y - dy * e2x) / det
-                l2 = (e1x * dy - e1y * dx) / det
-                rec_idx[gid, 0] = q0
-                rec_idx[gid, 1] = q1
-                rec_idx[gid, 2] = q2
-                rec_w[gid, 0] = 1.0 - l1 - l2
-                rec_w[gid, 1] = l1
-                rec_w[gid, 2] = l2
-                r = out_iv + (-1 - lv_gid[lv])
-                nz = 0
-                for kk in range(nK):
-                    if lv_sign[kk, lv] == 0 and nz < iv_zero.shape[1]:
-                        iv_zero[r, nz] = kbuf[kk]
-                        nz += 1
-    base_ie = E_sub + out_ie
-    for q in range(nie):
-        a = ie_a[q]
-        b = ie_b[q]
-        new_edges[base_ie + q, 0] = lv_gid[a] if lv_gid[a] >= 0 else base_iv + (-1 - lv_gid[a])
-        new_edges[base_ie + q, 1] = lv_gid[b] if lv_gid[b] >= 0 else base_iv + (-1 - lv_gid[b])
-    fo = out_face
-    so = out_slot
-    n_old_words = old_bits.shape[1]
-    nwords = new_bits.shape[1]
-    for p in range(npoly):
-        if not poly_alive[p]:
-            continue
-        new_face_off[fo] = so
-        h = poly_head[p]
-        x = h
-        while True:
-            lv = s_v[x]
-            new_face_vtx[so] = lv_gid[lv] if lv_gid[lv] >= 0 else base_iv + (-1 - lv_gid[lv])
-            d = s_e[x]
-            new_face_edge[so] = d if d >= 0 else base_ie + (-d - 1)
-            so += 1
-            x = s_next[x]
-            if x == h:
-                break
-        # pattern bits: inherited words, this layer's "positive somewhere on the
-        # face" bits, then the cutting neurons by the side this polygon is on
-        nwl = face_pos.shape[1]
-        for wd in range(n_old_words):
-            new_bits[fo, wd] = old_bits[f, wd]
-        sh = np.uint64(bit_offset & 63)
-        w0 = bit_offset >> 6
-        for j in range(nwl):
-            word = face_pos[f, j]
-            if word == 0:
-                continue
-            new_bits[fo, w0 + j] |= word << sh
-            if sh != 0 and w0 + j + 1 < nwords:
-                new_bits[fo, w0 + j + 1] |= word >> (np.uint64(64) - sh)
-        for kk in range(nK):
-            on = False
-            x = h
-            while True:
-                if lv_sign[kk, s_v[x]] > 0:
-                    on = True
-                    break
-                x = s_next[x]
-                if x == h:
-                    break
-            if not on:
-                bb = bit_offset + kbuf[kk]
-                new_bits[fo, bb >> 6] &= ~(_ONE << np.uint64(bb & 63))
-        fo += 1
-    return nfaces, nslots, niv, nie, err
-
-
-@njit(cache=True)
-def _poly_bbox(h, s_v, s_next, lv_pos, bb, p):
+@njit(cache=True, inline="always")
+def _poly_bbox(h, arr, p):
+    """Bounding box of the polygon whose cycle contains slot ``h`` into ``poly_bb[p]``."""
     x0 = np.inf
     x1 = -np.inf
     y0 = np.inf
     y1 = -np.inf
     x = h
     while True:
-        lv = s_v[x]
-        x0 = min(x0, lv_pos[lv, 0])
-        x1 = max(x1, lv_pos[lv, 0])
-        y0 = min(y0, lv_pos[lv, 1])
-        y1 = max(y1, lv_pos[lv, 1])
-        x = s_next[x]
+        lv = arr.s_v[x]
+        x0 = min(x0, arr.lv_pos[lv, 0])
+        x1 = max(x1, arr.lv_pos[lv, 0])
+        y0 = min(y0, arr.lv_pos[lv, 1])
+        y1 = max(y1, arr.lv_pos[lv, 1])
+        x = arr.s_next[x]
         if x == h:
             break
-    bb[p, 0] = x0
-    bb[p, 1] = x1
-    bb[p, 2] = y0
-    bb[p, 3] = y1
+    arr.poly_bb[p, 0] = x0
+    arr.poly_bb[p, 1] = x1
+    arr.poly_bb[p, 2] = y0
+    arr.poly_bb[p, 3] = y1
 
 
 BBOX_MIN_CUTS = 6   # faces cut by at least this many neurons prefilter polygons by bounding box
 BBOX_MARGIN = 1e3   # in units of the face's zero tolerance: only clearly one-sided boxes are skipped
 
 
+@njit(cache=True, inline="always")
+def _face_neurons(f, sub, fc, rtol, arr):
+    """Step 1: the neurons cutting face ``f`` into ``kbuf``, each with its zero
+    tolerance inside the face (``rtol`` times its largest ``|z|`` over the face's
+    vertices: the size of its own affine function there). Returns their number."""
+    nK = fc.cut_off[f + 1] - fc.cut_off[f]
+    for kk in range(nK):
+        k = fc.cut_neuron[fc.cut_off[f] + kk]
+        arr.kbuf[kk] = k
+        big = 0.0
+        for s in range(sub.face_off[f], sub.face_off[f + 1]):
+            big = max(big, abs(sub.Z[sub.face_vtx[s], k]))
+        arr.loc_eps[kk] = rtol * big
+    return nK
+
+
+@njit(cache=True, inline="always")
+def _boundary_cycle(f, nK, sub, ec, arr):
+    """Step 2: face ``f``'s boundary as polygon 0, slot ``i`` on local vertex ``i``:
+    the original vertices and this layer's vertices on the edges between them,
+    with their positions and the cutting neurons' exact signs (the sign walk)
+    and values (0 where the sign is). Returns the number of boundary vertices,
+    or -1 if the scratch is too small."""
+    nb = 0
+    for s in range(sub.face_off[f], sub.face_off[f + 1]):
+        e = sub.face_edge[s]
+        nb += 1 + ec.group_off[e + 1] - ec.group_off[e]
+    if nb > arr.lv_gid.shape[0] or nb > arr.s_v.shape[0]:
+        return -1
+    for kk in range(nK):
+        _boundary_signs(f, arr.kbuf[kk], sub, ec, arr.lv_sign[kk])
+    P = sub.P
+    Z = sub.Z
+    i = 0
+    for s in range(sub.face_off[f], sub.face_off[f + 1]):
+        a = sub.face_vtx[s]
+        e = sub.face_edge[s]
+        u = sub.edges[e, 0]
+        v = sub.edges[e, 1]
+        forward = u == a
+        g0 = ec.group_off[e]
+        ng = ec.group_off[e + 1] - g0
+        arr.lv_gid[i] = a
+        arr.lv_pos[i, 0] = P[a, 0]
+        arr.lv_pos[i, 1] = P[a, 1]
+        for kk in range(nK):
+            arr.lv_z[kk, i] = Z[a, arr.kbuf[kk]]
+        arr.s_e[i] = ec.sub_off[e] + (0 if forward else ng)
+        i += 1
+        for step in range(1, ng + 1):
+            g = step - 1 if forward else ng - step
+            t = ec.group_t[g0 + g]
+            arr.lv_gid[i] = ec.first_vertex + g0 + g
+            arr.lv_pos[i, 0] = (1.0 - t) * P[u, 0] + t * P[v, 0]
+            arr.lv_pos[i, 1] = (1.0 - t) * P[u, 1] + t * P[v, 1]
+            for kk in range(nK):
+                k = arr.kbuf[kk]
+                arr.lv_z[kk, i] = 0.0 if arr.lv_sign[kk, i] == 0 else (1.0 - t) * Z[u, k] + t * Z[v, k]
+            arr.s_e[i] = ec.sub_off[e] + (g + 1 if forward else g)
+            i += 1
+    for i in range(nb):
+        arr.s_v[i] = i
+        arr.s_next[i] = i + 1
+    arr.s_next[nb - 1] = 0
+    arr.poly_head[0] = 0
+    return nb
+
+
+@njit(cache=True, inline="always")
+def _neuron_fits(f, nK, sub, arr):
+    """Step 2b (faces cut by many neurons): each cutting neuron's affine function
+    on the face, fitted from three vertices, and polygon 0's bounding box, for
+    the prefilter of :func:`_cut_by_neuron`."""
+    _poly_bbox(0, arr, 0)
+    frame = _triangle_frame(sub.P, sub.face_off, sub.face_vtx, f)
+    q0, q1, q2 = frame[0], frame[1], frame[2]
+    for kk in range(nK):
+        k = arr.kbuf[kk]
+        gx, gy, c = _fit_on_frame(frame, sub.P, sub.Z[q0, k], sub.Z[q1, k], sub.Z[q2, k])
+        arr.aff[kk, 0] = gx
+        arr.aff[kk, 1] = gy
+        arr.aff[kk, 2] = c
+        arr.aff[kk, 3] = BBOX_MARGIN * arr.loc_eps[kk]
+
+
+@njit(cache=True, inline="always")
+def _crossing_slot(kk, nK, which, m, size, nsp, arr):
+    """Step 3b: the slot where neuron ``kk``'s cut enters (``which`` 0: from + to -)
+    or leaves (1: from - to +) the polygon whose slots and signs are
+    ``cyc[:m]``/``sg[:m]``: the first zero of the gap between the runs, or a new
+    vertex on the interior edge crossed there (shared with the polygon across
+    that edge through ``sp_*``), inserted into the cycle and into ``cyc``/``sg``.
+    Returns ``(slot, m, size, nsp, err)``; on an error the slot is -1."""
+    nlv, ns, npoly, nie, niv = size
+    sg = arr.sg
+    cyc = arr.cyc
+    src = 1 if which == 0 else -1
+    # find i with sg[i] == src and next nonzero is -src
+    i_end = -1
+    for i in range(m):
+        if sg[i] == src:
+            j = (i + 1) % m
+            while sg[j] == 0:
+                j = (j + 1) % m
+            if sg[j] == -src:
+                i_end = i
+                break
+    inext = (i_end + 1) % m
+    if sg[inext] == 0:
+        return cyc[inext], m, size, nsp, 0
+    # crossing on the edge from slot cyc[i_end] to cyc[inext]
+    xs = cyc[i_end]
+    d = arr.s_e[xs]
+    if d >= 0:
+        return -1, m, size, nsp, ERR_BOUNDARY
+    q = -d - 1
+    found = -1
+    for r in range(nsp):
+        if arr.sp_q[r] == q:
+            found = r
+            break
+    if found >= 0:
+        w = arr.sp_w[found]
+        qn = arr.sp_qn[found]
+        qa = arr.sp_a[found]
+    else:
+        if nlv >= arr.lv_gid.shape[0] or nie >= arr.ie_a.shape[0] or nsp >= arr.sp_q.shape[0]:
+            return -1, m, size, nsp, ERR_CAPACITY
+        qa = arr.ie_a[q]
+        qb = arr.ie_b[q]
+        za = arr.lv_z[kk, qa]
+        zb = arr.lv_z[kk, qb]
+        t = za / (za - zb)
+        w = nlv
+        arr.lv_gid[w] = -1 - niv
+        niv += 1
+        arr.lv_pos[w, 0] = (1.0 - t) * arr.lv_pos[qa, 0] + t * arr.lv_pos[qb, 0]
+        arr.lv_pos[w, 1] = (1.0 - t) * arr.lv_pos[qa, 1] + t * arr.lv_pos[qb, 1]
+        for k2 in range(nK):
+            zz = (1.0 - t) * arr.lv_z[k2, qa] + t * arr.lv_z[k2, qb]
+            sgn = _sign(zz, arr.loc_eps[k2])
+            arr.lv_z[k2, w] = 0.0 if sgn == 0 else zz
+            arr.lv_sign[k2, w] = sgn
+        arr.lv_z[kk, w] = 0.0
+        arr.lv_sign[kk, w] = 0
+        nlv += 1
+        qn = nie
+        nie += 1
+        arr.ie_a[qn] = w
+        arr.ie_b[qn] = qb
+        arr.ie_b[q] = w
+        arr.sp_q[nsp] = q
+        arr.sp_w[nsp] = w
+        arr.sp_qn[nsp] = qn
+        arr.sp_a[nsp] = qa
+        nsp += 1
+    if ns >= arr.s_v.shape[0]:
+        return -1, m, (nlv, ns, npoly, nie, niv), nsp, ERR_CAPACITY
+    sw = ns
+    ns += 1
+    arr.s_v[sw] = w
+    arr.s_next[sw] = arr.s_next[xs]
+    arr.s_next[xs] = sw
+    if arr.s_v[xs] == qa:
+        arr.s_e[xs] = -(q + 1)
+        arr.s_e[sw] = -(qn + 1)
+    else:
+        arr.s_e[xs] = -(qn + 1)
+        arr.s_e[sw] = -(q + 1)
+    # keep the cycle arrays valid for the second transition
+    for r in range(m, i_end + 1, -1):
+        cyc[r] = cyc[r - 1]
+        sg[r] = sg[r - 1]
+    cyc[i_end + 1] = sw
+    sg[i_end + 1] = 0
+    return sw, m + 1, (nlv, ns, npoly, nie, niv), nsp, 0
+
+
+@njit(cache=True, inline="always")
+def _split_polygon(kk, nK, p, m, size, nsp, use_bb, arr):
+    """Step 3a: split polygon ``p`` (slots and signs in ``cyc[:m]``/``sg[:m]``, one +
+    run and one - run) by neuron ``kk`` along the chord between its two crossing
+    slots: ``p`` keeps the + side, a new polygon gets the - side. Returns
+    ``(size, nsp, err)``."""
+    sa, m, size, nsp, err = _crossing_slot(kk, nK, 0, m, size, nsp, arr)
+    if err:
+        return size, nsp, err
+    sb, m, size, nsp, err = _crossing_slot(kk, nK, 1, m, size, nsp, arr)
+    if err:
+        return size, nsp, err
+    nlv, ns, npoly, nie, niv = size
+    s_v = arr.s_v
+    s_e = arr.s_e
+    s_next = arr.s_next
+    # predecessor of B's slot (on the - side)
+    x = sa
+    while s_next[x] != sb:
+        x = s_next[x]
+    prev_b = x
+    if ns + 2 > s_v.shape[0] or nie >= arr.ie_a.shape[0] or npoly >= arr.poly_head.shape[0]:
+        return size, nsp, ERR_CAPACITY
+    qc = nie
+    nie += 1
+    arr.ie_a[qc] = s_v[sa]
+    arr.ie_b[qc] = s_v[sb]
+    a2 = ns
+    b2 = ns + 1
+    ns += 2
+    # P- = A2 -> (old continuation of A) ... prev_b -> B2 -> (chord) A2
+    s_v[a2] = s_v[sa]
+    s_e[a2] = s_e[sa]
+    s_next[a2] = s_next[sa]
+    s_v[b2] = s_v[sb]
+    s_e[b2] = -(qc + 1)
+    s_next[b2] = a2
+    s_next[prev_b] = b2
+    if prev_b == sa:  # A directly followed by B: impossible for a proper cut
+        s_next[a2] = b2
+    # P+ = B ... A -> (chord) B
+    s_e[sa] = -(qc + 1)
+    s_next[sa] = sb
+    arr.poly_head[p] = sb
+    arr.poly_head[npoly] = a2
+    if use_bb:
+        _poly_bbox(sb, arr, p)
+        _poly_bbox(a2, arr, npoly)
+    return (nlv, ns, npoly + 1, nie, niv), nsp, 0
+
+
+@njit(cache=True, inline="always")
+def _cut_by_neuron(kk, nK, use_bb, size, arr):
+    """Step 3: cut every polygon of the arrangement that neuron ``kk`` is strictly
+    positive and strictly negative on (polygons whose bounding box is clearly
+    on one side are skipped when ``use_bb``). Returns ``(size, err)``; the error
+    flags of a polygon that could not be cut leave that polygon whole."""
+    err = 0
+    nsp = 0
+    npoly_start = size[2]
+    if use_bb:
+        gx = arr.aff[kk, 0]
+        gy = arr.aff[kk, 1]
+        c0 = arr.aff[kk, 2]
+        margin = arr.aff[kk, 3]
+    for p in range(npoly_start):
+        if use_bb:
+            bb = arr.poly_bb
+            cx = 0.5 * (bb[p, 0] + bb[p, 1])
+            cy = 0.5 * (bb[p, 2] + bb[p, 3])
+            zc = gx * cx + gy * cy + c0
+            spread = abs(gx) * 0.5 * (bb[p, 1] - bb[p, 0]) + abs(gy) * 0.5 * (bb[p, 3] - bb[p, 2])
+            if zc - spread > margin or zc + spread < -margin:
+                continue
+        # collect the cycle
+        h = arr.poly_head[p]
+        m = 0
+        x = h
+        has_pos = False
+        has_neg = False
+        while True:
+            if m >= arr.cyc.shape[0]:
+                return size, ERR_CAPACITY
+            arr.cyc[m] = x
+            sgv = arr.lv_sign[kk, arr.s_v[x]]
+            arr.sg[m] = sgv
+            if sgv > 0:
+                has_pos = True
+            elif sgv < 0:
+                has_neg = True
+            m += 1
+            x = arr.s_next[x]
+            if x == h:
+                break
+        if not (has_pos and has_neg):
+            continue
+        if _sign_changes(arr.sg, m) != 2:
+            err |= ERR_RUNS
+            continue
+        size, nsp, e = _split_polygon(kk, nK, p, m, size, nsp, use_bb, arr)
+        if e & ERR_CAPACITY:
+            return size, ERR_CAPACITY
+        err |= e
+    return size, err
+
+
+@njit(cache=True, inline="always")
+def _cut_face(f, sub, ec, fc, rtol, arr):
+    """Face ``f``'s local arrangement in ``arr``: its boundary cut by each of its
+    neurons in turn. Returns ``(size, err)``."""
+    nK = _face_neurons(f, sub, fc, rtol, arr)
+    nb = _boundary_cycle(f, nK, sub, ec, arr)
+    size = (nb, nb, 1, 0, 0)
+    if nb < 0:
+        return size, ERR_CAPACITY
+    use_bb = nK >= BBOX_MIN_CUTS
+    if use_bb:
+        _neuron_fits(f, nK, sub, arr)
+    err = 0
+    for kk in range(nK):
+        size, e = _cut_by_neuron(kk, nK, use_bb, size, arr)
+        if e & ERR_CAPACITY:
+            return size, ERR_CAPACITY
+        err |= e
+    return size, err
+
+
+@njit(cache=True, inline="always")
+def _count_slots(size, arr):
+    """Slots over all polygons of the arrangement."""
+    nslots = 0
+    for p in range(size[2]):
+        h = arr.poly_head[p]
+        x = h
+        while True:
+            nslots += 1
+            x = arr.s_next[x]
+            if x == h:
+                break
+    return nslots
+
+
+@njit(cache=True, inline="always")
+def _write_interior_vertices(f, nK, size, sub, ch, arr):
+    """Step 4a: positions and recipes of the new interior vertices (barycentric in
+    a well-shaped triangle of the old face) and the cutting neurons that are 0
+    at each."""
+    nlv, niv = size[0], size[4]
+    if niv == 0:
+        return
+    P = sub.P
+    base = ch.first_interior_vertex + ch.out[f, 2]
+    q0, q1, q2, e1x, e1y, e2x, e2y, det = _triangle_frame(P, sub.face_off, sub.face_vtx, f)
+    for lv in range(nlv):
+        if arr.lv_gid[lv] < 0:
+            i = -1 - arr.lv_gid[lv]
+            gid = base + i
+            px = arr.lv_pos[lv, 0]
+            py = arr.lv_pos[lv, 1]
+            ch.P[gid, 0] = px
+            ch.P[gid, 1] = py
+            dx = px - P[q0, 0]
+            dy = py - P[q0, 1]
+            l1 = (dx * e2y - dy * e2x) / det
+            l2 = (e1x * dy - e1y * dx) / det
+            ch.rec_idx[gid, 0] = q0
+            ch.rec_idx[gid, 1] = q1
+            ch.rec_idx[gid, 2] = q2
+            ch.rec_w[gid, 0] = 1.0 - l1 - l2
+            ch.rec_w[gid, 1] = l1
+            ch.rec_w[gid, 2] = l2
+            r = ch.out[f, 2] + i
+            nz = 0
+            for kk in range(nK):
+                if arr.lv_sign[kk, lv] == 0 and nz < ch.iv_zero.shape[1]:
+                    ch.iv_zero[r, nz] = arr.kbuf[kk]
+                    nz += 1
+
+
+@njit(cache=True, inline="always")
+def _global_vertex(lv, base_iv, arr):
+    g = arr.lv_gid[lv]
+    return g if g >= 0 else base_iv + (-1 - g)
+
+
+@njit(cache=True, inline="always")
+def _positive_bits(f, fo, fc, ch):
+    """Old face ``f``'s "positive somewhere" bits of this layer into new face ``fo``."""
+    nwords = ch.bits.shape[1]
+    sh = np.uint64(ch.bit_offset & 63)
+    w0 = ch.bit_offset >> 6
+    for j in range(fc.face_pos.shape[1]):
+        word = fc.face_pos[f, j]
+        if word == 0:
+            continue
+        ch.bits[fo, w0 + j] |= word << sh
+        if sh != 0 and w0 + j + 1 < nwords:
+            ch.bits[fo, w0 + j + 1] |= word >> (np.uint64(64) - sh)
+
+
+@njit(cache=True, inline="always")
+def _write_uncut_face(f, sub, ec, fc, ch):
+    """Step 4 for a face no neuron cuts: it becomes one new face, its boundary
+    the old vertices and this layer's vertices on its edges (in the order of
+    :func:`_boundary_cycle`), its bits those of :func:`_positive_bits`."""
+    fo = ch.out[f, 0]
+    so = ch.out[f, 1]
+    ch.face_off[fo] = so
+    for s in range(sub.face_off[f], sub.face_off[f + 1]):
+        a = sub.face_vtx[s]
+        e = sub.face_edge[s]
+        forward = sub.edges[e, 0] == a
+        g0 = ec.group_off[e]
+        ng = ec.group_off[e + 1] - g0
+        ch.face_vtx[so] = a
+        ch.face_edge[so] = ec.sub_off[e] + (0 if forward else ng)
+        so += 1
+        for step in range(1, ng + 1):
+            g = step - 1 if forward else ng - step
+            ch.face_vtx[so] = ec.first_vertex + g0 + g
+            ch.face_edge[so] = ec.sub_off[e] + (g + 1 if forward else g)
+            so += 1
+    _positive_bits(f, fo, fc, ch)
+
+
+@njit(cache=True, inline="always")
+def _positive_vertex_bits(nK, nlv, arr):
+    """``lv_on``: for each of the ``nlv`` local vertices, the cutting neurons
+    strictly positive there, as bits (row by row of ``lv_sign``, which is laid
+    out by neuron: one pass in memory order instead of one strided walk per
+    polygon and neuron)."""
+    kwords = (nK + 63) >> 6
+    for v in range(nlv):
+        for j in range(kwords):
+            arr.lv_on[v, j] = 0
+    for kk in range(nK):
+        j = kk >> 6
+        bit = _ONE << np.uint64(kk & 63)
+        for v in range(nlv):
+            if arr.lv_sign[kk, v] > 0:
+                arr.lv_on[v, j] |= bit
+
+
+@njit(cache=True, inline="always")
+def _write_children(f, nK, size, sub, fc, ch, arr):
+    """Step 4: write face ``f``'s arrangement: interior vertices, interior edges,
+    and each polygon as a new face with its slots and this layer's pattern bits
+    (the face's "positive somewhere" bits, minus the cutting neurons strictly
+    positive at none of the polygon's vertices)."""
+    _write_interior_vertices(f, nK, size, sub, ch, arr)
+    base_iv = ch.first_interior_vertex + ch.out[f, 2]
+    base_ie = ch.first_interior_edge + ch.out[f, 3]
+    for q in range(size[3]):
+        ch.edges[base_ie + q, 0] = _global_vertex(arr.ie_a[q], base_iv, arr)
+        ch.edges[base_ie + q, 1] = _global_vertex(arr.ie_b[q], base_iv, arr)
+    _positive_vertex_bits(nK, size[0], arr)
+    fo = ch.out[f, 0]
+    so = ch.out[f, 1]
+    for p in range(size[2]):
+        ch.face_off[fo] = so
+        h = arr.poly_head[p]
+        x = h
+        while True:
+            ch.face_vtx[so] = _global_vertex(arr.s_v[x], base_iv, arr)
+            d = arr.s_e[x]
+            ch.face_edge[so] = d if d >= 0 else base_ie + (-d - 1)
+            so += 1
+            x = arr.s_next[x]
+            if x == h:
+                break
+        _positive_bits(f, fo, fc, ch)
+        kwords = (nK + 63) >> 6
+        for j in range(kwords):
+            arr.poly_on[j] = 0
+        x = h
+        while True:
+            for j in range(kwords):
+                arr.poly_on[j] |= arr.lv_on[arr.s_v[x], j]
+            x = arr.s_next[x]
+            if x == h:
+                break
+        for kk in range(nK):
+            if not (arr.poly_on[kk >> 6] >> np.uint64(kk & 63)) & _ONE:
+                bb = ch.bit_offset + arr.kbuf[kk]
+                ch.bits[fo, bb >> 6] &= ~(_ONE << np.uint64(bb & 63))
+        fo += 1
+
+
 @njit(cache=True)
-def _scratch(nK, mb, n):
-    npairs = nK * (nK - 1) // 2
-    npoly = 2 * (1 + nK + npairs) + 4
-    nlv = mb + 2 * npairs + 8
-    ns = mb + 4 * npairs + 2 * npoly + 8
-    nie = npoly + 2 * npairs + 8
-    kbuf = np.empty(max(n, 1), dtype=np.int64)
-    lv_gid = np.empty(nlv, dtype=np.int64)
-    lv_pos = np.empty((nlv, 2))
-    lv_z = np.empty((max(nK, 1), nlv))
-    lv_sign = np.empty((max(nK, 1), nlv), dtype=np.int8)
-    s_v = np.empty(ns, dtype=np.int64)
-    s_e = np.empty(ns, dtype=np.int64)
-    s_next = np.empty(ns, dtype=np.int64)
-    poly_head = np.empty(npoly, dtype=np.int64)
-    poly_alive = np.zeros(npoly, dtype=np.bool_)
-    ie_a = np.empty(nie, dtype=np.int64)
-    ie_b = np.empty(nie, dtype=np.int64)
-    sp_q = np.empty(nie, dtype=np.int64)
-    sp_w = np.empty(nie, dtype=np.int64)
-    sp_qn = np.empty(nie, dtype=np.int64)
-    sp_a = np.empty(nie, dtype=np.int64)
-    cyc = np.empty(ns + 2, dtype=np.int64)
-    sg = np.empty(ns + 2, dtype=np.int64)
-    bit_on = np.empty(2 * max(n, 1), dtype=np.bool_)
-    poly_bb = np.empty((npoly, 4))
-    aff = np.empty((max(nK, 1), 4))
-    loc_eps = np.empty(max(nK, 1))
-    return (kbuf, lv_gid, lv_pos, lv_z, lv_sign, s_v, s_e, s_next, poly_head, poly_alive,
-            ie_a, ie_b, sp_q, sp_w, sp_qn, sp_a, cyc, sg, bit_on, poly_bb, aff, loc_eps)
+def _chunk_scratch(f0, f1, fc):
+    """The :data:`Arrangement` for faces ``f0:f1``: sized for the most cutting
+    neurons and boundary vertices of one of them."""
+    kmax = 0
+    mmax = 0
+    for f in range(f0, f1):
+        kmax = max(kmax, fc.cut_off[f + 1] - fc.cut_off[f])
+        mmax = max(mmax, fc.nbnd[f])
+    return _scratch(kmax, mmax)
+
+
+@njit(cache=True)
+def _count_chunk(f0, f1, sub, ec, fc, rtol, counts, scratch):
+    """The count pass over faces ``f0:f1`` into ``counts`` (see :func:`count_cuts`),
+    in the arrangement ``scratch``."""
+    sub, ec, fc, arr, (counts,) = (_borrowed(sub), _borrowed(ec), _borrowed(fc),
+                                   _borrowed(scratch), _borrowed((counts,)))
+    for f in range(f0, f1):
+        nK = fc.cut_off[f + 1] - fc.cut_off[f]
+        if nK == 0:
+            counts[f, 0] = 1
+            counts[f, 1] = fc.nbnd[f]
+            continue
+        if nK == 1:
+            r = _count_single_cut(f, fc.cut_neuron[fc.cut_off[f]], sub, ec, fc.nbnd[f], arr.sg)
+        else:
+            size, err = _cut_face(f, sub, ec, fc, rtol, arr)
+            if err & ERR_CAPACITY:
+                r = (0, 0, 0, 0, ERR_CAPACITY)
+            else:
+                r = (size[2], _count_slots(size, arr), size[4], size[3], err)
+        for j in range(5):
+            counts[f, j] = r[j]
+
+
+@njit(cache=True)
+def _write_chunk(f0, f1, sub, ec, fc, rtol, ch, scratch):
+    """The write pass over faces ``f0:f1`` into ``ch`` (see :func:`write_cuts`), in
+    the arrangement ``scratch``."""
+    sub, ec, fc, ch, arr = (_borrowed(sub), _borrowed(ec), _borrowed(fc), _borrowed(ch),
+                            _borrowed(scratch))
+    for f in range(f0, f1):
+        nK = fc.cut_off[f + 1] - fc.cut_off[f]
+        if nK == 0:
+            _write_uncut_face(f, sub, ec, fc, ch)
+            continue
+        size, err = _cut_face(f, sub, ec, fc, rtol, arr)
+        _write_children(f, nK, size, sub, fc, ch, arr)
 
 
 @njit(cache=True, parallel=True)
-def cut_faces(write, chunk, cut_off, cut_neuron, face_pos, nbnd, P, Z, rtol, face_off, face_vtx, face_edge, edges,
-              cross_off, cross_neuron, cross_group, group_off, group_t, sub_off,
-              V_old, n_edge_vertices, E_sub,
-              out_face, out_slot, out_iv, out_ie,
-              new_face_off, new_face_vtx, new_face_edge, new_edges, new_P, rec_idx, rec_w,
-              iv_zero, old_bits, new_bits, bit_offset):
-    """Cut every face (parallel over chunks of faces). Count mode (``write`` False)
-    returns per-face (faces, slots, interior vertices, interior edges, errors);
-    write mode writes at the exclusive prefix sums ``out_*`` of those counts.
-    Each new face gets its parent's ``old_bits`` words (``old_bits`` may have no
-    columns) and this layer's bits from bit ``bit_offset`` of ``new_bits``.
-    ``iv_zero`` (interior vertices, m), filled with -1 by the caller, receives
-    up to m cutting neurons that are 0 at each new interior vertex (at least
-    the two whose cuts meet there). ``rtol``: the zero tolerance of values
-    interpolated inside a face, relative to the neuron's largest ``|z|`` on it."""
-    F = face_off.shape[0] - 1
-    n = Z.shape[1]
+def count_cuts(chunk, sub, ec, fc, rtol):
+    """Count pass: per old face, the (faces, slots, interior vertices, interior
+    edges, error flags) it is cut into, ``(F, 5)`` (parallel over chunks of
+    ``chunk`` faces, one :data:`Arrangement` per chunk). Faces cut by at most one
+    neuron are counted from the sign walk alone. ``rtol``: the zero tolerance
+    of values interpolated inside a face, relative to the neuron's largest
+    ``|z|`` on it."""
+    F = sub.face_off.shape[0] - 1
     counts = np.zeros((F, 5), dtype=np.int64)
     nchunks = (F + chunk - 1) // chunk
     for c in prange(nchunks):
         f0 = c * chunk
         f1 = min(F, f0 + chunk)
-        kmax = 0
-        mmax = 0
-        for f in range(f0, f1):
-            kmax = max(kmax, cut_off[f + 1] - cut_off[f])
-            mmax = max(mmax, nbnd[f])
-        (kbuf, lv_gid, lv_pos, lv_z, lv_sign, s_v, s_e, s_next, poly_head, poly_alive,
-         ie_a, ie_b, sp_q, sp_w, sp_qn, sp_a, cyc, sg, bit_on, poly_bb, aff, loc_eps) = _scratch(kmax, mmax, n)
-        for f in range(f0, f1):
-            nK = cut_off[f + 1] - cut_off[f]
-            if not write and nK <= 1:
-                if nK == 0:
-                    counts[f, 0] = 1
-                    counts[f, 1] = nbnd[f]
-                else:
-                    r = _count_single_cut(f, cut_neuron[cut_off[f]], Z, face_off, face_vtx,
-                                          face_edge, edges, cross_off, cross_neuron, cross_group,
-                                          group_off, nbnd[f])
-                    counts[f, 0] = r[0]
-                    counts[f, 1] = r[1]
-                    counts[f, 2] = r[2]
-                    counts[f, 3] = r[3]
-                    counts[f, 4] = r[4]
-                continue
-            r = _cut_face(f, write, cut_off, cut_neuron, face_pos, P, Z, rtol, face_off, face_vtx, face_edge, edges,
-                          cross_off, cross_neuron, cross_group, group_off, group_t, sub_off,
-                          V_old, n_edge_vertices, E_sub,
-                          kbuf, lv_gid, lv_pos, lv_z, lv_sign, s_v, s_e, s_next, poly_head,
-                          poly_alive, ie_a, ie_b, sp_q, sp_w, sp_qn, sp_a, cyc, sg, bit_on,
-                          poly_bb, aff, loc_eps,
-                          out_face[f], out_slot[f], out_iv[f], out_ie[f],
-                          new_face_off, new_face_vtx, new_face_edge, new_edges, new_P,
-                          rec_idx, rec_w, iv_zero, old_bits, new_bits, bit_offset)
-            counts[f, 0] = r[0]
-            counts[f, 1] = r[1]
-            counts[f, 2] = r[2]
-            counts[f, 3] = r[3]
-            counts[f, 4] = r[4]
+        _count_chunk(f0, f1, sub, ec, fc, rtol, counts, _chunk_scratch(f0, f1, fc))
     return counts
+
+
+@njit(cache=True, parallel=True)
+def write_cuts(chunk, sub, ec, fc, rtol, ch):
+    """Write pass: build every face's arrangement again (the same computation as
+    :func:`count_cuts`) and write it into ``ch`` (:data:`Children`) at the offsets
+    the count pass gave."""
+    F = sub.face_off.shape[0] - 1
+    nchunks = (F + chunk - 1) // chunk
+    for c in prange(nchunks):
+        f0 = c * chunk
+        f1 = min(F, f0 + chunk)
+        _write_chunk(f0, f1, sub, ec, fc, rtol, ch, _chunk_scratch(f0, f1, fc))
 
 
 @njit(cache=True, parallel=True)

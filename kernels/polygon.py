@@ -87,6 +87,20 @@ def _triangle_frame(P, off, idx, f):
     return q0, q1, q2, e1x, e1y, e2x, e2y, e1x * e2y - e1y * e2x
 
 
+@njit(cache=True, inline="always")
+def _fit_on_frame(frame, P, z0, z1, z2):
+    """The affine function ``z = gx * x + gy * y + c`` taking the values ``z0, z1,
+    z2`` at the vertices ``q0, q1, q2`` of ``frame`` (from :func:`_triangle_frame`):
+    ``(gx, gy, c)``. The one gradient fit of the package (here for
+    :func:`affine_fits`, in ``kernels.plane`` for the bounding-box prefilter)."""
+    q0, _, _, e1x, e1y, e2x, e2y, det = frame
+    d1 = z1 - z0
+    d2 = z2 - z0
+    gx = (d1 * e2y - d2 * e1y) / det
+    gy = (e1x * d2 - e2x * d1) / det
+    return gx, gy, z0 - gx * P[q0, 0] - gy * P[q0, 1]
+
+
 @njit(cache=True, parallel=True)
 def affine_fits(P, values, off, idx):
     """Affine map ``values = A @ x + c`` on each polygon from three of its vertices.
@@ -98,15 +112,13 @@ def affine_fits(P, values, off, idx):
     A = np.empty((F, n_out, 2))
     c = np.empty((F, n_out))
     for f in prange(F):
-        q0, q1, q2, e1x, e1y, e2x, e2y, det = _triangle_frame(P, off, idx, f)
+        frame = _triangle_frame(P, off, idx, f)
+        q0, q1, q2 = frame[0], frame[1], frame[2]
         for o in range(n_out):
-            d1 = values[q1, o] - values[q0, o]
-            d2 = values[q2, o] - values[q0, o]
-            gx = (d1 * e2y - d2 * e1y) / det
-            gy = (e1x * d2 - e2x * d1) / det
+            gx, gy, c0 = _fit_on_frame(frame, P, values[q0, o], values[q1, o], values[q2, o])
             A[f, o, 0] = gx
             A[f, o, 1] = gy
-            c[f, o] = values[q0, o] - gx * P[q0, 0] - gy * P[q0, 1]
+            c[f, o] = c0
     return A, c
 
 

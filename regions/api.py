@@ -110,9 +110,10 @@ def partition(model, domain, *, max_regions=None, progress=None, memory_budget=N
 
 def _partition_2d(net, dom, max_regions, progress, memory_budget):
     """The raw 2D engine on a :class:`Network` and a 2D :class:`Domain`: the
-    domain's convex pieces cut by :func:`regions.partition2d.enumerate_plane` in
+    domain's convex pieces cut by :func:`regions.engine2d.enumerate_plane` in
     the domain's coordinates, merged back per region when there are several."""
-    from .partition2d import Partition2D, enumerate_plane, merge_pieces
+    from .engine2d import enumerate_plane, merge_pieces
+    from .partition2d import Partition2D
 
     pieces = dom.convex_pieces()
     merged = len(pieces) > 1

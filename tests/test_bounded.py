@@ -118,15 +118,14 @@ def test_inconsistent_cut_is_an_engine_error(monkeypatch):
     # wrong partition (before: a warning at most, and none from enumerate_plane)
     from kernels import plane
 
-    real = plane.cut_faces
+    real = plane.count_cuts
 
-    def flagging(write, *args):
-        counts = real(write, *args)
-        if not write:
-            counts[0, 4] |= plane.ERR_RUNS
+    def flagging(*args):
+        counts = real(*args)
+        counts[0, 4] |= plane.ERR_RUNS
         return counts
 
-    monkeypatch.setattr(plane, "cut_faces", flagging)
+    monkeypatch.setattr(plane, "count_cuts", flagging)
     with pytest.raises(RuntimeError, match="engine error in hidden layer 1 of 2.*one \\+ run"):
         regions.partition(_net("2-8x2-1"), ((-1, 1), (-1, 1)))
 

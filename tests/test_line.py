@@ -220,7 +220,7 @@ def test_kernels_against_numpy_twins():
 
 def test_threaded_cut_equals_serial_kernel():
     from kernels import line as K
-    from regions.partition1d import _cut_layer
+    from regions.engine1d import _cut_layer
 
     rng = np.random.default_rng(8)
     P, n = 5000, 20

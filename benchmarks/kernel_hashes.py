@@ -1,0 +1,90 @@
+"""Fingerprints of the 2D engine's output on fixed networks, to show that a change
+of the kernels leaves every array bit-identical.
+
+    python benchmarks/kernel_hashes.py            # prints one line per case
+    python benchmarks/kernel_hashes.py --check    # compares with kernel_hashes.json
+
+Each line is the SHA-256 of the raw bytes (with dtype and shape) of the arrays
+``vertices, face_offsets, face_vertices, packed_patterns, A, c`` of
+``regions.partition`` on one case. ``--write`` stores the current ones.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+import regions  # noqa: E402
+from regions.cli import he_network  # noqa: E402
+from regions.network import Network  # noqa: E402
+
+FIELDS = ("vertices", "face_offsets", "face_vertices", "packed_patterns", "A", "c")
+BOX3 = ((-3.0, 3.0), (-3.0, 3.0))
+
+
+def _network(pairs, slopes=None):
+    slopes = np.zeros(len(pairs) - 1) if slopes is None else np.asarray(slopes, float)
+    return Network([W for W, _ in pairs], [b for _, b in pairs], slopes, None, [])
+
+
+def cases():
+    """(name, network, domain) of every fingerprinted case."""
+    import shapely
+
+    out = [("he:2-32x3-1 [-3,3]^2", _network(he_network("2-32x3-1", 0)), BOX3),
+           ("he:2-64x4-1 [-3,3]^2", _network(he_network("2-64x4-1", 0)), BOX3),
+           ("he:2-128x4-1 [-3,3]^2", _network(he_network("2-128x4-1", 0)), BOX3),
+           ("leaky 2-24x3-1 slope 0.1", _network(he_network("2-24x3-1", 1), [0.1, 0.1, 0.1]), BOX3)]
+    rng = np.random.default_rng(0)
+    a, b, c = rng.normal(size=(3, 5))
+    out.append(("plane slice 5-16x3-2", _network(he_network("5-16x3-2", 2)),
+                regions.Plane(points=(a, b, c), box=((-1, 2), (-1, 2)))))
+    L = shapely.Polygon([(-2, -2), (2, -2), (2, 0), (0, 0), (0, 2), (-2, 2)])
+    out.append(("non-convex L 2-16x2-1", _network(he_network("2-16x2-1", 3)), L))
+    rng = np.random.default_rng(7)
+    sizes = [2, 6, 6, 5, 1]
+    ints = [(rng.integers(-2, 3, (m, k)).astype(float), rng.integers(-2, 3, m).astype(float))
+            for k, m in zip(sizes[:-1], sizes[1:])]
+    out.append(("integer 2-6-6-5-1 [-2,2]^2", _network(ints), ((-2.0, 2.0), (-2.0, 2.0))))
+    return out
+
+
+def fingerprint(p):
+    h = hashlib.sha256()
+    for name in FIELDS:
+        arr = np.ascontiguousarray(getattr(p, name) if name not in ("A", "c") else p.affine[name == "c"])
+        h.update(f"{name}:{arr.dtype.str}:{arr.shape}".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="compare with kernel_hashes.json")
+    ap.add_argument("--write", action="store_true", help="store the current hashes")
+    args = ap.parse_args(argv)
+    got = {}
+    for name, net, dom in cases():
+        p = regions.partition(net, dom)
+        got[name] = fingerprint(p)
+        print(f"{got[name]}  {len(p):>7} regions  {name}")
+    path = HERE / "kernel_hashes.json"
+    if args.write:
+        path.write_text(json.dumps(got, indent=1) + "\n")
+    if args.check:
+        want = json.loads(path.read_text())
+        bad = [k for k in want if want[k] != got.get(k)]
+        print("identical" if not bad else f"DIFFERENT: {bad}")
+        return 1 if bad else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
