@@ -3,14 +3,15 @@
     python benchmarks/bench_ensemble.py                     # quick preset's run set
     python benchmarks/bench_ensemble.py --preset paper --epochs-fraction 0.04
 
-Trains every job of a preset (``regions.study.jobs.build_jobs``) twice in this
-process on one torch thread (as the study's workers do): one by one with
-``regions.study.training.train``, and in the groups of
-``regions.study.jobs.ensemble_groups`` (with ensembles on) with ``train_ensemble``; the order of
-the two alternates per group (paired, so that load drifts hit both). Prints
-the wall and CPU times (the CPU time is less sensitive to other load on the
-machine), the speed-ups, and the largest difference between the two
-runs' per-sample losses relative to the largest loss (0.0 when bitwise equal).
+Trains the jobs of a preset (``regions.study.jobs.build_jobs``) that
+``regions.study.jobs.ensemble_groups`` (with ensembles on) puts in groups of
+more than one, twice in this process on one torch thread (as the study's
+workers do): one by one with ``regions.study.training.train`` and as one
+``train_ensemble`` per group; the order of the two alternates per group
+(paired, so that load drifts hit both). Prints per group the wall and CPU
+times (the CPU time is less sensitive to other load on the machine), the
+speed-ups, and the largest difference between the two runs' per-sample
+losses relative to the largest loss (0 when bitwise equal).
 ``--epochs-fraction`` shortens every job (the per-step costs are unchanged).
 """
 from __future__ import annotations
@@ -46,7 +47,8 @@ def main():
     print(f"preset {name}: {len(jobs)} jobs, epochs x{args.epochs_fraction}; "
           f"load {os.getloadavg()[0]:.2f}")
     total_single = total_batched = cpu_single = cpu_batched = 0.0
-    for k, group in enumerate(ensemble_groups(jobs)):
+    groups = [g for g in ensemble_groups(jobs) if len(g) > 1]  # the study trains the rest alone
+    for k, group in enumerate(groups):
         sigs = [jobs[i]["signal"] for i in group]
         cfgs = [jobs[i]["config"] for i in group]
 
