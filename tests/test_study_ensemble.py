@@ -5,8 +5,11 @@ alone (``torch.nn.Linear`` layers, ``torch.optim.Adam`` / ``SGD`` per model).
 The tolerance is 1e-6 of the largest recorded loss (float32 rounding of a
 short run would stay below it even if the sums were ordered differently);
 on this machine the two are bitwise equal, which the pinned tiny-preset
-tables (tests/test_study_tables.py, trained in ensembles) also rely on.
+tables also show: trained in ensembles, the tiny preset writes the reference
+tables of tests/test_study_tables.py.
 """
+import copy
+import os
 import warnings
 
 import numpy as np
@@ -14,8 +17,11 @@ import pytest
 import torch
 
 from regions.encoding import PositionalEncoding
+from test_study_tables import REFERENCE, TABLES, _is_timing, _rows, _same_cell
+
+from regions.study import run_study
 from regions.study.ensemble import ensemble_key, ensemble_size, train_ensemble
-from regions.study.jobs import build_jobs, ensemble_groups
+from regions.study.jobs import PRESETS, build_jobs, ensemble_groups
 from regions.study.signals import random_image, sum_of_sinusoids
 from regions.study.training import batch_order, sharpness, train
 from regions.study.training_config import DEFAULT_LR, TrainConfig, build_model
@@ -146,6 +152,22 @@ def test_study_groups_keep_every_job_once_and_respect_the_size():
     for job in jobs:
         job["ensemble"] = False
     assert all(len(g) == 1 for g in ensemble_groups(jobs))
+
+
+def test_the_tiny_preset_trained_in_ensembles_writes_the_reference_tables(tmp_path):
+    # a dict preset takes missing keys from quick: encoded_crossings as tiny has it
+    tiny = {**copy.deepcopy(PRESETS["tiny"]), "ensemble": True, "name": "tiny",
+            "encoded_crossings": "all"}
+    jobs, _, _ = build_jobs(tiny)
+    assert sorted(len(g) for g in ensemble_groups(jobs)) == [2, 2]
+    run_study(tiny, str(tmp_path), executor=1, progress=False)
+    for table in TABLES:
+        cols, ref = _rows(os.path.join(REFERENCE, table))
+        _, new = _rows(os.path.join(tmp_path, "data", table))
+        assert len(new) == len(ref)
+        diffs = [(i, c, r[c], n[c]) for i, (r, n) in enumerate(zip(ref, new)) for c in cols
+                 if not _is_timing(c) and not _same_cell(r[c], n[c])]
+        assert not diffs, f"{table}: {len(diffs)} cells differ, first: {diffs[:5]}"
 
 
 # ----------------------------------------------------------------------------- gd

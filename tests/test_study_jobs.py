@@ -31,19 +31,25 @@ def _one(n_boot=20, seeds=(0,)):
 
 
 class _Count:
-    """Counts the jobs run_study trains (wraps the real train_jobs, which trains
-    each group of jobs; ``groups`` lists the group sizes)."""
+    """Counts the jobs run_study trains: alone (wraps the real run_job) or in
+    ensembles (wraps train_jobs); ``groups`` lists how many trained together."""
 
     def __init__(self, monkeypatch):
         self.names, self.groups = [], []
-        real = runner.train_jobs
+        real_job, real_group = runner.run_job, runner.train_jobs
 
-        def counted(jobs):
+        def counted_job(job):
+            self.names.append(job["name"])
+            self.groups.append(1)
+            return real_job(job)
+
+        def counted_group(jobs):
             self.names += [job["name"] for job in jobs]
             self.groups.append(len(jobs))
-            return real(jobs)
+            return real_group(jobs)
 
-        monkeypatch.setattr(runner, "train_jobs", counted)
+        monkeypatch.setattr(runner, "run_job", counted_job)
+        monkeypatch.setattr(runner, "train_jobs", counted_group)
 
 
 def _tables(out):
@@ -83,18 +89,20 @@ def test_a_rerun_reuses_every_finished_job_and_writes_the_same_tables(tmp_path, 
 
 
 def test_jobs_of_one_shape_train_together_and_resume_one_by_one(tmp_path, monkeypatch):
-    # the tiny preset's 2D pair and 1D pair each train as one ensemble; removing one
-    # finished job retrains it alone, and the tables are those of the first run
+    # with ensembles on, the tiny preset's 2D pair and 1D pair each train as one
+    # ensemble; removing one finished job retrains it alone, and the tables are
+    # those of the first run
     out = str(tmp_path / "e")
     count = _Count(monkeypatch)
-    runner.run_study("tiny", out, executor=1, progress=False)
+    tiny = {**copy.deepcopy(runner.PRESETS["tiny"]), "ensemble": True, "name": "tiny"}
+    runner.run_study(tiny, out, executor=1, progress=False)
     assert sorted(count.groups) == [2, 2]
     first = _tables(out)
     for f in glob.glob(os.path.join(out, "jobs", "2d-pe3_s0.*")):
         os.remove(f)
     count.names.clear()
     count.groups.clear()
-    runner.run_study("tiny", out, executor=1, progress=False)
+    runner.run_study(tiny, out, executor=1, progress=False)
     assert count.names == ["2d-pe3"] and count.groups == [1]
     assert _without_timings(_tables(out)) == _without_timings(first)
 

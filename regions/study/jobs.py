@@ -67,14 +67,14 @@ def _sines(n, epochs, encodings, record_every=1, analyse=(0.0, 0.02, 0.1, 0.5, 1
 #: exact row/column crossings of encoded 2D models are computed ("all", "ends",
 #: "end"; they cost seconds to minutes per checkpoint, growing with pixels and
 #: L). The paper preset takes ~17 min per seed on one core. ``tiny`` is for
-#: tests and smoke runs (seconds). ``ensemble`` (default ``True``) lets jobs of
-#: one shape train together (:func:`ensemble_groups`; same results). It is off
-#: in quick and paper: measured on 2 shared cores, a batched step of three
-#: 2x128 nets at batch 256 is at most 1.3x faster than three single steps (the
-#: products dominate, not the per-call overhead), full-batch steps are slower,
-#: and a group trained in one worker lengthens the critical path over two
-#: workers (quick preset: 149 s with ensembles against 128 s without, under
-#: load 3-5). On by default for other presets (tiny: 2x16 nets).
+#: tests and smoke runs (seconds). ``"ensemble": True`` lets jobs of one shape
+#: train together (:func:`ensemble_groups`; the same results). No preset sets
+#: it: measured on 2 shared cores (benchmarks/bench_ensemble.py), a batched
+#: ensemble of three 2x128 nets at batch 256 takes 1.2-1.3x less CPU than
+#: three single runs (the products dominate, not the per-call overhead),
+#: full-batch runs gain nothing, and a group trained in one worker lengthens
+#: the critical path over two workers (quick preset: 149 s with ensembles
+#: against 128 s without, load 3-5).
 PRESETS = {
     "quick": {
         "description": "raw vs PE (L=2, 5) on a 32x32 noise image (2x128, Adam 1e-3, batch 256 "
@@ -86,7 +86,7 @@ PRESETS = {
         + _image(32, 1500, [None, 5], [0], optimizer="gd") + _sines(2048, 500, [None, 5]),
         "seeds": [0],
         "n_boot": 200, "eps": 0.5, "window": 0.1, "n_distant": 2000,
-        "encoded_crossings": "end", "ensemble": False,
+        "encoded_crossings": "end",
     },
     "paper": {
         "description": "the paper's settings: 64x64x3 noise, 2x128, Adam 1e-3, batch 256 "
@@ -100,7 +100,7 @@ PRESETS = {
         + _sines(2048, 500, [None, 5]),
         "seeds": [0, 1, 2],
         "n_boot": 500, "eps": 0.5, "window": 0.1, "n_distant": 5000,
-        "encoded_crossings": "ends", "ensemble": False,
+        "encoded_crossings": "ends",
     },
     "tiny": {
         "description": "a smoke test: 10x10 noise and 128-point sinusoids, 2x16 networks, "
@@ -196,7 +196,7 @@ def build_jobs(preset="quick", seeds=None):
                 "analyse": analysed, "n_boot": int(cfg["n_boot"]), "eps": float(cfg["eps"]),
                 "window": float(cfg["window"]), "n_distant": int(cfg["n_distant"]),
                 "encoded_crossings": cfg.get("encoded_crossings", "all"),
-                "threads": 1, "ensemble": bool(cfg.get("ensemble", True)),
+                "threads": 1, "ensemble": bool(cfg.get("ensemble", False)),
             })
     return jobs, cfg, name
 
@@ -251,7 +251,7 @@ def run_job(job):
 
 def ensemble_groups(jobs):
     """Lists of indices of ``jobs`` that train together, in first-appearance
-    order: jobs that allow it (``job["ensemble"]``) and share an
+    order: jobs that ask for it (``job["ensemble"]``) and share an
     :func:`regions.study.ensemble.ensemble_key` and thread count, split into
     near-equal groups of at most :func:`regions.study.ensemble.ensemble_size`;
     every other job alone."""
@@ -259,7 +259,7 @@ def ensemble_groups(jobs):
 
     shared, order = {}, []
     for i, job in enumerate(jobs):
-        key = ensemble_key(job["signal"], job["config"]) if job.get("ensemble", True) else None
+        key = ensemble_key(job["signal"], job["config"]) if job.get("ensemble") else None
         key = ("alone", i) if key is None else (key, job.get("threads"))
         if key not in shared:
             shared[key] = []

@@ -12,11 +12,11 @@ Every (experiment, seed) pair is one job; jobs run through any
 processes by default, ``dask.distributed.Client(...).get_executor()`` for a
 cluster, or :class:`SerialExecutor` in-process. Everything is validated
 (signals, configurations, encodings, checkpoints) before any job starts.
-Jobs of one shape train together in a batched ensemble
-(:func:`regions.study.jobs.ensemble_groups`, :mod:`regions.study.ensemble`;
-the same results as one by one), one task per group; each trained job is
-then analysed as its own task (:func:`regions.study.jobs.analyse_job`).
-Finished jobs are kept in
+Each job is one task (:func:`regions.study.jobs.run_job`); with
+``"ensemble": True`` in the preset, jobs of one shape train together in a
+batched ensemble (:func:`regions.study.jobs.ensemble_groups`,
+:mod:`regions.study.ensemble`; the same results as one by one) as one task,
+and each is then analysed as its own task. Finished jobs are kept in
 ``out_dir/jobs`` as data (:mod:`regions.study.results`), keyed by a hash of
 their configuration, so a rerun resumes and an interrupted study can be
 reported (:func:`report_from_jobs`).
@@ -192,16 +192,22 @@ def _as_completed(futures, poll=0.2):
 
 
 def _train_then_analyse(executor, jobs, todo, on_result):
-    """Train the ``todo`` jobs in their ensemble groups (one task each), then
-    analyse each trained job as its own task; ``on_result(i, result)`` for each
-    job as its analysis finishes."""
+    """Run the ``todo`` jobs: a job alone as one task (:func:`run_job`), a group
+    of :func:`ensemble_groups` as one training task (:func:`train_jobs`) and
+    then one analysis task per job (:func:`analyse_job`); ``on_result(i,
+    result)`` for each job as it finishes."""
     groups = [[todo[k] for k in g] for g in ensemble_groups([jobs[i] for i in todo])]
-    futures = {executor.submit(train_jobs, [jobs[i] for i in g]): ("train", g) for g in groups}
+    futures = {}
+    for g in groups:
+        if len(g) == 1:
+            futures[executor.submit(run_job, jobs[g[0]])] = ("done", g[0])
+        else:
+            futures[executor.submit(train_jobs, [jobs[i] for i in g])] = ("trained", g)
     for fut in _as_completed(futures):
         what, ids = futures[fut]
-        if what == "train":
+        if what == "trained":
             for i, run in zip(ids, fut.result()):
-                futures[executor.submit(analyse_job, jobs[i], run)] = ("analyse", i)
+                futures[executor.submit(analyse_job, jobs[i], run)] = ("done", i)
         else:
             on_result(ids, fut.result())
 
