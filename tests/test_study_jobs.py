@@ -31,22 +31,43 @@ def _one(n_boot=20, seeds=(0,)):
 
 
 class _Count:
-    """Counts the jobs run_study trains (wraps the real run_job)."""
+    """Counts the jobs run_study trains: alone (wraps the real run_job) or in
+    ensembles (wraps train_jobs); ``groups`` lists how many trained together."""
 
     def __init__(self, monkeypatch):
-        self.names = []
-        real = runner.run_job
+        self.names, self.groups = [], []
+        real_job, real_group = runner.run_job, runner.train_jobs
 
-        def counted(job):
+        def counted_job(job):
             self.names.append(job["name"])
-            return real(job)
+            self.groups.append(1)
+            return real_job(job)
 
-        monkeypatch.setattr(runner, "run_job", counted)
+        def counted_group(jobs):
+            self.names += [job["name"] for job in jobs]
+            self.groups.append(len(jobs))
+            return real_group(jobs)
+
+        monkeypatch.setattr(runner, "run_job", counted_job)
+        monkeypatch.setattr(runner, "train_jobs", counted_group)
 
 
 def _tables(out):
     return {t: open(os.path.join(out, "data", t)).read()
             for t in ("summary.csv", "coupling.csv", "findings.csv")}
+
+
+def _without_timings(tables):
+    """The tables' cells, timing columns (``*seconds``, ``*_s``) dropped."""
+    import csv
+    import io
+
+    out = {}
+    for name, text in tables.items():
+        rows = list(csv.DictReader(io.StringIO(text)))
+        out[name] = [{k: v for k, v in r.items() if not k.endswith(("seconds", "_s"))}
+                     for r in rows]
+    return out
 
 
 def test_a_rerun_reuses_every_finished_job_and_writes_the_same_tables(tmp_path, monkeypatch):
@@ -65,6 +86,25 @@ def test_a_rerun_reuses_every_finished_job_and_writes_the_same_tables(tmp_path, 
     assert any("reuses 4 finished job(s), trains 0" in m for m in said), said
     assert _tables(out) == first                   # read back from the files: same tables
     assert not os.path.exists(os.path.join(out, "stale"))
+
+
+def test_jobs_of_one_shape_train_together_and_resume_one_by_one(tmp_path, monkeypatch):
+    # with ensembles on, the tiny preset's 2D pair and 1D pair each train as one
+    # ensemble; removing one finished job retrains it alone, and the tables are
+    # those of the first run
+    out = str(tmp_path / "e")
+    count = _Count(monkeypatch)
+    tiny = {**copy.deepcopy(runner.PRESETS["tiny"]), "ensemble": True, "name": "tiny"}
+    runner.run_study(tiny, out, executor=1, progress=False)
+    assert sorted(count.groups) == [2, 2]
+    first = _tables(out)
+    for f in glob.glob(os.path.join(out, "jobs", "2d-pe3_s0.*")):
+        os.remove(f)
+    count.names.clear()
+    count.groups.clear()
+    runner.run_study(tiny, out, executor=1, progress=False)
+    assert count.names == ["2d-pe3"] and count.groups == [1]
+    assert _without_timings(_tables(out)) == _without_timings(first)
 
 
 def test_a_job_of_other_settings_is_not_reused_and_is_moved_to_stale(tmp_path, monkeypatch):

@@ -12,8 +12,11 @@ Every (experiment, seed) pair is one job; jobs run through any
 processes by default, ``dask.distributed.Client(...).get_executor()`` for a
 cluster, or :class:`SerialExecutor` in-process. Everything is validated
 (signals, configurations, encodings, checkpoints) before any job starts.
-Each job trains with :func:`regions.study.training.train` and measures with
-:func:`regions.study.analysis.analyse_run`; finished jobs are kept in
+Each job is one task (:func:`regions.study.jobs.run_job`); with
+``"ensemble": True`` in the preset, jobs of one shape train together in a
+batched ensemble (:func:`regions.study.jobs.ensemble_groups`,
+:mod:`regions.study.ensemble`; the same results as one by one) as one task,
+and each is then analysed as its own task. Finished jobs are kept in
 ``out_dir/jobs`` as data (:mod:`regions.study.results`), keyed by a hash of
 their configuration, so a rerun resumes and an interrupted study can be
 reported (:func:`report_from_jobs`).
@@ -29,7 +32,7 @@ from concurrent.futures import Executor, Future
 
 import numpy as np
 
-from .jobs import PRESETS, build_jobs, job_key, run_job
+from .jobs import PRESETS, analyse_job, build_jobs, ensemble_groups, job_key, run_job, train_jobs
 from .store import atomic_write_text
 
 __all__ = ["run_study", "report_from_jobs", "prepare_out_dir", "SerialExecutor",
@@ -173,15 +176,40 @@ def _progress_fn(progress):
 
 
 def _as_completed(futures, poll=0.2):
-    """The futures as they finish, waiting in short steps: a blocking wait is not
-    woken by Ctrl-C when the kernel hands the signal to another thread (torch's,
-    the pool's), so the main thread looks for it every ``poll`` seconds."""
+    """The futures of the dict ``futures`` as they finish, also those added to it
+    meanwhile, waiting in short steps: a blocking wait is not woken by Ctrl-C
+    when the kernel hands the signal to another thread (torch's, the pool's),
+    so the main thread looks for it every ``poll`` seconds."""
     from concurrent.futures import FIRST_COMPLETED, wait
 
-    pending = set(futures)
-    while pending:
-        done, pending = wait(pending, timeout=poll, return_when=FIRST_COMPLETED)
-        yield from done
+    seen = set()
+    while len(seen) < len(futures):
+        pending = set(futures) - seen
+        done, _ = wait(pending, timeout=poll, return_when=FIRST_COMPLETED)
+        for fut in done:
+            seen.add(fut)
+            yield fut
+
+
+def _train_then_analyse(executor, jobs, todo, on_result):
+    """Run the ``todo`` jobs: a job alone as one task (:func:`run_job`), a group
+    of :func:`ensemble_groups` as one training task (:func:`train_jobs`) and
+    then one analysis task per job (:func:`analyse_job`); ``on_result(i,
+    result)`` for each job as it finishes."""
+    groups = [[todo[k] for k in g] for g in ensemble_groups([jobs[i] for i in todo])]
+    futures = {}
+    for g in groups:
+        if len(g) == 1:
+            futures[executor.submit(run_job, jobs[g[0]])] = ("done", g[0])
+        else:
+            futures[executor.submit(train_jobs, [jobs[i] for i in g])] = ("trained", g)
+    for fut in _as_completed(futures):
+        what, ids = futures[fut]
+        if what == "trained":
+            for i, run in zip(ids, fut.result()):
+                futures[executor.submit(analyse_job, jobs[i], run)] = ("done", i)
+        else:
+            on_result(ids, fut.result())
 
 
 def _stop_pool(executor):
@@ -260,14 +288,14 @@ def run_study(preset="quick", out_dir="report", executor=None, progress=None, se
         executor = SerialExecutor() if workers == 1 else _default_executor(workers)
     interrupted = False
     try:
-        futures = {executor.submit(run_job, jobs[i]): i for i in todo}
-        for k, fut in enumerate(_as_completed(futures), 1):
-            i = futures[fut]
-            res = fut.result()
+        def finished(i, res):
             save_run(res, job_dir, stems[i], keys[i])
             results[i] = res
-            say(f"[{k}/{len(todo)}] {jobs[i]['name']} seed {jobs[i]['seed']} done in "
-                f"{res.seconds:.1f} s (final mean loss {res.mean_loss[-1]:.4g})")
+            say(f"[{len(results) - reused}/{len(todo)}] {jobs[i]['name']} seed {jobs[i]['seed']} "
+                f"done in {res.seconds:.1f} s (final mean loss {res.mean_loss[-1]:.4g})")
+
+        reused = len(results)
+        _train_then_analyse(executor, jobs, todo, finished)
     except KeyboardInterrupt:
         interrupted = True
         if own and workers > 1:
