@@ -20,7 +20,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from . import figures
+from . import figures, stats
 from .claims import findings, measured_at, seed_correlations
 from .results import CouplingRow, Finding, csv_columns, csv_row, group_by_name
 from .store import atomic_write_text
@@ -90,19 +90,43 @@ def _save_npz(path, results):
 
 # ----------------------------------------------------------------------------- report
 def _findings_section(L, results, g, figs, found):
-    """The findings table."""
+    """The findings table, the statistics behind it and the verdict rules."""
     L.append("## Findings\n")
-    n_hold = sum(f.verdict == "holds" for f in found)
-    n_not = sum(f.verdict == "does not hold" for f in found)
-    L.append(f"{n_hold} of {len(found)} checks hold, {n_not} do not"
-             + (f", {len(found) - n_hold - n_not} not tested" if len(found) > n_hold + n_not
-                else "")
-             + ". The paper's table (fit, patterns, Hamming, confusion, high-frequency energy) "
-             "comes first, then the mechanism at pair level, the per-sample coupling this "
+    counts = OrderedDict((v, sum(f.verdict == v for f in found))
+                         for v in ("holds", "does not hold", "inconclusive", "not tested"))
+    L.append(f"{len(found)} findings: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+             + ". The paper's table (fit, patterns, Hamming, confusion) comes first, then the "
+             "mechanism at pair level and high-frequency energy, the per-sample coupling this "
              "project adds, the first-order prediction, and the paper's other effects.\n")
-    L.append(_table(["claim", "paper", "measured here", "verdict"],
-                    [[f.claim, f.paper, f.measured, f"**{f.verdict}**"]
-                     for f in found]))
+    L.append("**How each finding is tested.** A finding is one statistic measured once per "
+             "run; the runs (seed x target) are the units of replication, never the samples "
+             "inside a run. The per-run values are pooled by their mean with a Student-t "
+             "interval over the runs "
+             f"({100 * stats.LEVEL:g}%, n - 1 degrees of freedom) and a two-sided one-sample "
+             "t-test against the claim's threshold, on the scale the `method` column names: "
+             "`linear`, `log` for ratios (reported as the geometric-mean ratio) or `fisher` "
+             "for correlations (the mean of atanh(rho), reported through tanh). Comparisons of "
+             "two experiments are paired by seed. The p-values are adjusted over the whole "
+             f"table with {stats.FDR_METHOD} (false discovery rate {stats.ALPHA}). The "
+             "estimate and its interval are the effect size, in the units of the `statistic` "
+             "column. With one run per experiment there is no interval and every finding is "
+             "inconclusive by rule 2.\n")
+    L.append("**Verdict rules**, checked in order (the first that applies gives the verdict; "
+             "`data/findings.csv` has every column they read):\n")
+    L.append(stats.rules_markdown() + "\n")
+    header = ["claim", "run", "statistic", "side", "estimate [CI]", "runs", "p_adj", "verdict",
+              "paper"]
+    rows = []
+    for f in found:
+        side = ">" if f.alternative == "greater" else "<"
+        ci = f" [{_fmt(f.ci_low)}, {_fmt(f.ci_high)}]" if f.n_units > 1 else ""
+        rows.append([f.claim, f.run, f.statistic, f"{side} {_fmt(f.null)}",
+                     f"{_fmt(f.estimate)}{ci}", f.n_units, _fmt(f.p_adjusted),
+                     f"**{f.verdict}**", f.paper])
+    L.append(_table(header, rows))
+    L.append("\nWhat was measured, per finding (per-run values in `data/findings.csv`):\n")
+    for i, f in enumerate(found):
+        L.append(f"{i + 1}. {f.claim} ({f.run}): {f.measured}.")
     L.append("")
 
 
