@@ -267,9 +267,9 @@ def _claims_coupling(t, g, raw2, pe2, pe_hi, pe_hi_name):
                       f"Spearman rho ({feature}, rate) over the samples of a run", rho, 0.0,
                       side, "fisher", "argued from confusion, never measured",
                       "the fixed window can lie on a loss plateau (issue item 3)")
-        for speed, what in (("lp_rate", "-d log loss / d epoch, not controlling"),
-                            ("lp_rate_partial", "-d log loss / d epoch, partial"),
-                            ("lp_time_partial", "time to halve the loss, partial")):
+        for speed, what in (("lp_rate", "-d log loss / d epoch, plain Spearman"),
+                            ("lp_rate_partial", "-d log loss / d epoch, partial Spearman"),
+                            ("lp_time_partial", "epochs to halve the loss, partial Spearman")):
             for feature, side, words in tests:
                 # a longer time to the threshold is slower: the sign flips
                 s = side if speed.startswith("lp_rate") else \
@@ -281,10 +281,11 @@ def _claims_coupling(t, g, raw2, pe2, pe_hi, pe_hi_name):
                     return None if row is None else row.rho
                 rho = per_run(rs, get)
                 if any(v is not None for v in rho.values()):
+                    control = (", controlling for the sample's own log loss and residual at the "
+                               "window start" if "partial" in speed else "")
                     t.add(f"{words.capitalize()}, in the learning phase ({feature} against "
-                          f"{what} for the sample's own loss and residual at the window start)",
-                          name, f"{'partial ' if 'partial' in speed else ''}Spearman rho "
-                          f"({feature}, {speed}) over the samples",
+                          f"{what}{control})", name,
+                          f"Spearman rho ({feature}, {speed}) over the samples of a run",
                           rho, 0.0, s, "fisher", "argued from confusion, never measured",
                           _window_note(rs))
 
