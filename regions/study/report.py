@@ -29,7 +29,7 @@ from .text import fmt as _fmt
 from .text import markdown_table as _table
 from .text import mean_sd as _ms
 
-__all__ = ["write_report", "findings", "summary_rows"]  # findings: regions.study.claims
+__all__ = ["write_report", "write_findings", "findings", "summary_rows"]  # findings: regions.study.claims
 
 KEY_FEATURES = ("occupancy", "measure", "inradius", "density", "dist_boundary", "hamming",
                 "crossings")
@@ -56,6 +56,12 @@ def _write_csv(path, rows):
         for row in rows:
             w.writerow({k: "" if row.get(k) is None else row[k] for k in keys})
     os.replace(tmp, path)
+
+
+def write_findings(found, path):
+    """Write ``findings.csv``: one row per :class:`regions.study.results.Finding`,
+    a column per field of the schema (atomically)."""
+    _write_csv(path, _record_rows(found, Finding))
 
 
 def _save_npz(path, results):
@@ -371,7 +377,7 @@ def write_report(results, out_dir, preset="", description="", wall_seconds=None)
     if coup:
         _write_csv(os.path.join(data_dir, "coupling.csv"), _record_rows(coup, CouplingRow))
     found = findings(results)
-    _write_csv(os.path.join(data_dir, "findings.csv"), _record_rows(found, Finding))
+    write_findings(found, os.path.join(data_dir, "findings.csv"))
     _save_npz(os.path.join(data_dir, "runs.npz"), results)
 
     g = group_by_name(results)
