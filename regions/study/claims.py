@@ -233,7 +233,8 @@ def _claims_mechanism(t, g, raw2, pe2, pe_hi, pe_hi_name):
               "residual energy ratio, top band, end", per_run(raw2, RunResult.high_band_ratio_end),
               0.8, "greater", "linear", "raw ~0.98")
         t.add("PE learns the high frequencies: its top-band residual energy ratio is below half "
-              "of raw's (end)", f"{pe_hi_name} / 2d-raw", "top-band ratio (PE / raw), paired by seed",
+              "of raw's (end)", f"{pe_hi_name} / 2d-raw",
+              "top-band ratio (PE / raw), paired by seed",
               paired(per_run(pe_hi, RunResult.high_band_ratio_end),
                      per_run(raw2, RunResult.high_band_ratio_end), _ratio), 0.5, "less", "log",
               "raw ~0.98, PE L=2 ~0.78, PE L=5 ~0.1")
