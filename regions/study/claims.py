@@ -74,6 +74,10 @@ class _Table:
         ci = (f" [{_fmt(est.ci_low)}, {_fmt(est.ci_high)}]" if est.n_units > 1 else "")
         measured = (f"{_fmt(est.estimate)}{ci} over {est.n_units} run"
                     f"{'s' if est.n_units != 1 else ''}" if est.n_units else "not measured")
+        left_out = [k for k in units if k not in finite]
+        if left_out:
+            why = "not measured, or not a positive ratio" if scale == "log" else "not measured"
+            measured += f"; left out ({why}): seed {', '.join(str(k) for k in left_out)}"
         if note:
             measured += f"; {note}"
         self.rows.append(dict(
