@@ -28,7 +28,7 @@ __all__ = ["SCHEMA_VERSION", "Correlation", "CouplingRow", "Confusion", "PairMec
 
 #: Version of the schema and its stored layout; part of every job's
 #: configuration key, so a change here makes old job files stale rather than misread.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _meta(doc, kind="scalar", *, shape=None, unit=None, dtype=None, finite=False, cls=None,
