@@ -353,5 +353,38 @@ def analyse_run(run, job):
         res.checkpoints.append(cp)
         if part is not None:
             res.partitions[int(e)] = part
+    _learning_phase(res, run, job, notes)
     res.notes = sorted(set(notes))
     return res
+
+
+def _learning_phase(res, run, job, notes):
+    """Couple the features of the last analysed checkpoint at or before the
+    run's learning-phase window (:func:`regions.study.convergence.learning_window`)
+    to the per-sample speed over that window (:func:`regions.study.coupling.learning_phase`)."""
+    from . import convergence as cv
+    from .coupling import learning_phase
+
+    signal, rec = run.signal, np.asarray(run.record_epochs)
+    window = cv.learning_window(run.mean_loss, rec, cv.constant_baseline(signal.targets))
+    before = [c for c in res.checkpoints if window is not None and c.epoch <= window[0]]
+    if not before:
+        notes.append(f"{job['name']}: no learning-phase window (the mean loss never falls "
+                     "below the constant predictor's)")
+        return
+    cp = before[-1]
+    i0 = int(np.searchsorted(rec, window[0]))
+    residual = None
+    if run.predictions is not None:
+        residual = (np.asarray(run.predictions[i0], np.float64).reshape(signal.n, -1)
+                    - np.asarray(signal.targets, np.float64).reshape(signal.n, -1)).mean(axis=1)
+    else:
+        notes.append(f"{job['name']}: no recorded predictions, the learning-phase partial "
+                     "correlations control for the loss only")
+    speeds, rows = learning_phase(
+        {k: v for k, v in cp.features.items() if k != "region"}, run.losses, rec, window,
+        residual, n_boot=job["n_boot"], seed=job["seed"],
+        tag={"run": job["name"], "seed": job["seed"], "epoch": int(cp.epoch)})
+    cp.speeds.update(speeds)
+    cp.coupling.extend(CouplingRow(**{**r, "kind": cp.kinds.get(r["feature"], "")}) for r in rows)
+    cp.learning_window = [int(window[0]), int(window[1])]

@@ -28,7 +28,7 @@ __all__ = ["SCHEMA_VERSION", "Correlation", "CouplingRow", "Confusion", "PairMec
 
 #: Version of the schema and its stored layout; part of every job's
 #: configuration key, so a change here makes old job files stale rather than misread.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _meta(doc, kind="scalar", *, shape=None, unit=None, dtype=None, finite=False, cls=None,
@@ -247,6 +247,10 @@ class Checkpoint:
     agreement_window: Agreement = record("predicted relative rate against the window rate",
                                          Agreement)
     coupling: list = records("every (feature, speed) correlation", CouplingRow)
+    learning_window: list = scalar("(start, stop) epochs of the run's learning-phase window "
+                                   "(regions.study.convergence.learning_window) when the lp_* "
+                                   "speeds and coupling rows of this checkpoint are taken over "
+                                   "it; None otherwise", dtype="pair")
 
     def rho(self, feature, speed):
         """The coupling row of ``(feature, speed)``, or None."""
@@ -315,12 +319,34 @@ class RunResult:
 
 @dataclass(kw_only=True)
 class Finding:
-    """One claim of the paper checked on the results: a row of ``data/findings.csv``."""
+    """One claim of the paper checked on the results: a row of ``data/findings.csv``.
+
+    The verdict follows from ``null``, ``alternative``, ``estimate``,
+    ``ci_low``, ``ci_high``, ``p_adjusted`` and ``n_units`` alone, by the
+    rules of :data:`regions.study.stats.RULES`.
+    """
 
     claim: str = required("the claim, with its operationalisation", dtype="str")
+    run: str = required("the experiment(s) it is measured on", dtype="str")
+    statistic: str = required("the per-run statistic pooled over runs", dtype="str")
+    null: float = required("the threshold the claim puts the statistic above or below "
+                           "(original scale)")
+    alternative: str = required("'greater' or 'less': the claimed side of the threshold",
+                                dtype="str")
+    estimate: float = required("pooled estimate over the runs (the effect size, in the "
+                               "statistic's units)")
+    ci_low: float = required("lower bound of the interval over runs (NaN for one run)")
+    ci_high: float = required("upper bound of the interval over runs (NaN for one run)")
+    n_units: int = required("runs (seed x target) pooled", dtype="int")
+    method: str = required("how the runs were pooled", dtype="str")
+    p_value: float = required("two-sided p-value of the pooled statistic against the threshold")
+    p_adjusted: float = required("p-value adjusted over the whole findings table "
+                                 "(regions.study.stats.FDR_METHOD)")
+    verdict: str = required("'holds', 'does not hold', 'inconclusive' or 'not tested' "
+                            "(regions.study.stats.RULES)", dtype="str")
+    values: str = required("the per-run values, 'unit=value' separated by '; '", dtype="str")
     paper: str = required("what the paper reports", dtype="str")
-    measured: str = required("what was measured here", dtype="str")
-    verdict: str = required("'holds', 'does not hold' or 'not tested'", dtype="str")
+    measured: str = required("what was measured here, in words", dtype="str")
 
 
 def group_by_name(results):
