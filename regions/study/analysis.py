@@ -328,11 +328,10 @@ def _adam_step(model, signal, cfg, rid, adj, epoch, job):
     sizes = {k: float(np.abs(v).sum()) for k, v in res["terms"].items()}
     total = sum(sizes.values())
     ok = np.isfinite(p) & np.isfinite(a)
+    pearson = _pearson(p, a)
     return AdamStep(
-        warmup=warmup, step=res["step"], batch_size=res["batch_size"],
-        pearson=_pearson(p, a),
-        spearman=(float(stats.spearmanr(p[ok], a[ok]).statistic)
-                  if _pearson(p, a) is not None else None),
+        warmup=warmup, step=res["step"], batch_size=res["batch_size"], pearson=pearson,
+        spearman=float(stats.spearmanr(p[ok], a[ok]).statistic) if pearson is not None else None,
         scale=float(p[ok] @ a[ok] / (p[ok] @ p[ok])) if np.any(p[ok] != 0) else None,
         decomposition_error=res["decomposition_error"], update_error=res["update_error"],
         cos_batch_gradient=res["cos_batch_gradient"], cos_full_gradient=res["cos_full_gradient"],
@@ -356,7 +355,7 @@ def _spectrum(jf, run, epoch, job):
     from .convergence import default_bands
 
     signal = run.signal
-    rows, shape, stride = ntk.subgrid(signal.grid_shape, int(job.get("ntk_max_samples", 512)))
+    rows, shape, stride = ntk.subgrid(signal.grid_shape, int(job.get("ntk_max_samples", 1024)))
     theta = ntk.trace_ntk(jf, rows)
     lam, U = ntk.eigen(theta)
     residual = jf.outputs[rows] - signal.targets[rows]

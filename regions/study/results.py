@@ -220,7 +220,8 @@ class AdamStep:
 
     The checkpoint holds no optimiser state: a float64 copy of the model is
     trained by ``torch.optim.Adam`` (the run's lr and batch size, torch's
-    betas and eps) for ``warmup`` steps on seeded minibatches, then the probed
+    betas and eps) for ``warmup`` steps (the job's ``adam_warmup_steps``,
+    default 20) on seeded minibatches, then the probed
     step is taken on the next batch ``B``. ``dtheta = -(lr / (1 - b1^t)) D *
     (b1 m_{t-1} + (1 - b1) mean_{j in B} g_j)`` with ``D = 1 / (sqrt(v_t /
     (1 - b2^t)) + eps)``, so the prediction is a momentum term plus, for each
@@ -271,7 +272,7 @@ class Spectrum:
     convergence it predicts (:mod:`regions.study.ntk`).
 
     ``Theta`` is decomposed with ``eigh`` (``O(S^3)``) on at most the job's
-    ``ntk_max_samples`` samples (default 512): larger grids use the strided
+    ``ntk_max_samples`` samples (default 1024): larger grids use the strided
     subgrid ``rows`` (every ``stride``-th sample per axis; the eigenvalues then
     scale with ``S``, roughly ``S / N`` of the full kernel's). The prediction
     (only when ``S = N`` and the run is full-batch GD): the component of the
