@@ -159,10 +159,16 @@ def test_linear_model_gd_follows_the_spectral_prediction_exactly(grid_shape, cha
     assert np.allclose(pred["energy"], measured, rtol=1e-8, atol=1e-12 * measured.max())
     # and the change is far from trivial: the top components decayed a lot
     assert measured[0] < 0.5 * ((U.T @ r0) ** 2).sum(1)[0]
-    check = ntk.gd_band_check(lam, U, model, trained, x, y, grid_shape,
-                              [[0, 2], [2, np.inf]], lr, steps)
-    assert check["prediction_error"] < 1e-8
+    # at several horizons, as the analysis compares them with the recorded band energies
+    horizons = [1, 7, steps]
+    later = np.stack([_outputs(_gd(model, x, y, lr, t), x) - y for t in horizons])
+    check = ntk.gd_band_check(lam, U, r0, later, horizons, grid_shape, [[0, 2], [2, np.inf]], lr,
+                              y)
+    assert check["predicted_band"].shape == (3, 2)
+    assert np.all(check["prediction_error"] < 1e-8)
     assert np.allclose(check["predicted_band"], check["measured_band"], rtol=1e-8)
+    assert np.all(np.diff(check["measured_band"][:, 0]) < 0)       # the low band converged
+    assert check["sharpness"] == pytest.approx(pred["scale"] * lam[0]) and check["sharpness"] < 2
 
 
 def test_mlp_one_small_gd_step_matches_the_kernel_to_first_order():
@@ -353,3 +359,59 @@ def test_patch_pairs_of_the_analysis_split_cleanly():
     split = ntk.kernel_split(ntk.jacobian_factors(model, x), y, patch_pairs((12, 12)))
     assert np.mean(split["kernel"] < -0.5) == 0
     assert np.mean(split["residual"] < -0.5) > 0
+
+
+# --------------------------------------------------------------------------- in the analysis
+def _analysed(optimizer, lr, tmp_path):
+    from regions.study.analysis import analyse_run
+    from regions.study.signals import sum_of_sinusoids
+    from regions.study.store import load_run, save_run
+    from regions.study.training import train
+
+    signal = sum_of_sinusoids(n=64, ks=(2, 5), seed=0)
+    cfg = TrainConfig(width=16, depth=2, optimizer=optimizer, lr=lr, batch_size=16, epochs=30,
+                      record_predictions=True, checkpoints=(0, 5, 30), seed=0)
+    run = train(signal, cfg, progress=False, threads=1)
+    job = {"name": "t", "seed": 0, "analyse": [0, 5, 30], "n_boot": 20, "eps": 0.5,
+           "window": 0.2, "n_distant": 50, "encoded_crossings": "all"}
+    res = analyse_run(run, job)
+    save_run(res, str(tmp_path), "t_s0", "key")
+    back, _ = load_run(str(tmp_path), "t_s0")
+    return run, res, back
+
+
+def test_the_analysis_stores_the_spectral_gd_prediction(tmp_path):
+    run, res, back = _analysed("gd", 0.05, tmp_path)
+    cp = res.checkpoints[1]                                   # epoch 5, next analysed: 30
+    s = cp.spectrum
+    assert s.stride == 1 and s.rows.size == 64 and s.horizon == 25 and cp.adam_step is None
+    ep = res.band_energy.epochs
+    assert s.predicted_band.shape == res.band_energy.ratio.shape
+    inside = (ep > 5) & (ep <= 30)
+    assert np.all(np.isfinite(s.prediction_error[inside])) \
+        and np.all(np.isnan(s.prediction_error[~inside]))
+    # one GD step ahead the frozen kernel is right to first order
+    assert s.prediction_error[ep == 6][0] < 0.05
+    assert s.sharpness == pytest.approx(s.step_scale * s.eigenvalues[0])
+    # one channel: the kernel part never confuses, the gradient cosine is s_ij * sign(r_i r_j)
+    assert cp.confusion_kernel.neighbour_below == 0
+    assert cp.kernel_split.pearson_product == pytest.approx(1.0)
+    assert np.allclose(np.abs(cp.confusion.neighbour), np.abs(cp.confusion_kernel.neighbour))
+    b = back.checkpoints[1]
+    assert np.array_equal(b.spectrum.predicted_band, s.predicted_band, equal_nan=True)
+    assert b.kernel_split == cp.kernel_split
+
+
+def test_the_analysis_stores_the_adam_step(tmp_path):
+    run, res, back = _analysed("adam", 1e-3, tmp_path)
+    for cp in res.checkpoints:
+        a = cp.adam_step
+        assert a.batch_size == 16 and a.warmup == 20 and a.step == 21
+        assert a.pearson > 0.99 and a.decomposition_error < 1e-10
+        assert sum(a.term_share.values()) == pytest.approx(1.0)
+        assert sum(a.pair_count.values()) == 64 * 16
+        assert np.allclose(sum(a.terms.values()), a.predicted, rtol=0, atol=1e-12)
+        assert cp.spectrum.horizon is None              # Adam: no GD prediction
+    b = back.checkpoints[-1].adam_step
+    assert b.pair_count == res.checkpoints[-1].adam_step.pair_count
+    assert np.array_equal(b.terms["far"], res.checkpoints[-1].adam_step.terms["far"])

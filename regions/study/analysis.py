@@ -371,15 +371,24 @@ def _spectrum(jf, run, epoch, job):
                                            "residual_top_share", "residual_alignment")})
     later = [e for e in job["analyse"] if e > epoch]
     if stride == 1 and later and _full_batch_gd(run.config, signal.n):
-        check = ntk.gd_band_check(lam, U, run.model_at(epoch), run.model_at(later[0]),
-                                  signal.coords, signal.targets, signal.grid_shape, bands,
-                                  run.config.lr, int(later[0] - epoch))
+        # the epochs of RunResult.band_energy: every record with predictions, else checkpoints
+        recorded = run.predictions is not None
+        band_epochs = np.asarray(run.record_epochs if recorded else run.checkpoint_epochs)
+        window = (band_epochs > epoch) & (band_epochs <= later[0])
+        ep = band_epochs[window]
+        measured = (run.predictions[np.flatnonzero(window)] if recorded
+                    else np.stack([run.predictions_at(e) for e in ep])) - signal.targets[None]
+        check = ntk.gd_band_check(lam, U, residual, measured, ep - epoch, signal.grid_shape,
+                                  bands, run.config.lr, signal.targets)
         out.horizon = int(later[0] - epoch)
-        out.step_scale = check["scale"]
-        out.predicted_band, out.measured_band = check["predicted_band"], check["measured_band"]
+        out.step_scale, out.sharpness = check["scale"], check["sharpness"]
+        out.predicted_band = np.full((band_epochs.size, len(bands)), np.nan)
+        out.predicted_band[window] = check["predicted_band"]
+        out.prediction_error = np.full(band_epochs.size, np.nan)
+        out.prediction_error[window] = check["prediction_error"]
+        out.prediction_error_end = float(check["prediction_error"][-1])
         out.predicted_energy = check["predicted_energy"]
         out.measured_energy = check["measured_energy"]
-        out.prediction_error = check["prediction_error"]
     return out
 
 

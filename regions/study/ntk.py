@@ -441,7 +441,10 @@ def gd_spectral_prediction(lam, U, residual, lr, steps, channels) -> dict:
     dict
         ``'residual'`` ``(N, C)`` predicted residual; ``'energy'`` ``(N,)``
         predicted residual energy along each eigenvector
-        (``(1 - scale lam_k)^(2 steps)`` times the initial one); ``'scale'``.
+        (``(1 - scale lam_k)^(2 steps)`` times the initial one); ``'scale'``;
+        ``'sharpness'`` ``scale * lam_max`` (above 2 the linearised GD
+        diverges along the top eigenvector, and so does the prediction:
+        values may overflow to inf).
     """
     r = np.asarray(residual, dtype=np.float64)
     r = r[:, None] if r.ndim == 1 else r
@@ -450,39 +453,64 @@ def gd_spectral_prediction(lam, U, residual, lr, steps, channels) -> dict:
                          f"got {r.shape}")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    lam = np.asarray(lam, dtype=np.float64)
     scale = gd_step_scale(lr, r.shape[0], channels)
-    factor = (1.0 - scale * np.asarray(lam, dtype=np.float64)) ** int(steps)
-    proj = U.T @ r
-    return {"residual": U @ (factor[:, None] * proj), "energy": factor ** 2 * (proj ** 2).sum(1),
-            "scale": scale}
+    with np.errstate(over="ignore", invalid="ignore"):
+        factor = (1.0 - scale * lam) ** int(steps)
+        proj = U.T @ r
+        return {"residual": U @ (factor[:, None] * proj),
+                "energy": factor ** 2 * (proj ** 2).sum(1), "scale": scale,
+                "sharpness": float(scale * lam.max())}
 
 
-def gd_band_check(lam, U, model_start, model_end, inputs, targets, grid_shape, bands, lr,
-                  steps):
-    """Predicted against measured per-band residual energy over a GD window.
+def gd_band_check(lam, U, start, later, steps, grid_shape, bands, lr, targets) -> dict:
+    """The spectral GD prediction against measured residuals at later steps.
+
+    Parameters
+    ----------
+    lam, U
+        :func:`eigen` of the trace NTK over all samples at the start.
+    start : array_like
+        ``(N, C)`` residual at the start.
+    later : array_like
+        ``(H, N, C)`` measured residuals after ``steps[h]`` GD steps.
+    steps : array_like of int
+        ``(H,)`` steps after the start.
+    grid_shape, bands, targets
+        As in :func:`regions.study.convergence.band_residual_ratio`.
+    lr : float
+        The GD step.
 
     Returns
     -------
     dict
-        ``predicted_band`` and ``measured_band`` ``(B,)`` residual energy
-        ratios (:func:`regions.study.convergence.band_residual_ratio`) of the
-        predicted and the actual residual after ``steps`` steps;
-        ``predicted_energy`` / ``measured_energy`` ``(N,)`` per eigenvector;
-        ``prediction_error`` ``|r_pred - r_end| / |r_start - r_end|`` (0: exact;
-        1: no better than predicting no change); ``scale``.
+        ``predicted_band`` and ``measured_band`` ``(H, B)`` residual energy
+        ratios of the predicted and the measured residuals;
+        ``prediction_error`` ``(H,)`` ``|r_pred - r| / |r_start - r|`` (0:
+        exact; 1: no better than predicting no change); ``predicted_energy``
+        and ``measured_energy`` ``(N,)`` per eigenvector after the last
+        step; ``scale`` and ``sharpness`` (:func:`gd_spectral_prediction`).
     """
     y = np.asarray(targets, dtype=np.float64)
     y = y[:, None] if y.ndim == 1 else y
-    r0 = gram.forward_factors(model_start, inputs)[3].numpy() - y
-    r1 = gram.forward_factors(model_end, inputs)[3].numpy() - y
-    pred = gd_spectral_prediction(lam, U, r0, lr, int(steps), y.shape[1])
-    change = np.linalg.norm(r0 - r1)
-    return {"predicted_band": band_residual_ratio(pred["residual"], grid_shape, bands, targets=y),
-            "measured_band": band_residual_ratio(r1, grid_shape, bands, targets=y),
-            "predicted_energy": pred["energy"], "measured_energy": ((U.T @ r1) ** 2).sum(1),
-            "prediction_error": (float(np.linalg.norm(pred["residual"] - r1) / change)
-                                 if change > 0 else float("nan")),
-            "scale": pred["scale"]}
+    r0 = np.asarray(start, dtype=np.float64).reshape(y.shape)
+    R = np.asarray(later, dtype=np.float64)
+    steps = [int(t) for t in np.atleast_1d(steps)]
+    if R.shape != (len(steps),) + y.shape:
+        raise ValueError(f"later must be (H, N, C) = ({len(steps)}, {y.shape[0]}, {y.shape[1]}) "
+                         f"for {len(steps)} steps, got {R.shape}")
+    preds = [gd_spectral_prediction(lam, U, r0, lr, t, y.shape[1]) for t in steps]
+    P = np.stack([p["residual"] for p in preds])
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        change = np.linalg.norm((R - r0).reshape(len(steps), -1), axis=1)
+        miss = np.linalg.norm((P - R).reshape(len(steps), -1), axis=1)
+        error = np.where(change > 0, miss / np.where(change > 0, change, 1.0), np.nan)
+        predicted_band = band_residual_ratio(P, grid_shape, bands, targets=y)
+    return {"predicted_band": predicted_band,
+            "measured_band": band_residual_ratio(R, grid_shape, bands, targets=y),
+            "prediction_error": error, "predicted_energy": preds[-1]["energy"],
+            "measured_energy": ((U.T @ R[-1]) ** 2).sum(1), "scale": preds[-1]["scale"],
+            "sharpness": preds[-1]["sharpness"]}
 
 
 # --------------------------------------------------------------------------- Adam

@@ -280,7 +280,8 @@ class Spectrum:
     ``1 - step_scale lambda_k`` per step, ``step_scale = 2 lr / (N C^2)``
     (exact for one channel on the linearised model; for ``C`` channels it
     takes ``K_ij = Theta_ij / C I``, whose error is ``KernelSplit.anisotropy``),
-    over ``horizon`` steps to the next analysed checkpoint."""
+    at every epoch of ``RunResult.band_energy`` up to the next analysed
+    checkpoint (``horizon`` steps; one GD step per epoch)."""
 
     rows: np.ndarray = array("the samples of the kernel (flat grid indices)", ("S",),
                              dtype="iu")
@@ -313,21 +314,26 @@ class Spectrum:
     residual_alignment: float = scalar("(r^T Theta r / |r|^2) / mean eigenvalue: 1 like a "
                                        "random vector, < 1 the residual sits in the slow tail",
                                        csv="residual_alignment")
-    horizon: int = scalar("GD steps predicted (to the next analysed checkpoint; None: no "
+    horizon: int = scalar("GD steps predicted: to the next analysed checkpoint (None: no "
                           "prediction)", unit="steps", dtype="int")
     step_scale: float = scalar("2 lr / (N C^2)", unit="1 / kernel unit")
-    predicted_band: np.ndarray = array("predicted residual energy ratio per band after the "
-                                       "horizon (as BandEnergy.ratio)", ("B",), unit="fraction")
-    measured_band: np.ndarray = array("measured residual energy ratio per band at the end of the "
-                                      "horizon", ("B",), unit="fraction")
-    predicted_energy: np.ndarray = array("predicted residual energy along each eigenvector after "
-                                         "the horizon", ("S",), unit="output^2")
+    sharpness: float = scalar("step_scale * lambda_max: above 2 the linearised GD diverges along "
+                              "the top eigenvector (the real run is past the edge of stability), "
+                              "and so does the prediction", csv="sharpness")
+    predicted_band: np.ndarray = array("predicted residual energy ratio per band at the epochs of "
+                                       "RunResult.band_energy (compare with its ratio); NaN "
+                                       "outside (epoch, epoch + horizon]", ("Kp", "B"),
+                                       unit="fraction")
+    prediction_error: np.ndarray = array("|r_predicted - r| / |r_start - r| at the same epochs "
+                                         "(0: exact; 1: no better than no change; NaN outside "
+                                         "the horizon)", ("Kp",), unit="fraction")
+    prediction_error_end: float = scalar("prediction_error at the end of the horizon",
+                                         unit="fraction", csv="prediction_error")
+    predicted_energy: np.ndarray = array("predicted residual energy along each eigenvector at the "
+                                         "end of the horizon", ("S",), unit="output^2")
     measured_energy: np.ndarray = array("measured residual energy along each eigenvector (of the "
                                         "start's kernel) at the end of the horizon", ("S",),
                                         unit="output^2")
-    prediction_error: float = scalar("|r_predicted - r_measured| / |r_start - r_measured| at the "
-                                     "end of the horizon (0: exact; 1: no better than no change)",
-                                     unit="fraction", csv="prediction_error")
 
 
 @dataclass(kw_only=True)
