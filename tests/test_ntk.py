@@ -415,3 +415,26 @@ def test_the_analysis_stores_the_adam_step(tmp_path):
     b = back.checkpoints[-1].adam_step
     assert b.pair_count == res.checkpoints[-1].adam_step.pair_count
     assert np.array_equal(b.terms["far"], res.checkpoints[-1].adam_step.terms["far"])
+
+
+def test_spectrum_summary_ignores_the_rounding_level_eigenvectors():
+    """A rank-5 kernel on 64 samples: the 59 null eigenvectors are any basis of
+    the null space (two eigensolvers give different ones; the tiny preset's
+    pinned numbers moved when scipy's eigh was replaced by torch's). The
+    summary must not depend on which basis: rotate it at random."""
+    rng = np.random.default_rng(4)
+    t = np.arange(64)
+    A = np.stack([np.cos(2 * np.pi * k * t / 64) for k in range(5)], 1) * 2.0 ** -np.arange(5)
+    lam, U = ntk.eigen(A @ A.T)
+    assert np.sum(lam > ntk.ROUNDING_FLOOR * lam[0]) == 5
+    Q = np.linalg.qr(rng.normal(size=(59, 59)))[0]
+    U2 = U.copy()
+    U2[:, 5:] = U[:, 5:] @ Q
+    lam2 = lam.copy()
+    lam2[5:] = rng.uniform(-1e-15, 1e-15, 59) * lam[0]       # rounding-level values
+    r = rng.normal(size=(64, 1))
+    a = ntk.spectrum_summary(lam, U, r, (64,))
+    b = ntk.spectrum_summary(lam2, U2, r, (64,))
+    for k in ("decay_exponent", "frequency_order", "top_frequency", "effective_rank", "rank_90"):
+        assert a[k] == pytest.approx(b[k], rel=1e-9), k
+    assert a["top_frequency"] == pytest.approx(np.mean([0, 1, 2, 3, 4][:5]), abs=1e-9)

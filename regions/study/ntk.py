@@ -51,7 +51,13 @@ from .grid import check_grid_shape
 __all__ = ["JacobianFactors", "jacobian_factors", "kernel_blocks", "kernel_traces",
            "trace_ntk", "residual_cosines", "kernel_split", "subgrid", "eigen",
            "eigenvector_frequencies", "band_gains", "spectrum_summary", "gd_step_scale",
-           "gd_spectral_prediction", "gd_band_check", "adam_step_split", "PAIR_CLASSES"]
+           "gd_spectral_prediction", "gd_band_check", "adam_step_split", "PAIR_CLASSES",
+           "ROUNDING_FLOOR"]
+
+#: Eigenvalues below this fraction of the largest are at the rounding level of
+#: a float64 eigendecomposition (about ``S * 1e-16``): :func:`spectrum_summary`
+#: leaves them out of the decay fit and the frequency order.
+ROUNDING_FLOOR = 1e-10
 
 #: Where sample ``j`` lies relative to sample ``i`` (:func:`adam_step_split`).
 PAIR_CLASSES = ("self", "same_region", "neighbour_region", "far")
@@ -357,11 +363,15 @@ def spectrum_summary(lam, U, residual, shape, top=10) -> dict:
     dict
         ``effective_rank`` ``(sum lam)^2 / sum lam^2``; ``rank_90`` the
         eigenvalues holding 90% of the trace; ``decay_exponent`` ``alpha`` of
-        a least-squares fit ``lam_k ~ k^-alpha`` over ``k = 1..S/4``;
+        a least-squares fit ``lam_k ~ k^-alpha`` over ``k = 1..S/4`` (only
+        eigenvalues above ``ROUNDING_FLOOR * lam_1``: below it they and their
+        eigenvectors are rounding noise);
         ``top_share`` share of the trace in the ``top`` eigenvalues;
-        ``top_frequency`` mean of the ``top`` eigenvectors' mean frequencies;
+        ``top_frequency`` mean of the ``top`` eigenvectors' mean frequencies
+        (resolved ones only);
         ``frequency_order`` Spearman of eigenvalue rank against the
-        eigenvector's frequency (+1: the kernel learns strictly low to high);
+        eigenvector's frequency over the same resolved eigenvalues (+1: the
+        kernel learns strictly low to high);
         ``residual_top_share`` share of the residual energy on the top 10%
         of the eigenvectors; ``residual_alignment``
         ``(r^T Theta r / |r|^2) / (tr Theta / S)`` (1: the residual meets the
@@ -379,19 +389,21 @@ def spectrum_summary(lam, U, residual, shape, top=10) -> dict:
     freqs = eigenvector_frequencies(U, shape)
     energy = ((U.T @ r) ** 2).sum(1)
     k = np.arange(1, S + 1)
-    fit = (k <= max(2, S // 4)) & (lam > 0)
+    resolved = lam > ROUNDING_FLOOR * lam[0] if S and lam[0] > 0 else np.zeros(S, bool)
+    fit = (k <= max(2, S // 4)) & resolved
     alpha = (-float(np.polyfit(np.log(k[fit]), np.log(lam[fit]), 1)[0])
              if fit.sum() >= 2 else float("nan"))
     top = int(min(top, S))
     n10 = max(1, S // 10)
     rr = float((r * r).sum())
-    ok = np.isfinite(freqs)
+    ok = np.isfinite(freqs) & resolved
     return {
         "effective_rank": float(total ** 2 / (pos ** 2).sum()) if total > 0 else float("nan"),
         "rank_90": int(np.searchsorted(np.cumsum(pos), 0.9 * total) + 1) if total > 0 else 0,
         "decay_exponent": alpha,
         "top_share": float(pos[:top].sum() / total) if total > 0 else float("nan"),
-        "top_frequency": float(np.nanmean(freqs[:top])),
+        "top_frequency": (float(np.nanmean(freqs[:top][resolved[:top]]))
+                          if resolved[:top].any() else float("nan")),
         "frequency_order": (float(stats.spearmanr(k[ok], freqs[ok]).statistic)
                             if ok.sum() >= 3 else float("nan")),
         "residual_top_share": float(energy[:n10].sum() / rr) if rr > 0 else float("nan"),

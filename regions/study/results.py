@@ -289,8 +289,9 @@ class Spectrum:
     stride: int = scalar("subgrid stride (1: all samples)", dtype="int")
     eigenvalues: np.ndarray = array("eigenvalues of Theta, descending", ("S",),
                                     unit="output^2 / parameter^2")
-    frequencies: np.ndarray = array("mean radial frequency of each eigenvector on the grid",
-                                    ("S",), unit="cycles")
+    frequencies: np.ndarray = array("mean radial frequency of each eigenvector on the grid "
+                                    "(arbitrary for eigenvalues at rounding level)", ("S",),
+                                    unit="cycles")
     residual_energy: np.ndarray = array("energy of the residual along each eigenvector, summed "
                                         "over channels", ("S",), unit="output^2")
     band_gain: np.ndarray = array("mean Rayleigh quotient of Theta over the unit Fourier "
@@ -302,11 +303,13 @@ class Spectrum:
     rank_90: int = scalar("eigenvalues holding 90% of the trace", unit="eigenvectors",
                           dtype="int")
     decay_exponent: float = scalar("alpha of a least-squares fit lambda_k ~ k^-alpha over "
-                                   "k = 1..S/4", csv="decay_exponent")
+                                   "k = 1..S/4 (eigenvalues above ntk.ROUNDING_FLOOR * "
+                                   "lambda_1 only)", csv="decay_exponent")
     top_share: float = scalar("share of the trace in the top 10 eigenvalues", unit="fraction")
     top_frequency: float = scalar("mean frequency of the top 10 eigenvectors", unit="cycles",
                                   csv="top_frequency")
     frequency_order: float = scalar("Spearman of eigenvalue rank against eigenvector frequency "
+                                    "over the eigenvalues above ntk.ROUNDING_FLOOR * lambda_1 "
                                     "(+1: strictly low to high frequency)",
                                     csv="frequency_order")
     residual_top_share: float = scalar("share of the residual energy on the top 10% of the "
