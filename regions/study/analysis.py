@@ -1,11 +1,12 @@
 """Everything measured on one trained run: per-sample speed, exact region
-features at each analysed checkpoint, region counts, Hamming distances,
-dead neurons, hyperplane-normal cosines, gradient confusion, the predicted
-first-order loss change (and a real GD step checking it), the NTK split of the
-pair quantities into kernel and residual parts, one Adam step with Adam's own
-update against its prediction, the kernel's spectrum (with the per-band GD
-prediction for full-batch GD runs), and the coupling tables. :func:`analyse_run` returns one :class:`regions.study.results.RunResult`
-per run; the claims, report and figures read only that record.
+features at each analysed checkpoint, region counts, Hamming distances, dead
+neurons, hyperplane-normal cosines, gradient confusion, the predicted
+first-order loss change (and a real GD step checking it), the NTK split of
+the pair quantities into kernel and residual parts, one Adam step with
+Adam's own update against its prediction, the kernel's spectrum (with the
+per-band GD prediction for full-batch GD runs), and the coupling tables.
+:func:`analyse_run` returns one :class:`regions.study.results.RunResult` per
+run; the claims, report and figures read only that record.
 """
 from __future__ import annotations
 

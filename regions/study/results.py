@@ -6,7 +6,8 @@
 read only these records. Every field says what it holds in its metadata:
 ``doc`` (meaning), ``shape`` (array axes: ``N`` samples, ``K`` recorded epochs,
 ``P`` neighbour pairs, ``Q`` distant pairs, ``B`` frequency bands, ``d`` input
-dimension, ``S`` samples of the kernel's eigendecomposition) and ``unit``. Fields with a ``csv`` entry are the columns of
+dimension, ``S`` samples of the kernel's eigendecomposition) and ``unit``.
+Fields with a ``csv`` entry are the columns of
 ``data/summary.csv`` (:func:`csv_row`), written by iterating over the schema.
 
 A run is stored as data, never as a pickle, by :mod:`regions.study.store`,
