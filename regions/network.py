@@ -11,15 +11,20 @@ Accepted models
 ---------------
 * a ``torch.nn.Sequential`` of ``Linear``, ``ReLU``, ``LeakyReLU``
   (``Identity``, ``Dropout`` and ``Flatten`` pass through; an
-  :class:`regions.encoding.Encoding` may come first);
+  :class:`regions.encoding.Encoding` may come first), read directly;
+* any other ``torch.nn.Module`` (a custom ``forward``, a ``Sequential``
+  subclass that overrides ``forward``, residual and skip connections,
+  BatchNorm in eval mode, PReLU, ReLU6, Hardtanh, max-pooling, maxout): read
+  by tracing it, see :mod:`regions.trace`. A traced model may need *carried*
+  units (:attr:`Network.linear`);
 * a ``state_dict`` of such a network (``*.weight`` / ``*.bias`` pairs in
   module order; ReLU is assumed between consecutive Linear layers). The
   buffers of a regions encoding in front (``kinds`` and ``omegas``, and
   ``B`` of :class:`regions.encoding.RandomFourierFeatures`, which wins over
   ``omegas`` as in ``load_state_dict``) rebuild the encoding exactly; a
-  state_dict with other entries before its first Linear layer, or with only
-  part of an encoding's table, is refused (pass the model instead) rather
-  than read as a raw network;
+  state_dict with other entries (BatchNorm statistics, PReLU slopes, ...),
+  or with only part of an encoding's table, is refused (pass the model
+  instead) rather than read as a raw network;
 * a list of ``(W, b)`` pairs of numpy arrays, ``W`` shaped ``(out, in)``;
   ReLU between them;
 * a :class:`Network` (returned as is).
@@ -57,6 +62,14 @@ class Network:
         (0.0 for ReLU), shape ``(n_hidden_layers,)``.
     encoding : regions.encoding.Encoding or None
         Input encoding in front of the first layer, if any.
+    names : list of str
+        A name per layer (for messages).
+    linear : list of ndarray or None
+        ``linear[l]`` bool ``(n_l,)``: True marks a *carried* unit of hidden
+        layer ``l`` (identity activation: a residual stream, an input skip or
+        another value a later layer needs, see :mod:`regions.trace`). A carried
+        unit is never a region boundary and has no bit in the activation
+        pattern. ``None`` (the default): every hidden unit is a kink unit.
     """
 
     weights: list
@@ -64,6 +77,18 @@ class Network:
     slopes: np.ndarray
     encoding: object = None
     names: list = field(default_factory=list)
+    linear: list = None
+
+    def __post_init__(self):
+        if self.linear is None:
+            return
+        masks = [np.asarray(m) for m in self.linear]
+        widths = [int(W.shape[0]) for W in self.weights[:-1]]
+        if len(masks) != len(widths) or any(m.dtype != bool or m.shape != (n,)
+                                            for m, n in zip(masks, widths)):
+            raise ValueError(f"linear must hold one bool mask per hidden layer, shaped like the "
+                             f"layer's widths {widths}; got {[m.shape for m in masks]}")
+        self.linear = masks
 
     @property
     def input_dim(self) -> int:
@@ -83,13 +108,31 @@ class Network:
 
     @property
     def n_hidden(self) -> int:
-        """Total number of hidden neurons (the length of an activation pattern)."""
-        return int(sum(self.widths))
+        """Number of kink units (the length of an activation pattern): every
+        hidden neuron, less the carried units of :attr:`linear`."""
+        return int(sum(self.widths)) - self.n_carried
+
+    @property
+    def n_carried(self) -> int:
+        """Number of carried (linear, pattern-free) hidden units; 0 for an MLP."""
+        return 0 if self.linear is None else int(sum(int(m.sum()) for m in self.linear))
+
+    def kink_mask(self, layer):
+        """Bool mask of the kink units (those with a pattern bit) of hidden layer ``layer``."""
+        if self.linear is None:
+            return np.ones(int(self.weights[layer].shape[0]), dtype=bool)
+        return ~self.linear[layer]
 
     @property
     def hidden_layers(self):
         """Iterate ``(W, b, slope)`` over the hidden layers."""
         return zip(self.weights[:-1], self.biases[:-1], self.slopes)
+
+    def _activate(self, layer, z, slope):
+        a = np.where(z > 0, z, slope * z)
+        if self.linear is not None:
+            a[:, self.linear[layer]] = z[:, self.linear[layer]]
+        return a
 
     def pre_activations(self, x, rtol=ZERO_RTOL):
         """Pre-activations of every hidden layer at points ``x`` (numpy, float64).
@@ -117,31 +160,36 @@ class Network:
         """
         a = np.asarray(x, dtype=np.float64)
         out = []
-        for W, b, s in self.hidden_layers:
+        for layer, (W, b, s) in enumerate(self.hidden_layers):
             z = a @ W.T + b
             if rtol > 0:
                 size = np.abs(a) @ np.abs(W).T + np.abs(b)
-                z[np.abs(z) <= rtol * size] = 0.0
+                zero = (np.abs(z) <= rtol * size) & self.kink_mask(layer)
+                z[zero] = 0.0
             out.append(z)
-            a = np.where(z > 0, z, s * z)
+            a = self._activate(layer, z, s)
         return out
 
     def forward(self, x):
         """Network output at points ``x`` in input space (numpy, float64)."""
         a = np.asarray(x, dtype=np.float64)
-        for W, b, s in self.hidden_layers:
-            z = a @ W.T + b
-            a = np.where(z > 0, z, s * z)
+        for layer, (W, b, s) in enumerate(self.hidden_layers):
+            a = self._activate(layer, a @ W.T + b, s)
         return a @ self.weights[-1].T + self.biases[-1]
 
     def patterns(self, x, rtol=ZERO_RTOL):
-        """Activation pattern ``z > 0`` of every hidden neuron, layer-major, bool.
+        """Activation pattern ``z > 0`` of every kink unit, layer-major, bool.
 
-        A neuron zero to within rounding at ``x`` is off (see
-        :meth:`pre_activations`, which takes the same ``rtol``).
+        Hidden layer by hidden layer, the layer's kink units in their order in
+        the layer; carried units (:attr:`linear`) have no bit. For a traced
+        model this is the order documented in :mod:`regions.trace`. A neuron
+        zero to within rounding at ``x`` is off (see :meth:`pre_activations`,
+        which takes the same ``rtol``).
         """
         zs = self.pre_activations(x, rtol)
-        return np.concatenate([z > 0 for z in zs], axis=1)
+        if not zs:
+            return np.zeros((np.atleast_2d(np.asarray(x)).shape[0], 0), dtype=bool)
+        return np.concatenate([(z > 0)[:, self.kink_mask(l)] for l, z in enumerate(zs)], axis=1)
 
     def sliced(self, origin, basis):
         """The same network fed ``origin + basis @ u`` instead of ``x``.
@@ -158,7 +206,8 @@ class Network:
         W0, b0 = self.weights[0], self.biases[0]
         weights = [W0 @ basis] + list(self.weights[1:])
         biases = [b0 + W0 @ origin] + list(self.biases[1:])
-        return Network(weights, biases, self.slopes.copy(), None, list(self.names))
+        linear = None if self.linear is None else [m.copy() for m in self.linear]
+        return Network(weights, biases, self.slopes.copy(), None, list(self.names), linear)
 
 
 def _check_finite(W, b, where):
@@ -313,6 +362,24 @@ def _from_sequential(model):
     return _finish(layers, slopes_after, encoding, names)
 
 
+def _is_plain_chain(model, nn):
+    """True for what the direct reader takes as it is (and fast): an ``nn.Sequential``
+    whose ``forward`` is Sequential's own chain, of Linear, ReLU, LeakyReLU,
+    Identity, Dropout, Flatten and an encoding, or one such module alone.
+    Anything else (a custom ``forward``, a Sequential subclass that overrides
+    it, other layers, nested Sequentials) is traced (:mod:`regions.trace`)."""
+    from .encoding import Encoding
+
+    chain = (nn.Linear, nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Dropout, nn.Flatten, Encoding)
+
+    def plain(m):  # one of these, with the forward of its class (not a subclass's own)
+        return any(isinstance(m, c) and type(m).forward is c.forward for c in chain)
+
+    if isinstance(model, nn.Sequential):
+        return type(model).forward is nn.Sequential.forward and all(plain(m) for m in model)
+    return plain(model)
+
+
 def _from_pairs(pairs, names=None, encoding=None):
     layers, names_out = [], []
     for i, pair in enumerate(pairs):
@@ -336,6 +403,11 @@ def _as_array(v, dtype=None, where="a state_dict entry"):
 _ENCODING_BUFFERS = ("kinds", "omegas", "B")
 _PASS_INSTEAD = ("pass the nn.Sequential itself (or load the state_dict into it with "
                  "model.load_state_dict(sd) and pass the model)")
+
+
+_NOT_AN_MLP = ("for any other architecture (residual or skip connections, BatchNorm, PReLU, "
+               "max-pooling, a custom forward) pass the module itself, with the state_dict "
+               "loaded into it (model.load_state_dict(sd))")
 
 
 def _split_key(key):
@@ -411,6 +483,11 @@ def _from_state_dict(sd):
     if not wkeys:
         raise ValueError("the state_dict has no '*.weight' entries")
     encoding = _encoding_from_state_dict(sd, keys, wkeys[0])
+    others = [k for k in keys if _split_key(k)[1] not in ("weight", "bias") + _ENCODING_BUFFERS]
+    if others:
+        raise ValueError(f"the state_dict has entries {others[:4]} that are neither Linear "
+                         "weights and biases nor an encoding's buffers: it is not a plain MLP, and "
+                         "a state_dict cannot say how its layers connect; " + _NOT_AN_MLP)
     pairs, names = [], []
     for k in wkeys:
         prefix = k[: -len(".weight")]
@@ -419,7 +496,11 @@ def _from_state_dict(sd):
         bk = prefix + ".bias"
         b = _numpy(sd[bk], f"{name} bias") if bk in sd else np.zeros(W.shape[:1])
         pairs.append((W, b)), names.append(name)
-    return _from_pairs(pairs, names, encoding)
+    try:
+        return _from_pairs(pairs, names, encoding)
+    except ValueError as e:
+        raise ValueError(f"{e}; a state_dict is read as a plain MLP (Linear layers with ReLU "
+                         f"between them); {_NOT_AN_MLP}") from None
 
 
 def as_network(model) -> Network:
@@ -434,7 +515,11 @@ def as_network(model) -> Network:
     # never pay torch's import (seconds, and ~180 MB of resident memory)
     nn = sys.modules.get("torch.nn")
     if nn is not None and isinstance(model, nn.Module):
-        return _from_sequential(model)
+        if _is_plain_chain(model, nn):
+            return _from_sequential(model)
+        from .trace import trace
+
+        return trace(model).network
     if isinstance(model, (dict, OrderedDict)):
         return _from_state_dict(model)
     if isinstance(model, (list, tuple)):

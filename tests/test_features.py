@@ -8,7 +8,7 @@ import torch
 from regions.network import as_network
 from regions.study.features import Features, sample_features
 from regions.study.grid import adjacent_pairs
-from regions.study.training import positional_encoding
+from regions.study.training_config import positional_encoding
 
 
 def _mlp(widths, seed=0, d_in=2, d_out=1, scale=1.0):

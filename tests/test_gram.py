@@ -14,7 +14,7 @@ from torch.func import functional_call, grad, vmap
 from regions.study.grid import distant_pairs, patch_pairs
 from regions.study.gram import (backprop_factors, confusion, gradient_norms, gram, gram_pairs,
                                 predicted_loss_change)
-from regions.study.training import TrainConfig, build_model
+from regions.study.training_config import TrainConfig, build_model
 
 
 def _per_sample_gradients(model, x, y):

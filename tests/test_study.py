@@ -85,7 +85,7 @@ def test_serial_executor_custom_preset(tmp_path):
 def test_validation_happens_before_training():
     # an encoding for 1D coordinates on a 2D signal
     enc_1d = _one_experiment(encoding=None)
-    from regions.study.training import positional_encoding
+    from regions.study.training_config import positional_encoding
 
     enc_1d["experiments"][0]["train"]["encoding"] = positional_encoding(2, 1)
     with pytest.raises(ValueError, match="encoding|accept"):
@@ -116,7 +116,8 @@ def test_validation_happens_before_training():
 
 def test_checkpoint_mismatch_is_caught():
     from regions.study.signals import random_image
-    from regions.study.training import Run, TrainConfig
+    from regions.study.run_record import Run
+    from regions.study.training_config import TrainConfig
 
     sig = random_image(4, channels=1)
     cfg = TrainConfig(width=4, depth=1, epochs=2)

@@ -15,7 +15,9 @@ from regions.study.convergence import (bands_around, default_bands, epochs_to_fr
                                        band_energy_from_run)
 from regions.study.signals import (Signal, from_array, image_file, random_image,
                                    sum_of_sinusoids)
-from regions.study.training import Run, TrainConfig, build_model, sample_losses, train
+from regions.study.run_record import Run, sample_losses
+from regions.study.training import train
+from regions.study.training_config import TrainConfig, build_model
 
 SMALL = dict(width=16, depth=2, epochs=6, lr=1e-2, batch_size=16)
 

@@ -1,7 +1,8 @@
 """The spectral-bias study: training with a record, region features per
 sample, their coupling to per-sample speed, and the report.
 
-Data flow: ``signals`` + ``training`` (a Run) -> ``analysis`` (features,
+Data flow: ``signals`` + ``training_config`` -> ``training`` (a
+``run_record.Run``) -> ``analysis`` (features,
 gram, coupling, convergence on the ``grid``) -> ``results`` (the typed
 schema, stored per job) -> ``claims`` -> ``report`` + ``figures``;
 ``runner`` drives the jobs.
@@ -36,10 +37,10 @@ _API = {
     "random_image": "regions.study.signals",
     "image_file": "regions.study.signals",
     "from_array": "regions.study.signals",
-    "TrainConfig": "regions.study.training",
-    "Run": "regions.study.training",
+    "TrainConfig": "regions.study.training_config",
+    "build_model": "regions.study.training_config",
+    "Run": "regions.study.run_record",
     "train": "regions.study.training",
-    "build_model": "regions.study.training",
 }
 
 __all__ = sorted(_API)

@@ -37,7 +37,7 @@ def _as_sequential(model):
     if isinstance(model, torch.nn.Sequential):
         return model
     raise ValueError(f"model must be a torch.nn.Sequential of [encoding,] Linear, ReLU, ..., "
-                     f"Linear (e.g. from regions.study.training.build_model), got "
+                     f"Linear (e.g. from regions.study.training_config.build_model), got "
                      f"{type(model).__name__}")
 
 

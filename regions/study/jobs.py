@@ -146,7 +146,7 @@ def build_jobs(preset="quick", seeds=None):
     dimension matches the signal, and that the analysed checkpoints are
     epochs of the run.
     """
-    from .training import TrainConfig
+    from .training_config import TrainConfig
 
     cfg, name = _resolve_preset(preset)
     if seeds is None:
@@ -184,7 +184,7 @@ def validate_jobs_signal(signal, config, name):
     import torch
 
     from .signals import Signal
-    from .training import build_model
+    from .training_config import build_model
 
     if not isinstance(signal, Signal):
         raise ValueError(f"experiment {name!r}: the signal must be a regions.study Signal, got "
