@@ -528,6 +528,15 @@ def _study(args):
     if args.scheduler is not None and args.workers is not None:
         raise UsageError("--scheduler and --workers exclude each other: the cluster's "
                          "workers run the jobs")
+    if args.report_only:
+        from .study import report_from_jobs
+
+        try:
+            result = report_from_jobs(args.out, preset=args.preset)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        print(f"report: {result}")
+        return 0
     client = _dask_client(args.scheduler) if args.scheduler is not None else None
     try:
         # run_study takes the number of workers as its executor: N local processes
@@ -614,6 +623,9 @@ def build_parser():
     s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress on stderr (default on: one bar in a terminal, plain lines "
                         "with a heartbeat every 30 s otherwise; --no-progress: silent)")
+    s.add_argument("--report-only", action="store_true",
+                   help="train nothing: write the report from the jobs already saved in "
+                        "--out (for instance of an interrupted study)")
     s.set_defaults(func=_study)
     return parser
 

@@ -307,8 +307,9 @@ def run_study(preset="quick", out_dir="report", executor=None, progress=None, se
             _stop_pool(executor)
         print(f"study interrupted: {len(results)} of {len(jobs)} jobs are saved in {job_dir}. "
               f"Rerun the same command to train only the rest, or write a report from the "
-              f"saved jobs with: python -c \"import regions.study as s; "
-              f"s.report_from_jobs({out_dir!r})\"", file=sys.stderr, flush=True)
+              f"saved jobs with: regions study --out {out_dir} --preset {name} --report-only "
+              f"(in Python: regions.study.report_from_jobs({out_dir!r}, preset={name!r}))",
+              file=sys.stderr, flush=True)
         raise
     finally:
         shown.close()
