@@ -64,7 +64,7 @@ def _worker_init():
     import signal
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    # numpy's BLAS (the kernel matrices of ntk.py, the Gram products) would
+    # numpy's BLAS (the kernel matrices of study.ntk, the Gram products) would
     # start one thread per core in every worker: with two workers on two
     # cores the measured NTK step ran 5-10x slower than single-threaded.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
