@@ -1,0 +1,206 @@
+"""Residual networks: regions' region counts against regioncam's residual layer.
+
+    python benchmarks/bench_residual.py            # prints the table
+    python benchmarks/bench_residual.py --write    # and writes its section of RESULTS.md
+
+A residual network ``2 -> w``, ReLU, then ``B`` blocks ``h = relu(h + L2 relu(L1 h))``,
+then ``w -> 1`` (the 1D cases take one input) is given to both tools with the same
+He-initialised weights (``W ~ N(0, 2/fan_in)``, ``b ~ N(0, 0.1^2)``, numpy
+``default_rng(seed)``, :func:`regions.cli.he_network` for every Linear):
+
+* regions: the torch module (a custom ``forward``), read by tracing it
+  (:mod:`regions.trace`, the residual streams become carried units) and
+  partitioned by ``regions.partition`` in float64;
+* regioncam: ``regioncam.Sequential(Linear, ReLU, Residual(Sequential(Linear,
+  ReLU, Linear)), ReLU, ..., Linear)`` in float32 (its ``Residual(f)`` is
+  ``x + f(x)``), ``num_faces`` in 2D and ``num_edges`` (pieces) in 1D.
+
+Both get the weights rounded to float32 (what regioncam computes with), so the
+counts differ only by float32 arithmetic inside regioncam: regions thinner
+than float32 resolution merged, split or dropped, and lines passing within
+float32 rounding of a vertex decided differently. Each tool runs in this
+process, warm: one untimed call first, then the best of ``--repeat`` calls.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+# (input dim, width, residual blocks, domain half-width, seed)
+CASES = [(2, 32, 2, 3.0, 0), (2, 64, 2, 3.0, 0), (2, 64, 3, 3.0, 1), (1, 256, 4, 3.0, 0)]
+SECTION = "## Residual networks: regions vs regioncam"
+
+
+def _weights(d_in, width, blocks, seed):
+    """float32-representable float64 weights: input layer, 2 per block, output layer."""
+    from regions.cli import he_network
+
+    sizes = [d_in, width] + [width] * (2 * blocks) + [1]
+    pairs = he_network(sizes, seed)
+    return [(W.astype(np.float32).astype(np.float64), b.astype(np.float32).astype(np.float64))
+            for W, b in pairs]
+
+
+def residual_module(pairs):
+    """The torch module of the residual network with these ``(W, b)`` (``W`` (out, in))."""
+    import torch
+    from torch import nn
+
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = nn.Linear(*pairs[0][0].shape[::-1])
+            self.blocks = nn.ModuleList(
+                nn.Sequential(nn.Linear(*pairs[i][0].shape[::-1]), nn.ReLU(),
+                              nn.Linear(*pairs[i + 1][0].shape[::-1]))
+                for i in range(1, len(pairs) - 1, 2))
+            self.out = nn.Linear(*pairs[-1][0].shape[::-1])
+
+        def forward(self, x):
+            h = torch.relu(self.inp(x))
+            for blk in self.blocks:
+                h = torch.relu(h + blk(h))
+            return self.out(h)
+
+    model = Residual().double()
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        for lin, (W, b) in zip(linears, pairs):
+            lin.weight.copy_(torch.as_tensor(W))
+            lin.bias.copy_(torch.as_tensor(b))
+    return model
+
+
+def regioncam_count(pairs, d_in, half):
+    """regioncam's count on the residual network of ``pairs`` (float32)."""
+    import regioncam
+
+    def lin(W, b):
+        return regioncam.Linear(np.ascontiguousarray(W.T, dtype=np.float32), b.astype(np.float32))
+
+    layers = [lin(*pairs[0]), regioncam.ReLU()]
+    for i in range(1, len(pairs) - 1, 2):
+        block = regioncam.Sequential(lin(*pairs[i]), regioncam.ReLU(), lin(*pairs[i + 1]))
+        layers += [regioncam.Residual(block), regioncam.ReLU()]
+    layers.append(lin(*pairs[-1]))
+    rc = regioncam.Regioncam(size=half) if d_in == 2 else regioncam.Regioncam1D((-half, half))
+    rc.add(regioncam.Sequential(*layers))
+    return int(rc.num_faces if d_in == 2 else rc.num_edges)
+
+
+def regions_count(pairs, d_in, half):
+    import regions
+
+    domain = (-half, half) if d_in == 1 else ((-half, half), (-half, half))
+    return len(regions.partition(residual_module(pairs), domain))
+
+
+def _best(fn, repeat):
+    fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return out, min(times)
+
+
+def run(repeat=3, with_regioncam=True):
+    rows = []
+    for d_in, width, blocks, half, seed in CASES:
+        pairs = _weights(d_in, width, blocks, seed)
+        n_ours, t_ours = _best(lambda: regions_count(pairs, d_in, half), repeat)
+        row = {"case": f"{d_in}-{width}-res{blocks}-1", "domain": f"[-{half:g},{half:g}]^{d_in}",
+               "seed": seed, "regions": n_ours, "regions_s": t_ours}
+        if with_regioncam:
+            n_rc, t_rc = _best(lambda: regioncam_count(pairs, d_in, half), repeat)
+            row.update(regioncam=n_rc, regioncam_s=t_rc)
+        rows.append(row)
+        print(row, flush=True)
+    return rows
+
+
+def table(rows):
+    head = ["network", "domain", "seed", "regions (regions)", "regions (regioncam)",
+            "difference", "regions warm s", "regioncam warm s"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        rc = r.get("regioncam")
+        diff = "-" if rc is None else ("equal" if rc == r["regions"] else
+                                       f"{r['regions'] - rc:+d} ({(r['regions'] - rc) / rc:+.3%})")
+        out.append("| " + " | ".join([
+            r["case"], r["domain"], str(r["seed"]), f"{r['regions']:,}",
+            "-" if rc is None else f"{rc:,}", diff, f"{r['regions_s']:.3f}",
+            "-" if rc is None else f"{r['regioncam_s']:.3f}"]) + " |")
+    return "\n".join(out)
+
+
+def section(rows, command):
+    import numba
+    import regioncam  # noqa: F401
+    from importlib.metadata import version
+
+    when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    load = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    return f"""{SECTION}
+
+Written by `{command}` on {when}; {os.cpu_count()} cores, load average {load} at the
+end of the run (a machine shared with other sessions); python {platform.python_version()},
+numpy {np.__version__}, numba {numba.__version__}, regioncam {version("regioncam")}.
+
+`w-resB`: input -> w, ReLU, then B blocks `h = relu(h + L2 relu(L1 h))`, then w -> 1, He
+init (`regions.cli.he_network` per Linear, `default_rng(seed)`), weights rounded to
+float32 for both tools. regions reads the torch module by tracing it (the residual
+streams are carried units, never cut) and partitions it in float64; regioncam gets
+`Sequential(Linear, ReLU, Residual(Sequential(Linear, ReLU, Linear)), ReLU, ...)` and
+computes in float32. Times: warm, best of 3 in one process (regions' include the trace,
+about 10 ms). 1D counts are pieces (regioncam's `num_edges`).
+
+{table(rows)}
+
+Count differences are regioncam's float32 arithmetic (as in the table above: slivers near
+float32 resolution, lines within float32 rounding of a vertex); `tests/test_carried.py`
+checks the same comparison on smaller residual nets when regioncam is installed.
+"""
+
+
+def write_section(path, text):
+    """Replace this script's section of ``path`` (or append it), atomically."""
+    old = path.read_text() if path.exists() else ""
+    start = old.find(SECTION)
+    if start < 0:
+        new = old.rstrip("\n") + "\n\n" + text
+    else:
+        end = old.find("\n## ", start + len(SECTION))
+        new = old[:start] + text + ("" if end < 0 else old[end:])
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(new)
+    os.replace(tmp, path)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-regioncam", action="store_true")
+    ap.add_argument("--write", action="store_true", help="write the section of benchmarks/RESULTS.md")
+    args = ap.parse_args(argv)
+    rows = run(args.repeat, not args.no_regioncam)
+    print(table(rows))
+    if args.write:
+        command = "python benchmarks/bench_residual.py " + " ".join(argv or sys.argv[1:])
+        write_section(HERE / "RESULTS.md", section(rows, command.strip()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
