@@ -393,3 +393,13 @@ def test_region_counts_agree_with_regioncams_residual_layer(d_in, width, seed):
     # float32 effects (slivers near float32 resolution) move a count by a few at most
     assert ours > 10, "a trivial network compares nothing"
     assert abs(ours - theirs) <= max(2, 0.002 * theirs), (ours, theirs)
+
+
+def test_saving_a_partition_with_carried_units_is_refused_before_writing(tmp_path):
+    # the file format has no field for carried units: a clear refusal, no file that
+    # would not load back (it was written, then refused by load with a width error)
+    model = _init(_residual_sequential(2), 51)
+    p = regions.partition(model, ((-1, 1), (-1, 1)))
+    with pytest.raises(ValueError, match="save does not store carried units yet"):
+        regions.save(p, tmp_path / "p.npz")
+    assert not list(tmp_path.iterdir())
