@@ -24,7 +24,7 @@ from torch import nn
 import regions
 from exact_reference import box, partition_interval, partition_polygon
 from regions.trace import trace
-from test_trace import MaxNet, _init, assemble, network_input, torch_states
+from test_trace import Coord, MaxNet, _init, assemble, network_input, torch_states
 
 RNG = np.random.default_rng(20261203)
 
@@ -233,12 +233,29 @@ def test_a_non_convex_domain_of_a_residual_model_matches_torch():
     np.testing.assert_allclose(got, _torch_output(model, pts), rtol=1e-9, atol=1e-9)
 
 
-def test_the_encoded_coord_example_is_refused_with_a_message():
-    # the encoded engine does not take carried units: a clear refusal, not a wrong partition
-    model = _init(CoordPE(), 41)
-    with pytest.raises(ValueError, match="encoded model has .* carried units.*encoded engine "
-                                         "does not take carried units yet"):
-        regions.partition(model, (0.0, 1.0))
+@pytest.mark.parametrize("make", [lambda: _init(CoordPE(), 41), lambda: _init(Coord(), 42)],
+                         ids=["width 16", "test_trace.Coord (width 64)"])
+def test_the_issue_coord_example_with_its_encoding_matches_torch(make):
+    # the encoded 1D engine takes carried units too; its affine maps are in the
+    # encoded space (the features of the positional encoding)
+    model = make()
+    traced = trace(model)
+    assert traced.network.n_carried > 0 and traced.network.encoding is not None
+    p = regions.partition(model, (0.0, 1.0))
+    assert abs(p.measure.sum() - 1.0) <= 1e-12 and np.all(p.measure > 0)
+    x = RNG.uniform(0, 1, (300, 1))
+    r = p.locate(x[:, 0])
+    assert np.all(r >= 0)
+    assert np.array_equal(p.patterns[r], _torch_patterns(traced, x))
+    A, c = p.affine
+    u = network_input(traced.network, x)
+    ref = _torch_output(model, x)
+    np.testing.assert_allclose(np.einsum("noi,ni->no", A[r], u) + c[r], ref, rtol=1e-9,
+                               atol=1e-9 * np.abs(ref).max())
+    seen = _packed_set(_torch_patterns(traced, np.linspace(0, 1, 50001)[:, None]))
+    assert not seen - _packed_set(p.patterns)
+    pats = p.patterns
+    assert not np.any(np.all(pats[1:] == pats[:-1], axis=1)), "neighbours with one pattern"
 
 
 # --- the exact reference -------------------------------------------------------------
