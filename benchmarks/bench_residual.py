@@ -98,11 +98,12 @@ def regioncam_count(pairs, d_in, half):
     return int(rc.num_faces if d_in == 2 else rc.num_edges)
 
 
-def regions_count(pairs, d_in, half):
+def regions_count(net, d_in, half):
+    """regions' count on the traced network ``net`` (float64)."""
     import regions
 
     domain = (-half, half) if d_in == 1 else ((-half, half), (-half, half))
-    return len(regions.partition(residual_module(pairs), domain))
+    return len(regions.partition(net, domain))
 
 
 def _best(fn, repeat):
@@ -118,10 +119,15 @@ def _best(fn, repeat):
 def run(repeat=3, with_regioncam=True):
     rows = []
     for d_in, width, blocks, half, seed in CASES:
+        from regions import as_network
+
         pairs = _weights(d_in, width, blocks, seed)
-        n_ours, t_ours = _best(lambda: regions_count(pairs, d_in, half), repeat)
+        model = residual_module(pairs)
+        net, t_trace = _best(lambda: as_network(model), repeat)
+        n_ours, t_ours = _best(lambda: regions_count(net, d_in, half), repeat)
         row = {"case": f"{d_in}-{width}-res{blocks}-1", "domain": f"[-{half:g},{half:g}]^{d_in}",
-               "seed": seed, "regions": n_ours, "regions_s": t_ours}
+               "seed": seed, "regions": n_ours, "regions_s": t_ours, "trace_s": t_trace,
+               "carried": net.n_carried}
         if with_regioncam:
             n_rc, t_rc = _best(lambda: regioncam_count(pairs, d_in, half), repeat)
             row.update(regioncam=n_rc, regioncam_s=t_rc)
@@ -131,16 +137,17 @@ def run(repeat=3, with_regioncam=True):
 
 
 def table(rows):
-    head = ["network", "domain", "seed", "regions (regions)", "regions (regioncam)",
-            "difference", "regions warm s", "regioncam warm s"]
+    head = ["network", "domain", "seed", "carried units", "regions (regions)",
+            "regions (regioncam)", "difference", "regions: trace s", "regions: partition s",
+            "regioncam s"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         rc = r.get("regioncam")
         diff = "-" if rc is None else ("equal" if rc == r["regions"] else
                                        f"{r['regions'] - rc:+d} ({(r['regions'] - rc) / rc:+.3%})")
         out.append("| " + " | ".join([
-            r["case"], r["domain"], str(r["seed"]), f"{r['regions']:,}",
-            "-" if rc is None else f"{rc:,}", diff, f"{r['regions_s']:.3f}",
+            r["case"], r["domain"], str(r["seed"]), f"{r['carried']:,}", f"{r['regions']:,}",
+            "-" if rc is None else f"{rc:,}", diff, f"{r['trace_s']:.3f}", f"{r['regions_s']:.3f}",
             "-" if rc is None else f"{r['regioncam_s']:.3f}"]) + " |")
     return "\n".join(out)
 
@@ -163,8 +170,10 @@ init (`regions.cli.he_network` per Linear, `default_rng(seed)`), weights rounded
 float32 for both tools. regions reads the torch module by tracing it (the residual
 streams are carried units, never cut) and partitions it in float64; regioncam gets
 `Sequential(Linear, ReLU, Residual(Sequential(Linear, ReLU, Linear)), ReLU, ...)` and
-computes in float32. Times: warm, best of 3 in one process (regions' include the trace,
-about 10 ms). 1D counts are pieces (regioncam's `num_edges`).
+computes in float32. Times: warm, best of 3 in one process; regions' trace
+(`regions.as_network(model)`, torch.fx and the lowering) and partition of the traced
+network are timed apart. 1D counts are pieces (regioncam's `num_edges`). The times
+are of a loaded machine (see the load average): read them as ratios at most.
 
 {table(rows)}
 
