@@ -420,3 +420,27 @@ def test_saving_a_partition_with_carried_units_is_refused_before_writing(tmp_pat
     with pytest.raises(ValueError, match="save does not store carried units yet"):
         regions.save(p, tmp_path / "p.npz")
     assert not list(tmp_path.iterdir())
+
+
+# --- geometry on models with carried units ---------------------------------------------
+
+def test_segment_crossings_and_boundary_distances_see_no_boundary_at_carried_units():
+    # regions.geometry walks the same traced network: carried units are identity there
+    # too (they were rectified and counted as boundaries: the walk did not end)
+    import shapely
+    from regions.geometry import boundary_distances, segment_crossings
+
+    model = _init(_residual_sequential(2), 52)
+    p0 = RNG.uniform(-1, 1, (6, 2))
+    p1 = RNG.uniform(-1, 1, (6, 2))
+    counts = segment_crossings(model, p0, p1)
+    exact = [len(regions.partition(model, regions.Segment(a, b))) - 1 for a, b in zip(p0, p1)]
+    assert counts.tolist() == exact
+    p = regions.partition(model, ((-1, 1), (-1, 1)))
+    pts = RNG.uniform(-0.9, 0.9, (100, 2))
+    polygons = p.polygons()
+    to_region = np.array([polygons[r].exterior.distance(shapely.Point(x))
+                          for r, x in zip(p.locate(pts), pts)])
+    to_domain = 1.0 - np.abs(pts).max(axis=1)
+    np.testing.assert_allclose(np.minimum(boundary_distances(model, pts), to_domain), to_region,
+                               atol=1e-9)
