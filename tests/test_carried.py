@@ -444,3 +444,16 @@ def test_segment_crossings_and_boundary_distances_see_no_boundary_at_carried_uni
     to_domain = 1.0 - np.abs(pts).max(axis=1)
     np.testing.assert_allclose(np.minimum(boundary_distances(model, pts), to_domain), to_region,
                                atol=1e-9)
+
+
+def test_the_1d_slopes_from_the_weight_chain_carry_the_carried_units():
+    # pieces shorter than 1e-7 of the domain take their slope from the weight chain and
+    # their pattern (engine1d._exact_slopes): with carried units as identity factors it
+    # equals the difference quotient of the output values on every piece
+    from regions.engine1d import _exact_slopes
+
+    model = _init(CoordRaw(1), 61)
+    p = regions.partition(model, (-2.0, 2.0))
+    chain = _exact_slopes(p.network, p.packed_patterns, np.arange(len(p)))
+    A, _ = p.affine
+    np.testing.assert_allclose(chain, A[:, :, 0], rtol=1e-9, atol=1e-9 * np.abs(A).max())
