@@ -91,7 +91,8 @@ def line_pieces(net, lo, hi, max_regions=None, progress=None, desc="1D layers",
             points = Z.shape[0] + int(counts.sum())    # at most, before merges
             # the current values, then per new point: its position, values (cut,
             # carried and activated), next values and patterns; the next weights twice
-            estimate = (Z.nbytes + points * 8 * (2 + 2 * (n + n_carried) + n_next + 2 * words)
+            estimate = (Z.nbytes + (0 if C is None else C.nbytes)
+                        + points * 8 * (2 + 2 * (n + n_carried) + n_next + 2 * words)
                         + 2 * net.weights[l + 1].nbytes)
             check_layer_memory(estimate, budget, max_regions, f"hidden layer {l + 1} of {n_layers}",
                                f"{points - 1} pieces")
