@@ -457,3 +457,51 @@ def test_the_1d_slopes_from_the_weight_chain_carry_the_carried_units():
     chain = _exact_slopes(p.network, p.packed_patterns, np.arange(len(p)))
     A, _ = p.affine
     np.testing.assert_allclose(chain, A[:, :, 0], rtol=1e-9, atol=1e-9 * np.abs(A).max())
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_a_max_over_k_against_regioncams_max_pool(k):
+    # regioncam's max_pool splits where the argmax changes. The traced max of k > 2 is a
+    # tree of pairwise maxes whose pattern holds every comparison, so a cell of one
+    # argmax is also cut where two losers swap (the output map is the same on both
+    # sides): merged along such edges, the regions are regioncam's cells
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    regioncam = pytest.importorskip("regioncam")
+    rng = np.random.default_rng(70 + k)
+    W1 = rng.normal(size=(16, 2)).astype(np.float32).astype(np.float64)
+    b1 = (rng.normal(size=16) * 0.1).astype(np.float32).astype(np.float64)
+    W2 = (rng.normal(size=(k, 16)) * 0.35).astype(np.float32).astype(np.float64)
+    b2 = (rng.normal(size=k) * 0.1).astype(np.float32).astype(np.float64)
+
+    class MaxOut(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(2, 16), nn.Linear(16, k)
+
+        def forward(self, x):
+            return self.b(torch.relu(self.a(x))).max(dim=-1, keepdim=True).values
+
+    model = MaxOut().double()
+    with torch.no_grad():
+        for lin, (W, b) in ((model.a, (W1, b1)), (model.b, (W2, b2))):
+            lin.weight.copy_(torch.as_tensor(W))
+            lin.bias.copy_(torch.as_tensor(b))
+    p = regions.partition(model, ((-3, 3), (-3, 3)))
+    rc = regioncam.Regioncam(size=3.0)
+    rc.add(regioncam.Sequential(regioncam.Linear(np.ascontiguousarray(W1.T, np.float32),
+                                                 b1.astype(np.float32)), regioncam.ReLU(),
+                                regioncam.Linear(np.ascontiguousarray(W2.T, np.float32),
+                                                 b2.astype(np.float32))))
+    rc.max_pool()
+    A, c = p.affine
+    ef = p.edge_faces
+    a, b = ef[(ef[:, 0] >= 0) & (ef[:, 1] >= 0)].T
+    one_map = (np.abs(A[a] - A[b]).reshape(len(a), -1).max(axis=1) <= 1e-9) & (
+        np.abs(c[a] - c[b]).max(axis=1) <= 1e-9)
+    graph = sp.coo_matrix((np.ones(one_map.sum()), (a[one_map], b[one_map])), shape=(len(p),) * 2)
+    cells = connected_components(graph, directed=False)[0]
+    assert cells == rc.num_faces
+    if k == 2:  # one comparison: every cut changes the argmax
+        assert len(p) == rc.num_faces
