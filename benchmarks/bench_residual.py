@@ -39,6 +39,8 @@ sys.path.insert(0, str(HERE.parent))
 # (input dim, width, residual blocks, domain half-width, seed)
 CASES = [(2, 32, 2, 3.0, 0), (2, 64, 2, 3.0, 0), (2, 64, 3, 3.0, 1), (1, 256, 4, 3.0, 0)]
 SECTION = "## Residual networks: regions vs regioncam"
+# max over k outputs (input dim 2, hidden width, k, seed): regioncam's max_pool
+MAX_CASES = [(32, 2, 0), (32, 3, 0), (32, 4, 0), (32, 8, 0)]
 
 
 def _weights(d_in, width, blocks, seed):
@@ -106,6 +108,61 @@ def regions_count(net, d_in, half):
     return len(regions.partition(net, domain))
 
 
+def max_counts(width, k, seed, half=3.0):
+    """``(regions, regions merged by output map, regioncam)`` on ``2 -> width``, ReLU,
+    ``width -> k``, max over the ``k`` (regioncam: ``max_pool``), float32 weights."""
+    import regioncam
+    import regions
+    import scipy.sparse as sp
+    import torch
+    from scipy.sparse.csgraph import connected_components
+    from torch import nn
+
+    from regions.cli import he_network
+
+    (W1, b1), (W2, b2) = [(W.astype(np.float32).astype(np.float64),
+                           b.astype(np.float32).astype(np.float64))
+                          for W, b in he_network([2, width, k], seed)]
+
+    class MaxOut(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(2, width), nn.Linear(width, k)
+
+        def forward(self, x):
+            return self.b(torch.relu(self.a(x))).max(dim=-1, keepdim=True).values
+
+    model = MaxOut().double()
+    with torch.no_grad():
+        for lin, (W, b) in ((model.a, (W1, b1)), (model.b, (W2, b2))):
+            lin.weight.copy_(torch.as_tensor(W))
+            lin.bias.copy_(torch.as_tensor(b))
+    p = regions.partition(model, ((-half, half), (-half, half)))
+    A, c = p.affine
+    ef = p.edge_faces
+    a, b = ef[(ef[:, 0] >= 0) & (ef[:, 1] >= 0)].T
+    one_map = (np.abs(A[a] - A[b]).reshape(len(a), -1).max(axis=1) <= 1e-9) & (
+        np.abs(c[a] - c[b]).max(axis=1) <= 1e-9)
+    graph = sp.coo_matrix((np.ones(one_map.sum()), (a[one_map], b[one_map])), shape=(len(p),) * 2)
+    merged = connected_components(graph, directed=False)[0]
+    rc = regioncam.Regioncam(size=half)
+
+    def lin(W, b):
+        return regioncam.Linear(np.ascontiguousarray(W.T, dtype=np.float32), b.astype(np.float32))
+
+    rc.add(regioncam.Sequential(lin(W1, b1), regioncam.ReLU(), lin(W2, b2)))
+    rc.max_pool()
+    return len(p), int(merged), int(rc.num_faces)
+
+
+def max_table(rows):
+    head = ["network", "regions (regions)", "regions merged by output map", "regioncam max_pool"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (width, k, seed), (n, merged, rc) in rows:
+        out.append(f"| 2-{width}-1 then max over {k} (seed {seed}) | {n:,} | {merged:,} | {rc:,} |")
+    return "\n".join(out)
+
+
 def _best(fn, repeat):
     fn()
     times = []
@@ -152,7 +209,7 @@ def table(rows):
     return "\n".join(out)
 
 
-def section(rows, command):
+def section(rows, max_rows, command):
     import numba
     import regioncam  # noqa: F401
     from importlib.metadata import version
@@ -180,6 +237,15 @@ are of a loaded machine (see the load average): read them as ratios at most.
 Count differences are regioncam's float32 arithmetic (as in the table above: slivers near
 float32 resolution, lines within float32 rounding of a vertex); `tests/test_carried.py`
 checks the same comparison on smaller residual nets when regioncam is installed.
+
+Max over k (`2 -> w`, ReLU, `w -> k`, then the max of the k outputs; regioncam's
+`max_pool`). regions reads a max of k > 2 as a balanced tree of pairwise maxes, and its
+pattern holds every comparison of the tree (docs/design.md, "Reading a model"), so a
+cell of one argmax is also cut where two losing inputs swap order, with the same output
+map on both sides; regioncam splits only where the argmax changes. Merged along the edges
+whose two sides have one output map (to 1e-9), the regions are regioncam's cells:
+
+{max_table(max_rows)}
 """
 
 
@@ -205,9 +271,13 @@ def main(argv=None):
     args = ap.parse_args(argv)
     rows = run(args.repeat, not args.no_regioncam)
     print(table(rows))
+    if args.no_regioncam:
+        return 0
+    max_rows = [(case, max_counts(*case)) for case in MAX_CASES]
+    print(max_table(max_rows))
     if args.write:
         command = "python benchmarks/bench_residual.py " + " ".join(argv or sys.argv[1:])
-        write_section(HERE / "RESULTS.md", section(rows, command.strip()))
+        write_section(HERE / "RESULTS.md", section(rows, max_rows, command.strip()))
     return 0
 
 
