@@ -4,7 +4,11 @@ The engine (:func:`enumerate_plane`) keeps a convex subdivision of the domain
 as arrays and cuts it layer by layer with the kernels of :mod:`kernels.plane`.
 Each vertex carries only the current layer's pre-activations; after a layer
 is cut, the values at all vertices are pushed through the next weight matrix
-in one BLAS product (in chunks, to bound memory).
+in one BLAS product (in chunks, to bound memory). A layer's carried units
+(:attr:`regions.Network.linear`: residual streams, skips) are never cut: the
+kernels see the layer's kink values only, and the carried values ride along,
+interpolated with the same recipes and passed to the next product unchanged
+(:func:`_next_values`; ``docs/design.md``, "Reading a model").
 
 Memory
 ------
