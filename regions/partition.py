@@ -99,7 +99,8 @@ class Partition:
     def layer_slices(self):
         """Columns of :attr:`patterns` belonging to each hidden layer."""
         out, start = [], 0
-        for w in self.network.widths:
+        for l in range(len(self.network.widths)):
+            w = self.network.n_kinks(l)     # carried units have no bit
             out.append(slice(start, start + w))
             start += w
         return out

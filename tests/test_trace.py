@@ -234,16 +234,16 @@ def test_the_issue_coord_example_matches_torch():
     # 5 relu layers of 64 and the final affine; residual streams and e are carried
     assert net.n_hidden == 64 * 6 and net.n_carried > 0
     assert net.encoding is model.enc
-    with pytest.raises(ValueError, match="carried units.*do not take carried units yet"):
-        regions.partition(model, (0.0, 1.0))
+    # the encoded engine takes it (tests/test_carried.py checks the partition against torch)
+    assert len(regions.partition(model, (0.0, 1.0))) > 1
 
 
 def test_a_raw_2d_residual_and_skip_model_matches_torch():
     model = _init(Raw2D(), 2)
     traced = check_against_torch(model, RNG.normal(size=(400, 2)))
     assert traced.network.n_carried > 0
-    with pytest.raises(ValueError, match="carried units"):
-        regions.partition(model, ((-1, 1), (-1, 1)))
+    # the raw engines take carried units (tests/test_carried.py checks them in depth)
+    _check_partition(model, ((-1, 1), (-1, 1)), RNG.uniform(-1, 1, (200, 2)))
 
 
 def test_max_pooling_and_maxout_match_torch():
@@ -558,5 +558,8 @@ def test_carried_units_are_identity_and_have_no_bit():
     with pytest.raises(ValueError, match="one bool mask per hidden layer"):
         regions.Network([np.eye(2), np.ones((1, 2))], [np.zeros(2), np.zeros(1)], np.zeros(1),
                         linear=[np.array([True])])
-    with pytest.raises(ValueError, match="carried units"):
-        regions.partition(net, ((-1, 1), (-1, 1)))
+    # the engines cut along relu(x0) only: two regions, x1 passes through
+    p = regions.partition(net, ((-1, 1), (-1, 1)))
+    assert len(p) == 2 and p.patterns.tolist() in ([[False], [True]], [[True], [False]])
+    A, c = p.affine
+    assert sorted(A[:, 0].tolist()) == [[0.0, 1.0], [1.0, 1.0]]
