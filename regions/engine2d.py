@@ -143,6 +143,11 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_bud
     ``stats['products']`` lists the ``[rows, inputs, outputs]`` of every product
     of vertex values with a weight matrix (what the BLAS alone would take:
     ``benchmarks/bench_engine.py`` times them as the engine's floor).
+
+    The layer loop stays in this one frame on purpose: it frees each
+    generation's arrays (``del``) at the points that bound the peak memory
+    (one full pattern array, not two; the old faces gone before the next
+    values are formed), which helpers holding references would defeat.
     """
     from kernels import line, plane
     from kernels.polygon import affine_fits
