@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from .. import gram
@@ -31,26 +30,6 @@ def _flat_cos(a, b):
     y = np.concatenate([m.ravel() for m in b])
     d = np.linalg.norm(x) * np.linalg.norm(y)
     return float(x @ y / d) if d > 0 else float("nan")
-
-
-def _groups(region_id, adjacency, n):
-    rid = np.asarray(region_id)
-    if rid.shape != (n,) or not np.issubdtype(rid.dtype, np.integer) or (n and rid.min() < 0):
-        raise ValueError(f"region_id must be an (N,) = ({n},) non-negative integer array, got "
-                         f"shape {rid.shape} dtype {rid.dtype}")
-    R = int(rid.max()) + 1 if n else 0
-    if adjacency is None:
-        adj = sp.csr_matrix((R, R), dtype=np.int8)
-    else:
-        adj = sp.csr_matrix(adjacency)
-        if adj.shape[0] != adj.shape[1] or adj.shape[0] < R:
-            raise ValueError(f"region_adjacency must be square (R, R) with R >= max(region_id)+1 "
-                             f"= {R}, got shape {adj.shape}")
-        adj = (adj != 0).astype(np.int8).tolil()
-        adj.setdiag(0)
-        adj = adj.tocsr()
-        adj.eliminate_zeros()
-    return rid.astype(np.int64), adj
 
 
 def _members(rid, R):
@@ -154,12 +133,7 @@ def _check_step_inputs(inputs, targets, batches, groups, lr):
         raise ValueError("the probed batch (batches[-1]) must not repeat a sample")
     if not (np.isscalar(lr) and np.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-    try:
-        region_id, adjacency = groups
-    except (TypeError, ValueError):
-        raise ValueError("groups must be a pair (region_id (N,) int, region_adjacency (R, R) "
-                         "sparse bool or None)") from None
-    return x, y, batches, _groups(region_id, adjacency, n)
+    return x, y, batches, gram.region_groups(groups, n)
 
 
 def _float64_copy(model):
