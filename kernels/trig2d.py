@@ -29,36 +29,59 @@ True
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from numba import njit
 
 __all__ = ["evaluate", "moment", "solve_monotone", "derivative_features"]
 
 RAW, SIN, COS = 0, 1, 2
 
 
-def _rows(coef, m):
+@njit(cache=True, nogil=True)
+def _value(coef, kinds, w, x, order):
+    v = 0.0
+    r = order % 4
+    for f in range(kinds.shape[0]):
+        ph = w[f] * x
+        if kinds[f] == RAW:
+            if order == 0:
+                v += coef[f] * ph
+            elif order == 1:
+                v += coef[f] * w[f]
+            continue
+        s = math.sin(ph)
+        c = math.cos(ph)
+        if kinds[f] == COS:
+            # cos(t) = sin(t + pi/2): shift the derivative order by one
+            rr = (r + 1) % 4
+        else:
+            rr = r
+        g = s if rr == 0 else (c if rr == 1 else (-s if rr == 2 else -c))
+        v += coef[f] * w[f] ** order * g
+    return v
+
+
+@njit(cache=True, nogil=True)
+def _evaluate(coef, kinds, w, x, order, out):
+    shared = coef.shape[0] == 1
+    for i in range(x.shape[0]):
+        out[i] = _value(coef[0] if shared else coef[i], kinds, w, x[i], order)
+    return out
+
+
+def _as_rows(coef):
     coef = np.asarray(coef, dtype=np.float64)
-    return np.broadcast_to(coef, (m, coef.shape[-1])) if coef.ndim == 1 else coef
+    return np.ascontiguousarray(coef[None, :] if coef.ndim == 1 else coef)
 
 
 def evaluate(coef, kinds, w, x, order=0):
-    """``F^(order)(x_i)`` for coefficient rows ``coef`` ``(m, F)`` or ``(F,)``, ``x`` ``(m,)``."""
-    x = np.asarray(x, dtype=np.float64)
-    coef = _rows(coef, x.shape[0])
-    ph = x[:, None] * w[None, :]
-    sin_k, cos_k = kinds == SIN, kinds == COS
-    if order == 0:
-        g = np.where(sin_k, np.sin(ph), np.where(cos_k, np.cos(ph), ph))
-    else:
-        s, c = np.sin(ph), np.cos(ph)
-        # d^j/dx^j sin(wx) = w^j sin(wx + j pi/2); cos likewise
-        r = order % 4
-        sin_j = (s, c, -s, -c)[r]
-        cos_j = (c, -s, -c, s)[r]
-        wj = w[None, :] ** order
-        raw_j = np.broadcast_to(w[None, :] if order == 1 else np.zeros_like(w)[None, :], ph.shape)
-        g = np.where(sin_k, wj * sin_j, np.where(cos_k, wj * cos_j, raw_j))
-    return np.einsum("mf,mf->m", coef, g)
+    """``F^(order)(x_i)`` for coefficient rows ``coef`` ``(m, F)`` or one row ``(F,)``
+    shared by every point, at ``x`` ``(m,)``."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    return _evaluate(_as_rows(coef), np.ascontiguousarray(kinds, dtype=np.int64),
+                     np.ascontiguousarray(w, dtype=np.float64), x, int(order), np.empty(x.shape[0]))
 
 
 def moment(coef, kinds, w, j):
@@ -69,60 +92,77 @@ def moment(coef, kinds, w, j):
     return coef @ weights
 
 
+@njit(cache=True, nogil=True)
+def _solve_one(ck, kinds, w, target, a, b, xtol):
+    """One safeguarded Newton solve (see :func:`solve_monotone`): ``(x, ok)``."""
+    fa = _value(ck, kinds, w, a, 0) + target
+    fb = _value(ck, kinds, w, b, 0) + target
+    if (fa > 0 and fb > 0) or (fa < 0 and fb < 0):
+        return (a if abs(fa) <= abs(fb) else b), False
+    if fa == 0.0:
+        return a, True
+    if fb == 0.0:
+        return b, True
+    neg_lo = fa < 0
+    lo = a
+    hi = b
+    x = (a * fb - b * fa) / (fb - fa)
+    if not (x > lo and x < hi):
+        x = 0.5 * (lo + hi)
+    width = hi - lo
+    for it in range(300):
+        f = _value(ck, kinds, w, x, 0) + target
+        if f == 0.0:
+            return x, True
+        if (f < 0) == neg_lo:
+            lo = x
+        else:
+            hi = x
+        if hi - lo <= xtol:
+            break
+        d = _value(ck, kinds, w, x, 1)
+        nxt = 0.5 * (lo + hi)
+        if d != 0.0:
+            step = f / d
+            if abs(step) < 0.5 * xtol:
+                # xtol / 2 past the Newton point, so that the bracket closes
+                step = step + 0.5 * xtol if step > 0 else step - 0.5 * xtol
+            cand = x - step
+            if cand > lo and cand < hi:
+                nxt = cand
+        if it % 2 == 1:
+            # the bracket must at least halve every two steps
+            if hi - lo > 0.5 * width:
+                nxt = 0.5 * (lo + hi)
+            width = hi - lo
+        x = nxt
+    return 0.5 * (lo + hi), True
+
+
+@njit(cache=True, nogil=True)
+def _solve(coef, kinds, w, target, a, b, xtol, x, ok):
+    shared = coef.shape[0] == 1
+    for i in range(a.shape[0]):
+        x[i], ok[i] = _solve_one(coef[0] if shared else coef[i], kinds, w, target[i],
+                                 a[i], b[i], xtol)
+
+
 def solve_monotone(coef, kinds, w, target, a, b, xtol):
     """Roots of ``F(x) + target = 0`` in ``[a_i, b_i]`` where ``F + target`` is monotone and
-    changes sign (or is zero at an end): a safeguarded Newton iteration on every bracket
-    at once (a Newton step leaving the bracket, or one that did not halve it, is a
+    changes sign (or is zero at an end): a safeguarded Newton iteration (a Newton step
+    leaving the bracket, or a bracket that did not halve over two steps, is a
     bisection), stopped at a bracket of width ``xtol`` or an exact zero.
 
     Returns ``(x, ok)``: ``ok`` is False where the end values do not bracket a root
     (the caller counts these; ``x`` is then the end of smaller ``|F + target|``).
     """
-    a = np.array(a, dtype=np.float64)
-    b = np.array(b, dtype=np.float64)
-    target = np.asarray(target, dtype=np.float64)
-    m = a.shape[0]
-    coef = _rows(coef, m)
-    fa = evaluate(coef, kinds, w, a) + target
-    fb = evaluate(coef, kinds, w, b) + target
-    ok = ~((fa > 0) & (fb > 0) | (fa < 0) & (fb < 0))
-    x = np.where(np.abs(fa) <= np.abs(fb), a, b)
-    exact = ok & ((fa == 0) | (fb == 0))
-    active = np.flatnonzero(ok & ~exact)
-    neg_lo = fa < 0                       # the side of a where F + target < 0
-    lo, hi = a, b
-    xc = 0.5 * (lo + hi)
-    width = hi - lo
-    for it in range(200):
-        if active.shape[0] == 0:
-            break
-        i = active
-        xi = xc[i]
-        ci = coef[i]
-        f = evaluate(ci, kinds, w, xi) + target[i]
-        d = evaluate(ci, kinds, w, xi, 1)
-        below = (f < 0) == neg_lo[i]      # xi is on a's side of the root
-        lo[i] = np.where(below, xi, lo[i])
-        hi[i] = np.where(below, hi[i], xi)
-        li, hi_i = lo[i], hi[i]
-        done = (f == 0) | (hi_i - li <= xtol)
-        x[i[done]] = np.where(f[done] == 0, xi[done], 0.5 * (li[done] + hi_i[done]))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = f / d
-        # a step below xtol / 2 goes xtol / 2 past the Newton point, closing the bracket
-        small = np.abs(step) < 0.5 * xtol
-        step = np.where(small, step + np.copysign(0.5 * xtol, step), step)
-        cand = xi - step
-        nxt = np.where((cand > li) & (cand < hi_i), cand, 0.5 * (li + hi_i))
-        if it % 2 == 1:
-            # the bracket must at least halve every two steps
-            slow = hi_i - li > 0.5 * width[i]
-            nxt = np.where(slow, 0.5 * (li + hi_i), nxt)
-            width[i] = hi_i - li
-        xc[i] = nxt
-        active = i[~done]
-    if active.shape[0]:
-        x[active] = 0.5 * (lo[active] + hi[active])
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    b = np.ascontiguousarray(b, dtype=np.float64)
+    target = np.ascontiguousarray(np.broadcast_to(target, a.shape), dtype=np.float64)
+    x = np.empty(a.shape[0])
+    ok = np.empty(a.shape[0], dtype=np.bool_)
+    _solve(_as_rows(coef), np.ascontiguousarray(kinds, dtype=np.int64),
+           np.ascontiguousarray(w, dtype=np.float64), target, a, b, float(xtol), x, ok)
     return x, ok
 
 

@@ -75,13 +75,21 @@ class EncodedPartition2D(Partition):
         return int(self.pattern_id.max()) + 1 if len(self) else 0
 
     @cached_property
-    def _curved_length(self):
-        """Length of each face's boundary that is not on the domain's boundary."""
+    def _curved_boundaries(self):
+        """Each face's boundary without the parts on the domain's boundary: the
+        region boundary curves (polylines)."""
         import shapely
 
         arr = np.asarray(self.geoms, dtype=object)
         outline = self._domain_polygon().boundary.buffer(self.tol * 1e-3)
-        return shapely.length(shapely.difference(shapely.boundary(arr), outline))
+        return shapely.difference(shapely.boundary(arr), outline)
+
+    @cached_property
+    def _curved_length(self):
+        """Length of each face's boundary that is not on the domain's boundary."""
+        import shapely
+
+        return shapely.length(self._curved_boundaries)
 
     def _domain_polygon(self):
         from .engine2d import _domain_polygon
@@ -209,9 +217,7 @@ class EncodedPartition2D(Partition):
         ok = np.flatnonzero(idx >= 0)
         if ok.shape[0] == 0:
             return out
-        outline = self._domain_polygon().boundary.buffer(self.tol * 1e-3)
-        arr = np.asarray(self.geoms, dtype=object)
-        curved = shapely.difference(shapely.boundary(arr[idx[ok]]), outline)
+        curved = self._curved_boundaries[idx[ok]]
         d = shapely.distance(shapely.points(pts[ok]), curved)
         out[ok] = np.where(shapely.is_empty(curved), np.inf, d)
         return out
