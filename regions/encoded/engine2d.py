@@ -302,6 +302,58 @@ def _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats):
     return shapely.union_all(pieces)
 
 
+def _near_tangencies(face, a, b, c, ax, ay, tol, tol_z, where, stats):
+    """Locate the stretches of the face's boundary that run within ``2 tol`` of the new
+    curve for longer than ``8 tol``: tangencies, and crossings at angles below about
+    30 degrees, where the polylines (each within ``tol``) may cross or not whatever
+    the true curves do. Each is recorded in ``stats["near_tangencies"]`` as
+    ``(x, y, layer, neuron, length)``.
+
+    The signed distance of a boundary vertex to the curve is estimated as
+    ``z / |grad z|`` and interpolated linearly along each boundary segment.
+    """
+    from kernels import trig2d as T2
+
+    band = 2 * tol
+    for ring in [face.exterior, *face.interiors]:
+        v = np.asarray(ring.coords)
+        z = (T2.evaluate(a, ax.kinds, ax.w, v[:, 0]) + T2.evaluate(b, ay.kinds, ay.w, v[:, 1]) + c)
+        grad = np.hypot(T2.evaluate(a, ax.kinds, ax.w, v[:, 0], 1),
+                        T2.evaluate(b, ay.kinds, ay.w, v[:, 1], 1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = np.where(np.abs(z) <= tol_z, 0.0, z / grad)
+        d = np.nan_to_num(d, nan=0.0, posinf=np.inf, neginf=-np.inf)
+        d0, d1 = d[:-1], d[1:]
+        seg = np.hypot(*(v[1:] - v[:-1]).T)
+        # the part t of each segment where |d0 + t (d1 - d0)| <= band
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ta = (-band - d0) / (d1 - d0)
+            tb = (band - d0) / (d1 - d0)
+        lo = np.clip(np.minimum(ta, tb), 0, 1)
+        hi = np.clip(np.maximum(ta, tb), 0, 1)
+        flat = d1 == d0
+        inside = np.where(flat, (np.abs(d0) <= band).astype(float), hi - lo)
+        inside = np.where(np.isfinite(inside), inside, 0.0)
+        part = inside * seg
+        if not np.any(part > 0):
+            continue
+        on = part > 0
+        # runs of consecutive segments (the ring is closed: a run may wrap around)
+        start = np.flatnonzero(on & ~np.roll(on, 1))
+        if start.shape[0] == 0:      # the whole ring is within the band
+            start = np.array([0])
+        n_seg = on.shape[0]
+        for s0 in start.tolist():
+            length, i = 0.0, s0
+            while on[i % n_seg] and i - s0 < n_seg:
+                length += part[i % n_seg]
+                i += 1
+            if length > 8 * tol:
+                run = np.arange(s0, i + 1) % n_seg          # the run's vertices
+                x, y = v[run[np.argmin(np.abs(d[run]))]]
+                stats["near_tangencies"].append((float(x), float(y)) + where + (float(length),))
+
+
 def _parts(geom):
     import shapely
 
@@ -360,6 +412,7 @@ def _split_layer_neuron(geoms, A, B, C, ax, ay, tol, scale, layer, k, stats):
         pos = _positive_region(xs, ys, a[f], b[f], c[f], ax, ay, tol, tol_z[f],
                                XTOL * scale, (layer, k), stats)
         g = geoms[f]
+        _near_tangencies(g, a[f], b[f], c[f], ax, ay, tol, tol_z[f], (layer, k), stats)
         if pos is None:
             bit[f] = False
             continue
@@ -400,7 +453,7 @@ def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None):
     x0, y0, x1, y1 = domain_polygon.bounds
     scale = max(x1 - x0, y1 - y0)
     geoms = [domain_polygon]
-    stats = {"corner_zeros": [], "ambiguous_cells": [], "solve_fallbacks": 0,
+    stats = {"corner_zeros": [], "ambiguous_cells": [], "near_tangencies": [], "solve_fallbacks": 0,
              "unrefined_arcs": 0, "range_tests": 0, "range_open": 0, "faces_searched": 0}
     all_bits = []
     n_layers = len(net.weights) - 1
