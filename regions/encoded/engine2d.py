@@ -304,10 +304,14 @@ def _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats):
 
 def _near_tangencies(face, a, b, c, ax, ay, tol, tol_z, where, stats):
     """Locate the stretches of the face's boundary that run within ``2 tol`` of the new
-    curve for longer than ``8 tol``: tangencies, and crossings at angles below about
-    30 degrees, where the polylines (each within ``tol``) may cross or not whatever
-    the true curves do. Each is recorded in ``stats["near_tangencies"]`` as
-    ``(x, y, layer, neuron, length)``.
+    curve for longer than ``8 tol``: where the polylines (each within ``tol``) may
+    cross or not whatever the true curves do. A stretch on which the estimated
+    distance keeps one sign is a near-tangency (``stats["near_tangencies"]``: the
+    curve touches the boundary, or passes within the tolerance of it); one on which
+    it changes sign is a crossing at an angle below about 30 degrees
+    (``stats["shallow_crossings"]``: its location is good to ``tol / sin(angle)``).
+    Entries are ``(x, y, layer, neuron, length)``; a spot on the boundary of two
+    faces is found from each of them.
 
     The signed distance of a boundary vertex to the curve is estimated as
     ``z / |grad z|`` and interpolated linearly along each boundary segment.
@@ -351,7 +355,9 @@ def _near_tangencies(face, a, b, c, ax, ay, tol, tol_z, where, stats):
             if length > 8 * tol:
                 run = np.arange(s0, i + 1) % n_seg          # the run's vertices
                 x, y = v[run[np.argmin(np.abs(d[run]))]]
-                stats["near_tangencies"].append((float(x), float(y)) + where + (float(length),))
+                crossing = bool(np.any(d[run] > 0) and np.any(d[run] < 0))
+                kind = "shallow_crossings" if crossing else "near_tangencies"
+                stats[kind].append((float(x), float(y)) + where + (float(length),))
 
 
 def _parts(geom):
@@ -453,7 +459,8 @@ def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None):
     x0, y0, x1, y1 = domain_polygon.bounds
     scale = max(x1 - x0, y1 - y0)
     geoms = [domain_polygon]
-    stats = {"corner_zeros": [], "ambiguous_cells": [], "near_tangencies": [], "solve_fallbacks": 0,
+    stats = {"corner_zeros": [], "ambiguous_cells": [], "near_tangencies": [],
+             "shallow_crossings": [], "solve_fallbacks": 0,
              "unrefined_arcs": 0, "range_tests": 0, "range_open": 0, "faces_searched": 0}
     all_bits = []
     n_layers = len(net.weights) - 1

@@ -106,6 +106,7 @@ def sample_faces(model, points, domain=((0.0, 1.0), (0.0, 1.0)), tile=None, tol=
     inradius = np.full(m, np.nan)
     window = np.full(m, np.nan)
     stats = {"windows": 0, "faces": 0, "corner_zeros": [], "ambiguous_cells": [], "near_tangencies": [],
+             "shallow_crossings": [],
              "solve_fallbacks": 0, "thin_faces": []}
     pending = np.flatnonzero(shapely.covers(poly, shapely.points(pts)))
     outline = poly.boundary.buffer(tol * 1e-3)
@@ -126,7 +127,8 @@ def sample_faces(model, points, domain=((0.0, 1.0), (0.0, 1.0)), tile=None, tol=
             geoms, bits, _, _, st = encoded_plane_faces(net, win, tol)
             stats["windows"] += 1
             stats["faces"] += len(geoms)
-            for name in ("corner_zeros", "ambiguous_cells", "near_tangencies"):
+            for name in ("corner_zeros", "ambiguous_cells", "near_tangencies",
+                         "shallow_crossings"):
                 stats[name].extend(st[name])
             stats["solve_fallbacks"] += st["solve_fallbacks"]
             arr = np.asarray(geoms, dtype=object)

@@ -163,8 +163,11 @@ class EncodedPartition2D(Partition):
 
     @cached_property
     def _pairs(self):
-        """``(m, 3)`` int64 rows ``(a, b, neuron)``, ``a < b``: faces sharing a boundary of
-        positive length and the first neuron whose state differs (``-1``: none does)."""
+        """``(m, 3)`` int64 rows ``(a, b, neuron)``, ``a < b``: faces sharing a boundary
+        longer than ``4 tol`` and the first neuron whose state differs (``-1``: none does).
+        Shorter contacts (at crossings of two curves, where each face's polylines meet the
+        other curve within ``tol`` of the crossing) are counted in
+        ``stats["point_contacts"]``."""
         import shapely
 
         if len(self) < 2:
@@ -175,15 +178,19 @@ class EncodedPartition2D(Partition):
         a, b = a[keep], b[keep]
         shared = shapely.length(shapely.intersection(shapely.boundary(arr[a]),
                                                      shapely.boundary(arr[b])))
-        keep = shared > 0
+        # a curve crossing a face boundary is cut face by face, so the faces diagonal to
+        # each other at a crossing can share a stub about tol long: not an arc
+        keep = shared > 4 * self.tol
+        self.stats["point_contacts"] = int(np.count_nonzero((shared > 0) & ~keep))
         a, b = a[keep], b[keep]
         diff = self.patterns[a] != self.patterns[b]
         neuron = np.where(diff.any(axis=1), diff.argmax(axis=1), -1)
         return np.stack([a, b, neuron], axis=1).astype(np.int64)
 
     def adjacent_pairs(self):
-        """``(m, 3)`` rows ``(a, b, neuron)``: faces ``a < b`` sharing a boundary arc, and the
-        neuron whose curve it is (the first whose state differs; ``-1`` if none)."""
+        """``(m, 3)`` rows ``(a, b, neuron)``: faces ``a < b`` sharing a boundary arc (longer
+        than ``4 tol``), and the neuron whose curve it is (the first whose state differs;
+        ``-1`` if none)."""
         return self._pairs.copy()
 
     def adjacency(self):
