@@ -175,3 +175,125 @@ def derivative_features(kinds, w):
     scale = np.where(kinds == SIN, w, np.where(kinds == COS, -w, 0.0))
     constant = np.where(kinds == RAW, w, 0.0)
     return dk.astype(np.int64), np.asarray(w, dtype=np.float64), scale, constant
+
+
+@njit(cache=True, nogil=True)
+def _moment(coef, kinds, w, j):
+    m = 0.0
+    for f in range(kinds.shape[0]):
+        if kinds[f] == RAW:
+            if j == 1:
+                m += abs(coef[f] * w[f])
+        else:
+            m += abs(coef[f]) * abs(w[f]) ** j
+    return m
+
+
+@njit(cache=True, nogil=True)
+def _chord_error(x0, y0, x1, y1, a, ka, wa, b, kb, wb, M2a, M3a, M2b, M3b):
+    """A bound of the Hausdorff distance between the chord and the monotone arc of
+    ``F(x) + G(y) + c = 0`` between its ends (see :mod:`regions.encoded.engine2d`)."""
+    dx = abs(x1 - x0)
+    dy = abs(y1 - y0)
+    length = math.hypot(dx, dy)
+    if length == 0.0:
+        return 0.0
+    box = dx * dy / length
+    xm = 0.5 * (x0 + x1)
+    ym = 0.5 * (y0 + y1)
+    hx = 0.5 * dx
+    hy = 0.5 * dy
+    f1 = abs(_value(a, ka, wa, xm, 1))
+    f2 = abs(_value(a, ka, wa, xm, 2))
+    g1 = abs(_value(b, kb, wb, ym, 1))
+    g2 = abs(_value(b, kb, wb, ym, 2))
+    F1hi = f1 + M2a * hx
+    F1lo = f1 - M2a * hx
+    F2 = min(M2a, f2 + M3a * hx)
+    G1hi = g1 + M2b * hy
+    G1lo = g1 - M2b * hy
+    G2 = min(M2b, g2 + M3b * hy)
+    num = F2 * G1hi * G1hi + G2 * F1hi * F1hi
+    err = box
+    if G1lo > 0.0:                       # the arc is a graph y = g(x) on the chord's box
+        err = min(err, dx * dx / 8.0 * num / G1lo ** 3)
+    if F1lo > 0.0:                       # and x = h(y)
+        err = min(err, dy * dy / 8.0 * num / F1lo ** 3)
+    return err
+
+
+@njit(cache=True, nogil=True)
+def refine_arcs(P, Q, a, ka, wa, b, kb, wb, c, tol, xtol, max_depth):
+    """Polylines along the monotone arcs of ``F(x) + G(y) + c = 0`` from ``P[i]`` to
+    ``Q[i]``, every chord within ``tol`` of its arc (:func:`_chord_error`).
+
+    In-order subdivision: the chord from the last point out to the next target is
+    kept when its bound is within ``tol``, else the arc's point at the chord's middle
+    (a monotone solve in the coordinate of the chord's smaller extent, at the middle
+    of the larger one) becomes the next target.
+
+    Returns ``(points, offsets, fallbacks, unrefined)``: arc ``i`` is
+    ``points[offsets[i]:offsets[i + 1]]``; ``fallbacks`` counts solves whose ends did
+    not bracket a root, ``unrefined`` chords left above ``tol`` at ``max_depth``.
+    """
+    n = P.shape[0]
+    M2a = _moment(a, ka, wa, 2)
+    M3a = _moment(a, ka, wa, 3)
+    M2b = _moment(b, kb, wb, 2)
+    M3b = _moment(b, kb, wb, 3)
+    cap = max(16, 8 * n)
+    pts = np.empty((cap, 2))
+    offsets = np.empty(n + 1, dtype=np.int64)
+    stack = np.empty((max_depth + 2, 2))
+    npts = 0
+    fallbacks = 0
+    unrefined = 0
+    for i in range(n):
+        offsets[i] = npts
+        if npts + 1 >= cap:
+            cap *= 2
+            grown = np.empty((cap, 2))
+            grown[:npts] = pts[:npts]
+            pts = grown
+        cx = P[i, 0]
+        cy = P[i, 1]
+        pts[npts, 0] = cx
+        pts[npts, 1] = cy
+        npts += 1
+        stack[0, 0] = Q[i, 0]
+        stack[0, 1] = Q[i, 1]
+        sp = 1
+        while sp > 0:
+            tx = stack[sp - 1, 0]
+            ty = stack[sp - 1, 1]
+            err = _chord_error(cx, cy, tx, ty, a, ka, wa, b, kb, wb, M2a, M3a, M2b, M3b)
+            if err <= tol or sp > max_depth:
+                if err > tol:
+                    unrefined += 1
+                if npts >= cap:
+                    cap *= 2
+                    grown = np.empty((cap, 2))
+                    grown[:npts] = pts[:npts]
+                    pts = grown
+                pts[npts, 0] = tx
+                pts[npts, 1] = ty
+                npts += 1
+                cx = tx
+                cy = ty
+                sp -= 1
+                continue
+            mx = 0.5 * (cx + tx)
+            my = 0.5 * (cy + ty)
+            if abs(tx - cx) >= abs(ty - cy):
+                target = _value(a, ka, wa, mx, 0) + c
+                my, ok = _solve_one(b, kb, wb, target, min(cy, ty), max(cy, ty), xtol)
+            else:
+                target = _value(b, kb, wb, my, 0) + c
+                mx, ok = _solve_one(a, ka, wa, target, min(cx, tx), max(cx, tx), xtol)
+            if not ok:
+                fallbacks += 1
+            stack[sp, 0] = mx
+            stack[sp, 1] = my
+            sp += 1
+    offsets[n] = npts
+    return pts[:npts], offsets, fallbacks, unrefined

@@ -62,6 +62,7 @@ __all__ = ["partition_encoded_plane", "separable_features", "NOT_SEPARABLE_MESSA
 
 DEFAULT_TOL = 1e-5       # Hausdorff distance of every boundary polyline to its curve
 _REL_TOL = 1e-13         # |z| below this times its coefficient scale counts as zero
+_MAX_DEPTH = 60          # halvings of one chord before it is kept above tol (and counted)
 
 NOT_SEPARABLE_MESSAGE = (
     "the 2D partition of an encoded network needs a separable encoding (every feature a "
@@ -145,81 +146,6 @@ def _coefficient_scale(coef, w, extent):
     return np.abs(coef) @ np.maximum(1.0, np.abs(w) * extent)
 
 
-def _chord_error(p0, p1, ax, ay, a, b, mom_a, mom_b):
-    """A rigorous bound of the Hausdorff distance between each chord ``p0 -> p1``
-    and the monotone arc of ``F(x) + G(y) + c = 0`` between its ends."""
-    from kernels import trig2d as T2
-
-    dx = np.abs(p1[:, 0] - p0[:, 0])
-    dy = np.abs(p1[:, 1] - p0[:, 1])
-    length = np.hypot(dx, dy)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        box = np.where(length > 0, dx * dy / length, 0.0)
-    xm = 0.5 * (p0[:, 0] + p1[:, 0])
-    ym = 0.5 * (p0[:, 1] + p1[:, 1])
-    hx, hy = 0.5 * dx, 0.5 * dy
-    M1a, M2a, M3a = mom_a
-    M1b, M2b, M3b = mom_b
-    f1 = np.abs(T2.evaluate(a, ax.kinds, ax.w, xm, 1))
-    f2 = np.abs(T2.evaluate(a, ax.kinds, ax.w, xm, 2))
-    g1 = np.abs(T2.evaluate(b, ay.kinds, ay.w, ym, 1))
-    g2 = np.abs(T2.evaluate(b, ay.kinds, ay.w, ym, 2))
-    F1hi, F1lo = f1 + M2a * hx, f1 - M2a * hx
-    F2 = np.minimum(M2a, f2 + M3a * hx)
-    G1hi, G1lo = g1 + M2b * hy, g1 - M2b * hy
-    G2 = np.minimum(M2b, g2 + M3b * hy)
-    num = F2 * G1hi ** 2 + G2 * F1hi ** 2
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        dev_x = np.where(G1lo > 0, dx * dx / 8 * num / G1lo ** 3, np.inf)   # y = g(x)
-        dev_y = np.where(F1lo > 0, dy * dy / 8 * num / F1lo ** 3, np.inf)   # x = h(y)
-    return np.minimum(box, np.minimum(dev_x, dev_y))
-
-
-def _refine_arcs(P, Q, ax, ay, a, b, c, tol, xtol, stats):
-    """Polylines from ``P[i]`` to ``Q[i]`` along the arcs, every chord within ``tol``.
-
-    Returns ``(points, arc)``: the points in order and the arc each belongs to.
-    """
-    from kernels import trig2d as T2
-
-    n = P.shape[0]
-    pts = np.empty((2 * n, 2))
-    pts[0::2], pts[1::2] = P, Q
-    arc = np.repeat(np.arange(n), 2)
-    mom_a, mom_b = ax.moments(a), ay.moments(b)
-    for _ in range(200):
-        seg = np.flatnonzero(arc[:-1] == arc[1:])
-        p0, p1 = pts[seg], pts[seg + 1]
-        err = _chord_error(p0, p1, ax, ay, a, b, mom_a, mom_b)
-        bad = err > tol
-        if not bad.any():
-            break
-        sel = seg[bad]
-        p0, p1 = p0[bad], p1[bad]
-        mid = 0.5 * (p0 + p1)
-        by_x = np.abs(p1[:, 0] - p0[:, 0]) >= np.abs(p1[:, 1] - p0[:, 1])
-        new = mid.copy()
-        ok = np.ones(sel.shape[0], dtype=bool)
-        i = np.flatnonzero(by_x)
-        if i.shape[0]:
-            target = T2.evaluate(a, ax.kinds, ax.w, mid[i, 0]) + c
-            lo = np.minimum(p0[i, 1], p1[i, 1])
-            hi = np.maximum(p0[i, 1], p1[i, 1])
-            new[i, 1], ok[i] = T2.solve_monotone(b, ay.kinds, ay.w, target, lo, hi, xtol)
-        i = np.flatnonzero(~by_x)
-        if i.shape[0]:
-            target = T2.evaluate(b, ay.kinds, ay.w, mid[i, 1]) + c
-            lo = np.minimum(p0[i, 0], p1[i, 0])
-            hi = np.maximum(p0[i, 0], p1[i, 0])
-            new[i, 0], ok[i] = T2.solve_monotone(a, ax.kinds, ax.w, target, lo, hi, xtol)
-        stats["solve_fallbacks"] += int((~ok).sum())
-        pts = np.insert(pts, sel + 1, new, axis=0)
-        arc = np.insert(arc, sel + 1, arc[sel])
-    else:
-        stats["unrefined_arcs"] += 1
-    return pts, arc
-
-
 def _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats):
     """The part of the grid's box where ``z > 0``, as one shapely geometry (within ``tol``)."""
     import shapely
@@ -280,8 +206,11 @@ def _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats):
         for (e0, p0), (e1, p1) in pairs:
             P.append(p0), Q.append(p1), edges.append((e0, e1)), cells.append((i, j))
     P, Q = np.array(P), np.array(Q)
-    pts, arc = _refine_arcs(P, Q, ax, ay, a, b, c, tol, xtol, stats)
-    bounds = np.searchsorted(arc, np.arange(P.shape[0] + 1))
+    pts, bounds, fallbacks, unrefined = T2.refine_arcs(
+        P, Q, np.ascontiguousarray(a), ax.kinds, ax.w, np.ascontiguousarray(b), ay.kinds, ay.w,
+        float(c), float(tol), float(xtol), _MAX_DEPTH)
+    stats["solve_fallbacks"] += int(fallbacks)
+    stats["unrefined_arcs"] += int(unrefined)
     for n, ((e0, e1), (i, j)) in enumerate(zip(edges, cells)):
         corners = ((xs[i], ys[j]), (xs[i + 1], ys[j]), (xs[i + 1], ys[j + 1]), (xs[i], ys[j + 1]))
         sign = (S[i, j], S[i + 1, j], S[i + 1, j + 1], S[i, j + 1])
