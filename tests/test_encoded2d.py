@@ -314,15 +314,14 @@ def test_the_checks_fail_when_a_curve_is_dropped(monkeypatch, two_layer):
     """The independent checks above see a missing neuron: drop neuron 2's curve in
     layer 1 and they report mismatches."""
     model, _ = two_layer
-    split = engine2d._split_layer_neuron
+    split = engine2d._split_by_shared_neuron
 
-    def dropping(geoms, A, B, C, ax, ay, tol, scale, layer, k, stats):
-        children, parent, bit = split(geoms, A, B, C, ax, ay, tol, scale, layer, k, stats)
+    def dropping(geoms, a, b, c, ax, ay, tol, scale, domain, curves, layer, k, stats):
         if layer == 1 and k == 2:
             return list(geoms), np.arange(len(geoms)), np.ones(len(geoms), dtype=bool)
-        return children, parent, bit
+        return split(geoms, a, b, c, ax, ay, tol, scale, domain, curves, layer, k, stats)
 
-    monkeypatch.setattr(engine2d, "_split_layer_neuron", dropping)
+    monkeypatch.setattr(engine2d, "_split_by_shared_neuron", dropping)
     broken = regions.partition(model, ((0, 1), (0, 1)))
     assert line_mismatches(broken, model, LINES) > 0
     wrong, missing, _ = pattern_mismatches(broken, model, grid(150))

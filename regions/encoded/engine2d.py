@@ -146,8 +146,10 @@ def _coefficient_scale(coef, w, extent):
     return np.abs(coef) @ np.maximum(1.0, np.abs(w) * extent)
 
 
-def _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats):
-    """The part of the grid's box where ``z > 0``, as one shapely geometry (within ``tol``)."""
+def _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats, pieces_only=False):
+    """The part of the grid's box where ``z > 0``, as one shapely geometry (within ``tol``);
+    with ``pieces_only`` the list of its pieces, one per cell (wholly positive cells and
+    the positive sides of the cells' arcs), not unioned."""
     import shapely
     from kernels import trig2d as T2
 
@@ -182,6 +184,8 @@ def _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats):
         pieces.extend(shapely.box(xs[fi], ys[fj], xs[fi + 1], ys[fj + 1]))
     ci, cj = np.nonzero(mixed)
     if ci.shape[0] == 0:
+        if pieces_only:
+            return pieces
         return shapely.union_all(pieces) if pieces else None
     # the cell's edges counter-clockwise: bottom, right, top, left; edge e runs
     # from corner e to corner e + 1
@@ -228,11 +232,22 @@ def _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats):
             if not poly.is_valid:
                 poly = shapely.make_valid(poly)
             pieces.append(poly)
-    return shapely.union_all(pieces)
+    return pieces if pieces_only else shapely.union_all(pieces)
 
 
-def _near_tangencies(face, a, b, c, ax, ay, tol, tol_z, where, stats):
-    """Locate the stretches of the face's boundary that run within ``2 tol`` of the new
+def _rings(geom):
+    """The coordinate arrays of every ring of a polygonal geometry."""
+    import shapely
+
+    out = []
+    for g in shapely.get_parts(geom):
+        if isinstance(g, shapely.Polygon) and not g.is_empty:
+            out.extend(np.asarray(r.coords) for r in (g.exterior, *g.interiors))
+    return out
+
+
+def _near_tangencies(rings, a, b, c, ax, ay, tol, tol_z, where, stats):
+    """Locate the stretches of a face's boundary (its closed ``rings``) that run within ``2 tol`` of the new
     curve for longer than ``8 tol``: where the polylines (each within ``tol``) may
     cross or not whatever the true curves do. A stretch on which the estimated
     distance keeps one sign is a near-tangency (``stats["near_tangencies"]``: the
@@ -248,8 +263,7 @@ def _near_tangencies(face, a, b, c, ax, ay, tol, tol_z, where, stats):
     from kernels import trig2d as T2
 
     band = 2 * tol
-    for ring in [face.exterior, *face.interiors]:
-        v = np.asarray(ring.coords)
+    for v in rings:
         z = (T2.evaluate(a, ax.kinds, ax.w, v[:, 0]) + T2.evaluate(b, ay.kinds, ay.w, v[:, 1]) + c)
         grad = np.hypot(T2.evaluate(a, ax.kinds, ax.w, v[:, 0], 1),
                         T2.evaluate(b, ay.kinds, ay.w, v[:, 1], 1))
@@ -297,17 +311,14 @@ def _parts(geom):
     return [g for g in shapely.get_parts(geom) if isinstance(g, shapely.Polygon) and g.area > 0]
 
 
-def _split_layer_neuron(geoms, A, B, C, ax, ay, tol, scale, layer, k, stats):
-    """Cut every face by neuron ``k`` (coefficients ``A[:, k]``, ``B[:, k]``, ``C[:, k]``).
-
-    Returns ``(children, parent, bit)``: the new faces, the face each came from and
-    the neuron's state on it.
-    """
+def _range_test(geoms, a, b, c, ax, ay, stats):
+    """The cheap range test of one neuron (rows ``a``, ``b``, ``c`` per face) on each face's
+    bounding box: ``(bounds, bit, open, tol_z)``, ``bit`` the neuron's state on the faces
+    it leaves closed, ``open`` the faces it may cut."""
     import shapely
     from kernels import trig2d as T2
 
     n = len(geoms)
-    a, b, c = A[:, k, :], B[:, k, :], C[:, k]
     bnd = shapely.bounds(np.asarray(geoms, dtype=object))
     x0, y0, x1, y1 = bnd[:, 0], bnd[:, 1], bnd[:, 2], bnd[:, 3]
     mx, my, hx, hy = 0.5 * (x0 + x1), 0.5 * (y0 + y1), 0.5 * (x1 - x0), 0.5 * (y1 - y0)
@@ -328,6 +339,83 @@ def _split_layer_neuron(geoms, A, B, C, ax, ay, tol, scale, layer, k, stats):
     open_ = np.flatnonzero(np.abs(zm) <= tol_z + reach)
     stats["range_tests"] += n
     stats["range_open"] += int(open_.shape[0])
+    return bnd, bit, open_, tol_z
+
+
+def _split_by_shared_neuron(geoms, a, b, c, ax, ay, tol, scale, domain, curves, layer, k, stats):
+    """Cut every face by one neuron whose coefficients are the same on all of them (the
+    first layer): its positive set is made once over the domain's bounding box and
+    every face the range test leaves open is cut by it (vectorised shapely).
+
+    ``curves`` holds the rings of the earlier neurons' positive sets (within the
+    domain): the near-tangencies of the new curve are looked for along them once,
+    instead of along every face's boundary. Returns ``(children, parent, bit)``.
+    """
+    import shapely
+
+    n = len(geoms)
+    rows = (lambda v: np.broadcast_to(v, (n, v.shape[0])))
+    bnd, bit, open_, tol_z = _range_test(geoms, rows(a), rows(b), np.full(n, c), ax, ay, stats)
+    if open_.shape[0] == 0:
+        return list(geoms), np.arange(n), bit
+    x0, y0, x1, y1 = domain.bounds
+    rx, tx = ax.critical_points(a[None], np.array([x0]), np.array([x1]), scale)
+    ry, ty = ay.critical_points(b[None], np.array([y0]), np.array([y1]), scale)
+    xs = np.unique(np.concatenate([[x0], tx, [x1]]))
+    ys = np.unique(np.concatenate([[y0], ty, [y1]]))
+    stats["faces_searched"] += 1
+    cells = _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z.max(), XTOL * scale,
+                             (layer, k), stats, pieces_only=True)
+    boundary_rings = curves + _rings(domain)
+    _near_tangencies(boundary_rings, a, b, c, ax, ay, tol, tol_z.max(), (layer, k), stats)
+    if not cells:
+        bit[open_] = False
+        return list(geoms), np.arange(n), bit
+    curves.extend(_rings(shapely.intersection(shapely.union_all(cells), domain)))
+    # each face is cut by the union of the cell pieces that meet it only (a face
+    # against the whole positive set would cost the whole set's size every time)
+    cells = np.asarray(cells, dtype=object)
+    arr = np.asarray(geoms, dtype=object)[open_]
+    fi, pj = shapely.STRtree(cells).query(arr, predicate="intersects")
+    order = np.argsort(fi, kind="stable")
+    fi, pj = fi[order], pj[order]
+    starts = np.searchsorted(fi, np.arange(open_.shape[0] + 1))
+    pieces = {}
+    for slot, f in enumerate(open_.tolist()):
+        near = pj[starts[slot]:starts[slot + 1]]
+        if near.shape[0] == 0:
+            bit[f] = False
+            continue
+        local = shapely.union_all(cells[near])
+        g = geoms[f]
+        on, off = _parts(shapely.intersection(g, local)), _parts(shapely.difference(g, local))
+        if not on or not off:
+            bit[f] = bool(on)
+            continue
+        pieces[f] = [(p, True) for p in on] + [(p, False) for p in off]
+    children, parent, bits = [], [], []
+    for f in range(n):
+        if f in pieces:
+            for p, s in pieces[f]:
+                children.append(p), parent.append(f), bits.append(s)
+        else:
+            children.append(geoms[f]), parent.append(f), bits.append(bit[f])
+    return children, np.asarray(parent, dtype=np.int64), np.asarray(bits, dtype=bool)
+
+
+def _split_layer_neuron(geoms, A, B, C, ax, ay, tol, scale, layer, k, stats):
+    """Cut every face by neuron ``k`` (coefficients ``A[:, k]``, ``B[:, k]``, ``C[:, k]``).
+
+    Returns ``(children, parent, bit)``: the new faces, the face each came from and
+    the neuron's state on it.
+    """
+    import shapely
+    from kernels import trig2d as T2
+
+    n = len(geoms)
+    a, b, c = A[:, k, :], B[:, k, :], C[:, k]
+    bnd, bit, open_, tol_z = _range_test(geoms, a, b, c, ax, ay, stats)
+    x0, y0, x1, y1 = bnd.T
     if open_.shape[0] == 0:
         return list(geoms), np.arange(n), bit
     rx, tx = ax.critical_points(a[open_], x0[open_], x1[open_], scale)
@@ -347,7 +435,7 @@ def _split_layer_neuron(geoms, A, B, C, ax, ay, tol, scale, layer, k, stats):
         pos = _positive_region(xs, ys, a[f], b[f], c[f], ax, ay, tol, tol_z[f],
                                XTOL * scale, (layer, k), stats)
         g = geoms[f]
-        _near_tangencies(g, a[f], b[f], c[f], ax, ay, tol, tol_z[f], (layer, k), stats)
+        _near_tangencies(_rings(g), a[f], b[f], c[f], ax, ay, tol, tol_z[f], (layer, k), stats)
         if pos is None:
             bit[f] = False
             continue
@@ -397,9 +485,15 @@ def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None):
     for l in range(n_layers):
         n_l = net.weights[l].shape[0]
         layer_bits = np.zeros((len(geoms), n_l), dtype=bool)
+        curves = []
         for k in range(n_l):
-            geoms, parent, bit = _split_layer_neuron(geoms, A, B, C, ax, ay, tol, scale,
-                                                     l + 1, k, stats)
+            if l == 0:
+                geoms, parent, bit = _split_by_shared_neuron(
+                    geoms, A[0, k], B[0, k], C[0, k], ax, ay, tol, scale, domain_polygon, curves,
+                    l + 1, k, stats)
+            else:
+                geoms, parent, bit = _split_layer_neuron(geoms, A, B, C, ax, ay, tol, scale,
+                                                         l + 1, k, stats)
             A, B, C = A[parent], B[parent], C[parent]
             layer_bits = layer_bits[parent]
             all_bits = [bb[parent] for bb in all_bits]
