@@ -522,7 +522,24 @@ def partition_encoded_plane(network, domain, tol=DEFAULT_TOL, max_regions=None):
     2D :class:`regions.domain.Box` or polygon domain in the encoding's coordinates.
 
     ``tol`` is the Hausdorff distance within which every boundary polyline follows
-    its curve. Returns :class:`regions.encoded.EncodedPartition2D`.
+    its curve. ``max_regions`` raises ``regions.TooManyRegions`` after a layer that
+    leaves more faces. Returns :class:`regions.encoded.EncodedPartition2D`.
+
+    Examples
+    --------
+    One neuron ``relu(cos(2 pi x) - cos(2 pi y))``: its zero set is the two diagonals of
+    the unit square, crossing at the saddle ``(0.5, 0.5)``, which sits on a grid corner
+    with ``z = 0`` and is reported:
+
+    >>> import numpy as np, regions
+    >>> W = np.zeros((1, 8)); W[0, 5], W[0, 7] = 1.0, -1.0
+    >>> net = regions.Network([W, np.ones((1, 1))], [np.zeros(1), np.zeros(1)], np.zeros(1),
+    ...                       regions.PositionalEncoding(2, in_features=2))
+    >>> p = partition_encoded_plane(net, regions.Box((0, 1), (0, 1)))
+    >>> len(p), p.measure.round(12).tolist()
+    (4, [0.25, 0.25, 0.25, 0.25])
+    >>> (0.5, 0.5) in [tuple(np.round(s[:2], 9)) for s in p.stats["corner_zeros"]]
+    True
     """
     from .result2d import EncodedPartition2D
 
