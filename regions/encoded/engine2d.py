@@ -146,10 +146,12 @@ def _coefficient_scale(coef, w, extent):
     return np.abs(coef) @ np.maximum(1.0, np.abs(w) * extent)
 
 
-def _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats, pieces_only=False):
+def _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats, pieces_only=False,
+                     face=None):
     """The part of the grid's box where ``z > 0``, as one shapely geometry (within ``tol``);
     with ``pieces_only`` the list of its pieces, one per cell (wholly positive cells and
-    the positive sides of the cells' arcs), not unioned."""
+    the positive sides of the cells' arcs), not unioned. With ``face``, only the cells
+    whose box meets the face are made (the rest cannot change the face's split)."""
     import shapely
     from kernels import trig2d as T2
 
@@ -158,6 +160,10 @@ def _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats, pi
     Z = Fv[:, None] + Gv[None, :] + c
     S = Z > 0
     near = np.argwhere(np.abs(Z) <= tol_z)
+    if face is not None and near.shape[0]:
+        # only the spots on the face (within tol) are degenerate spots of the partition
+        on_face = shapely.dwithin(face, shapely.points(xs[near[:, 0]], ys[near[:, 1]]), tol)
+        near = near[on_face]
     for i, j in near:
         stats["corner_zeros"].append((float(xs[i]), float(ys[j])) + where)
     # roots on the grid edges, one per edge with a sign change, shared by its cells
@@ -178,6 +184,13 @@ def _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats, pi
     s00, s10, s11, s01 = S[:-1, :-1], S[1:, :-1], S[1:, 1:], S[:-1, 1:]
     full = s00 & s10 & s11 & s01
     mixed = ~full & (s00 | s10 | s11 | s01)
+    if face is not None and full.size > 4:
+        ii, jj = np.nonzero(full | mixed)
+        meets = shapely.intersects(face, shapely.box(xs[ii], ys[jj], xs[ii + 1], ys[jj + 1]))
+        keep = np.zeros_like(full)
+        keep[ii[meets], jj[meets]] = True
+        full &= keep
+        mixed &= keep
     pieces = []
     fi, fj = np.nonzero(full)
     if fi.shape[0]:
@@ -432,9 +445,10 @@ def _split_layer_neuron(geoms, A, B, C, ax, ay, tol, scale, layer, k, stats):
             bit[f] = Z.min() > 0
             continue
         stats["faces_searched"] += 1
-        pos = _positive_region(xs, ys, a[f], b[f], c[f], ax, ay, tol, tol_z[f],
-                               XTOL * scale, (layer, k), stats)
         g = geoms[f]
+        shapely.prepare(g)
+        pos = _positive_region(xs, ys, a[f], b[f], c[f], ax, ay, tol, tol_z[f],
+                               XTOL * scale, (layer, k), stats, face=g)
         _near_tangencies(_rings(g), a[f], b[f], c[f], ax, ay, tol, tol_z[f], (layer, k), stats)
         if pos is None:
             bit[f] = False
