@@ -326,3 +326,33 @@ def test_the_checks_fail_when_a_curve_is_dropped(monkeypatch, two_layer):
     assert line_mismatches(broken, model, LINES) > 0
     wrong, missing, _ = pattern_mismatches(broken, model, grid(150))
     assert wrong > 0 and missing > 0
+
+
+def test_area_intervals_hold_an_oval_area_integrated_independently():
+    # z = sin(pi x) + sin(pi y) - c: for each x the oval's y-extent is
+    # 1 - 2 asin(c - sin(pi x)) / pi where c - sin(pi x) <= 1
+    from scipy.integrate import quad
+
+    c = 1.3
+    p = regions.partition(one_layer([[1, 0, 1, 0, 0, 0, 0, 0]], [-c]), ((0, 1), (0, 1)))
+    x_in = np.arcsin(c - 1) / np.pi
+    exact, _ = quad(lambda x: 1 - 2 * np.arcsin(c - np.sin(np.pi * x)) / np.pi, x_in, 1 - x_in,
+                    epsabs=1e-14, epsrel=1e-14)
+    assert len(p) == 2
+    inner = int(np.flatnonzero(p.patterns[:, 0])[0])
+    lo, hi = p.measure_bounds[inner]
+    assert lo <= exact <= hi and hi - lo < 1e-4
+    lo, hi = p.measure_bounds[1 - inner]
+    assert lo <= 1 - exact <= hi
+
+
+def test_raw_coordinates_beside_the_encoding():
+    torch.manual_seed(2)
+    pe = regions.PositionalEncoding(2, in_features=2, include_input=True)
+    model = torch.nn.Sequential(pe, torch.nn.Linear(pe.out_features, 6), torch.nn.ReLU(),
+                                torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 1)).double()
+    p = regions.partition(model, ((-0.5, 1.0), (0.0, 2.0)))
+    assert abs(p.measure.sum() - 3.0) < 1e-9
+    wrong, missing, _ = pattern_mismatches(p, model, 1.5 * grid(200) * [1, 4 / 3] + [-0.5, 0])
+    assert wrong == 0 and missing == 0
+    assert line_mismatches(p, model, [((-0.5, 0.7311), (1.0, 0.7311)), ((0.3137, 0.0), (0.3137, 2.0))]) == 0
