@@ -356,3 +356,17 @@ def test_raw_coordinates_beside_the_encoding():
     wrong, missing, _ = pattern_mismatches(p, model, 1.5 * grid(200) * [1, 4 / 3] + [-0.5, 0])
     assert wrong == 0 and missing == 0
     assert line_mismatches(p, model, [((-0.5, 0.7311), (1.0, 0.7311)), ((0.3137, 0.0), (0.3137, 2.0))]) == 0
+
+
+def test_sample_faces_on_a_non_convex_domain_and_outside_it():
+    # a U: a window around a sample in one arm also meets the other arm
+    model = pe_mlp(2, [6, 1], 8)
+    u = shapely.Polygon([(0, 0), (1, 0), (1, 1), (0.7, 1), (0.7, 0.3), (0.3, 0.3), (0.3, 1), (0, 1)])
+    p = regions.partition(model, u)
+    pts = np.array([[0.15, 0.8], [0.85, 0.8], [0.5, 0.1], [0.5, 0.6], [1.5, 0.5]])
+    s = sample_faces(model, pts, domain=u, tile=0.25)
+    idx = p.locate(pts)
+    assert idx[3] == -1 and idx[4] == -1 and s.polygons[3] is None and np.isnan(s.area[4])
+    ok = idx >= 0
+    assert np.array_equal(s.patterns[ok], p.patterns[idx[ok]])
+    np.testing.assert_allclose(s.area[ok], p.measure[idx[ok]], atol=1e-6)

@@ -115,15 +115,22 @@ def sample_faces(model, points, domain=((0.0, 1.0), (0.0, 1.0)), tile=None, tol=
         ix = np.floor((pts[pending, 0] - x0) / size).astype(np.int64)
         iy = np.floor((pts[pending, 1] - y0) / size).astype(np.int64)
         resolved = []
+        windows = []
         for key in np.unique(np.stack([ix, iy], 1), axis=0):
             here = pending[(ix == key[0]) & (iy == key[1])]
             if whole:
-                win = poly
-            else:
-                bx, by = x0 + key[0] * size, y0 + key[1] * size
-                win = shapely.intersection(poly, shapely.box(bx - size / 2, by - size / 2,
-                                                            bx + 1.5 * size, by + 1.5 * size))
-                win = max(shapely.get_parts(win), key=lambda g: g.area)  # the sample's part
+                windows.append((poly, here))
+                continue
+            bx, by = x0 + key[0] * size, y0 + key[1] * size
+            cut = shapely.intersection(poly, shapely.box(bx - size / 2, by - size / 2,
+                                                        bx + 1.5 * size, by + 1.5 * size))
+            # a non-convex domain can leave several parts: each with its own samples
+            for part in shapely.get_parts(cut):
+                if isinstance(part, shapely.Polygon) and part.area > 0:
+                    mine = here[shapely.covers(part, shapely.points(pts[here]))]
+                    if mine.shape[0]:
+                        windows.append((part, mine))
+        for win, here in windows:
             geoms, bits, _, _, st = encoded_plane_faces(net, win, tol)
             stats["windows"] += 1
             stats["faces"] += len(geoms)
