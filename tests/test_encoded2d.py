@@ -6,6 +6,7 @@ oval smaller than a pixel)."""
 import numpy as np
 import pytest
 import shapely
+import shapely.ops
 import torch
 
 import regions
@@ -305,9 +306,22 @@ def test_sample_faces_equal_the_whole_partition_faces(two_layer):
     assert np.all(lo <= hi)                                  # the intervals overlap
     np.testing.assert_allclose(s.distance, p.distance_to_boundary(pts), atol=4 * TOL)
     np.testing.assert_allclose(s.inradius, p.inradius[idx], atol=4 * TOL)
-    # the distance is the distance to the nearest curve of the sample's face, which a
-    # forward pass bounds from above (first order, away from the curve's ends)
-    assert np.all(s.distance >= 0)
+    # torch: the circle of radius distance - 2 tol around a sample stays in its pattern
+    # (away from the domain's edge, which is not a region boundary), and the nearest
+    # boundary point seen 2 tol further out is in another pattern
+    angles = np.linspace(0, 2 * np.pi, 32, endpoint=False)
+    ring = np.stack([np.cos(angles), np.sin(angles)], 1)
+    for i in range(len(pts)):
+        r = s.distance[i] - 2 * TOL
+        circle = pts[i] + r * ring
+        inside = np.all((circle > 0) & (circle < 1), axis=1)
+        states, _ = torch_states(model, circle[inside])
+        assert np.all(states == s.patterns[i])
+        near = shapely.ops.nearest_points(shapely.Point(pts[i]), s.polygons[i].boundary)[1]
+        q = np.asarray(near.coords[0])
+        if 0 < q[0] < 1 and 0 < q[1] < 1:
+            beyond = q + (q - pts[i]) / np.linalg.norm(q - pts[i]) * 2 * TOL
+            assert not np.array_equal(torch_states(model, beyond[None])[0][0], s.patterns[i])
 
 
 def test_the_checks_fail_when_a_curve_is_dropped(monkeypatch, two_layer):
