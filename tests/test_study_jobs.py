@@ -31,22 +31,43 @@ def _one(n_boot=20, seeds=(0,)):
 
 
 class _Count:
-    """Counts the jobs run_study trains (wraps the real run_job)."""
+    """Counts the jobs run_study trains: alone (wraps the real run_job) or in
+    ensembles (wraps train_jobs); ``groups`` lists how many trained together."""
 
     def __init__(self, monkeypatch):
-        self.names = []
-        real = runner.run_job
+        self.names, self.groups = [], []
+        real_job, real_group = runner.run_job, runner.train_jobs
 
-        def counted(job):
+        def counted_job(job):
             self.names.append(job["name"])
-            return real(job)
+            self.groups.append(1)
+            return real_job(job)
 
-        monkeypatch.setattr(runner, "run_job", counted)
+        def counted_group(jobs):
+            self.names += [job["name"] for job in jobs]
+            self.groups.append(len(jobs))
+            return real_group(jobs)
+
+        monkeypatch.setattr(runner, "run_job", counted_job)
+        monkeypatch.setattr(runner, "train_jobs", counted_group)
 
 
 def _tables(out):
     return {t: open(os.path.join(out, "data", t)).read()
             for t in ("summary.csv", "coupling.csv", "findings.csv")}
+
+
+def _without_timings(tables):
+    """The tables' cells, timing columns (``*seconds``, ``*_s``) dropped."""
+    import csv
+    import io
+
+    out = {}
+    for name, text in tables.items():
+        rows = list(csv.DictReader(io.StringIO(text)))
+        out[name] = [{k: v for k, v in r.items() if not k.endswith(("seconds", "_s"))}
+                     for r in rows]
+    return out
 
 
 def test_a_rerun_reuses_every_finished_job_and_writes_the_same_tables(tmp_path, monkeypatch):
@@ -65,6 +86,25 @@ def test_a_rerun_reuses_every_finished_job_and_writes_the_same_tables(tmp_path, 
     assert any("reuses 4 finished job(s), trains 0" in m for m in said), said
     assert _tables(out) == first                   # read back from the files: same tables
     assert not os.path.exists(os.path.join(out, "stale"))
+
+
+def test_jobs_of_one_shape_train_together_and_resume_one_by_one(tmp_path, monkeypatch):
+    # with ensembles on, the tiny preset's 2D pair and 1D pair each train as one
+    # ensemble; removing one finished job retrains it alone, and the tables are
+    # those of the first run
+    out = str(tmp_path / "e")
+    count = _Count(monkeypatch)
+    tiny = {**copy.deepcopy(runner.PRESETS["tiny"]), "ensemble": True, "name": "tiny"}
+    runner.run_study(tiny, out, executor=1, progress=False)
+    assert sorted(count.groups) == [2, 2]
+    first = _tables(out)
+    for f in glob.glob(os.path.join(out, "jobs", "2d-pe3_s0.*")):
+        os.remove(f)
+    count.names.clear()
+    count.groups.clear()
+    runner.run_study(tiny, out, executor=1, progress=False)
+    assert count.names == ["2d-pe3"] and count.groups == [1]
+    assert _without_timings(_tables(out)) == _without_timings(first)
 
 
 def test_a_job_of_other_settings_is_not_reused_and_is_moved_to_stale(tmp_path, monkeypatch):
@@ -206,3 +246,22 @@ def test_sigint_stops_the_study_at_once_and_says_how_to_resume(tmp_path):
     assert proc.returncode == 130, err
     assert "report_from_jobs" in err and "Rerun the same command" in err
     assert "Traceback" not in err
+
+
+def test_report_only_writes_the_report_from_saved_jobs_without_training(tmp_path, monkeypatch):
+    from regions.cli import main
+
+    out = str(tmp_path / "p")
+    runner.run_study("tiny", out, executor=1, progress=False)
+    jobs = os.path.join(out, "jobs")
+    gone = sorted(f for f in os.listdir(jobs) if f.startswith("1d-pe3"))
+    assert gone
+    for f in gone:                                  # as if the study had been interrupted
+        os.remove(os.path.join(jobs, f))
+    os.remove(os.path.join(out, "report.md"))
+    count = _Count(monkeypatch)
+    assert main(["study", "--out", out, "--preset", "tiny", "--report-only"]) == 0
+    assert count.names == []                        # nothing trained
+    report = open(os.path.join(out, "report.md")).read()
+    assert "1d-raw" in report and "2d-pe3" in report and "1d-pe3" not in report
+    assert main(["study", "--out", str(tmp_path / "empty"), "--report-only"]) == 2

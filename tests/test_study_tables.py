@@ -8,6 +8,12 @@ the same" means for it. The study is deterministic run to run (fixed seeds,
 one torch thread per job): two runs of the old code gave byte-identical
 tables, so values are compared to 1e-9 relative (room for a changed order
 of floating-point sums, far below any printed digit) and text exactly.
+
+Issue 11 changed two of the tables on purpose: ``findings.csv`` has one row
+per pooled statistic with its interval, p-values and the verdict of
+``regions.study.stats.RULES`` (the old one had claim / paper / measured /
+verdict, decided by per-claim thresholds), and ``coupling.csv`` gained the
+learning-phase rows (speeds ``lp_*``); its other rows are unchanged.
 """
 import csv
 import math

@@ -1,9 +1,12 @@
 """Everything measured on one trained run: per-sample speed, exact region
-features at each analysed checkpoint, region counts, Hamming distances,
-dead neurons, hyperplane-normal cosines, gradient confusion, the predicted
-first-order loss change (and a real GD step checking it), and the coupling
-tables. :func:`analyse_run` returns one :class:`regions.study.results.RunResult`
-per run; the claims, report and figures read only that record.
+features at each analysed checkpoint, region counts, Hamming distances, dead
+neurons, hyperplane-normal cosines, gradient confusion, the predicted
+first-order loss change (and a real GD step checking it), the NTK split of
+the pair quantities into kernel and residual parts, one Adam step with
+Adam's own update against its prediction, the kernel's spectrum (with the
+per-band GD prediction for full-batch GD runs), and the coupling tables.
+:func:`analyse_run` returns one :class:`regions.study.results.RunResult` per
+run; the claims, report and figures read only that record.
 """
 from __future__ import annotations
 
@@ -12,8 +15,8 @@ import time
 import numpy as np
 
 from . import grid
-from .results import (Agreement, BandEnergy, Checkpoint, Confusion, Correlation, CouplingRow,
-                      GDStep, PairMechanism, RunResult)
+from .results import (AdamStep, Agreement, BandEnergy, Checkpoint, Confusion, Correlation,
+                      CouplingRow, GDStep, KernelSplit, PairMechanism, RunResult, Spectrum)
 
 __all__ = ["analyse_run", "analyse_checkpoint"]
 
@@ -248,6 +251,146 @@ def _gradient_measures(out, run, model, feats, part, pats, job):
         out.agreement = _agreement(prediction_agreement(out.predicted, out.observed_change,
                                                         n_boot=job["n_boot"], seed=job["seed"]))
     out.gd_step = _gd_step_check(model, X, Y, run.config.lr, sum(out.predicted.values()))
+    _kernel_measures(out, run, model, (npairs, cn), (dpairs, cd), pats, rid, adj, job)
+
+
+def _confusion_of(neighbour, distant, keep_arrays=True):
+    """A :class:`Confusion` record of any pair similarity (cosine-like, in [-1, 1])."""
+    def below(v):
+        v = v[np.isfinite(v)]
+        return float(np.mean(v < -0.5)) if v.size else None
+
+    def mean(v):
+        v = v[np.isfinite(v)]
+        return float(v.mean()) if v.size else None
+
+    return Confusion(neighbour=neighbour if keep_arrays else None,
+                     distant=distant if keep_arrays else None,
+                     neighbour_below=below(neighbour), distant_below=below(distant),
+                     neighbour_mean=mean(neighbour), distant_mean=mean(distant))
+
+
+def _pearson(a, b):
+    from scipy import stats
+
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3 or np.std(a[ok]) == 0 or np.std(b[ok]) == 0:
+        return None
+    return float(stats.pearsonr(a[ok], b[ok]).statistic)
+
+
+def _kernel_measures(out, run, model, neighbour, distant, pats, rid, adj, job):
+    """The NTK measures of a checkpoint (:mod:`regions.study.ntk`): the pair
+    quantities split into kernel and residual parts, one Adam step with Adam's
+    own update (Adam runs), the trace NTK's spectrum and, for full-batch GD
+    runs, its per-band prediction to the next analysed checkpoint."""
+    from . import ntk
+
+    signal = run.signal
+    (npairs, cn), (dpairs, cd) = neighbour, distant
+    jf = ntk.jacobian_factors(model, signal.coords)
+    split_n = ntk.kernel_split(jf, signal.targets, npairs)
+    split_d = ntk.kernel_split(jf, signal.targets, dpairs)
+    out.confusion_kernel = _confusion_of(split_n["kernel"], split_d["kernel"])
+    out.confusion_residual = _confusion_of(split_n["residual"], split_d["residual"])
+    out.confusion_product = _confusion_of(split_n["product"], split_d["product"], False)
+    out.pairs_kernel = _pair_mechanism(split_n["kernel"], npairs, pats, rid, job)
+    out.pairs_residual = _pair_mechanism(split_n["residual"], npairs, pats, rid, job)
+    aniso = split_n["anisotropy"][np.isfinite(split_n["anisotropy"])]
+    out.kernel_split = KernelSplit(
+        pearson_residual=_pearson(cn, split_n["residual"]),
+        pearson_kernel=_pearson(cn, split_n["kernel"]),
+        pearson_product=_pearson(cn, split_n["product"]),
+        distant_pearson_residual=_pearson(cd, split_d["residual"]),
+        distant_pearson_product=_pearson(cd, split_d["product"]),
+        anisotropy=float(aniso.mean()) if aniso.size else None)
+    cfg = run.config
+    if cfg.optimizer == "adam":
+        out.adam_step = _adam_step(model, signal, cfg, rid, adj, out.epoch, job)
+    out.spectrum = _spectrum(jf, run, out.epoch, job)
+
+
+def _adam_step(model, signal, cfg, rid, adj, epoch, job):
+    """One Adam step from the checkpoint (state rebuilt over ``adam_warmup_steps``
+    seeded minibatches of the run's batch size) against its prediction."""
+    from scipy import stats
+
+    from . import ntk
+
+    n = signal.n
+    warmup = int(job.get("adam_warmup_steps", 20))
+    bs = n if cfg.batch_size is None else min(int(cfg.batch_size), n)
+    rng = np.random.default_rng([int(job["seed"]), int(epoch)])
+    order = np.concatenate([rng.permutation(n) for _ in range(-(-(warmup + 1) * bs // n))])
+    batches = [order[k * bs:(k + 1) * bs] for k in range(warmup + 1)]
+    res = ntk.adam_step_split(model, signal.coords, signal.targets, batches, (rid, adj), cfg.lr,
+                              seed=int(job["seed"]))
+    p, a = res["predicted"], res["actual"]
+    sizes = {k: float(np.abs(v).sum()) for k, v in res["terms"].items()}
+    total = sum(sizes.values())
+    ok = np.isfinite(p) & np.isfinite(a)
+    pearson = _pearson(p, a)
+    return AdamStep(
+        warmup=warmup, step=res["step"], batch_size=res["batch_size"], pearson=pearson,
+        spearman=float(stats.spearmanr(p[ok], a[ok]).statistic) if pearson is not None else None,
+        scale=float(p[ok] @ a[ok] / (p[ok] @ p[ok])) if np.any(p[ok] != 0) else None,
+        decomposition_error=res["decomposition_error"], update_error=res["update_error"],
+        cos_batch_gradient=res["cos_batch_gradient"], cos_full_gradient=res["cos_full_gradient"],
+        predicted=p, actual=a, terms=res["terms"],
+        term_share={k: (v / total if total > 0 else None) for k, v in sizes.items()},
+        pair_count=res["pair_count"], mean_abs_pair=res["mean_abs_pair"],
+        mean_abs_gram=res["mean_abs_gram"])
+
+
+def _full_batch_gd(cfg, n):
+    """Whether every training step of the config is one full-batch GD step."""
+    return cfg.optimizer == "gd" or (cfg.optimizer == "sgd" and
+                                     (cfg.batch_size is None or cfg.batch_size >= n))
+
+
+def _spectrum(jf, run, epoch, job):
+    """The trace NTK's spectrum at a checkpoint; with all samples in the kernel
+    and full-batch GD training, the per-band prediction to the next analysed
+    checkpoint against the measured residual there."""
+    from . import ntk
+    from .convergence import default_bands
+
+    signal = run.signal
+    rows, shape, stride = ntk.subgrid(signal.grid_shape, int(job.get("ntk_max_samples", 1024)))
+    theta = ntk.trace_ntk(jf, rows)
+    lam, U = ntk.eigen(theta)
+    residual = jf.outputs[rows] - signal.targets[rows]
+    summ = ntk.spectrum_summary(lam, U, residual, shape)
+    bands = default_bands(signal.grid_shape)  # those of RunResult.band_energy
+    mean_eig = float(lam.mean())
+    out = Spectrum(rows=rows, shape=list(shape), stride=int(stride), eigenvalues=lam,
+                   frequencies=summ["frequencies"], residual_energy=summ["energy"],
+                   band_gain=(ntk.band_gains(theta, shape, bands) / mean_eig
+                              if mean_eig > 0 else np.full(len(bands), np.nan)),
+                   **{k: summ[k] for k in ("effective_rank", "rank_90", "decay_exponent",
+                                           "top_share", "top_frequency", "frequency_order",
+                                           "residual_top_share", "residual_alignment")})
+    later = [e for e in job["analyse"] if e > epoch]
+    if stride == 1 and later and _full_batch_gd(run.config, signal.n):
+        # the epochs of RunResult.band_energy: every record with predictions, else checkpoints
+        recorded = run.predictions is not None
+        band_epochs = np.asarray(run.record_epochs if recorded else run.checkpoint_epochs)
+        window = (band_epochs > epoch) & (band_epochs <= later[0])
+        ep = band_epochs[window]
+        measured = (run.predictions[np.flatnonzero(window)] if recorded
+                    else np.stack([run.predictions_at(e) for e in ep])) - signal.targets[None]
+        check = ntk.gd_band_check(lam, U, residual, measured, ep - epoch, signal.grid_shape,
+                                  bands, run.config.lr, signal.targets)
+        out.horizon = int(later[0] - epoch)
+        out.step_scale, out.sharpness = check["scale"], check["sharpness"]
+        out.predicted_band = np.full((band_epochs.size, len(bands)), np.nan)
+        out.predicted_band[window] = check["predicted_band"]
+        out.prediction_error = np.full(band_epochs.size, np.nan)
+        out.prediction_error[window] = check["prediction_error"]
+        out.prediction_error_end = float(check["prediction_error"][-1])
+        out.predicted_energy = check["predicted_energy"]
+        out.measured_energy = check["measured_energy"]
+    return out
 
 
 def _coupling(out, run, feats, job, extra_speeds):
@@ -353,5 +496,38 @@ def analyse_run(run, job):
         res.checkpoints.append(cp)
         if part is not None:
             res.partitions[int(e)] = part
+    _learning_phase(res, run, job, notes)
     res.notes = sorted(set(notes))
     return res
+
+
+def _learning_phase(res, run, job, notes):
+    """Couple the features of the last analysed checkpoint at or before the
+    run's learning-phase window (:func:`regions.study.convergence.learning_window`)
+    to the per-sample speed over that window (:func:`regions.study.coupling.learning_phase`)."""
+    from . import convergence as cv
+    from .coupling import learning_phase
+
+    signal, rec = run.signal, np.asarray(run.record_epochs)
+    window = cv.learning_window(run.mean_loss, rec, cv.constant_baseline(signal.targets))
+    before = [c for c in res.checkpoints if window is not None and c.epoch <= window[0]]
+    if not before:
+        notes.append(f"{job['name']}: no learning-phase window (the mean loss never falls "
+                     "below the constant predictor's)")
+        return
+    cp = before[-1]
+    i0 = int(np.searchsorted(rec, window[0]))
+    residual = None
+    if run.predictions is not None:
+        residual = (np.asarray(run.predictions[i0], np.float64).reshape(signal.n, -1)
+                    - np.asarray(signal.targets, np.float64).reshape(signal.n, -1)).mean(axis=1)
+    else:
+        notes.append(f"{job['name']}: no recorded predictions, the learning-phase partial "
+                     "correlations control for the loss only")
+    speeds, rows = learning_phase(
+        {k: v for k, v in cp.features.items() if k != "region"}, run.losses, rec, window,
+        residual, n_boot=job["n_boot"], seed=job["seed"],
+        tag={"run": job["name"], "seed": job["seed"], "epoch": int(cp.epoch)})
+    cp.speeds.update(speeds)
+    cp.coupling.extend(CouplingRow(**{**r, "kind": cp.kinds.get(r["feature"], "")}) for r in rows)
+    cp.learning_window = [int(window[0]), int(window[1])]

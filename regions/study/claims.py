@@ -2,23 +2,27 @@
 
 :func:`findings` reads the job results of :func:`regions.study.run_study`
 (one :class:`regions.study.results.RunResult` per experiment and seed) and
-returns one :class:`regions.study.results.Finding` per claim: what the
-paper reports, what was measured here, and a verdict ("holds", "does not
-hold" or "not tested"). The thresholds are stated in each check; numbers are
-means over seeds.
+returns one :class:`regions.study.results.Finding` per tested statistic.
+Every finding is one per-run statistic with a threshold and a claimed side
+(a claim with several parts is several findings), pooled over the runs
+(seeds x targets), the units of replication, by :func:`regions.study.stats.pool`;
+comparisons of two experiments are paired by seed. The p-values are adjusted
+over the whole table and each verdict comes from the rules of
+:data:`regions.study.stats.RULES`; nothing here decides a verdict.
 """
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 
 from .results import Finding, RunResult, group_by_name
-from .text import aggregate as _agg
-from .text import correlation_summary, mean_correlation
+from .stats import adjust, paired, pool, verdict
 from .text import fmt as _fmt
 
-__all__ = ["findings", "seed_correlations", "measured_at"]
+__all__ = ["findings", "seed_correlations", "measured_at", "per_run", "LEARNING_SPEEDS"]
+
+#: The learning-phase speed measures (regions.study.convergence.learning_window)
+#: and their partial versions, as named in the coupling rows.
+LEARNING_SPEEDS = ("lp_rate", "lp_rate_partial", "lp_time", "lp_time_partial")
 
 
 def measured_at(runs, which, get):
@@ -39,305 +43,395 @@ def seed_correlations(results, name, feature, speed, which):
     return out
 
 
-# ----------------------------------------------------------------------------- findings
-def _verdict(ok):
-    if ok is None:
-        return "not tested"
-    return "holds" if ok else "does not hold"
+def per_run(runs, get):
+    """``{seed: get(run)}`` over the runs of one experiment; a None or
+    non-finite value is kept as None (the run did not measure it)."""
+    out = {}
+    for r in runs:
+        v = get(r)
+        out[r.seed] = None if v is None or not np.isfinite(v) else float(v)
+    return out
+
+
+def _ratio(a, b):
+    return a / b if b != 0 else np.nan
+
+
+# ----------------------------------------------------------------------------- table
+class _Table:
+    """The findings under construction: one pooled statistic per row."""
+
+    def __init__(self):
+        self.rows = []
+
+    def add(self, claim, run, statistic, units, null, alternative, scale, paper, note=""):
+        """Pool ``units`` ({seed: value}) and keep the row; ``note`` is appended
+        to the generated description of what was measured."""
+        finite = {k: v for k, v in units.items() if v is not None and np.isfinite(v)}
+        if scale == "log":
+            finite = {k: v for k, v in finite.items() if v > 0}
+        est = pool(finite.values(), null, scale)
+        ci = (f" [{_fmt(est.ci_low)}, {_fmt(est.ci_high)}]" if est.n_units > 1 else "")
+        measured = (f"{_fmt(est.estimate)}{ci} over {est.n_units} run"
+                    f"{'s' if est.n_units != 1 else ''}" if est.n_units else "not measured")
+        left_out = [k for k in units if k not in finite]
+        if left_out:
+            why = "not measured, or not a positive ratio" if scale == "log" else "not measured"
+            measured += f"; left out ({why}): seed {', '.join(str(k) for k in left_out)}"
+        if note:
+            measured += f"; {note}"
+        self.rows.append(dict(
+            claim=claim, run=run, statistic=statistic, null=float(null),
+            alternative=alternative, estimate=est.estimate, ci_low=est.ci_low,
+            ci_high=est.ci_high, n_units=est.n_units, method=est.method, p_value=est.p_value,
+            values="; ".join(f"seed {k}={_fmt(v, 4)}" for k, v in finite.items()),
+            paper=paper, measured=measured))
+
+    def findings(self):
+        """The rows as Findings, p-values adjusted over the whole table."""
+        p_adj = adjust([r["p_value"] for r in self.rows])
+        out = []
+        for r, p in zip(self.rows, p_adj):
+            r = {**r, "p_adjusted": float(p)}
+            v = verdict(null=r["null"], alternative=r["alternative"], estimate=r["estimate"],
+                        ci_low=r["ci_low"], ci_high=r["ci_high"], p_adjusted=r["p_adjusted"],
+                        n_units=r["n_units"])
+            out.append(Finding(**r, verdict=v))
+        return out
 
 
 def findings(results):
     """The paper's claims checked on the results (a list of
     :class:`regions.study.results.RunResult`): a list of
-    :class:`regions.study.results.Finding`."""
+    :class:`regions.study.results.Finding`, p-values adjusted over the list."""
     g = group_by_name(results)
-    out = []
-    raw2, pe2 = g.get("2d-raw"), g.get("2d-pe2")
-    pes = [(n, rs) for n, rs in g.items() if n.startswith("2d-pe")]
-    pe_hi = max(pes, key=lambda t: int(t[0][5:]))[1] if pes else None
-    pe_hi_name = max(pes, key=lambda t: int(t[0][5:]))[0] if pes else "2d-pe"
-    N2 = raw2[0].n if raw2 else (pe_hi[0].n if pe_hi else None)
-
-    def mean(rs, fn):
-        return _agg([fn(r) for r in rs])[0] if rs else np.nan
-
-    def have(*values):
-        """True when every number a verdict rests on was measured (finite)."""
-        return all(v is not None and np.isfinite(v) for v in values)
-
-    def add(claim, paper, measured, ok):
-        out.append(Finding(claim=claim, paper=paper, measured=measured, verdict=_verdict(ok)))
-
-    ctx = (results, g, raw2, pe2, pe_hi, pe_hi_name, N2, mean, have, add)
-    for group in (_claims_paper_table, _claims_mechanism, _claims_prediction,
+    pes = sorted((int(n[5:]), n) for n in g if n.startswith("2d-pe") and n[5:].isdigit())
+    ctx = {"g": g, "raw2": g.get("2d-raw"), "pe2": g.get("2d-pe2"),
+           "pe_hi_name": pes[-1][1] if pes else None,
+           "pe_hi": g[pes[-1][1]] if pes else None}
+    table = _Table()
+    for group in (_claims_paper_table, _claims_mechanism, _claims_coupling, _claims_prediction,
                   _claims_other_effects):
-        group(*ctx)
+        group(table, **ctx)
+    return table.findings()
+
+
+def _cp(which, get):
+    """A getter of ``get(checkpoint)`` at checkpoint ``which`` of a run."""
+    return lambda r: get(r.checkpoint(which))
+
+
+def _conf(which, attr):
+    return _cp(which, lambda c: None if c.confusion is None else getattr(c.confusion, attr))
+
+
+# ----------------------------------------------------------------------------- groups
+def _claims_paper_table(t, g, raw2, pe2, pe_hi, pe_hi_name):
+    """The paper's table: fit, patterns, exact counts, Hamming, confusion."""
+    final = lambda r: r.mean_loss[-1]  # noqa: E731
+    if raw2 and pe_hi:
+        t.add("PE fits white noise far better than raw coordinates: final training MSE of "
+              f"{pe_hi_name} below half of raw's", f"{pe_hi_name} / 2d-raw",
+              "final MSE ratio (PE / raw), paired by seed",
+              paired(per_run(pe_hi, final), per_run(raw2, final), _ratio), 0.5, "less", "log",
+              "raw ~0.079, PE L=5 ~0.012")
+    if raw2 and pe2:
+        t.add("PE L=2 fits better than raw coordinates (final training MSE)", "2d-pe2 / 2d-raw",
+              "final MSE ratio (PE L=2 / raw), paired by seed",
+              paired(per_run(pe2, final), per_run(raw2, final), _ratio), 1.0, "less", "log",
+              "raw ~0.079, PE L=2 ~0.062")
+    if pe2 and pe_hi and pe_hi_name != "2d-pe2":
+        t.add(f"Higher L fits better: {pe_hi_name} below PE L=2 (final training MSE)",
+              f"{pe_hi_name} / 2d-pe2", f"final MSE ratio ({pe_hi_name} / PE L=2), paired by seed",
+              paired(per_run(pe_hi, final), per_run(pe2, final), _ratio), 1.0, "less", "log",
+              "PE L=2 ~0.062, PE L=5 ~0.012")
+    if raw2:
+        N = raw2[0].n
+        t.add("Raw: distinct patterns on the pixels well below the pixel count (end)", "2d-raw",
+              "distinct sampled patterns / pixels, end", per_run(raw2, _cp(
+                  "end", lambda c: c.n_patterns_sampled / N)), 0.9, "less", "linear",
+              "raw ~1.5k -> ~2.3k of 4096")
+    if pe_hi:
+        N = pe_hi[0].n
+        t.add("PE: about one distinct pattern per pixel from initialisation", pe_hi_name,
+              "distinct sampled patterns / pixels, init", per_run(pe_hi, _cp(
+                  "init", lambda c: c.n_patterns_sampled / N)), 0.95, "greater", "linear",
+              "PE L=5 4096 of 4096 from init")
+    if raw2:
+        def count(which):
+            return _cp(which, lambda c: c.n_regions)
+        t.add("Raw: the number of exact regions grows during training (init -> end)", "2d-raw",
+              "exact regions end / init", paired(per_run(raw2, count("end")),
+                                                 per_run(raw2, count("init")), _ratio),
+              1.0, "greater", "log", "~1.5k -> ~2.3k sampled patterns")
+        t.add("Raw: after the early checkpoint the number of exact regions grows (early -> end)",
+              "2d-raw", "exact regions end / early",
+              paired(per_run(raw2, count("end")), per_run(raw2, count("early")), _ratio),
+              1.0, "greater", "log",
+              "(not in the paper; the growth that remains when init is excluded)")
+        t.add("Sampling the pixel grid undercounts the regions (end)", "2d-raw",
+              "exact regions / distinct sampled patterns, end",
+              per_run(raw2, _cp("end", lambda c: None if c.n_regions is None
+                                else _ratio(c.n_regions, c.n_patterns_sampled))),
+              1.0, "greater", "log",
+              "a 2048^2 grid finds ~2/3 of a 2-64x4-1 net's regions")
+        t.add("The regions the samples miss are small: median area of regions holding a sample "
+              "above the median of all regions (end)", "2d-raw",
+              "median area (regions with a sample) / median area (all regions), end",
+              per_run(raw2, _cp("end", lambda c: None if c.measure_all_median is None
+                                else _ratio(c.measure_hit_median, c.measure_all_median))),
+              1.0, "greater", "log", "missed regions are small")
+    if raw2 and pe_hi:
+        ham = lambda r: r.checkpoint("end").hamming_patch  # noqa: E731
+        t.add("Raw inputs: neighbouring pixels have nearly equal patterns (mean Hamming over 3x3 "
+              "patches, end, below 6 neurons)", "2d-raw", "mean Hamming over 3x3 patches, end",
+              per_run(raw2, ham), 6.0, "less", "linear", "raw ~2-3 of 256")
+        chain = [("2d-raw", raw2)] + ([("2d-pe2", pe2)] if pe2 and pe_hi_name != "2d-pe2"
+                                      else []) + [(pe_hi_name, pe_hi)]
+        for (na, ra), (nb, rb) in zip(chain, chain[1:]):
+            t.add(f"Patterns of neighbouring pixels differ more with {nb} than with {na} "
+                  "(mean Hamming over 3x3 patches, end)", f"{nb} / {na}",
+                  f"Hamming ratio ({nb} / {na}), paired by seed",
+                  paired(per_run(rb, ham), per_run(ra, ham), _ratio), 1.0, "greater", "log",
+                  "raw ~2-3, PE L=2 ~8-10, PE L=5 ~41-46 of 256")
+    if raw2 and pe_hi:
+        below = _conf("end", "neighbour_below")
+        t.add("Neighbour gradients conflict more with raw inputs than with PE (share of 3x3-patch "
+              "pairs with cosine < -0.5, end; difference raw - PE)", f"2d-raw - {pe_hi_name}",
+              "share difference (raw - PE), paired by seed",
+              paired(per_run(raw2, below), per_run(pe_hi, below), lambda a, b: a - b),
+              0.0, "greater", "linear", "raw ~26%, PE L=2 ~22%, PE L=5 ~2%",
+              "full-gradient cosines; with several output channels they mostly follow the "
+              "residual cosines (issue item 1)")
+        if pe2 and pe_hi_name != "2d-pe2":
+            N = pe2[0].n
+            t.add("PE L=2 gives most pixels a pattern of their own (distinct patterns / pixels, "
+                  "end)", "2d-pe2", "distinct sampled patterns / pixels, end",
+                  per_run(pe2, _cp("end", lambda c: c.n_patterns_sampled / N)), 0.9, "greater",
+                  "linear", "PE L=2: own region for ~98% of pixels")
+            t.add("A region of its own is not enough: PE L=2 still confuses neighbours, more than "
+                  f"twice as often as {pe_hi_name} (share PE L=2 - 2 x share {pe_hi_name})",
+                  f"2d-pe2 - 2 x {pe_hi_name}", "share(PE L=2) - 2 share(PE high), paired by seed",
+                  paired(per_run(pe2, below), per_run(pe_hi, below), lambda a, b: a - 2 * b),
+                  0.0, "greater", "linear", "~22% (PE L=2) vs ~2% (PE L=5)")
+
+
+def _claims_mechanism(t, g, raw2, pe2, pe_hi, pe_hi_name):
+    """The mechanism at pair level, high-frequency energy, final loss against
+    occupancy."""
+    for name, rs in g.items():
+        rho = per_run(rs, _cp("early", lambda c: None if c.pairs is None
+                              else c.pairs.abs_cos_vs_hamming.rho))
+        if not any(v is not None for v in rho.values()):
+            continue
+        ep = rs[0].checkpoint("early").epoch
+        t.add(f"Local pairs with more different patterns have less aligned gradients (|cos| of "
+              f"3x3-patch pairs against their Hamming distance, epoch {ep})", name,
+              "Spearman rho over the pairs of a run", rho, 0.0, "less", "fisher",
+              "the mechanism: shared patterns give (anti)parallel gradients",
+              "full-gradient cosines")
+    if raw2 and pe_hi and raw2[0].band_energy is not None:
+        band = raw2[0].band_energy.bands[raw2[0].high_band()]
+        t.add(f"High frequencies stay unlearnt with raw inputs (residual energy ratio of the band "
+              f"> {band[0]:g} cycles, end, above 0.8)", "2d-raw",
+              "residual energy ratio, top band, end", per_run(raw2, RunResult.high_band_ratio_end),
+              0.8, "greater", "linear", "raw ~0.98")
+        t.add("PE learns the high frequencies: its top-band residual energy ratio is below half "
+              "of raw's (end)", f"{pe_hi_name} / 2d-raw",
+              "top-band ratio (PE / raw), paired by seed",
+              paired(per_run(pe_hi, RunResult.high_band_ratio_end),
+                     per_run(raw2, RunResult.high_band_ratio_end), _ratio), 0.5, "less", "log",
+              "raw ~0.98, PE L=2 ~0.78, PE L=5 ~0.1")
+    if raw2:
+        rho = per_run(raw2, _cp("end", lambda c: None if c.rho("occupancy", "final_loss") is None
+                                else abs(c.rho("occupancy", "final_loss").rho)))
+        if any(v is not None for v in rho.values()):
+            t.add("The final per-pixel loss barely correlates with region occupancy: |Spearman "
+                  "rho| below 0.2 (raw, end)", "2d-raw", "|Spearman rho| over the pixels of a run",
+                  rho, 0.2, "less", "linear", "barely correlates")
+
+
+def _claims_coupling(t, g, raw2, pe2, pe_hi, pe_hi_name):
+    """Region features against per-sample speed: at the early checkpoint (the
+    old measurement, for comparison) and in the learning phase chosen from the
+    loss curve, plain and partial (controlling for the sample's own loss and
+    residual at the window start)."""
+    tests = (("occupancy", "less", "samples sharing their region with many samples learn slower"),
+             ("hamming", "greater", "samples whose neighbours have near-equal patterns learn "
+                                    "slower"))
+    for name, rs in g.items():
+        if len(rs[0].checkpoints) < 3:
+            continue
+        ep = rs[0].checkpoint("early").epoch
+        for feature, side, words in tests:
+            rho = per_run(rs, _cp("early", lambda c, f=feature: None if c.rho(f, "rate") is None
+                                  else c.rho(f, "rate").rho))
+            if any(v is not None for v in rho.values()):
+                t.add(f"{words.capitalize()} ({feature} at epoch {ep} against -d log loss / d "
+                      "epoch in the fixed window after it)", name,
+                      f"Spearman rho ({feature}, rate) over the samples of a run", rho, 0.0,
+                      side, "fisher", "argued from confusion, never measured",
+                      "the fixed window can lie on a loss plateau (issue item 3)")
+        for speed, what in (("lp_rate", "-d log loss / d epoch, plain Spearman"),
+                            ("lp_rate_partial", "-d log loss / d epoch, partial Spearman"),
+                            ("lp_time_partial", "epochs to halve the loss, partial Spearman")):
+            for feature, side, words in tests:
+                # a longer time to the threshold is slower: the sign flips
+                s = side if speed.startswith("lp_rate") else \
+                    ("greater" if side == "less" else "less")
+
+                def get(r, f=feature, sp=speed):
+                    c = next((c for c in r.checkpoints if c.learning_window is not None), None)
+                    row = None if c is None else c.rho(f, sp)
+                    return None if row is None else row.rho
+                rho = per_run(rs, get)
+                if any(v is not None for v in rho.values()):
+                    control = (", controlling for the sample's own log loss and residual at the "
+                               "window start" if "partial" in speed else "")
+                    t.add(f"{words.capitalize()}, in the learning phase ({feature} against "
+                          f"{what}{control})", name,
+                          f"Spearman rho ({feature}, {speed}) over the samples of a run",
+                          rho, 0.0, s, "fisher", "argued from confusion, never measured",
+                          _window_note(rs))
+
+
+def _window_note(rs):
+    cps = [next((c for c in r.checkpoints if c.learning_window is not None), None) for r in rs]
+    return "windows " + ", ".join(f"seed {r.seed}: features at {c.epoch}, window "
+                                  f"{c.learning_window[0]}-{c.learning_window[1]}"
+                                  for r, c in zip(rs, cps) if c is not None)
+
+
+def _claims_prediction(t, g, raw2, pe2, pe_hi, pe_hi_name):
+    """The first-order (Gram) prediction and its sanity check."""
+    for name, rs in g.items():
+        gd = per_run(rs, _cp("init", lambda c: None if c.gd_step is None else c.gd_step.pearson))
+        if any(v is not None for v in gd.values()):
+            t.add("Sanity check of the Gram formula: one real full-batch GD step from init "
+                  "changes each loss as predicted to first order (Pearson above 0.99)", name,
+                  "Pearson (predicted, actual one-step change) over the samples", gd, 0.99,
+                  "greater", "fisher", "(exact formula)")
+            sc = per_run(rs, _cp("init", lambda c: None if c.gd_step is None
+                                 else abs(c.gd_step.scale - 1)))
+            t.add("Sanity check of the Gram formula: least-squares scale of actual on predicted "
+                  "within 0.05 of 1", name, "|scale - 1|", sc, 0.05, "less", "linear",
+                  "(exact formula)")
+        for which in ("init", "early"):
+            rho = per_run(rs, _cp(which, lambda c: None if c.agreement is None
+                                  else c.agreement.spearman.rho))
+            if not any(v is not None for v in rho.values()):
+                continue
+            ep = rs[0].checkpoint(which).epoch
+            t.add(f"The measured per-sample loss change to the next record follows the "
+                  f"first-order (full-batch GD) prediction (epoch {ep})", name,
+                  "Spearman rho (predicted, measured change) over the samples", rho, 0.0,
+                  "greater", "fisher", "implied by the confusion argument",
+                  "the prediction is a GD step, training uses the run's optimiser "
+                  "(issue item 2)")
+            rho = per_run(rs, _cp(which, lambda c: None if c.agreement_window is None
+                                  else c.agreement_window.spearman.rho))
+            if any(v is not None for v in rho.values()):
+                t.add(f"The predicted relative rate follows the measured rate over the window "
+                      f"(epoch {ep})", name, "Spearman rho (predicted, measured rate)", rho, 0.0,
+                      "greater", "fisher", "implied by the confusion argument")
+
+
+def _dip_series(rs):
+    """``(what, epochs, {seed: values})`` of the distance series of a run over
+    the checkpoints where every seed measured it; None with fewer than three."""
+    one_d = rs[0].dim == 1
+    exact = one_d or rs[0].encoding is None
+
+    def value(c):
+        v = c.mean_dist_boundary if exact else c.mean_chord
+        return np.nan if v is None else float(v)
+
+    series = {r.seed: np.array([value(c) for c in r.checkpoints]) for r in rs}
+    if len({len(s) for s in series.values()}) != 1:
+        return None
+    keep = np.all(np.isfinite(np.stack(list(series.values()))), axis=0)
+    if keep.sum() < 3:
+        return None
+    epochs = [c.epoch for c, k in zip(rs[0].checkpoints, keep) if k]
+    what = ("exact mean distance to the region boundary" if exact
+            else "mean chord between boundaries along grid lines")
+    return what, epochs, {k: v[keep] for k, v in series.items()}
+
+
+def _leave_one_out_dip(series):
+    """Per seed, the interior checkpoint where the *other* seeds' mean curve
+    (each normalised by its initial value) is lowest, so that a seed's own
+    noise does not choose its dip (with one seed, its own curve)."""
+    out = {}
+    for k in series:
+        others = [v / v[0] for j, v in series.items() if j != k] or [series[k] / series[k][0]]
+        mean = np.mean(others, axis=0)
+        out[k] = 1 + int(np.argmin(mean[1:-1]))
     return out
 
 
-def _claims_paper_table(results, g, raw2, pe2, pe_hi, pe_hi_name, N2, mean, have, add):
-    """The paper's table: fit, patterns, exact counts, Hamming, confusion."""
-    # 1. fit quality
-    if raw2 and pe_hi:
-        m_raw = mean(raw2, lambda r: r.mean_loss[-1])
-        m_pe = mean(pe_hi, lambda r: r.mean_loss[-1])
-        m_pe2 = mean(pe2, lambda r: r.mean_loss[-1]) if pe2 else np.nan
-        ok = m_pe < 0.5 * m_raw and (not pe2 or m_pe <= m_pe2 <= m_raw)
-        add("PE fits white noise far better than raw coordinates (final training MSE)",
-            "raw ~0.079, PE L=2 ~0.062, PE L=5 ~0.012",
-            f"raw {_fmt(m_raw)}" + (f", PE L=2 {_fmt(m_pe2)}" if pe2 else "")
-            + f", {pe_hi_name} {_fmt(m_pe)}", ok)
-    # 2. sampled patterns
-    if raw2 and pe_hi:
-        r0 = mean(raw2, lambda r: r.checkpoint("init").n_patterns_sampled)
-        r1 = mean(raw2, lambda r: r.checkpoint("end").n_patterns_sampled)
-        p0 = mean(pe_hi, lambda r: r.checkpoint("init").n_patterns_sampled)
-        ok = r1 / N2 < 0.9 and p0 / N2 > 0.95
-        add("Distinct patterns on the pixels: raw well below the pixel count; PE ~ one per "
-            "pixel from init",
-            "raw ~1.5k -> ~2.3k of 4096; PE L=5 4096 from init",
-            f"raw {_fmt(r0)} (init) -> {_fmt(r1)} (end) of {N2}; {pe_hi_name} {_fmt(p0)} at init",
-            ok)
-        e_ex = mean(raw2, lambda r: r.checkpoint("early").n_regions)
-        x_ex = mean(raw2, lambda r: r.checkpoint("end").n_regions)
-        i_ex = mean(raw2, lambda r: r.checkpoint("init").n_regions)
-        e_sa = mean(raw2, lambda r: r.checkpoint("early").n_patterns_sampled)
-        counts = (f"exact regions {_fmt(i_ex)} (init) -> {_fmt(e_ex)} (early) -> {_fmt(x_ex)} "
-                  f"(end); sampled {_fmt(r0)} -> {_fmt(e_sa)} -> {_fmt(r1)}")
-        # the paper's claim is growth from init to the end of training; a
-        # regrowth after an early drop is a different (weaker) statement,
-        # checked separately so a net loss is not reported as growth
-        ok = None if not (np.isfinite(x_ex) and np.isfinite(i_ex)) else bool(x_ex > i_ex)
-        add("Raw: the number of regions grows during training (init -> end)",
-            "~1.5k -> ~2.3k sampled patterns", counts, ok)
-        ok = None if not (np.isfinite(x_ex) and np.isfinite(e_ex)) else bool(x_ex > e_ex)
-        add("Raw: after the early checkpoint the number of regions grows (early -> end)",
-            "(not in the paper; the part of the growth that remains when init is excluded)",
-            counts, ok)
-    # 3. exact vs sampled counts
-    if raw2:
-        ex = mean(raw2, lambda r: r.checkpoint("end").n_regions)
-        sa = mean(raw2, lambda r: r.checkpoint("end").n_patterns_sampled)
-        hit = mean(raw2, lambda r: r.checkpoint("end").measure_hit_median)
-        allm = mean(raw2, lambda r: r.checkpoint("end").measure_all_median)
-        ok = None if not np.isfinite(ex) else bool(ex > sa)
-        add("Sampling the pixel grid undercounts regions and misses the small ones",
-            "a 2048^2 grid finds ~2/3 of a 2-64x4-1 net's regions; missed ones are small",
-            f"raw end: exact {_fmt(ex)} regions vs {_fmt(sa)} sampled patterns "
-            f"({_fmt(sa / ex if ex else np.nan)} found); median area of regions holding a "
-            f"sample {_fmt(hit)} vs all regions {_fmt(allm)}", ok)
-    # 4. Hamming
-    if raw2 and pe_hi:
-        h = {n: mean(rs, lambda r: r.checkpoint("end").hamming_patch) for n, rs in g.items()
-             if n.startswith("2d")}
-        order = [h.get("2d-raw"), h.get("2d-pe2"), h.get(pe_hi_name)]
-        order = [v for v in order if v is not None]
-        ok = (all(a < b for a, b in zip(order, order[1:])) and h["2d-raw"] < 6
-              if have(*order) and len(order) > 1 else None)
-        add("Neighbouring pixels have nearly equal patterns with raw inputs, very different "
-            "with PE (mean Hamming over 3x3 patches, end)",
-            "raw ~2-3, PE L=2 ~8-10, PE L=5 ~41-46 of 256",
-            ", ".join(f"{n} {_fmt(v)}" for n, v in h.items()), ok)
-    # 5. confusion
-    if raw2 and pe_hi and raw2[0].checkpoint("end").confusion is not None:
-        sr = mean(raw2, lambda r: r.checkpoint("end").confusion.neighbour_below)
-        sd = mean(raw2, lambda r: r.checkpoint("end").confusion.distant_below)
-        sp = mean(pe_hi, lambda r: r.checkpoint("end").confusion.neighbour_below)
-        s2 = mean(pe2, lambda r: r.checkpoint("end").confusion.neighbour_below) if pe2 else None
-        ok = sr > sp
-        add("Neighbour gradients conflict with raw inputs, rarely with PE "
-            "(share of 3x3-patch pairs with cosine < -0.5, end)",
-            "raw ~26%, PE L=2 ~22%, PE L=5 ~2%",
-            f"raw {_fmt(100 * sr)}% (distant pairs {_fmt(100 * sd)}%)"
-            + (f", PE L=2 {_fmt(100 * s2)}%" if s2 is not None else "")
-            + f", {pe_hi_name} {_fmt(100 * sp)}%", ok)
-        if pe2:
-            own = mean(pe2, lambda r: r.checkpoint("end").n_patterns_sampled) / N2
-            ok2 = own > 0.9 and s2 > 2 * sp
-            add("A region of its own per sample is not enough: PE L=2 gives most pixels their "
-                "own pattern and still confuses neighbours",
-                "PE L=2: own region for ~98% of pixels, ~22% confused neighbour pairs",
-                f"PE L=2: {_fmt(100 * own)}% distinct patterns per pixel, {_fmt(100 * s2)}% "
-                f"confused (vs {_fmt(100 * sp)}% for {pe_hi_name})", ok2)
-
-
-def _claims_mechanism(results, g, raw2, pe2, pe_hi, pe_hi_name, N2, mean, have, add):
-    """The mechanism at pair level, high-frequency energy, final loss against
-    occupancy, per-sample coupling."""
-    # 5b. the mechanism at pair level
-    for name, rs in g.items():
-        prs = measured_at(rs, "early", lambda c: c.pairs)
-        if not prs:
-            continue
-        rho, lo, hi = mean_correlation([p.abs_cos_vs_hamming for p in prs])
-        same = np.nanmean([p.share_same_region for p in prs])
-        cs = _agg([p.abs_cos_same_region for p in prs])[0]
-        co = _agg([p.abs_cos_other_region for p in prs])[0]
-        ep = rs[0].checkpoint("early").epoch
-        add(f"{name}: local pairs with more different patterns have less aligned gradients "
-            f"(|cos| against the pair's Hamming distance, epoch {ep})",
-            "the mechanism: shared patterns give (anti)parallel gradients",
-            f"Spearman {rho:+.2f} [{lo:+.2f}, {hi:+.2f}]; mean |cos| same region {_fmt(cs)} "
-            f"({_fmt(100 * same)}% of pairs) vs different regions {_fmt(co)}",
-            bool(hi < 0))
-    # 6. high-frequency energy
-    if raw2 and pe_hi and raw2[0].band_energy is not None:
-        er = mean(raw2, RunResult.high_band_ratio_end)
-        ep = mean(pe_hi, RunResult.high_band_ratio_end)
-        band = raw2[0].band_energy.bands[raw2[0].high_band()]
-        ok = er > 0.8 and ep < 0.5 * er
-        add(f"High frequencies stay unlearnt with raw inputs (residual energy ratio, band > "
-            f"{band[0]:g} cycles, end)", "raw ~0.98, PE L=2 ~0.78, PE L=5 ~0.1",
-            f"raw {_fmt(er)}"
-            + (f", PE L=2 {_fmt(mean(pe2, RunResult.high_band_ratio_end))}" if pe2 else "")
-            + f", {pe_hi_name} {_fmt(ep)}", ok)
-    # 7. final loss vs occupancy
-    if raw2:
-        tr = [t for r in raw2
-              for t in seed_correlations([r], "2d-raw", "occupancy", "final_loss", "end")]
-        if tr:
-            rho = float(np.nanmean([t.rho for t in tr]))
-            add("The final per-pixel loss barely correlates with region occupancy (raw, end)",
-                "barely correlates", f"Spearman {correlation_summary(tr)}", abs(rho) < 0.2)
-    # 8. coupling during training (the project's test of the mechanism)
-    for name, rs in g.items():
-        if not rs or len(rs[0].checkpoints) < 3:
-            continue
-        occ = seed_correlations(results, name, "occupancy", "rate", "early")
-        ham = seed_correlations(results, name, "hamming", "rate", "early")
-        if not ham:
-            continue
-        msg = []
-        ok = []
-        if occ and np.any(np.isfinite([t.hi for t in occ])):
-            msg.append(f"occupancy vs rate {correlation_summary(occ)}")
-            ok.append(np.nanmean([t.hi for t in occ]) < 0)
-        msg.append(f"Hamming to neighbours vs rate {correlation_summary(ham)}")
-        if np.any(np.isfinite([t.lo for t in ham])):
-            ok.append(np.nanmean([t.lo for t in ham]) > 0)
-        ep = rs[0].checkpoint("early").epoch
-        rhos = [abs(t.rho) for t in (occ or []) + ham if np.isfinite(t.rho)]
-        if rhos:
-            big = max(rhos)
-            msg.append("effect size: " + ("weak (|rho| <= 0.1)" if big <= 0.1 else
-                                          "moderate" if big <= 0.3 else "strong"))
-        add(f"{name}: samples sharing their region with many samples / with near-equal "
-            f"neighbour patterns learn slower (features at epoch {ep} vs speed in the window "
-            "after it; 95% bootstrap CI)",
-            "argued from confusion, never measured",
-            "; ".join(msg), bool(all(ok)))
-
-
-def _claims_prediction(results, g, raw2, pe2, pe_hi, pe_hi_name, N2, mean, have, add):
-    """The first-order (Gram) prediction and its sanity check."""
-    # 9. first-order prediction
-    for name, rs in g.items():
-        gd = measured_at(rs, "init", lambda c: c.gd_step)
-        if gd:
-            sc = np.nanmean([x.scale for x in gd])
-            pe = np.nanmean([x.pearson for x in gd])
-            add(f"{name}: sanity check of the Gram formula: one real full-batch GD step from "
-                "init changes each loss as predicted to first order",
-                "(exact formula)", f"Pearson {pe:+.4f}, scale {_fmt(sc, 4)}",
-                bool(pe > 0.99 and abs(sc - 1) < 0.05))
-        for which in ("init", "early"):
-            ags = measured_at(rs, which, lambda c: c.agreement)
-            agw = measured_at(rs, which, lambda c: c.agreement_window)
-            if not ags:
-                continue
-            rho, lo, hi = mean_correlation([a.spearman for a in ags])
-            sign = np.nanmean([a.sign_agreement for a in ags])
-            shares = ags[0].term_share
-            tsp = ags[0].term_spearman
-            ep = rs[0].checkpoint(which).epoch
-            wtxt = ""
-            ok = lo > 0
-            if agw:
-                wr, wl, wh = mean_correlation([a.spearman for a in agw])
-                wtxt = (f"; predicted relative rate vs measured rate over the window "
-                        f"{wr:+.2f} [{wl:+.2f}, {wh:+.2f}]")
-                ok = ok and wl > 0
-            add(f"{name}: the measured per-sample loss change follows the first-order (Gram) "
-                f"prediction (epoch {ep}; actual optimiser)",
-                "implied by the confusion argument",
-                f"next record: Spearman {rho:+.2f} [{lo:+.2f}, {hi:+.2f}], same sign "
-                f"{_fmt(100 * sign)}%{wtxt}; share of |terms|: "
-                + ", ".join(f"{k} {_fmt(100 * v)}%" for k, v in shares.items())
-                + "; each term alone vs next record: "
-                + ", ".join(f"{k} {v:+.2f}" for k, v in tsp.items()),
-                bool(ok))
-
-
-def _claims_other_effects(results, g, raw2, pe2, pe_hi, pe_hi_name, N2, mean, have, add):
+def _claims_other_effects(t, g, raw2, pe2, pe_hi, pe_hi_name):
     """The paper's other effects: dead ReLUs, boundary distance, region width,
     normals, the authors' distance."""
-    # 10. dead ReLUs
     if raw2 and pe_hi:
-        dr = mean(raw2, lambda r: r.checkpoint("early").dead.get("all"))
-        dp = mean(pe_hi, lambda r: r.checkpoint("early").dead.get("all"))
-        d0 = mean(raw2, lambda r: r.checkpoint("init").dead.get("all"))
-        add("Raw coordinates kill many ReLUs early, PE very few (share of hidden neurons "
-            "inactive on every sample, early checkpoint)", "many (raw) vs very few (PE)",
-            f"raw {_fmt(100 * d0)}% at init -> {_fmt(100 * dr)}%; {pe_hi_name} {_fmt(100 * dp)}%",
-            bool(dr > dp and dr > 0.05) if have(dr, dp) else None)
-    # 11. PE distance to the boundary drops then grows
+        dead = lambda r: r.checkpoint("early").dead.get("all")  # noqa: E731
+        t.add("Raw coordinates kill more ReLUs early than PE (share of hidden neurons inactive "
+              "on every sample, early checkpoint; difference raw - PE)", f"2d-raw - {pe_hi_name}",
+              "dead share difference (raw - PE), paired by seed",
+              paired(per_run(raw2, dead), per_run(pe_hi, dead), lambda a, b: a - b), 0.0,
+              "greater", "linear", "many (raw) vs very few (PE)")
+        t.add("Raw coordinates kill many ReLUs early (share of hidden neurons inactive on every "
+              "sample above 5%, early checkpoint)", "2d-raw", "dead share, early",
+              per_run(raw2, dead), 0.05, "greater", "linear", "many (raw)")
     for name, rs in g.items():
-        if "pe" not in name or len(rs[0].checkpoints) < 3:
+        dip = _dip_series(rs)
+        if dip is None:
             continue
-        one_d = rs[0].dim == 1
-
-        def value(c):
-            v = c.mean_dist_boundary if one_d else c.mean_chord
-            return np.nan if v is None else v
-
-        series = np.array([[value(c) for c in r.checkpoints] for r in rs], float)
-        if not np.any(np.isfinite(series)):
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns -> NaN
-            s = np.nanmean(series, 0)
-        eps = [c.epoch for c in rs[0].checkpoints]
-        if not np.all(np.isfinite(s)):
-            continue
-        k = int(np.argmin(s))
-        # a real dip: at least 5% below the start and recovered by at least 5%
-        ok = 0 < k < len(s) - 1 and s[k] < 0.95 * s[0] and s[-1] > 1.05 * s[k]
-        what = "exact distance to the boundary" if one_d \
-            else "mean chord between boundaries along grid lines"
-        add(f"{name}: with PE the mean {what} first drops then grows (by > 5% each way)",
-            "drops then grows",
-            ", ".join(f"{e}: {_fmt(v)}" for e, v in zip(eps, s)), bool(ok))
-    # 12. higher L, wider regions late
+        what, epochs, series = dip
+        at = _leave_one_out_dip(series)
+        where = ", ".join(f"seed {k}: {epochs[i]}" for k, i in at.items())
+        t.add(f"The {what} first drops (dip below its initial value)", name,
+              "distance at the dip / at init (dip: interior checkpoint chosen on the other seeds)",
+              {k: s[at[k]] / s[0] for k, s in series.items()}, 1.0, "less", "log",
+              "drops then grows (PE)", f"checkpoints {epochs}; dip at {where}")
+        t.add(f"The {what} then grows again (end above the dip)", name,
+              "distance at the end / at the dip", {k: s[-1] / s[at[k]] for k, s in series.items()},
+              1.0, "greater", "log", "drops then grows (PE)",
+              f"checkpoints {epochs}; dip at {where}")
     if pe2 and pe_hi and pe_hi_name != "2d-pe2":
-        c2 = mean(pe2, lambda r: r.checkpoint("end").mean_chord)
-        c5 = mean(pe_hi, lambda r: r.checkpoint("end").mean_chord)
-        add("Higher L gives wider regions late in training (mean chord along grid lines, end)",
-            "higher L -> wider regions late", f"PE L=2 {_fmt(c2)}, {pe_hi_name} {_fmt(c5)}",
-            bool(c5 > c2))
-    # 13. deeper normals correlate
+        def rel(r):
+            a, b = r.checkpoint("init").mean_chord, r.checkpoint("end").mean_chord
+            return None if a is None or b is None or a <= 0 else b / a
+        t.add("Higher L gives wider regions late in training, relative to initialisation (mean "
+              "chord along grid lines end / init, PE high over PE L=2)", f"{pe_hi_name} / 2d-pe2",
+              "(chord end / init of PE high) / (the same of PE L=2), paired by seed",
+              paired(per_run(pe_hi, rel), per_run(pe2, rel), _ratio), 1.0, "greater", "log",
+              "higher L -> wider regions late",
+              "absolute chords are not compared: PE L=5 starts several times denser")
     for name, rs in g.items():
-        if not rs[0].checkpoints[0].normal_cos.get("l2"):
-            continue
-        a = mean(rs, lambda r: r.checkpoint("init").normal_cos["l2"])
-        b = mean(rs, lambda r: r.checkpoint("end").normal_cos["l2"])
-        add(f"{name}: layer-2 hyperplane normals become positively correlated "
-            "(mean pairwise cosine of W_2 rows)", "positively correlated during training",
-            f"init {_fmt(a)} -> end {_fmt(b)}", bool(b > a and b > 0.02))
-    # 14. the authors' distance
+        layers = sorted(rs[0].checkpoint("init").normal_cos)
+        for layer in layers:
+            a = per_run(rs, _cp("init", lambda c, k=layer: c.normal_cos.get(k)))
+            b = per_run(rs, _cp("end", lambda c, k=layer: c.normal_cos.get(k)))
+            diff = paired(b, a, lambda x, y: x - y)
+            init = [v for v in a.values() if v is not None]
+            sd0 = float(np.std(init, ddof=1)) if len(init) > 1 else np.nan
+            eff = (np.mean(list(diff.values())) / sd0) if diff and sd0 > 0 else np.nan
+            t.add(f"Layer-{layer[1:]} hyperplane normals become more positively correlated "
+                  "during training (mean pairwise cosine of the weight rows, end - init)", name,
+                  "mean pairwise cosine end - init, paired by seed", diff, 0.0, "greater",
+                  "linear", "positively correlated during training",
+                  f"spread at init over seeds (sd) {_fmt(sd0)}; change / that sd {_fmt(eff)}")
     for name, rs in g.items():
-        if "raw" not in name:
+        if rs[0].encoding is not None:
             continue
-        per = {}
-        for r in rs:
-            for w in ("init", "end"):
-                for k, v in (r.checkpoint(w).paper_distance_ratio or {}).items():
-                    if v is not None and k != "all":
-                        per.setdefault(k, []).append(v)
-        if not per:
-            continue
-        vals = [v for vs in per.values() for v in vs]
-        add(f"{name}: the authors' per-layer |z|/|W_l[k]| underestimates the distance to the "
-            "deeper layers' boundaries (median exact local / authors', per layer, init and end)",
-            "1.3-5x too small",
-            "; ".join(f"layer {k[1:]}: {_fmt(min(v))} - {_fmt(max(v))}x" for k, v in per.items()),
-            bool(min(vals) > 1.0))
+        for which in ("init", "end"):
+            layers = sorted({k for r in rs for k in (r.checkpoint(which).paper_distance_ratio
+                                                     or {}) if k != "all"})
+            for layer in layers:
+                ratio = per_run(rs, _cp(which, lambda c, k=layer:
+                                        (c.paper_distance_ratio or {}).get(k)))
+                t.add(f"The authors' |z|/|W_l[k]| underestimates the distance to layer "
+                      f"{layer[1:]}'s boundaries ({which})", name,
+                      "median exact local distance / the authors' distance", ratio, 1.0,
+                      "greater", "log", "1.3-5x too small")

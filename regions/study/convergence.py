@@ -9,6 +9,11 @@ the reference, normally epoch 0).
 * :func:`log_loss_slope` -- least-squares slope of ``log loss_i`` over a window;
 * :func:`normalized_auc` -- area under ``loss_i(t) / loss_i(0)`` divided by the
   time span (1 = never improved, smaller = faster);
+* :func:`learning_window` -- the learning phase of a run, from its mean loss
+  curve by a rule fixed in advance (:data:`WINDOW_START`, :data:`WINDOW_STOP`);
+* :func:`time_to_fraction` -- per-sample time (interpolated) for the loss to
+  fall to a fraction of its value at a window start, censored at the window's
+  end (:func:`censored_for_ranks` turns it into values rank statistics can use);
 * :func:`band_residual_ratio` -- the paper's residual energy ratio per frequency
   band ``E_b(t) = sum_{w in b} |R(w, t)|^2 / sum_{w in b} |Y_c(w)|^2`` with
   ``R`` the DFT of the residual and ``Y_c`` the DFT of the mean-removed target
@@ -22,6 +27,8 @@ import numpy as np
 from .grid import check_grid_shape
 
 __all__ = ["epochs_to_fraction", "log_loss_slope", "normalized_auc", "band_residual_ratio",
+           "learning_window", "constant_baseline", "time_to_fraction", "censored_for_ranks",
+           "WINDOW_START", "WINDOW_STOP", "TIME_FRACTION",
            "default_bands", "bands_around", "radial_frequency", "band_energy_from_run"]
 
 
@@ -138,6 +145,153 @@ def normalized_auc(losses, epochs):
         ratio = np.where(L[0] > 0, L / np.where(L[0] > 0, L[0], 1.0), np.nan)
     area = (0.5 * (ratio[1:] + ratio[:-1]) * np.diff(e)[:, None]).sum(axis=0)
     return area / (e[-1] - e[0])
+
+
+# --------------------------------------------------------------------------- learning phase
+#: The learning-phase window starts at the first record where the mean loss has
+#: covered this share of its way from the best constant predictor's loss to the
+#: run's lowest mean loss (excess <= 1 - share, see :func:`learning_window`) ...
+WINDOW_START = 0.1
+#: ... and stops at the first later record where it has covered this share.
+WINDOW_STOP = 0.5
+#: :func:`time_to_fraction` measures the time for a sample's loss to fall to
+#: this fraction of its value at the window start.
+TIME_FRACTION = 0.5
+
+
+def constant_baseline(targets):
+    """Mean loss (MSE over samples and channels) of the best constant predictor,
+    the per-channel mean of the targets: the loss a network has when it has
+    learnt only the mean.
+
+    Examples
+    --------
+    >>> constant_baseline([[0.0], [2.0]])
+    1.0
+    """
+    Y = np.asarray(targets, dtype=np.float64)
+    Y = Y[:, None] if Y.ndim == 1 else Y
+    if Y.ndim != 2 or Y.shape[0] < 1 or not np.all(np.isfinite(Y)):
+        raise ValueError(f"targets must be a finite (N, C) or (N,) array, got shape {Y.shape}")
+    return float(((Y - Y.mean(axis=0)) ** 2).mean())
+
+
+def learning_window(mean_loss, epochs, baseline, start=WINDOW_START, stop=WINDOW_STOP):
+    """The learning phase of a run, chosen from its mean loss curve alone.
+
+    With ``L_min`` the lowest recorded mean loss and ``excess(t) = (L(t) -
+    L_min) / (baseline - L_min)`` (1 when the network has learnt only the
+    mean, 0 at its best), the window runs from the first record with
+    ``excess <= 1 - start`` to the first later record with ``excess <= 1 -
+    stop``. The rule is fixed before any coupling is computed; it skips the
+    fit of the mean (where per-sample rates measure the mean's drift, not
+    learning) and the late plateau.
+
+    Parameters
+    ----------
+    mean_loss, epochs : (R,) arrays
+        The run's mean training loss at its recorded (increasing) epochs.
+    baseline : float
+        The best constant predictor's loss (:func:`constant_baseline`).
+    start, stop : float
+        Shares of the way from ``baseline`` to ``L_min``, ``0 <= start < stop <= 1``.
+
+    Returns
+    -------
+    (int, int) or None
+        ``(start_epoch, stop_epoch)``; None when the run never gets below the
+        baseline by more than 1e-9 of it (nothing beyond the mean was learnt).
+
+    Examples
+    --------
+    >>> learning_window([1.0, 0.5, 0.45, 0.3, 0.1, 0.1], [0, 10, 20, 30, 40, 50], 0.5)
+    (20, 30)
+    >>> learning_window([1.0, 0.6, 0.5], [0, 1, 2], 0.5) is None
+    True
+    """
+    L, e = _record(mean_loss, epochs)
+    L = L[:, 0]
+    if not (0 <= start < stop <= 1):
+        raise ValueError(f"need 0 <= start < stop <= 1, got start={start!r}, stop={stop!r}")
+    if not np.all(np.isfinite(L)):
+        raise ValueError("mean_loss has non-finite values")
+    low = float(L.min())
+    if not np.isfinite(baseline) or baseline - low <= 1e-9 * abs(baseline):
+        return None
+    excess = (L - low) / (baseline - low)
+    i0 = int(np.argmax(excess <= 1 - start))
+    later = np.flatnonzero(excess[i0 + 1:] <= 1 - stop)
+    if later.size == 0:  # the lowest record itself is the start
+        return None
+    return int(e[i0]), int(e[i0 + 1 + later[0]])
+
+
+def time_to_fraction(losses, epochs, window, fraction=TIME_FRACTION):
+    """Per-sample time for the loss to fall to ``fraction`` of its value at the
+    window start, interpolated between records on the log-loss scale, censored
+    at the window's end.
+
+    Parameters
+    ----------
+    losses, epochs
+        As in :func:`epochs_to_fraction`.
+    window : (start, stop)
+        Recorded epochs.
+    fraction : float
+        In (0, 1).
+
+    Returns
+    -------
+    times : ndarray
+        ``(N,)`` epochs after ``start`` (``inf`` where censored).
+    censored : ndarray
+        ``(N,)`` bool: the threshold was not reached by ``stop``.
+
+    Examples
+    --------
+    >>> L = np.array([[1.0, 1.0], [0.5, 1.0], [0.25, 0.9]])
+    >>> t, c = time_to_fraction(L, [0, 10, 20], (0, 20), 0.25)
+    >>> t.tolist(), c.tolist()
+    ([20.0, inf], [False, True])
+    """
+    L, e = _record(losses, epochs)
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
+    i0 = int(np.searchsorted(e, window[0]))
+    i1 = int(np.searchsorted(e, window[1]))
+    if i0 >= e.size or i1 >= e.size or e[i0] != window[0] or e[i1] != window[1] or i1 <= i0:
+        raise ValueError(f"window must be two recorded epochs (start < stop), got {window!r}")
+    y = np.log(np.maximum(L[i0:i1 + 1], np.finfo(np.float64).tiny))
+    t = e[i0:i1 + 1] - e[i0]
+    target = y[0] + np.log(fraction)
+    hit = y <= target
+    reached = hit[1:].any(axis=0)
+    k = 1 + np.argmax(hit[1:], axis=0)
+    cols = np.arange(y.shape[1])
+    ya, yb = y[k - 1, cols], y[k, cols]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = np.where(yb < ya, (ya - target) / (ya - yb), 1.0)
+    times = t[k - 1] + np.clip(w, 0.0, 1.0) * (t[k] - t[k - 1])
+    return np.where(reached, times, np.inf), ~reached
+
+
+def censored_for_ranks(times, censored):
+    """Censored times replaced by one value above every observed time.
+
+    All samples share the window, so a censored sample is known to be slower
+    than every sample that reached the threshold, and nothing more: ranking
+    the censored samples tied last is exactly the available information.
+    Only rank statistics may use the result.
+
+    Examples
+    --------
+    >>> censored_for_ranks(np.array([3.0, np.inf, 1.0]), np.array([False, True, False])).tolist()
+    [3.0, 4.0, 1.0]
+    """
+    t = np.asarray(times, dtype=np.float64)
+    c = np.asarray(censored, dtype=bool)
+    top = float(t[~c].max()) + 1.0 if np.any(~c) else 1.0
+    return np.where(c, top, t)
 
 
 # --------------------------------------------------------------------------- spectra

@@ -5,6 +5,11 @@
 * :func:`correlation_table` - every feature against every speed measure.
 * :func:`prediction_agreement` - does the observed early per-sample loss
   change follow the predicted first-order change?
+* :func:`partial_spearman` - Spearman's rho of two variables controlling for
+  others (ranks residualised on the controls' ranks).
+* :func:`learning_phase` - features against per-sample speed in the run's
+  learning-phase window (:func:`regions.study.convergence.learning_window`),
+  plain and partial on the sample's own loss and residual at the window start.
 
 All take plain ``(N,)`` arrays (or dicts of them); NaN or infinite values in
 either argument drop that sample from that pair only.
@@ -15,7 +20,7 @@ import numpy as np
 from scipy import stats
 
 __all__ = ["spearman_ci", "correlation_table", "prediction_agreement",
-           "rank_data"]
+           "rank_data", "partial_spearman", "learning_phase", "LEARNING_FEATURES"]
 
 
 def rank_data(a, axis=-1):
@@ -187,3 +192,124 @@ def prediction_agreement(predicted, observed, n_boot=200, seed=0):
         out["term_spearman"] = {k: spearman_ci(v, observed, n_boot=0)["rho"]
                                 for k, v in terms.items()}
     return out
+
+
+def partial_spearman(x, y, controls, level=0.95):
+    """Spearman's rho of ``x`` and ``y`` controlling for ``controls``.
+
+    The ranks of ``x`` and ``y`` are each regressed (least squares, with an
+    intercept) on the ranks of the controls; the partial rho is the Pearson
+    correlation of the two residuals. The interval is Fisher's z with the
+    Fieller-Hartley-Pearson variance ``1.06 / (n - k - 3)`` for a Spearman
+    coefficient with ``k`` controls, the p-value the t-test with ``n - k - 2``
+    degrees of freedom.
+
+    Parameters
+    ----------
+    x, y : (N,) arrays
+    controls : (N,) array or sequence of (N,) arrays
+        Samples with a NaN / inf in any argument are dropped.
+
+    Returns
+    -------
+    dict with ``rho``, ``lo``, ``hi``, ``p``, ``n`` (as :func:`spearman_ci`).
+
+    Examples
+    --------
+    >>> z = np.arange(50.0)
+    >>> x = z + np.sin(z)             # both follow z; what is left is unrelated
+    >>> y = z + np.cos(3 * z)
+    >>> abs(spearman_ci(x, y, n_boot=0)["rho"]) > 0.9, abs(partial_spearman(x, y, z)["rho"]) < 0.5
+    (True, True)
+    """
+    x = np.asarray(x, dtype=np.float64).ravel()
+    y = np.asarray(y, dtype=np.float64).ravel()
+    Z = np.asarray(controls, dtype=np.float64)
+    Z = Z[None] if Z.ndim == 1 else Z
+    if Z.ndim != 2 or Z.shape[1] != x.size or y.size != x.size:
+        raise ValueError(f"partial_spearman: x, y and every control need one value per sample; "
+                         f"got {x.size}, {y.size} and controls of shape {np.shape(controls)}")
+    keep = np.isfinite(x) & np.isfinite(y) & np.all(np.isfinite(Z), axis=0)
+    x, y, Z = x[keep], y[keep], Z[:, keep]
+    n, k = x.size, Z.shape[0]
+    out = {"rho": np.nan, "lo": np.nan, "hi": np.nan, "p": np.nan, "n": int(n)}
+    if n < k + 4 or np.all(x == x[0]) or np.all(y == y[0]):
+        return out
+    A = np.column_stack([np.ones(n)] + [stats.rankdata(z) for z in Z])
+
+    def resid(v):
+        r = stats.rankdata(v)
+        return r - A @ np.linalg.lstsq(A, r, rcond=None)[0]
+
+    rho = float(_rowwise_pearson(resid(x), resid(y)))
+    if not np.isfinite(rho):
+        return out
+    rho = float(np.clip(rho, -1.0, 1.0))
+    df = n - k - 2
+    t = rho * np.sqrt(df / max(1 - rho * rho, 1e-300))
+    q = stats.norm.ppf(0.5 + level / 2)
+    z, se = np.arctanh(np.clip(rho, -1 + 1e-12, 1 - 1e-12)), np.sqrt(1.06 / (n - k - 3))
+    out.update(rho=rho, lo=float(np.tanh(z - q * se)), hi=float(np.tanh(z + q * se)),
+               p=float(2 * stats.t.sf(abs(t), df)))
+    return out
+
+
+#: Features coupled to the learning-phase speeds (the others are in the
+#: fixed-window rows): region size and crowding, distances, pattern distances.
+LEARNING_FEATURES = ("occupancy", "measure", "inradius", "density", "dist_boundary", "hamming",
+                     "crossings")
+
+
+def learning_phase(features, losses, epochs, window, residual_start, n_boot=200, seed=0,
+                   tag=None):
+    """Features against per-sample speed in a learning-phase window.
+
+    Parameters
+    ----------
+    features : dict name -> (N,) array
+        Features at (or just before) the window start; those named in
+        :data:`LEARNING_FEATURES` are used.
+    losses, epochs
+        The run's per-sample record ``(R, N)`` and its epochs.
+    window : (start, stop)
+        Recorded epochs (:func:`regions.study.convergence.learning_window`).
+    residual_start : (N,) array or None
+        The sample's signed residual at the start (mean over output channels);
+        None: the partial rows control for the loss only.
+    n_boot, seed, tag
+        As in :func:`correlation_table` for the plain rows.
+
+    Returns
+    -------
+    speeds : dict
+        ``lp_rate`` (-d log loss / d epoch over the window, larger = faster)
+        and ``lp_time`` (epochs to :data:`~regions.study.convergence.TIME_FRACTION`
+        of the start loss; censored samples tied after every uncensored one,
+        :func:`~regions.study.convergence.censored_for_ranks`; smaller = faster).
+    rows : list of dict
+        Coupling rows for ``lp_rate`` and ``lp_time`` (:func:`spearman_ci`) and
+        ``lp_rate_partial`` and ``lp_time_partial`` (:func:`partial_spearman`
+        controlling for the log loss and the residual at the start).
+    """
+    from . import convergence as cv
+
+    rec = np.asarray(epochs)
+    i0 = int(np.searchsorted(rec, window[0]))
+    rate = -cv.log_loss_slope(losses, rec, window=window)
+    times, cens = cv.time_to_fraction(losses, rec, window)
+    speeds = {"lp_rate": rate, "lp_time": cv.censored_for_ranks(times, cens)}
+    controls = [np.log(np.maximum(np.asarray(losses)[i0], np.finfo(float).tiny))]
+    if residual_start is not None:
+        controls.append(np.asarray(residual_start, dtype=np.float64).ravel())
+    kinds = getattr(features, "kind", {})
+    rows = []
+    for fname in LEARNING_FEATURES:
+        if fname not in features:
+            continue
+        fv = np.asarray(features[fname], dtype=np.float64)
+        for sname, sv in speeds.items():
+            for name, r in ((sname, spearman_ci(fv, sv, n_boot=n_boot, seed=seed)),
+                            (f"{sname}_partial", partial_spearman(fv, sv, controls))):
+                rows.append({"feature": fname, "speed": name, **r,
+                             "kind": kinds.get(fname, ""), **(tag or {})})
+    return speeds, rows

@@ -27,8 +27,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-__all__ = ["backprop_factors", "gram", "gram_pairs", "gradient_norms", "confusion",
-           "predicted_loss_change"]
+__all__ = ["forward_factors", "backprop_factors", "gram", "gram_pairs", "gradient_norms",
+           "gradient_sum", "gradient_dot", "confusion", "predicted_loss_change"]
 
 _PASS = (torch.nn.Identity, torch.nn.Dropout, torch.nn.Flatten)
 
@@ -51,8 +51,29 @@ def _as_array(a, name, ndim_ok, dtype=np.float64):
     return a
 
 
-def backprop_factors(model, inputs, targets):
-    """Forward activations and backward deltas of every ``Linear`` layer.
+def _check_inputs(inputs, targets=None):
+    """``inputs`` as ``(N, d)`` float64 (and ``targets`` as ``(N, C)``), finite."""
+    x = _as_array(inputs, "inputs", (1, 2))
+    if x.ndim == 1:
+        x = x[:, None]
+    if not np.all(np.isfinite(x)):
+        raise ValueError("inputs must be finite (found NaN or inf)")
+    if targets is None:
+        return x, None
+    y = _as_array(targets, "targets", (1, 2))
+    if y.ndim == 1:
+        y = y[:, None]
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"inputs and targets must have the same number of rows, got "
+                         f"{x.shape[0]} and {y.shape[0]}")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("inputs and targets must be finite (found NaN or inf)")
+    return x, y
+
+
+def forward_factors(model, inputs):
+    """The float64 forward pass of an MLP, layer by layer: what every factor
+    formula of this module (and of :mod:`regions.study.ntk`) is built from.
 
     Parameters
     ----------
@@ -61,50 +82,40 @@ def backprop_factors(model, inputs, targets):
         ``Dropout`` and ``Flatten`` pass through; dropout is treated as off).
     inputs : array_like
         ``(N, d)`` coordinates as fed to the model (before the encoding).
-    targets : array_like
-        ``(N, C)`` targets (``(N,)`` is read as one channel).
 
     Returns
     -------
-    deltas : list of ndarray
-        ``deltas[l]`` is ``(N, n_l)`` float64, ``dloss_i/dz_l`` for the l-th
-        Linear layer (the last one is ``2 (f - y) / C``).
-    activations : list of ndarray
+    linears : list of torch.nn.Linear
+        The Linear layers of a float64 copy of the model, in order.
+    derivs : list
+        ``derivs[l]`` is the ``(N, n_l)`` float64 tensor of activation slopes
+        after the l-th Linear layer (``None`` for the output layer).
+    activations : list of torch.Tensor
         ``activations[l]`` is ``(N, n_{l-1})`` float64, the input of the l-th
         Linear layer (``activations[0]`` is the encoded input).
+    outputs : torch.Tensor
+        ``(N, C)`` float64 network outputs.
 
     Examples
     --------
     >>> torch.manual_seed(0) and None
     >>> m = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
-    >>> d, a = backprop_factors(m, np.zeros((3, 2)), np.zeros((3, 1)))
-    >>> [x.shape for x in d], [x.shape for x in a]
-    ([(3, 4), (3, 1)], [(3, 2), (3, 4)])
+    >>> lin, der, act, out = forward_factors(m, np.zeros((3, 2)))
+    >>> len(lin), der[-1] is None, [a.shape[1] for a in act], tuple(out.shape)
+    (2, True, [2, 4], (3, 1))
     """
     model = _as_sequential(model)
-    x = _as_array(inputs, "inputs", (1, 2))
-    if x.ndim == 1:
-        x = x[:, None]
-    y = _as_array(targets, "targets", (1, 2))
-    if y.ndim == 1:
-        y = y[:, None]
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(f"inputs and targets must have the same number of rows, got "
-                         f"{x.shape[0]} and {y.shape[0]}")
-    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-        raise ValueError("inputs and targets must be finite (found NaN or inf)")
-    modules = list(model)
-    if not modules:
+    x, _ = _check_inputs(inputs)
+    if not list(model):
         raise ValueError("model is an empty Sequential")
-    m64 = copy.deepcopy(model).double()
-    mods = list(m64)
+    mods = list(copy.deepcopy(model).double())
     h = torch.as_tensor(x, dtype=torch.float64)
     start = 0
     if not isinstance(mods[0], (torch.nn.Linear,) + _PASS):
         enc = mods[0]
         if any(p.requires_grad for p in enc.parameters()):
             warnings.warn("the encoding module has trainable parameters; the Gram covers only "
-                          "the Linear layers' parameters", RuntimeWarning, stacklevel=2)
+                          "the Linear layers' parameters", RuntimeWarning, stacklevel=3)
         try:
             with torch.no_grad():
                 h = enc(h)
@@ -140,10 +151,6 @@ def backprop_factors(model, inputs, targets):
         raise ValueError(f"encoding mismatch: the first Linear layer takes "
                          f"{linears[0].in_features} features, the (encoded) inputs have "
                          f"{h.shape[1]}")
-    if y.shape[1] != linears[-1].out_features:
-        raise ValueError(f"targets have {y.shape[1]} channels but the model outputs "
-                         f"{linears[-1].out_features}")
-
     acts, derivs = [], []
     with torch.no_grad():
         for lin, slope in zip(linears, slopes):
@@ -156,7 +163,44 @@ def backprop_factors(model, inputs, targets):
                 d = torch.where(z > 0, torch.ones_like(z), torch.full_like(z, slope))
                 derivs.append(d)
                 h = z * d
-        f = h
+    return linears, derivs, acts, h
+
+
+def backprop_factors(model, inputs, targets):
+    """Forward activations and backward deltas of every ``Linear`` layer.
+
+    Parameters
+    ----------
+    model : torch.nn.Sequential
+        As in :func:`forward_factors`.
+    inputs : array_like
+        ``(N, d)`` coordinates as fed to the model (before the encoding).
+    targets : array_like
+        ``(N, C)`` targets (``(N,)`` is read as one channel).
+
+    Returns
+    -------
+    deltas : list of ndarray
+        ``deltas[l]`` is ``(N, n_l)`` float64, ``dloss_i/dz_l`` for the l-th
+        Linear layer (the last one is ``2 (f - y) / C``).
+    activations : list of ndarray
+        ``activations[l]`` is ``(N, n_{l-1})`` float64, the input of the l-th
+        Linear layer (``activations[0]`` is the encoded input).
+
+    Examples
+    --------
+    >>> torch.manual_seed(0) and None
+    >>> m = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    >>> d, a = backprop_factors(m, np.zeros((3, 2)), np.zeros((3, 1)))
+    >>> [x.shape for x in d], [x.shape for x in a]
+    ([(3, 4), (3, 1)], [(3, 2), (3, 4)])
+    """
+    x, y = _check_inputs(inputs, targets)
+    linears, derivs, acts, f = forward_factors(model, x)
+    if y.shape[1] != linears[-1].out_features:
+        raise ValueError(f"targets have {y.shape[1]} channels but the model outputs "
+                         f"{linears[-1].out_features}")
+    with torch.no_grad():
         C = f.shape[1]
         delta = 2.0 * (f - torch.as_tensor(y)) / C
         deltas = [None] * len(linears)
@@ -237,7 +281,27 @@ def _check_pairs(pairs, n):
     return p.astype(np.int64)
 
 
-def gram_pairs(model, inputs, targets, pairs, factors=None, chunk=16384) -> np.ndarray:
+def _check_layered(arrays, deltas, acts, name):
+    """Per-Linear-layer ``(n_l, n_{l-1} + 1)`` arrays (weight columns, then the
+    bias column) as float64, checked against the factors' widths."""
+    if not isinstance(arrays, (list, tuple)) or len(arrays) != len(deltas):
+        raise ValueError(f"{name} must be a list of {len(deltas)} arrays, one per Linear layer, "
+                         f"got {type(arrays).__name__} of length "
+                         f"{len(arrays) if hasattr(arrays, '__len__') else '?'}")
+    out = []
+    for l, (m, d, a) in enumerate(zip(arrays, deltas, acts)):
+        m = _as_array(m, f"{name}[{l}]", (2,))
+        want = (d.shape[1], a.shape[1] + 1)
+        if m.shape != want:
+            raise ValueError(f"{name}[{l}] must have shape (n_out, n_in + 1) = {want} (weight "
+                             f"columns, then the bias column), got {m.shape}")
+        if not np.all(np.isfinite(m)):
+            raise ValueError(f"{name}[{l}] must be finite (found NaN or inf)")
+        out.append(m)
+    return out
+
+
+def gram_pairs(model, inputs, targets, pairs, factors=None, chunk=16384, metric=None) -> np.ndarray:
     """Gram entries ``G_ij`` for a list of pairs.
 
     Parameters
@@ -248,6 +312,12 @@ def gram_pairs(model, inputs, targets, pairs, factors=None, chunk=16384) -> np.n
         ``(P, 2)`` int sample indices.
     chunk : int
         Pairs processed at once (memory ``O(chunk * width)``).
+    metric : list of array_like, optional
+        A diagonal preconditioner ``M``: per Linear layer an ``(n_l, n_{l-1} + 1)``
+        array (the weight's entries, then the bias as the last column); then
+        ``G_ij = g_i^T diag(M) g_j = sum_l (delta_{l,i} * delta_{l,j})^T M_l
+        ([a_{l-1,i}, 1] * [a_{l-1,j}, 1])`` (costs ``O(n_l n_{l-1})`` per pair
+        and layer). ``None`` is the plain Gram (``M = 1``).
 
     Returns
     -------
@@ -257,11 +327,75 @@ def gram_pairs(model, inputs, targets, pairs, factors=None, chunk=16384) -> np.n
     deltas, acts = _factors(model, inputs, targets, factors)
     p = _check_pairs(pairs, deltas[0].shape[0])
     out = np.zeros(p.shape[0])
+    if metric is not None:
+        metric = _check_layered(metric, deltas, acts, "metric")
     for s in range(0, p.shape[0], chunk):
         i, j = p[s:s + chunk, 0], p[s:s + chunk, 1]
-        for d, a in zip(deltas, acts):
-            out[s:s + chunk] += (np.einsum("pk,pk->p", d[i], d[j])
-                                 * (np.einsum("pk,pk->p", a[i], a[j]) + 1.0))
+        for layer, (d, a) in enumerate(zip(deltas, acts)):
+            if metric is None:
+                out[s:s + chunk] += (np.einsum("pk,pk->p", d[i], d[j])
+                                     * (np.einsum("pk,pk->p", a[i], a[j]) + 1.0))
+            else:
+                u = d[i] * d[j]
+                v = np.concatenate([a[i] * a[j], np.ones((i.size, 1))], axis=1)
+                out[s:s + chunk] += np.einsum("pk,pk->p", u @ metric[layer], v)
+    return out
+
+
+def gradient_sum(factors, rows, weights=None) -> list:
+    """The summed per-sample gradient ``sum_{j in rows} w_j g_j``, per Linear
+    layer as an ``(n_l, n_{l-1} + 1)`` array (weight, then bias column), built
+    from the factors without materialising any ``g_j``.
+
+    Parameters
+    ----------
+    factors : tuple
+        ``backprop_factors(model, inputs, targets)``.
+    rows : array_like of int or bool mask
+        The samples summed.
+    weights : array_like, optional
+        ``(len(rows),)`` weights ``w_j`` (default 1).
+
+    Returns
+    -------
+    list of ndarray
+    """
+    deltas, acts = _factors(None, None, None, factors)
+    r = _index(rows, deltas[0].shape[0], "rows")
+    w = np.ones(r.size) if weights is None else _as_array(weights, "weights", (1,))
+    if w.shape != (r.size,):
+        raise ValueError(f"weights must have shape ({r.size},) like rows, got {w.shape}")
+    out = []
+    for d, a in zip(deltas, acts):
+        dw = d[r] * w[:, None]
+        out.append(np.concatenate([dw.T @ a[r], dw.sum(0)[:, None]], axis=1))
+    return out
+
+
+def gradient_dot(factors, direction, rows=None) -> np.ndarray:
+    """``g_i . v`` for every sample ``i`` in ``rows`` and a parameter direction ``v``.
+
+    Parameters
+    ----------
+    factors : tuple
+        ``backprop_factors(model, inputs, targets)``.
+    direction : list of array_like
+        ``v`` per Linear layer, ``(n_l, n_{l-1} + 1)`` (weight, then bias column;
+        e.g. from :func:`gradient_sum` or a parameter update).
+    rows : array_like of int or bool mask, optional
+        Samples (default: all).
+
+    Returns
+    -------
+    ndarray
+        ``(len(rows),)`` float64 ``sum_l delta_{l,i}^T V_l [a_{l-1,i}, 1]``.
+    """
+    deltas, acts = _factors(None, None, None, factors)
+    r = _index(rows, deltas[0].shape[0], "rows")
+    v = _check_layered(direction, deltas, acts, "direction")
+    out = np.zeros(r.size)
+    for d, a, m in zip(deltas, acts, v):
+        out += np.einsum("pk,pk->p", d[r] @ m[:, :-1], a[r]) + d[r] @ m[:, -1]
     return out
 
 

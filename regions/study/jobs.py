@@ -1,12 +1,17 @@
 """The study's jobs: presets, the list of (experiment, seed) jobs, validated
-before any training, one job's run, and the key of a job's configuration.
+before any training, their training (batched where they share a shape) and
+analysis, and the key of a job's configuration.
 
 A preset lists experiments (a signal, a training configuration, the analysed
 checkpoints) and the analysis settings; :func:`build_jobs` turns it into one
-job (a dict) per experiment and seed, :func:`run_job` trains and analyses one
-(:func:`regions.study.training.train`, :func:`regions.study.analysis.analyse_run`),
-and :func:`job_key` hashes everything that determines its result, so that
-finished jobs are reused only when it matches (:mod:`regions.study.runner`).
+job (a dict) per experiment and seed. :func:`ensemble_groups` groups the jobs
+that can train in one batched ensemble (:mod:`regions.study.ensemble`: same
+results as one by one), :func:`train_jobs` trains a group and
+:func:`analyse_job` analyses one trained job
+(:func:`regions.study.analysis.analyse_run`); :func:`run_job` does both for
+one job alone. :func:`job_key` hashes everything that determines a job's
+result, so that finished jobs are reused only when it matches
+(:mod:`regions.study.runner`); how a job was grouped is not part of it.
 """
 from __future__ import annotations
 
@@ -18,19 +23,24 @@ import time
 import numpy as np
 
 __all__ = ["PRESETS", "build_jobs", "validate_jobs", "validate_jobs_signal", "run_job",
-           "job_key"]
+           "ensemble_groups", "train_jobs", "analyse_job", "job_key"]
 
 
 # ----------------------------------------------------------------------------- presets
 def _image(size, epochs, encodings, seeds, record_every=1, analyse=(0.0, 0.02, 0.1, 0.5, 1.0),
-           width=128, depth=2, batch=256, lr=1e-3):
+           width=128, depth=2, batch=256, lr=1e-3, optimizer="adam"):
+    """2D experiments on a noise image; ``optimizer="gd"``: full-batch gradient
+    descent at its default learning rate, named ``gd-2d-...``."""
+    gd = optimizer == "gd"
     exps = []
     for enc in encodings:
+        name = "2d-raw" if enc is None else f"2d-pe{enc}"
         exps.append({
-            "name": "2d-raw" if enc is None else f"2d-pe{enc}",
+            "name": f"gd-{name}" if gd else name,
             "signal": ("random_image", {"size": size, "channels": 3, "seed": 0}),
-            "train": {"width": width, "depth": depth, "encoding": enc, "optimizer": "adam",
-                      "lr": lr, "batch_size": batch, "shuffle": "once", "epochs": epochs,
+            "train": {"width": width, "depth": depth, "encoding": enc, "optimizer": optimizer,
+                      "lr": None if gd else lr, "batch_size": None if gd else batch,
+                      "shuffle": "none" if gd else "once", "epochs": epochs,
                       "record_every": record_every, "record_predictions": True},
             "analyse": list(analyse),
         })
@@ -57,24 +67,36 @@ def _sines(n, epochs, encodings, record_every=1, analyse=(0.0, 0.02, 0.1, 0.5, 1
 #: exact row/column crossings of encoded 2D models are computed ("all", "ends",
 #: "end"; they cost seconds to minutes per checkpoint, growing with pixels and
 #: L). The paper preset takes ~17 min per seed on one core. ``tiny`` is for
-#: tests and smoke runs (seconds).
+#: tests and smoke runs (seconds). ``"ensemble": True`` lets jobs of one shape
+#: train together (:func:`ensemble_groups`; the same results). No preset sets
+#: it: measured on 2 shared cores (benchmarks/bench_ensemble.py), a batched
+#: ensemble of three 2x128 nets at batch 256 takes 1.2-1.3x less CPU than
+#: three single runs (the products dominate, not the per-call overhead),
+#: full-batch runs gain nothing, and a group trained in one worker lengthens
+#: the critical path over two workers (quick preset: 149 s with ensembles
+#: against 128 s without, load 3-5).
 PRESETS = {
     "quick": {
         "description": "raw vs PE (L=2, 5) on a 32x32 noise image (2x128, Adam 1e-3, batch 256 "
-                       "shuffled once, 1500 epochs) and raw vs PE L=5 on the 1D sum of "
+                       "shuffled once, 1500 epochs), raw and PE L=5 again with full-batch "
+                       "gradient descent (gd, lr 0.1), and raw vs PE L=5 on the 1D sum of "
                        "sinusoids (2048 points, 4x128, full batch, 500 epochs, as in the "
-                       "paper); 1 seed; ~1 minute on 2 idle cores",
-        "experiments": _image(32, 1500, [None, 2, 5], [0]) + _sines(2048, 500, [None, 5]),
+                       "paper); 1 seed; ~2 minutes on 2 idle cores",
+        "experiments": _image(32, 1500, [None, 2, 5], [0])
+        + _image(32, 1500, [None, 5], [0], optimizer="gd") + _sines(2048, 500, [None, 5]),
         "seeds": [0],
         "n_boot": 200, "eps": 0.5, "window": 0.1, "n_distant": 2000,
         "encoded_crossings": "end",
     },
     "paper": {
         "description": "the paper's settings: 64x64x3 noise, 2x128, Adam 1e-3, batch 256 "
-                       "shuffled once, 5000 epochs, raw / PE L=2 / PE L=5; 1D sum of "
+                       "shuffled once, 5000 epochs, raw / PE L=2 / PE L=5, and raw / PE L=5 "
+                       "with full-batch gradient descent (gd, lr 0.1); 1D sum of "
                        "sinusoids, 4x128, full batch, 500 epochs, raw / PE L=5; 3 seeds",
         "experiments": _image(64, 5000, [None, 2, 5], [0, 1, 2], record_every=10,
                               analyse=(0.0, 0.01, 0.05, 0.2, 0.5, 1.0))
+        + _image(64, 5000, [None, 5], [0, 1, 2], record_every=10,
+                 analyse=(0.0, 0.01, 0.05, 0.2, 0.5, 1.0), optimizer="gd")
         + _sines(2048, 500, [None, 5]),
         "seeds": [0, 1, 2],
         "n_boot": 500, "eps": 0.5, "window": 0.1, "n_distant": 5000,
@@ -174,7 +196,7 @@ def build_jobs(preset="quick", seeds=None):
                 "analyse": analysed, "n_boot": int(cfg["n_boot"]), "eps": float(cfg["eps"]),
                 "window": float(cfg["window"]), "n_distant": int(cfg["n_distant"]),
                 "encoded_crossings": cfg.get("encoded_crossings", "all"),
-                "threads": 1,
+                "threads": 1, "ensemble": bool(cfg.get("ensemble", False)),
             })
     return jobs, cfg, name
 
@@ -220,22 +242,66 @@ def validate_jobs(jobs):
         validate_jobs_signal(j["signal"], j["config"], j["name"])
 
 
-# ----------------------------------------------------------------------------- jobs
+# ----------------------------------------------------------------------------- running
 def run_job(job):
-    """Train one (experiment, seed) job and analyse it; returns a
+    """Train one (experiment, seed) job alone and analyse it; returns a
     :class:`regions.study.results.RunResult`."""
+    return analyse_job(job, train_jobs([job])[0])
+
+
+def ensemble_groups(jobs):
+    """Lists of indices of ``jobs`` that train together, in first-appearance
+    order: jobs that ask for it (``job["ensemble"]``) and share an
+    :func:`regions.study.ensemble.ensemble_key` and thread count, split into
+    near-equal groups of at most :func:`regions.study.ensemble.ensemble_size`;
+    every other job alone."""
+    from .ensemble import ensemble_key, ensemble_size
+
+    shared, order = {}, []
+    for i, job in enumerate(jobs):
+        key = ensemble_key(job["signal"], job["config"]) if job.get("ensemble") else None
+        key = ("alone", i) if key is None else (key, job.get("threads"))
+        if key not in shared:
+            shared[key] = []
+            order.append(key)
+        shared[key].append(i)
+    groups = []
+    for key in order:
+        ids = shared[key]
+        size = ensemble_size(jobs[ids[0]]["signal"], jobs[ids[0]]["config"])
+        parts = -(-len(ids) // size)
+        groups += [ids[k * len(ids) // parts:(k + 1) * len(ids) // parts] for k in range(parts)]
+    return groups
+
+
+def train_jobs(jobs):
+    """Train a group of jobs (one of :func:`ensemble_groups`); returns their
+    :class:`~regions.study.run_record.Run` in order: one batched ensemble
+    (:func:`regions.study.ensemble.train_ensemble`) for several jobs,
+    :func:`regions.study.training.train` for one."""
+    from .ensemble import train_ensemble
+    from .training import train
+
+    threads = jobs[0].get("threads")
+    if len(jobs) == 1:
+        return [train(jobs[0]["signal"], jobs[0]["config"], progress=False, threads=threads)]
+    return train_ensemble([j["signal"] for j in jobs], [j["config"] for j in jobs],
+                          progress=False, threads=threads)
+
+
+def analyse_job(job, run):
+    """Analyse a trained job; returns a :class:`regions.study.results.RunResult`
+    whose ``seconds`` is the run's training time plus the analysis's."""
     import torch
 
     from .analysis import analyse_run
-    from .training import train
 
     threads = job.get("threads")
     if threads:
         torch.set_num_threads(int(threads))
     t0 = time.perf_counter()
-    run = train(job["signal"], job["config"], progress=False)
     res = analyse_run(run, job)
-    res.seconds = time.perf_counter() - t0
+    res.seconds = float(run.seconds) + (time.perf_counter() - t0)
     return res
 
 

@@ -20,7 +20,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from . import figures
+from . import figures, stats
 from .claims import findings, measured_at, seed_correlations
 from .results import CouplingRow, Finding, csv_columns, csv_row, group_by_name
 from .store import atomic_write_text
@@ -29,7 +29,8 @@ from .text import fmt as _fmt
 from .text import markdown_table as _table
 from .text import mean_sd as _ms
 
-__all__ = ["write_report", "findings", "summary_rows"]  # findings: regions.study.claims
+# findings: regions.study.claims
+__all__ = ["write_report", "write_findings", "findings", "summary_rows"]
 
 KEY_FEATURES = ("occupancy", "measure", "inradius", "density", "dist_boundary", "hamming",
                 "crossings")
@@ -56,6 +57,12 @@ def _write_csv(path, rows):
         for row in rows:
             w.writerow({k: "" if row.get(k) is None else row[k] for k in keys})
     os.replace(tmp, path)
+
+
+def write_findings(found, path):
+    """Write ``findings.csv``: one row per :class:`regions.study.results.Finding`,
+    a column per field of the schema (atomically)."""
+    _write_csv(path, _record_rows(found, Finding))
 
 
 def _save_npz(path, results):
@@ -90,19 +97,43 @@ def _save_npz(path, results):
 
 # ----------------------------------------------------------------------------- report
 def _findings_section(L, results, g, figs, found):
-    """The findings table."""
+    """The findings table, the statistics behind it and the verdict rules."""
     L.append("## Findings\n")
-    n_hold = sum(f.verdict == "holds" for f in found)
-    n_not = sum(f.verdict == "does not hold" for f in found)
-    L.append(f"{n_hold} of {len(found)} checks hold, {n_not} do not"
-             + (f", {len(found) - n_hold - n_not} not tested" if len(found) > n_hold + n_not
-                else "")
-             + ". The paper's table (fit, patterns, Hamming, confusion, high-frequency energy) "
-             "comes first, then the mechanism at pair level, the per-sample coupling this "
+    counts = OrderedDict((v, sum(f.verdict == v for f in found))
+                         for v in ("holds", "does not hold", "inconclusive", "not tested"))
+    L.append(f"{len(found)} findings: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+             + ". The paper's table (fit, patterns, Hamming, confusion) comes first, then the "
+             "mechanism at pair level and high-frequency energy, the per-sample coupling this "
              "project adds, the first-order prediction, and the paper's other effects.\n")
-    L.append(_table(["claim", "paper", "measured here", "verdict"],
-                    [[f.claim, f.paper, f.measured, f"**{f.verdict}**"]
-                     for f in found]))
+    L.append("**How each finding is tested.** A finding is one statistic measured once per "
+             "run; the runs (seed x target) are the units of replication, never the samples "
+             "inside a run. The per-run values are pooled by their mean with a Student-t "
+             "interval over the runs "
+             f"({100 * stats.LEVEL:g}%, n - 1 degrees of freedom) and a two-sided one-sample "
+             "t-test against the claim's threshold, on the scale the `method` column names: "
+             "`linear`, `log` for ratios (reported as the geometric-mean ratio) or `fisher` "
+             "for correlations (the mean of atanh(rho), reported through tanh). Comparisons of "
+             "two experiments are paired by seed. The p-values are adjusted over the whole "
+             f"table with {stats.FDR_METHOD} (false discovery rate {stats.ALPHA}). The "
+             "estimate and its interval are the effect size, in the units of the `statistic` "
+             "column. With one run per experiment there is no interval and every finding is "
+             "inconclusive by rule 2.\n")
+    L.append("**Verdict rules**, checked in order (the first that applies gives the verdict; "
+             "`data/findings.csv` has every column they read):\n")
+    L.append(stats.rules_markdown() + "\n")
+    header = ["claim", "run", "statistic", "side", "estimate [CI]", "runs", "p_adj", "verdict",
+              "paper"]
+    rows = []
+    for f in found:
+        side = ">" if f.alternative == "greater" else "<"
+        ci = f" [{_fmt(f.ci_low)}, {_fmt(f.ci_high)}]" if f.n_units > 1 else ""
+        rows.append([f.claim, f.run, f.statistic, f"{side} {_fmt(f.null)}",
+                     f"{_fmt(f.estimate)}{ci}", f.n_units, _fmt(f.p_adjusted),
+                     f"**{f.verdict}**", f.paper])
+    L.append(_table(header, rows))
+    L.append("\nWhat was measured, per finding (per-run values in `data/findings.csv`):\n")
+    for i, f in enumerate(found):
+        L.append(f"{i + 1}. {f.claim} ({f.run}): {f.measured}.")
     L.append("")
 
 
@@ -192,12 +223,17 @@ def _regions_section(L, results, g, figs, found):
 def _coupling_section(L, results, g, figs, found):
     """Region features against per-sample speed."""
     L.append("## Coupling: region features against per-sample speed\n")
-    L.append("Spearman rho [95% bootstrap interval] between each feature at a checkpoint and "
-             "the speed in the window after it (`rate` = -d log loss / d epoch, larger = faster). "
+    L.append("Spearman rho between each feature at a checkpoint and the speed in the fixed "
+             "window after it (`rate` = -d log loss / d epoch, larger = faster): with several "
+             "seeds the Fisher-z mean over the seeds with its t-interval over the seeds; with "
+             "one seed its rho and the bootstrap interval over its samples (not replications). "
              "At the last checkpoint the speed is replaced by the final loss. Every feature and "
              "speed measure (`rate`, `drop`, `epochs_to_eps` after the checkpoint; at init also "
-             "the whole-run `run_epochs_to_eps` and `run_auc`, smaller = faster) is in "
-             "`data/coupling.csv`.\n")
+             "the whole-run `run_epochs_to_eps` and `run_auc`, smaller = faster; the "
+             "learning-phase `lp_*` below) is in `data/coupling.csv`. These tables are "
+             "exploratory and carry no verdict: only the rows of the findings table are tested, "
+             "with the multiplicity control over that table. A fixed window can lie on a loss "
+             "plateau; the learning-phase tables below do not.\n")
     for name, rs in g.items():
         cps = rs[0].checkpoints
         feats = [k for k in KEY_FEATURES if k in cps[0].features]
@@ -220,11 +256,52 @@ def _coupling_section(L, results, g, figs, found):
                  "epochs)\n")
         L.append(_table(header, rows))
         L.append("")
+    _learning_phase_tables(L, results, g)
     if figs.get("speed_vs_features"):
         L.append("Per-sample speed against each feature at the second analysed checkpoint "
                  "(one row per run, first seed): the samples, the median and interquartile "
                  "band in quantile bins of the feature, and Spearman rho:\n")
         L.append("![speed vs features](figures/speed_vs_features.png)\n")
+
+
+def _learning_phase_tables(L, results, g):
+    """Features against the learning-phase speeds, plain and partial."""
+    from . import convergence as cv
+    from .claims import LEARNING_SPEEDS
+    from .coupling import LEARNING_FEATURES
+
+    L.append("### In the learning phase\n")
+    L.append(f"Window rule, fixed before any coupling was computed: with `excess` = (mean loss - "
+             f"lowest mean loss) / (loss of the best constant predictor - lowest mean loss), "
+             f"the window runs from the first record with excess <= {1 - cv.WINDOW_START:g} to "
+             f"the first later record with excess <= {1 - cv.WINDOW_STOP:g}; the features are "
+             "those of the last analysed checkpoint at or before its start. `lp_rate` = -d log "
+             "loss / d epoch over the window; `lp_time` = epochs (interpolated on the log-loss "
+             f"scale) until the loss falls to {cv.TIME_FRACTION:g} of its value at the window "
+             "start, samples that never get there tied after all the others (all share the "
+             "window, so that is all that is known of them; only ranks are used); `_partial` = "
+             "partial Spearman controlling for the sample's own log loss and signed residual at "
+             "the window start (intervals: Fisher z with variance 1.06 / (n - k - 3)).\n")
+    for name, rs in g.items():
+        cps = [(r, next((c for c in r.checkpoints if c.learning_window is not None), None))
+               for r in rs]
+        cps = [(r, c) for r, c in cps if c is not None]
+        if not cps:
+            L.append(f"**{name}**: no learning-phase window (the mean loss never falls below "
+                     "the constant predictor's).\n")
+            continue
+        rows = []
+        for f in LEARNING_FEATURES:
+            if f not in cps[0][1].features:
+                continue
+            rows.append([f"{f} ({cps[0][1].kinds.get(f, '')})"]
+                        + [_rho_str([c.rho(f, sp) for _, c in cps if c.rho(f, sp) is not None])
+                           for sp in LEARNING_SPEEDS])
+        where = ", ".join(f"seed {r.seed}: features at {c.epoch}, window "
+                          f"{c.learning_window[0]}-{c.learning_window[1]}" for r, c in cps)
+        L.append(f"**{name}** ({where})\n")
+        L.append(_table(["feature (kind)"] + list(LEARNING_SPEEDS), rows))
+        L.append("")
 
 
 def _gradient_section(L, results, g, figs, found):
@@ -347,7 +424,7 @@ def write_report(results, out_dir, preset="", description="", wall_seconds=None)
     if coup:
         _write_csv(os.path.join(data_dir, "coupling.csv"), _record_rows(coup, CouplingRow))
     found = findings(results)
-    _write_csv(os.path.join(data_dir, "findings.csv"), _record_rows(found, Finding))
+    write_findings(found, os.path.join(data_dir, "findings.csv"))
     _save_npz(os.path.join(data_dir, "runs.npz"), results)
 
     g = group_by_name(results)

@@ -6,7 +6,8 @@
 read only these records. Every field says what it holds in its metadata:
 ``doc`` (meaning), ``shape`` (array axes: ``N`` samples, ``K`` recorded epochs,
 ``P`` neighbour pairs, ``Q`` distant pairs, ``B`` frequency bands, ``d`` input
-dimension) and ``unit``. Fields with a ``csv`` entry are the columns of
+dimension, ``S`` samples of the kernel's eigendecomposition) and ``unit``.
+Fields with a ``csv`` entry are the columns of
 ``data/summary.csv`` (:func:`csv_row`), written by iterating over the schema.
 
 A run is stored as data, never as a pickle, by :mod:`regions.study.store`,
@@ -23,12 +24,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["SCHEMA_VERSION", "Correlation", "CouplingRow", "Confusion", "PairMechanism",
-           "Agreement", "GDStep", "BandEnergy", "Checkpoint", "RunResult", "Finding",
+           "Agreement", "GDStep", "BandEnergy", "KernelSplit", "AdamStep", "Spectrum",
+           "Checkpoint", "RunResult", "Finding",
            "group_by_name", "csv_row", "csv_columns", "plain_value"]
 
 #: Version of the schema and its stored layout; part of every job's
 #: configuration key, so a change here makes old job files stale rather than misread.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _meta(doc, kind="scalar", *, shape=None, unit=None, dtype=None, finite=False, cls=None,
@@ -184,6 +186,161 @@ class BandEnergy:
 
 
 @dataclass(kw_only=True)
+class KernelSplit:
+    """The gradient cosine split into its kernel and residual parts
+    (:func:`regions.study.ntk.kernel_split`), over the same pairs as
+    :class:`Confusion`.
+
+    With ``g_i = (2/C) J_i^T r_i`` (``J_i`` the output Jacobian, ``r_i = f_i - y_i``)
+    and ``K_ij = J_i J_j^T``: ``G_ij = (4/C^2) r_i^T K_ij r_j``. The kernel part
+    is ``s_ij = tr K_ij / sqrt(tr K_ii tr K_jj)`` (``Checkpoint.confusion_kernel``),
+    the residual part ``cos(r_i, r_j)`` (``Checkpoint.confusion_residual``);
+    when ``K_ij ~ (tr K_ij / C) I`` the gradient cosine is about their product
+    (``Checkpoint.confusion_product``). The Pearson correlations here say how
+    much of the gradient cosine each part carries."""
+
+    pearson_residual: float = scalar("Pearson over the neighbour pairs of the gradient cosine "
+                                     "against the residual cosine", csv="pearson_residual")
+    pearson_kernel: float = scalar("Pearson over the neighbour pairs of the gradient cosine "
+                                   "against the kernel similarity s_ij")
+    pearson_product: float = scalar("Pearson over the neighbour pairs of the gradient cosine "
+                                    "against s_ij * cos(r_i, r_j)", csv="pearson_product")
+    distant_pearson_residual: float = scalar("the same over the distant pairs, residual cosine")
+    distant_pearson_product: float = scalar("the same over the distant pairs, product")
+    anisotropy: float = scalar("mean over the neighbour pairs of |K_ij - (tr K_ij / C) I|_F / "
+                               "|K_ij|_F: how far the channels are from sharing one kernel "
+                               "(0 for one channel; the error of the trace-NTK picture)",
+                               unit="fraction", csv="anisotropy")
+
+
+@dataclass(kw_only=True)
+class AdamStep:
+    """One Adam step from the checkpoint with Adam's own update, against its
+    first-order prediction ``g_i . dtheta``, split by pair class
+    (:func:`regions.study.ntk.adam_step_split`).
+
+    The checkpoint holds no optimiser state: a float64 copy of the model is
+    trained by ``torch.optim.Adam`` (the run's lr and batch size, torch's
+    betas and eps) for ``warmup`` steps (the job's ``adam_warmup_steps``,
+    default 20) on seeded minibatches, then the probed
+    step is taken on the next batch ``B``. ``dtheta = -(lr / (1 - b1^t)) D *
+    (b1 m_{t-1} + (1 - b1) mean_{j in B} g_j)`` with ``D = 1 / (sqrt(v_t /
+    (1 - b2^t)) + eps)``, so the prediction is a momentum term plus, for each
+    batch sample ``j``, ``c g_i^T D g_j`` (``c = -lr (1 - b1) / ((1 - b1^t) |B|)``):
+    the terms split that sum by where ``j`` lies relative to ``i``. The
+    summed shares are dominated by how many pairs a class has
+    (``pair_count``); ``mean_abs_pair`` is the per-pair size."""
+
+    warmup: int = scalar("Adam steps taken before the probed one (rebuilding the state)",
+                         unit="steps", dtype="int")
+    step: int = scalar("Adam's step count t at the probed step", unit="steps", dtype="int")
+    batch_size: int = scalar("samples in the probed batch", unit="samples", dtype="int")
+    pearson: float = scalar("Pearson of g_i . dtheta against the measured one-step change of "
+                            "loss_i (float64), over all samples", csv="pearson")
+    spearman: float = scalar("Spearman of the same")
+    scale: float = scalar("least-squares factor actual ~ scale * predicted (1 when exact)")
+    decomposition_error: float = scalar("max |sum of terms - g_i . dtheta| / max |g_i . dtheta| "
+                                        "(rounding: the split is exact)", unit="fraction")
+    update_error: float = scalar("max deviation of the update formula from the actual parameter "
+                                 "change, relative to its largest entry (rounding)",
+                                 unit="fraction")
+    cos_batch_gradient: float = scalar("cosine of dtheta with the negative gradient of the "
+                                       "probed batch's loss", csv="cos_batch_gradient")
+    cos_full_gradient: float = scalar("cosine of dtheta with the negative full-batch gradient",
+                                      csv="cos_full_gradient")
+    predicted: np.ndarray = array("g_i . dtheta, the first-order change of loss_i", ("N",),
+                                  unit="loss")
+    actual: np.ndarray = array("measured change of loss_i over the probed step", ("N",),
+                               unit="loss")
+    terms: dict = arrays("the prediction split: momentum, self, same_region, neighbour_region, "
+                         "far (they sum to predicted)", ("N",), unit="loss")
+    term_share: dict = mapping("each term's share of the summed |terms| over the samples",
+                               unit="fraction", csv="share_")
+    pair_count: dict = mapping("pairs (i in all samples, j in the batch) per class: self, "
+                               "same_region, neighbour_region, far", unit="pairs", dtype="int")
+    mean_abs_pair: dict = mapping("mean |c g_i^T D g_j| per class, one pair's contribution to "
+                                  "the predicted change (over up to 4096 pairs drawn uniformly "
+                                  "from the class; None: no such pair)", unit="loss",
+                                  csv="mean_abs_pair_")
+    mean_abs_gram: dict = mapping("mean plain |G_ij| = |g_i . g_j| per class over the same "
+                                  "pairs", unit="loss^2 / parameter^2")
+
+
+@dataclass(kw_only=True)
+class Spectrum:
+    """The trace NTK ``Theta_ij = tr K_ij`` over the samples, its spectrum, the
+    residual in its eigenbasis and, for full-batch GD runs, the per-band
+    convergence it predicts (:mod:`regions.study.ntk`).
+
+    ``Theta`` is decomposed with ``eigh`` (``O(S^3)``) on at most the job's
+    ``ntk_max_samples`` samples (default 1024): larger grids use the strided
+    subgrid ``rows`` (every ``stride``-th sample per axis; the eigenvalues then
+    scale with ``S``, roughly ``S / N`` of the full kernel's). The prediction
+    (only when ``S = N`` and the run is full-batch GD): the component of the
+    residual along eigenvector ``u_k`` is multiplied by
+    ``1 - step_scale lambda_k`` per step, ``step_scale = 2 lr / (N C^2)``
+    (exact for one channel on the linearised model; for ``C`` channels it
+    takes ``K_ij = Theta_ij / C I``, whose error is ``KernelSplit.anisotropy``),
+    at every epoch of ``RunResult.band_energy`` up to the next analysed
+    checkpoint (``horizon`` steps; one GD step per epoch)."""
+
+    rows: np.ndarray = array("the samples of the kernel (flat grid indices)", ("S",),
+                             dtype="iu")
+    shape: list = scalar("grid shape of those samples", dtype="shape")
+    stride: int = scalar("subgrid stride (1: all samples)", dtype="int")
+    eigenvalues: np.ndarray = array("eigenvalues of Theta, descending", ("S",),
+                                    unit="output^2 / parameter^2")
+    frequencies: np.ndarray = array("mean radial frequency of each eigenvector on the grid "
+                                    "(arbitrary for eigenvalues at rounding level)", ("S",),
+                                    unit="cycles")
+    residual_energy: np.ndarray = array("energy of the residual along each eigenvector, summed "
+                                        "over channels", ("S",), unit="output^2")
+    band_gain: np.ndarray = array("mean Rayleigh quotient of Theta over the unit Fourier "
+                                  "vectors of each band, over the mean eigenvalue (> 1: the band "
+                                  "is learnt faster than average; NaN: no bin on this grid)",
+                                  ("B",), unit="fraction")
+    effective_rank: float = scalar("(sum lambda)^2 / sum lambda^2", unit="eigenvectors",
+                                   csv="effective_rank")
+    rank_90: int = scalar("eigenvalues holding 90% of the trace", unit="eigenvectors",
+                          dtype="int")
+    decay_exponent: float = scalar("alpha of a least-squares fit lambda_k ~ k^-alpha over "
+                                   "k = 1..S/4 (eigenvalues above ntk.ROUNDING_FLOOR * "
+                                   "lambda_1 only)", csv="decay_exponent")
+    top_share: float = scalar("share of the trace in the top 10 eigenvalues", unit="fraction")
+    top_frequency: float = scalar("mean frequency of the top 10 eigenvectors", unit="cycles",
+                                  csv="top_frequency")
+    frequency_order: float = scalar("Spearman of eigenvalue rank against eigenvector frequency "
+                                    "over the eigenvalues above ntk.ROUNDING_FLOOR * lambda_1 "
+                                    "(+1: strictly low to high frequency)",
+                                    csv="frequency_order")
+    residual_top_share: float = scalar("share of the residual energy on the top 10% of the "
+                                       "eigenvectors", unit="fraction", csv="residual_top_share")
+    residual_alignment: float = scalar("(r^T Theta r / |r|^2) / mean eigenvalue: 1 like a "
+                                       "random vector, < 1 the residual sits in the slow tail",
+                                       csv="residual_alignment")
+    horizon: int = scalar("GD steps predicted: to the next analysed checkpoint (None: no "
+                          "prediction)", unit="steps", dtype="int")
+    step_scale: float = scalar("2 lr / (N C^2)", unit="1 / kernel unit")
+    sharpness: float = scalar("step_scale * lambda_max: above 2 the linearised GD diverges along "
+                              "the top eigenvector (the real run is past the edge of stability), "
+                              "and so does the prediction", csv="sharpness")
+    predicted_band: np.ndarray = array("predicted residual energy ratio per band at the epochs of "
+                                       "RunResult.band_energy (compare with its ratio); NaN "
+                                       "outside (epoch, epoch + horizon]", ("Kp", "B"),
+                                       unit="fraction")
+    prediction_error: np.ndarray = array("|r_predicted - r| / |r_start - r| at the same epochs "
+                                         "(0: exact; 1: no better than no change; NaN outside "
+                                         "the horizon)", ("Kp",), unit="fraction")
+    prediction_error_end: float = scalar("prediction_error at the end of the horizon",
+                                         unit="fraction", csv="prediction_error")
+    predicted_energy: np.ndarray = array("predicted residual energy along each eigenvector at the "
+                                         "end of the horizon", ("S",), unit="output^2")
+    measured_energy: np.ndarray = array("measured residual energy along each eigenvector (of the "
+                                        "start's kernel) at the end of the horizon", ("S",),
+                                        unit="output^2")
+
+
+@dataclass(kw_only=True)
 class Checkpoint:
     """Everything measured at one analysed checkpoint of a run."""
 
@@ -240,6 +397,24 @@ class Checkpoint:
                                         ("N",), unit="loss")
     agreement: Agreement = record("predicted against observed change", Agreement, csv="pred_")
     gd_step: GDStep = record("one real GD step against the prediction", GDStep)
+    confusion_kernel: Confusion = record("confusion rows on the kernel similarity s_ij = tr K_ij "
+                                         "/ sqrt(tr K_ii tr K_jj) of the same pairs (KernelSplit)",
+                                         Confusion, csv="kconf_")
+    confusion_residual: Confusion = record("confusion rows on the residual cosine cos(r_i, r_j) "
+                                           "of the same pairs", Confusion, csv="rconf_")
+    confusion_product: Confusion = record("confusion rows on s_ij * cos(r_i, r_j) (no per-pair "
+                                          "arrays: the product of the two above)", Confusion,
+                                          csv="pconf_")
+    pairs_kernel: PairMechanism = record("the pair mechanism on |s_ij| instead of |gradient "
+                                         "cosine|", PairMechanism)
+    pairs_residual: PairMechanism = record("the pair mechanism on |cos(r_i, r_j)|",
+                                           PairMechanism)
+    kernel_split: KernelSplit = record("how the gradient cosine splits into kernel and residual",
+                                       KernelSplit, csv="ksplit_")
+    adam_step: AdamStep = record("one Adam step with Adam's own update against its prediction, "
+                                 "split by pair class (Adam runs only)", AdamStep, csv="adam_")
+    spectrum: Spectrum = record("the trace NTK's spectrum and its GD prediction", Spectrum,
+                                csv="ntk_")
     speeds: dict = arrays("per-sample speed after the checkpoint: rate (-d log loss / d "
                           "epoch), drop, epochs_to_eps; final_loss at the end; run_* from init",
                           ("N",))
@@ -247,6 +422,10 @@ class Checkpoint:
     agreement_window: Agreement = record("predicted relative rate against the window rate",
                                          Agreement)
     coupling: list = records("every (feature, speed) correlation", CouplingRow)
+    learning_window: list = scalar("(start, stop) epochs of the run's learning-phase window "
+                                   "(regions.study.convergence.learning_window) when the lp_* "
+                                   "speeds and coupling rows of this checkpoint are taken over "
+                                   "it; None otherwise", dtype="pair")
 
     def rho(self, feature, speed):
         """The coupling row of ``(feature, speed)``, or None."""
@@ -315,12 +494,34 @@ class RunResult:
 
 @dataclass(kw_only=True)
 class Finding:
-    """One claim of the paper checked on the results: a row of ``data/findings.csv``."""
+    """One claim of the paper checked on the results: a row of ``data/findings.csv``.
+
+    The verdict follows from ``null``, ``alternative``, ``estimate``,
+    ``ci_low``, ``ci_high``, ``p_adjusted`` and ``n_units`` alone, by the
+    rules of :data:`regions.study.stats.RULES`.
+    """
 
     claim: str = required("the claim, with its operationalisation", dtype="str")
+    run: str = required("the experiment(s) it is measured on", dtype="str")
+    statistic: str = required("the per-run statistic pooled over runs", dtype="str")
+    null: float = required("the threshold the claim puts the statistic above or below "
+                           "(original scale)")
+    alternative: str = required("'greater' or 'less': the claimed side of the threshold",
+                                dtype="str")
+    estimate: float = required("pooled estimate over the runs (the effect size, in the "
+                               "statistic's units)")
+    ci_low: float = required("lower bound of the interval over runs (NaN for one run)")
+    ci_high: float = required("upper bound of the interval over runs (NaN for one run)")
+    n_units: int = required("runs (seed x target) pooled", dtype="int")
+    method: str = required("how the runs were pooled", dtype="str")
+    p_value: float = required("two-sided p-value of the pooled statistic against the threshold")
+    p_adjusted: float = required("p-value adjusted over the whole findings table "
+                                 "(regions.study.stats.FDR_METHOD)")
+    verdict: str = required("'holds', 'does not hold', 'inconclusive' or 'not tested' "
+                            "(regions.study.stats.RULES)", dtype="str")
+    values: str = required("the per-run values, 'unit=value' separated by '; '", dtype="str")
     paper: str = required("what the paper reports", dtype="str")
-    measured: str = required("what was measured here", dtype="str")
-    verdict: str = required("'holds', 'does not hold' or 'not tested'", dtype="str")
+    measured: str = required("what was measured here, in words", dtype="str")
 
 
 def group_by_name(results):

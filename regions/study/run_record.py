@@ -103,7 +103,9 @@ class Run:
         ``(R, N, C)`` float32 predictions at the recorded epochs when the
         config asked for them.
     seconds : float
-        Wall time of the training loop.
+        Wall time of the training loop (a member of a batched ensemble,
+        :mod:`regions.study.ensemble`: the ensemble's loop time divided by
+        its number of members).
     """
 
     config: TrainConfig

@@ -17,8 +17,7 @@ import math
 
 import numpy as np
 
-__all__ = ["fmt", "aggregate", "mean_sd", "markdown_table", "correlation_summary",
-           "mean_correlation"]
+__all__ = ["fmt", "aggregate", "mean_sd", "markdown_table", "correlation_summary"]
 
 
 def fmt(v, nd=3):
@@ -66,16 +65,31 @@ def markdown_table(header, rows):
 
 
 def correlation_summary(rows):
-    """``rho [lo, hi]`` averaged over seeds from a list of coupling rows
-    (:class:`regions.study.results.CouplingRow`); ``-`` for none, ``n/a
-    (constant)`` when no seed has a finite rho."""
+    """A correlation over seeds from a list of coupling rows (one per seed,
+    :class:`regions.study.results.CouplingRow`), for a table cell.
+
+    Several seeds: the Fisher-z mean over the seeds with its Student-t 95%
+    interval over the seeds (:func:`regions.study.stats.pool`), ``rho [lo,
+    hi] (k seeds)``. One seed: its rho with the within-run bootstrap interval
+    over the samples, marked as such (``rho (1 seed; samples [lo, hi])``): the
+    samples of one run are not independent replications. ``-`` for no row,
+    ``n/a (constant)`` when no seed has a finite rho.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as R
+    >>> correlation_summary([R(rho=0.2, lo=0.1, hi=0.3)])
+    '+0.20 (1 seed; samples [+0.10, +0.30])'
+    >>> correlation_summary([R(rho=0.2, lo=0, hi=0), R(rho=0.4, lo=0, hi=0)])[:5]
+    '+0.30'
+    """
+    from .stats import pool
+
     if not rows or not np.any(np.isfinite([t.rho for t in rows])):
         return "-" if not rows else "n/a (constant)"
-    return "{:+.2f} [{:+.2f}, {:+.2f}]".format(*mean_correlation(rows))
-
-
-def mean_correlation(correlations):
-    """``(rho, lo, hi)``, each the NaN-ignoring mean over seeds, of records with
-    ``rho``, ``lo`` and ``hi`` (a Correlation or a CouplingRow)."""
-    return tuple(float(np.nanmean([getattr(c, k) for c in correlations]))
-                 for k in ("rho", "lo", "hi"))
+    finite = [t for t in rows if np.isfinite(t.rho)]
+    if len(finite) == 1:
+        t = finite[0]
+        return f"{t.rho:+.2f} (1 seed; samples [{t.lo:+.2f}, {t.hi:+.2f}])"
+    e = pool([t.rho for t in finite], 0.0, "fisher")
+    return f"{e.estimate:+.2f} [{e.ci_low:+.2f}, {e.ci_high:+.2f}] ({e.n_units} seeds)"
