@@ -384,3 +384,23 @@ def test_sample_faces_on_a_non_convex_domain_and_outside_it():
     ok = idx >= 0
     assert np.array_equal(s.patterns[ok], p.patterns[idx[ok]])
     np.testing.assert_allclose(s.area[ok], p.measure[idx[ok]], atol=1e-6)
+
+
+def test_the_cli_enumerates_an_encoded_2d_model(tmp_path, capsys):
+    from regions.cli import main
+
+    model = pe_mlp(1, [5, 1], 4)
+    path = tmp_path / "pe.pt"
+    torch.save(model.state_dict(), path)
+    assert main(["enumerate", str(path), "--domain", "0,1,0,1", "--json", "--no-progress"]) == 0
+    import json
+
+    s = json.loads(capsys.readouterr().out)
+    assert s["regions"] == len(regions.partition(model, ((0, 1), (0, 1)))) and s["dim"] == 2
+    assert abs(s["area"]["sum"] - 1.0) < 1e-9
+    # no file format or drawing for curved faces yet: refused before any work, in one line
+    code = main(["enumerate", str(path), "--domain", "0,1,0,1", "--no-progress",
+                 "--out", str(tmp_path / "p.npz")])
+    err = capsys.readouterr().err
+    assert code == 2 and "encoded 2D" in err and "Traceback" not in err
+    assert not (tmp_path / "p.npz").exists()

@@ -59,6 +59,15 @@ class EncodedPartition2D(Partition):
         return [(int(r), float(x), float(y)) for r, (x, y) in zip(thin, pts)]
 
     @cached_property
+    def vertices(self):
+        """``(V, 2)`` the distinct points of the faces' boundary polylines."""
+        import shapely
+
+        if not self.geoms:
+            return np.empty((0, 2))
+        return np.unique(shapely.get_coordinates(np.asarray(self.geoms, dtype=object)), axis=0)
+
+    @cached_property
     def pattern_id(self):
         """``(n,)`` int64: faces with equal activation patterns share an id."""
         if len(self) == 0:
