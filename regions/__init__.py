@@ -33,6 +33,8 @@ _API = {
     "sampled_patterns": "regions.sampling",
     "grid_crossings": "regions.encoded",
     "partition_encoded_segment": "regions.encoded",
+    "partition_encoded_plane": "regions.encoded",
+    "sample_faces": "regions.encoded",
     "encoded": "regions.encoded",
     "segment_crossings": "regions.geometry",
     "boundary_distances": "regions.geometry",

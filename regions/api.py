@@ -53,7 +53,10 @@ def partition(model, domain, *, max_regions=None, progress=None, memory_budget=N
 
     Returns
     -------
-    Partition1D or Partition2D
+    Partition1D, Partition2D, EncodedPartition1D or EncodedPartition2D
+        (an encoded model over a 2D box or polygon: the curved faces of
+        :mod:`regions.encoded.engine2d`, boundaries within ``1e-5``; for another
+        tolerance call :func:`regions.encoded.partition_encoded_plane`)
         ``len(p)`` regions; ``p.patterns``, ``p.measure``, ``p.locate``,
         ``p.affine`` and the geometry of ``docs/design.md``.
 
@@ -84,9 +87,11 @@ def partition(model, domain, *, max_regions=None, progress=None, memory_budget=N
     net = as_network(model)
     dom = as_domain(domain, net.input_dim)
     if net.encoding is not None and dom.dim == 2:
-        from .encoded.engine import ENCODED_2D_MESSAGE
+        from .encoded.engine2d import partition_encoded_plane, separable_features
 
-        raise ValueError(ENCODED_2D_MESSAGE)
+        separable_features(net.encoding)   # random Fourier features: refused, saying why
+        check_value_range(net, dom)
+        return partition_encoded_plane(net, dom, max_regions=max_regions)
     check_value_range(net, dom)
     if net.encoding is not None:
         from .encoded.engine import partition_encoded_line

@@ -33,8 +33,10 @@ Pieces with the same pattern can recur far apart along the line:
 with the same isolation and tolerances (the sign walk carried from piece to
 piece, since the output is continuous).
 
-A full 2D partition of an encoded model is curved and is not computed:
-asking for it raises ``ValueError(ENCODED_2D_MESSAGE)``.
+In 2D, a *separable* encoding (:class:`regions.PositionalEncoding` with
+``in_features=2``) is partitioned by :mod:`~regions.encoded.engine2d` into
+curved faces (:class:`EncodedPartition2D`); random Fourier features mix the
+coordinates and stay refused (:data:`~regions.encoded.engine2d.NOT_SEPARABLE_MESSAGE`).
 
 Modules
 -------
@@ -47,14 +49,22 @@ Modules
 :mod:`~regions.encoded.crossings`
     exact crossings along the rows and columns of a pixel grid
     (:func:`grid_crossings`, :class:`GridCrossings`);
+:mod:`~regions.encoded.engine2d`, :mod:`~regions.encoded.result2d`
+    the encoded 2D engine (:func:`partition_encoded_plane`) and its result,
+    :class:`EncodedPartition2D`; :mod:`~regions.encoded.local2d` the faces
+    holding given samples without the whole partition (:func:`sample_faces`);
 :mod:`~regions.encoded.tolerances`
     the tolerances above, shared by the engine and the result's level sets.
 """
 from .crossings import GridCrossings, grid_crossings
 from .engine import (ENCODED_2D_MESSAGE, encoded_line_pieces, partition_encoded_1d,
                      partition_encoded_line, partition_encoded_segment, reject_encoded_2d)
+from .engine2d import NOT_SEPARABLE_MESSAGE, partition_encoded_plane
+from .local2d import sample_faces
 from .result import EncodedPartition1D
+from .result2d import EncodedPartition2D
 from .tolerances import H_TERM, MERGE, XTOL
 
-__all__ = ["EncodedPartition1D", "partition_encoded_1d", "partition_encoded_segment",
+__all__ = ["EncodedPartition1D", "EncodedPartition2D", "partition_encoded_plane", "sample_faces",
+           "NOT_SEPARABLE_MESSAGE", "partition_encoded_1d", "partition_encoded_segment",
            "partition_encoded_line", "grid_crossings", "GridCrossings", "reject_encoded_2d", "ENCODED_2D_MESSAGE"]

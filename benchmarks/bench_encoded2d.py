@@ -1,0 +1,142 @@
+"""Benchmark of the encoded 2D engine (regions.encoded.engine2d) on the unit square.
+
+    python benchmarks/bench_encoded2d.py                  # the default cases, prints a table
+    python benchmarks/bench_encoded2d.py --cases pe2-16x2 pe5-16x2
+    python benchmarks/bench_encoded2d.py --write          # also appends the table to RESULTS.md
+
+Networks: ``2 -> PositionalEncoding(L, in_features=2) -> widths -> 1`` (or ``-> 3``) with
+PyTorch's default initialisation after ``torch.manual_seed(0)``, float64. Each case runs
+in its own subprocess (peak memory is that process's ``ru_maxrss``, imports included;
+kernels already compiled and cached on disk). Whole square: ``regions.partition(model,
+((0, 1), (0, 1)))``; sample-local: :func:`regions.encoded.sample_faces` for ``n`` uniform
+random samples (``numpy.random.default_rng(0)``) with the given starting tile.
+
+A case that would run past ``--timeout`` seconds is stopped and reported as such.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# name: (L, hidden widths, outputs, kind, samples, tile)
+CASES = {
+    "pe2-16x2": (2, [16, 16], 1, "whole", 0, None),
+    "pe2-32x2": (2, [32, 32], 1, "whole", 0, None),
+    "pe5-16x2": (5, [16, 16], 1, "whole", 0, None),
+    "pe5-32x2": (5, [32, 32], 1, "whole", 0, None),
+    "pe5-32": (5, [32], 1, "whole", 0, None),
+    "pe5-64": (5, [64], 1, "whole", 0, None),
+    "pe2-16x2-local4096": (2, [16, 16], 1, "local", 4096, 1 / 16),
+    "pe5-16x2-local4096": (5, [16, 16], 1, "local", 4096, 1 / 16),
+    "paper-local16": (5, [128, 128], 3, "local", 16, 1 / 128),
+    "paper-whole": (5, [128, 128], 3, "whole", 0, None),
+}
+DEFAULT = ["pe2-16x2", "pe2-32x2", "pe5-16x2", "pe5-32", "pe5-64", "pe5-32x2",
+           "pe2-16x2-local4096", "pe5-16x2-local4096", "paper-local16"]
+
+
+def model(L, widths, n_out):
+    import torch
+
+    import regions
+
+    torch.manual_seed(0)
+    mods, n = [regions.PositionalEncoding(L, in_features=2)], 4 * L
+    for w in widths:
+        mods += [torch.nn.Linear(n, w), torch.nn.ReLU()]
+        n = w
+    mods.append(torch.nn.Linear(n, n_out))
+    return torch.nn.Sequential(*mods).double()
+
+
+def run_case(name):
+    """One case in this process: prints one JSON line."""
+    import numpy as np
+
+    import regions
+    from regions.encoded import sample_faces
+
+    L, widths, n_out, kind, samples, tile = CASES[name]
+    net = model(L, widths, n_out)
+    regions.partition(model(1, [2], 1), ((0, 1), (0, 1)))        # compiled kernels loaded
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t = time.perf_counter()
+    if kind == "whole":
+        p = regions.partition(net, ((0, 1), (0, 1)))
+        seconds = time.perf_counter() - t
+        out = {"faces": len(p), "patterns": p.n_patterns,
+               "faces_per_layer": p.stats["faces_per_layer"],
+               "corner_zeros": len(p.stats["corner_zeros"]),
+               "near_tangencies": len(p.stats["near_tangencies"]),
+               "shallow_crossings": len(p.stats["shallow_crossings"]),
+               "thin_faces": len(p.stats["thin_faces"])}
+    else:
+        pts = np.random.default_rng(0).random((samples, 2))
+        s = sample_faces(net, pts, tile=tile)
+        seconds = time.perf_counter() - t
+        out = {"samples": samples, "windows": s.stats["windows"], "faces": s.stats["faces"],
+               "distinct_faces": len({p.wkb for p in s.polygons if p is not None})}
+    out.update(name=name, seconds=seconds,
+               peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+               rss_after_imports_mb=rss0)
+    print(json.dumps(out))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", nargs="*", default=DEFAULT, choices=sorted(CASES))
+    ap.add_argument("--timeout", type=float, default=900.0)
+    ap.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
+    ap.add_argument("--case", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.case:
+        run_case(args.case)
+        return 0
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    rows = []
+    for name in args.cases:
+        try:
+            r = subprocess.run([sys.executable, __file__, "--case", name], env=env,
+                               capture_output=True, text=True, timeout=args.timeout)
+            if r.returncode != 0:
+                rows.append({"name": name, "error": r.stderr.strip().splitlines()[-1]})
+            else:
+                rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
+        except subprocess.TimeoutExpired:
+            rows.append({"name": name, "error": f"stopped after {args.timeout:.0f} s"})
+        print(json.dumps(rows[-1]), flush=True)
+    lines = ["| case | faces | seconds | faces/s | peak MB | notes |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['name']} | - | - | - | - | {r['error']} |")
+            continue
+        note = (f"{r['samples']} samples, {r['windows']} windows, {r['distinct_faces']} distinct faces"
+                if "samples" in r else
+                f"per layer {r['faces_per_layer']}, {r['patterns']} patterns; "
+                f"shallow crossings {r['shallow_crossings']}, near-tangencies {r['near_tangencies']}, "
+                f"corner zeros {r['corner_zeros']}, thin faces {r['thin_faces']}")
+        lines.append(f"| {r['name']} | {r['faces']} | {r['seconds']:.1f} | "
+                     f"{r['faces'] / r['seconds']:.0f} | {r['peak_mb']:.0f} | {note} |")
+    table = "\n".join(lines)
+    print(table)
+    if args.write:
+        head = (f"\n### Run of {_dt.date.today().isoformat()} on {platform.node()} "
+                f"({os.cpu_count()} cores, {platform.processor() or platform.machine()}), "
+                f"`python benchmarks/bench_encoded2d.py --write`\n\n")
+        with open(ROOT / "benchmarks" / "RESULTS.md", "a") as fh:
+            fh.write(head + table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,299 @@
+"""Vectorised pieces of the encoded 2D engine: univariate trigonometric
+polynomials of one coordinate, solved and bounded many at once (numpy).
+
+A separable pre-activation is ``z(x, y) = F(x) + G(y) + c`` with
+
+    F(x) = sum_f a_f g_f(w_f x),     g_f in {raw (the phase itself), sin, cos},
+
+and ``G`` alike in ``y``. Each function here takes coefficient rows ``coef``
+``(m, F)`` (or one row ``(F,)`` shared by every problem), the feature kinds
+``kinds`` ``(F,)`` (0 raw, 1 sin, 2 cos, as :mod:`kernels.trig`) and
+frequencies ``w`` ``(F,)``, and works on ``m`` problems at once.
+
+Bounds used by the engine, for every ``x`` (``M_j = sum_f |a_f| |w_f|^j``
+over the sin/cos features, the raw ones adding ``|a_f w_f|`` to ``M_1``):
+
+    |F^(j)(x)| <= M_j          (j >= 1)
+    |F^(j)(x)| <= |F^(j)(m)| + M_{j+1} |x - m|
+
+Examples
+--------
+>>> import numpy as np
+>>> kinds, w = np.array([1]), np.array([np.pi])          # F(x) = sin(pi x)
+>>> float(evaluate(np.array([1.0]), kinds, w, np.array([0.5]))[0])
+1.0
+>>> x = solve_monotone(np.array([1.0]), kinds, w, np.array([-0.5]), np.array([0.0]),
+...                    np.array([0.5]), 1e-15)           # sin(pi x) = 0.5
+>>> bool(abs(x[0] - 1 / 6) < 1e-14)
+True
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+__all__ = ["evaluate", "moment", "solve_monotone", "derivative_features"]
+
+RAW, SIN, COS = 0, 1, 2
+
+
+@njit(cache=True, nogil=True)
+def _value(coef, kinds, w, x, order):
+    v = 0.0
+    r = order % 4
+    for f in range(kinds.shape[0]):
+        ph = w[f] * x
+        if kinds[f] == RAW:
+            if order == 0:
+                v += coef[f] * ph
+            elif order == 1:
+                v += coef[f] * w[f]
+            continue
+        s = math.sin(ph)
+        c = math.cos(ph)
+        if kinds[f] == COS:
+            # cos(t) = sin(t + pi/2): shift the derivative order by one
+            rr = (r + 1) % 4
+        else:
+            rr = r
+        g = s if rr == 0 else (c if rr == 1 else (-s if rr == 2 else -c))
+        v += coef[f] * w[f] ** order * g
+    return v
+
+
+@njit(cache=True, nogil=True)
+def _evaluate(coef, kinds, w, x, order, out):
+    shared = coef.shape[0] == 1
+    for i in range(x.shape[0]):
+        out[i] = _value(coef[0] if shared else coef[i], kinds, w, x[i], order)
+    return out
+
+
+def _as_rows(coef):
+    coef = np.asarray(coef, dtype=np.float64)
+    return np.ascontiguousarray(coef[None, :] if coef.ndim == 1 else coef)
+
+
+def evaluate(coef, kinds, w, x, order=0):
+    """``F^(order)(x_i)`` for coefficient rows ``coef`` ``(m, F)`` or one row ``(F,)``
+    shared by every point, at ``x`` ``(m,)``."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    return _evaluate(_as_rows(coef), np.ascontiguousarray(kinds, dtype=np.int64),
+                     np.ascontiguousarray(w, dtype=np.float64), x, int(order), np.empty(x.shape[0]))
+
+
+def moment(coef, kinds, w, j):
+    """``M_j`` of each row: a bound of ``|F^(j)|`` on the whole line (``j >= 1``)."""
+    coef = np.abs(np.asarray(coef, dtype=np.float64))
+    aw = np.abs(w)
+    weights = np.where(kinds == RAW, aw if j == 1 else 0.0, aw ** j)
+    return coef @ weights
+
+
+@njit(cache=True, nogil=True)
+def _solve_one(ck, kinds, w, target, a, b, xtol):
+    """One safeguarded Newton solve (see :func:`solve_monotone`): ``(x, ok)``."""
+    fa = _value(ck, kinds, w, a, 0) + target
+    fb = _value(ck, kinds, w, b, 0) + target
+    if (fa > 0 and fb > 0) or (fa < 0 and fb < 0):
+        return (a if abs(fa) <= abs(fb) else b), False
+    if fa == 0.0:
+        return a, True
+    if fb == 0.0:
+        return b, True
+    neg_lo = fa < 0
+    lo = a
+    hi = b
+    x = (a * fb - b * fa) / (fb - fa)
+    if not (x > lo and x < hi):
+        x = 0.5 * (lo + hi)
+    width = hi - lo
+    for it in range(300):
+        f = _value(ck, kinds, w, x, 0) + target
+        if f == 0.0:
+            return x, True
+        if (f < 0) == neg_lo:
+            lo = x
+        else:
+            hi = x
+        if hi - lo <= xtol:
+            break
+        d = _value(ck, kinds, w, x, 1)
+        nxt = 0.5 * (lo + hi)
+        if d != 0.0:
+            step = f / d
+            if abs(step) < 0.5 * xtol:
+                # xtol / 2 past the Newton point, so that the bracket closes
+                step = step + 0.5 * xtol if step > 0 else step - 0.5 * xtol
+            cand = x - step
+            if cand > lo and cand < hi:
+                nxt = cand
+        if it % 2 == 1:
+            # the bracket must at least halve every two steps
+            if hi - lo > 0.5 * width:
+                nxt = 0.5 * (lo + hi)
+            width = hi - lo
+        x = nxt
+    return 0.5 * (lo + hi), True
+
+
+@njit(cache=True, nogil=True)
+def _solve(coef, kinds, w, target, a, b, xtol, x, ok):
+    shared = coef.shape[0] == 1
+    for i in range(a.shape[0]):
+        x[i], ok[i] = _solve_one(coef[0] if shared else coef[i], kinds, w, target[i],
+                                 a[i], b[i], xtol)
+
+
+def solve_monotone(coef, kinds, w, target, a, b, xtol):
+    """Roots of ``F(x) + target = 0`` in ``[a_i, b_i]`` where ``F + target`` is monotone and
+    changes sign (or is zero at an end): a safeguarded Newton iteration (a Newton step
+    leaving the bracket, or a bracket that did not halve over two steps, is a
+    bisection), stopped at a bracket of width ``xtol`` or an exact zero.
+
+    Returns ``(x, ok)``: ``ok`` is False where the end values do not bracket a root
+    (the caller counts these; ``x`` is then the end of smaller ``|F + target|``).
+    """
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    b = np.ascontiguousarray(b, dtype=np.float64)
+    target = np.ascontiguousarray(np.broadcast_to(target, a.shape), dtype=np.float64)
+    x = np.empty(a.shape[0])
+    ok = np.empty(a.shape[0], dtype=np.bool_)
+    _solve(_as_rows(coef), np.ascontiguousarray(kinds, dtype=np.int64),
+           np.ascontiguousarray(w, dtype=np.float64), target, a, b, float(xtol), x, ok)
+    return x, ok
+
+
+def derivative_features(kinds, w):
+    """The features of ``F'`` as ``(kinds, w, scale, constant)``: ``F'(x) = sum_f
+    (a_f scale_f) g'_f(w_f x) + sum_f a_f constant_f`` with sin <-> cos swapped
+    (``d sin(wx) = w cos(wx)``, ``d cos(wx) = -w sin(wx)``; a raw feature ``w x``
+    gives the constant ``w``)."""
+    dk = np.where(kinds == SIN, COS, np.where(kinds == COS, SIN, RAW))
+    scale = np.where(kinds == SIN, w, np.where(kinds == COS, -w, 0.0))
+    constant = np.where(kinds == RAW, w, 0.0)
+    return dk.astype(np.int64), np.asarray(w, dtype=np.float64), scale, constant
+
+
+@njit(cache=True, nogil=True)
+def _moment(coef, kinds, w, j):
+    m = 0.0
+    for f in range(kinds.shape[0]):
+        if kinds[f] == RAW:
+            if j == 1:
+                m += abs(coef[f] * w[f])
+        else:
+            m += abs(coef[f]) * abs(w[f]) ** j
+    return m
+
+
+@njit(cache=True, nogil=True)
+def _chord_error(x0, y0, x1, y1, a, ka, wa, b, kb, wb, M2a, M3a, M2b, M3b):
+    """A bound of the Hausdorff distance between the chord and the monotone arc of
+    ``F(x) + G(y) + c = 0`` between its ends (see :mod:`regions.encoded.engine2d`)."""
+    dx = abs(x1 - x0)
+    dy = abs(y1 - y0)
+    length = math.hypot(dx, dy)
+    if length == 0.0:
+        return 0.0
+    box = dx * dy / length
+    xm = 0.5 * (x0 + x1)
+    ym = 0.5 * (y0 + y1)
+    hx = 0.5 * dx
+    hy = 0.5 * dy
+    f1 = abs(_value(a, ka, wa, xm, 1))
+    f2 = abs(_value(a, ka, wa, xm, 2))
+    g1 = abs(_value(b, kb, wb, ym, 1))
+    g2 = abs(_value(b, kb, wb, ym, 2))
+    F1hi = f1 + M2a * hx
+    F1lo = f1 - M2a * hx
+    F2 = min(M2a, f2 + M3a * hx)
+    G1hi = g1 + M2b * hy
+    G1lo = g1 - M2b * hy
+    G2 = min(M2b, g2 + M3b * hy)
+    num = F2 * G1hi * G1hi + G2 * F1hi * F1hi
+    err = box
+    if G1lo > 0.0:                       # the arc is a graph y = g(x) on the chord's box
+        err = min(err, dx * dx / 8.0 * num / G1lo ** 3)
+    if F1lo > 0.0:                       # and x = h(y)
+        err = min(err, dy * dy / 8.0 * num / F1lo ** 3)
+    return err
+
+
+@njit(cache=True, nogil=True)
+def refine_arcs(P, Q, a, ka, wa, b, kb, wb, c, tol, xtol, max_depth):
+    """Polylines along the monotone arcs of ``F(x) + G(y) + c = 0`` from ``P[i]`` to
+    ``Q[i]``, every chord within ``tol`` of its arc (:func:`_chord_error`).
+
+    In-order subdivision: the chord from the last point out to the next target is
+    kept when its bound is within ``tol``, else the arc's point at the chord's middle
+    (a monotone solve in the coordinate of the chord's smaller extent, at the middle
+    of the larger one) becomes the next target.
+
+    Returns ``(points, offsets, fallbacks, unrefined)``: arc ``i`` is
+    ``points[offsets[i]:offsets[i + 1]]``; ``fallbacks`` counts solves whose ends did
+    not bracket a root, ``unrefined`` chords left above ``tol`` at ``max_depth``.
+    """
+    n = P.shape[0]
+    M2a = _moment(a, ka, wa, 2)
+    M3a = _moment(a, ka, wa, 3)
+    M2b = _moment(b, kb, wb, 2)
+    M3b = _moment(b, kb, wb, 3)
+    cap = max(16, 8 * n)
+    pts = np.empty((cap, 2))
+    offsets = np.empty(n + 1, dtype=np.int64)
+    stack = np.empty((max_depth + 2, 2))
+    npts = 0
+    fallbacks = 0
+    unrefined = 0
+    for i in range(n):
+        offsets[i] = npts
+        if npts + 1 >= cap:
+            cap *= 2
+            grown = np.empty((cap, 2))
+            grown[:npts] = pts[:npts]
+            pts = grown
+        cx = P[i, 0]
+        cy = P[i, 1]
+        pts[npts, 0] = cx
+        pts[npts, 1] = cy
+        npts += 1
+        stack[0, 0] = Q[i, 0]
+        stack[0, 1] = Q[i, 1]
+        sp = 1
+        while sp > 0:
+            tx = stack[sp - 1, 0]
+            ty = stack[sp - 1, 1]
+            err = _chord_error(cx, cy, tx, ty, a, ka, wa, b, kb, wb, M2a, M3a, M2b, M3b)
+            if err <= tol or sp > max_depth:
+                if err > tol:
+                    unrefined += 1
+                if npts >= cap:
+                    cap *= 2
+                    grown = np.empty((cap, 2))
+                    grown[:npts] = pts[:npts]
+                    pts = grown
+                pts[npts, 0] = tx
+                pts[npts, 1] = ty
+                npts += 1
+                cx = tx
+                cy = ty
+                sp -= 1
+                continue
+            mx = 0.5 * (cx + tx)
+            my = 0.5 * (cy + ty)
+            if abs(tx - cx) >= abs(ty - cy):
+                target = _value(a, ka, wa, mx, 0) + c
+                my, ok = _solve_one(b, kb, wb, target, min(cy, ty), max(cy, ty), xtol)
+            else:
+                target = _value(b, kb, wb, my, 0) + c
+                mx, ok = _solve_one(a, ka, wa, target, min(cx, tx), max(cx, tx), xtol)
+            if not ok:
+                fallbacks += 1
+            stack[sp, 0] = mx
+            stack[sp, 1] = my
+            sp += 1
+    offsets[n] = npts
+    return pts[:npts], offsets, fallbacks, unrefined

@@ -1,0 +1,567 @@
+"""The encoded 2D engine: regions of a separable-encoded network over a 2D domain.
+
+With a separable encoding (every feature a function of ``x`` alone or of ``y``
+alone: :class:`regions.PositionalEncoding` with ``in_features=2``), on a face
+where the earlier neurons keep their states every pre-activation is
+
+    z(x, y) = F(x) + G(y) + c,
+
+``F``, ``G`` univariate trigonometric polynomials whose coefficients are the
+face's (``C_{l+1} = W_{l+1} D_l C_l``, as in the encoded 1D engine).
+
+How a face is cut by one neuron (:func:`_split_face`)
+-----------------------------------------------------
+1. *Range test.* On the face's bounding box ``|z(m)| > tol + B_F + B_G`` (``B`` the
+   mean value / Taylor bounds of :mod:`kernels.trig2d`) leaves the face uncut.
+2. *Critical lines.* The roots of ``F'`` in the box's x range and of ``G'`` in its
+   y range, isolated with the certified subdivision of :mod:`kernels.trig`,
+   cut the box into a tensor grid of cells on each of which ``F`` and ``G`` are
+   monotone. The values at the grid corners then give the exact range of ``z``
+   on the box (a second, exact range test).
+3. *Cells.* On a cell ``z`` is monotone in ``x`` and in ``y``, so its zero set there
+   is empty or one monotone arc, and ``z``'s extreme values sit at the corners:
+   a cell whose corners have one sign holds no curve (closed ovals are not
+   missed: an oval has extreme ``x`` and ``y`` where ``G' = 0`` or ``F' = 0``, on
+   a grid line). A corner with ``z > 0`` is on, else off (``z = 0`` is off, as
+   in the forward pass); a corner with ``|z| <= tol`` is a degenerate spot (the
+   curve passes through a grid corner within the tolerance, e.g. a saddle or
+   a tangency on a corner) and is counted and located in ``stats``. Along each
+   cell edge ``z`` is monotone: its root there is a monotone 1D solve to
+   ``1e-13`` of the domain's size (:func:`kernels.trig2d.solve_monotone`), shared
+   by the two cells of the edge, so neighbouring cells meet exactly.
+4. *Arcs.* Each cell's arc joins its two edge roots; points on it come from
+   monotone 1D solves at the middle of a chord, until every chord is within
+   ``tol`` of the arc. The bound for a chord is the smaller of (a) the
+   bounding-box bound ``|dx| |dy| / |chord|`` (a monotone arc between two of
+   its points stays in their bounding box) and (b) the curvature bound
+   ``dx^2 / 8 max |g''|`` of the arc as a graph ``y = g(x)`` (and its mirror), with
+   ``g'' = -(F'' G'^2 + G'' F'^2) / G'^3`` bounded on the chord's box from the
+   coefficient moments. Both are rigorous; (b) is what keeps the point count
+   near ``sqrt(curvature / tol)`` per unit length.
+5. *Split.* The cell pieces on the ``z > 0`` side are unioned with the cells
+   wholly positive into one polygon, and the face is split into its
+   intersection and difference with it (shapely); each connected part is a face.
+
+Faces are shapely polygons; a face's boundary is made of polylines each within
+``tol`` (Hausdorff) of the true curve. Not certified in this version: where
+two curves cross at a small angle the crossing point of their polylines can be
+``tol / sin(angle)`` away from the true one, and two curves closer than
+``tol`` may swap their order (a sliver face of the wrong pattern, thinner than
+``tol``): such faces are counted and located in ``stats["thin_faces"]``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._shared import check_region_cap
+from ..domain import Box, PolygonDomain
+from .tolerances import H_TERM, XTOL
+
+__all__ = ["partition_encoded_plane", "separable_features", "NOT_SEPARABLE_MESSAGE",
+           "DEFAULT_TOL"]
+
+DEFAULT_TOL = 1e-5       # Hausdorff distance of every boundary polyline to its curve
+_REL_TOL = 1e-13         # |z| below this times its coefficient scale counts as zero
+_MAX_DEPTH = 60          # halvings of one chord before it is kept above tol (and counted)
+
+NOT_SEPARABLE_MESSAGE = (
+    "the 2D partition of an encoded network needs a separable encoding (every feature a "
+    "function of x alone or of y alone, as regions.PositionalEncoding(L, in_features=2) "
+    "gives); this encoding has features of both coordinates at once (random Fourier "
+    "features sin(2 pi b . p) mix x and y), whose zero sets are not cut into monotone "
+    "pieces by lines in x and y, so no certified 2D partition is computed for it. Exact "
+    "alternatives: regions.encoded.partition_encoded_segment(model, p0, p1) along any "
+    "segment, regions.grid_crossings(model, shape=(H, W)) along every pixel row and "
+    "column, and regions.sampled_patterns(model, points) for a lower bound of the count.")
+
+
+def separable_features(encoding):
+    """Split an encoding's features by coordinate.
+
+    Returns ``(x_mask, y_mask, const_mask, kinds, wx, wy)``: features of ``x`` alone,
+    of ``y`` alone, and constant ones (zero frequency). Raises ``ValueError``
+    (:data:`NOT_SEPARABLE_MESSAGE`) when a feature depends on both.
+    """
+    kinds, omegas = encoding.feature_spec()
+    if omegas.shape[1] != 2:
+        raise ValueError(f"the encoded 2D engine needs an encoding of 2 coordinates, this one "
+                         f"takes {omegas.shape[1]}")
+    wx, wy = omegas[:, 0], omegas[:, 1]
+    if np.any((wx != 0) & (wy != 0)):
+        raise ValueError(NOT_SEPARABLE_MESSAGE)
+    xm, ym = wx != 0, wy != 0
+    return xm, ym, ~xm & ~ym, kinds, wx, wy
+
+
+def _domain_polygon(domain):
+    import shapely
+
+    if not domain.is_identity:
+        raise ValueError("the encoded 2D engine works in the encoding's own (x, y) coordinates; "
+                         "a Plane or a mapped domain would mix x and y in every feature (not "
+                         "separable). Give a box ((x0, x1), (y0, y1)) or a shapely Polygon")
+    if isinstance(domain, Box):
+        (x0, x1), (y0, y1) = domain.xr, domain.yr
+        return shapely.box(x0, y0, x1, y1)
+    if isinstance(domain, PolygonDomain):
+        return domain.polygon
+    raise ValueError(f"the encoded 2D engine needs a 2D box or polygon domain, got {domain!r}")
+
+
+class _Axis:
+    """One coordinate's features: kinds, frequencies, and the derivative's features."""
+
+    def __init__(self, kinds, w):
+        from kernels import trig2d as T2
+
+        self.kinds = np.ascontiguousarray(kinds, dtype=np.int64)
+        self.w = np.ascontiguousarray(w, dtype=np.float64)
+        self.dkinds, _, self.dscale, self.dconst = T2.derivative_features(self.kinds, self.w)
+
+    def critical_points(self, coef, lo, hi, scale):
+        """Roots of ``F'`` (sign changes) per row of ``coef`` on ``[lo_i, hi_i]``:
+        ``(row, t)`` arrays (certified isolation of :mod:`kernels.trig`)."""
+        from kernels import trig as T
+
+        P = coef.shape[0]
+        F = self.kinds.shape[0]
+        if F == 0:
+            return np.empty(0, dtype=np.int64), np.empty(0)
+        Cf = np.empty((P, F + 1, 1))
+        Cf[:, :F, 0] = coef * self.dscale
+        Cf[:, F, 0] = coef @ self.dconst
+        rp, rt, _, _, _ = T.isolate_pieces(np.ascontiguousarray(lo), np.ascontiguousarray(hi),
+                                           Cf, self.dkinds, np.zeros(F), self.w, T.REL_TOL,
+                                           H_TERM * scale, XTOL * scale, 0, P)
+        return rp, rt
+
+    def moments(self, coef):
+        from kernels import trig2d as T2
+
+        return [T2.moment(coef, self.kinds, self.w, j) for j in (1, 2, 3)]
+
+
+def _coefficient_scale(coef, w, extent):
+    """``sum_f |a_f| max(1, |w_f| extent)``: the size of the terms of one evaluation."""
+    return np.abs(coef) @ np.maximum(1.0, np.abs(w) * extent)
+
+
+def _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats, pieces_only=False,
+                     face=None):
+    """The part of the grid's box where ``z > 0``, as one shapely geometry (within ``tol``);
+    with ``pieces_only`` the list of its pieces, one per cell (wholly positive cells and
+    the positive sides of the cells' arcs), not unioned. With ``face``, only the cells
+    whose box meets the face are made (the rest cannot change the face's split)."""
+    import shapely
+    from kernels import trig2d as T2
+
+    Fv = T2.evaluate(a, ax.kinds, ax.w, xs)
+    Gv = T2.evaluate(b, ay.kinds, ay.w, ys)
+    Z = Fv[:, None] + Gv[None, :] + c
+    S = Z > 0
+    near = np.argwhere(np.abs(Z) <= tol_z)
+    if face is not None and near.shape[0]:
+        # only the spots on the face (within tol) are degenerate spots of the partition
+        on_face = shapely.dwithin(face, shapely.points(xs[near[:, 0]], ys[near[:, 1]]), tol)
+        near = near[on_face]
+    for i, j in near:
+        stats["corner_zeros"].append((float(xs[i]), float(ys[j])) + where)
+    # roots on the grid edges, one per edge with a sign change, shared by its cells
+    hmask = S[:-1, :] != S[1:, :]
+    vmask = S[:, :-1] != S[:, 1:]
+    hroot = np.full(hmask.shape, np.nan)
+    vroot = np.full(vmask.shape, np.nan)
+    hi_, hj = np.nonzero(hmask)
+    if hi_.shape[0]:
+        r, ok = T2.solve_monotone(a, ax.kinds, ax.w, Gv[hj] + c, xs[hi_], xs[hi_ + 1], xtol)
+        hroot[hi_, hj] = r
+        stats["solve_fallbacks"] += int((~ok).sum())
+    vi, vj = np.nonzero(vmask)
+    if vi.shape[0]:
+        r, ok = T2.solve_monotone(b, ay.kinds, ay.w, Fv[vi] + c, ys[vj], ys[vj + 1], xtol)
+        vroot[vi, vj] = r
+        stats["solve_fallbacks"] += int((~ok).sum())
+    s00, s10, s11, s01 = S[:-1, :-1], S[1:, :-1], S[1:, 1:], S[:-1, 1:]
+    full = s00 & s10 & s11 & s01
+    mixed = ~full & (s00 | s10 | s11 | s01)
+    if face is not None and full.size > 4:
+        ii, jj = np.nonzero(full | mixed)
+        meets = shapely.intersects(face, shapely.box(xs[ii], ys[jj], xs[ii + 1], ys[jj + 1]))
+        keep = np.zeros_like(full)
+        keep[ii[meets], jj[meets]] = True
+        full &= keep
+        mixed &= keep
+    pieces = []
+    fi, fj = np.nonzero(full)
+    if fi.shape[0]:
+        pieces.extend(shapely.box(xs[fi], ys[fj], xs[fi + 1], ys[fj + 1]))
+    ci, cj = np.nonzero(mixed)
+    if ci.shape[0] == 0:
+        if pieces_only:
+            return pieces
+        return shapely.union_all(pieces) if pieces else None
+    # the cell's edges counter-clockwise: bottom, right, top, left; edge e runs
+    # from corner e to corner e + 1
+    P, Q, edges, cells = [], [], [], []
+    for i, j in zip(ci.tolist(), cj.tolist()):
+        cut = []
+        if hmask[i, j]:
+            cut.append((0, (hroot[i, j], ys[j])))
+        if vmask[i + 1, j]:
+            cut.append((1, (xs[i + 1], vroot[i + 1, j])))
+        if hmask[i, j + 1]:
+            cut.append((2, (hroot[i, j + 1], ys[j + 1])))
+        if vmask[i, j]:
+            cut.append((3, (xs[i], vroot[i, j])))
+        if len(cut) != 2:
+            # four sign changes cannot happen for a separable z (z00 + z11 = z10 + z01);
+            # rounding at a saddle can give it: located, and paired along the cell
+            stats["ambiguous_cells"].append((float(xs[i]), float(ys[j])) + where)
+            pairs = [(cut[0], cut[1]), (cut[2], cut[3])] if len(cut) == 4 else []
+        else:
+            pairs = [(cut[0], cut[1])]
+        for (e0, p0), (e1, p1) in pairs:
+            P.append(p0), Q.append(p1), edges.append((e0, e1)), cells.append((i, j))
+    P, Q = np.array(P), np.array(Q)
+    pts, bounds, fallbacks, unrefined = T2.refine_arcs(
+        P, Q, np.ascontiguousarray(a), ax.kinds, ax.w, np.ascontiguousarray(b), ay.kinds, ay.w,
+        float(c), float(tol), float(xtol), _MAX_DEPTH)
+    stats["solve_fallbacks"] += int(fallbacks)
+    stats["unrefined_arcs"] += int(unrefined)
+    for n, ((e0, e1), (i, j)) in enumerate(zip(edges, cells)):
+        corners = ((xs[i], ys[j]), (xs[i + 1], ys[j]), (xs[i + 1], ys[j + 1]), (xs[i], ys[j + 1]))
+        sign = (S[i, j], S[i + 1, j], S[i + 1, j + 1], S[i, j + 1])
+        line = pts[bounds[n]:bounds[n + 1]]
+        # the corners met walking counter-clockwise from the arc's end (edge e1) to its
+        # start (edge e0): one side of the arc
+        side = [(e1 + 1 + t) % 4 for t in range((e0 - e1) % 4)]
+        if side and sign[side[0]]:
+            ring = np.concatenate([line, np.array([corners[t] for t in side])])
+        else:
+            other = [(e0 + 1 + t) % 4 for t in range((e1 - e0) % 4)]
+            ring = np.concatenate([line[::-1], np.array([corners[t] for t in other])])
+        if ring.shape[0] >= 3:
+            poly = shapely.Polygon(ring)
+            if not poly.is_valid:
+                poly = shapely.make_valid(poly)
+            pieces.append(poly)
+    return pieces if pieces_only else shapely.union_all(pieces)
+
+
+def _rings(geom):
+    """The coordinate arrays of every ring of a polygonal geometry."""
+    import shapely
+
+    out = []
+    for g in shapely.get_parts(geom):
+        if isinstance(g, shapely.Polygon) and not g.is_empty:
+            out.extend(np.asarray(r.coords) for r in (g.exterior, *g.interiors))
+    return out
+
+
+def _near_tangencies(rings, a, b, c, ax, ay, tol, tol_z, where, stats):
+    """Locate the stretches of a face's boundary (its closed ``rings``) that run within ``2 tol`` of the new
+    curve for longer than ``8 tol``: where the polylines (each within ``tol``) may
+    cross or not whatever the true curves do. A stretch on which the estimated
+    distance keeps one sign is a near-tangency (``stats["near_tangencies"]``: the
+    curve touches the boundary, or passes within the tolerance of it); one on which
+    it changes sign is a crossing at an angle below about 30 degrees
+    (``stats["shallow_crossings"]``: its location is good to ``tol / sin(angle)``).
+    Entries are ``(x, y, layer, neuron, length)``; a spot on the boundary of two
+    faces is found from each of them.
+
+    The signed distance of a boundary vertex to the curve is estimated as
+    ``z / |grad z|`` and interpolated linearly along each boundary segment.
+    """
+    from kernels import trig2d as T2
+
+    band = 2 * tol
+    for v in rings:
+        z = (T2.evaluate(a, ax.kinds, ax.w, v[:, 0]) + T2.evaluate(b, ay.kinds, ay.w, v[:, 1]) + c)
+        grad = np.hypot(T2.evaluate(a, ax.kinds, ax.w, v[:, 0], 1),
+                        T2.evaluate(b, ay.kinds, ay.w, v[:, 1], 1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = np.where(np.abs(z) <= tol_z, 0.0, z / grad)
+        d = np.nan_to_num(d, nan=0.0, posinf=np.inf, neginf=-np.inf)
+        d0, d1 = d[:-1], d[1:]
+        seg = np.hypot(*(v[1:] - v[:-1]).T)
+        # the part t of each segment where |d0 + t (d1 - d0)| <= band
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ta = (-band - d0) / (d1 - d0)
+            tb = (band - d0) / (d1 - d0)
+        lo = np.clip(np.minimum(ta, tb), 0, 1)
+        hi = np.clip(np.maximum(ta, tb), 0, 1)
+        flat = d1 == d0
+        inside = np.where(flat, (np.abs(d0) <= band).astype(float), hi - lo)
+        inside = np.where(np.isfinite(inside), inside, 0.0)
+        part = inside * seg
+        if not np.any(part > 0):
+            continue
+        on = part > 0
+        # runs of consecutive segments (the ring is closed: a run may wrap around)
+        start = np.flatnonzero(on & ~np.roll(on, 1))
+        if start.shape[0] == 0:      # the whole ring is within the band
+            start = np.array([0])
+        n_seg = on.shape[0]
+        for s0 in start.tolist():
+            length, i = 0.0, s0
+            while on[i % n_seg] and i - s0 < n_seg:
+                length += part[i % n_seg]
+                i += 1
+            if length > 8 * tol:
+                run = np.arange(s0, i + 1) % n_seg          # the run's vertices
+                x, y = v[run[np.argmin(np.abs(d[run]))]]
+                crossing = bool(np.any(d[run] > 0) and np.any(d[run] < 0))
+                kind = "shallow_crossings" if crossing else "near_tangencies"
+                stats[kind].append((float(x), float(y)) + where + (float(length),))
+
+
+def _parts(geom):
+    import shapely
+
+    if geom is None or geom.is_empty:
+        return []
+    return [g for g in shapely.get_parts(geom) if isinstance(g, shapely.Polygon) and g.area > 0]
+
+
+def _range_test(geoms, a, b, c, ax, ay, stats):
+    """The cheap range test of one neuron (rows ``a``, ``b``, ``c`` per face) on each face's
+    bounding box: ``(bounds, bit, open, tol_z)``, ``bit`` the neuron's state on the faces
+    it leaves closed, ``open`` the faces it may cut."""
+    import shapely
+    from kernels import trig2d as T2
+
+    n = len(geoms)
+    bnd = shapely.bounds(np.asarray(geoms, dtype=object))
+    x0, y0, x1, y1 = bnd[:, 0], bnd[:, 1], bnd[:, 2], bnd[:, 3]
+    mx, my, hx, hy = 0.5 * (x0 + x1), 0.5 * (y0 + y1), 0.5 * (x1 - x0), 0.5 * (y1 - y0)
+    ext_x = np.maximum(np.abs(x0), np.abs(x1))
+    ext_y = np.maximum(np.abs(y0), np.abs(y1))
+    tol_z = _REL_TOL * (np.abs(c) + np.einsum("nf,nf->n", np.abs(a),
+                                              np.maximum(1.0, np.abs(ax.w)[None] * ext_x[:, None]))
+                        + np.einsum("nf,nf->n", np.abs(b),
+                                    np.maximum(1.0, np.abs(ay.w)[None] * ext_y[:, None])))
+    zm = T2.evaluate(a, ax.kinds, ax.w, mx) + T2.evaluate(b, ay.kinds, ay.w, my) + c
+    M1a, M2a, _ = ax.moments(a)
+    M1b, M2b, _ = ay.moments(b)
+    dfa = np.abs(T2.evaluate(a, ax.kinds, ax.w, mx, 1))
+    dgb = np.abs(T2.evaluate(b, ay.kinds, ay.w, my, 1))
+    reach = (np.minimum(M1a * hx, dfa * hx + 0.5 * M2a * hx * hx)
+             + np.minimum(M1b * hy, dgb * hy + 0.5 * M2b * hy * hy))
+    bit = zm > 0
+    open_ = np.flatnonzero(np.abs(zm) <= tol_z + reach)
+    stats["range_tests"] += n
+    stats["range_open"] += int(open_.shape[0])
+    return bnd, bit, open_, tol_z
+
+
+def _split_by_shared_neuron(geoms, a, b, c, ax, ay, tol, scale, domain, curves, layer, k, stats):
+    """Cut every face by one neuron whose coefficients are the same on all of them (the
+    first layer): its positive set is made once over the domain's bounding box and
+    every face the range test leaves open is cut by it (vectorised shapely).
+
+    ``curves`` holds the rings of the earlier neurons' positive sets (within the
+    domain): the near-tangencies of the new curve are looked for along them once,
+    instead of along every face's boundary. Returns ``(children, parent, bit)``.
+    """
+    import shapely
+
+    n = len(geoms)
+    rows = (lambda v: np.broadcast_to(v, (n, v.shape[0])))
+    bnd, bit, open_, tol_z = _range_test(geoms, rows(a), rows(b), np.full(n, c), ax, ay, stats)
+    if open_.shape[0] == 0:
+        return list(geoms), np.arange(n), bit
+    x0, y0, x1, y1 = domain.bounds
+    rx, tx = ax.critical_points(a[None], np.array([x0]), np.array([x1]), scale)
+    ry, ty = ay.critical_points(b[None], np.array([y0]), np.array([y1]), scale)
+    xs = np.unique(np.concatenate([[x0], tx, [x1]]))
+    ys = np.unique(np.concatenate([[y0], ty, [y1]]))
+    stats["faces_searched"] += 1
+    cells = _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z.max(), XTOL * scale,
+                             (layer, k), stats, pieces_only=True)
+    boundary_rings = curves + _rings(domain)
+    _near_tangencies(boundary_rings, a, b, c, ax, ay, tol, tol_z.max(), (layer, k), stats)
+    if not cells:
+        bit[open_] = False
+        return list(geoms), np.arange(n), bit
+    curves.extend(_rings(shapely.intersection(shapely.union_all(cells), domain)))
+    # each face is cut by the union of the cell pieces that meet it only (a face
+    # against the whole positive set would cost the whole set's size every time)
+    cells = np.asarray(cells, dtype=object)
+    arr = np.asarray(geoms, dtype=object)[open_]
+    fi, pj = shapely.STRtree(cells).query(arr, predicate="intersects")
+    order = np.argsort(fi, kind="stable")
+    fi, pj = fi[order], pj[order]
+    starts = np.searchsorted(fi, np.arange(open_.shape[0] + 1))
+    pieces = {}
+    for slot, f in enumerate(open_.tolist()):
+        near = pj[starts[slot]:starts[slot + 1]]
+        if near.shape[0] == 0:
+            bit[f] = False
+            continue
+        local = shapely.union_all(cells[near])
+        g = geoms[f]
+        on, off = _parts(shapely.intersection(g, local)), _parts(shapely.difference(g, local))
+        if not on or not off:
+            bit[f] = bool(on)
+            continue
+        pieces[f] = [(p, True) for p in on] + [(p, False) for p in off]
+    children, parent, bits = [], [], []
+    for f in range(n):
+        if f in pieces:
+            for p, s in pieces[f]:
+                children.append(p), parent.append(f), bits.append(s)
+        else:
+            children.append(geoms[f]), parent.append(f), bits.append(bit[f])
+    return children, np.asarray(parent, dtype=np.int64), np.asarray(bits, dtype=bool)
+
+
+def _split_layer_neuron(geoms, A, B, C, ax, ay, tol, scale, layer, k, stats):
+    """Cut every face by neuron ``k`` (coefficients ``A[:, k]``, ``B[:, k]``, ``C[:, k]``).
+
+    Returns ``(children, parent, bit)``: the new faces, the face each came from and
+    the neuron's state on it.
+    """
+    import shapely
+    from kernels import trig2d as T2
+
+    n = len(geoms)
+    a, b, c = A[:, k, :], B[:, k, :], C[:, k]
+    bnd, bit, open_, tol_z = _range_test(geoms, a, b, c, ax, ay, stats)
+    x0, y0, x1, y1 = bnd.T
+    if open_.shape[0] == 0:
+        return list(geoms), np.arange(n), bit
+    rx, tx = ax.critical_points(a[open_], x0[open_], x1[open_], scale)
+    ry, ty = ay.critical_points(b[open_], y0[open_], y1[open_], scale)
+    children, parent, bits = [], [], []
+    cut = np.zeros(n, dtype=bool)
+    pieces = {}
+    for slot, f in enumerate(open_.tolist()):
+        xs = np.unique(np.concatenate([[x0[f]], tx[rx == slot], [x1[f]]]))
+        ys = np.unique(np.concatenate([[y0[f]], ty[ry == slot], [y1[f]]]))
+        Z = (T2.evaluate(a[f], ax.kinds, ax.w, xs)[:, None]
+             + T2.evaluate(b[f], ay.kinds, ay.w, ys)[None, :] + c[f])
+        if Z.min() > tol_z[f] or Z.max() < -tol_z[f]:
+            bit[f] = Z.min() > 0
+            continue
+        stats["faces_searched"] += 1
+        g = geoms[f]
+        shapely.prepare(g)
+        pos = _positive_region(xs, ys, a[f], b[f], c[f], ax, ay, tol, tol_z[f],
+                               XTOL * scale, (layer, k), stats, face=g)
+        _near_tangencies(_rings(g), a[f], b[f], c[f], ax, ay, tol, tol_z[f], (layer, k), stats)
+        if pos is None:
+            bit[f] = False
+            continue
+        on = _parts(shapely.intersection(g, pos))
+        off = _parts(shapely.difference(g, pos))
+        if not on:
+            bit[f] = False
+            continue
+        if not off:
+            bit[f] = True
+            continue
+        cut[f] = True
+        pieces[f] = [(p, True) for p in on] + [(p, False) for p in off]
+    for f in range(n):
+        if cut[f]:
+            for p, s in pieces[f]:
+                children.append(p), parent.append(f), bits.append(s)
+        else:
+            children.append(geoms[f]), parent.append(f), bits.append(bit[f])
+    return children, np.asarray(parent, dtype=np.int64), np.asarray(bits, dtype=bool)
+
+
+def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None):
+    """Core of the encoded 2D engine: faces of ``net`` (a separable-encoded
+    :class:`regions.Network`) over a shapely polygon.
+
+    Returns ``(geoms, bits, A, c, stats)``: the faces (shapely Polygons), their
+    activation patterns ``(n, n_hidden)`` bool, and the output map of each face in
+    the encoded space (``A`` ``(n, n_out, n_features)``, ``c`` ``(n, n_out)``).
+    """
+    xm, ym, cm, kinds, wx, wy = separable_features(net.encoding)
+    ax, ay = _Axis(kinds[xm], wx[xm]), _Axis(kinds[ym], wy[ym])
+    const_val = np.where(kinds == 2, 1.0, 0.0)          # sin 0 = 0, cos 0 = 1, raw 0
+    W0, b0 = net.weights[0], net.biases[0]
+    A = W0[None, :, xm].copy()
+    B = W0[None, :, ym].copy()
+    C = (b0 + W0[:, cm] @ const_val[cm])[None, :].copy()
+    x0, y0, x1, y1 = domain_polygon.bounds
+    scale = max(x1 - x0, y1 - y0)
+    geoms = [domain_polygon]
+    stats = {"corner_zeros": [], "ambiguous_cells": [], "near_tangencies": [],
+             "shallow_crossings": [], "solve_fallbacks": 0,
+             "unrefined_arcs": 0, "range_tests": 0, "range_open": 0, "faces_searched": 0}
+    all_bits = []
+    n_layers = len(net.weights) - 1
+    faces_per_layer = []
+    for l in range(n_layers):
+        n_l = net.weights[l].shape[0]
+        layer_bits = np.zeros((len(geoms), n_l), dtype=bool)
+        curves = []
+        for k in range(n_l):
+            if l == 0:
+                geoms, parent, bit = _split_by_shared_neuron(
+                    geoms, A[0, k], B[0, k], C[0, k], ax, ay, tol, scale, domain_polygon, curves,
+                    l + 1, k, stats)
+            else:
+                geoms, parent, bit = _split_layer_neuron(geoms, A, B, C, ax, ay, tol, scale,
+                                                         l + 1, k, stats)
+            A, B, C = A[parent], B[parent], C[parent]
+            layer_bits = layer_bits[parent]
+            all_bits = [bb[parent] for bb in all_bits]
+            layer_bits[:, k] = bit
+        all_bits.append(layer_bits)
+        faces_per_layer.append(len(geoms))
+        check_region_cap(len(geoms), max_regions, f"after hidden layer {l + 1} of {n_layers}")
+        slope = net.slopes[l]
+        D = np.where(layer_bits, 1.0, slope)
+        W, bias = net.weights[l + 1], net.biases[l + 1]
+        A = np.einsum("jk,nk,nkf->njf", W, D, A)
+        B = np.einsum("jk,nk,nkf->njf", W, D, B)
+        C = np.einsum("jk,nk,nk->nj", W, D, C) + bias
+    n = len(geoms)
+    F = kinds.shape[0]
+    A_out = np.zeros((n, A.shape[1], F))
+    A_out[:, :, xm] = A
+    A_out[:, :, ym] = B
+    bits = np.concatenate(all_bits, axis=1) if all_bits else np.zeros((n, 0), dtype=bool)
+    stats["faces_per_layer"] = faces_per_layer
+    return geoms, bits, A_out, C, stats
+
+
+def partition_encoded_plane(network, domain, tol=DEFAULT_TOL, max_regions=None):
+    """The encoded 2D engine on a :class:`regions.Network` (separable encoding) and a
+    2D :class:`regions.domain.Box` or polygon domain in the encoding's coordinates.
+
+    ``tol`` is the Hausdorff distance within which every boundary polyline follows
+    its curve. ``max_regions`` raises ``regions.TooManyRegions`` after a layer that
+    leaves more faces. Returns :class:`regions.encoded.EncodedPartition2D`.
+
+    Examples
+    --------
+    One neuron ``relu(cos(2 pi x) - cos(2 pi y))``: its zero set is the two diagonals of
+    the unit square, crossing at the saddle ``(0.5, 0.5)``, which sits on a grid corner
+    with ``z = 0`` and is reported:
+
+    >>> import numpy as np, regions
+    >>> W = np.zeros((1, 8)); W[0, 5], W[0, 7] = 1.0, -1.0
+    >>> net = regions.Network([W, np.ones((1, 1))], [np.zeros(1), np.zeros(1)], np.zeros(1),
+    ...                       regions.PositionalEncoding(2, in_features=2))
+    >>> p = partition_encoded_plane(net, regions.Box((0, 1), (0, 1)))
+    >>> len(p), p.measure.round(12).tolist()
+    (4, [0.25, 0.25, 0.25, 0.25])
+    >>> (0.5, 0.5) in [tuple(np.round(s[:2], 9)) for s in p.stats["corner_zeros"]]
+    True
+    """
+    from .result2d import EncodedPartition2D
+
+    tol = float(tol)
+    if not (np.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be a positive number (a distance in domain units), got {tol}")
+    poly = _domain_polygon(domain)
+    geoms, bits, A, c, stats = encoded_plane_faces(network, poly, tol, max_regions)
+    stats["engine"] = "encoded 2D"
+    stats["tol"] = tol
+    return EncodedPartition2D(network, domain, geoms, bits, A, c, tol, stats)

@@ -1,0 +1,174 @@
+"""The faces holding given samples, without the whole encoded 2D partition.
+
+:func:`sample_faces` partitions small windows around the samples with the
+encoded 2D engine (:mod:`regions.encoded.engine2d`) and grows a window while
+the face holding a sample touches the window's border inside the domain. A
+face that does not touch it is a whole face of the full partition: the true
+face is connected, and its part in the window holding the sample is closed
+off by region boundaries and the domain's boundary alone.
+
+The windows start as the tiles of a grid over the domain (samples in one tile
+share one partition of it, enlarged by half a tile on each side) and double
+for the samples still unresolved, until a window is the whole domain.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..domain import as_domain
+from ..network import as_network
+from .engine2d import DEFAULT_TOL, _domain_polygon, encoded_plane_faces, separable_features
+
+__all__ = ["sample_faces", "SampleFaces"]
+
+
+@dataclass
+class SampleFaces:
+    """Per sample (``m`` samples; ``-1`` / ``nan`` for a sample outside the domain).
+
+    Attributes
+    ----------
+    polygons : list of shapely Polygons (None outside): the sample's face.
+    patterns : (m, n_hidden) bool activation pattern of the face.
+    area, area_bounds : (m,), (m, 2): the polygon's area and an interval holding the
+        true face's area (as :attr:`EncodedPartition2D.measure_bounds`).
+    distance : (m,) distance from the sample to its face's boundary curves (domain
+        boundary excluded; ``inf`` when the face has none), within ``tol``.
+    inradius : (m,) radius of the largest disk in the face, within ``tol``.
+    window : (m,) half-width of the window that resolved the sample.
+    stats : work counters (windows partitioned, faces made) and the degenerate
+        spots of every window's partition.
+    """
+
+    polygons: list
+    patterns: np.ndarray
+    area: np.ndarray
+    area_bounds: np.ndarray
+    distance: np.ndarray
+    inradius: np.ndarray
+    window: np.ndarray
+    stats: dict
+
+
+def sample_faces(model, points, domain=((0.0, 1.0), (0.0, 1.0)), tile=None, tol=DEFAULT_TOL):
+    """The face of the encoded 2D partition holding each sample, with its area (and a
+    certified interval), inradius and the sample's distance to the face's boundary.
+
+    Parameters
+    ----------
+    model : a torch ``nn.Sequential`` starting with ``PositionalEncoding(L, in_features=2)``
+        (any separable encoding), or a :class:`regions.Network` with it.
+    points : (m, 2) samples.
+    domain : a 2D box or shapely polygon in the encoding's coordinates.
+    tile : starting window width (default: a 16th of the domain's larger side).
+    tol : Hausdorff tolerance of the face boundaries.
+
+    Examples
+    --------
+    >>> import torch, regions
+    >>> torch.manual_seed(0) and None
+    >>> net = torch.nn.Sequential(regions.PositionalEncoding(1, in_features=2),
+    ...                           torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1))
+    >>> s = sample_faces(net, [[0.2, 0.3], [0.8, 0.6]])
+    >>> s.patterns.shape, bool((s.area_bounds[:, 0] <= s.area).all())
+    ((2, 3), True)
+    """
+    import shapely
+
+    net = as_network(model)
+    if net.encoding is None:
+        raise ValueError("sample_faces needs a model whose first module is a regions encoding")
+    separable_features(net.encoding)
+    dom = as_domain(domain, 2)
+    from .._shared import check_value_range
+
+    check_value_range(net, dom)
+    poly = _domain_polygon(dom)
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 2 or not np.all(np.isfinite(pts)):
+        raise ValueError(f"points must be a finite (m, 2) array, got shape {pts.shape}")
+    tol = float(tol)
+    if not (np.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be a positive number, got {tol}")
+    m = pts.shape[0]
+    x0, y0, x1, y1 = poly.bounds
+    extent = max(x1 - x0, y1 - y0)
+    size = extent / 16 if tile is None else float(tile)
+    if not (np.isfinite(size) and size > 0):
+        raise ValueError(f"tile must be a positive width, got {tile!r}")
+    out_poly = [None] * m
+    patterns = np.zeros((m, net.n_hidden), dtype=bool)
+    area = np.full(m, np.nan)
+    bounds = np.full((m, 2), np.nan)
+    distance = np.full(m, np.nan)
+    inradius = np.full(m, np.nan)
+    window = np.full(m, np.nan)
+    stats = {"windows": 0, "faces": 0, "corner_zeros": [], "ambiguous_cells": [], "near_tangencies": [],
+             "shallow_crossings": [],
+             "solve_fallbacks": 0, "thin_faces": []}
+    pending = np.flatnonzero(shapely.covers(poly, shapely.points(pts)))
+    outline = poly.boundary.buffer(tol * 1e-3)
+    while pending.shape[0]:
+        whole = size >= 2 * extent
+        ix = np.floor((pts[pending, 0] - x0) / size).astype(np.int64)
+        iy = np.floor((pts[pending, 1] - y0) / size).astype(np.int64)
+        resolved = []
+        windows = []
+        for key in np.unique(np.stack([ix, iy], 1), axis=0):
+            here = pending[(ix == key[0]) & (iy == key[1])]
+            if whole:
+                windows.append((poly, here))
+                continue
+            bx, by = x0 + key[0] * size, y0 + key[1] * size
+            cut = shapely.intersection(poly, shapely.box(bx - size / 2, by - size / 2,
+                                                        bx + 1.5 * size, by + 1.5 * size))
+            # a non-convex domain can leave several parts: each with its own samples
+            for part in shapely.get_parts(cut):
+                if isinstance(part, shapely.Polygon) and part.area > 0:
+                    mine = here[shapely.covers(part, shapely.points(pts[here]))]
+                    if mine.shape[0]:
+                        windows.append((part, mine))
+        for win, here in windows:
+            geoms, bits, _, _, st = encoded_plane_faces(net, win, tol)
+            stats["windows"] += 1
+            stats["faces"] += len(geoms)
+            for name in ("corner_zeros", "ambiguous_cells", "near_tangencies",
+                         "shallow_crossings"):
+                stats[name].extend(st[name])
+            stats["solve_fallbacks"] += st["solve_fallbacks"]
+            arr = np.asarray(geoms, dtype=object)
+            tree = shapely.STRtree(arr)
+            si, gi = tree.query(shapely.points(pts[here]), predicate="intersects")
+            order = np.lexsort((gi, si))
+            si, gi = si[order], gi[order]
+            first = np.ones(si.shape[0], dtype=bool)
+            first[1:] = si[1:] != si[:-1]
+            face = np.full(here.shape[0], -1)
+            face[si[first]] = gi[first]
+            border = shapely.difference(win.boundary, outline)
+            for j, s in enumerate(here.tolist()):
+                f = face[j]
+                if f < 0:
+                    continue
+                g = geoms[f]
+                if not whole and not border.is_empty and shapely.intersects(g, border):
+                    continue
+                curved = shapely.difference(g.boundary, outline)
+                length = curved.length
+                slack = 2 * tol * length + np.pi * tol ** 2
+                out_poly[s] = g
+                patterns[s] = bits[f]
+                area[s] = g.area
+                bounds[s] = (max(g.area - slack, 0.0), g.area + slack)
+                distance[s] = (np.inf if curved.is_empty
+                               else shapely.distance(shapely.Point(pts[s]), curved))
+                inradius[s] = shapely.maximum_inscribed_circle(g, tol).length
+                window[s] = size
+                if 2 * g.area / max(g.length, 1e-300) < 4 * tol:
+                    stats["thin_faces"].append((int(s), float(pts[s, 0]), float(pts[s, 1])))
+                resolved.append(s)
+        pending = np.setdiff1d(pending, np.asarray(resolved, dtype=np.int64))
+        size *= 2
+    return SampleFaces(out_poly, patterns, area, bounds, distance, inradius, window, stats)
