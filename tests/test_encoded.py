@@ -6,8 +6,7 @@ import pytest
 import torch
 
 import regions
-from regions.encoded import (ENCODED_2D_MESSAGE, grid_crossings, partition_encoded_1d,
-                             partition_encoded_segment, reject_encoded_2d)
+from regions.encoded import grid_crossings, partition_encoded_1d, partition_encoded_segment
 from regions.encoding import PositionalEncoding, RandomFourierFeatures
 from regions.network import as_network
 from torch_reference import torch_patterns_and_output
@@ -260,9 +259,6 @@ def test_grid_crossings_match_the_lines():
 
 def test_encoded_errors():
     model = encoded_mlp(PositionalEncoding(2, in_features=2), [4, 1], 0)
-    with pytest.raises(ValueError, match="partition_encoded_segment"):
-        reject_encoded_2d(model)
-    assert "grid_crossings" in ENCODED_2D_MESSAGE and "sampled_patterns" in ENCODED_2D_MESSAGE
     with pytest.raises(ValueError, match="Segment"):
         partition_encoded_1d(model, (0.0, 1.0))
     raw = torch.nn.Sequential(torch.nn.Linear(1, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1))

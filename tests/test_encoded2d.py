@@ -404,3 +404,24 @@ def test_the_cli_enumerates_an_encoded_2d_model(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "encoded 2D" in err and "Traceback" not in err
     assert not (tmp_path / "p.npz").exists()
+
+
+def test_a_2d_encoded_model_with_carried_units_is_refused_not_read_as_a_chain():
+    import torch.nn as nn
+
+    class ResidualPE(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = regions.PositionalEncoding(2, in_features=2)
+            self.a, self.b, self.out = nn.Linear(8, 6), nn.Linear(6, 6), nn.Linear(6, 1)
+
+        def forward(self, x):
+            h = torch.relu(self.a(self.enc(x)))
+            return self.out(h + torch.relu(self.b(h)))     # h is carried past the ReLU
+
+    model = ResidualPE().double()
+    assert regions.as_network(model).n_carried == 6
+    with pytest.raises(ValueError, match=r"carried units .*encoded 2D engine.*regions\.Segment"):
+        regions.partition(model, ((0.0, 1.0), (0.0, 1.0)))
+    p = regions.partition(model, regions.Segment([0.1, 0.2], [0.9, 0.7]))    # what the message offers
+    assert len(p) > 1

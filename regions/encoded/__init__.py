@@ -57,8 +57,8 @@ Modules
     the tolerances above, shared by the engine and the result's level sets.
 """
 from .crossings import GridCrossings, grid_crossings
-from .engine import (ENCODED_2D_MESSAGE, encoded_line_pieces, partition_encoded_1d,
-                     partition_encoded_line, partition_encoded_segment, reject_encoded_2d)
+from .engine import (encoded_line_pieces, partition_encoded_1d, partition_encoded_line,
+                     partition_encoded_segment)
 from .engine2d import NOT_SEPARABLE_MESSAGE, partition_encoded_plane
 from .local2d import sample_faces
 from .result import EncodedPartition1D
@@ -67,4 +67,4 @@ from .tolerances import H_TERM, MERGE, XTOL
 
 __all__ = ["EncodedPartition1D", "EncodedPartition2D", "partition_encoded_plane", "sample_faces",
            "NOT_SEPARABLE_MESSAGE", "partition_encoded_1d", "partition_encoded_segment",
-           "partition_encoded_line", "grid_crossings", "GridCrossings", "reject_encoded_2d", "ENCODED_2D_MESSAGE"]
+           "partition_encoded_line", "grid_crossings", "GridCrossings"]

@@ -19,25 +19,10 @@ from .result import EncodedPartition1D
 from .tolerances import H_TERM, MERGE, XTOL
 
 __all__ = ["partition_encoded_1d", "partition_encoded_segment", "partition_encoded_line",
-           "encoded_line_pieces", "reject_encoded_2d", "ENCODED_2D_MESSAGE"]
-
-ENCODED_2D_MESSAGE = (
-    "the regions of an encoded (sin/cos feature) network in its 2D coordinate space are "
-    "curved and may be disconnected, so regions.partition does not compute a full 2D "
-    "partition for it. Exact alternatives: regions.encoded.partition_encoded_segment(model, "
-    "p0, p1) gives the exact pieces along any segment, and regions.grid_crossings(model, "
-    "shape=(H, W)) the exact breakpoints along every pixel row and column with the number "
-    "of region boundaries between neighbouring pixels. regions.sampled_patterns(model, "
-    "points) counts the distinct patterns among given points (a lower bound of the number "
-    "of regions).")
+           "encoded_line_pieces"]
 
 _ANCHOR = 16        # a child's coefficients come from a full product at least this often
 _BLOCK = 1 << 23    # doubles of next-layer coefficients made at a time (64 MB)
-
-
-def reject_encoded_2d(network=None):
-    """Raise the error for a full 2D partition of an encoded model."""
-    raise ValueError(ENCODED_2D_MESSAGE)
 
 
 def _encoding_of(net):
