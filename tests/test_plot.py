@@ -284,3 +284,55 @@ def test_encoded_1d_pieces_sharing_a_pattern_share_a_row_and_a_colour(tmp_path):
 
     with Image.open(rp.animate([p, p], tmp_path / "pieces.gif", dpi=30)) as gif:
         assert gif.n_frames == 2
+
+
+def _oval_partition():
+    """PE(1) -> one neuron sin(pi x) + sin(pi y) - 1.5 -> 1: an oval face around
+    (0.5, 0.5) inside a face with a hole."""
+    lin = torch.nn.Linear(4, 1).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0, 0.0, 1.0, 0.0]], dtype=torch.float64))
+        lin.bias.fill_(-1.5)
+    model = torch.nn.Sequential(regions.PositionalEncoding(1, in_features=2), lin, torch.nn.ReLU(),
+                                torch.nn.Linear(1, 1).double())
+    return regions.partition(model, ((0.0, 1.0), (0.0, 1.0)))
+
+
+def test_curved_faces_are_drawn_with_their_holes():
+    p = _oval_partition()
+    assert len(p) == 2
+    ax = rp.partition(p)
+    pc = collection(ax, PathCollection, "regions")
+    paths = pc.get_paths()
+    assert len(paths) == 2
+    from matplotlib.path import Path
+    starts = sorted(int((path.codes == Path.MOVETO).sum()) for path in paths)
+    assert starts == [1, 2]                            # the oval, and the square around it
+    # what is filled is the face itself: rendered, the centre has the oval's colour
+    # and a corner the outer face's (its hole leaves the oval's colour visible)
+    fig = ax.figure
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    colours = pc.get_facecolors()
+
+    def pixel(x, y):
+        px, py = ax.transData.transform((x, y))
+        return rgba[int(round(rgba.shape[0] - py)), int(round(px)), :3] / 255.0
+
+    def nearest_face(c):
+        return int(np.argmin(np.abs(colours[:, :3] - c).sum(axis=1)))
+
+    inside = [int(path.codes is not None and (path.codes == Path.MOVETO).sum() == 1)
+              for path in paths].index(1)          # the oval's path: one ring
+    assert nearest_face(pixel(0.5, 0.5)) == inside
+    assert nearest_face(pixel(0.05, 0.05)) == 1 - inside
+    inside = [i == inside for i in range(2)]
+    # the oval's filled area is the face's (a measure of the path, not of shapely)
+    oval = paths[inside.index(True)].vertices
+    x, y = oval[:, 0], oval[:, 1]
+    area = 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+    lo, hi = p.measure_bounds[p.locate(np.array([[0.5, 0.5]]))[0]]
+    assert lo <= area <= hi
+    ax = rp.partition(p, color="output")                # values from a point inside each face
+    with pytest.raises(ValueError, match="no level_set"):
+        rp.partition(p, level_set=0.0)

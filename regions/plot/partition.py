@@ -34,6 +34,11 @@ def region_values(p, what, output=0):
     if what == "slope":
         return np.linalg.norm(A.reshape(A.shape[0], -1), axis=1)
     if what == "output":
+        if p.dim == 2 and getattr(p, "face_offsets", None) is None:   # curved faces
+            import shapely
+
+            inside = shapely.point_on_surface(np.asarray(p.polygons(), dtype=object))
+            return p.evaluate(shapely.get_coordinates(inside))[:, output]
         if p.dim == 2:
             return np.einsum("rd,rd->r", A[:, output, :], np.asarray(p.centroids)) + c[:, output]
         mid = np.asarray(p.intervals).mean(axis=1)
@@ -108,6 +113,29 @@ def _polygons(p):
     """CSR faces -> list of (m_i, 2) vertex arrays (no Python loop over regions)."""
     v = np.asarray(p.vertices)[np.asarray(p.face_vertices)]
     return np.split(v, np.asarray(p.face_offsets)[1:-1])
+
+
+def _face_collection(p, **kw):
+    """One collection of the faces: a PolyCollection of the CSR faces, or for
+    curved faces (shapely polygons within ``p.tol``, holes included) a
+    PathCollection of compound paths, so that a face around an oval is drawn
+    with its hole."""
+    if getattr(p, "face_offsets", None) is not None:
+        return PolyCollection(_polygons(p), closed=True, **kw)
+    from matplotlib.collections import PathCollection
+    from matplotlib.path import Path
+    from shapely.geometry.polygon import orient
+
+    paths = []
+    for g in p.polygons():
+        # exterior counter-clockwise, holes clockwise: holes stay unfilled under
+        # either fill rule
+        g = orient(g, 1.0)
+        rings = [np.asarray(g.exterior.coords)] + [np.asarray(r.coords) for r in g.interiors]
+        codes = [np.r_[Path.MOVETO, np.full(len(r) - 2, Path.LINETO), Path.CLOSEPOLY]
+                 for r in rings]
+        paths.append(Path(np.concatenate(rings), np.concatenate(codes).astype(Path.code_type)))
+    return PathCollection(paths, **kw)
 
 
 def partition(p, ax=None, color="pattern", points=None, level_set=None, edgecolor=None,
@@ -188,8 +216,7 @@ def _partition_2d(p, ax, color, points, level_set, edgecolor, linewidth, cmap, c
         ec = (0.08, 0.08, 0.10, 0.85)
     else:   # many regions coloured by value: faint edges, or they hide the values
         ec = (0.08, 0.08, 0.10, 0.25)
-    pc = PolyCollection(_polygons(p), closed=True, edgecolors=ec, linewidths=lw,
-                        antialiaseds=True)
+    pc = _face_collection(p, edgecolors=ec, linewidths=lw, antialiaseds=True)
     if faces is not None:
         pc.set_facecolor(faces)
     else:
@@ -219,6 +246,9 @@ def _partition_2d(p, ax, color, points, level_set, edgecolor, linewidth, cmap, c
         kw.update(points_kw or {})
         ax.scatter(pts[:, 0], pts[:, 1], **kw)
     if level_set is not None and level_set is not False:
+        if not hasattr(p, "level_set"):
+            raise ValueError(f"{type(p).__name__} has no level_set yet: draw it without "
+                             "level_set=, or with a contour of p.evaluate on a grid")
         value = 0.0 if level_set is True else float(level_set)
         segs = np.asarray(p.level_set(value, output), dtype=np.float64).reshape(-1, 2, 2)
         lc = LineCollection(segs, colors="k", linewidths=1.6, zorder=4,
@@ -278,6 +308,9 @@ def _partition_1d(p, ax, color, signal, level_set, cmap, colorbar, output, norm,
         ax.plot(ts, ys, color="0.45", lw=0.9, label="signal", zorder=2)
     ax.plot(t, y, color="k", lw=1.3, label="network output", zorder=3)
     if level_set is not None and level_set is not False:
+        if not hasattr(p, "level_set"):
+            raise ValueError(f"{type(p).__name__} has no level_set yet: draw it without "
+                             "level_set=, or with a contour of p.evaluate on a grid")
         value = 0.0 if level_set is True else float(level_set)
         roots = np.asarray(p.level_set(value, output), dtype=np.float64).ravel()
         if roots.size:
