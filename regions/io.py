@@ -82,9 +82,9 @@ from pathlib import Path
 import numpy as np
 
 from .domain import Box, Interval, Plane, PolygonDomain, Segment
-from .encoded import MERGE, EncodedPartition1D
+from .encoded import MERGE, EncodedPartition1D, EncodedPartition2D
 from .network import Network
-from .partition import pack_patterns
+from .partition import pack_patterns, unpack_patterns
 from .partition1d import Partition1D
 from .partition2d import Partition2D
 
@@ -114,7 +114,10 @@ class _Layout:
 
     @property
     def domain_kinds(self):
-        return ("interval", "segment") if self.dim == 1 else ("box", "plane", "polygon")
+        if self.dim == 1:
+            return ("interval", "segment")
+        # the encoded 2D engine takes boxes and polygons of the input itself, no slices
+        return ("box", "polygon") if self.encoded else ("box", "plane", "polygon")
 
 
 CLASSES = {
@@ -126,6 +129,10 @@ CLASSES = {
     "regions.encoded:EncodedPartition1D": _Layout(
         EncodedPartition1D, 1, True, ("points", "kinds", "alpha", "beta"),
         legacy=("breakpoints", "intervals", "pattern_id")),
+    # curved faces: the WKB of each face's polygon (holes allowed) back to back,
+    # face r at bytes wkb_offsets[r] : wkb_offsets[r + 1], and their tolerance
+    "regions.encoded:EncodedPartition2D": _Layout(
+        EncodedPartition2D, 2, True, ("wkb", "wkb_offsets", "tol")),
 }
 """The ``class`` strings :func:`load` accepts, and how each class is stored."""
 
@@ -186,6 +193,14 @@ def _domain_arrays(domain):
 
 
 def _geometry_arrays(partition, layout):
+    if layout.cls is EncodedPartition2D:
+        import shapely
+
+        blobs = [shapely.to_wkb(g) for g in partition.polygons()]
+        offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
+        np.cumsum([len(b) for b in blobs], out=offsets[1:])
+        return {"geom.wkb": np.frombuffer(b"".join(blobs), dtype=np.uint8),
+                "geom.wkb_offsets": offsets, "geom.tol": np.float64(partition.tol)}
     out = {}
     for name in layout.geometry + layout.optional:
         value = getattr(partition, name)
@@ -503,7 +518,7 @@ def _read_polygon(f, origin, basis):
     import shapely
 
     wkb = f.array("domain.wkb", "uint8", 1)
-    _check_polygon_wkb(f, wkb.tobytes())
+    _check_polygon_wkb(f, wkb.tobytes(), "domain.wkb")
     try:
         poly = shapely.from_wkb(wkb.tobytes())
     except Exception as e:  # shapely.errors.GEOSException and friends
@@ -516,26 +531,26 @@ def _read_polygon(f, origin, basis):
     return PolygonDomain(poly, origin=origin, basis=basis)
 
 
-def _check_polygon_wkb(f, wkb):
+def _check_polygon_wkb(f, wkb, key, what="the polygon"):
     """The WKB of a 2D polygon, walked before the parser sees it: its byte order and
     type, and ring sizes that add up to exactly its length (a crafted point count
     would otherwise make the parser allocate without bound)."""
     if len(wkb) < 9 or wkb[0] not in (0, 1):
-        f.fail("domain.wkb", "is not the WKB of a polygon (bad header)")
+        f.fail(key, f"{what} is not the WKB of a polygon (bad header)")
     order = "<" if wkb[0] == 1 else ">"
     kind, n_rings = np.frombuffer(wkb, dtype=f"{order}u4", count=2, offset=1)
     if kind != 3:
-        f.fail("domain.wkb", f"must be a 2D Polygon (WKB type 3), got WKB type {int(kind)}")
+        f.fail(key, f"{what} must be a 2D Polygon (WKB type 3), got WKB type {int(kind)}")
     pos = 9
     for _ in range(int(n_rings)):
         if pos + 4 > len(wkb):
-            f.fail("domain.wkb", "is truncated (fewer rings than it declares)")
+            f.fail(key, f"{what} is truncated (fewer rings than it declares)")
         n_points = int(np.frombuffer(wkb, dtype=f"{order}u4", count=1, offset=pos)[0])
         pos += 4 + 16 * n_points
         if pos > len(wkb):
-            f.fail("domain.wkb", "is truncated (a ring declares more points than it holds)")
+            f.fail(key, f"{what} is truncated (a ring declares more points than it holds)")
     if pos != len(wkb):
-        f.fail("domain.wkb", f"has {len(wkb) - pos} bytes after the polygon")
+        f.fail(key, f"{what} has {len(wkb) - pos} bytes after the polygon")
 
 
 def _read_common(f, layout, network):
@@ -779,6 +794,8 @@ def load(path):
             geometry = {"points": _read_points(f, domain, n)}
             if layout.encoded:
                 geometry.update(_read_line_features(f, network, domain))
+        elif layout.encoded:
+            geometry = _read_curved_faces(f, domain, n)
         else:
             geometry = _read_faces(f, domain, n, network.output_dim)
         _refuse_unknown_keys(f, layout)
@@ -790,7 +807,10 @@ def load(path):
         if value.shape != getattr(partition, name).shape or \
                 not np.array_equal(value, getattr(partition, name)):
             f.fail(f"geom.{name}", "disagrees with what geom.points and packed_patterns give")
-    if layout.dim == 1:
+    if layout.encoded and layout.dim == 2:
+        _check_measure(f, common["measure"], partition.measure, partition.measure, domain)
+        _check_curved_faces(f, partition)
+    elif layout.dim == 1:
         _check_measure(f, common["measure"], partition.measure, partition.measure, domain)
         n = len(partition)
         slot_u = np.repeat(np.arange(n), 2) + np.tile([0, 1], n)
@@ -802,6 +822,65 @@ def load(path):
         slots = np.repeat(np.arange(n), np.diff(partition.face_offsets))
         _check_belongs_to_network(f, partition, partition.vertices, partition.face_vertices, slots)
     return partition
+
+
+def _read_curved_faces(f, domain, n):
+    """The faces of an encoded 2D partition: ``n`` WKB polygons (holes allowed),
+    each walked before the parser sees it, valid, and inside the domain to the
+    stored tolerance."""
+    import shapely
+
+    if not domain.is_identity:
+        f.fail("domain.basis", "an encoded 2D partition lives in the encoding's own (x, y) "
+                               "coordinates: origin 0 and the identity basis")
+    tol = float(f.array("geom.tol", "float64", 0))
+    if not 0 < tol < 1e-2 * np.sqrt(domain.measure):
+        f.fail("geom.tol", f"must be positive and small against the domain, got {tol!r}")
+    offsets = f.shaped("geom.wkb_offsets", "int64", (n + 1,), f" ({n} faces, as packed_patterns has)")
+    wkb = f.array("geom.wkb", "uint8", 1).tobytes()
+    if offsets[0] != 0 or offsets[-1] != len(wkb) or np.any(np.diff(offsets) < 9):
+        f.fail("geom.wkb_offsets", f"must run from 0 to the {len(wkb)} bytes of geom.wkb in "
+                                   "steps of at least 9 (one polygon each)")
+    blobs = [wkb[offsets[r]:offsets[r + 1]] for r in range(n)]
+    for r, blob in enumerate(blobs):
+        _check_polygon_wkb(f, blob, "geom.wkb", f"face {r}")
+    try:
+        geoms = shapely.from_wkb(blobs)
+    except Exception as e:  # shapely.errors.GEOSException and friends
+        f.fail("geom.wkb", f"holds a face that is not a WKB geometry ({type(e).__name__}: {e})")
+    bad = np.flatnonzero(~shapely.is_valid(geoms) | shapely.is_empty(geoms))
+    if bad.size:
+        f.fail("geom.wkb", f"face {int(bad[0])} is not a valid, non-empty polygon "
+                           f"({bad.size} such faces)")
+    from .encoded.engine2d import _domain_polygon
+
+    region = shapely.buffer(_domain_polygon(domain), 4 * tol)
+    outside = np.flatnonzero(~shapely.covers(region, geoms))
+    if outside.size:
+        f.fail("geom.wkb", f"face {int(outside[0])} reaches outside the domain (by more than "
+                           f"4 tol = {4 * tol:g})")
+    return {"geoms": list(geoms), "tol": tol}
+
+
+def _check_curved_faces(f, partition):
+    """Curved faces must carry the network's pattern: at a point inside each face,
+    farther than ``4 tol`` from its boundary, the network's activation pattern is
+    the stored one (that they tile the domain is :func:`_check_measure`'s)."""
+    import shapely
+
+    geoms = np.asarray(partition.polygons(), dtype=object)
+    inside = shapely.point_on_surface(geoms)
+    clear = shapely.distance(inside, shapely.boundary(geoms)) > 4 * partition.tol
+    pts = shapely.get_coordinates(inside[clear])
+    if not pts.shape[0]:
+        return
+    net = partition.network
+    states = net.patterns(net.encoding.encode_numpy(pts))
+    wrong = np.flatnonzero(np.any(states != partition.patterns[clear], axis=1))
+    if wrong.size:
+        r = int(np.flatnonzero(clear)[wrong[0]])
+        f.fail("packed_patterns", f"face {r} holds the pattern of another region: the "
+                                  f"network's activations inside it differ ({wrong.size} faces)")
 
 
 def _shoelace_scale(partition):
@@ -837,6 +916,10 @@ def _build(layout, network, domain, common, geometry):
         # the measure is recomputed from the checked geometry and compared afterwards
         return Partition2D(network, domain, packed_patterns=common["packed_patterns"],
                            A=common["A"], c=common["c"], stats=common["stats"], **geometry)
+    if layout.cls is EncodedPartition2D:
+        bits = unpack_patterns(common["packed_patterns"], network.n_hidden)
+        return EncodedPartition2D(network, domain, geometry["geoms"], bits, common["A"],
+                                  common["c"], geometry["tol"], common["stats"])
     if layout.cls is EncodedPartition1D:
         return EncodedPartition1D(network, domain, geometry["points"], common["packed_patterns"],
                                   common["A"], common["c"], geometry["kinds"], geometry["alpha"],

@@ -398,12 +398,17 @@ def test_the_cli_enumerates_an_encoded_2d_model(tmp_path, capsys):
     s = json.loads(capsys.readouterr().out)
     assert s["regions"] == len(regions.partition(model, ((0, 1), (0, 1)))) and s["dim"] == 2
     assert abs(s["area"]["sum"] - 1.0) < 1e-9
-    # no file format or drawing for curved faces yet: refused before any work, in one line
+    # .npz and a picture are written; GeoJSON of curved faces is refused before any work
+    assert main(["enumerate", str(path), "--domain", "0,1,0,1", "--no-progress",
+                 "--out", str(tmp_path / "p.npz"), "--plot", str(tmp_path / "p.png")]) == 0
+    assert len(regions.load(tmp_path / "p.npz")) == s["regions"]
+    assert (tmp_path / "p.png").stat().st_size > 1000
+    capsys.readouterr()
     code = main(["enumerate", str(path), "--domain", "0,1,0,1", "--no-progress",
-                 "--out", str(tmp_path / "p.npz")])
+                 "--out", str(tmp_path / "p.geojson")])
     err = capsys.readouterr().err
-    assert code == 2 and "encoded 2D" in err and "Traceback" not in err
-    assert not (tmp_path / "p.npz").exists()
+    assert code == 2 and "encoded 2D" in err and ".npz only" in err and "Traceback" not in err
+    assert not (tmp_path / "p.geojson").exists()
 
 
 def test_a_2d_encoded_model_with_carried_units_is_refused_not_read_as_a_chain():
@@ -425,3 +430,67 @@ def test_a_2d_encoded_model_with_carried_units_is_refused_not_read_as_a_chain():
         regions.partition(model, ((0.0, 1.0), (0.0, 1.0)))
     p = regions.partition(model, regions.Segment([0.1, 0.2], [0.9, 0.7]))    # what the message offers
     assert len(p) > 1
+
+
+# --- files: save / load round trip, and what load refuses ---------------------------
+
+def _saved(tmp_path):
+    p = regions.partition(pe_mlp(2, [12, 12, 1], 0), ((0, 1), (0, 1)))
+    path = regions.save(p, tmp_path / "pe2d")
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    return p, path, arrays
+
+
+def _rewritten(tmp_path, arrays, **changes):
+    out = tmp_path / "edited.npz"
+    np.savez(out, **{**arrays, **changes})
+    return out
+
+
+def test_an_encoded_2d_partition_round_trips_through_a_file(tmp_path):
+    p, path, _ = _saved(tmp_path)
+    q = regions.load(path)
+    assert type(q) is EncodedPartition2D and len(q) == len(p) and q.tol == p.tol
+    np.testing.assert_array_equal(q.packed_patterns, p.packed_patterns)
+    np.testing.assert_array_equal(q.measure, p.measure)
+    pts = np.random.default_rng(1).random((2000, 2))
+    np.testing.assert_array_equal(q.locate(pts), p.locate(pts))
+    np.testing.assert_array_equal(q.evaluate(pts), p.evaluate(pts))
+    # and the loaded faces still carry torch's patterns (not only the saved bits)
+    assert pattern_mismatches(q, pe_mlp(2, [12, 12, 1], 0), pts)[:2] == (0, 0)
+
+
+def test_load_refuses_edited_encoded_2d_files(tmp_path):
+    p, path, a = _saved(tmp_path)
+    swapped = a["packed_patterns"].copy()
+    i, j = np.argsort(-p.measure)[:2]                   # two large faces: points far inside
+    swapped[[i, j]] = swapped[[j, i]]
+    with pytest.raises(ValueError, match="packed_patterns.*pattern of another region"):
+        regions.load(_rewritten(tmp_path, a, packed_patterns=swapped))
+    off = a["geom.wkb_offsets"]
+    # the last face dropped: the face count no longer matches packed_patterns
+    with pytest.raises(ValueError, match="geom.wkb_offsets.*shape"):
+        regions.load(_rewritten(tmp_path, a, **{"geom.wkb": a["geom.wkb"][:off[-2]],
+                                                "geom.wkb_offsets": off[:-1]}))
+    # a face replaced by a copy of another: the areas no longer tile the square
+    big = int(np.argmax(p.measure))
+    blobs = [a["geom.wkb"][off[r]:off[r + 1]] for r in range(len(p))]
+    blobs[int(np.argmin(p.measure))] = blobs[big]
+    sizes = np.r_[0, np.cumsum([b.size for b in blobs])]
+    with pytest.raises(ValueError, match="cover .* but the domain measures"):
+        regions.load(_rewritten(tmp_path, a, **{"geom.wkb": np.concatenate(blobs),
+                                                "geom.wkb_offsets": sizes.astype(np.int64),
+                                                "measure": np.array([shapely.from_wkb(b.tobytes()).area for b in blobs])}))
+    # a ring that claims 10^9 points is refused before the WKB parser sees it
+    crafted = blobs[0].copy()
+    crafted[9:13] = np.frombuffer(np.uint32(10 ** 9).tobytes(), dtype=np.uint8)
+    blobs2 = [crafted] + [a["geom.wkb"][off[r]:off[r + 1]] for r in range(1, len(p))]
+    sizes2 = np.r_[0, np.cumsum([b.size for b in blobs2])].astype(np.int64)
+    with pytest.raises(ValueError, match="face 0 is truncated"):
+        regions.load(_rewritten(tmp_path, a, **{"geom.wkb": np.concatenate(blobs2),
+                                                "geom.wkb_offsets": sizes2}))
+    with pytest.raises(ValueError, match="geom.tol"):
+        regions.load(_rewritten(tmp_path, a, **{"geom.tol": np.float64(0.5)}))
+    with pytest.raises(ValueError, match="domain.kind.*'plane'.*accepted: box, polygon"):
+        regions.load(_rewritten(tmp_path, a, **{"domain.kind": np.asarray("plane")}))

@@ -166,7 +166,7 @@ def test_save_writes_only_the_table_classes(tmp_path):
 
     p.__class__ = Custom
     with pytest.raises(ValueError, match="save writes Partition1D, Partition2D, "
-                                         "EncodedPartition1D; got Custom"):
+                                         "EncodedPartition1D, EncodedPartition2D; got Custom"):
         save(p, tmp_path / "x.npz")
     assert list(tmp_path.iterdir()) == []
 
