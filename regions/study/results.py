@@ -501,6 +501,8 @@ class Finding:
     rules of :data:`regions.study.stats.RULES`.
     """
 
+    group: str = required("the part of the study the claim belongs to "
+                          "(regions.study.claims.GROUPS)", dtype="str")
     claim: str = required("the claim, with its operationalisation", dtype="str")
     run: str = required("the experiment(s) it is measured on", dtype="str")
     statistic: str = required("the per-run statistic pooled over runs", dtype="str")
@@ -519,6 +521,8 @@ class Finding:
                                  "(regions.study.stats.FDR_METHOD)")
     verdict: str = required("'holds', 'does not hold', 'inconclusive' or 'not tested' "
                             "(regions.study.stats.RULES)", dtype="str")
+    rule: int = required("the number (from 1) of the rule of regions.study.stats.RULES that "
+                         "gave the verdict", dtype="int")
     values: str = required("the per-run values, 'unit=value' separated by '; '", dtype="str")
     paper: str = required("what the paper reports", dtype="str")
     measured: str = required("what was measured here, in words", dtype="str")
