@@ -17,7 +17,7 @@ import numpy as np
 
 __all__ = ["partitions", "partitions_gif", "region_sizes", "region_count", "speed_vs_features",
            "band_energy", "confusion_densities", "prediction_scatter", "boundary_distance",
-           "loss_curves"]
+           "loss_curves", "kernel_split", "spectral_coupling"]
 
 
 def _plt():
@@ -388,3 +388,145 @@ def partitions_gif(results, path, name="2d-raw", fps=2):
     r = _run_with_partitions(results, name)
     return _rplot().animate(dict(sorted(r.partitions.items())), path, fps=fps,
                             points=_samples(r), points_kw={"s": 0.5, "c": "k"})
+
+
+def kernel_split(results, path, checkpoint=-1):
+    """The gradient cosine of neighbour pairs split into its kernel and residual
+    parts (:class:`regions.study.results.KernelSplit`) at a checkpoint (default:
+    the end), one column per 2D run (first seed). Top: the gradient cosine
+    against the residual cosine of each 3x3-patch pair, coloured by the kernel
+    similarity ``s_ij``; bottom: the densities of the three quantities."""
+    plt = _plt()
+    runs = [r for r in _one_seed(results) if r.dim == 2
+            and r.checkpoints[checkpoint].confusion_kernel is not None
+            and r.checkpoints[checkpoint].confusion_kernel.neighbour is not None]
+    if not runs:
+        raise ValueError("no kernel split of 2D runs in the results")
+    fig, axes = plt.subplots(2, len(runs), figsize=(3.5 * len(runs) + 0.8, 6.6),
+                             layout="constrained", squeeze=False)
+    bins = np.linspace(-1, 1, 41)
+    sc = None
+    for j, r in enumerate(runs):
+        c = r.checkpoints[checkpoint]
+        gcos, kern, res = (np.asarray(x.neighbour, float) for x in
+                           (c.confusion, c.confusion_kernel, c.confusion_residual))
+        ok = np.isfinite(gcos) & np.isfinite(kern) & np.isfinite(res)
+        ax = axes[0, j]
+        sc = ax.scatter(res[ok], gcos[ok], c=kern[ok], s=3, cmap="viridis", vmin=0, vmax=1,
+                        linewidths=0, rasterized=True)
+        ax.plot([-1, 1], [-1, 1], color="0.5", lw=0.7, ls="--")
+        pr = c.kernel_split.pearson_residual if c.kernel_split else None
+        ax.set_title(f"{r.name}, epoch {c.epoch}\nPearson(gradient, residual) = "
+                     f"{'-' if pr is None else f'{pr:.2f}'}", fontsize="medium")
+        ax.set_xlabel("residual cosine cos(r_i, r_j)")
+        ax.set_xlim(-1.05, 1.05)
+        ax.set_ylim(-1.05, 1.05)
+        ax.grid(alpha=0.3, lw=0.5)
+        ax = axes[1, j]
+        for v, lab, col in ((gcos, "gradient cosine", "C0"), (res, "residual cosine", "C3"),
+                            (kern, "kernel similarity s_ij", "C2")):
+            ax.hist(v[np.isfinite(v)], bins=bins, density=True, histtype="step", lw=1.4,
+                    color=col, label=lab)
+        ax.axvline(-0.5, color="0.4", lw=0.8, ls=":")
+        ax.set_xlabel("value over the 3x3-patch pairs")
+        ax.grid(alpha=0.3, lw=0.5)
+    axes[0, 0].set_ylabel("gradient cosine cos(g_i, g_j)")
+    axes[1, 0].set_ylabel("density")
+    fig.colorbar(sc, ax=axes[0, :], label="kernel similarity s_ij", shrink=0.9)
+    handles, labels = axes[1, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize="small",
+               frameon=False)
+    fig.suptitle("Neighbour pairs: the gradient cosine follows the residual cosine; the kernel "
+                 "similarity stays positive (dotted: -0.5)", fontsize="medium")
+    return _save(fig, path)
+
+
+def spectral_coupling(results, path):
+    """The trace NTK's spectrum against the region structure (first seed):
+    the normalised eigenvalues at init, the band gains at init per run, the
+    top-band gain against the mean Hamming distance over every (run,
+    checkpoint), and for full-batch GD runs the predicted against the measured
+    residual energy per band over the first prediction horizon."""
+    from .claims import top_band_gain
+
+    plt = _plt()
+    col = _colours(results)
+    runs = [r for r in _one_seed(results) if r.checkpoints[0].spectrum is not None]
+    if not runs:
+        raise ValueError("no kernel spectra in the results")
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8), layout="constrained")
+    ax = axes[0, 0]
+    for r in runs:
+        lam = np.asarray(r.checkpoints[0].spectrum.eigenvalues, float)
+        lam = lam[lam > lam[0] * 1e-10] / lam[0]
+        ax.loglog(np.arange(1, lam.size + 1), lam, color=col[r.name], lw=1.3, label=r.name,
+                  ls="-" if r.dim == 2 else "--")
+    ax.set_xlabel("eigenvalue index k")
+    ax.set_ylabel("λ_k / λ_1 (init)")
+    ax.set_title("kernel spectrum at init (dashed: 1D)", fontsize="medium")
+    ax.grid(alpha=0.3, lw=0.5, which="both")
+    ax.legend(fontsize="small", ncol=2)
+    ax = axes[0, 1]
+    for r in (r for r in runs if r.dim == 2):
+        gain = np.asarray(r.checkpoints[0].spectrum.band_gain, float)
+        bands = r.band_energy.bands if r.band_energy is not None else None
+        x = np.arange(1, gain.size + 1)
+        ax.semilogy(x, gain, "-o", ms=4, color=col[r.name], label=r.name)
+        if bands is not None and len(bands) == gain.size:
+            ax.set_xticks(x, [f"({lo:g},{hi:g}]" if np.isfinite(hi) else f">{lo:g}"
+                              for lo, hi in bands])
+    ax.axhline(1, color="0.5", lw=0.8, ls=":")
+    ax.set_xlabel("frequency band (cycles over the grid)")
+    ax.set_ylabel("band gain (init; 1 = mean eigenvalue)")
+    ax.set_title("how fast the init kernel learns each band (2D)", fontsize="medium")
+    ax.grid(alpha=0.3, lw=0.5, which="both")
+    ax.legend(fontsize="small")
+    ax = axes[1, 0]
+    for r in (r for r in runs if r.dim == 2):
+        pts = [(c.hamming_patch, top_band_gain(c)) for c in r.checkpoints
+               if top_band_gain(c) is not None]
+        if pts:
+            h, gg = np.array(pts).T
+            ax.plot(h, gg, "-o", ms=4, color=col[r.name], label=r.name, lw=0.8)
+            ax.plot(h[:1], gg[:1], "s", ms=7, mfc="none", color=col[r.name])
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    from matplotlib.ticker import NullFormatter
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("mean Hamming distance over 3x3 patches (neurons)")
+    ax.set_ylabel("top-band gain")
+    ax.set_title("top-band gain against pattern distance\n(each checkpoint; square: init)",
+                 fontsize="medium")
+    ax.grid(alpha=0.3, lw=0.5, which="both")
+    ax.legend(fontsize="small")
+    ax = axes[1, 1]
+    drawn = False
+    for r in runs:
+        s = r.checkpoints[0].spectrum
+        if s.predicted_band is None or r.band_energy is None:
+            continue
+        rows = np.flatnonzero(np.any(np.isfinite(s.predicted_band), axis=1))
+        ep = np.asarray(r.band_energy.epochs)[rows]
+        top = r.high_band()
+        for b, ls in ((0, "-"), (top, "-")):
+            if b is None:
+                continue
+            lab = "top band" if b == top else "lowest band"
+            ax.plot(ep, r.band_energy.ratio[rows, b], ls, color=col[r.name], lw=1.4,
+                    alpha=1.0 if b == top else 0.55, label=f"{r.name} {lab}, measured")
+            ax.plot(ep, s.predicted_band[rows, b], ":", color=col[r.name], lw=2.0,
+                    alpha=1.0 if b == top else 0.55, label=f"{r.name} {lab}, predicted")
+        drawn = True
+    if drawn:
+        ax.set_xlabel("epoch (one GD step each)")
+        ax.set_ylabel("residual energy ratio of the band")
+        ax.set_title("full-batch GD: kernel prediction (dotted) against measured (solid)",
+                     fontsize="medium")
+        ax.grid(alpha=0.3, lw=0.5)
+        ax.legend(fontsize="x-small")
+    else:
+        ax.text(0.5, 0.5, "no full-batch GD run with a\nspectral prediction",
+                ha="center", va="center", transform=ax.transAxes, color="0.4")
+        ax.axis("off")
+    return _save(fig, path)

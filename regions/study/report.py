@@ -121,19 +121,25 @@ def _findings_section(L, results, g, figs, found):
     L.append("**Verdict rules**, checked in order (the first that applies gives the verdict; "
              "`data/findings.csv` has every column they read):\n")
     L.append(stats.rules_markdown() + "\n")
-    header = ["claim", "run", "statistic", "side", "estimate [CI]", "runs", "p_adj", "verdict",
-              "paper"]
+    header = ["#", "claim", "run", "statistic", "side", "estimate [CI]", "runs", "p_adj",
+              "verdict", "paper"]
     rows = []
-    for f in found:
+    for i, f in enumerate(found):
         side = ">" if f.alternative == "greater" else "<"
         ci = f" [{_fmt(f.ci_low)}, {_fmt(f.ci_high)}]" if f.n_units > 1 else ""
-        rows.append([f.claim, f.run, f.statistic, f"{side} {_fmt(f.null)}",
+        rows.append([i + 1, f.claim, f.run, f.statistic, f"{side} {_fmt(f.null)}",
                      f"{_fmt(f.estimate)}{ci}", f.n_units, _fmt(f.p_adjusted),
                      f"**{f.verdict}**", f.paper])
     L.append(_table(header, rows))
-    L.append("\nWhat was measured, per finding (per-run values in `data/findings.csv`):\n")
+    L.append("\nEach finding in words: what was measured, the rule that decided it, and the "
+             "verdict (per-run values in `data/findings.csv`):\n")
+    group = None
     for i, f in enumerate(found):
-        L.append(f"{i + 1}. {f.claim} ({f.run}): {f.measured}.")
+        if f.group != group:
+            group = f.group
+            L.append(f"\n*{group[0].upper() + group[1:]}*\n")
+        L.append(f"{i + 1}. {f.claim} ({f.run}). Measured: {f.measured}. "
+                 f"**{f.verdict.capitalize()}** by rule {f.rule} ({stats.RULES[f.rule - 1][1]}).")
     L.append("")
 
 
@@ -304,9 +310,271 @@ def _learning_phase_tables(L, results, g):
         L.append("")
 
 
+def _share(v):
+    """A share in [0, 1] as a percentage cell: one decimal, ``<0.1%`` for a
+    positive share below that, ``0%`` for none, ``-`` when not measured."""
+    if v is None or not np.isfinite(v):
+        return "-"
+    if v == 0:
+        return "0%"
+    return "<0.1%" if 100 * v < 0.05 else f"{100 * v:.1f}%"
+
+
+def _ms_share(values):
+    """Mean (± sd over seeds) of shares, as percentages (see :func:`_share`)."""
+    v = [x for x in values if x is not None and np.isfinite(x)]
+    if not v:
+        return "-"
+    if len(v) == 1:
+        return _share(v[0])
+    return f"{_share(float(np.mean(v)))} ± {100 * float(np.std(v, ddof=1)):.1f}"
+
+
+def _get(obj, *path):
+    for k in path:
+        if obj is None:
+            return None
+        obj = obj.get(k) if isinstance(obj, dict) else getattr(obj, k)
+    return obj
+
+
+def _over_seeds(rs, which, *path):
+    return [_get(r.checkpoint(which), *path) for r in rs]
+
+
+def _artefacts_section(L, results, g, figs, found):
+    """Where the old measurements were an artefact (issue 11 items 1-3), with the numbers."""
+    L.append("## Where the old numbers were an artefact\n")
+    L.append("Three of the study's earlier measurements measured something other than what "
+             "their claim is about. The numbers below are from this run of the study "
+             "(mean ± sd over seeds); the findings above test the corrected measurements.\n")
+    items = []
+    for name, rs in g.items():
+        if rs[0].dim != 2 or rs[0].checkpoint("end").kernel_split is None:
+            continue
+        ep = rs[0].checkpoint("end").epoch
+        items.append(
+            f"{name}, epoch {ep}: {_ms_share(_over_seeds(rs, 'end', 'confusion', 'neighbour_below'))}"
+            f" of neighbour pairs have gradient cosine < -0.5, "
+            f"{_ms_share(_over_seeds(rs, 'end', 'confusion_residual', 'neighbour_below'))} have "
+            f"residual cosine < -0.5 and "
+            f"{_ms_share(_over_seeds(rs, 'end', 'confusion_kernel', 'neighbour_below'))} have kernel "
+            f"similarity < -0.5; Pearson(gradient cosine, residual cosine) = "
+            f"{_ms(_over_seeds(rs, 'end', 'kernel_split', 'pearson_residual'))}, against the "
+            f"kernel similarity {_ms(_over_seeds(rs, 'end', 'kernel_split', 'pearson_kernel'))}")
+    if items:
+        L.append("**1. Confusion in 2D is set by the residuals, not the regions.** With three "
+                 "output channels `g_i = (2/C) J_i^T r_i` and neighbours share nearly the same "
+                 "Jacobian, so the gradient cosine follows the residual cosine:\n")
+        L += [f"- {x}." for x in items]
+        L.append("\nThe kernel similarity `s_ij = tr K_ij / sqrt(tr K_ii tr K_jj)` of neighbours "
+                 "is positive: the regions make neighbours' kernels alike, but they cannot make "
+                 "neighbours conflict. The paper's '% of neighbour pairs below -0.5' row is a "
+                 "statement about the residuals; the region mechanism is tested on the kernel "
+                 "part (section *Kernel against residual*).\n")
+    items = []
+    for name, rs in g.items():
+        if rs[0].checkpoint("early").adam_step is None:
+            continue
+        from .claims import record_steps
+        ep = rs[0].checkpoint("early").epoch
+        items.append(
+            f"{name}, epoch {ep}: the full-batch GD prediction against the change over the next "
+            f"{record_steps(rs[0], 'early')} epochs, Spearman "
+            f"{_ms(_over_seeds(rs, 'early', 'agreement', 'spearman', 'rho'))}; Adam's own step "
+            f"against its one-step change, Pearson "
+            f"{_ms(_over_seeds(rs, 'early', 'adam_step', 'pearson'))}; cosine of Adam's update "
+            f"with the negative full-batch gradient "
+            f"{_ms(_over_seeds(rs, 'early', 'adam_step', 'cos_full_gradient'))} (with the "
+            f"batch's gradient {_ms(_over_seeds(rs, 'early', 'adam_step', 'cos_batch_gradient'))})")
+    if items:
+        L.append("**2. The old first-order prediction tested 'Adam is not GD', not the theory.** "
+                 "It predicted a full-batch GD step while training takes Adam steps:\n")
+        L += [f"- {x}." for x in items]
+        L.append("\nWith the step the run really takes the first-order formula is exact to "
+                 "rounding; the theory is tested on the `gd` runs and on Adam's own step "
+                 "(section *The first-order prediction with the run's own step*).\n")
+    items = []
+    for name, rs in g.items():
+        c = rs[0].checkpoint("early")
+        if "rate" not in c.speeds:
+            continue
+        worse = [float(np.mean(np.asarray(r.checkpoint("early").speeds["rate"]) < 0))
+                 for r in rs if "rate" in r.checkpoint("early").speeds]
+        lw = next((x.learning_window for x in rs[0].checkpoints if x.learning_window), None)
+        items.append(f"{name}: after epoch {c.epoch} (mean loss {_fmt(c.mean_loss)}) "
+                     f"{_ms_share(worse)} of the samples get worse over the fixed {c.window}-epoch "
+                     "window; learning-phase window "
+                     + (f"epochs {lw[0]}-{lw[1]}" if lw else "none (the loss never falls below "
+                                                           "the constant predictor's)"))
+    if items:
+        L.append("**3. The per-sample speed was taken on plateaus.** The fixed window after the "
+                 "early checkpoint can lie where the network predicts the mean and the "
+                 "per-sample rate is a random walk:\n")
+        L += [f"- {x}." for x in items]
+        L.append("\nThe coupling findings are therefore also tested in the learning-phase window "
+                 "chosen from the loss curve by a rule fixed in advance, with partial "
+                 "correlations controlling for each sample's own loss and residual.\n")
+
+
+def _kernel_section(L, results, g, figs, found):
+    """The pair quantities split into kernel and residual parts."""
+    L.append("## Kernel against residual\n")
+    L.append("Every pair quantity split (`regions.study.ntk.kernel_split`): with `K_ij = J_i "
+             "J_j^T` the pair's NTK block, `G_ij = (4/C^2) r_i^T K_ij r_j`; the kernel part is "
+             "`s_ij = tr K_ij / sqrt(tr K_ii tr K_jj)`, the residual part `cos(r_i, r_j)`, and "
+             "their product is the gradient cosine when `K_ij ~ (tr K_ij / C) I` (`anisotropy` "
+             "is how far from that the blocks are; 0 for one channel). Shares of 3x3-patch "
+             "(3-window in 1D) pairs below -0.5 and the pair mechanism (Spearman of |part| "
+             "against the pair's Hamming distance) for each part; mean ± sd over seeds.\n")
+    rows = []
+    for name, rs in g.items():
+        for which in ("init", "early", "end"):
+            if rs[0].checkpoint(which).kernel_split is None:
+                continue
+            rows.append([
+                name, rs[0].checkpoint(which).epoch,
+                _ms_share(_over_seeds(rs, which, "confusion", "neighbour_below")),
+                _ms_share(_over_seeds(rs, which, "confusion_kernel", "neighbour_below")),
+                _ms_share(_over_seeds(rs, which, "confusion_residual", "neighbour_below")),
+                _ms_share(_over_seeds(rs, which, "confusion_product", "neighbour_below")),
+                _ms(_over_seeds(rs, which, "confusion_kernel", "neighbour_mean")),
+                _ms(_over_seeds(rs, which, "kernel_split", "pearson_residual")),
+                _ms(_over_seeds(rs, which, "kernel_split", "pearson_kernel")),
+                _ms(_over_seeds(rs, which, "kernel_split", "pearson_product")),
+                _ms(_over_seeds(rs, which, "kernel_split", "anisotropy")),
+                _ms(_over_seeds(rs, which, "pairs", "abs_cos_vs_hamming", "rho")),
+                _ms(_over_seeds(rs, which, "pairs_kernel", "abs_cos_vs_hamming", "rho")),
+                _ms(_over_seeds(rs, which, "pairs_residual", "abs_cos_vs_hamming", "rho"))])
+    L.append(_table(["run", "epoch", "< -0.5: gradient", "< -0.5: kernel", "< -0.5: residual",
+                     "< -0.5: product", "mean s_ij", "Pearson(grad, residual)",
+                     "Pearson(grad, kernel)", "Pearson(grad, product)", "anisotropy",
+                     "rho(|grad cos|, Hamming)", "rho(|s_ij|, Hamming)",
+                     "rho(|residual cos|, Hamming)"], rows))
+    L.append("\nA '-' in the residual columns of 1D runs: with one output channel the residual "
+             "cosine is +-1, so it has no spread to correlate; the product is the gradient "
+             "cosine exactly.\n")
+    if figs.get("kernel_split"):
+        L.append("![kernel split](figures/kernel_split.png)\n")
+
+
+def _first_order_section(L, results, g, figs, found):
+    """The first-order prediction with the step each run really takes."""
+    from .claims import band_prediction_miss, is_gd, record_steps
+
+    L.append("## The first-order prediction with the run's own step\n")
+    rows = []
+    for name, rs in g.items():
+        if not is_gd(rs[0]):
+            continue
+        for which in ("init", "early", "end"):
+            c = rs[0].checkpoint(which)
+            if c.agreement is None:
+                continue
+            sp = c.spectrum
+            rows.append([name, c.epoch, record_steps(rs[0], which),
+                         _ms(_over_seeds(rs, which, "agreement", "pearson")),
+                         _ms(_over_seeds(rs, which, "agreement", "spearman", "rho")),
+                         c.window, _ms(_over_seeds(rs, which, "agreement_window", "spearman",
+                                                   "rho")),
+                         "-" if sp is None or sp.horizon is None else sp.horizon,
+                         _ms(_over_seeds(rs, which, "spectrum", "prediction_error_end")),
+                         _ms([band_prediction_miss(r, which) for r in rs]),
+                         _ms(_over_seeds(rs, which, "spectrum", "sharpness"))])
+    if rows:
+        L.append("**Full-batch gradient descent** (`gd` runs), where the first-order theory "
+                 "applies: the per-sample prediction `-(lr/N) sum_j G_ij` against the change "
+                 "over the next record (its length in GD steps is stated) and its relative rate "
+                 "against the rate over the coupling window; the kernel's spectral prediction "
+                 "(each eigen-component of the residual times `(1 - step_scale lambda_k)` per "
+                 "step) against the measured residual over the horizon to the next analysed "
+                 "checkpoint: relative error `|r_pred - r| / |r_start - r|` and the largest "
+                 "per-band miss of the residual energy ratio. Sharpness above 2 means the "
+                 "linearised GD diverges along the top eigenvector (the run is at the edge of "
+                 "stability) and the prediction cannot hold.\n")
+        L.append(_table(["run", "epoch", "record (steps)", "Pearson(pred, change)",
+                         "Spearman(pred, change)", "window (steps)",
+                         "Spearman(pred rate, window rate)", "horizon (steps)",
+                         "spectral error", "max band miss", "sharpness"], rows))
+        L.append("")
+    rows = []
+    from regions.study.ntk import PAIR_CLASSES
+    for name, rs in g.items():
+        for which in ("init", "early", "end"):
+            a = rs[0].checkpoint(which).adam_step
+            if a is None:
+                continue
+            rows.append([name, rs[0].checkpoint(which).epoch,
+                         _ms(_over_seeds(rs, which, "adam_step", "pearson")),
+                         _ms(_over_seeds(rs, which, "agreement", "spearman", "rho")),
+                         _ms(_over_seeds(rs, which, "adam_step", "cos_full_gradient")),
+                         _ms_share(_over_seeds(rs, which, "adam_step", "term_share",
+                                               "momentum"))]
+                        + [f"{a.pair_count.get(k, 0)}: "
+                           f"{_ms_share(_over_seeds(rs, which, 'adam_step', 'term_share', k))}, "
+                           f"{_ms(_over_seeds(rs, which, 'adam_step', 'mean_abs_pair', k))}"
+                           for k in PAIR_CLASSES])
+    if rows:
+        L.append("**Adam**, with the optimiser's own step: the state is rebuilt over "
+                 "warm-up minibatches, then one step's `dtheta` (Adam's preconditioned update) "
+                 "gives the prediction `g_i . dtheta`, split into the momentum term and, per "
+                 "batch sample j, `c g_i^T D g_j` by where j lies relative to i. Per class: "
+                 "pairs (first seed), the class's share of the summed |terms|, and the mean "
+                 "|term| of one pair; the summed shares grow with the number of pairs, the "
+                 "per-pair mean is the coupling of one pair. 'GD-direction Spearman' is the old "
+                 "prediction, for comparison.\n")
+        L.append(_table(["run", "epoch", "Pearson(own step, change)", "GD-direction Spearman",
+                         "cos(update, -full grad)", "momentum share"]
+                        + [f"{k.replace('_', ' ')}: pairs: share, mean |term|"
+                           for k in PAIR_CLASSES], rows))
+        L.append("")
+    if figs.get("prediction"):
+        L.append("![prediction](figures/prediction.png)\n")
+
+
+def _spectrum_section(L, results, g, figs, found):
+    """The trace NTK's spectrum against the region structure."""
+    from .claims import top_band_gain
+
+    L.append("## Spectral coupling: the kernel's spectrum\n")
+    L.append("The trace NTK `Theta_ij = tr K_ij` over the samples (a strided subgrid above "
+             "the job's `ntk_max_samples`), its eigen-decomposition, and the residual in its "
+             "eigenbasis. `band gain`: mean Rayleigh quotient of Theta over the unit Fourier "
+             "vectors of a band over the mean eigenvalue (> 1: the kernel learns that band "
+             "faster than average); `freq. order`: Spearman of eigenvalue rank against "
+             "eigenvector frequency (+1: strictly low to high); `residual alignment` (r^T Theta "
+             "r / |r|^2 over the mean eigenvalue; < 1: what is left sits in slow directions); "
+             "beside them the region structure: mean Hamming over 3x3 patches and distinct "
+             "patterns per sample.\n")
+    rows = []
+    for name, rs in g.items():
+        for c in rs[0].checkpoints:
+            s = c.spectrum
+            if s is None:
+                continue
+            i = rs[0].checkpoints.index(c)
+            gains = ", ".join("-" if not np.isfinite(x) else _fmt(x) for x in s.band_gain)
+            rows.append([name, c.epoch, s.stride, _ms([_get(r.checkpoints[i], "spectrum",
+                                                           "effective_rank") for r in rs]),
+                         _ms([_get(r.checkpoints[i], "spectrum", "decay_exponent") for r in rs]),
+                         _ms([_get(r.checkpoints[i], "spectrum", "frequency_order")
+                              for r in rs]),
+                         gains, _ms([top_band_gain(r.checkpoints[i]) for r in rs]),
+                         _ms([_get(r.checkpoints[i], "spectrum", "residual_alignment")
+                              for r in rs]),
+                         _ms([r.checkpoints[i].hamming_patch for r in rs]),
+                         _ms([r.checkpoints[i].n_patterns_sampled / r.n for r in rs])])
+    L.append(_table(["run", "epoch", "stride", "effective rank", "decay exponent",
+                     "freq. order", "band gains (first seed)", "top-band gain",
+                     "residual alignment", "Hamming 3x3", "patterns / sample"], rows))
+    L.append("")
+    if figs.get("spectral_coupling"):
+        L.append("![spectral coupling](figures/spectral_coupling.png)\n")
+
+
 def _gradient_section(L, results, g, figs, found):
     """Gradient confusion and the first-order prediction."""
-    L.append("## Gradient confusion and the first-order prediction\n")
+    L.append("## Gradient confusion and the old first-order prediction\n")
     rows = []
     for name, rs in g.items():
         for which in ("init", "early", "end"):
@@ -321,19 +589,22 @@ def _gradient_section(L, results, g, figs, found):
             rows.append([name, c.epoch,
                          _ms([x.neighbour_mean for x in conf]),
                          _ms([x.distant_mean for x in conf]),
-                         _ms([100 * x.neighbour_below for x in conf]),
-                         _ms([100 * x.distant_below for x in conf]),
+                         _ms_share([x.neighbour_below for x in conf]),
+                         _ms_share([x.distant_below for x in conf]),
                          _ms([a.spearman.rho for a in ag]) if ag else "-",
-                         _ms([100 * a.sign_agreement for a in ag]) if ag else "-",
+                         _ms_share([a.sign_agreement for a in ag]) if ag else "-",
                          _ms([a.spearman.rho for a in agw]) if agw else "-",
                          _ms([x.pearson for x in gd]) if gd else "-",
-                         ", ".join(f"{k} {100 * v:.0f}%" for k, v in shares.items())])
+                         ", ".join(f"{k.replace('_', ' ')} {_share(v)}"
+                                   for k, v in shares.items())])
     L.append(_table(["run", "epoch", "mean cos neighbours", "mean cos distant",
                      "% neighbours < -0.5", "% distant < -0.5",
                      "Spearman(predicted, observed d loss)", "% same sign",
                      "Spearman(predicted rel. rate, window rate)", "GD-step check (Pearson)",
                      "share of |predicted| by term"], rows))
-    L.append("\nThe prediction is one full-batch gradient-descent step on the mean loss, "
+    L.append("\nThe full-gradient cosines, as in the paper (they follow the residuals: "
+             "see *Kernel against residual*). The old prediction, kept for comparison, is one "
+             "full-batch gradient-descent step on the mean loss, "
              "-(lr/N) sum_j G_ij, split by where j lies (same exact region, an adjacent region, "
              "elsewhere); the observed change is the loss change to the next record under the "
              "actual optimiser (Adam, mini-batches for 2D), so only ranks are compared; the "
@@ -343,8 +614,6 @@ def _gradient_section(L, results, g, figs, found):
              "the formula, not the mechanism).\n")
     if figs.get("confusion"):
         L.append("![confusion](figures/confusion.png)\n")
-    if figs.get("prediction"):
-        L.append("![prediction](figures/prediction.png)\n")
 
 
 def _spectral_section(L, results, g, figs, found):
@@ -410,6 +679,8 @@ def write_report(results, out_dir, preset="", description="", wall_seconds=None)
                      ("band_energy", figures.band_energy),
                      ("confusion", figures.confusion_densities),
                      ("prediction", figures.prediction_scatter),
+                     ("kernel_split", figures.kernel_split),
+                     ("spectral_coupling", figures.spectral_coupling),
                      ("boundary_distance", figures.boundary_distance)):
         try:
             fname = "partitions.gif" if name == "partitions_gif" else f"{name}.png"
@@ -439,8 +710,9 @@ def write_report(results, out_dir, preset="", description="", wall_seconds=None)
              "come from the exact partition (or exactly from the network); `sampled` ones "
              "from the patterns at the training samples only (lower bounds).\n")
 
-    for section in (_findings_section, _runs_section, _paper_table_section, _regions_section,
-                    _coupling_section, _gradient_section, _spectral_section, _notes_section):
+    for section in (_findings_section, _artefacts_section, _runs_section, _paper_table_section,
+                    _regions_section, _coupling_section, _gradient_section, _kernel_section,
+                    _first_order_section, _spectral_section, _spectrum_section, _notes_section):
         section(L, results, g, figs, found)
     path = os.path.join(out_dir, "report.md")
     atomic_write_text(path, "\n".join(L))
