@@ -201,19 +201,37 @@ def _regions_section(L, results, g, figs, found):
         L.append("The same partition at every checkpoint, as an animation (a region keeps "
                  "its colour while its pattern survives):\n")
         L.append("![partitions over training](figures/partitions.gif)\n")
+    pieces = any(c.n_pieces is not None for r in results for c in r.checkpoints)
     rows = []
     for r in results:
         for c in r.checkpoints:
             rows.append([r.name, r.seed, c.epoch, _fmt(c.mean_loss),
-                         _fmt(c.n_regions), _fmt(c.n_patterns_sampled),
+                         _fmt(c.n_regions)] + ([_fmt(c.n_pieces)] if pieces else [])
+                        + [_fmt(c.n_patterns_sampled),
                          _fmt(c.hamming_patch), _fmt(c.crossings_neighbour),
                          _fmt(c.mean_dist_boundary), _fmt(c.mean_chord),
                          _fmt(100 * c.dead["all"]), _fmt(c.normal_cos.get("l2")),
-                         _fmt(c.partition_seconds, 2)])
-    L.append(_table(["run", "seed", "epoch", "mean loss", "exact regions", "sampled patterns",
-                     "Hamming 3x3", "crossings/step", "mean dist. to boundary", "mean chord",
-                     "% dead neurons", "layer-2 normal cos", "partition s"], rows))
-    L.append("")
+                         _seconds(c.partition_seconds)])
+    L.append(_table(["run", "seed", "epoch", "mean loss", "exact regions"]
+                    + (["exact pieces"] if pieces else [])
+                    + ["sampled patterns", "Hamming 3x3", "crossings/step",
+                       "mean dist. to boundary", "mean chord", "% dead neurons",
+                       "layer-2 normal cos", "partition s"], rows))
+    L.append("\n*Exact regions* are the sets of inputs sharing one activation pattern: in 2D "
+             "the partition's regions, in raw 1D its pieces (intervals). An encoded 1D network "
+             "is periodic in its input, so one pattern can recur on several disjoint intervals: "
+             "there *exact pieces* counts the intervals and *exact regions* the distinct "
+             "patterns over them (pieces - regions = pieces repeating a pattern met elsewhere). "
+             "*Sampled patterns* are the distinct patterns among the training samples. "
+             "*Partition s* is the enumeration alone, `-` where no exact partition is computed "
+             "(encoded 2D runs).\n")
+    comp = [(r.name, r.seed, c.epoch, c.compile_seconds) for r in results for c in r.checkpoints
+            if c.compile_seconds is not None]
+    if comp:
+        L.append("Compiling the engine's kernels (or loading them from the cache), once per "
+                 "engine and worker process before its first partition, not included above: "
+                 + "; ".join(f"{n} seed {s} epoch {e}: {t:.1f} s" for n, s, e, t in comp)
+                 + ".\n")
     if figs.get("region_count"):
         L.append("![region count](figures/region_count.png)\n")
     if figs.get("boundary_distance"):
@@ -308,6 +326,13 @@ def _learning_phase_tables(L, results, g):
         L.append(f"**{name}** ({where})\n")
         L.append(_table(["feature (kind)"] + list(LEARNING_SPEEDS), rows))
         L.append("")
+
+
+def _seconds(v):
+    """Seconds for a table cell: two decimals, ``<0.01``, or ``-`` when nothing ran."""
+    if v is None or not np.isfinite(v):
+        return "-"
+    return "<0.01" if v < 0.005 else f"{v:.2f}"
 
 
 def _share(v):
