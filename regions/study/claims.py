@@ -342,7 +342,7 @@ def _claims_prediction(t, g, raw2, pe2, pe_hi, pe_hi_name):
                 continue
             ep = rs[0].checkpoint(which).epoch
             steps = record_steps(rs[0], which)
-            t.add(f"The measured per-sample loss change over the next {steps} epochs follows the "
+            t.add(f"The measured per-sample loss change over the next {_epochs(steps)} follows the "
                   f"full-batch GD prediction although training uses "
                   f"{rs[0].config.get('optimizer', 'another optimiser')} (epoch {ep}; the old "
                   "measurement)", name,
@@ -496,6 +496,10 @@ def _claims_first_order(t, g, raw2, pe2, pe_hi, pe_hi_name):
                   "table")
 
 
+def _epochs(k):
+    return f"{k} epoch" + ("" if k == 1 else "s")
+
+
 def _pair_ratio(c, cls):
     a = c.adam_step
     if a is None:
@@ -520,22 +524,31 @@ def band_prediction_miss(r, which):
     return float(np.max(np.abs(pred[ok] - meas[ok]))) if ok.any() else None
 
 
-def top_band_gain(c):
-    """The kernel's gain of the highest band with a finite gain at checkpoint
-    ``c`` (``Spectrum.band_gain``; None without a spectrum)."""
+def top_band_gain(r, c):
+    """The kernel's gain (``Spectrum.band_gain``) at checkpoint ``c`` of run ``r``
+    in the run's high band: the highest band where the target has energy
+    (:meth:`RunResult.high_band`), else the highest band with a finite gain;
+    None without a spectrum."""
     s = c.spectrum
     if s is None or s.band_gain is None:
         return None
-    ok = np.flatnonzero(np.isfinite(s.band_gain))
-    return float(s.band_gain[ok[-1]]) if ok.size else None
+    gain = np.asarray(s.band_gain, float)
+    b = r.high_band()
+    if b is None or b >= gain.size or not np.isfinite(gain[b]):
+        ok = np.flatnonzero(np.isfinite(gain))
+        if not ok.size:
+            return None
+        b = ok[-1]
+    return float(gain[b])
 
 
 def across_runs_spearman(runs, x, y):
-    """Spearman rho of ``x(checkpoint)`` against ``y(run, checkpoint)`` over every
-    (run, checkpoint) of ``runs`` where both are finite (None with fewer than 4)."""
+    """Spearman rho of ``x(run, checkpoint)`` against ``y(run, checkpoint)`` over
+    every (run, checkpoint) of ``runs`` where both are finite (None with fewer
+    than 4 such points or a constant side)."""
     from scipy import stats as st
 
-    pts = [(x(c), y(r, c)) for r in runs for c in r.checkpoints]
+    pts = [(x(r, c), y(r, c)) for r in runs for c in r.checkpoints]
     pts = np.array([p for p in pts if p[0] is not None and p[1] is not None
                     and np.isfinite(p[0]) and np.isfinite(p[1])], float)
     if len(pts) < 4 or np.ptp(pts[:, 0]) == 0 or np.ptp(pts[:, 1]) == 0:
@@ -561,8 +574,9 @@ def _claims_spectral(t, g, raw2, pe2, pe_hi, pe_hi_name):
             t.add(f"The kernel of {nb} weights the highest frequency band more than {na}'s "
                   "(band gain of the top band, Rayleigh quotient over the mean eigenvalue, "
                   "init)", f"{nb} / {na}", f"top-band gain ratio ({nb} / {na}), paired by seed",
-                  paired(per_run(rb, _cp("init", top_band_gain)),
-                         per_run(ra, _cp("init", top_band_gain)), _ratio), 1.0, "greater",
+                  paired(per_run(rb, lambda r: top_band_gain(r, r.checkpoint("init"))),
+                         per_run(ra, lambda r: top_band_gain(r, r.checkpoint("init"))), _ratio),
+                  1.0, "greater",
                   "log", "PE learns high frequencies (spectral bias of raw inputs)")
     for name, rs in g.items():
         if rs[0].checkpoint("init").spectrum is None:
@@ -584,9 +598,7 @@ def _claims_spectral(t, g, raw2, pe2, pe_hi, pe_hi_name):
                          lambda r, c: c.hamming_patch),
                         ("the share of pixels with a pattern of their own (sampled patterns / "
                          "pixels)", lambda r, c: c.n_patterns_sampled / r.n)):
-            rho = {s: across_runs_spearman(rs, lambda c: None if top_band_gain(c) is None
-                                           else np.log(top_band_gain(c)), y)
-                   for s, rs in by_seed.items()}
+            rho = {s: across_runs_spearman(rs, top_band_gain, y) for s, rs in by_seed.items()}
             if any(v is not None for v in rho.values()):
                 t.add(f"Where patterns change faster in space the kernel weights high frequencies "
                       f"more (Spearman of the top-band gain against {what}, over every 2D run "

@@ -95,16 +95,19 @@ def _panel_grid(rows, size, **kw):
 def region_count(results, path):
     """Exact region count (solid) and distinct sampled patterns (dashed) over
     training, one panel per signal dimension, drawn with
-    :func:`regions.plot.region_count` (mean over seeds)."""
+    :func:`regions.plot.region_count` (mean over seeds). Sampled counts within
+    1% of the sample count lie on the cap line and on each other: they are drawn
+    with their own markers (of decreasing size) so that none hides another."""
     draw = _rplot().region_count
     plt = _plt()
     col = _colours(results)
     dims = [d for d in (2, 1) if any(r.dim == d for r in results)]
-    fig, axes = plt.subplots(1, len(dims), figsize=(5.6 * len(dims), 4.6), layout="constrained",
+    fig, axes = plt.subplots(1, len(dims), figsize=(5.6 * len(dims), 4.8), layout="constrained",
                              squeeze=False)
     for dim, ax in zip(dims, axes[0]):
-        exact, sampled = {}, {}
+        exact, sampled, capped = {}, {}, {}
         names = list(dict.fromkeys(r.name for r in results if r.dim == dim))
+        n = next(r.n for r in results if r.dim == dim)
         for name in names:
             rs = [r for r in results if r.name == name]
             ep = [c.epoch for c in rs[0].checkpoints]
@@ -113,14 +116,23 @@ def region_count(results, path):
             sa = np.array([[c.n_patterns_sampled for c in r.checkpoints] for r in rs], float)
             if np.all(np.isfinite(ex)):
                 exact[name] = (ep, ex.mean(0))
-            sampled[name] = (ep, sa.mean(0))
+            if np.all(sa.mean(0) >= 0.99 * n) and name not in exact:
+                capped[name] = (ep, sa.mean(0))
+            else:
+                sampled[name] = (ep, sa.mean(0))
+        ax.axhline(n, color="0.6", lw=2.5, ls="-", alpha=0.35, zorder=0,
+                   label=f"{n:,} samples (cap of the sampled count)")
         draw(exact, ax=ax, sampled=sampled, logy=True, colors=col)
-        n = next(r.n for r in results if r.dim == dim)
-        ax.axhline(n, color="0.45", lw=0.9, ls=":", label=f"{n:,} samples (sampled cap)")
+        for k, (name, (ep, v)) in enumerate(capped.items()):
+            ax.plot(ep, v, ls=(0, (2, 2)), marker="os^vD"[k % 5], ms=9 - 2.2 * k, mfc="none",
+                    mew=1.3, color=col[name], lw=1.0,
+                    label=f"{name}, sampled: " + (f"{int(v.min()):,}" if v.min() == v.max() else
+                                                  f"{int(v.min()):,}-{int(v.max()):,}")
+                    + " (at the cap)")
         seeds = len({r.seed for r in results if r.dim == dim})
         ax.set_title(f"{dim}D signal" + (f" (mean of {seeds} seeds)" if seeds > 1 else ""),
                      fontsize="medium")
-        ax.set_ylabel("exact " + ("pieces" if dim == 1 else "regions") + " / sampled patterns")
+        ax.set_ylabel("exact regions (solid) / sampled patterns (dashed)")
         # the legend goes under the panel: the lines span the whole width
         ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
                   frameon=False)
@@ -483,8 +495,8 @@ def spectral_coupling(results, path):
     ax.legend(fontsize="small")
     ax = axes[1, 0]
     for r in (r for r in runs if r.dim == 2):
-        pts = [(c.hamming_patch, top_band_gain(c)) for c in r.checkpoints
-               if top_band_gain(c) is not None]
+        pts = [(c.hamming_patch, top_band_gain(r, c)) for c in r.checkpoints
+               if top_band_gain(r, c) is not None]
         if pts:
             h, gg = np.array(pts).T
             ax.plot(h, gg, "-o", ms=4, color=col[r.name], label=r.name, lw=0.8)

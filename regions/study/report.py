@@ -328,6 +328,10 @@ def _learning_phase_tables(L, results, g):
         L.append("")
 
 
+def _plural(k, word):
+    return f"{k} {word}" + ("" if k == 1 else "s")
+
+
 def _seconds(v):
     """Seconds for a table cell: two decimals, ``<0.01``, or ``-`` when nothing ran."""
     if v is None or not np.isfinite(v):
@@ -405,7 +409,7 @@ def _artefacts_section(L, results, g, figs, found):
         ep = rs[0].checkpoint("early").epoch
         items.append(
             f"{name}, epoch {ep}: the full-batch GD prediction against the change over the next "
-            f"{record_steps(rs[0], 'early')} epochs, Spearman "
+            f"{_plural(record_steps(rs[0], 'early'), 'epoch')}, Spearman "
             f"{_ms(_over_seeds(rs, 'early', 'agreement', 'spearman', 'rho'))}; Adam's own step "
             f"against its one-step change, Pearson "
             f"{_ms(_over_seeds(rs, 'early', 'adam_step', 'pearson'))}; cosine of Adam's update "
@@ -584,7 +588,7 @@ def _spectrum_section(L, results, g, figs, found):
                          _ms([_get(r.checkpoints[i], "spectrum", "decay_exponent") for r in rs]),
                          _ms([_get(r.checkpoints[i], "spectrum", "frequency_order")
                               for r in rs]),
-                         gains, _ms([top_band_gain(r.checkpoints[i]) for r in rs]),
+                         gains, _ms([top_band_gain(r, r.checkpoints[i]) for r in rs]),
                          _ms([_get(r.checkpoints[i], "spectrum", "residual_alignment")
                               for r in rs]),
                          _ms([r.checkpoints[i].hamming_patch for r in rs]),
