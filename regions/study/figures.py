@@ -285,10 +285,16 @@ def band_energy(results, path):
     return _save(fig, path)
 
 
+def _pct(v):
+    return "-" if v is None or not np.isfinite(v) else (
+        "0%" if v == 0 else "<0.1%" if v < 5e-4 else f"{100 * v:.1f}%")
+
+
 def confusion_densities(results, path, checkpoint=-1):
     """Densities of gradient cosines for neighbour and distant pairs at a
     checkpoint (default: the end), one panel per run (first seed), drawn with
-    :func:`regions.plot.confusion_densities`."""
+    :func:`regions.plot.confusion_densities`. The shares below -0.5 go in the
+    panel titles and one legend sits under the panels, clear of the data."""
     draw = _rplot().confusion_densities
     runs = [r for r in _one_seed(results) if r.checkpoints[checkpoint].confusion is not None]
     if not runs:
@@ -301,8 +307,22 @@ def confusion_densities(results, path, checkpoint=-1):
         c = r.checkpoints[checkpoint]
         data[f"{r.name} @ epoch {c.epoch}"] = (c.confusion.neighbour, c.confusion.distant)
     draw(data, ax=np.array(used))
+    handles = None
+    for ax, r in zip(used, (r for g in rows for r in g)):
+        c = r.checkpoints[checkpoint]
+        leg = ax.get_legend()
+        if leg is not None:
+            handles = handles or ax.get_legend_handles_labels()[0]
+            leg.remove()
+        ax.set_title(f"{r.name} @ epoch {c.epoch}\nbelow -0.5: neighbours "
+                     f"{_pct(c.confusion.neighbour_below)}, distant "
+                     f"{_pct(c.confusion.distant_below)}", fontsize="medium")
     for row in axes:
         row[0].set_ylabel("density")
+    if handles:
+        fig.legend(handles[:2], ["neighbour pairs (3x3 patch; 3-window in 1D)",
+                                 "random distant pairs"], loc="outside lower center", ncol=2,
+                   frameon=False)
     return _save(fig, path)
 
 
@@ -349,33 +369,42 @@ def prediction_scatter(results, path, checkpoint=1):
 
 def boundary_distance(results, path):
     """Mean exact distance to the region boundary and mean chord between
-    boundaries along grid lines, over training."""
+    boundaries along grid lines, over training (first seed of each run). A run
+    measured at one checkpoint only (encoded 2D runs: exact crossings at the
+    checkpoints the preset's ``encoded_crossings`` names) is a labelled marker,
+    not a line."""
     plt = _plt()
     col = _colours(results)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
-    seen = set()
-    for r in results:
-        ep = [c.epoch for c in r.checkpoints]
-        d = [c.mean_dist_boundary for c in r.checkpoints]
-        ch = [c.mean_chord for c in r.checkpoints]
-        lab = r.name if r.name not in seen else None
-        seen.add(r.name)
-        if any(v is not None for v in d):
-            axes[0].plot(ep, [np.nan if v is None else v for v in d], "-o", ms=3,
-                         color=col[r.name], label=lab)
-        axes[1].plot(ep, [np.nan if v is None else v for v in ch], "-o", ms=3,
-                     color=col[r.name], label=lab)
-    axes[0].set_ylabel("mean exact distance to boundary")
-    axes[1].set_ylabel("grid step / mean crossings per step")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.0), layout="constrained")
+    handles, labels = [], []
+    for r in _one_seed(results):
+        ep = np.array([c.epoch for c in r.checkpoints])
+        lab = r.name
+        for ax, attr in zip(axes, ("mean_dist_boundary", "mean_chord")):
+            v = np.array([np.nan if getattr(c, attr) is None else getattr(c, attr)
+                          for c in r.checkpoints], float)
+            ok = np.isfinite(v)
+            if ok.sum() == 0:
+                continue
+            if ok.sum() == 1:
+                h, = ax.plot(ep[ok], v[ok], marker="D", ms=8, mfc="none", mew=1.5, ls="none",
+                             color=col[r.name])
+                lab = f"{r.name} (one checkpoint)" if attr == "mean_chord" else lab
+            else:
+                h, = ax.plot(ep[ok], v[ok], "-o", ms=3.5, color=col[r.name])
+        if lab not in labels:
+            handles.append(h)
+            labels.append(lab)
+    axes[0].set_ylabel("mean exact distance to the boundary\n(input units)")
+    axes[1].set_ylabel("mean chord between boundaries\n(input units)")
     axes[0].set_title("distance from each sample to its region's boundary", fontsize="medium")
-    axes[1].set_title("mean chord between boundaries along grid lines", fontsize="medium")
+    axes[1].set_title("mean length between boundary crossings along the grid's rows and "
+                      "columns\n(grid step / mean exact crossings per step)", fontsize="medium")
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.set_yscale("log")
         ax.grid(alpha=0.3, lw=0.5)
-    # one legend for both panels, beside them (inside it covered lines)
-    fig.legend(handles=[plt.Line2D([], [], color=col[n], marker="o", ms=3) for n in col],
-               labels=list(col), loc="outside right center", fontsize="small")
+    fig.legend(handles=handles, labels=labels, loc="outside right center", fontsize="small")
     return _save(fig, path)
 
 
@@ -444,8 +473,16 @@ def region_sizes(results, path):
         rp.density_map(p, ax=axes[2])
         if p.dim == 2:
             axes[2].set_aspect(1)
-        sf.suptitle(f"{r.name} (seed {r.seed}) at epoch {max(r.partitions)}: "
-                    f"{len(p):,} exact {'regions' if p.dim == 2 else 'pieces'}, "
+        e = max(r.partitions)
+        cp = next((c for c in r.checkpoints if c.epoch == e), None)
+        if p.dim == 2:
+            what = f"{len(p):,} exact regions"
+        elif cp is not None and cp.n_pieces is not None and cp.n_regions is not None:
+            what = (f"{len(p):,} exact pieces (intervals) with {cp.n_regions:,} distinct "
+                    f"patterns (exact regions; {len(p) - cp.n_regions:,} pieces repeat a pattern)")
+        else:
+            what = f"{len(p):,} exact pieces (= regions)"
+        sf.suptitle(f"{r.name} (seed {r.seed}) at epoch {e}: {what}; "
                     f"{sampled[0]:,} patterns among the {len(pts):,} training samples",
                     fontsize="medium")
     return _save(fig, path)
