@@ -134,17 +134,17 @@ def _claims_paper_table(t, g, raw2, pe2, pe_hi, pe_hi_name):
     if raw2 and pe_hi:
         t.add("PE fits white noise far better than raw coordinates: final training MSE of "
               f"{pe_hi_name} below half of raw's", f"{pe_hi_name} / 2d-raw",
-              "final MSE ratio (PE / raw), paired by seed",
+              f"final MSE ratio ({pe_hi_name} / 2d-raw), paired by seed",
               paired(per_run(pe_hi, final), per_run(raw2, final), _ratio), 0.5, "less", "log",
               "raw ~0.079, PE L=5 ~0.012")
     if raw2 and pe2:
         t.add("PE L=2 fits better than raw coordinates (final training MSE)", "2d-pe2 / 2d-raw",
-              "final MSE ratio (PE L=2 / raw), paired by seed",
+              "final MSE ratio (2d-pe2 / 2d-raw), paired by seed",
               paired(per_run(pe2, final), per_run(raw2, final), _ratio), 1.0, "less", "log",
               "raw ~0.079, PE L=2 ~0.062")
     if pe2 and pe_hi and pe_hi_name != "2d-pe2":
         t.add(f"Higher L fits better: {pe_hi_name} below PE L=2 (final training MSE)",
-              f"{pe_hi_name} / 2d-pe2", f"final MSE ratio ({pe_hi_name} / PE L=2), paired by seed",
+              f"{pe_hi_name} / 2d-pe2", f"final MSE ratio ({pe_hi_name} / 2d-pe2), paired by seed",
               paired(per_run(pe_hi, final), per_run(pe2, final), _ratio), 1.0, "less", "log",
               "PE L=2 ~0.062, PE L=5 ~0.012")
     if raw2:
@@ -200,7 +200,7 @@ def _claims_paper_table(t, g, raw2, pe2, pe_hi, pe_hi_name):
         below = _conf("end", "neighbour_below")
         t.add("Neighbour gradients conflict more with raw inputs than with PE (share of 3x3-patch "
               "pairs with cosine < -0.5, end; difference raw - PE)", f"2d-raw - {pe_hi_name}",
-              "share difference (raw - PE), paired by seed",
+              f"share difference (2d-raw - {pe_hi_name}), paired by seed",
               paired(per_run(raw2, below), per_run(pe_hi, below), lambda a, b: a - b),
               0.0, "greater", "linear", "raw ~26%, PE L=2 ~22%, PE L=5 ~2%",
               "full-gradient cosines; with several output channels they mostly follow the "
@@ -212,8 +212,8 @@ def _claims_paper_table(t, g, raw2, pe2, pe_hi, pe_hi_name):
                   per_run(pe2, _cp("end", lambda c: c.n_patterns_sampled / N)), 0.9, "greater",
                   "linear", "PE L=2: own region for ~98% of pixels")
             t.add("A region of its own is not enough: PE L=2 still confuses neighbours, more than "
-                  f"twice as often as {pe_hi_name} (share PE L=2 - 2 x share {pe_hi_name})",
-                  f"2d-pe2 - 2 x {pe_hi_name}", "share(PE L=2) - 2 share(PE high), paired by seed",
+                  f"twice as often as {pe_hi_name} (share 2d-pe2 - 2 x share {pe_hi_name})",
+                  f"2d-pe2 - 2 x {pe_hi_name}", f"share(2d-pe2) - 2 share({pe_hi_name}), paired by seed",
                   paired(per_run(pe2, below), per_run(pe_hi, below), lambda a, b: a - 2 * b),
                   0.0, "greater", "linear", "~22% (PE L=2) vs ~2% (PE L=5)")
 
@@ -240,7 +240,7 @@ def _claims_mechanism(t, g, raw2, pe2, pe_hi, pe_hi_name):
               0.8, "greater", "linear", "raw ~0.98")
         t.add("PE learns the high frequencies: its top-band residual energy ratio is below half "
               "of raw's (end)", f"{pe_hi_name} / 2d-raw",
-              "top-band ratio (PE / raw), paired by seed",
+              f"top-band ratio ({pe_hi_name} / 2d-raw), paired by seed",
               paired(per_run(pe_hi, RunResult.high_band_ratio_end),
                      per_run(raw2, RunResult.high_band_ratio_end), _ratio), 0.5, "less", "log",
               "raw ~0.98, PE L=2 ~0.78, PE L=5 ~0.1")
@@ -396,13 +396,13 @@ def _claims_kernel_split(t, g, raw2, pe2, pe_hi, pe_hi_name):
             diff = paired(per_run(raw2, below), per_run(pe_hi, below), lambda a, b: a - b)
             t.add(f"The paper's confusion row on the {what} alone: more neighbour pairs below "
                   f"-0.5 with raw inputs than with PE (end; difference raw - PE)",
-                  f"2d-raw - {pe_hi_name}", "share difference (raw - PE), paired by seed",
+                  f"2d-raw - {pe_hi_name}", f"share difference (2d-raw - {pe_hi_name}), paired by seed",
                   diff, 0.0, "greater", "linear", "raw ~26%, PE L=2 ~22%, PE L=5 ~2% (full "
                   "gradients)", "beside the full-gradient row above")
         mean = _kernel_conf("end", "neighbour_mean")
         t.add("Neighbours share their kernel more with raw inputs than with PE (mean kernel "
               "similarity s_ij of 3x3-patch pairs, end; difference raw - PE)",
-              f"2d-raw - {pe_hi_name}", "mean s_ij difference (raw - PE), paired by seed",
+              f"2d-raw - {pe_hi_name}", f"mean s_ij difference (2d-raw - {pe_hi_name}), paired by seed",
               paired(per_run(raw2, mean), per_run(pe_hi, mean), lambda a, b: a - b), 0.0,
               "greater", "linear", "the mechanism: shared patterns give shared gradients")
     for name, rs in g.items():
@@ -656,7 +656,7 @@ def _claims_other_effects(t, g, raw2, pe2, pe_hi, pe_hi_name):
         dead = lambda r: r.checkpoint("early").dead.get("all")  # noqa: E731
         t.add("Raw coordinates kill more ReLUs early than PE (share of hidden neurons inactive "
               "on every sample, early checkpoint; difference raw - PE)", f"2d-raw - {pe_hi_name}",
-              "dead share difference (raw - PE), paired by seed",
+              f"dead share difference (2d-raw - {pe_hi_name}), paired by seed",
               paired(per_run(raw2, dead), per_run(pe_hi, dead), lambda a, b: a - b), 0.0,
               "greater", "linear", "many (raw) vs very few (PE)")
         t.add("Raw coordinates kill many ReLUs early (share of hidden neurons inactive on every "
@@ -682,8 +682,8 @@ def _claims_other_effects(t, g, raw2, pe2, pe_hi, pe_hi_name):
             a, b = r.checkpoint("init").mean_chord, r.checkpoint("end").mean_chord
             return None if a is None or b is None or a <= 0 else b / a
         t.add("Higher L gives wider regions late in training, relative to initialisation (mean "
-              "chord along grid lines end / init, PE high over PE L=2)", f"{pe_hi_name} / 2d-pe2",
-              "(chord end / init of PE high) / (the same of PE L=2), paired by seed",
+              f"chord along grid lines end / init, {pe_hi_name} over 2d-pe2)", f"{pe_hi_name} / 2d-pe2",
+              f"(chord end / init of {pe_hi_name}) / (the same of 2d-pe2), paired by seed",
               paired(per_run(pe_hi, rel), per_run(pe2, rel), _ratio), 1.0, "greater", "log",
               "higher L -> wider regions late",
               "absolute chords are not compared: PE L=5 starts several times denser")

@@ -128,7 +128,8 @@ def _findings_section(L, results, g, figs, found):
         side = ">" if f.alternative == "greater" else "<"
         ci = f" [{_fmt(f.ci_low)}, {_fmt(f.ci_high)}]" if f.n_units > 1 else ""
         rows.append([i + 1, f.claim, f.run, f.statistic, f"{side} {_fmt(f.null)}",
-                     f"{_fmt(f.estimate)}{ci}", f.n_units, _fmt(f.p_adjusted),
+                     f"{_fmt(f.estimate)}{ci}", f.n_units,
+                     "-" if not np.isfinite(f.p_adjusted) else _fmt(f.p_adjusted),
                      f"**{f.verdict}**", f.paper])
     L.append(_table(header, rows))
     L.append("\nEach finding in words: what was measured, the rule that decided it, and the "
@@ -174,15 +175,13 @@ def _paper_table_section(L, results, g, figs, found):
             f"{_ms([r.checkpoint('end').n_patterns_sampled for r in rs])} of {rs[0].n}",
             _ms([r.checkpoint("end").hamming_patch for r in rs]),
             _ms([r.checkpoint("end").crossings_neighbour for r in rs]),
-            _ms([100 * r.checkpoint("end").confusion.neighbour_below
-                 if r.checkpoint("end").confusion else None for r in rs]),
-            _ms([100 * r.checkpoint("end").confusion.distant_below
-                 if r.checkpoint("end").confusion else None for r in rs]),
+            _ms_share(_over_seeds(rs, "end", "confusion", "neighbour_below")),
+            _ms_share(_over_seeds(rs, "end", "confusion", "distant_below")),
             _ms([r.high_band_ratio_end() for r in rs]),
         ])
     L.append(_table(["run", "exact regions (end)", "distinct patterns on the samples (init -> end)",
                      "mean Hamming, 3x3 patches (end)", "exact crossings per neighbour step (end)",
-                     "% neighbour pairs cos < -0.5", "% distant pairs cos < -0.5",
+                     "neighbour pairs cos < -0.5", "distant pairs cos < -0.5",
                      "high-band residual energy (end)"], rows))
     L.append("\nHamming counts differing hidden neurons (all layers); crossings are the exact "
              "number of region boundaries on the straight segment between neighbouring samples "
@@ -627,8 +626,8 @@ def _gradient_section(L, results, g, figs, found):
                          ", ".join(f"{k.replace('_', ' ')} {_share(v)}"
                                    for k, v in shares.items())])
     L.append(_table(["run", "epoch", "mean cos neighbours", "mean cos distant",
-                     "% neighbours < -0.5", "% distant < -0.5",
-                     "Spearman(predicted, observed d loss)", "% same sign",
+                     "neighbours < -0.5", "distant < -0.5",
+                     "Spearman(predicted, observed d loss)", "same sign",
                      "Spearman(predicted rel. rate, window rate)", "GD-step check (Pearson)",
                      "share of |predicted| by term"], rows))
     L.append("\nThe full-gradient cosines, as in the paper (they follow the residuals: "
