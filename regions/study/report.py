@@ -582,7 +582,7 @@ def _spectrum_section(L, results, g, figs, found):
                 continue
             i = rs[0].checkpoints.index(c)
             gains = ", ".join("-" if not np.isfinite(x) else _fmt(x) for x in s.band_gain)
-            rows.append([name, c.epoch, s.stride, _ms([_get(r.checkpoints[i], "spectrum",
+            rows.append([name, c.epoch, _fmt(s.stride), _ms([_get(r.checkpoints[i], "spectrum",
                                                            "effective_rank") for r in rs]),
                          _ms([_get(r.checkpoints[i], "spectrum", "decay_exponent") for r in rs]),
                          _ms([_get(r.checkpoints[i], "spectrum", "frequency_order")
