@@ -3,6 +3,7 @@ claim holds only when the runs agree, is inconclusive when they do not (or
 there is one run), not tested when nothing was measured, and every verdict
 follows from data/findings.csv alone."""
 import csv
+import os
 
 import numpy as np
 import pytest
@@ -301,3 +302,45 @@ def test_adjusted_p_values_are_a_literal_bh_over_the_whole_table():
         assert found[i].p_adjusted == pytest.approx(want, rel=1e-12)
     for f in found:
         assert f.verdict == stats.RULES[f.rule - 1][0]
+
+
+# ----------------------------------------------------------------------------- pinned fixture
+def _csv(name):
+    path = os.path.join(os.path.dirname(__file__), "data", "study_tiny", name)
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_pinned_tiny_findings_agree_with_the_pinned_summary():
+    """The findings of the tiny study, recomputed by hand from its summary.csv
+    (one seed: the estimate is the run's own value, or the pair's difference
+    or ratio)."""
+    summary = {(r["run"], int(r["epoch"])): r for r in _csv("summary.csv")}
+    found = _csv("findings.csv")
+
+    def one(words, run):
+        (f,) = [f for f in found if words in f["claim"] and f["run"] == run]
+        return float(f["estimate"])
+
+    def val(run, epoch, col):
+        return float(summary[(run, epoch)][col])
+
+    assert one("set by the residual cosine", "2d-raw") == pytest.approx(
+        val("2d-raw", 60, "ksplit_pearson_residual"), rel=1e-12)
+    assert one("share their kernel more", "2d-raw - 2d-pe3") == pytest.approx(
+        val("2d-raw", 60, "kconf_neighbour_mean") - val("2d-pe3", 60, "kconf_neighbour_mean"),
+        rel=1e-12)
+    for run in ("2d-raw", "1d-raw"):
+        assert one("a same-region pair moves", run) == pytest.approx(
+            val(run, 30, "adam_mean_abs_pair_same_region") / val(run, 30, "adam_mean_abs_pair_far"),
+            rel=1e-12)
+        assert one("optimiser's own preconditioned step", run) == pytest.approx(
+            val(run, 30, "adam_pearson"), rel=1e-12)
+    groups = [f["group"] for f in found]
+    assert {"kernel against residual", "first-order prediction with the run's own step",
+            "spectral coupling"} <= set(groups)
+    for f in found:
+        assert int(f["rule"]) == stats.rule_number(
+            null=float(f["null"]), alternative=f["alternative"], estimate=float(f["estimate"]),
+            ci_low=float(f["ci_low"]), ci_high=float(f["ci_high"]),
+            p_adjusted=float(f["p_adjusted"]), n_units=int(f["n_units"]))
