@@ -21,7 +21,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import figures, stats
-from .claims import findings, measured_at, seed_correlations
+from .claims import GROUPS, findings, measured_at, seed_correlations
 from .results import CouplingRow, Finding, csv_columns, csv_row, group_by_name
 from .store import atomic_write_text
 from .text import correlation_summary as _rho_str
@@ -102,9 +102,27 @@ def _findings_section(L, results, g, figs, found):
     counts = OrderedDict((v, sum(f.verdict == v for f in found))
                          for v in ("holds", "does not hold", "inconclusive", "not tested"))
     L.append(f"{len(found)} findings: " + ", ".join(f"{k} {v}" for k, v in counts.items())
-             + ". The paper's table (fit, patterns, Hamming, confusion) comes first, then the "
-             "mechanism at pair level and high-frequency energy, the per-sample coupling this "
-             "project adds, the first-order prediction, and the paper's other effects.\n")
+             + ". They come in groups, in this order: "
+             + "; ".join(title for title, _ in GROUPS) + ".\n")
+    replicated = any(f.n_units >= 2 for f in found)
+    for verdict, what in () if not replicated else (("does not hold", "Claims that do not hold (the interval lies on the "
+                           "other side of the threshold, with the FDR control)"),
+                          ("holds", "Claims that hold")):
+        hits = [f for f in found if f.verdict == verdict]
+        if not hits:
+            L.append(f"**{what}:** none.\n")
+            continue
+        L.append(f"**{what}:**\n")
+        L += [f"- {f.claim} ({f.run}): {f.statistic} = {_fmt(f.estimate)} "
+              f"[{_fmt(f.ci_low)}, {_fmt(f.ci_high)}], threshold "
+              f"{'>' if f.alternative == 'greater' else '<'} {_fmt(f.null)}, "
+              f"p_adj {_fmt(f.p_adjusted)}." for f in hits]
+        L.append("")
+    if not replicated:
+        L.append("**Every finding is inconclusive by rule 2**: each experiment ran with one "
+                 "seed, so there is no spread over runs to test against. The numbers are "
+                 "still the measurements; run with several seeds (`--seeds 0,1,2`) for "
+                 "verdicts.\n")
     L.append("**How each finding is tested.** A finding is one statistic measured once per "
              "run; the runs (seed x target) are the units of replication, never the samples "
              "inside a run. The per-run values are pooled by their mean with a Student-t "
