@@ -424,9 +424,10 @@ def _artefacts_section(L, results, g, figs, found):
                 and np.nanmean([np.nan if v is None else v for v in
                                 _over_seeds(rs, "end", "kernel_split", "pearson_residual")]) < 0.9]
         if weak:
-            L.append(f"\nThe exception is {', '.join(weak)} at the end, where the residuals "
-                     "are at the rounding of a fitted image and the gradient cosine follows "
-                     "the residual cosine less (Pearson below 0.9).")
+            L.append("\nThe exception: " + ", ".join(
+                f"{n} at the end (mean loss {_ms([r.mean_loss[-1] for r in g[n]])})"
+                for n in weak) + ", where the image is nearly fitted: there the gradient cosine "
+                "follows the residual cosine less (Pearson below 0.9) and the kernel part more.")
         L.append("\nThe kernel similarity `s_ij = tr K_ij / sqrt(tr K_ii tr K_jj)` of neighbours "
                  "is positive: the regions make neighbours' kernels alike, but they cannot make "
                  "neighbours conflict. The paper's '% of neighbour pairs below -0.5' row is a "
