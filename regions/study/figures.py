@@ -548,12 +548,30 @@ def kernel_split(results, path, checkpoint=-1):
     return _save(fig, path)
 
 
+def _same_init(runs):
+    """``{name: [names of later runs with the same kernel at init]}``: runs that
+    differ only in the optimiser start from the same network."""
+    out, seen = {}, []
+    for r in runs:
+        lam = np.asarray(r.checkpoints[0].spectrum.eigenvalues, float)
+        twin = next((n for n, v in seen if v.shape == lam.shape and np.allclose(v, lam,
+                                                                                 rtol=1e-10)),
+                    None)
+        if twin is None:
+            seen.append((r.name, lam))
+            out[r.name] = []
+        else:
+            out[twin].append(r.name)
+    return out
+
+
 def spectral_coupling(results, path):
     """The trace NTK's spectrum against the region structure (first seed):
-    the normalised eigenvalues at init, the band gains at init per run, the
-    top-band gain against the mean Hamming distance over every (run,
-    checkpoint), and for full-batch GD runs the predicted against the measured
-    residual energy per band over the first prediction horizon."""
+    the normalised eigenvalues at init, the band gains at init per run (runs
+    that share their initial network drawn once), the high-band gain against
+    the mean Hamming distance over every (run, checkpoint), and for full-batch
+    GD runs the kernel's predicted against the measured residual energy ratio
+    of every band at every epoch of the prediction horizons."""
     from .claims import top_band_gain
 
     plt = _plt()
@@ -561,24 +579,30 @@ def spectral_coupling(results, path):
     runs = [r for r in _one_seed(results) if r.checkpoints[0].spectrum is not None]
     if not runs:
         raise ValueError("no kernel spectra in the results")
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8), layout="constrained")
+    twins = _same_init(runs)
+    shown = [r for r in runs if r.name in twins]
+
+    def label(r):
+        return r.name + (f" (= {', '.join(twins[r.name])} at init)" if twins[r.name] else "")
+
+    fig, axes = plt.subplots(2, 2, figsize=(11.5, 8.5), layout="constrained")
     ax = axes[0, 0]
-    for r in runs:
+    for r in shown:
         lam = np.asarray(r.checkpoints[0].spectrum.eigenvalues, float)
         lam = lam[lam > lam[0] * 1e-10] / lam[0]
-        ax.loglog(np.arange(1, lam.size + 1), lam, color=col[r.name], lw=1.3, label=r.name,
+        ax.loglog(np.arange(1, lam.size + 1), lam, color=col[r.name], lw=1.4, label=label(r),
                   ls="-" if r.dim == 2 else "--")
     ax.set_xlabel("eigenvalue index k")
     ax.set_ylabel("λ_k / λ_1 (init)")
     ax.set_title("kernel spectrum at init (dashed: 1D)", fontsize="medium")
-    ax.grid(alpha=0.3, lw=0.5, which="both")
-    ax.legend(fontsize="small", ncol=2)
+    ax.grid(alpha=0.3, lw=0.5, which="major")
+    ax.legend(fontsize="small")
     ax = axes[0, 1]
-    for r in (r for r in runs if r.dim == 2):
+    for r in (r for r in shown if r.dim == 2):
         gain = np.asarray(r.checkpoints[0].spectrum.band_gain, float)
         bands = r.band_energy.bands if r.band_energy is not None else None
         x = np.arange(1, gain.size + 1)
-        ax.semilogy(x, gain, "-o", ms=4, color=col[r.name], label=r.name)
+        ax.semilogy(x, gain, "-o", ms=4, color=col[r.name], label=label(r))
         if bands is not None and len(bands) == gain.size:
             ax.set_xticks(x, [f"({lo:g},{hi:g}]" if np.isfinite(hi) else f">{lo:g}"
                               for lo, hi in bands])
@@ -586,52 +610,59 @@ def spectral_coupling(results, path):
     ax.set_xlabel("frequency band (cycles over the grid)")
     ax.set_ylabel("band gain (init; 1 = mean eigenvalue)")
     ax.set_title("how fast the init kernel learns each band (2D)", fontsize="medium")
-    ax.grid(alpha=0.3, lw=0.5, which="both")
+    ax.grid(alpha=0.3, lw=0.5, which="major")
     ax.legend(fontsize="small")
     ax = axes[1, 0]
+    from matplotlib.ticker import NullFormatter
     for r in (r for r in runs if r.dim == 2):
         pts = [(c.hamming_patch, top_band_gain(r, c)) for c in r.checkpoints
                if top_band_gain(r, c) is not None]
         if pts:
             h, gg = np.array(pts).T
             ax.plot(h, gg, "-o", ms=4, color=col[r.name], label=r.name, lw=0.8)
-            ax.plot(h[:1], gg[:1], "s", ms=7, mfc="none", color=col[r.name])
+            ax.plot(h[:1], gg[:1], "s", ms=8, mfc="none", color=col[r.name])
     ax.set_xscale("log")
     ax.set_yscale("log")
-    from matplotlib.ticker import NullFormatter
     for axis in (ax.xaxis, ax.yaxis):
         axis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("mean Hamming distance over 3x3 patches (neurons)")
-    ax.set_ylabel("top-band gain")
-    ax.set_title("top-band gain against pattern distance\n(each checkpoint; square: init)",
-                 fontsize="medium")
-    ax.grid(alpha=0.3, lw=0.5, which="both")
+    ax.set_ylabel("gain of the highest band")
+    ax.set_title("high-band gain against pattern distance (2D)\n(every analysed checkpoint; "
+                 "square: init)", fontsize="medium")
+    ax.grid(alpha=0.3, lw=0.5, which="major")
     ax.legend(fontsize="small")
     ax = axes[1, 1]
     drawn = False
+    markers = "os^Dv<>p"
     for r in runs:
-        s = r.checkpoints[0].spectrum
-        if s.predicted_band is None or r.band_energy is None:
+        if r.band_energy is None:
             continue
-        rows = np.flatnonzero(np.any(np.isfinite(s.predicted_band), axis=1))
-        ep = np.asarray(r.band_energy.epochs)[rows]
-        top = r.high_band()
-        for b, ls in ((0, "-"), (top, "-")):
-            if b is None:
+        meas_all, pred_all = [], []
+        for c in r.checkpoints:
+            s = c.spectrum
+            if s is None or s.predicted_band is None:
                 continue
-            lab = "top band" if b == top else "lowest band"
-            ax.plot(ep, r.band_energy.ratio[rows, b], ls, color=col[r.name], lw=1.4,
-                    alpha=1.0 if b == top else 0.55, label=f"{r.name} {lab}, measured")
-            ax.plot(ep, s.predicted_band[rows, b], ":", color=col[r.name], lw=2.0,
-                    alpha=1.0 if b == top else 0.55, label=f"{r.name} {lab}, predicted")
+            rows = np.flatnonzero(np.any(np.isfinite(s.predicted_band), axis=1))
+            meas_all.append(np.asarray(r.band_energy.ratio, float)[rows])
+            pred_all.append(np.asarray(s.predicted_band, float)[rows])
+        if not meas_all:
+            continue
+        meas, pred = np.concatenate(meas_all), np.concatenate(pred_all)
+        for b in range(meas.shape[1]):
+            ax.plot(meas[:, b], pred[:, b], markers[b % len(markers)], ms=4, mfc="none",
+                    color=col[r.name], alpha=0.7,
+                    label=f"{r.name}" if b == 0 else None)
         drawn = True
     if drawn:
-        ax.set_xlabel("epoch (one GD step each)")
-        ax.set_ylabel("residual energy ratio of the band")
-        ax.set_title("full-batch GD: kernel prediction (dotted) against measured (solid)",
+        lo, hi = ax.get_xlim()
+        ax.plot([lo, hi], [lo, hi], color="0.4", lw=0.8, ls="--")
+        ax.set_xlabel("measured residual energy ratio of a band")
+        ax.set_ylabel("predicted by the kernel")
+        ax.set_title("full-batch GD: every band (marker: o lowest, s, ^, D highest) at every\n"
+                     "epoch of the horizons to the next checkpoint; dashed: equal",
                      fontsize="medium")
         ax.grid(alpha=0.3, lw=0.5)
-        ax.legend(fontsize="x-small")
+        ax.legend(fontsize="small")
     else:
         ax.text(0.5, 0.5, "no full-batch GD run with a\nspectral prediction",
                 ha="center", va="center", transform=ax.transAxes, color="0.4")
