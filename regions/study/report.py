@@ -373,13 +373,15 @@ def _share(v):
 
 
 def _ms_share(values):
-    """Mean (± sd over seeds) of shares, as percentages (see :func:`_share`)."""
+    """Mean ± sd over seeds of shares, as percentages (see :func:`_share`; the sd
+    in percentage points, left out when the seeds agree exactly)."""
     v = [x for x in values if x is not None and np.isfinite(x)]
     if not v:
         return "-"
-    if len(v) == 1:
+    sd = float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+    if sd == 0:
         return _share(v[0])
-    return f"{_share(float(np.mean(v)))} ± {100 * float(np.std(v, ddof=1)):.1f}"
+    return f"{_share(float(np.mean(v)))} ± {100 * sd:.1f}"
 
 
 def _get(obj, *path):
