@@ -548,6 +548,12 @@ def kernel_split(results, path, checkpoint=-1):
     return _save(fig, path)
 
 
+def _legend(ax, **kw):
+    """A legend, when the panel has labelled artists."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small", **kw)
+
+
 def _same_init(runs):
     """``{name: [names of later runs with the same kernel at init]}``: runs that
     differ only in the optimiser start from the same network."""
@@ -596,7 +602,7 @@ def spectral_coupling(results, path):
     ax.set_ylabel("λ_k / λ_1 (init)")
     ax.set_title("kernel spectrum at init (dashed: 1D)", fontsize="medium")
     ax.grid(alpha=0.3, lw=0.5, which="major")
-    ax.legend(fontsize="small")
+    _legend(ax)
     ax = axes[0, 1]
     for r in (r for r in shown if r.dim == 2):
         gain = np.asarray(r.checkpoints[0].spectrum.band_gain, float)
@@ -611,7 +617,7 @@ def spectral_coupling(results, path):
     ax.set_ylabel("band gain (init; 1 = mean eigenvalue)")
     ax.set_title("how fast the init kernel learns each band (2D)", fontsize="medium")
     ax.grid(alpha=0.3, lw=0.5, which="major")
-    ax.legend(fontsize="small")
+    _legend(ax)
     ax = axes[1, 0]
     from matplotlib.ticker import NullFormatter
     for r in (r for r in runs if r.dim == 2):
@@ -630,7 +636,7 @@ def spectral_coupling(results, path):
     ax.set_title("high-band gain against pattern distance (2D)\n(every analysed checkpoint; "
                  "square: init)", fontsize="medium")
     ax.grid(alpha=0.3, lw=0.5, which="major")
-    ax.legend(fontsize="small")
+    _legend(ax)
     ax = axes[1, 1]
     drawn = False
     markers = "os^Dv<>p"
@@ -662,7 +668,7 @@ def spectral_coupling(results, path):
                      "epoch of the horizons to the next checkpoint; dashed: equal",
                      fontsize="medium")
         ax.grid(alpha=0.3, lw=0.5)
-        ax.legend(fontsize="small")
+        _legend(ax)
     else:
         ax.text(0.5, 0.5, "no full-batch GD run with a\nspectral prediction",
                 ha="center", va="center", transform=ax.transAxes, color="0.4")
