@@ -544,6 +544,14 @@ def _first_order_section(L, results, g, figs, found):
                          _ms(_over_seeds(rs, which, "spectrum", "prediction_error_end")),
                          _ms([band_prediction_miss(r, which) for r in rs]),
                          _ms(_over_seeds(rs, which, "spectrum", "sharpness"))])
+    strided = [name for name, rs in g.items() if is_gd(rs[0])
+               and any(c.spectrum is not None and (c.spectrum.stride or 1) > 1
+                       for c in rs[0].checkpoints)]
+    if strided:
+        L.append(f"The spectral prediction needs every sample in the kernel; for "
+                 f"{', '.join(strided)} the kernel was taken on a strided subgrid (more samples "
+                 "than the job's `ntk_max_samples`), so there is none and its findings are "
+                 "missing.\n")
     if rows:
         L.append("**Full-batch gradient descent** (`gd` runs), where the first-order theory "
                  "applies: the per-sample prediction `-(lr/N) sum_j G_ij` against the change "
