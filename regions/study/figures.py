@@ -338,32 +338,54 @@ def _scaled(v):
 
 
 def prediction_scatter(results, path, checkpoint=1):
-    """Predicted first-order loss change against the observed change, one panel
-    per run (first seed), a row per signal dimension."""
+    """The first-order prediction with each run's own step against the measured
+    change, one panel per run (first seed), a row per signal dimension:
+    full-batch GD runs, ``-(lr/N) sum_j G_ij`` against the change over the
+    next record; other runs, ``g_i . dtheta`` with the optimiser's own step
+    against that step's change (:class:`regions.study.results.AdamStep`),
+    with the old full-batch GD prediction's Spearman rho in the title."""
+    from .claims import is_gd, record_steps
+
     def cp(r):
         return r.checkpoints[min(checkpoint, len(r.checkpoints) - 1)]
 
-    runs = [r for r in _one_seed(results) if cp(r).observed_change is not None]
+    def pair(r):
+        c = cp(r)
+        if is_gd(r) and c.observed_change is not None:
+            k = record_steps(r, min(checkpoint, len(r.checkpoints) - 1))
+            return (sum(c.predicted.values()), c.observed_change,
+                    f"GD, next {k} step{'s' if k != 1 else ''}")
+        if c.adam_step is not None and c.adam_step.predicted is not None:
+            old = c.agreement.spearman.rho if c.agreement is not None else None
+            note = f"; old GD-direction ρ = {old:.2f}" if old is not None else ""
+            return c.adam_step.predicted, c.adam_step.actual, f"own Adam step{note}"
+        return None
+
+    runs = [r for r in _one_seed(results) if pair(r) is not None]
     if not runs:
         raise ValueError("no predicted loss changes in the results")
     rows = _rows_by_dim(runs)
-    fig, axes = _panel_grid(rows, (3.4, 3.1))
+    fig, axes = _panel_grid(rows, (3.5, 3.2))
+    from scipy.stats import pearsonr
+
     for row, g in zip(axes, rows):
         for ax, r in zip(row, g):
-            c = cp(r)
-            p, px = _scaled(sum(c.predicted.values()))
-            o, ox = _scaled(c.observed_change)
+            pred, obs, what = pair(r)
+            pred, obs = np.asarray(pred, float), np.asarray(obs, float)
+            ok = np.isfinite(pred) & np.isfinite(obs)
+            p, px = _scaled(pred[ok])
+            o, ox = _scaled(obs[ok])
             ax.scatter(p, o, s=3, alpha=0.4, color="C2", linewidths=0, rasterized=True)
-            rho = c.agreement.spearman.rho
-            ax.set_title(f"{r.name} @ epoch {c.epoch}\nSpearman ρ = {rho:.2f}",
+            rho = pearsonr(pred[ok], obs[ok]).statistic if ok.sum() > 2 else np.nan
+            ax.set_title(f"{r.name} @ epoch {cp(r).epoch}\n{what}\nPearson = {rho:.4f}",
                          fontsize="medium")
             ax.set_xlabel("predicted Δ loss" + px)
-            ax.set_ylabel("observed Δ loss" + ox)
+            ax.set_ylabel("measured Δ loss" + ox)
             ax.axhline(0, color="grey", lw=0.5)
             ax.axvline(0, color="grey", lw=0.5)
             ax.grid(alpha=0.3, lw=0.5)
-    fig.suptitle("Per-sample loss change: first-order prediction for one gradient step (x) "
-                 "against the change observed up to the next record (y)", fontsize="medium")
+    fig.suptitle("Per-sample loss change: the first-order prediction with the step each run "
+                 "takes (x) against the measured change (y)", fontsize="medium")
     return _save(fig, path)
 
 
