@@ -5,11 +5,13 @@ Each function takes the list of job results of :func:`regions.study.run_study`
 PNG path, draws one figure and returns the path. Figures only draw: the
 partitions are those saved with the runs and the samples are the runs' own
 coordinates (the engine never runs here). Runs keep one colour per
-experiment in every figure. The region count, speed against region features, band energy and
-gradient confusion are drawn by :mod:`regions.plot` (``region_count``,
-``speed_vs_feature``, ``band_energy``, ``confusion_densities``) from
-these results, and so are the partitions (``partition``, ``animate``) and the
-region sizes and densities (``region_sizes``, ``density_map``).
+experiment in every figure. The region count, band energy and gradient
+confusion are drawn by :mod:`regions.plot` (``region_count``, ``band_energy``,
+``confusion_densities``) from these results, and so are the partitions
+(``partition``, ``animate``) and the region sizes and densities
+(``region_sizes``, ``density_map``); the speed against region features, the
+kernel split, the spectral coupling and the first-order prediction are drawn
+here.
 """
 from __future__ import annotations
 
