@@ -15,6 +15,7 @@ with the numbers).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 from collections import OrderedDict
 
@@ -22,7 +23,8 @@ import numpy as np
 
 from . import figures, stats
 from .claims import GROUPS, findings, measured_at, seed_correlations
-from .results import CouplingRow, Finding, csv_columns, csv_row, group_by_name
+from .results import (Checkpoint, CouplingRow, Finding, RunResult, csv_columns, csv_row,
+                      group_by_name)
 from .store import atomic_write_text
 from .text import correlation_summary as _rho_str
 from .text import fmt as _fmt
@@ -37,10 +39,26 @@ KEY_FEATURES = ("occupancy", "measure", "inradius", "density", "dist_boundary", 
 
 
 # ----------------------------------------------------------------------------- tables
+def _scalar_columns():
+    """The plain (scalar) ``csv`` columns of :class:`RunResult` and :class:`Checkpoint`."""
+    return [f.metadata["csv"] for cls in (RunResult, Checkpoint) for f in dataclasses.fields(cls)
+            if f.metadata.get("csv") and f.metadata["kind"] == "scalar"]
+
+
 def summary_rows(results):
     """One row (dict) per run, seed and analysed checkpoint: the fields of
-    :class:`RunResult` and :class:`Checkpoint` that the schema marks ``csv``."""
-    return [csv_row(r, c) for r in results for c in r.checkpoints]
+    :class:`RunResult` and :class:`Checkpoint` that the schema marks ``csv``.
+    Every plain column is in every row (empty where not measured), so that the
+    columns of ``summary.csv`` do not depend on what happened to be measured:
+    ``compile_seconds``, for one, is empty in every row of a study whose worker
+    processes had already compiled the engine."""
+    scalars = _scalar_columns()
+    rows = []
+    for r in results:
+        for c in r.checkpoints:
+            row = csv_row(r, c)
+            rows.append({**row, **{k: None for k in scalars if k not in row}})
+    return rows
 
 
 def _record_rows(records, cls):
