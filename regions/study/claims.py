@@ -15,10 +15,11 @@ from __future__ import annotations
 import numpy as np
 
 from .results import Finding, RunResult, group_by_name
-from .stats import adjust, paired, pool, verdict
+from .stats import RULES, adjust, paired, pool, rule_number
 from .text import fmt as _fmt
 
-__all__ = ["findings", "seed_correlations", "measured_at", "per_run", "LEARNING_SPEEDS"]
+__all__ = ["findings", "seed_correlations", "measured_at", "per_run", "is_gd", "record_steps",
+           "top_band_gain", "across_runs_spearman", "LEARNING_SPEEDS", "GROUPS"]
 
 #: The learning-phase speed measures (regions.study.convergence.learning_window)
 #: and their partial versions, as named in the coupling rows.
@@ -63,6 +64,7 @@ class _Table:
 
     def __init__(self):
         self.rows = []
+        self.group = ""
 
     def add(self, claim, run, statistic, units, null, alternative, scale, paper, note=""):
         """Pool ``units`` ({seed: value}) and keep the row; ``note`` is appended
@@ -81,7 +83,7 @@ class _Table:
         if note:
             measured += f"; {note}"
         self.rows.append(dict(
-            claim=claim, run=run, statistic=statistic, null=float(null),
+            group=self.group, claim=claim, run=run, statistic=statistic, null=float(null),
             alternative=alternative, estimate=est.estimate, ci_low=est.ci_low,
             ci_high=est.ci_high, n_units=est.n_units, method=est.method, p_value=est.p_value,
             values="; ".join(f"seed {k}={_fmt(v, 4)}" for k, v in finite.items()),
@@ -93,10 +95,10 @@ class _Table:
         out = []
         for r, p in zip(self.rows, p_adj):
             r = {**r, "p_adjusted": float(p)}
-            v = verdict(null=r["null"], alternative=r["alternative"], estimate=r["estimate"],
-                        ci_low=r["ci_low"], ci_high=r["ci_high"], p_adjusted=r["p_adjusted"],
-                        n_units=r["n_units"])
-            out.append(Finding(**r, verdict=v))
+            k = rule_number(null=r["null"], alternative=r["alternative"],
+                            estimate=r["estimate"], ci_low=r["ci_low"], ci_high=r["ci_high"],
+                            p_adjusted=r["p_adjusted"], n_units=r["n_units"])
+            out.append(Finding(**r, verdict=RULES[k - 1][0], rule=k))
         return out
 
 
@@ -110,8 +112,8 @@ def findings(results):
            "pe_hi_name": pes[-1][1] if pes else None,
            "pe_hi": g[pes[-1][1]] if pes else None}
     table = _Table()
-    for group in (_claims_paper_table, _claims_mechanism, _claims_coupling, _claims_prediction,
-                  _claims_other_effects):
+    for title, group in GROUPS:
+        table.group = title
         group(table, **ctx)
     return table.findings()
 
@@ -132,17 +134,17 @@ def _claims_paper_table(t, g, raw2, pe2, pe_hi, pe_hi_name):
     if raw2 and pe_hi:
         t.add("PE fits white noise far better than raw coordinates: final training MSE of "
               f"{pe_hi_name} below half of raw's", f"{pe_hi_name} / 2d-raw",
-              "final MSE ratio (PE / raw), paired by seed",
+              f"final MSE ratio ({pe_hi_name} / 2d-raw), paired by seed",
               paired(per_run(pe_hi, final), per_run(raw2, final), _ratio), 0.5, "less", "log",
               "raw ~0.079, PE L=5 ~0.012")
     if raw2 and pe2:
         t.add("PE L=2 fits better than raw coordinates (final training MSE)", "2d-pe2 / 2d-raw",
-              "final MSE ratio (PE L=2 / raw), paired by seed",
+              "final MSE ratio (2d-pe2 / 2d-raw), paired by seed",
               paired(per_run(pe2, final), per_run(raw2, final), _ratio), 1.0, "less", "log",
               "raw ~0.079, PE L=2 ~0.062")
     if pe2 and pe_hi and pe_hi_name != "2d-pe2":
         t.add(f"Higher L fits better: {pe_hi_name} below PE L=2 (final training MSE)",
-              f"{pe_hi_name} / 2d-pe2", f"final MSE ratio ({pe_hi_name} / PE L=2), paired by seed",
+              f"{pe_hi_name} / 2d-pe2", f"final MSE ratio ({pe_hi_name} / 2d-pe2), paired by seed",
               paired(per_run(pe_hi, final), per_run(pe2, final), _ratio), 1.0, "less", "log",
               "PE L=2 ~0.062, PE L=5 ~0.012")
     if raw2:
@@ -198,7 +200,7 @@ def _claims_paper_table(t, g, raw2, pe2, pe_hi, pe_hi_name):
         below = _conf("end", "neighbour_below")
         t.add("Neighbour gradients conflict more with raw inputs than with PE (share of 3x3-patch "
               "pairs with cosine < -0.5, end; difference raw - PE)", f"2d-raw - {pe_hi_name}",
-              "share difference (raw - PE), paired by seed",
+              f"share difference (2d-raw - {pe_hi_name}), paired by seed",
               paired(per_run(raw2, below), per_run(pe_hi, below), lambda a, b: a - b),
               0.0, "greater", "linear", "raw ~26%, PE L=2 ~22%, PE L=5 ~2%",
               "full-gradient cosines; with several output channels they mostly follow the "
@@ -210,8 +212,8 @@ def _claims_paper_table(t, g, raw2, pe2, pe_hi, pe_hi_name):
                   per_run(pe2, _cp("end", lambda c: c.n_patterns_sampled / N)), 0.9, "greater",
                   "linear", "PE L=2: own region for ~98% of pixels")
             t.add("A region of its own is not enough: PE L=2 still confuses neighbours, more than "
-                  f"twice as often as {pe_hi_name} (share PE L=2 - 2 x share {pe_hi_name})",
-                  f"2d-pe2 - 2 x {pe_hi_name}", "share(PE L=2) - 2 share(PE high), paired by seed",
+                  f"twice as often as {pe_hi_name} (share 2d-pe2 - 2 x share {pe_hi_name})",
+                  f"2d-pe2 - 2 x {pe_hi_name}", f"share(2d-pe2) - 2 share({pe_hi_name}), paired by seed",
                   paired(per_run(pe2, below), per_run(pe_hi, below), lambda a, b: a - 2 * b),
                   0.0, "greater", "linear", "~22% (PE L=2) vs ~2% (PE L=5)")
 
@@ -238,7 +240,7 @@ def _claims_mechanism(t, g, raw2, pe2, pe_hi, pe_hi_name):
               0.8, "greater", "linear", "raw ~0.98")
         t.add("PE learns the high frequencies: its top-band residual energy ratio is below half "
               "of raw's (end)", f"{pe_hi_name} / 2d-raw",
-              "top-band ratio (PE / raw), paired by seed",
+              f"top-band ratio ({pe_hi_name} / 2d-raw), paired by seed",
               paired(per_run(pe_hi, RunResult.high_band_ratio_end),
                      per_run(raw2, RunResult.high_band_ratio_end), _ratio), 0.5, "less", "log",
               "raw ~0.98, PE L=2 ~0.78, PE L=5 ~0.1")
@@ -302,8 +304,23 @@ def _window_note(rs):
                                   for r, c in zip(rs, cps) if c is not None)
 
 
+def is_gd(r):
+    """Whether run ``r`` was trained by plain full-batch gradient descent."""
+    return (r.config or {}).get("optimizer") == "gd"
+
+
+def record_steps(r, which):
+    """Epochs from checkpoint ``which`` of run ``r`` to the next record: the
+    length of the interval of its ``observed_change`` (None at the last record)."""
+    e = r.checkpoint(which).epoch
+    rec = np.asarray(r.record_epochs)
+    i = int(np.searchsorted(rec, e))
+    return int(rec[i + 1] - rec[i]) if i + 1 < rec.size else None
+
+
 def _claims_prediction(t, g, raw2, pe2, pe_hi, pe_hi_name):
-    """The first-order (Gram) prediction and its sanity check."""
+    """The Gram formula's sanity check, and the old comparison of the
+    full-batch GD prediction with training under another optimiser."""
     for name, rs in g.items():
         gd = per_run(rs, _cp("init", lambda c: None if c.gd_step is None else c.gd_step.pearson))
         if any(v is not None for v in gd.values()):
@@ -316,24 +333,286 @@ def _claims_prediction(t, g, raw2, pe2, pe_hi, pe_hi_name):
             t.add("Sanity check of the Gram formula: least-squares scale of actual on predicted "
                   "within 0.05 of 1", name, "|scale - 1|", sc, 0.05, "less", "linear",
                   "(exact formula)")
+        if is_gd(rs[0]):
+            continue  # the prediction is the run's own step: _claims_first_order
         for which in ("init", "early"):
             rho = per_run(rs, _cp(which, lambda c: None if c.agreement is None
                                   else c.agreement.spearman.rho))
             if not any(v is not None for v in rho.values()):
                 continue
             ep = rs[0].checkpoint(which).epoch
-            t.add(f"The measured per-sample loss change to the next record follows the "
-                  f"first-order (full-batch GD) prediction (epoch {ep})", name,
-                  "Spearman rho (predicted, measured change) over the samples", rho, 0.0,
+            steps = record_steps(rs[0], which)
+            t.add(f"The measured per-sample loss change over the next {_epochs(steps)} follows the "
+                  f"full-batch GD prediction although training uses "
+                  f"{rs[0].config.get('optimizer', 'another optimiser')} (epoch {ep}; the old "
+                  "measurement)", name,
+                  "Spearman rho (GD-predicted, measured change) over the samples", rho, 0.0,
                   "greater", "fisher", "implied by the confusion argument",
-                  "the prediction is a GD step, training uses the run's optimiser "
-                  "(issue item 2)")
+                  "the prediction is a GD step, training takes the optimiser's steps "
+                  "(issue 11 item 2): see the own-step prediction")
             rho = per_run(rs, _cp(which, lambda c: None if c.agreement_window is None
                                   else c.agreement_window.spearman.rho))
             if any(v is not None for v in rho.values()):
-                t.add(f"The predicted relative rate follows the measured rate over the window "
-                      f"(epoch {ep})", name, "Spearman rho (predicted, measured rate)", rho, 0.0,
+                t.add(f"The GD-predicted relative rate follows the measured rate over the "
+                      f"{rs[0].checkpoint(which).window}-epoch window (epoch {ep}; the old "
+                      "measurement)", name, "Spearman rho (predicted, measured rate)", rho, 0.0,
                       "greater", "fisher", "implied by the confusion argument")
+
+
+def _kernel_conf(which, attr, record="confusion_kernel"):
+    return _cp(which, lambda c: None if getattr(c, record) is None
+               else getattr(getattr(c, record), attr))
+
+
+def _claims_kernel_split(t, g, raw2, pe2, pe_hi, pe_hi_name):
+    """Issue 11 item 1: every pair quantity split into its kernel part
+    ``s_ij = tr K_ij / sqrt(tr K_ii tr K_jj)`` and its residual part
+    ``cos(r_i, r_j)``; the confusion rows and the pair mechanism on each part
+    beside the full-gradient numbers."""
+    for name, rs in g.items():
+        c0 = rs[0].checkpoint("end")
+        if c0.kernel_split is None or rs[0].dim != 2:
+            continue
+        ep = c0.epoch
+        pr = per_run(rs, _cp("end", lambda c: None if c.kernel_split is None
+                             else c.kernel_split.pearson_residual))
+        t.add(f"With 3 output channels the gradient cosine of neighbour pairs is set by the "
+              f"residual cosine (Pearson of cos(g_i, g_j) against cos(r_i, r_j) over the 3x3-patch "
+              f"pairs above 0.9, epoch {ep})", name,
+              "Pearson (gradient cosine, residual cosine) over the pairs of a run", pr, 0.9,
+              "greater", "fisher", "(not in the paper: the paper reads the cosines as regions)",
+              "issue 11 item 1: if this holds, the full-gradient confusion rows measure the "
+              "residuals")
+        pk = per_run(rs, _cp("end", lambda c: None if c.kernel_split is None
+                             else c.kernel_split.pearson_kernel))
+        t.add(f"The kernel part alone does not carry the gradient cosine (Pearson of cos(g_i, g_j) "
+              f"against s_ij below 0.5, epoch {ep})", name,
+              "Pearson (gradient cosine, kernel similarity) over the pairs of a run", pk, 0.5,
+              "less", "fisher", "(not in the paper)")
+    if raw2 and pe_hi:
+        for record, what in (("confusion_kernel", "kernel similarity s_ij"),
+                             ("confusion_residual", "residual cosine cos(r_i, r_j)")):
+            below = _kernel_conf("end", "neighbour_below", record)
+            diff = paired(per_run(raw2, below), per_run(pe_hi, below), lambda a, b: a - b)
+            t.add(f"The paper's confusion row on the {what} alone: more neighbour pairs below "
+                  f"-0.5 with raw inputs than with PE (end; difference raw - PE)",
+                  f"2d-raw - {pe_hi_name}", f"share difference (2d-raw - {pe_hi_name}), paired by seed",
+                  diff, 0.0, "greater", "linear", "raw ~26%, PE L=2 ~22%, PE L=5 ~2% (full "
+                  "gradients)", "beside the full-gradient row above")
+        mean = _kernel_conf("end", "neighbour_mean")
+        t.add("Neighbours share their kernel more with raw inputs than with PE (mean kernel "
+              "similarity s_ij of 3x3-patch pairs, end; difference raw - PE)",
+              f"2d-raw - {pe_hi_name}", f"mean s_ij difference (2d-raw - {pe_hi_name}), paired by seed",
+              paired(per_run(raw2, mean), per_run(pe_hi, mean), lambda a, b: a - b), 0.0,
+              "greater", "linear", "the mechanism: shared patterns give shared gradients")
+    for name, rs in g.items():
+        ep = rs[0].checkpoint("early").epoch
+        for record, what in (("pairs_kernel", "|s_ij|, the kernel part"),
+                             ("pairs_residual", "|cos(r_i, r_j)|, the residual part")):
+            rho = per_run(rs, _cp("early", lambda c, rec=record: None if getattr(c, rec) is None
+                                  else getattr(c, rec).abs_cos_vs_hamming.rho))
+            if not any(v is not None for v in rho.values()):
+                continue
+            t.add(f"Local pairs with more different patterns are less aligned, on {what} "
+                  f"(Spearman against the pair's Hamming distance over the 3x3-patch pairs, "
+                  f"epoch {ep})", name, "Spearman rho over the pairs of a run", rho, 0.0, "less",
+                  "fisher", "the mechanism: shared patterns give (anti)parallel gradients",
+                  "beside the full-gradient finding")
+
+
+def _claims_first_order(t, g, raw2, pe2, pe_hi, pe_hi_name):
+    """Issue 11 item 2: the first-order prediction against the step the run
+    really takes. Full-batch GD runs: the per-sample prediction against the
+    change over the next record and over the coupling window, and the
+    kernel's per-band prediction against the measured residual energy. Adam
+    runs: the prediction with Adam's own preconditioned step, split by pair
+    class, per-pair sizes beside the summed shares."""
+    for name, rs in g.items():
+        if not is_gd(rs[0]):
+            continue
+        for which in ("init", "early"):
+            c = rs[0].checkpoint(which)
+            steps = record_steps(rs[0], which)
+            pe = per_run(rs, _cp(which, lambda c: None if c.agreement is None
+                                 else c.agreement.pearson))
+            if any(v is not None for v in pe.values()):
+                t.add(f"Full-batch GD: the per-sample loss change over the next {steps} GD "
+                      f"step{'s' if steps != 1 else ''} is the first-order prediction (Pearson "
+                      f"above 0.9, epoch {c.epoch})", name,
+                      "Pearson (predicted, measured change) over the samples", pe, 0.9,
+                      "greater", "fisher", "implied by the confusion argument",
+                      f"window {steps} GD steps (one per epoch)")
+            rho = per_run(rs, _cp(which, lambda c: None if c.agreement_window is None
+                                  else c.agreement_window.spearman.rho))
+            if any(v is not None for v in rho.values()):
+                t.add(f"Full-batch GD: the predicted relative rate ranks the samples' measured "
+                      f"rate over the {c.window}-step window after epoch {c.epoch} (Spearman "
+                      "above 0)", name, "Spearman rho (predicted, measured rate)", rho, 0.0,
+                      "greater", "fisher", "implied by the confusion argument",
+                      f"window {c.window} GD steps")
+            err = per_run(rs, _cp(which, lambda c: None if c.spectrum is None
+                                  else c.spectrum.prediction_error_end))
+            if any(v is not None for v in err.values()):
+                h = c.spectrum.horizon
+                t.add(f"Full-batch GD: the kernel's spectral prediction of the residual over the "
+                      f"{h} steps after epoch {c.epoch} misses by less than half of the "
+                      "measured change (|r_pred - r| / |r_start - r| below 0.5)", name,
+                      "relative error of the predicted residual at the end of the horizon", err,
+                      0.5, "less", "linear", "(the NTK theory of spectral bias)",
+                      f"horizon {h} GD steps")
+                miss = per_run(rs, lambda r, w=which: band_prediction_miss(r, w))
+                t.add(f"Full-batch GD: per band, the predicted residual energy ratio after the "
+                      f"{h} steps from epoch {c.epoch} is within 0.1 of the measured one (largest "
+                      "|predicted - measured| over the bands)", name,
+                      "max over bands |predicted - measured| residual energy ratio", miss, 0.1,
+                      "less", "linear", "(the NTK theory of spectral bias)",
+                      f"horizon {h} GD steps")
+    for name, rs in g.items():
+        if rs[0].checkpoint("early").adam_step is None:
+            continue
+        ep = rs[0].checkpoint("early").epoch
+        own = per_run(rs, _cp("early", lambda c: None if c.adam_step is None
+                              else c.adam_step.pearson))
+        t.add(f"Adam: with the optimiser's own preconditioned step the first-order prediction "
+              f"g_i . dtheta gives the one-step change of each loss (Pearson above 0.99, epoch "
+              f"{ep})", name, "Pearson (g_i . dtheta, measured one-step change) over the samples",
+              own, 0.99, "greater", "fisher", "(first-order theory)",
+              "issue 11 item 2: the GD-direction prediction tested Adam against GD")
+        cos = per_run(rs, _cp("early", lambda c: None if c.adam_step is None
+                              else c.adam_step.cos_full_gradient))
+        t.add(f"Adam's step is not the GD direction (cosine of Adam's update with the negative "
+              f"full-batch gradient below 0.9, epoch {ep})", name,
+              "cosine (Adam update, -full-batch gradient)", cos, 0.9, "less", "linear",
+              "(the old prediction assumed the GD direction)")
+        for cls in ("same_region", "neighbour_region"):
+            ratio = per_run(rs, _cp("early", lambda c, k=cls: _pair_ratio(c, k)))
+            if not any(v is not None for v in ratio.values()):
+                continue
+            t.add(f"Adam step, per pair: a {cls.replace('_', '-')} pair moves a sample's loss "
+                  f"more than a far pair (mean |c g_i^T D g_j| of the class / of far pairs, "
+                  f"epoch {ep})", name, f"mean |pair term| ratio ({cls} / far)", ratio, 1.0,
+                  "greater", "log", "the mechanism: samples sharing a region couple strongly",
+                  "summed shares are dominated by the number of far pairs; see the report's "
+                  "table")
+
+
+def _epochs(k):
+    return f"{k} epoch" + ("" if k == 1 else "s")
+
+
+def _pair_ratio(c, cls):
+    a = c.adam_step
+    if a is None:
+        return None
+    x, y = a.mean_abs_pair.get(cls), a.mean_abs_pair.get("far")
+    return None if x is None or y is None or y <= 0 else x / y
+
+
+def band_prediction_miss(r, which):
+    """Largest |predicted - measured| residual energy ratio over the bands at
+    the end of the spectral prediction's horizon from checkpoint ``which``
+    (None without a prediction)."""
+    s = r.checkpoint(which).spectrum
+    if s is None or s.predicted_band is None or r.band_energy is None:
+        return None
+    rows = np.flatnonzero(np.any(np.isfinite(s.predicted_band), axis=1))
+    if rows.size == 0:
+        return None
+    k = rows[-1]
+    pred, meas = s.predicted_band[k], r.band_energy.ratio[k]
+    ok = np.isfinite(pred) & np.isfinite(meas)
+    return float(np.max(np.abs(pred[ok] - meas[ok]))) if ok.any() else None
+
+
+def top_band_gain(r, c):
+    """The kernel's gain (``Spectrum.band_gain``) at checkpoint ``c`` of run ``r``
+    in the run's high band: the highest band where the target has energy
+    (:meth:`RunResult.high_band`), else the highest band with a finite gain;
+    None without a spectrum."""
+    s = c.spectrum
+    if s is None or s.band_gain is None:
+        return None
+    gain = np.asarray(s.band_gain, float)
+    b = r.high_band()
+    if b is None or b >= gain.size or not np.isfinite(gain[b]):
+        ok = np.flatnonzero(np.isfinite(gain))
+        if not ok.size:
+            return None
+        b = ok[-1]
+    return float(gain[b])
+
+
+def across_runs_spearman(runs, x, y):
+    """Spearman rho of ``x(run, checkpoint)`` against ``y(run, checkpoint)`` over
+    every (run, checkpoint) of ``runs`` where both are finite (None with fewer
+    than 4 such points or a constant side)."""
+    from scipy import stats as st
+
+    pts = [(x(r, c), y(r, c)) for r in runs for c in r.checkpoints]
+    pts = np.array([p for p in pts if p[0] is not None and p[1] is not None
+                    and np.isfinite(p[0]) and np.isfinite(p[1])], float)
+    if len(pts) < 4 or np.ptp(pts[:, 0]) == 0 or np.ptp(pts[:, 1]) == 0:
+        return None
+    return float(st.spearmanr(pts[:, 0], pts[:, 1]).statistic)
+
+
+def _claims_spectral(t, g, raw2, pe2, pe_hi, pe_hi_name):
+    """Issue 11 item 6: the trace NTK's spectrum. Band gains raw against PE,
+    the order of its eigenvectors by frequency, where the residual sits, and
+    the spectrum against the region structure over runs and checkpoints."""
+    chains = []
+    if raw2:
+        chains.append([("2d-raw", raw2)] + ([("2d-pe2", pe2)] if pe2 and pe_hi_name != "2d-pe2"
+                                            else []) + ([(pe_hi_name, pe_hi)] if pe_hi else []))
+    gd_names = [n for n in g if n.startswith("gd-2d-")]
+    if "gd-2d-raw" in g:
+        chains.append([(n, g[n]) for n in ["gd-2d-raw"] + [n for n in gd_names if n != "gd-2d-raw"]])
+    for chain in chains:
+        for (na, ra), (nb, rb) in zip(chain, chain[1:]):
+            if ra[0].checkpoint("init").spectrum is None:
+                continue
+            t.add(f"The kernel of {nb} weights the highest frequency band more than {na}'s "
+                  "(band gain of the top band, Rayleigh quotient over the mean eigenvalue, "
+                  "init)", f"{nb} / {na}", f"top-band gain ratio ({nb} / {na}), paired by seed",
+                  paired(per_run(rb, lambda r: top_band_gain(r, r.checkpoint("init"))),
+                         per_run(ra, lambda r: top_band_gain(r, r.checkpoint("init"))), _ratio),
+                  1.0, "greater",
+                  "log", "PE learns high frequencies (spectral bias of raw inputs)")
+    for name, rs in g.items():
+        if rs[0].checkpoint("init").spectrum is None:
+            continue
+        fo = per_run(rs, _cp("init", lambda c: c.spectrum.frequency_order))
+        t.add("The kernel's eigenvectors go from low to high frequency as the eigenvalue falls "
+              "(Spearman of eigenvalue rank against eigenvector frequency, init)", name,
+              "Spearman rho (eigenvalue rank, frequency) over the eigenvectors", fo, 0.0,
+              "greater", "fisher", "spectral bias (NTK picture)")
+        al = per_run(rs, _cp("end", lambda c: None if c.spectrum is None
+                             else c.spectrum.residual_alignment))
+        t.add("What is left to learn sits in the kernel's slow directions (residual alignment "
+              "r^T Theta r / |r|^2 over the mean eigenvalue below 1, end)", name,
+              "residual alignment, end", al, 1.0, "less", "log", "spectral bias (NTK picture)")
+    two_d = [r for r in (x for rs in g.values() for x in rs) if r.dim == 2]
+    if two_d:
+        by_seed = group_by_seed(two_d)
+        for what, y in (("the mean Hamming distance over 3x3 patches",
+                         lambda r, c: c.hamming_patch),
+                        ("the share of pixels with a pattern of their own (sampled patterns / "
+                         "pixels)", lambda r, c: c.n_patterns_sampled / r.n)):
+            rho = {s: across_runs_spearman(rs, top_band_gain, y) for s, rs in by_seed.items()}
+            if any(v is not None for v in rho.values()):
+                t.add(f"Where patterns change faster in space the kernel weights high frequencies "
+                      f"more (Spearman of the top-band gain against {what}, over every 2D run "
+                      "and checkpoint of a seed)", "all 2D runs",
+                      "Spearman rho over (run, checkpoint) points of a seed", rho, 0.0,
+                      "greater", "fisher", "the paper's coupling of regions and spectral bias")
+
+
+def group_by_seed(results):
+    """Runs grouped by seed, in first-appearance order."""
+    out = {}
+    for r in results:
+        out.setdefault(r.seed, []).append(r)
+    return out
 
 
 def _dip_series(rs):
@@ -377,7 +656,7 @@ def _claims_other_effects(t, g, raw2, pe2, pe_hi, pe_hi_name):
         dead = lambda r: r.checkpoint("early").dead.get("all")  # noqa: E731
         t.add("Raw coordinates kill more ReLUs early than PE (share of hidden neurons inactive "
               "on every sample, early checkpoint; difference raw - PE)", f"2d-raw - {pe_hi_name}",
-              "dead share difference (raw - PE), paired by seed",
+              f"dead share difference (2d-raw - {pe_hi_name}), paired by seed",
               paired(per_run(raw2, dead), per_run(pe_hi, dead), lambda a, b: a - b), 0.0,
               "greater", "linear", "many (raw) vs very few (PE)")
         t.add("Raw coordinates kill many ReLUs early (share of hidden neurons inactive on every "
@@ -403,8 +682,8 @@ def _claims_other_effects(t, g, raw2, pe2, pe_hi, pe_hi_name):
             a, b = r.checkpoint("init").mean_chord, r.checkpoint("end").mean_chord
             return None if a is None or b is None or a <= 0 else b / a
         t.add("Higher L gives wider regions late in training, relative to initialisation (mean "
-              "chord along grid lines end / init, PE high over PE L=2)", f"{pe_hi_name} / 2d-pe2",
-              "(chord end / init of PE high) / (the same of PE L=2), paired by seed",
+              f"chord along grid lines end / init, {pe_hi_name} over 2d-pe2)", f"{pe_hi_name} / 2d-pe2",
+              f"(chord end / init of {pe_hi_name}) / (the same of 2d-pe2), paired by seed",
               paired(per_run(pe_hi, rel), per_run(pe2, rel), _ratio), 1.0, "greater", "log",
               "higher L -> wider regions late",
               "absolute chords are not compared: PE L=5 starts several times denser")
@@ -435,3 +714,14 @@ def _claims_other_effects(t, g, raw2, pe2, pe_hi, pe_hi_name):
                       f"{layer[1:]}'s boundaries ({which})", name,
                       "median exact local distance / the authors' distance", ratio, 1.0,
                       "greater", "log", "1.3-5x too small")
+
+
+#: The groups of findings, in the order of the table: (title, function).
+GROUPS = (("the paper's table", _claims_paper_table),
+          ("mechanism at pair level, high frequencies", _claims_mechanism),
+          ("kernel against residual", _claims_kernel_split),
+          ("per-sample coupling", _claims_coupling),
+          ("the old first-order prediction", _claims_prediction),
+          ("first-order prediction with the run's own step", _claims_first_order),
+          ("spectral coupling", _claims_spectral),
+          ("the paper's other effects", _claims_other_effects))

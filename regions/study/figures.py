@@ -5,11 +5,13 @@ Each function takes the list of job results of :func:`regions.study.run_study`
 PNG path, draws one figure and returns the path. Figures only draw: the
 partitions are those saved with the runs and the samples are the runs' own
 coordinates (the engine never runs here). Runs keep one colour per
-experiment in every figure. The region count, speed against region features, band energy and
-gradient confusion are drawn by :mod:`regions.plot` (``region_count``,
-``speed_vs_feature``, ``band_energy``, ``confusion_densities``) from
-these results, and so are the partitions (``partition``, ``animate``) and the
-region sizes and densities (``region_sizes``, ``density_map``).
+experiment in every figure. The region count, band energy and gradient
+confusion are drawn by :mod:`regions.plot` (``region_count``, ``band_energy``,
+``confusion_densities``) from these results, and so are the partitions
+(``partition``, ``animate``) and the region sizes and densities
+(``region_sizes``, ``density_map``); the speed against region features, the
+kernel split, the spectral coupling and the first-order prediction are drawn
+here.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import numpy as np
 
 __all__ = ["partitions", "partitions_gif", "region_sizes", "region_count", "speed_vs_features",
            "band_energy", "confusion_densities", "prediction_scatter", "boundary_distance",
-           "loss_curves"]
+           "loss_curves", "kernel_split", "spectral_coupling"]
 
 
 def _plt():
@@ -95,16 +97,19 @@ def _panel_grid(rows, size, **kw):
 def region_count(results, path):
     """Exact region count (solid) and distinct sampled patterns (dashed) over
     training, one panel per signal dimension, drawn with
-    :func:`regions.plot.region_count` (mean over seeds)."""
+    :func:`regions.plot.region_count` (mean over seeds). Sampled counts within
+    1% of the sample count lie on the cap line and on each other: they are drawn
+    with their own markers (of decreasing size) so that none hides another."""
     draw = _rplot().region_count
     plt = _plt()
     col = _colours(results)
     dims = [d for d in (2, 1) if any(r.dim == d for r in results)]
-    fig, axes = plt.subplots(1, len(dims), figsize=(5.6 * len(dims), 4.6), layout="constrained",
+    fig, axes = plt.subplots(1, len(dims), figsize=(5.6 * len(dims), 4.8), layout="constrained",
                              squeeze=False)
     for dim, ax in zip(dims, axes[0]):
-        exact, sampled = {}, {}
+        exact, sampled, capped = {}, {}, {}
         names = list(dict.fromkeys(r.name for r in results if r.dim == dim))
+        n = next(r.n for r in results if r.dim == dim)
         for name in names:
             rs = [r for r in results if r.name == name]
             ep = [c.epoch for c in rs[0].checkpoints]
@@ -113,70 +118,137 @@ def region_count(results, path):
             sa = np.array([[c.n_patterns_sampled for c in r.checkpoints] for r in rs], float)
             if np.all(np.isfinite(ex)):
                 exact[name] = (ep, ex.mean(0))
-            sampled[name] = (ep, sa.mean(0))
+            if np.all(sa.mean(0) >= 0.99 * n) and name not in exact:
+                capped[name] = (ep, sa.mean(0))
+            else:
+                sampled[name] = (ep, sa.mean(0))
+        ax.axhline(n, color="0.6", lw=2.5, ls="-", alpha=0.35, zorder=0,
+                   label=f"{n:,} samples (cap of the sampled count)")
         draw(exact, ax=ax, sampled=sampled, logy=True, colors=col)
-        n = next(r.n for r in results if r.dim == dim)
-        ax.axhline(n, color="0.45", lw=0.9, ls=":", label=f"{n:,} samples (sampled cap)")
+        for k, (name, (ep, v)) in enumerate(capped.items()):
+            ax.plot(ep, v, ls=(0, (2, 2)), marker="os^vD"[k % 5], ms=9 - 2.2 * k, mfc="none",
+                    mew=1.3, color=col[name], lw=1.0,
+                    label=f"{name}, sampled: " + (f"{int(v.min()):,}" if v.min() == v.max() else
+                                                  f"{int(v.min()):,}-{int(v.max()):,}")
+                    + " (at the cap)")
         seeds = len({r.seed for r in results if r.dim == dim})
         ax.set_title(f"{dim}D signal" + (f" (mean of {seeds} seeds)" if seeds > 1 else ""),
                      fontsize="medium")
-        ax.set_ylabel("exact " + ("pieces" if dim == 1 else "regions") + " / sampled patterns")
+        ax.set_ylabel("exact regions (solid) / sampled patterns (dashed)")
         # the legend goes under the panel: the lines span the whole width
         ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
                   frameon=False)
     return _save(fig, path)
 
 
+def _log_axis(values):
+    """Whether a feature is drawn on a log axis: positive and spanning more
+    than two decades (decided once per feature, for every row)."""
+    v = np.concatenate([np.asarray(x, float).ravel() for x in values]) if values else np.array([])
+    v = v[np.isfinite(v)]
+    return bool(v.size and v.min() > 0 and v.max() / v.min() > 100)
+
+
+def _speed_panel(ax, x, y, log, nbins=10, min_count=10):
+    """One panel of :func:`speed_vs_features`: the samples, the median and
+    interquartile range of the speed per value (a feature with at most 12
+    distinct values) or per quantile bin, only where ``min_count`` samples
+    fall, and Spearman's rho. Returns the title's second line."""
+    from scipy.stats import spearmanr
+
+    ok = np.isfinite(x) & np.isfinite(y) & ((x > 0) if log else True)
+    x, y = x[ok], y[ok]
+    if x.size < 3 or np.ptp(x) == 0:
+        ax.text(0.5, 0.5, "the same value for\nevery sample" if x.size else "not measured",
+                ha="center", va="center", transform=ax.transAxes, color="0.4")
+        return "constant feature" if x.size else ""
+    ax.scatter(x, y, s=4, color="C0", alpha=0.3, linewidths=0, rasterized=True)
+    distinct = np.unique(x)
+    if distinct.size <= 12:
+        keep = [v for v in distinct if np.sum(x == v) >= min_count]
+        q = np.array([np.percentile(y[x == v], [25, 50, 75]) for v in keep]).reshape(-1, 3)
+        ax.errorbar(keep, q[:, 1], yerr=[q[:, 1] - q[:, 0], q[:, 2] - q[:, 1]], fmt="o-",
+                    color="k", ms=4, lw=1.4, capsize=3)
+    else:
+        edges = np.unique(np.quantile(np.log(x) if log else x, np.linspace(0, 1, nbins + 1)))
+        idx = np.clip(np.searchsorted(edges, np.log(x) if log else x, side="right") - 1, 0,
+                      edges.size - 2)
+        rows = [(np.median(x[idx == b]), *np.percentile(y[idx == b], [25, 50, 75]))
+                for b in range(edges.size - 1) if np.sum(idx == b) >= min_count]
+        if rows:
+            xc, q25, q50, q75 = np.array(rows).T
+            ax.fill_between(xc, q25, q75, color="k", alpha=0.15, lw=0)
+            ax.plot(xc, q50, "-", color="k", lw=1.6)
+    if log:
+        from matplotlib.ticker import FuncFormatter, NullFormatter
+
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax.locator_params(axis="x", nbins=4)
+    rho = spearmanr(x, y).statistic if np.ptp(y) > 0 else np.nan
+    return f"Spearman ρ = {rho:+.2f}"
+
+
 def speed_vs_features(results, path, features=("occupancy", "measure", "hamming",
-                                               "dist_boundary", "crossings"), checkpoint=1):
-    """Per-sample speed after a checkpoint against region features at it, one row
-    per run (first seed) and one column per feature, drawn with
-    :func:`regions.plot.speed_vs_feature` (samples, binned median and
-    interquartile band, Spearman rho). Each row's y axis spans the 1st to
-    99th percentile of its speeds (a few fast or slow samples lie outside)."""
-    speed_vs_feature = _rplot().speed_vs_feature
-    runs = _one_seed(results)
-    cps = [r.checkpoints[min(checkpoint, len(r.checkpoints) - 1)] for r in runs]
+                                               "dist_boundary")):
+    """Per-sample speed in the learning phase against region features, one row
+    per run (first seed) and one column per feature: the samples, the median
+    and interquartile range of the speed in bins of the feature, and Spearman's
+    rho. The speed is ``lp_rate`` (-d log loss / d epoch over the run's
+    learning-phase window) against the features of the last analysed
+    checkpoint at or before the window; a run without a window uses the rate
+    after its second analysed checkpoint. Each feature has one axis scale in
+    every row; each row's y axis spans the 1st to 99th percentile of its speeds."""
+    plt = _plt()
+    runs, cps, keys = [], [], []
+    for r in _one_seed(results):
+        c = next((c for c in r.checkpoints if c.learning_window is not None
+                  and "lp_rate" in c.speeds), None)
+        key = "lp_rate"
+        if c is None:
+            c, key = r.checkpoints[min(1, len(r.checkpoints) - 1)], "rate"
+        if key in c.speeds:
+            runs.append(r)
+            cps.append(c)
+            keys.append(key)
     feats = [f for f in features if any(f in c.features for c in cps)]
     if not feats:
         raise ValueError(f"none of the features {features} is in the results")
-    plt = _plt()
-    fig, axes = plt.subplots(len(runs), len(feats), figsize=(3.1 * len(feats) + 0.6,
-                                                               2.7 * len(runs) + 0.4),
-                             layout="constrained", squeeze=False, sharey="row")
-    keys = set()
-    for row, r, c in zip(axes, runs, cps):
-        key = "rate" if "rate" in c.speeds else next(iter(c.speeds))
-        keys.add(key)
-        have = [f for f in feats if f in c.features]
-        kinds = c.kinds
-        data = {(f if kinds.get(f, "exact") == "exact" else f"{f} ({kinds[f]})"):
-                c.features[f] for f in have}
-        speed = np.asarray(c.speeds[key], float)
-        speed_vs_feature(data, speed, axes=np.array([ax for f, ax in zip(feats, row)
-                                                     if f in have]),
-                         speed_label=f"{r.name}\n{key.replace('_', ' ')} after epoch "
-                                     f"{c.epoch}")
-        fin = speed[np.isfinite(speed)]
-        if fin.size > 10:
-            lo, hi = np.percentile(fin, [1, 99])
-            pad = 0.12 * (hi - lo) if hi > lo else 1.0
-            row[0].set_ylim(lo - pad, hi + pad)
-        for f, ax in zip(feats, row):
-            leg = ax.get_legend()
-            if leg is not None:
-                leg.remove()
-            if f not in have:
-                ax.text(0.5, 0.5, f"{f}:\nnot measured\n(no exact partition)", ha="center",
-                        va="center", transform=ax.transAxes, color="0.4")
-                ax.axis("off")
-    what = {"rate": "rate = −d log loss / d epoch over the window after the checkpoint "
-                    "(larger = faster)"}
-    fig.suptitle("Per-sample speed against region features; black: median and interquartile "
-                 "band in quantile bins of the feature\n"
-                 + "; ".join(what.get(k, k) for k in sorted(keys))
-                 + "; y axis: 1st to 99th percentile of the speeds", fontsize="medium")
-    return _save(fig, path)
+    log = {f: _log_axis([c.features[f] for c in cps if f in c.features]) for f in feats}
+    with plt.rc_context({"font.size": 11}):
+        fig, axes = plt.subplots(len(runs), len(feats), figsize=(3.6 * len(feats) + 0.8,
+                                                                   2.9 * len(runs) + 0.9),
+                                 layout="constrained", squeeze=False, sharey="row")
+        for row, r, c, key in zip(axes, runs, cps, keys):
+            speed = np.asarray(c.speeds[key], float)
+            for f, ax in zip(feats, row):
+                kind = c.kinds.get(f, "exact")
+                label = f if kind == "exact" else f"{f} ({kind})"
+                if f not in c.features:
+                    ax.text(0.5, 0.5, f"{f}:\nnot measured\n(no exact partition)",
+                            ha="center", va="center", transform=ax.transAxes, color="0.4")
+                    ax.set_xticks([])
+                    ax.set_title(f, fontsize="medium")
+                    continue
+                line = _speed_panel(ax, np.asarray(c.features[f], float), speed, log[f])
+                ax.set_title(f"{label}\n{line}", fontsize="medium")
+                ax.set_xlabel(label)
+                ax.grid(alpha=0.3, lw=0.5)
+            window = (f"window {c.learning_window[0]}-{c.learning_window[1]}" if key == "lp_rate"
+                      else f"{c.window} epochs after {c.epoch}")
+            row[0].set_ylabel(f"{r.name}\n{key.replace('_', ' ')}, {window}")
+            fin = speed[np.isfinite(speed)]
+            if fin.size > 10:
+                lo, hi = np.percentile(fin, [1, 99])
+                pad = 0.12 * (hi - lo) if hi > lo else 1.0
+                row[0].set_ylim(lo - pad, hi + pad)
+        fig.suptitle("Per-sample speed in the learning phase against region features at its "
+                     "start (lp rate = −d log loss / d epoch over the window; larger = faster);"
+                     "\nblack: median and interquartile range in bins with at least 10 samples",
+                     fontsize="medium")
+        return _save(fig, path)
 
 
 def band_energy(results, path):
@@ -215,10 +287,16 @@ def band_energy(results, path):
     return _save(fig, path)
 
 
+def _pct(v):
+    return "-" if v is None or not np.isfinite(v) else (
+        "0%" if v == 0 else "<0.1%" if v < 5e-4 else f"{100 * v:.1f}%")
+
+
 def confusion_densities(results, path, checkpoint=-1):
     """Densities of gradient cosines for neighbour and distant pairs at a
     checkpoint (default: the end), one panel per run (first seed), drawn with
-    :func:`regions.plot.confusion_densities`."""
+    :func:`regions.plot.confusion_densities`. The shares below -0.5 go in the
+    panel titles and one legend sits under the panels, clear of the data."""
     draw = _rplot().confusion_densities
     runs = [r for r in _one_seed(results) if r.checkpoints[checkpoint].confusion is not None]
     if not runs:
@@ -231,8 +309,22 @@ def confusion_densities(results, path, checkpoint=-1):
         c = r.checkpoints[checkpoint]
         data[f"{r.name} @ epoch {c.epoch}"] = (c.confusion.neighbour, c.confusion.distant)
     draw(data, ax=np.array(used))
+    handles = None
+    for ax, r in zip(used, (r for g in rows for r in g)):
+        c = r.checkpoints[checkpoint]
+        leg = ax.get_legend()
+        if leg is not None:
+            handles = handles or ax.get_legend_handles_labels()[0]
+            leg.remove()
+        ax.set_title(f"{r.name} @ epoch {c.epoch}\nbelow -0.5: neighbours "
+                     f"{_pct(c.confusion.neighbour_below)}, distant "
+                     f"{_pct(c.confusion.distant_below)}", fontsize="medium")
     for row in axes:
         row[0].set_ylabel("density")
+    if handles:
+        fig.legend(handles[:2], ["neighbour pairs (3x3 patch; 3-window in 1D)",
+                                 "random distant pairs"], loc="outside lower center", ncol=2,
+                   frameon=False)
     return _save(fig, path)
 
 
@@ -248,64 +340,95 @@ def _scaled(v):
 
 
 def prediction_scatter(results, path, checkpoint=1):
-    """Predicted first-order loss change against the observed change, one panel
-    per run (first seed), a row per signal dimension."""
+    """The first-order prediction with each run's own step against the measured
+    change, one panel per run (first seed), a row per signal dimension:
+    full-batch GD runs, ``-(lr/N) sum_j G_ij`` against the change over the
+    next record; other runs, ``g_i . dtheta`` with the optimiser's own step
+    against that step's change (:class:`regions.study.results.AdamStep`),
+    with the old full-batch GD prediction's Spearman rho in the title."""
+    from .claims import is_gd, record_steps
+
     def cp(r):
         return r.checkpoints[min(checkpoint, len(r.checkpoints) - 1)]
 
-    runs = [r for r in _one_seed(results) if cp(r).observed_change is not None]
+    def pair(r):
+        c = cp(r)
+        if is_gd(r) and c.observed_change is not None:
+            k = record_steps(r, min(checkpoint, len(r.checkpoints) - 1))
+            return (sum(c.predicted.values()), c.observed_change,
+                    f"GD, next {k} step{'s' if k != 1 else ''}")
+        if c.adam_step is not None and c.adam_step.predicted is not None:
+            old = c.agreement.spearman.rho if c.agreement is not None else None
+            note = f"; old GD-direction ρ = {old:.2f}" if old is not None else ""
+            return c.adam_step.predicted, c.adam_step.actual, f"own Adam step{note}"
+        return None
+
+    runs = [r for r in _one_seed(results) if pair(r) is not None]
     if not runs:
         raise ValueError("no predicted loss changes in the results")
     rows = _rows_by_dim(runs)
-    fig, axes = _panel_grid(rows, (3.4, 3.1))
+    fig, axes = _panel_grid(rows, (3.5, 3.2))
+    from scipy.stats import pearsonr
+
     for row, g in zip(axes, rows):
         for ax, r in zip(row, g):
-            c = cp(r)
-            p, px = _scaled(sum(c.predicted.values()))
-            o, ox = _scaled(c.observed_change)
+            pred, obs, what = pair(r)
+            pred, obs = np.asarray(pred, float), np.asarray(obs, float)
+            ok = np.isfinite(pred) & np.isfinite(obs)
+            p, px = _scaled(pred[ok])
+            o, ox = _scaled(obs[ok])
             ax.scatter(p, o, s=3, alpha=0.4, color="C2", linewidths=0, rasterized=True)
-            rho = c.agreement.spearman.rho
-            ax.set_title(f"{r.name} @ epoch {c.epoch}\nSpearman ρ = {rho:.2f}",
+            rho = pearsonr(pred[ok], obs[ok]).statistic if ok.sum() > 2 else np.nan
+            ax.set_title(f"{r.name} @ epoch {cp(r).epoch}\n{what}\nPearson = {rho:.4f}",
                          fontsize="medium")
             ax.set_xlabel("predicted Δ loss" + px)
-            ax.set_ylabel("observed Δ loss" + ox)
+            ax.set_ylabel("measured Δ loss" + ox)
             ax.axhline(0, color="grey", lw=0.5)
             ax.axvline(0, color="grey", lw=0.5)
             ax.grid(alpha=0.3, lw=0.5)
-    fig.suptitle("Per-sample loss change: first-order prediction for one gradient step (x) "
-                 "against the change observed up to the next record (y)", fontsize="medium")
+    fig.suptitle("Per-sample loss change: the first-order prediction with the step each run "
+                 "takes (x) against the measured change (y)", fontsize="medium")
     return _save(fig, path)
 
 
 def boundary_distance(results, path):
     """Mean exact distance to the region boundary and mean chord between
-    boundaries along grid lines, over training."""
+    boundaries along grid lines, over training (first seed of each run). A run
+    measured at one checkpoint only (encoded 2D runs: exact crossings at the
+    checkpoints the preset's ``encoded_crossings`` names) is a labelled marker,
+    not a line."""
     plt = _plt()
     col = _colours(results)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
-    seen = set()
-    for r in results:
-        ep = [c.epoch for c in r.checkpoints]
-        d = [c.mean_dist_boundary for c in r.checkpoints]
-        ch = [c.mean_chord for c in r.checkpoints]
-        lab = r.name if r.name not in seen else None
-        seen.add(r.name)
-        if any(v is not None for v in d):
-            axes[0].plot(ep, [np.nan if v is None else v for v in d], "-o", ms=3,
-                         color=col[r.name], label=lab)
-        axes[1].plot(ep, [np.nan if v is None else v for v in ch], "-o", ms=3,
-                     color=col[r.name], label=lab)
-    axes[0].set_ylabel("mean exact distance to boundary")
-    axes[1].set_ylabel("grid step / mean crossings per step")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.0), layout="constrained")
+    handles, labels = [], []
+    for r in _one_seed(results):
+        ep = np.array([c.epoch for c in r.checkpoints])
+        lab = r.name
+        for ax, attr in zip(axes, ("mean_dist_boundary", "mean_chord")):
+            v = np.array([np.nan if getattr(c, attr) is None else getattr(c, attr)
+                          for c in r.checkpoints], float)
+            ok = np.isfinite(v)
+            if ok.sum() == 0:
+                continue
+            if ok.sum() == 1:
+                h, = ax.plot(ep[ok], v[ok], marker="D", ms=8, mfc="none", mew=1.5, ls="none",
+                             color=col[r.name])
+                lab = f"{r.name} (one checkpoint)" if attr == "mean_chord" else lab
+            else:
+                h, = ax.plot(ep[ok], v[ok], "-o", ms=3.5, color=col[r.name])
+        if lab not in labels:
+            handles.append(h)
+            labels.append(lab)
+    axes[0].set_ylabel("mean exact distance to the boundary\n(input units)")
+    axes[1].set_ylabel("mean chord between boundaries\n(input units)")
     axes[0].set_title("distance from each sample to its region's boundary", fontsize="medium")
-    axes[1].set_title("mean chord between boundaries along grid lines", fontsize="medium")
+    axes[1].set_title("mean length between boundary crossings along the grid's rows and "
+                      "columns\n(grid step / mean exact crossings per step)", fontsize="medium")
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.set_yscale("log")
         ax.grid(alpha=0.3, lw=0.5)
-    # one legend for both panels, beside them (inside it covered lines)
-    fig.legend(handles=[plt.Line2D([], [], color=col[n], marker="o", ms=3) for n in col],
-               labels=list(col), loc="outside right center", fontsize="small")
+    fig.legend(handles=handles, labels=labels, loc="outside right center", fontsize="small")
     return _save(fig, path)
 
 
@@ -374,8 +497,16 @@ def region_sizes(results, path):
         rp.density_map(p, ax=axes[2])
         if p.dim == 2:
             axes[2].set_aspect(1)
-        sf.suptitle(f"{r.name} (seed {r.seed}) at epoch {max(r.partitions)}: "
-                    f"{len(p):,} exact {'regions' if p.dim == 2 else 'pieces'}, "
+        e = max(r.partitions)
+        cp = next((c for c in r.checkpoints if c.epoch == e), None)
+        if p.dim == 2:
+            what = f"{len(p):,} exact regions"
+        elif cp is not None and cp.n_pieces is not None and cp.n_regions is not None:
+            what = (f"{len(p):,} exact pieces (intervals) with {cp.n_regions:,} distinct "
+                    f"patterns (exact regions; {len(p) - cp.n_regions:,} pieces repeat a pattern)")
+        else:
+            what = f"{len(p):,} exact pieces (= regions)"
+        sf.suptitle(f"{r.name} (seed {r.seed}) at epoch {e}: {what}; "
                     f"{sampled[0]:,} patterns among the {len(pts):,} training samples",
                     fontsize="medium")
     return _save(fig, path)
@@ -388,3 +519,182 @@ def partitions_gif(results, path, name="2d-raw", fps=2):
     r = _run_with_partitions(results, name)
     return _rplot().animate(dict(sorted(r.partitions.items())), path, fps=fps,
                             points=_samples(r), points_kw={"s": 0.5, "c": "k"})
+
+
+def kernel_split(results, path, checkpoint=-1):
+    """The gradient cosine of neighbour pairs split into its kernel and residual
+    parts (:class:`regions.study.results.KernelSplit`) at a checkpoint (default:
+    the end), one column per 2D run (first seed). Top: the gradient cosine
+    against the residual cosine of each 3x3-patch pair, coloured by the kernel
+    similarity ``s_ij``; bottom: the densities of the three quantities."""
+    plt = _plt()
+    runs = [r for r in _one_seed(results) if r.dim == 2
+            and r.checkpoints[checkpoint].confusion_kernel is not None
+            and r.checkpoints[checkpoint].confusion_kernel.neighbour is not None]
+    if not runs:
+        raise ValueError("no kernel split of 2D runs in the results")
+    fig, axes = plt.subplots(2, len(runs), figsize=(3.5 * len(runs) + 0.8, 6.6),
+                             layout="constrained", squeeze=False)
+    bins = np.linspace(-1, 1, 41)
+    sc = None
+    for j, r in enumerate(runs):
+        c = r.checkpoints[checkpoint]
+        gcos, kern, res = (np.asarray(x.neighbour, float) for x in
+                           (c.confusion, c.confusion_kernel, c.confusion_residual))
+        ok = np.isfinite(gcos) & np.isfinite(kern) & np.isfinite(res)
+        ax = axes[0, j]
+        sc = ax.scatter(res[ok], gcos[ok], c=kern[ok], s=3, cmap="viridis", vmin=0, vmax=1,
+                        linewidths=0, rasterized=True)
+        ax.plot([-1, 1], [-1, 1], color="0.5", lw=0.7, ls="--")
+        pr = c.kernel_split.pearson_residual if c.kernel_split else None
+        ax.set_title(f"{r.name}, epoch {c.epoch}\nPearson(gradient, residual) = "
+                     f"{'-' if pr is None else f'{pr:.2f}'}", fontsize="medium")
+        ax.set_xlabel("residual cosine cos(r_i, r_j)")
+        ax.set_xlim(-1.05, 1.05)
+        ax.set_ylim(-1.05, 1.05)
+        ax.grid(alpha=0.3, lw=0.5)
+        ax = axes[1, j]
+        for v, lab, col in ((gcos, "gradient cosine", "C0"), (res, "residual cosine", "C3"),
+                            (kern, "kernel similarity s_ij", "C2")):
+            ax.hist(v[np.isfinite(v)], bins=bins, density=True, histtype="step", lw=1.4,
+                    color=col, label=lab)
+        ax.axvline(-0.5, color="0.4", lw=0.8, ls=":")
+        ax.set_xlabel("value over the 3x3-patch pairs")
+        ax.grid(alpha=0.3, lw=0.5)
+    axes[0, 0].set_ylabel("gradient cosine cos(g_i, g_j)")
+    axes[1, 0].set_ylabel("density")
+    fig.colorbar(sc, ax=axes[0, :], label="kernel similarity s_ij", shrink=0.9)
+    handles, labels = axes[1, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize="small",
+               frameon=False)
+    fig.suptitle("Neighbour pairs: the gradient cosine follows the residual cosine; the kernel "
+                 "similarity stays positive (dotted: -0.5)", fontsize="medium")
+    return _save(fig, path)
+
+
+def _legend(ax, **kw):
+    """A legend, when the panel has labelled artists."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small", **kw)
+
+
+def _same_init(runs):
+    """``{name: [names of later runs with the same kernel at init]}``: runs that
+    differ only in the optimiser start from the same network."""
+    out, seen = {}, []
+    for r in runs:
+        lam = np.asarray(r.checkpoints[0].spectrum.eigenvalues, float)
+        twin = next((n for n, v in seen if v.shape == lam.shape and np.allclose(v, lam,
+                                                                                 rtol=1e-10)),
+                    None)
+        if twin is None:
+            seen.append((r.name, lam))
+            out[r.name] = []
+        else:
+            out[twin].append(r.name)
+    return out
+
+
+def spectral_coupling(results, path):
+    """The trace NTK's spectrum against the region structure (first seed):
+    the normalised eigenvalues at init, the band gains at init per run (runs
+    that share their initial network drawn once), the high-band gain against
+    the mean Hamming distance over every (run, checkpoint), and for full-batch
+    GD runs the kernel's predicted against the measured residual energy ratio
+    of every band at every epoch of the prediction horizons."""
+    from .claims import top_band_gain
+
+    plt = _plt()
+    col = _colours(results)
+    runs = [r for r in _one_seed(results) if r.checkpoints[0].spectrum is not None]
+    if not runs:
+        raise ValueError("no kernel spectra in the results")
+    twins = _same_init(runs)
+    shown = [r for r in runs if r.name in twins]
+
+    def label(r):
+        return r.name + (f" (= {', '.join(twins[r.name])} at init)" if twins[r.name] else "")
+
+    fig, axes = plt.subplots(2, 2, figsize=(11.5, 8.5), layout="constrained")
+    ax = axes[0, 0]
+    for r in shown:
+        lam = np.asarray(r.checkpoints[0].spectrum.eigenvalues, float)
+        lam = lam[lam > lam[0] * 1e-10] / lam[0]
+        ax.loglog(np.arange(1, lam.size + 1), lam, color=col[r.name], lw=1.4, label=label(r),
+                  ls="-" if r.dim == 2 else "--")
+    ax.set_xlabel("eigenvalue index k")
+    ax.set_ylabel("λ_k / λ_1 (init)")
+    ax.set_title("kernel spectrum at init (dashed: 1D)", fontsize="medium")
+    ax.grid(alpha=0.3, lw=0.5, which="major")
+    _legend(ax)
+    ax = axes[0, 1]
+    for r in (r for r in shown if r.dim == 2):
+        gain = np.asarray(r.checkpoints[0].spectrum.band_gain, float)
+        bands = r.band_energy.bands if r.band_energy is not None else None
+        x = np.arange(1, gain.size + 1)
+        ax.semilogy(x, gain, "-o", ms=4, color=col[r.name], label=label(r))
+        if bands is not None and len(bands) == gain.size:
+            ax.set_xticks(x, [f"({lo:g},{hi:g}]" if np.isfinite(hi) else f">{lo:g}"
+                              for lo, hi in bands])
+    ax.axhline(1, color="0.5", lw=0.8, ls=":")
+    ax.set_xlabel("frequency band (cycles over the grid)")
+    ax.set_ylabel("band gain (init; 1 = mean eigenvalue)")
+    ax.set_title("how fast the init kernel learns each band (2D)", fontsize="medium")
+    ax.grid(alpha=0.3, lw=0.5, which="major")
+    _legend(ax)
+    ax = axes[1, 0]
+    from matplotlib.ticker import NullFormatter
+    for r in (r for r in runs if r.dim == 2):
+        pts = [(c.hamming_patch, top_band_gain(r, c)) for c in r.checkpoints
+               if top_band_gain(r, c) is not None]
+        if pts:
+            h, gg = np.array(pts).T
+            ax.plot(h, gg, "-o", ms=4, color=col[r.name], label=r.name, lw=0.8)
+            ax.plot(h[:1], gg[:1], "s", ms=8, mfc="none", color=col[r.name])
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("mean Hamming distance over 3x3 patches (neurons)")
+    ax.set_ylabel("gain of the highest band")
+    ax.set_title("high-band gain against pattern distance (2D)\n(every analysed checkpoint; "
+                 "square: init)", fontsize="medium")
+    ax.grid(alpha=0.3, lw=0.5, which="major")
+    _legend(ax)
+    ax = axes[1, 1]
+    drawn = False
+    markers = "os^Dv<>p"
+    for r in runs:
+        if r.band_energy is None:
+            continue
+        meas_all, pred_all = [], []
+        for c in r.checkpoints:
+            s = c.spectrum
+            if s is None or s.predicted_band is None:
+                continue
+            rows = np.flatnonzero(np.any(np.isfinite(s.predicted_band), axis=1))
+            meas_all.append(np.asarray(r.band_energy.ratio, float)[rows])
+            pred_all.append(np.asarray(s.predicted_band, float)[rows])
+        if not meas_all:
+            continue
+        meas, pred = np.concatenate(meas_all), np.concatenate(pred_all)
+        for b in range(meas.shape[1]):
+            ax.plot(meas[:, b], pred[:, b], markers[b % len(markers)], ms=4, mfc="none",
+                    color=col[r.name], alpha=0.7,
+                    label=f"{r.name}" if b == 0 else None)
+        drawn = True
+    if drawn:
+        lo, hi = ax.get_xlim()
+        ax.plot([lo, hi], [lo, hi], color="0.4", lw=0.8, ls="--")
+        ax.set_xlabel("measured residual energy ratio of a band")
+        ax.set_ylabel("predicted by the kernel")
+        ax.set_title("full-batch GD: every band (marker: o lowest, s, ^, D highest) at every\n"
+                     "epoch of the horizons to the next checkpoint; dashed: equal",
+                     fontsize="medium")
+        ax.grid(alpha=0.3, lw=0.5)
+        _legend(ax)
+    else:
+        ax.text(0.5, 0.5, "no full-batch GD run with a\nspectral prediction",
+                ha="center", va="center", transform=ax.transAxes, color="0.4")
+        ax.axis("off")
+    return _save(fig, path)

@@ -30,7 +30,7 @@ __all__ = ["SCHEMA_VERSION", "Correlation", "CouplingRow", "Confusion", "PairMec
 
 #: Version of the schema and its stored layout; part of every job's
 #: configuration key, so a change here makes old job files stale rather than misread.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _meta(doc, kind="scalar", *, shape=None, unit=None, dtype=None, finite=False, cls=None,
@@ -346,11 +346,16 @@ class Checkpoint:
 
     epoch: int = required("the checkpoint's epoch", unit="epochs", dtype="int", csv="epoch")
     mean_loss: float = required("mean training loss (MSE) at the checkpoint", csv="mean_loss")
-    n_regions: int = scalar("exact regions (2D) / distinct patterns over the exact pieces "
-                            "(encoded 1D) / pieces (raw 1D) in the domain; None without an exact "
-                            "partition", dtype="int", csv="n_regions")
-    n_pieces: int = scalar("exact connected pieces of an encoded 1D partition (a pattern may "
-                           "recur on several pieces)", dtype="int", csv="n_pieces")
+    n_regions: int = scalar("exact regions: sets of inputs with one activation pattern. 2D: "
+                            "the partition's regions; raw 1D: its pieces (an interval each); "
+                            "encoded 1D: the distinct patterns over the exact pieces (the "
+                            "encoding is periodic, so a pattern can recur on several disjoint "
+                            "pieces); None without an exact partition", dtype="int",
+                            csv="n_regions")
+    n_pieces: int = scalar("exact pieces (connected intervals) of an encoded 1D partition; "
+                           "n_pieces - n_regions pieces repeat a pattern met on another piece "
+                           "(None for other runs: there pieces and regions coincide)",
+                           dtype="int", csv="n_pieces")
     n_patterns_sampled: int = required("distinct activation patterns among the samples",
                                        dtype="int", csv="n_patterns_sampled")
     hamming_patch: float = required("mean Hamming distance over all pairs of 3x3 patches "
@@ -383,8 +388,13 @@ class Checkpoint:
                          unit="fraction", csv="dead_")
     normal_cos: dict = mapping("mean pairwise cosine between the weight rows of each hidden "
                                "layer: l1, l2, ...", csv="normal_cos_")
-    partition_seconds: float = scalar("time of the exact partition (includes a first compile)",
-                                      unit="s", csv="partition_seconds")
+    partition_seconds: float = scalar("time of the exact partition, the kernels already "
+                                      "compiled (None: no partition ran)", unit="s",
+                                      csv="partition_seconds")
+    compile_seconds: float = scalar("time to compile the exact engine's kernels or load them from "
+                                    "the cache, at the first partition of that engine in the "
+                                    "worker process (None at later ones and where no engine "
+                                    "runs)", unit="s", csv="compile_seconds")
     features: dict = arrays("per-sample region features (regions.study.features)", ("N",),
                             dtype="fiub")
     kinds: dict = mapping("'exact' or 'sampled' per feature", dtype="str")
@@ -501,6 +511,8 @@ class Finding:
     rules of :data:`regions.study.stats.RULES`.
     """
 
+    group: str = required("the part of the study the claim belongs to "
+                          "(regions.study.claims.GROUPS)", dtype="str")
     claim: str = required("the claim, with its operationalisation", dtype="str")
     run: str = required("the experiment(s) it is measured on", dtype="str")
     statistic: str = required("the per-run statistic pooled over runs", dtype="str")
@@ -519,6 +531,8 @@ class Finding:
                                  "(regions.study.stats.FDR_METHOD)")
     verdict: str = required("'holds', 'does not hold', 'inconclusive' or 'not tested' "
                             "(regions.study.stats.RULES)", dtype="str")
+    rule: int = required("the number (from 1) of the rule of regions.study.stats.RULES that "
+                         "gave the verdict", dtype="int")
     values: str = required("the per-run values, 'unit=value' separated by '; '", dtype="str")
     paper: str = required("what the paper reports", dtype="str")
     measured: str = required("what was measured here, in words", dtype="str")

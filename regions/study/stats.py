@@ -45,7 +45,7 @@ import numpy as np
 from scipy import stats as _st
 
 __all__ = ["ALPHA", "LEVEL", "FDR_METHOD", "SCALES", "ALTERNATIVES", "Estimate", "pool",
-           "paired", "adjust", "holm", "RULES", "verdict", "rules_markdown"]
+           "paired", "adjust", "holm", "RULES", "verdict", "rule_number", "rules_markdown"]
 
 #: Significance level of the false-discovery-rate control.
 ALPHA = 0.05
@@ -269,6 +269,21 @@ def verdict(*, null, alternative, estimate, ci_low, ci_high, p_adjusted, n_units
     ``alternative`` says on which side of the threshold ``null`` the claim
     puts the statistic ("greater" or "less").
     """
+    return RULES[rule_number(null=null, alternative=alternative, estimate=estimate,
+                             ci_low=ci_low, ci_high=ci_high, p_adjusted=p_adjusted,
+                             n_units=n_units) - 1][0]
+
+
+def rule_number(*, null, alternative, estimate, ci_low, ci_high, p_adjusted, n_units):
+    """The number (from 1) of the first rule of :data:`RULES` that applies to a
+    finding (arguments as in :func:`verdict`).
+
+    Examples
+    --------
+    >>> rule_number(null=0.0, alternative="greater", estimate=0.3, ci_low=float("nan"),
+    ...             ci_high=float("nan"), p_adjusted=float("nan"), n_units=1)
+    2
+    """
     _check_choice(alternative, ALTERNATIVES, "alternative")
     row = {"null": float(null), "alternative": alternative,
            "estimate": math.nan if estimate is None else float(estimate),
@@ -276,9 +291,9 @@ def verdict(*, null, alternative, estimate, ci_low, ci_high, p_adjusted, n_units
            "ci_high": math.nan if ci_high is None else float(ci_high),
            "p_adjusted": math.nan if p_adjusted is None else float(p_adjusted),
            "n_units": int(n_units)}
-    for name, _, applies in RULES:
+    for i, (_, _, applies) in enumerate(RULES):
         if applies(row):
-            return name
+            return i + 1
     raise AssertionError("the last rule applies to every finding")  # pragma: no cover
 
 

@@ -22,7 +22,8 @@ __all__ = ["fmt", "aggregate", "mean_sd", "markdown_table", "correlation_summary
 
 def fmt(v, nd=3):
     """A number for a table cell: ``nd`` significant digits, exponent notation
-    for very small or large values, ``-`` for None."""
+    for very small or large values, ``-`` for None (not measured), ``n/a`` for
+    NaN (measured but undefined, e.g. the p-value of one run)."""
     if v is None:
         return "-"
     if isinstance(v, (int, np.integer)):
@@ -32,7 +33,7 @@ def fmt(v, nd=3):
     except (TypeError, ValueError):
         return str(v)
     if not math.isfinite(v):
-        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+        return "n/a" if math.isnan(v) else ("inf" if v > 0 else "-inf")
     if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e6):
         return f"{v:.{nd - 1}e}"
     if abs(v) >= 100:
