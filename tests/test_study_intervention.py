@@ -133,3 +133,14 @@ def test_a_small_intervention_study_runs_is_stored_reused_and_reported(tmp_path)
     rows = intervention_effects(loaded)
     assert {(r["pair"], r["n_units"]) for r in rows} == {("int-adam", 2), ("int-gd", 2)}
     assert effects_figure(loaded, str(tmp_path / "effects.png"))
+
+
+def test_the_gd_arms_are_stable_at_initialisation_on_the_quick_shapes():
+    # lr < 2 / lambda_max of the loss Hessian at init (as the other gd runs)
+    from regions.study.training import sharpness
+
+    jobs, _, _ = build_jobs("quick", seeds=[0])
+    for job in (j for j in jobs if j["name"].startswith("int-gd")):
+        cfg, sig = job["config"], job["signal"]
+        model = build_model(cfg, 2, 3)
+        assert cfg.lr < 2 / sharpness(model, sig.coords, sig.targets, iterations=30)

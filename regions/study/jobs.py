@@ -12,6 +12,14 @@ results as one by one), :func:`train_jobs` trains a group and
 one job alone. :func:`job_key` hashes everything that determines a job's
 result, so that finished jobs are reused only when it matches
 (:mod:`regions.study.runner`); how a job was grouped is not part of it.
+
+A signal whose kwargs say ``"seed": SEED_OF_JOB`` is drawn anew for every
+seed (the noise images, the band-limited images, the 1D phases), so a seed
+is one (initialisation, target) unit of replication and the experiments
+compared by seed share that seed's target. The ``int-*`` experiments are the
+arms of the half-image intervention (:mod:`regions.study.intervention`);
+their ``intervention_pair`` names the comparison. The presets' times are
+:data:`MEASURED_SECONDS`.
 """
 from __future__ import annotations
 
@@ -22,7 +30,7 @@ import time
 
 import numpy as np
 
-__all__ = ["PRESETS", "SEED_OF_JOB", "MEASURED_SECONDS", "build_jobs", "validate_jobs",
+__all__ = ["PRESETS", "SEED_OF_JOB", "MEASURED_SECONDS", "preset_time", "build_jobs", "validate_jobs",
            "validate_jobs_signal", "run_job",
            "ensemble_groups", "train_jobs", "analyse_job", "job_key"]
 
@@ -99,10 +107,35 @@ def _intervention(size, epochs, L, optimizers=("adam", "gd"), record_every=1,
     return exps
 
 
-#: Measured wall time of ``python -m regions study --preset NAME`` (seconds, 2
-#: cores; see each preset's ``measured``), the one place the CLI help and the
-#: README quote.
-MEASURED_SECONDS = {"quick": None, "paper": None, "tiny": None}
+#: Wall time of ``python -m regions study --preset NAME --out NEW_DIR`` on 2
+#: cores (warm Numba cache, a fresh output folder, so nothing is reused):
+#: ``seconds``, whether it was ``measured`` or ``estimated`` (from measured
+#: per-job CPU times, see ``how``), and the machine's 1-minute load average
+#: while it ran (2.0 = both cores busy with this study alone). The one source
+#: of the presets' times: their descriptions end with :func:`preset_time`,
+#: which the CLI help and the README can quote.
+MEASURED_SECONDS = {
+    "quick": {"seconds": None, "kind": "measured", "load": None, "how": ""},
+    "paper": {"seconds": None, "kind": "estimated", "load": None, "how": ""},
+    "tiny": {"seconds": None, "kind": "measured", "load": None, "how": ""},
+}
+
+
+def preset_time(name) -> str:
+    """The time of preset ``name`` in words, from :data:`MEASURED_SECONDS`.
+
+    Examples
+    --------
+    >>> preset_time("quick").startswith(("measured", "estimated", "not measured"))
+    True
+    """
+    if name not in MEASURED_SECONDS:
+        raise ValueError(f"unknown preset {name!r}; accepted: {sorted(MEASURED_SECONDS)}")
+    m = MEASURED_SECONDS[name]
+    if m["seconds"] is None:
+        return "not measured yet"
+    load = f", load average {m['load']:g}" if m.get("load") is not None else ""
+    return f"{m['kind']} {m['seconds']:.0f} s on 2 cores{load}"
 
 #: Study presets. ``analyse`` lists the checkpoints analysed, as fractions of
 #: the epochs. ``encoded_crossings`` says at which analysed checkpoints the
@@ -126,15 +159,16 @@ PRESETS = {
                        "(<= 3 cycles), the half-image PE intervention (Adam and gd) and raw vs "
                        "PE L=5 on the 1D sum of sinusoids (512 points, 4x128, full batch, "
                        "300 epochs)",
-        "experiments": _image(16, 600, [None, 2, 5], batch=64)
+        # the 1D runs first: the longest jobs start first, so no worker idles at the end
+        "experiments": _sines(512, 300, [None, 5], seed=SEED_OF_JOB)
+        + _image(16, 600, [None, 2, 5], batch=64)
         + _image(16, 600, [None, 5], optimizer="gd")
         + _image(16, 600, [None, 5], batch=64, prefix="nat", analyse=(0.0, 0.1, 1.0),
                  signal=("natural_image", {"size": 16}))
         + _image(16, 600, [None, 5], batch=64, prefix="band", analyse=(0.0, 0.1, 1.0),
                  signal=("band_limited_image", {"size": 16, "max_frequency": 3,
                                                 "seed": SEED_OF_JOB}))
-        + _intervention(16, 600, 5, batch=64)
-        + _sines(512, 300, [None, 5], seed=SEED_OF_JOB),
+        + _intervention(16, 600, 5, batch=64),
         "seeds": [0, 1, 2],
         "n_boot": 200, "eps": 0.5, "window": 0.1, "n_distant": 1000,
         "encoded_crossings": "end",
@@ -172,6 +206,11 @@ PRESETS = {
         "n_boot": 50, "eps": 0.5, "window": 0.2, "n_distant": 200,
     },
 }
+
+
+for _name, _preset in PRESETS.items():
+    _preset["description"] += f"; {preset_time(_name)}"
+del _name, _preset
 
 
 # ----------------------------------------------------------------------------- jobs
