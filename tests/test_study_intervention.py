@@ -11,8 +11,8 @@ import torch
 from scipy import stats
 
 from regions.study import run_study
-from regions.study.intervention import (HalfEncoding, effects_figure, hidden_patterns,
-                                        intervention_effects)
+from regions.study.intervention import (HalfEncoding, effects_figure, effects_markdown,
+                                        hidden_patterns, intervention_effects)
 from regions.study.jobs import _intervention, build_jobs, job_key
 from regions.study.results import Intervention, RunResult
 from regions.study.training_config import TrainConfig, build_model
@@ -102,6 +102,10 @@ def test_effects_equal_an_independent_difference_in_differences():
         (math.log(1 / 0.8) - math.log(1 / 0.9)) - (math.log(1 / 0.7) - math.log(1 / 0.95)))
     dens = next(r for r in rows if r["effect"] == "density" and r["when"] == "end")
     assert dens["estimate"] == pytest.approx(math.log(3.0 / 1.5) - 0.0)
+    table = effects_markdown(results).splitlines()
+    assert len([line for line in table if line.startswith("| int-gd |")]) == len(rows)
+    assert f"| did |  | end (2) | {mean:+.3g} [{mean - q * se:+.3g}, {mean + q * se:+.3g}] | 4 |" \
+        in "\n".join(table)
 
 
 def test_effects_need_both_arms_of_a_seed():
@@ -111,6 +115,7 @@ def test_effects_need_both_arms_of_a_seed():
                     [1.0, 1.0])]
     assert intervention_effects(results) == []
     assert effects_figure(results, "unused.png") is None
+    assert effects_markdown(results) == ""
 
 
 def test_a_small_intervention_study_runs_is_stored_reused_and_reported(tmp_path):

@@ -63,7 +63,7 @@ from ..encoding import PositionalEncoding
 
 __all__ = ["HalfEncoding", "ARMS", "EARLY_FRACTION", "is_intervention", "inside_mask",
            "hidden_patterns", "analyse_intervention", "intervention_effects",
-           "effects_figure"]
+           "effects_markdown", "effects_figure"]
 
 #: The two arms: where the encoded features are switched on.
 ARMS = {"treated": "inside", "control": "nowhere"}
@@ -369,6 +369,24 @@ def intervention_effects(results):
                              "ci_high": est.ci_high, "p_value": est.p_value,
                              "n_units": est.n_units, "values": v, "meaning": meaning[effect]})
     return rows
+
+
+def effects_markdown(results):
+    """The effects of :func:`intervention_effects` as a markdown table (a
+    string; empty when there is no complete pair of arms), for a report."""
+    rows = intervention_effects(results)
+    if not rows:
+        return ""
+    out = ["| comparison | optimiser | effect | band | epoch | estimate [95% CI] | seeds | p "
+           "(unadjusted) |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ci = (f" [{r['ci_low']:+.3g}, {r['ci_high']:+.3g}]" if np.isfinite(r["ci_low"])
+              else "")
+        out.append(f"| {r['pair']} | {r['optimizer']} | {r['effect']} | {r['band']} | "
+                   f"{r['when']} ({r['epoch']}) | {r['estimate']:+.3g}{ci} | {r['n_units']} | "
+                   f"{r['p_value']:.2g} |")
+    meanings = dict.fromkeys(f"`{r['effect']}`: {r['meaning']}" for r in rows)
+    return "\n".join(out) + "\n\n" + "; ".join(meanings) + "."
 
 
 def effects_figure(results, path):
