@@ -107,17 +107,30 @@ def _intervention(size, epochs, L, optimizers=("adam", "gd"), record_every=1,
     return exps
 
 
-#: Wall time of ``python -m regions study --preset NAME --out NEW_DIR`` on 2
-#: cores (warm Numba cache, a fresh output folder, so nothing is reused):
-#: ``seconds``, whether it was ``measured`` or ``estimated`` (from measured
-#: per-job CPU times, see ``how``), and the machine's 1-minute load average
-#: while it ran (2.0 = both cores busy with this study alone). The one source
-#: of the presets' times: their descriptions end with :func:`preset_time`,
-#: which the CLI help and the README can quote.
+#: Time of ``python -m regions study --preset NAME --out NEW_DIR`` on 2 cores
+#: (warm Numba cache, a fresh output folder, so nothing is reused), the one
+#: source of the presets' times: their descriptions end with
+#: :func:`preset_time`, which the CLI help and the README can quote.
+#: ``seconds`` is the time on 2 idle cores, ``kind`` says whether it was
+#: ``measured`` so or ``estimated`` from the measured CPU time
+#: (``cpu_seconds``: user + sys of the whole command, workers included; the
+#: jobs run one thread each, so on 2 idle cores the wall time is about the
+#: serial part, start-up and report, plus half the rest). ``wall_seconds`` and
+#: ``load`` are the measured wall time and the 1-minute load average it was
+#: measured under (2 cores shared with other studies and test runs: the wall
+#: time is not the preset's). quick: ``time python -m regions study --out
+#: /tmp/exp_q1`` and again into ``/tmp/exp_q2`` (CPU 229 s and 224 s; wall
+#: 472 s at load 8 and 740 s at load 9-10); its report alone from the
+#: finished jobs (a rerun into the same folder): 24 CPU-s, the serial part.
+#: tiny: ``time python -m regions study --preset tiny --out /tmp/exp_t1``.
+#: paper: see ``how``.
 MEASURED_SECONDS = {
-    "quick": {"seconds": None, "kind": "measured", "load": None, "how": ""},
-    "paper": {"seconds": None, "kind": "estimated", "load": None, "how": ""},
-    "tiny": {"seconds": None, "kind": "measured", "load": None, "how": ""},
+    "quick": {"seconds": 125, "kind": "estimated", "cpu_seconds": 229, "wall_seconds": 472,
+              "load": 8, "how": "24 CPU-s serial + (229 - 24) / 2"},
+    "paper": {"seconds": None, "kind": "estimated", "cpu_seconds": None, "wall_seconds": None,
+              "load": None, "how": ""},
+    "tiny": {"seconds": 20, "kind": "estimated", "cpu_seconds": 24.6, "wall_seconds": 151,
+             "load": 12, "how": "most of it start-up and report, serial"},
 }
 
 
@@ -134,8 +147,11 @@ def preset_time(name) -> str:
     m = MEASURED_SECONDS[name]
     if m["seconds"] is None:
         return "not measured yet"
-    load = f", load average {m['load']:g}" if m.get("load") is not None else ""
-    return f"{m['kind']} {m['seconds']:.0f} s on 2 cores{load}"
+    text = f"{m['kind']} {m['seconds']:.0f} s on 2 idle cores"
+    if m["kind"] == "estimated" and m.get("cpu_seconds"):
+        text += f" (from {m['cpu_seconds']:.0f} CPU-s measured)"
+    return text
+
 
 #: Study presets. ``analyse`` lists the checkpoints analysed, as fractions of
 #: the epochs. ``encoded_crossings`` says at which analysed checkpoints the
