@@ -123,12 +123,19 @@ def _intervention(size, epochs, L, optimizers=("adam", "gd"), record_every=1,
 #: 472 s at load 8 and 740 s at load 9-10); its report alone from the
 #: finished jobs (a rerun into the same folder): 24 CPU-s, the serial part.
 #: tiny: ``time python -m regions study --preset tiny --out /tmp/exp_t1``.
-#: paper: see ``how``.
+#: paper (not run whole on the shared machine): the CPU seconds of seed 0 of
+#: every experiment, measured one by one with ``benchmarks/bench_study_jobs.py
+#: paper 0`` (2d-raw 108, 2d-pe2 115, 2d-pe5 95, gd-2d-raw 75, gd-2d-pe5 62,
+#: 1d-raw 20, 1d-pe5 21, nat-raw 13, band-pe5 11, int-adam-treated 5.4,
+#: int-gd-control 3.2; nat-pe5 and band-raw taken as 13, the other arms as
+#: theirs), times 3 seeds: 1488 CPU-s for the experiments of the paper preset
+#: before the new ones (2 x 744 s: the 765 s measured then) and 195 CPU-s for
+#: the new ones, so 1683 / 2 + about 40 s serial (start-up and report).
 MEASURED_SECONDS = {
     "quick": {"seconds": 125, "kind": "estimated", "cpu_seconds": 229, "wall_seconds": 472,
               "load": 8, "how": "24 CPU-s serial + (229 - 24) / 2"},
-    "paper": {"seconds": None, "kind": "estimated", "cpu_seconds": None, "wall_seconds": None,
-              "load": None, "how": ""},
+    "paper": {"seconds": 880, "kind": "estimated", "cpu_seconds": 1683, "wall_seconds": None,
+              "load": None, "how": "per-job CPU seconds x 3 seeds / 2 + 40 s serial"},
     "tiny": {"seconds": 20, "kind": "estimated", "cpu_seconds": 24.6, "wall_seconds": 151,
              "load": 12, "how": "most of it start-up and report, serial"},
 }
@@ -195,19 +202,19 @@ PRESETS = {
                        "PE L=5, and raw / PE L=5 with full-batch gradient descent (gd, lr 0.1); "
                        "1D sum of sinusoids, 4x128, full batch, 500 epochs, raw / PE L=5; raw / "
                        "PE L=5 on the natural image and on a band-limited image (<= 6 cycles), "
-                       "32x32, 1500 epochs; the half-image PE intervention (L=5, Adam and gd), "
-                       "32x32, 1500 epochs",
+                       "32x32, 1000 epochs; the half-image PE intervention (L=5, Adam and gd), "
+                       "32x32, 1000 epochs",
         "experiments": _image(64, 5000, [None, 2, 5], record_every=10,
                               analyse=(0.0, 0.01, 0.05, 0.2, 0.5, 1.0))
         + _image(64, 5000, [None, 5], record_every=10,
                  analyse=(0.0, 0.01, 0.05, 0.2, 0.5, 1.0), optimizer="gd")
         + _sines(2048, 500, [None, 5], seed=SEED_OF_JOB)
-        + _image(32, 1500, [None, 5], prefix="nat", analyse=(0.0, 0.02, 0.1, 1.0),
+        + _image(32, 1000, [None, 5], prefix="nat", analyse=(0.0, 0.1, 1.0),
                  signal=("natural_image", {"size": 32}))
-        + _image(32, 1500, [None, 5], prefix="band", analyse=(0.0, 0.02, 0.1, 1.0),
+        + _image(32, 1000, [None, 5], prefix="band", analyse=(0.0, 0.1, 1.0),
                  signal=("band_limited_image", {"size": 32, "max_frequency": 6,
                                                 "seed": SEED_OF_JOB}))
-        + _intervention(32, 1500, 5, record_every=5, analyse=(0.0, 0.1, 0.5, 1.0)),
+        + _intervention(32, 1000, 5, record_every=5, analyse=(0.0, 0.1, 0.5, 1.0)),
         "seeds": [0, 1, 2],
         "n_boot": 500, "eps": 0.5, "window": 0.1, "n_distant": 5000,
         "encoded_crossings": "ends",
