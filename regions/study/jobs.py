@@ -119,9 +119,10 @@ def _intervention(size, epochs, L, optimizers=("adam", "gd"), record_every=1,
 #: ``load`` are the measured wall time and the 1-minute load average it was
 #: measured under (2 cores shared with other studies and test runs: the wall
 #: time is not the preset's). quick: ``time python -m regions study --out
-#: /tmp/exp_q1`` and again into ``/tmp/exp_q2`` (CPU 229 s and 224 s; wall
-#: 472 s at load 8 and 740 s at load 9-10); its report alone from the
-#: finished jobs (a rerun into the same folder): 24 CPU-s, the serial part.
+#: /tmp/exp_q1``, again into ``/tmp/exp_q2`` and ``/tmp/exp_q3`` (CPU 229 s,
+#: 224 s and 244 s; wall 472 s at load 8, 740 s at load 9-10 and 348 s at load
+#: 5-7); its report alone from the finished jobs (a rerun into the same
+#: folder): 24 CPU-s, the serial part.
 #: tiny: ``time python -m regions study --preset tiny --out /tmp/exp_t1``.
 #: paper (not run whole on the shared machine): the CPU seconds of seed 0 of
 #: every experiment, measured one by one with ``benchmarks/bench_study_jobs.py
@@ -132,8 +133,8 @@ def _intervention(size, epochs, L, optimizers=("adam", "gd"), record_every=1,
 #: before the new ones (2 x 744 s: the 765 s measured then) and 195 CPU-s for
 #: the new ones, so 1683 / 2 + about 40 s serial (start-up and report).
 MEASURED_SECONDS = {
-    "quick": {"seconds": 125, "kind": "estimated", "cpu_seconds": 229, "wall_seconds": 472,
-              "load": 8, "how": "24 CPU-s serial + (229 - 24) / 2"},
+    "quick": {"seconds": 135, "kind": "estimated", "cpu_seconds": 244, "wall_seconds": 348,
+              "load": 6, "how": "24 CPU-s serial + (244 - 24) / 2, the slowest of 3 runs"},
     "paper": {"seconds": 880, "kind": "estimated", "cpu_seconds": 1683, "wall_seconds": None,
               "load": None, "how": "per-job CPU seconds x 3 seeds / 2 + 40 s serial"},
     "tiny": {"seconds": 20, "kind": "estimated", "cpu_seconds": 24.6, "wall_seconds": 151,
