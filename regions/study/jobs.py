@@ -30,9 +30,9 @@ import time
 
 import numpy as np
 
-__all__ = ["PRESETS", "SEED_OF_JOB", "MEASURED_SECONDS", "preset_time", "build_jobs", "validate_jobs",
-           "validate_jobs_signal", "run_job",
-           "ensemble_groups", "train_jobs", "analyse_job", "job_key"]
+__all__ = ["PRESETS", "SEED_OF_JOB", "MEASURED_SECONDS", "preset_time", "build_jobs",
+           "validate_jobs", "validate_jobs_signal", "run_job", "ensemble_groups", "train_jobs",
+           "analyse_job", "job_key"]
 
 
 # ----------------------------------------------------------------------------- presets
