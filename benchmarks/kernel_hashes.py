@@ -1,12 +1,15 @@
-"""Fingerprints of the 2D engine's output on fixed networks, to show that a change
-of the kernels leaves every array bit-identical.
+"""Fingerprints of the 2D engine's and the encoded 1D engine's output on fixed
+networks, to show that a change of the kernels leaves every array bit-identical.
 
     python benchmarks/kernel_hashes.py            # prints one line per case
     python benchmarks/kernel_hashes.py --check    # compares with kernel_hashes.json
 
 Each line is the SHA-256 of the raw bytes (with dtype and shape) of the arrays
 ``vertices, face_offsets, face_vertices, packed_patterns, A, c`` of
-``regions.partition`` on one case. ``--write`` stores the current ones.
+``regions.partition`` on one case (encoded 1D cases: ``points, packed_patterns,
+A, c`` and the level set of the output at its median on a grid, which runs the
+``carry`` walk of ``kernels.trig.isolate_pieces``). ``--write`` stores the
+current ones.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from regions.cli import he_network  # noqa: E402
 from regions.network import Network  # noqa: E402
 
 FIELDS = ("vertices", "face_offsets", "face_vertices", "packed_patterns", "A", "c")
+FIELDS_1D = ("points", "packed_patterns", "A", "c")
 BOX3 = ((-3.0, 3.0), (-3.0, 3.0))
 
 
@@ -53,13 +57,37 @@ def cases():
     ints = [(rng.integers(-2, 3, (m, k)).astype(float), rng.integers(-2, 3, m).astype(float))
             for k, m in zip(sizes[:-1], sizes[1:])]
     out.append(("integer 2-6-6-5-1 [-2,2]^2", _network(ints), ((-2.0, 2.0), (-2.0, 2.0))))
+    return out + encoded_cases()
+
+
+def encoded_cases():
+    """(name, torch model, interval) of the encoded 1D cases."""
+    import torch
+
+    out = []
+    for L, width, seed in ((5, 32, 0), (8, 64, 1)):
+        torch.manual_seed(seed)
+        m = torch.nn.Sequential(regions.PositionalEncoding(L), torch.nn.Linear(2 * L, width),
+                                torch.nn.ReLU(), torch.nn.Linear(width, width), torch.nn.ReLU(),
+                                torch.nn.Linear(width, 1)).double()
+        out.append((f"encoded PE L={L} 1-{width}x2-1 [0,1]", m, (0.0, 1.0)))
     return out
 
 
-def fingerprint(p):
+def fingerprint(p, model=None):
+    """SHA-256 of the partition's arrays (``model``: the torch model of an encoded case)."""
     h = hashlib.sha256()
-    for name in FIELDS:
-        arr = np.ascontiguousarray(getattr(p, name) if name not in ("A", "c") else p.affine[name == "c"])
+    arrays = [(name, getattr(p, name) if name not in ("A", "c") else p.affine[name == "c"])
+              for name in (FIELDS if p.dim == 2 else FIELDS_1D)]
+    if p.dim == 1:   # the level set at the median output on a grid: crosses many pieces
+        import torch
+
+        with torch.no_grad():
+            out = model(torch.linspace(0.0, 1.0, 1001, dtype=torch.float64)[:, None])
+        level = float(out.median())
+        arrays.append(("level_set", np.asarray(p.level_set(level))))
+    for name, arr in arrays:
+        arr = np.ascontiguousarray(arr)
         h.update(f"{name}:{arr.dtype.str}:{arr.shape}".encode())
         h.update(arr.tobytes())
     return h.hexdigest()
@@ -73,7 +101,7 @@ def main(argv=None):
     got = {}
     for name, net, dom in cases():
         p = regions.partition(net, dom)
-        got[name] = fingerprint(p)
+        got[name] = fingerprint(p, net)
         print(f"{got[name]}  {len(p):>7} regions  {name}")
     path = HERE / "kernel_hashes.json"
     if args.write:

@@ -225,6 +225,13 @@ def isolate_pieces(lo, hi, Cf, kind, alpha, beta, rel_tol, h_term, xtol, start, 
                    max_boxes=200_000_000, carry=False):
     """Root isolation for pieces ``start .. stop-1``.
 
+    One long function on purpose: the per-box, per-neuron loop is the encoded
+    engine's hot path. Moving its steps into helper kernels (piece bounds,
+    midpoint values, the sign walk, root recording; tried 2026-12-02, outputs
+    bit-identical by ``benchmarks/kernel_hashes.py``) cost 25-40% CPU on
+    PE(L=8) 1-128x4-1 in paired runs (``farm-bench --vs``), with or without
+    ``inline="always"``.
+
     Parameters
     ----------
     lo, hi : (P,) piece ends. Cf : (P, F+1, n) coefficients per piece, feature

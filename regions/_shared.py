@@ -39,6 +39,7 @@ ValueError: affine layer 2 of 2 (the output layer, from pair 1) could reach pre-
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -47,7 +48,7 @@ import numpy as np
 
 from .partition import TooManyRegions
 
-__all__ = ["show_progress", "progress_bar", "thread_pool", "check_region_cap",
+__all__ = ["show_progress", "progress_bar", "stderr_is_terminal", "QUIET_ENV", "thread_pool", "check_region_cap",
            "in_domain_coordinates", "check_value_range", "MAX_VALUE", "memory_budget",
            "check_layer_memory", "MemoryBudgetExceeded"]
 
@@ -57,15 +58,26 @@ __all__ = ["show_progress", "progress_bar", "thread_pool", "check_region_cap",
 MAX_VALUE = 1e300
 
 
+#: Environment variable that turns the engines' default bars off
+#: (``progress=None`` then means no bar); the study sets it in its workers
+#: and while it runs jobs in-process, so that only its own progress shows.
+QUIET_ENV = "REGIONS_QUIET_PROGRESS"
+
+
+def stderr_is_terminal() -> bool:
+    """Whether stderr is a terminal (``False`` when it has no ``isatty`` or is closed)."""
+    try:
+        return bool(sys.stderr.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
 def show_progress(progress) -> bool:
     """Whether to show a progress bar: ``progress`` itself, or for ``None``
-    whether stderr is a terminal (``False`` when stderr has no ``isatty`` or
-    is closed)."""
+    whether stderr is a terminal, unless the environment variable
+    :data:`QUIET_ENV` is ``"1"``."""
     if progress is None:
-        try:
-            return bool(sys.stderr.isatty())
-        except (AttributeError, ValueError):
-            return False
+        return os.environ.get(QUIET_ENV) != "1" and stderr_is_terminal()
     return bool(progress)
 
 

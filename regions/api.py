@@ -82,14 +82,6 @@ def partition(model, domain, *, max_regions=None, progress=None, memory_budget=N
         memory_budget = _positive_int(memory_budget, "memory_budget")
     # the model and the domain are read here, once; the engines take them as they are
     net = as_network(model)
-    if net.n_carried:
-        raise ValueError(f"this model has {net.n_carried} carried units (values a later layer "
-                         "needs passed through a layer unchanged: a residual or skip connection, "
-                         "the other input of a max, the linear part of a layer whose units have "
-                         "different slopes): regions can read it (regions.as_network(model): "
-                         "forward, patterns) but the partition engines do not take carried units "
-                         "yet; chains of Linear layers and activations of one slope per layer "
-                         "partition")
     dom = as_domain(domain, net.input_dim)
     if net.encoding is not None and dom.dim == 2:
         from .encoded.engine import ENCODED_2D_MESSAGE

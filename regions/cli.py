@@ -521,12 +521,22 @@ def _study(args):
         except ValueError:
             raise UsageError(f"bad --seeds {args.seeds!r}: expected integers separated by "
                              "commas, e.g. 0,1,2") from None
-    progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    # None: the study decides (a bar in a terminal, plain lines with a heartbeat otherwise)
+    progress = args.progress
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"bad --workers {args.workers}: must be >= 1")
     if args.scheduler is not None and args.workers is not None:
         raise UsageError("--scheduler and --workers exclude each other: the cluster's "
                          "workers run the jobs")
+    if args.report_only:
+        from .study import report_from_jobs
+
+        try:
+            result = report_from_jobs(args.out, preset=args.preset)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        print(f"report: {result}")
+        return 0
     client = _dask_client(args.scheduler) if args.scheduler is not None else None
     try:
         # run_study takes the number of workers as its executor: N local processes
@@ -540,7 +550,7 @@ def _study(args):
     finally:
         if client is not None:
             client.close()
-    if result is not None and not progress:  # with progress on, the study says it
+    if result is not None and progress is False:  # otherwise the study said it on stderr
         print(f"report: {result}")
     return 0
 
@@ -611,7 +621,11 @@ def build_parser():
                         "installed too)")
     s.add_argument("--seeds", metavar="LIST", help="seeds to run, e.g. 0,1,2 (default: the preset's)")
     s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress output on stderr (default: when stderr is a terminal)")
+                   help="progress on stderr (default on: one bar in a terminal, plain lines "
+                        "with a heartbeat every 30 s otherwise; --no-progress: silent)")
+    s.add_argument("--report-only", action="store_true",
+                   help="train nothing: write the report from the jobs already saved in "
+                        "--out (for instance of an interrupted study)")
     s.set_defaults(func=_study)
     return parser
 

@@ -99,6 +99,23 @@ class Domain:
         return (self.basis.shape[0] == self.basis.shape[1]
                 and np.array_equal(self.basis, np.eye(self.dim)) and not np.any(self.origin))
 
+    @property
+    def input_scale(self) -> float:
+        """Factor from a measure in domain coordinates to the same set's measure
+        in input space: the length of the direction of a 1D slice, the area
+        ``sqrt(det(B^T B))`` of the parallelogram spanned by a 2D slice's
+        directions ``B``; 1.0 when the domain is the input itself."""
+        B = self.basis
+        if self.dim == 1:
+            return float(np.linalg.norm(B[:, 0]))
+        return float(np.sqrt(abs(np.linalg.det(B.T @ B))))
+
+    @property
+    def measure_input(self) -> float:
+        """The domain's length or area in input-space units
+        (``measure * input_scale``; see :attr:`measure`, in domain units)."""
+        return self.measure * self.input_scale
+
     def to_input(self, u):
         """Map domain coordinates ``u`` (``(n, dim)`` or ``(n,)`` in 1D) to input space."""
         u = np.asarray(u, dtype=np.float64)
@@ -123,6 +140,8 @@ class Interval(Domain):
 
     @property
     def measure(self) -> float:
+        """Length in domain coordinates (for a :class:`Segment`, of its parameter
+        range; :attr:`measure_input` is the length in input space)."""
         return self.hi - self.lo
 
     def __repr__(self):
@@ -168,6 +187,8 @@ class Box(Domain):
 
     @property
     def measure(self) -> float:
+        """Area in domain coordinates (for a :class:`Plane`, of its parameter
+        box; :attr:`measure_input` is the area in input space)."""
         return (self.xr[1] - self.xr[0]) * (self.yr[1] - self.yr[0])
 
     def convex_pieces(self):

@@ -1,5 +1,6 @@
 """The exact raw 1D engine: an interval (or a segment through any input space)
-cut into the linear pieces of a raw-coordinate ReLU / LeakyReLU MLP.
+cut into the linear pieces of a raw-coordinate ReLU / LeakyReLU network
+(an MLP, or a traced model whose layers also hold carried units).
 
 Method (kernels in :mod:`kernels.line`): the interval starts as one piece.
 Before layer ``l`` is cut, every piece has a fixed pattern for the layers
@@ -7,7 +8,10 @@ below, so ``z_l`` is affine on each piece and continuous; its values at the
 points (breakpoints and ends) determine it. Layer ``l`` cuts each piece at the
 sign changes of each neuron, ``t = z(u) / (z(u) - z(v))``, the values of the
 new points are interpolated, and the next layer's values at every point are
-``act(Z) @ W.T + b``: one BLAS product per layer.
+``act(Z) @ W.T + b``: one BLAS product per layer. A layer's carried units
+(:attr:`regions.Network.linear`: residual streams, input skips) take no part
+in the cut; their values are interpolated at the new points and enter the
+next product as they are (identity activation), see :func:`line_pieces`.
 
 Tolerance (local): a value ``z_k(p) = sum_j W_kj a_j(p) + b_k`` at a point
 counts as zero when ``|z_k(p)| <= 1e-10 * (sum_j |W_kj| |a_j(p)| + |b_k|)``,
@@ -56,17 +60,24 @@ def line_pieces(net, lo, hi, max_regions=None, progress=None, desc="1D layers",
     the output values at the points. ``memory_budget`` (bytes, ``None``: the
     default of :func:`regions.api.memory_budget`) bounds the estimated memory of
     each layer.
+
+    Carried units (:attr:`regions.Network.linear`) are never cut: each layer
+    is cut along its kink units alone (``Z``, the leading columns of
+    :meth:`regions.Network.kink_first`), its carried values ``C`` are
+    interpolated at the new points like ``Z`` (both are affine on every piece
+    being cut) and pass into the next layer's product unchanged (identity).
     """
     from kernels import line as K
 
     if net.weights[0].shape[1] != 1:
         raise ValueError(f"line_pieces needs a 1-input network, got {net.weights[0].shape[1]} inputs")
+    net = net.kink_first()
     budget = default_budget() if memory_budget is None else memory_budget
     n_hidden = net.n_hidden
     words = max((n_hidden + 63) // 64, 1)
     t = np.array([lo, hi], dtype=np.float64)
     n_layers = len(net.weights) - 1
-    Z = _snapped_product(t[:, None], net.weights[0], net.biases[0], snap=n_layers > 0)
+    Z, C = _layer_values(net, 0, t[:, None], net.weights[0])
     packed = np.zeros((1, words), dtype=np.uint64)
     offset = 0
     bar = progress_bar(progress, total=n_layers, desc=desc, unit="layer") if n_layers else None
@@ -74,15 +85,18 @@ def line_pieces(net, lo, hi, max_regions=None, progress=None, desc="1D layers",
         for l in range(n_layers):
             Z = np.ascontiguousarray(Z)
             n, n_next = Z.shape[1], net.weights[l + 1].shape[0]
+            n_carried = 0 if C is None else C.shape[1]
             counts = np.empty(max(Z.shape[0] - 1, 0), dtype=np.int64)
             _split(K.count_rows, Z.shape[0] - 1, Z, counts)
             points = Z.shape[0] + int(counts.sum())    # at most, before merges
-            # the current values, then per new point: its position, values (cut
-            # and activated), next values and patterns; the next weights twice
-            estimate = (Z.nbytes + points * 8 * (2 + 2 * n + n_next + 2 * words)
+            # the current values, then per new point: its position, values (cut,
+            # carried and activated), next values and patterns; the next weights twice
+            estimate = (Z.nbytes + (0 if C is None else C.nbytes)
+                        + points * 8 * (2 + 2 * (n + n_carried) + n_next + 2 * words)
                         + 2 * net.weights[l + 1].nbytes)
             check_layer_memory(estimate, budget, max_regions, f"hidden layer {l + 1} of {n_layers}",
                                f"{points - 1} pieces")
+            t_old = t
             t, Z, parent = _cut_layer(t, Z, counts)
             del counts
             n_pieces = len(t) - 1
@@ -92,9 +106,13 @@ def line_pieces(net, lo, hi, max_regions=None, progress=None, desc="1D layers",
             a, live = _states_and_activations(Z, packed, offset, float(net.slopes[l]))
             offset += n
             W = net.weights[l + 1]
-            if live.shape[0] < W.shape[1]:
-                W = W[:, live]      # neurons off at every point add nothing
-            Z = _snapped_product(a, W, net.biases[l + 1], snap=l + 1 < n_layers)
+            if C is None:
+                if live.shape[0] < W.shape[1]:
+                    W = W[:, live]      # neurons off at every point add nothing
+            else:
+                a = np.hstack([a, _interpolate_carried(t_old, C, t, parent)])
+                W = W[:, np.concatenate([live, np.arange(n, n + n_carried)])]
+            Z, C = _layer_values(net, l + 1, a, W)
             del a, W
             if bar is not None:
                 bar.update(1)
@@ -103,6 +121,38 @@ def line_pieces(net, lo, hi, max_regions=None, progress=None, desc="1D layers",
         if bar is not None:
             bar.close()
     return t, packed, Z
+
+
+def _layer_values(net, l, A, W):
+    """Layer ``l``'s values at the points from the activations ``A`` below
+    (``W``: the layer's weights, columns matching ``A``): ``(Z, C)``, the kink
+    units' values (zeros to within rounding snapped, except for the output
+    layer) and the carried units' values (``None`` when the layer has none).
+    ``net`` is :meth:`regions.Network.kink_first`: the kink units lead."""
+    b = net.biases[l]
+    hidden = l < len(net.weights) - 1
+    n_kinks = net.n_kinks(l) if hidden else W.shape[0]
+    if n_kinks == W.shape[0]:
+        return _snapped_product(A, W, b, snap=hidden), None
+    C = A @ W[n_kinks:].T
+    C += b[n_kinks:]
+    return _snapped_product(A, W[:n_kinks], b[:n_kinks]), C
+
+
+def _interpolate_carried(t_old, C, t, parent):
+    """The carried values ``C`` (at the points ``t_old``) at the new points ``t``.
+
+    New point ``q < len(t) - 1`` lies in old piece ``parent[q]`` (it is the
+    left end of a new piece there), the last point is the old last point;
+    ``C`` is affine on every old piece, so it is interpolated between the old
+    piece's ends (an old point gets its own value back exactly).
+    """
+    old = np.empty(len(t), dtype=np.int64)
+    old[:-1] = parent
+    old[-1] = len(t_old) - 2
+    left, right = t_old[old], t_old[old + 1]
+    s = ((t - left) / (right - left))[:, None]
+    return (1.0 - s) * C[old] + s * C[old + 1]
 
 
 def _snapped_product(A, W, b, snap=True):
@@ -170,8 +220,10 @@ def _exact_slopes(net, packed, idx):
     G = np.repeat(net.weights[0][:, 0][None, :], len(idx), axis=0)
     start = 0
     for l, W in enumerate(net.weights[1:]):
-        w = net.weights[l].shape[0]
-        D = np.where(pats[:, start:start + w], 1.0, net.slopes[l])
+        kink = net.kink_mask(l)
+        w = int(kink.sum())
+        D = np.ones_like(G)     # carried units: identity
+        D[:, kink] = np.where(pats[:, start:start + w], 1.0, net.slopes[l])
         G = (G * D) @ W.T
         start += w
     return G  # (m, n_out)

@@ -4,7 +4,11 @@ The engine (:func:`enumerate_plane`) keeps a convex subdivision of the domain
 as arrays and cuts it layer by layer with the kernels of :mod:`kernels.plane`.
 Each vertex carries only the current layer's pre-activations; after a layer
 is cut, the values at all vertices are pushed through the next weight matrix
-in one BLAS product (in chunks, to bound memory).
+in one BLAS product (in chunks, to bound memory). A layer's carried units
+(:attr:`regions.Network.linear`: residual streams, skips) are never cut: the
+kernels see the layer's kink values only, and the carried values ride along,
+interpolated with the same recipes and passed to the next product unchanged
+(:func:`_next_values`; ``docs/design.md``, "Reading a model").
 
 Memory
 ------
@@ -139,6 +143,11 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_bud
     ``stats['products']`` lists the ``[rows, inputs, outputs]`` of every product
     of vertex values with a weight matrix (what the BLAS alone would take:
     ``benchmarks/bench_engine.py`` times them as the engine's floor).
+
+    The layer loop stays in this one frame on purpose: it frees each
+    generation's arrays (``del``) at the points that bound the peak memory
+    (one full pattern array, not two; the old faces gone before the next
+    values are formed), which helpers holding references would defeat.
     """
     from kernels import line, plane
     from kernels.polygon import affine_fits
@@ -146,21 +155,26 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_bud
     t0 = time.perf_counter()
     budget = default_budget() if memory_budget is None else memory_budget
     P, face_off, face_vtx, face_edge, edges = _initial(pieces)
+    # carried units (residual streams, input skips) are never cut: each layer's
+    # kink units lead (Z, what the kernels see), its carried values C follow
+    network = network.kink_first()
     n_hidden = network.n_hidden
     words = max(1, (n_hidden + 63) // 64)
     bits = np.zeros((len(pieces), words), dtype=np.uint64)
     layers = list(network.hidden_layers)
     W0, b0 = network.weights[0], network.biases[0]
-    Z = P @ W0.T + b0
+    k0 = network.n_kinks(0) if layers else W0.shape[0]
+    Z = P @ W0[:k0].T + b0[:k0]
+    C = P @ W0[k0:].T + b0[k0:] if k0 < W0.shape[0] else None
     # (rows, inputs, outputs) of each product of vertex values, for stats['products']
     products = [[P.shape[0], W0.shape[1], W0.shape[0]]]
     if layers:
-        _snap(Z, P, W0, b0)
+        _snap(Z, P, W0[:k0], b0[:k0])
     bit_offset = 0
     bar = progress_bar(progress, total=len(layers), desc="regions", unit="layer")
     try:
         for li, (W, b, slope) in enumerate(layers):
-            n = W.shape[0]
+            n = Z.shape[1]      # the kink units: the layer's cuts and pattern bits
             where = f"hidden layer {li + 1} of {len(layers)}"
             V = P.shape[0]
             pos, neg = plane.vertex_sign_bits(Z)
@@ -173,7 +187,8 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_bud
             chunk = max(1, min(256, F // 64 + 1))
             cut_off, cut_neuron, nbnd, face_pos = plane.face_cutters(pos, neg, face_off, face_vtx, face_edge, ngroups)
             del pos, neg
-            live = sum(x.nbytes for x in (P, face_off, face_vtx, face_edge, edges, bits, Z, cross_off,
+            live = (0 if C is None else C.nbytes) + sum(
+                x.nbytes for x in (P, face_off, face_vtx, face_edge, edges, bits, Z, cross_off,
                                           cross_neuron, cross_group, group_off, group_t, cut_off,
                                           cut_neuron, face_pos, nbnd))
             # the faces' local arrangements: scratch per chunk of faces, cubic
@@ -260,9 +275,11 @@ def enumerate_plane(network, pieces, max_regions=None, progress=None, memory_bud
             Wn, bn = network.weights[li + 1], network.biases[li + 1]
             zeros = _NewVertexZeros(cross_vertex, cross_neuron, iv_zero, V + n_ev)
             del cross_vertex, cross_neuron, iv_zero
-            products.append([V_new, n, Wn.shape[0]])
-            Z = _next_values(Z, rec_idx, rec_w, V, V_new, slope, Wn, bn, zeros,
-                             snap=li + 1 < len(layers))
+            products.append([V_new, Wn.shape[1], Wn.shape[0]])
+            hidden = li + 1 < len(layers)
+            Z, C = _next_values(Z, C, rec_idx, rec_w, V, V_new, slope, Wn, bn,
+                                network.n_kinks(li + 1) if hidden else Wn.shape[0], zeros,
+                                snap=hidden)
             del rec_idx, rec_w, zeros
             _release_free_memory()
             bit_offset += n
@@ -442,49 +459,68 @@ def _activate(z, slope):
     return z
 
 
-def _next_values(Z, rec_idx, rec_w, V, V_new, slope, Wn, bn, zeros, snap):
-    """Values of the next layer at all ``V_new`` vertices.
+def _next_values(Z, C, rec_idx, rec_w, V, V_new, slope, Wn, bn, n_kinks, zeros, snap):
+    """Values of the next layer at all ``V_new`` vertices: ``(Z, C)``, its kink
+    units' values (the first ``n_kinks`` rows of ``Wn``) and its carried units'
+    values (``None`` when it has none).
 
     The current layer's values at the new vertices are interpolated, the
     neurons ``zeros`` names are set to exactly 0 there (their cut passes
-    through the vertex), and after the product the values that are zero to
-    within rounding of their terms are set to 0 (``snap``; not for the
-    output layer).
+    through the vertex), and after the product the kink values that are zero
+    to within rounding of their terms are set to 0 (``snap``; not for the
+    output layer). The current layer's carried values ``C`` are interpolated
+    with the same recipes and enter the product as they are (identity), after
+    the activated kink values (the columns of ``Wn`` are in that order:
+    :meth:`regions.Network.kink_first`).
 
-    When the width does not change, ``Z`` is grown with ``ndarray.resize`` (a
-    remap, not a copy), the new rows are written from the old ones, and then
-    the old rows are transformed in place: the peak memory is one array of
-    values, not two.
+    When a width does not change, its array is grown with ``ndarray.resize``
+    (a remap, not a copy), the new rows are written from the old ones, and
+    then the old rows are transformed in place: the peak memory is one array
+    of values, not two.
     """
     from kernels import line, plane
 
-    n_next = Wn.shape[0]
-    W_abs = np.abs(Wn)
-    w_max = W_abs.max(axis=1) if Wn.shape[1] else np.zeros(n_next)
-    b_abs = np.abs(bn)
-    in_place = n_next == Z.shape[1] and Z.base is None and Z.flags.c_contiguous
-    if in_place:
-        Z.resize((V_new, n_next), refcheck=False)
-        target = Z
-    else:
-        target = np.empty((V_new, n_next))
+    Wk, bk = Wn[:n_kinks], bn[:n_kinks]
+    W_abs = np.abs(Wk)
+    w_max = W_abs.max(axis=1) if Wk.shape[1] else np.zeros(n_kinks)
+    b_abs = np.abs(bk)
+    target = _grown(Z, V_new, n_kinks)
+    carried = Wn.shape[0] > n_kinks
+    if carried:
+        Wc, bc = Wn[n_kinks:], bn[n_kinks:]
+        target_c = _grown(C, V_new, Wc.shape[0])
+
+    def rows(zl, cl, s, e):
+        # activations of rows s:e (kink values zl, carried values cl) -> next values
+        _activate(zl, slope)
+        a = zl if cl is None else np.hstack([zl, cl])
+        out = target[s:e]
+        np.dot(a, Wk.T, out=out)
+        out += bk
+        if snap:
+            line.snap_rows(out, a, W_abs, b_abs, w_max, RTOL, 0, e - s)
+        if carried:
+            out = target_c[s:e]
+            np.dot(a, Wc.T, out=out)
+            out += bc
+
     # new vertices first, while the old rows still hold this layer's values
     for s in range(V, V_new, _ROWS_PER_CHUNK):
         e = min(V_new, s + _ROWS_PER_CHUNK)
         zl = plane.interpolate_rows(Z, rec_idx, rec_w, s, e)
         zeros.apply(zl, s, e)
-        _activate(zl, slope)
-        out = target[s:e]
-        np.dot(zl, Wn.T, out=out)
-        out += bn
-        if snap:
-            line.snap_rows(out, zl, W_abs, b_abs, w_max, RTOL, 0, e - s)
+        rows(zl, None if C is None else plane.interpolate_rows(C, rec_idx, rec_w, s, e), s, e)
     for s in range(0, V, _ROWS_PER_CHUNK):
         e = min(V, s + _ROWS_PER_CHUNK)
-        zl = _activate(Z[s:e].copy(), slope)
-        out = target[s:e]
-        np.dot(zl, Wn.T, out=out)
-        out += bn
-        if snap:
-            line.snap_rows(out, zl, W_abs, b_abs, w_max, RTOL, 0, e - s)
-    return target
+        rows(Z[s:e].copy(), None if C is None else C[s:e].copy(), s, e)
+    return target, (target_c if carried else None)
+
+
+def _grown(Z, rows, width):
+    """An array ``(rows, width)`` for the next values: ``Z`` itself grown in place
+    (``ndarray.resize``, its first rows kept) when it has that width and owns
+    its memory, else a new one. ``Z`` may be ``None`` (no carried values yet)."""
+    if Z is not None and width == Z.shape[1] and Z.base is None and Z.flags.c_contiguous:
+        Z.resize((rows, width), refcheck=False)
+        return Z
+    return np.empty((rows, width))

@@ -137,14 +137,15 @@ def _one_sided(net, x, d):
     Returns concatenated ``(m, n_hidden)`` arrays ``z, dz, on``."""
     a, da = x, d
     zs, dzs, ons = [], [], []
-    for W, b, s in net.hidden_layers:
+    for l, (W, b, s) in enumerate(net.hidden_layers):
         z = a @ W.T + b
         dz = da @ W.T
         tol = _layer_tolerance(np.abs(a), W, b)
         on = (z > tol) | ((np.abs(z) <= tol) & (dz > 0))
-        slope = np.where(on, 1.0, s)
+        kink = net.kink_mask(l)     # carried units: identity, no boundary
+        slope = np.where(on | ~kink, 1.0, s)
         a, da = z * slope, dz * slope
-        zs.append(z), dzs.append(dz), ons.append(on)
+        zs.append(z[:, kink]), dzs.append(dz[:, kink]), ons.append(on[:, kink])
     m = x.shape[0]
     if not zs:
         empty = np.empty((m, 0))
@@ -259,17 +260,18 @@ def boundary_distances(model, points, per_layer=False, method="local"):
     a = x
     J = np.broadcast_to(np.eye(dim), (m, dim, dim))  # d a / d x, (m, n_prev, dim)
     columns = []
-    for W, b, s in net.hidden_layers:
+    for l, (W, b, s) in enumerate(net.hidden_layers):
         z = a @ W.T + b
         Jz = np.einsum("kj,mjd->mkd", W, J)
+        kink = net.kink_mask(l)     # carried units: identity, no boundary
         if method == "local":
             scale = np.linalg.norm(Jz, axis=2)
         else:
             scale = np.broadcast_to(np.linalg.norm(W, axis=1), z.shape)
         with np.errstate(divide="ignore", invalid="ignore"):
-            dist = np.where(scale > 0, np.abs(z) / scale, np.inf)
+            dist = np.where(scale > 0, np.abs(z) / scale, np.inf)[:, kink]
         columns.append(dist.min(axis=1) if dist.shape[1] else np.full(m, np.inf))
-        slope = np.where(z > 0, 1.0, s)
+        slope = np.where((z > 0) | ~kink, 1.0, s)
         a = z * slope
         J = Jz * slope[:, :, None]
     layers = np.stack(columns, axis=1) if columns else np.empty((m, 0))

@@ -143,6 +143,12 @@ def _class_name(partition):
 
 # ----------------------------------------------------------------------------- save
 def _network_arrays(network):
+    if network.n_carried:
+        raise ValueError(f"save does not store carried units yet: this partition's network has "
+                         f"{network.n_carried} (a residual or skip connection, a max), which the "
+                         "file format has no field for, and a file without them would not load "
+                         "back; keep the partition in memory, or save the model and partition "
+                         "it again")
     out = {"net.n_layers": np.int64(len(network.weights)),
            "net.slopes": np.asarray(network.slopes, dtype=np.float64),
            "net.names": np.asarray([str(n) for n in (network.names or [])], dtype=str)}

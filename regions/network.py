@@ -123,6 +123,43 @@ class Network:
             return np.ones(int(self.weights[layer].shape[0]), dtype=bool)
         return ~self.linear[layer]
 
+    def kink_first(self):
+        """The same function with each hidden layer's kink units first, then its carried units.
+
+        Rows of ``W_l, b_l`` (and columns of ``W_{l+1}``) are permuted so that
+        hidden layer ``l``'s first ``n_kinks(l)`` units are its kink units, in
+        their order (the pattern order is unchanged), and the rest its carried
+        units; ``linear`` records it. The raw engines cut along a layer's
+        leading kink columns and carry the others. ``self`` when there are no
+        carried units (nothing to permute).
+
+        Examples
+        --------
+        >>> net = Network([np.eye(2), np.ones((1, 2))], [np.array([0.0, 1.0]), np.zeros(1)],
+        ...               np.zeros(1), linear=[np.array([True, False])])
+        >>> k = net.kink_first()
+        >>> k.biases[0].tolist(), k.linear[0].tolist()
+        ([1.0, 0.0], [False, True])
+        >>> x = np.array([[-1.0, -3.0], [2.0, 5.0]])
+        >>> bool(np.array_equal(k.forward(x), net.forward(x)))
+        True
+        """
+        if not self.n_carried:
+            return self
+        weights, biases = list(self.weights), list(self.biases)
+        linear = []
+        for l, carried in enumerate(self.linear):
+            order = np.concatenate([np.flatnonzero(~carried), np.flatnonzero(carried)])
+            weights[l] = weights[l][order]
+            biases[l] = biases[l][order]
+            weights[l + 1] = weights[l + 1][:, order]
+            linear.append(carried[order])
+        return Network(weights, biases, self.slopes.copy(), self.encoding, list(self.names), linear)
+
+    def n_kinks(self, layer):
+        """Number of kink units (pattern bits) of hidden layer ``layer``."""
+        return int(self.kink_mask(layer).sum())
+
     @property
     def hidden_layers(self):
         """Iterate ``(W, b, slope)`` over the hidden layers."""

@@ -50,7 +50,11 @@ class Partition:
         Activation bits, neuron ``k`` of the layer-major order in bit ``k % 64``
         of word ``k // 64``. ``patterns`` unpacks them to bool.
     measure : (n,) float64
-        Length (1D) or area (2D) of each region, in domain coordinates.
+        Length (1D) or area (2D) of each region, in domain coordinates: on a
+        :class:`~regions.Segment` or :class:`~regions.Plane` these are in
+        parameter units (they sum to 1.0 on the default parameter range,
+        whatever the slice's true length or area); :attr:`measure_input` gives
+        them in input-space units.
     A, c : arrays
         Affine map of the output on each region: ``A`` ``(n, n_out, dim)``,
         ``c`` ``(n, n_out)``.
@@ -79,6 +83,13 @@ class Partition:
     def n_hidden(self) -> int:
         return self.network.n_hidden
 
+    @property
+    def measure_input(self):
+        """``(n,)`` float64: :attr:`measure` in input-space units, lengths or
+        areas of the regions as sets of the network's input space (equal to
+        :attr:`measure` unless the domain is a slice)."""
+        return self.measure * self.domain.input_scale
+
     @cached_property
     def patterns(self):
         """``(n, n_hidden)`` bool activation patterns (``z > 0``), layer-major."""
@@ -88,7 +99,8 @@ class Partition:
     def layer_slices(self):
         """Columns of :attr:`patterns` belonging to each hidden layer."""
         out, start = [], 0
-        for w in self.network.widths:
+        for l in range(len(self.network.widths)):
+            w = self.network.n_kinks(l)     # carried units have no bit
             out.append(slice(start, start + w))
             start += w
         return out

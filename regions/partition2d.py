@@ -27,13 +27,15 @@ def _distance_to_zero_lines(network, u):
     a = np.asarray(u, dtype=np.float64)
     grad = np.broadcast_to(np.eye(2), (len(a), 2, 2))     # d a / d u, (m, width, 2)
     dist = []
-    for W, b, slope in network.hidden_layers:
+    for l, (W, b, slope) in enumerate(network.hidden_layers):
         z = a @ W.T + b
         gz = np.einsum("kj,mjd->mkd", W, grad)
         norm = np.sqrt((gz ** 2).sum(axis=2))
+        kink = network.kink_mask(l)     # carried units have no zero line
         with np.errstate(divide="ignore", invalid="ignore"):
-            dist.append(np.where(norm > 0, np.abs(z) / norm, np.where(z == 0, 0.0, np.inf)))
+            dist.append(np.where(norm > 0, np.abs(z) / norm, np.where(z == 0, 0.0, np.inf))[:, kink])
         d = np.where(z > 0, 1.0, slope)
+        d[:, ~kink] = 1.0
         a = z * d
         grad = gz * d[:, :, None]
     return np.concatenate(dist, axis=1)

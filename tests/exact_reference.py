@@ -10,6 +10,10 @@ A network is a list of ``(W, b)`` pairs, ``W`` shaped ``(out, in)`` as nested
 sequences of ints or Fractions (floats are taken at their exact binary value);
 every pair but the last is a hidden layer followed by ReLU, or LeakyReLU with
 the negative slope ``slopes[l]``; the last pair is the affine output layer.
+Optionally ``linear[l]`` (one bool per unit of hidden layer ``l``) marks
+*carried* units: identity activation (``a = z``), never a cut, no pattern bit
+(the residual streams and skips of ``regions.Network.linear``). A pattern
+holds the bits of the other (kink) units, layer-major, in their order.
 
 Each region carries the exact affine map of the current layer's activations,
 ``a(x) = M x + m``. Hidden layer ``l`` turns it into the pre-activations
@@ -156,16 +160,31 @@ def _value(G_k, g_k, point):
     return sum(a * x for a, x in zip(G_k, point)) + g_k
 
 
-def _activate(G, g, bits, slope):
-    """The activations' map ``d * z`` with ``d = 1`` (on) or ``slope`` (off)."""
-    d = [Fraction(1) if on else slope for on in bits]
+def _linear(linear, layers):
+    """Validated carried masks: one list of bools per hidden layer (all False by default)."""
+    widths = [len(W) for W, _ in layers[:-1]]
+    if linear is None:
+        return [[False] * w for w in widths]
+    linear = [[bool(v) for v in mask] for mask in linear]
+    if [len(m) for m in linear] != widths:
+        raise ValueError(f"linear must hold one mask per hidden layer of widths {widths}, got "
+                         f"lengths {[len(m) for m in linear]}")
+    return linear
+
+
+def _activate(G, g, bits, slope, carried):
+    """The activations' map ``d * z`` with ``d = 1`` (on, or a carried unit) or
+    ``slope`` (off); ``bits`` holds the kink units' states in order."""
+    states = iter(bits)
+    d = [Fraction(1) if c or next(states) else slope for c in carried]
     return [tuple(dk * a for a in row) for dk, row in zip(d, G)], [dk * gk for dk, gk in zip(d, g)]
 
 
-def _cut_layers(layers, slopes, first_cell, split, corners):
+def _cut_layers(layers, slopes, first_cell, split, corners, linear):
     """Cut ``first_cell`` by every hidden layer. ``split(cell, G_k, g_k)`` returns
     the (positive, negative) parts of a cell that the neuron cuts; ``corners(cell)``
-    its points at which a non-cutting neuron's sign is read.
+    its points at which a non-cutting neuron's sign is read. Carried units
+    (``linear``) neither cut nor take a bit.
 
     Returns a list of ``(cell, pattern, M, m)``: the activation map of the last
     hidden layer on each cell.
@@ -173,12 +192,14 @@ def _cut_layers(layers, slopes, first_cell, split, corners):
     dim = len(layers[0][0][0])
     identity = [tuple(Fraction(int(i == j)) for j in range(dim)) for i in range(dim)]
     cells = [(first_cell, (), identity, [Fraction(0)] * dim)]
-    for (W, b), slope in zip(layers[:-1], slopes):
+    for (W, b), slope, carried in zip(layers[:-1], slopes, linear):
         done = []
         for cell, pattern, M, m in cells:
             G, g = _compose(W, b, M, m)
             parts = [(cell, ())]
             for k in range(len(W)):
+                if carried[k]:
+                    continue
                 nxt = []
                 for part, bits in parts:
                     values = [_value(G[k], g[k], v) for v in corners(part)]
@@ -189,13 +210,13 @@ def _cut_layers(layers, slopes, first_cell, split, corners):
                         nxt.append((part, bits + (any(s > 0 for s in values),)))
                 parts = nxt
             for part, bits in parts:
-                M2, m2 = _activate(G, g, bits, slope)
+                M2, m2 = _activate(G, g, bits, slope, carried)
                 done.append((part, pattern + bits, M2, m2))
         cells = done
     return cells
 
 
-def partition_interval(net, lo, hi, slopes=None):
+def partition_interval(net, lo, hi, slopes=None, linear=None):
     """Exact pieces of ``[lo, hi]`` for a 1-input network, sorted by position.
 
     Parameters
@@ -206,6 +227,8 @@ def partition_interval(net, lo, hi, slopes=None):
         The interval, ``lo < hi``.
     slopes : sequence, optional
         Negative slope after each hidden layer (default: 0, ReLU).
+    linear : sequence of sequences of bool, optional
+        Carried units of each hidden layer (default: none).
 
     Returns
     -------
@@ -222,7 +245,8 @@ def partition_interval(net, lo, hi, slopes=None):
         left, right = (piece[0], t), (t, piece[1])
         return (right, left) if G_k[0] > 0 else (left, right)
 
-    cells = _cut_layers(layers, slopes, (lo, hi), split, lambda piece: [(piece[0],), (piece[1],)])
+    cells = _cut_layers(layers, slopes, (lo, hi), split, lambda piece: [(piece[0],), (piece[1],)],
+                        _linear(linear, layers))
     Wo, bo = layers[-1]
     pieces = []
     for (a, b), pattern, M, m in cells:
@@ -282,7 +306,7 @@ def _split_polygon(poly, G_k, g_k):
     return tuple(pos), tuple(neg)
 
 
-def partition_polygon(net, vertices, slopes=None):
+def partition_polygon(net, vertices, slopes=None, linear=None):
     """Exact regions of a 2-input network over a convex polygon.
 
     Parameters
@@ -294,6 +318,8 @@ def partition_polygon(net, vertices, slopes=None):
         first vertex (see :func:`box`).
     slopes : sequence, optional
         Negative slope after each hidden layer (default: 0, ReLU).
+    linear : sequence of sequences of bool, optional
+        Carried units of each hidden layer (default: none).
 
     Returns
     -------
@@ -306,7 +332,8 @@ def partition_polygon(net, vertices, slopes=None):
                          f"(at least 3 vertices, no collinear ones), got {vertices!r}")
     layers = _layers(net, 2)
     slopes = _slopes(slopes, len(layers) - 1)
-    cells = _cut_layers(layers, slopes, poly, _split_polygon, lambda polygon: polygon)
+    cells = _cut_layers(layers, slopes, poly, _split_polygon, lambda polygon: polygon,
+                        _linear(linear, layers))
     Wo, bo = layers[-1]
     regions = []
     for part, pattern, M, m in cells:

@@ -246,3 +246,22 @@ def test_sigint_stops_the_study_at_once_and_says_how_to_resume(tmp_path):
     assert proc.returncode == 130, err
     assert "report_from_jobs" in err and "Rerun the same command" in err
     assert "Traceback" not in err
+
+
+def test_report_only_writes_the_report_from_saved_jobs_without_training(tmp_path, monkeypatch):
+    from regions.cli import main
+
+    out = str(tmp_path / "p")
+    runner.run_study("tiny", out, executor=1, progress=False)
+    jobs = os.path.join(out, "jobs")
+    gone = sorted(f for f in os.listdir(jobs) if f.startswith("1d-pe3"))
+    assert gone
+    for f in gone:                                  # as if the study had been interrupted
+        os.remove(os.path.join(jobs, f))
+    os.remove(os.path.join(out, "report.md"))
+    count = _Count(monkeypatch)
+    assert main(["study", "--out", out, "--preset", "tiny", "--report-only"]) == 0
+    assert count.names == []                        # nothing trained
+    report = open(os.path.join(out, "report.md")).read()
+    assert "1d-raw" in report and "2d-pe3" in report and "1d-pe3" not in report
+    assert main(["study", "--out", str(tmp_path / "empty"), "--report-only"]) == 2

@@ -234,16 +234,16 @@ def test_the_issue_coord_example_matches_torch():
     # 5 relu layers of 64 and the final affine; residual streams and e are carried
     assert net.n_hidden == 64 * 6 and net.n_carried > 0
     assert net.encoding is model.enc
-    with pytest.raises(ValueError, match="carried units.*do not take carried units yet"):
-        regions.partition(model, (0.0, 1.0))
+    # the encoded engine takes it (tests/test_carried.py checks the partition against torch)
+    assert len(regions.partition(model, (0.0, 1.0))) > 1
 
 
 def test_a_raw_2d_residual_and_skip_model_matches_torch():
     model = _init(Raw2D(), 2)
     traced = check_against_torch(model, RNG.normal(size=(400, 2)))
     assert traced.network.n_carried > 0
-    with pytest.raises(ValueError, match="carried units"):
-        regions.partition(model, ((-1, 1), (-1, 1)))
+    # the raw engines take carried units (tests/test_carried.py checks them in depth)
+    _check_partition(model, ((-1, 1), (-1, 1)), RNG.uniform(-1, 1, (200, 2)))
 
 
 def test_max_pooling_and_maxout_match_torch():
@@ -368,22 +368,16 @@ def test_a_plain_sequential_keeps_the_direct_reader(monkeypatch):
 
 # --- refusals name the node, its source line, and what is accepted ------------------
 
-class Smooth(nn.Module):
-    def __init__(self, act):
+class Between(nn.Module):
+    """``b(mid(a(x)))``: ``mid`` a module (traced as a layer) or a function
+    (traced as a function call)."""
+
+    def __init__(self, mid):
         super().__init__()
-        self.a, self.act, self.b = nn.Linear(2, 4), act, nn.Linear(4, 1)
+        self.a, self.mid, self.b = nn.Linear(2, 4), mid, nn.Linear(4, 1)
 
     def forward(self, x):
-        return self.b(self.act(self.a(x)))
-
-
-class Functional(nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.a, self.fn, self.b = nn.Linear(2, 4), fn, nn.Linear(4, 1)
-
-    def forward(self, x):
-        return self.b(self.fn(self.a(x)))
+        return self.b(self.mid(self.a(x)))
 
 
 class Branch(nn.Module):
@@ -436,14 +430,14 @@ class Attention(nn.Module):
 
 
 @pytest.mark.parametrize("model,message", [
-    (Smooth(nn.GELU()), r"node 'act' \(layer act \(GELU\)\) at File .*test_trace\.py.*"
-                        r"self\.act\(self\.a\(x\)\).*unsupported layer act \(GELU\).*accepted: Linear"),
-    (Smooth(nn.LayerNorm(4)), r"layer act \(LayerNorm\).*accepted"),
-    (Smooth(nn.Tanh()), r"unsupported layer act \(Tanh\)"),
-    (Functional(F.silu), r"node 'silu' \(function silu\) at .*test_trace\.py.*self\.fn\(.*"
+    (Between(nn.GELU()), r"node 'mid' \(layer mid \(GELU\)\) at File .*test_trace\.py.*"
+                        r"self\.mid\(self\.a\(x\)\).*unsupported layer mid \(GELU\).*accepted: Linear"),
+    (Between(nn.LayerNorm(4)), r"layer mid \(LayerNorm\).*accepted"),
+    (Between(nn.Tanh()), r"unsupported layer mid \(Tanh\)"),
+    (Between(F.silu), r"node 'silu' \(function silu\) at .*test_trace\.py.*self\.mid\(.*"
                          r"not a piecewise-linear operation.*accepted"),
-    (Functional(torch.tanh), r"node 'tanh' \(function tanh\).*not a piecewise-linear"),
-    (Functional(lambda h: torch.softmax(h, -1)), r"node 'softmax'.*test_trace\.py.*softmax"),
+    (Between(torch.tanh), r"node 'tanh' \(function tanh\).*not a piecewise-linear"),
+    (Between(lambda h: torch.softmax(h, -1)), r"node 'softmax'.*test_trace\.py.*softmax"),
     (Attention(), r"layer att \(MultiheadAttention\)"),
     (Branch(), r"torch\.fx cannot trace Branch\.forward.*no branch or loop on tensor values"),
     (Square(), r"node 'mul' .*h \* h.*product of two tensors"),
@@ -476,7 +470,7 @@ class EncodedTwice(nn.Module):
     (lambda h: h.clamp(1.0, -1.0), r"node 'clamp'.*min < max"),
     (lambda h: 1.0 / h, r"node 'truediv'.*division of a traced tensor by a constant"),
     (lambda h: h @ h.T, r"node 'matmul'.*traced tensor @ constant"),
-    (lambda h: h + torch.randn(4), r"Functional\.forward draws random numbers"),
+    (lambda h: h + torch.randn(4), r"Between\.forward draws random numbers"),
     (lambda h: h.squeeze(), r"node 'squeeze'.*pass the dim"),
     (lambda h: torch.max(h, -1)[1].double(), r"node 'double'.*argmax.*data-dependent"),
     (lambda h: F.max_pool1d(h, 2, padding=1), r"node 'max_pool1d'.*padding=0"),
@@ -484,7 +478,7 @@ class EncodedTwice(nn.Module):
 ])
 def test_refused_operations_are_named(fn, message):
     with pytest.raises(ValueError, match=message):
-        as_network(Functional(fn).double())
+        as_network(Between(fn).double())
 
 
 def test_encoding_misuse_is_refused():
@@ -558,5 +552,8 @@ def test_carried_units_are_identity_and_have_no_bit():
     with pytest.raises(ValueError, match="one bool mask per hidden layer"):
         regions.Network([np.eye(2), np.ones((1, 2))], [np.zeros(2), np.zeros(1)], np.zeros(1),
                         linear=[np.array([True])])
-    with pytest.raises(ValueError, match="carried units"):
-        regions.partition(net, ((-1, 1), (-1, 1)))
+    # the engines cut along relu(x0) only: two regions, x1 passes through
+    p = regions.partition(net, ((-1, 1), (-1, 1)))
+    assert len(p) == 2 and p.patterns.tolist() in ([[False], [True]], [[True], [False]])
+    A, c = p.affine
+    assert sorted(A[:, 0].tolist()) == [[0.0, 1.0], [1.0, 1.0]]

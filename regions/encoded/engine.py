@@ -115,11 +115,17 @@ def _fold_features(W, b, kinds, alpha, beta):
 
 
 def _cut(net, l, plo, phi, Cf, packed, kinds, alpha, beta, length, threads, stats):
-    """Cut pieces at the roots of layer ``l``: children bounds, states, parents, packed bits."""
+    """Cut pieces at the roots of layer ``l``: children bounds, states, parents, packed bits.
+
+    ``net`` is :meth:`regions.Network.kink_first`: the roots are isolated for the
+    layer's leading kink units only; its carried units are never cut, have no
+    bit, and are on (identity) in the returned states."""
     from kernels import line as KL
     from kernels import trig as T
 
-    rp, rt, rk, first, boxes = _isolate(plo, phi, Cf, kinds, alpha, beta, length, threads)
+    n_kinks = net.n_kinks(l)
+    Ck = Cf if n_kinks == Cf.shape[2] else np.ascontiguousarray(Cf[:, :, :n_kinks])
+    rp, rt, rk, first, boxes = _isolate(plo, phi, Ck, kinds, alpha, beta, length, threads)
     stats["boxes"] += int(boxes)
     stats["roots"] += int(rp.shape[0])
     order = np.lexsort((rk, rt, rp))
@@ -164,7 +170,9 @@ def _cut(net, l, plo, phi, Cf, packed, kinds, alpha, beta, length, threads, stat
     ends[cofs[1:] - 1] = False
     new_hi[ends] = bt
     packed = KL.gather_rows(packed, parent)
-    KL.set_bits(packed, states, sum(net.widths[:l]))
+    KL.set_bits(packed, states, sum(net.n_kinks(j) for j in range(l)))
+    if n_kinks < Cf.shape[2]:
+        states = np.hstack([states, np.ones((n_pieces, Cf.shape[2] - n_kinks), dtype=bool)])
     rank = np.arange(n_pieces) - cofs[:-1][parent]
     return new_lo, new_hi, states, parent, rank, packed
 
@@ -214,6 +222,7 @@ def encoded_line_pieces(net, kinds, alpha, beta, lo, hi, max_regions=None, progr
     Returns ``(points, packed, A, c, stats)``: ``A`` ``(n, n_out, F)`` and ``c``
     ``(n, n_out)`` are the output map of every piece in the encoded space.
     """
+    net = net.kink_first()   # carried units after each layer's kink units (see _cut)
     length = hi - lo
     F = kinds.shape[0]
     W0, b0 = _fold_features(net.weights[0], net.biases[0], kinds, alpha, beta)

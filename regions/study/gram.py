@@ -427,6 +427,39 @@ def confusion(model, inputs, targets, pairs, factors=None) -> np.ndarray:
 
 # --------------------------------------------------------------------------- first-order change
 
+def region_groups(groups, n):
+    """Validated ``(region_id, region_adjacency)`` of ``n`` samples.
+
+    ``groups`` is the pair ``(region_id (N,) non-negative int, region_adjacency
+    (R, R) sparse or dense, or None)``. Returns ``region_id`` as int64 and the
+    adjacency as a 0/1 float64 CSR matrix with an empty diagonal (``R`` is its
+    size, at least ``max(region_id) + 1``; ``None`` gives no adjacent regions).
+    """
+    try:
+        region_id, adjacency = groups
+    except (TypeError, ValueError):
+        raise ValueError("groups must be a pair (region_id (N,) int, region_adjacency (R, R) "
+                         "sparse bool or None)") from None
+    rid = np.asarray(region_id)
+    if rid.shape != (n,) or not np.issubdtype(rid.dtype, np.integer):
+        raise ValueError(f"region_id must be an (N,) = ({n},) integer array, got shape "
+                         f"{rid.shape} dtype {rid.dtype}")
+    if n and rid.min() < 0:
+        raise ValueError("region_id has negative entries (samples outside every region); "
+                         "give every sample a region")
+    R = int(rid.max()) + 1 if n else 0
+    if adjacency is None:
+        return rid.astype(np.int64), sp.csr_matrix((R, R), dtype=np.float64)
+    adj = sp.csr_matrix(adjacency, dtype=np.float64)
+    if adj.shape[0] != adj.shape[1] or adj.shape[0] < R:
+        raise ValueError(f"region_adjacency must be square (R, R) with R >= max(region_id)+1 "
+                         f"= {R}, got shape {adj.shape}")
+    adj = (adj != 0).astype(np.float64)
+    adj.setdiag(0.0)
+    adj.eliminate_zeros()
+    return rid.astype(np.int64), adj
+
+
 def predicted_loss_change(model, inputs, targets, lr, groups, block=1024, factors=None) -> dict:
     """First-order change of every sample's loss under one full-batch GD step.
 
@@ -460,30 +493,8 @@ def predicted_loss_change(model, inputs, targets, lr, groups, block=1024, factor
     n = deltas[0].shape[0]
     if not (np.isscalar(lr) and np.isfinite(lr)):
         raise ValueError(f"lr must be a finite number, got {lr!r}")
-    try:
-        region_id, adjacency = groups
-    except (TypeError, ValueError):
-        raise ValueError("groups must be a pair (region_id (N,) int, region_adjacency (R, R) "
-                         "sparse bool or None)") from None
-    rid = np.asarray(region_id)
-    if rid.shape != (n,) or not np.issubdtype(rid.dtype, np.integer):
-        raise ValueError(f"region_id must be an (N,) = ({n},) integer array, got shape "
-                         f"{rid.shape} dtype {rid.dtype}")
-    if n and rid.min() < 0:
-        raise ValueError("region_id has negative entries (samples outside every region); "
-                         "give every sample a region")
-    R = int(rid.max()) + 1 if n else 0
-    if adjacency is None:
-        adj = sp.csr_matrix((R, R), dtype=np.float64)
-    else:
-        adj = sp.csr_matrix(adjacency, dtype=np.float64)
-        if adj.shape[0] != adj.shape[1] or adj.shape[0] < R:
-            raise ValueError(f"region_adjacency must be square (R, R) with R >= max(region_id)+1 "
-                             f"= {R}, got shape {adj.shape}")
-        R = adj.shape[0]
-        adj = (adj != 0).astype(np.float64)
-        adj.setdiag(0.0)
-        adj.eliminate_zeros()
+    rid, adj = region_groups(groups, n)
+    R = adj.shape[0]
     member = sp.csr_matrix((np.ones(n), (np.arange(n), rid)), shape=(n, R))
     diag = sum((d * d).sum(1) * ((a * a).sum(1) + 1.0) for d, a in zip(deltas, acts))
     out = {k: np.zeros(n) for k in ("self", "same_region", "neighbour_region", "far", "total")}

@@ -32,6 +32,8 @@ from concurrent.futures import Executor, Future
 
 import numpy as np
 
+from .._shared import QUIET_ENV
+from .progress import quiet_engines, study_progress
 from .jobs import PRESETS, analyse_job, build_jobs, ensemble_groups, job_key, run_job, train_jobs
 from .store import atomic_write_text
 
@@ -62,11 +64,12 @@ def _worker_init():
     import signal
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    # numpy's BLAS (the kernel matrices of ntk.py, the Gram products) would
+    # numpy's BLAS (the kernel matrices of study.ntk, the Gram products) would
     # start one thread per core in every worker: with two workers on two
     # cores the measured NTK step ran 5-10x slower than single-threaded.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ[QUIET_ENV] = "1"  # no engine bars from the workers: the study shows its own
 
 
 def _default_executor(workers=2):
@@ -169,33 +172,26 @@ def _reusable_jobs(jobs, keys, out_dir, job_dir):
 
 
 # ----------------------------------------------------------------------------- driver
-def _progress_fn(progress):
-    if callable(progress):
-        return progress
-    show = progress if progress is not None else (hasattr(sys.stderr, "isatty")
-                                                  and sys.stderr.isatty())
-    if show:
-        return lambda msg: print(msg, file=sys.stderr, flush=True)
-    return lambda msg: None
-
-
-def _as_completed(futures, poll=0.2):
+def _as_completed(futures, poll=0.2, tick=None):
     """The futures of the dict ``futures`` as they finish, also those added to it
     meanwhile, waiting in short steps: a blocking wait is not woken by Ctrl-C
     when the kernel hands the signal to another thread (torch's, the pool's),
-    so the main thread looks for it every ``poll`` seconds."""
+    so the main thread looks for it every ``poll`` seconds (and calls
+    ``tick()``, the progress heartbeat)."""
     from concurrent.futures import FIRST_COMPLETED, wait
 
     seen = set()
     while len(seen) < len(futures):
         pending = set(futures) - seen
         done, _ = wait(pending, timeout=poll, return_when=FIRST_COMPLETED)
+        if tick is not None:
+            tick()
         for fut in done:
             seen.add(fut)
             yield fut
 
 
-def _train_then_analyse(executor, jobs, todo, on_result):
+def _train_then_analyse(executor, jobs, todo, on_result, tick=None):
     """Run the ``todo`` jobs: a job alone as one task (:func:`run_job`), a group
     of :func:`ensemble_groups` as one training task (:func:`train_jobs`) and
     then one analysis task per job (:func:`analyse_job`); ``on_result(i,
@@ -207,7 +203,7 @@ def _train_then_analyse(executor, jobs, todo, on_result):
             futures[executor.submit(run_job, jobs[g[0]])] = ("done", g[0])
         else:
             futures[executor.submit(train_jobs, [jobs[i] for i in g])] = ("trained", g)
-    for fut in _as_completed(futures):
+    for fut in _as_completed(futures, tick=tick):
         what, ids = futures[fut]
         if what == "trained":
             for i, run in zip(ids, fut.result()):
@@ -252,8 +248,10 @@ def run_study(preset="quick", out_dir="report", executor=None, progress=None, se
         ``SerialExecutor()`` to stay in-process, or a dask client's
         ``get_executor()``.
     progress : bool, callable or None
-        ``True`` prints one line per finished job to stderr; a callable gets
-        the messages; ``None`` prints when stderr is a terminal.
+        ``None`` or ``True``: in a terminal one bar over the jobs with a line
+        per finished job; otherwise plain lines on stderr, one per finished
+        job and a heartbeat every 30 s (:mod:`regions.study.progress`).
+        A callable gets the plain lines; ``False`` says nothing.
     seeds : sequence of int, optional
         Overrides the preset's seeds.
 
@@ -264,7 +262,8 @@ def run_study(preset="quick", out_dir="report", executor=None, progress=None, se
     from .report import write_report
     from .store import save_run, stem_of
 
-    say = _progress_fn(progress)
+    if not (progress is None or isinstance(progress, bool) or callable(progress)):
+        raise ValueError(f"progress must be True, False, None or a callable, got {progress!r}")
     workers = None
     if executor is None:
         workers = 2
@@ -281,11 +280,12 @@ def run_study(preset="quick", out_dir="report", executor=None, progress=None, se
     job_dir = prepare_out_dir(out_dir)
     keys = [job_key(j) for j in jobs]
     results, notes = _reusable_jobs(jobs, keys, out_dir, job_dir)
-    for n in notes:
-        say(n)
     todo = [i for i in range(len(jobs)) if i not in results]
-    say(f"study {name!r}: {len(jobs)} jobs; reuses {len(results)} finished job(s), "
-        f"trains {len(todo)}")
+    shown = study_progress(progress, len(todo))
+    for n in notes:
+        shown.say(n)
+    shown.say(f"study {name!r}: {len(jobs)} jobs; reuses {len(results)} finished job(s), "
+              f"trains {len(todo)}")
     t0 = time.perf_counter()
     own = workers is not None and todo
     if own:
@@ -295,28 +295,31 @@ def run_study(preset="quick", out_dir="report", executor=None, progress=None, se
         def finished(i, res):
             save_run(res, job_dir, stems[i], keys[i])
             results[i] = res
-            say(f"[{len(results) - reused}/{len(todo)}] {jobs[i]['name']} seed {jobs[i]['seed']} "
-                f"done in {res.seconds:.1f} s (final mean loss {res.mean_loss[-1]:.4g})")
+            shown.job_done(f"{jobs[i]['name']} seed {jobs[i]['seed']} done in {res.seconds:.1f} s "
+                           f"(final mean loss {res.mean_loss[-1]:.4g})")
 
-        reused = len(results)
-        _train_then_analyse(executor, jobs, todo, finished)
+        with quiet_engines():
+            _train_then_analyse(executor, jobs, todo, finished, tick=shown.tick)
     except KeyboardInterrupt:
         interrupted = True
+        shown.close()
         if own and workers > 1:
             _stop_pool(executor)
         print(f"study interrupted: {len(results)} of {len(jobs)} jobs are saved in {job_dir}. "
               f"Rerun the same command to train only the rest, or write a report from the "
-              f"saved jobs with: python -c \"import regions.study as s; "
-              f"s.report_from_jobs({out_dir!r})\"", file=sys.stderr, flush=True)
+              f"saved jobs with: regions study --out {out_dir} --preset {name} --report-only "
+              f"(in Python: regions.study.report_from_jobs({out_dir!r}, preset={name!r}))",
+              file=sys.stderr, flush=True)
         raise
     finally:
+        shown.close()
         if own and not interrupted:  # after Ctrl-C the pool is already ended: no wait
             executor.shutdown()
     ordered = [results[i] for i in range(len(jobs))]
     wall = time.perf_counter() - t0
     path = write_report(ordered, out_dir, preset=name, description=cfg.get("description", ""),
                         wall_seconds=wall)
-    say(f"report: {path} ({wall:.0f} s)")
+    shown.say(f"report: {path} ({wall:.0f} s)")
     return path
 
 

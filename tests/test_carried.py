@@ -1,0 +1,507 @@
+"""Partitions of models with carried units (residual streams, input skips, max),
+against torch itself and against the exact Fraction reference.
+
+Carried units (``Network.linear``) pass a value through a layer without a kink:
+the engines must not cut along them, must carry them as identity, and must
+leave them out of the pattern. The oracles:
+
+* torch: at random interior points the located region's pattern equals the
+  activation states torch computes at every activation node of the traced
+  graph (the oracle of ``test_trace.py``), and its affine map equals
+  ``model(x)``; every pattern torch shows on a dense grid is a region's;
+* geometry: the measures sum to the domain's; on a convex domain no two
+  neighbouring regions share a pattern (a cut along a carried unit would make
+  such a pair);
+* the exact reference (``exact_reference.py``, Fractions, carried units as
+  identity units that never cut): on integer weights with coincident kinks the
+  same number of regions and the same pattern set.
+"""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import regions
+from exact_reference import box, partition_interval, partition_polygon
+from regions.trace import trace
+from test_trace import Coord, MaxNet, _init, assemble, network_input, torch_states
+
+RNG = np.random.default_rng(20261203)
+
+
+# --- models ------------------------------------------------------------------------
+
+class CoordRaw(nn.Module):
+    """The issue's ``Coord`` on raw coordinates: residual blocks, an input skip by cat."""
+
+    def __init__(self, d_in, width=16, blocks=2):
+        super().__init__()
+        self.inp = nn.Linear(d_in, width)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(width, width), nn.ReLU(),
+                                                  nn.Linear(width, width)) for _ in range(blocks))
+        self.skip = nn.Linear(width + d_in, width)
+        self.out = nn.Linear(width, 1)
+
+    def forward(self, p):
+        h = torch.relu(self.inp(p))
+        for blk in self.blocks:
+            h = torch.relu(h + blk(h))  # residual
+        h = torch.relu(self.skip(torch.cat([h, p], -1)))  # input skip
+        return self.out(h)
+
+
+class CoordPE(CoordRaw):
+    """The issue's ``Coord`` with its positional encoding in front."""
+
+    def __init__(self):
+        super().__init__(8)
+        self.enc = regions.PositionalEncoding(4)
+
+    def forward(self, p):
+        e = self.enc(p)
+        h = torch.relu(self.inp(e))
+        for blk in self.blocks:
+            h = torch.relu(h + blk(h))
+        return self.out(torch.relu(self.skip(torch.cat([h, e], -1))))
+
+
+class Maxout(nn.Module):
+    """MaxPool1d over features, then maxout over groups of 3 (a tree of two maxes)."""
+
+    def __init__(self, d_in):
+        super().__init__()
+        self.a = nn.Linear(d_in, 12)
+        self.pool = nn.MaxPool1d(2)
+        self.b = nn.Linear(6, 9)
+        self.out = nn.Linear(3, 2)
+
+    def forward(self, x):
+        h = self.pool(self.a(x).unsqueeze(1)).flatten(1)
+        return self.out(self.b(h).view(x.shape[0], 3, 3).max(dim=-1).values)
+
+
+class BatchNormResidual(nn.Module):
+    """A residual block with eval-mode BatchNorm1d inside and after it."""
+
+    def __init__(self, d_in):
+        super().__init__()
+        self.a = nn.Linear(d_in, 10)
+        self.block = nn.Sequential(nn.Linear(10, 10), nn.BatchNorm1d(10), nn.ReLU(),
+                                   nn.Linear(10, 10))
+        self.bn = nn.BatchNorm1d(10)
+        self.out = nn.Linear(10, 1)
+
+    def forward(self, x):
+        h = torch.relu(self.a(x))
+        return self.out(torch.relu(self.bn(h + self.block(h))))
+
+
+class ResidualSequential(nn.Sequential):
+    """A Sequential subclass overriding forward: ``x + chain(x)``."""
+
+    def forward(self, x):
+        return x + super().forward(x)
+
+
+def _residual_sequential(d_in):
+    return nn.Sequential(nn.Linear(d_in, 8), nn.ReLU(),
+                         ResidualSequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8)),
+                         nn.ReLU(), nn.Linear(8, 1))
+
+
+def _batchnorm_residual(d_in, seed):
+    model = _init(BatchNormResidual(d_in), seed)
+    with torch.no_grad():
+        for i, bn in enumerate((model.block[1], model.bn)):
+            bn.running_mean.copy_(torch.linspace(-0.5, 0.5, 10) * (i + 1))
+            bn.running_var.copy_(torch.linspace(0.5, 2.0, 10))
+    return model.eval()
+
+
+MODELS_1D = {
+    "coord residual + input skip": lambda: _init(CoordRaw(1), 11),
+    "maxpool + maxout": lambda: _init(Maxout(1), 12),
+    "batchnorm residual": lambda: _batchnorm_residual(1, 13),
+    "Sequential subclass with its own forward": lambda: _init(_residual_sequential(1), 14),
+}
+MODELS_2D = {
+    "coord residual + input skip": lambda: _init(CoordRaw(2), 21),
+    "maxpool + maxout": lambda: _init(Maxout(2), 22),
+    "max, maximum, min (test_trace.MaxNet)": lambda: _init(MaxNet(), 23),
+    "batchnorm residual": lambda: _batchnorm_residual(2, 24),
+    "Sequential subclass with its own forward": lambda: _init(_residual_sequential(2), 25),
+}
+
+
+# --- the torch oracle --------------------------------------------------------------
+
+def _torch_patterns(traced, x):
+    """The pattern torch's own values give at ``x`` (every activation node's states,
+    at the positions ``pattern_index`` documents)."""
+    return assemble(traced, torch_states(traced, x), len(x))
+
+
+def _torch_output(model, x):
+    with torch.no_grad():
+        return model(torch.as_tensor(x)).numpy().reshape(len(x), -1)
+
+
+def _packed_set(patterns):
+    return {row.tobytes() for row in np.packbits(patterns, axis=1)}
+
+
+def check_against_torch(model, domain, points, grid):
+    traced = trace(model)
+    assert traced.network.n_carried > 0, "not a model with carried units"
+    p = regions.partition(model, domain)
+    # the pattern is the kink units', in the traced network's order
+    assert p.patterns.shape[1] == traced.network.n_hidden
+    r = p.locate(points)
+    assert np.all(r >= 0)
+    u = points.reshape(len(points), -1)
+    assert np.array_equal(p.patterns[r], _torch_patterns(traced, u))
+    A, c = p.affine
+    ref = _torch_output(model, u)
+    got = np.einsum("noi,ni->no", A[r], u) + c[r]
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
+    # every pattern torch shows on a dense grid is one of the partition's
+    grid = grid.reshape(len(grid), -1)
+    seen = _packed_set(_torch_patterns(traced, grid))
+    missing = seen - _packed_set(p.patterns)
+    assert not missing, f"{len(missing)} grid patterns are in no region"
+    return p
+
+
+def _no_neighbours_share_a_pattern(p):
+    """On a convex domain every boundary separates two patterns: a cut along a
+    carried unit would leave neighbours with one pattern."""
+    if p.dim == 1:
+        pats = p.patterns
+        return not np.any(np.all(pats[1:] == pats[:-1], axis=1))
+    ef = p.edge_faces
+    a, b = ef[(ef[:, 0] >= 0) & (ef[:, 1] >= 0)].T
+    return not np.any(np.all(p.packed_patterns[a] == p.packed_patterns[b], axis=1))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS_1D))
+def test_1d_partitions_of_models_with_carried_units_match_torch(name):
+    model = MODELS_1D[name]()
+    lo, hi = -2.0, 2.0
+    p = check_against_torch(model, (lo, hi), RNG.uniform(lo, hi, 300),
+                            np.linspace(lo, hi, 40001))
+    assert abs(p.measure.sum() - (hi - lo)) <= 1e-12 * (hi - lo)
+    assert np.all(p.measure > 0)
+    assert _no_neighbours_share_a_pattern(p)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS_2D))
+def test_2d_partitions_of_models_with_carried_units_match_torch(name):
+    model = MODELS_2D[name]()
+    g = np.linspace(-1.5, 1.5, 301)
+    grid = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    p = check_against_torch(model, ((-1.5, 1.5), (-1.5, 1.5)), RNG.uniform(-1.5, 1.5, (300, 2)),
+                            grid)
+    assert abs(p.measure.sum() - 9.0) <= 1e-9
+    assert _no_neighbours_share_a_pattern(p)
+
+
+def test_a_segment_through_a_residual_model_matches_torch():
+    model = _init(CoordRaw(3), 31)
+    p0, p1 = np.array([-1.0, 0.5, 2.0]), np.array([1.5, -1.0, -0.5])
+    p = regions.partition(model, regions.Segment(p0, p1))
+    t = RNG.uniform(0, 1, 300)
+    x = p0 + t[:, None] * (p1 - p0)
+    r = p.locate(t)
+    A, c = p.affine
+    np.testing.assert_allclose(A[r, :, 0] * t[:, None] + c[r], _torch_output(model, x),
+                               rtol=1e-9, atol=1e-9)
+    assert np.array_equal(p.patterns[r], _torch_patterns(trace(model), x))
+
+
+def test_a_non_convex_domain_of_a_residual_model_matches_torch():
+    import shapely
+
+    model = _init(CoordRaw(2, width=8), 32)
+    L = shapely.Polygon([(-1, -1), (1, -1), (1, 0), (0, 0), (0, 1), (-1, 1)])
+    p = regions.partition(model, L)
+    assert abs(p.measure.sum() - 3.0) <= 1e-9
+    pts = RNG.uniform(-1, 1, (600, 2))
+    pts = pts[~((pts[:, 0] > 0) & (pts[:, 1] > 0))]
+    r = p.locate(pts)
+    A, c = p.affine
+    got = np.einsum("noi,ni->no", A[r], pts) + c[r]
+    np.testing.assert_allclose(got, _torch_output(model, pts), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("make", [lambda: _init(CoordPE(), 41), lambda: _init(Coord(), 42)],
+                         ids=["width 16", "test_trace.Coord (width 64)"])
+def test_the_issue_coord_example_with_its_encoding_matches_torch(make):
+    # the encoded 1D engine takes carried units too; its affine maps are in the
+    # encoded space (the features of the positional encoding)
+    model = make()
+    traced = trace(model)
+    assert traced.network.n_carried > 0 and traced.network.encoding is not None
+    p = regions.partition(model, (0.0, 1.0))
+    assert abs(p.measure.sum() - 1.0) <= 1e-12 and np.all(p.measure > 0)
+    x = RNG.uniform(0, 1, (300, 1))
+    r = p.locate(x[:, 0])
+    assert np.all(r >= 0)
+    assert np.array_equal(p.patterns[r], _torch_patterns(traced, x))
+    A, c = p.affine
+    u = network_input(traced.network, x)
+    ref = _torch_output(model, x)
+    np.testing.assert_allclose(np.einsum("noi,ni->no", A[r], u) + c[r], ref, rtol=1e-9,
+                               atol=1e-9 * np.abs(ref).max())
+    seen = _packed_set(_torch_patterns(traced, np.linspace(0, 1, 50001)[:, None]))
+    assert not seen - _packed_set(p.patterns)
+    pats = p.patterns
+    assert not np.any(np.all(pats[1:] == pats[:-1], axis=1)), "neighbours with one pattern"
+
+
+# --- the exact reference -------------------------------------------------------------
+
+def _integer_weights(model, rng, lo=-2, hi=3):
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.as_tensor(rng.integers(lo, hi, p.shape), dtype=p.dtype))
+    return model
+
+
+class SmallResidual(nn.Module):
+    """Two residual blocks and an input skip, small enough for Fractions."""
+
+    def __init__(self, d_in, width):
+        super().__init__()
+        self.a = nn.Linear(d_in, width)
+        self.b1 = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
+        self.b2 = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
+        self.out = nn.Linear(width + d_in, 1)
+
+    def forward(self, x):
+        h = torch.relu(self.a(x))
+        h = torch.relu(h + self.b1(h))
+        h = torch.relu(h - self.b2(h))
+        return self.out(torch.cat([h, x], -1))
+
+
+class SmallMax(nn.Module):
+    """A max of pairs, a maxout of three and a torch.maximum with a skip."""
+
+    def __init__(self, d_in):
+        super().__init__()
+        self.a = nn.Linear(d_in, 6)
+        self.b = nn.Linear(3, 6)
+        self.c = nn.Linear(2, 2)
+        self.out = nn.Linear(2, 1)
+
+    def forward(self, x):
+        h = self.a(x).view(x.shape[0], 3, 2).max(dim=-1).values
+        m = self.b(h).view(x.shape[0], 2, 3).max(dim=-1).values
+        return self.out(torch.maximum(self.c(m), x[:, :1]))
+
+
+def _reference_input(net):
+    pairs = [(W.tolist(), b.tolist()) for W, b in zip(net.weights, net.biases)]
+    linear = [m.tolist() for m in net.linear]
+    for W, b in pairs:  # integer weights compose to integers: the reference sees them exactly
+        assert all(float(v).is_integer() for row in W for v in row) and all(
+            float(v).is_integer() for v in b)
+    return pairs, list(net.slopes), linear
+
+
+def _exact_cases(d_in):
+    rng = np.random.default_rng(99 + d_in)
+    for i in range(4):
+        yield f"residual {i}", _integer_weights(SmallResidual(d_in, 3 if d_in == 2 else 4).double(),
+                                                rng)
+        yield f"max {i}", _integer_weights(SmallMax(d_in).double(), rng)
+
+
+@pytest.mark.parametrize("case", range(8))
+def test_1d_residual_and_max_nets_agree_with_the_exact_reference(case):
+    name, model = list(_exact_cases(1))[case]
+    net = trace(model).network
+    assert net.n_carried > 0
+    pairs, slopes, linear = _reference_input(net)
+    exact = partition_interval(pairs, -3, 3, slopes, linear)
+    p = regions.partition(model, (-3.0, 3.0))
+    assert len(p) == len(exact), name
+    assert [tuple(r) for r in p.patterns.tolist()] == [x.pattern for x in exact], name
+    np.testing.assert_allclose(p.points, [float(x.lo) for x in exact] + [3.0], atol=1e-12)
+    A, c = p.affine
+    np.testing.assert_allclose(A[:, :, 0], [[float(v) for v in x.slope] for x in exact],
+                               rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(c, [[float(v) for v in x.intercept] for x in exact],
+                               rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("case", range(8))
+def test_2d_residual_and_max_nets_agree_with_the_exact_reference(case):
+    name, model = list(_exact_cases(2))[case]
+    net = trace(model).network
+    assert net.n_carried > 0
+    pairs, slopes, linear = _reference_input(net)
+    exact = partition_polygon(pairs, box(-2, 2, -2, 2), slopes, linear)
+    p = regions.partition(model, ((-2.0, 2.0), (-2.0, 2.0)))
+    assert len(p) == len(exact), name
+    ref = {x.pattern: x for x in exact}
+    assert len(ref) == len(exact)       # convex domain: one region per pattern
+    assert {tuple(r) for r in p.patterns.tolist()} == set(ref), name
+    A, c = p.affine
+    for i, pattern in enumerate(p.patterns.tolist()):
+        x = ref[tuple(pattern)]
+        assert abs(p.measure[i] - float(x.area)) <= 1e-9, name
+        np.testing.assert_allclose(A[i], [[float(v) for v in row] for row in x.A], atol=1e-9)
+        np.testing.assert_allclose(c[i], [float(v) for v in x.c], atol=1e-9)
+
+
+def test_the_exact_reference_treats_carried_units_as_identity_without_a_cut():
+    # relu(x) with x carried: output relu(x) + x - 1; a cut at x = 0 from the kink only,
+    # none at x = 1 where the carried value's output crosses zero
+    net = [([[1], [1]], [0, -1]), ([[1, 1]], [0])]
+    pieces = partition_interval(net, -2, 2, linear=[[False, True]])
+    assert [(str(x.lo), str(x.hi), x.pattern, x.slope) for x in pieces] == [
+        ("-2", "0", (False,), (1,)), ("0", "2", (True,), (2,))]
+
+
+# --- the peer tool ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("d_in, width, seed", [(2, 16, 0), (2, 24, 1), (1, 64, 2)])
+def test_region_counts_agree_with_regioncams_residual_layer(d_in, width, seed):
+    regioncam = pytest.importorskip("regioncam")
+    rng = np.random.default_rng(seed)
+    sizes = [d_in, width, width, width, width, width, 1]   # input, two blocks, output
+    pairs = []
+    for k, m in zip(sizes[:-1], sizes[1:]):   # float32 weights: what regioncam computes with
+        W = (rng.normal(size=(m, k)) * np.sqrt(2 / k)).astype(np.float32).astype(np.float64)
+        b = (rng.normal(size=m) * 0.1).astype(np.float32).astype(np.float64)
+        pairs.append((W, b))
+
+    class Blocks(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.ModuleList(nn.Linear(k, m) for k, m in zip(sizes[:-1], sizes[1:]))
+
+        def forward(self, x):
+            h = torch.relu(self.lin[0](x))
+            h = torch.relu(h + self.lin[2](torch.relu(self.lin[1](h))))
+            h = torch.relu(h + self.lin[4](torch.relu(self.lin[3](h))))
+            return self.lin[5](h)
+
+    model = Blocks().double()
+    with torch.no_grad():
+        for lin, (W, b) in zip(model.lin, pairs):
+            lin.weight.copy_(torch.as_tensor(W))
+            lin.bias.copy_(torch.as_tensor(b))
+
+    def lin(W, b):  # regioncam's Linear takes W as (in, out)
+        return regioncam.Linear(np.ascontiguousarray(W.T, dtype=np.float32), b.astype(np.float32))
+
+    block = [regioncam.Residual(regioncam.Sequential(lin(*pairs[i]), regioncam.ReLU(),
+                                                     lin(*pairs[i + 1]))) for i in (1, 3)]
+    layers = [lin(*pairs[0]), regioncam.ReLU(), block[0], regioncam.ReLU(), block[1],
+              regioncam.ReLU(), lin(*pairs[5])]
+    half = 2.0
+    rc = regioncam.Regioncam(size=half) if d_in == 2 else regioncam.Regioncam1D((-half, half))
+    rc.add(regioncam.Sequential(*layers))
+    theirs = int(rc.num_faces if d_in == 2 else rc.num_edges)
+    domain = (-half, half) if d_in == 1 else ((-half, half), (-half, half))
+    ours = len(regions.partition(model, domain))
+    # float32 effects (slivers near float32 resolution) move a count by a few at most
+    assert ours > 10, "a trivial network compares nothing"
+    assert abs(ours - theirs) <= max(2, 0.002 * theirs), (ours, theirs)
+
+
+def test_saving_a_partition_with_carried_units_is_refused_before_writing(tmp_path):
+    # the file format has no field for carried units: a clear refusal, no file that
+    # would not load back (it was written, then refused by load with a width error)
+    model = _init(_residual_sequential(2), 51)
+    p = regions.partition(model, ((-1, 1), (-1, 1)))
+    with pytest.raises(ValueError, match="save does not store carried units yet"):
+        regions.save(p, tmp_path / "p.npz")
+    assert not list(tmp_path.iterdir())
+
+
+# --- geometry on models with carried units ---------------------------------------------
+
+def test_segment_crossings_and_boundary_distances_see_no_boundary_at_carried_units():
+    # regions.geometry walks the same traced network: carried units are identity there
+    # too (they were rectified and counted as boundaries: the walk did not end)
+    import shapely
+    from regions.geometry import boundary_distances, segment_crossings
+
+    model = _init(_residual_sequential(2), 52)
+    p0 = RNG.uniform(-1, 1, (6, 2))
+    p1 = RNG.uniform(-1, 1, (6, 2))
+    counts = segment_crossings(model, p0, p1)
+    exact = [len(regions.partition(model, regions.Segment(a, b))) - 1 for a, b in zip(p0, p1)]
+    assert counts.tolist() == exact
+    p = regions.partition(model, ((-1, 1), (-1, 1)))
+    pts = RNG.uniform(-0.9, 0.9, (100, 2))
+    polygons = p.polygons()
+    to_region = np.array([polygons[r].exterior.distance(shapely.Point(x))
+                          for r, x in zip(p.locate(pts), pts)])
+    to_domain = 1.0 - np.abs(pts).max(axis=1)
+    np.testing.assert_allclose(np.minimum(boundary_distances(model, pts), to_domain), to_region,
+                               atol=1e-9)
+
+
+def test_the_1d_slopes_from_the_weight_chain_carry_the_carried_units():
+    # pieces shorter than 1e-7 of the domain take their slope from the weight chain and
+    # their pattern (engine1d._exact_slopes): with carried units as identity factors it
+    # equals the difference quotient of the output values on every piece
+    from regions.engine1d import _exact_slopes
+
+    model = _init(CoordRaw(1), 61)
+    p = regions.partition(model, (-2.0, 2.0))
+    chain = _exact_slopes(p.network, p.packed_patterns, np.arange(len(p)))
+    A, _ = p.affine
+    np.testing.assert_allclose(chain, A[:, :, 0], rtol=1e-9, atol=1e-9 * np.abs(A).max())
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_a_max_over_k_against_regioncams_max_pool(k):
+    # regioncam's max_pool splits where the argmax changes. The traced max of k > 2 is a
+    # tree of pairwise maxes whose pattern holds every comparison, so a cell of one
+    # argmax is also cut where two losers swap (the output map is the same on both
+    # sides): merged along such edges, the regions are regioncam's cells
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    regioncam = pytest.importorskip("regioncam")
+    rng = np.random.default_rng(70 + k)
+    W1 = rng.normal(size=(16, 2)).astype(np.float32).astype(np.float64)
+    b1 = (rng.normal(size=16) * 0.1).astype(np.float32).astype(np.float64)
+    W2 = (rng.normal(size=(k, 16)) * 0.35).astype(np.float32).astype(np.float64)
+    b2 = (rng.normal(size=k) * 0.1).astype(np.float32).astype(np.float64)
+
+    class MaxOut(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(2, 16), nn.Linear(16, k)
+
+        def forward(self, x):
+            return self.b(torch.relu(self.a(x))).max(dim=-1, keepdim=True).values
+
+    model = MaxOut().double()
+    with torch.no_grad():
+        for lin, (W, b) in ((model.a, (W1, b1)), (model.b, (W2, b2))):
+            lin.weight.copy_(torch.as_tensor(W))
+            lin.bias.copy_(torch.as_tensor(b))
+    p = regions.partition(model, ((-3, 3), (-3, 3)))
+    rc = regioncam.Regioncam(size=3.0)
+    rc.add(regioncam.Sequential(regioncam.Linear(np.ascontiguousarray(W1.T, np.float32),
+                                                 b1.astype(np.float32)), regioncam.ReLU(),
+                                regioncam.Linear(np.ascontiguousarray(W2.T, np.float32),
+                                                 b2.astype(np.float32))))
+    rc.max_pool()
+    A, c = p.affine
+    ef = p.edge_faces
+    a, b = ef[(ef[:, 0] >= 0) & (ef[:, 1] >= 0)].T
+    one_map = (np.abs(A[a] - A[b]).reshape(len(a), -1).max(axis=1) <= 1e-9) & (
+        np.abs(c[a] - c[b]).max(axis=1) <= 1e-9)
+    graph = sp.coo_matrix((np.ones(one_map.sum()), (a[one_map], b[one_map])), shape=(len(p),) * 2)
+    cells = connected_components(graph, directed=False)[0]
+    assert cells == rc.num_faces
+    if k == 2:  # one comparison: every cut changes the argmax
+        assert len(p) == rc.num_faces
