@@ -131,7 +131,9 @@ def _intervention(size, epochs, L, optimizers=("adam", "gd"), record_every=1,
 #: int-gd-control 3.2; nat-pe5 and band-raw taken as 13, the other arms as
 #: theirs), times 3 seeds: 1488 CPU-s for the experiments of the paper preset
 #: before the new ones (2 x 744 s: the 765 s measured then) and 195 CPU-s for
-#: the new ones, so 1683 / 2 + about 40 s serial (start-up and report).
+#: the new ones, so 1683 / 2 + about 40 s serial (start-up and report). A
+#: whole run started at load 5-7 was stopped after 9.5 min with 2 of its 45
+#: jobs done (2d-raw, 505 s wall each for about 108 CPU-s).
 MEASURED_SECONDS = {
     "quick": {"seconds": 135, "kind": "estimated", "cpu_seconds": 244, "wall_seconds": 348,
               "load": 6, "how": "24 CPU-s serial + (244 - 24) / 2, the slowest of 3 runs"},
