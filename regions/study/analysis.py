@@ -497,9 +497,14 @@ def analyse_checkpoint(run, epoch, job, notes, extra_speeds=None):
 
 def analyse_run(run, job):
     """All measurements of a trained run (see :func:`regions.study.runner.run_job`):
-    a :class:`regions.study.results.RunResult`."""
+    a :class:`regions.study.results.RunResult`. An arm of the half-image
+    intervention (:func:`regions.study.intervention.is_intervention`) gets its
+    own, lighter analysis (:func:`regions.study.intervention.analyse_intervention`)."""
     from . import convergence as cv
+    from .intervention import analyse_intervention, is_intervention
 
+    if is_intervention(run.config):
+        return analyse_intervention(run, job)
     notes = []
     signal = run.signal
     speeds, censored = _global_speeds(run, job["eps"])

@@ -12,6 +12,14 @@ results as one by one), :func:`train_jobs` trains a group and
 one job alone. :func:`job_key` hashes everything that determines a job's
 result, so that finished jobs are reused only when it matches
 (:mod:`regions.study.runner`); how a job was grouped is not part of it.
+
+A signal whose kwargs say ``"seed": SEED_OF_JOB`` is drawn anew for every
+seed (the noise images, the band-limited images, the 1D phases), so a seed
+is one (initialisation, target) unit of replication and the experiments
+compared by seed share that seed's target. The ``int-*`` experiments are the
+arms of the half-image intervention (:mod:`regions.study.intervention`);
+their ``intervention_pair`` names the comparison. The presets' times are
+:data:`MEASURED_SECONDS`.
 """
 from __future__ import annotations
 
@@ -22,22 +30,35 @@ import time
 
 import numpy as np
 
-__all__ = ["PRESETS", "build_jobs", "validate_jobs", "validate_jobs_signal", "run_job",
-           "ensemble_groups", "train_jobs", "analyse_job", "job_key"]
+__all__ = ["PRESETS", "SEED_OF_JOB", "MEASURED_SECONDS", "preset_time", "build_jobs",
+           "validate_jobs", "validate_jobs_signal", "run_job", "ensemble_groups", "train_jobs",
+           "analyse_job", "job_key"]
 
 
 # ----------------------------------------------------------------------------- presets
-def _image(size, epochs, encodings, seeds, record_every=1, analyse=(0.0, 0.02, 0.1, 0.5, 1.0),
-           width=128, depth=2, batch=256, lr=1e-3, optimizer="adam"):
-    """2D experiments on a noise image; ``optimizer="gd"``: full-batch gradient
-    descent at its default learning rate, named ``gd-2d-...``."""
+#: A signal seed that follows the job's seed: ``("random_image", {"seed": SEED_OF_JOB})``
+#: draws a new target for every seed, so each seed is one (initialisation,
+#: target) unit of replication (issue 11: "vary the target").
+SEED_OF_JOB = "job"
+
+
+def _noise(size, channels=3):
+    return ("random_image", {"size": size, "channels": channels, "seed": SEED_OF_JOB})
+
+
+def _image(size, epochs, encodings, record_every=1, analyse=(0.0, 0.02, 0.1, 0.5, 1.0),
+           width=128, depth=2, batch=256, lr=1e-3, optimizer="adam", signal=None, prefix="2d"):
+    """2D experiments, by default on a noise image drawn per seed; ``optimizer="gd"``:
+    full-batch gradient descent at its default learning rate, named ``gd-2d-...``;
+    ``prefix`` names the target (``2d`` noise, ``nat`` the natural image, ``band``
+    the band-limited one)."""
     gd = optimizer == "gd"
     exps = []
     for enc in encodings:
-        name = "2d-raw" if enc is None else f"2d-pe{enc}"
+        name = f"{prefix}-raw" if enc is None else f"{prefix}-pe{enc}"
         exps.append({
             "name": f"gd-{name}" if gd else name,
-            "signal": ("random_image", {"size": size, "channels": 3, "seed": 0}),
+            "signal": signal or _noise(size),
             "train": {"width": width, "depth": depth, "encoding": enc, "optimizer": optimizer,
                       "lr": None if gd else lr, "batch_size": None if gd else batch,
                       "shuffle": "none" if gd else "once", "epochs": epochs,
@@ -48,12 +69,12 @@ def _image(size, epochs, encodings, seeds, record_every=1, analyse=(0.0, 0.02, 0
 
 
 def _sines(n, epochs, encodings, record_every=1, analyse=(0.0, 0.02, 0.1, 0.5, 1.0),
-           width=128, depth=4, lr=1e-3):
+           width=128, depth=4, lr=1e-3, seed=0):
     exps = []
     for enc in encodings:
         exps.append({
             "name": "1d-raw" if enc is None else f"1d-pe{enc}",
-            "signal": ("sum_of_sinusoids", {"n": n, "seed": 0}),
+            "signal": ("sum_of_sinusoids", {"n": n, "seed": seed}),
             "train": {"width": width, "depth": depth, "encoding": enc, "optimizer": "adam",
                       "lr": lr, "batch_size": None, "shuffle": "none", "epochs": epochs,
                       "record_every": record_every, "record_predictions": True},
@@ -62,42 +83,141 @@ def _sines(n, epochs, encodings, record_every=1, analyse=(0.0, 0.02, 0.1, 0.5, 1
     return exps
 
 
+def _intervention(size, epochs, L, optimizers=("adam", "gd"), record_every=1,
+                  analyse=(0.0, 0.1, 0.5, 1.0), width=128, depth=2, batch=256, lr=1e-3):
+    """The half-image intervention (:mod:`regions.study.intervention`): per
+    optimiser a treated arm (PE L on x < 0.5, raw coordinates elsewhere) and
+    a control arm (the same input width, encoding nowhere), on the seed's
+    noise image, named ``int-<optimiser>-treated`` / ``int-<optimiser>-control``."""
+    from .intervention import ARMS, HalfEncoding
+
+    exps = []
+    for opt in optimizers:
+        gd = opt == "gd"
+        for arm, where in ARMS.items():
+            exps.append({
+                "name": f"int-{opt}-{arm}", "intervention_pair": f"int-{opt}",
+                "signal": _noise(size),
+                "train": {"width": width, "depth": depth, "encoding": HalfEncoding(L, where),
+                          "optimizer": opt, "lr": None if gd else lr,
+                          "batch_size": None if gd else batch,
+                          "shuffle": "none" if gd else "once", "epochs": epochs,
+                          "record_every": record_every, "record_predictions": True},
+                "analyse": list(analyse)})
+    return exps
+
+
+#: Time of ``python -m regions study --preset NAME --out NEW_DIR`` on 2 cores
+#: (warm Numba cache, a fresh output folder, so nothing is reused), the one
+#: source of the presets' times: their descriptions end with
+#: :func:`preset_time`, which the CLI help and the README can quote.
+#: ``seconds`` is the time on 2 idle cores, ``kind`` says whether it was
+#: ``measured`` so or ``estimated`` from the measured CPU time
+#: (``cpu_seconds``: user + sys of the whole command, workers included; the
+#: jobs run one thread each, so on 2 idle cores the wall time is about the
+#: serial part, start-up and report, plus half the rest). ``wall_seconds`` and
+#: ``load`` are the measured wall time and the 1-minute load average it was
+#: measured under (2 cores shared with other studies and test runs: the wall
+#: time is not the preset's). quick: ``time python -m regions study --out
+#: /tmp/exp_q1``, again into ``/tmp/exp_q2`` and ``/tmp/exp_q3`` (CPU 229 s,
+#: 224 s and 244 s; wall 472 s at load 8, 740 s at load 9-10 and 348 s at load
+#: 5-7); its report alone from the finished jobs (a rerun into the same
+#: folder): 24 CPU-s, the serial part.
+#: tiny: ``time python -m regions study --preset tiny --out /tmp/exp_t1``.
+#: paper (not run whole on the shared machine): the CPU seconds of seed 0 of
+#: every experiment, measured one by one with ``benchmarks/bench_study_jobs.py
+#: paper 0`` (2d-raw 108, 2d-pe2 115, 2d-pe5 95, gd-2d-raw 75, gd-2d-pe5 62,
+#: 1d-raw 20, 1d-pe5 21, nat-raw 13, band-pe5 11, int-adam-treated 5.4,
+#: int-gd-control 3.2; nat-pe5 and band-raw taken as 13, the other arms as
+#: theirs), times 3 seeds: 1488 CPU-s for the experiments of the paper preset
+#: before the new ones (2 x 744 s: the 765 s measured then) and 195 CPU-s for
+#: the new ones, so 1683 / 2 + about 40 s serial (start-up and report). A
+#: whole run started at load 5-7 was stopped after 9.5 min with 2 of its 45
+#: jobs done (2d-raw, 505 s wall each for about 108 CPU-s).
+MEASURED_SECONDS = {
+    "quick": {"seconds": 135, "kind": "estimated", "cpu_seconds": 244, "wall_seconds": 348,
+              "load": 6, "how": "24 CPU-s serial + (244 - 24) / 2, the slowest of 3 runs"},
+    "paper": {"seconds": 880, "kind": "estimated", "cpu_seconds": 1683, "wall_seconds": None,
+              "load": None, "how": "per-job CPU seconds x 3 seeds / 2 + 40 s serial"},
+    "tiny": {"seconds": 20, "kind": "estimated", "cpu_seconds": 24.6, "wall_seconds": 151,
+             "load": 12, "how": "most of it start-up and report, serial"},
+}
+
+
+def preset_time(name) -> str:
+    """The time of preset ``name`` in words, from :data:`MEASURED_SECONDS`.
+
+    Examples
+    --------
+    >>> preset_time("quick").startswith(("measured", "estimated", "not measured"))
+    True
+    """
+    if name not in MEASURED_SECONDS:
+        raise ValueError(f"unknown preset {name!r}; accepted: {sorted(MEASURED_SECONDS)}")
+    m = MEASURED_SECONDS[name]
+    if m["seconds"] is None:
+        return "not measured yet"
+    text = f"{m['kind']} {m['seconds']:.0f} s on 2 idle cores"
+    if m["kind"] == "estimated" and m.get("cpu_seconds"):
+        text += f" (from {m['cpu_seconds']:.0f} CPU-s measured)"
+    return text
+
+
 #: Study presets. ``analyse`` lists the checkpoints analysed, as fractions of
 #: the epochs. ``encoded_crossings`` says at which analysed checkpoints the
 #: exact row/column crossings of encoded 2D models are computed ("all", "ends",
 #: "end"; they cost seconds to minutes per checkpoint, growing with pixels and
-#: L). The paper preset takes ~17 min per seed on one core. ``tiny`` is for
-#: tests and smoke runs (seconds). ``"ensemble": True`` lets jobs of one shape
-#: train together (:func:`ensemble_groups`; the same results). No preset sets
-#: it: measured on 2 shared cores (benchmarks/bench_ensemble.py), a batched
-#: ensemble of three 2x128 nets at batch 256 takes 1.2-1.3x less CPU than
-#: three single runs (the products dominate, not the per-call overhead),
+#: L). ``tiny`` is for tests and smoke runs (seconds). Signals given with
+#: ``"seed": SEED_OF_JOB`` draw one target per seed. ``"ensemble": True`` lets
+#: jobs of one shape train together (:func:`ensemble_groups`; the same results).
+#: No preset sets it: measured on 2 shared cores (benchmarks/bench_ensemble.py),
+#: a batched ensemble of three 2x128 nets at batch 256 takes 1.2-1.3x less CPU
+#: than three single runs (the products dominate, not the per-call overhead),
 #: full-batch runs gain nothing, and a group trained in one worker lengthens
 #: the critical path over two workers (quick preset: 149 s with ensembles
 #: against 128 s without, load 3-5).
 PRESETS = {
     "quick": {
-        "description": "raw vs PE (L=2, 5) on a 32x32 noise image (2x128, Adam 1e-3, batch 256 "
-                       "shuffled once, 1500 epochs), raw and PE L=5 again with full-batch "
-                       "gradient descent (gd, lr 0.1), and raw vs PE L=5 on the 1D sum of "
-                       "sinusoids (2048 points, 4x128, full batch, 500 epochs, as in the "
-                       "paper); 1 seed; ~2 minutes on 2 idle cores",
-        "experiments": _image(32, 1500, [None, 2, 5], [0])
-        + _image(32, 1500, [None, 5], [0], optimizer="gd") + _sines(2048, 500, [None, 5]),
-        "seeds": [0],
-        "n_boot": 200, "eps": 0.5, "window": 0.1, "n_distant": 2000,
+        "description": "3 seeds, each its own noise target: raw vs PE (L=2, 5) on a 16x16 noise "
+                       "image (2x128, Adam 1e-3, batch 64 shuffled once, 600 epochs), raw and "
+                       "PE L=5 with full-batch gradient descent (gd, lr 0.1), raw vs PE L=5 on "
+                       "the natural image (Grace Hopper, 16x16) and on a band-limited image "
+                       "(<= 3 cycles), the half-image PE intervention (Adam and gd) and raw vs "
+                       "PE L=5 on the 1D sum of sinusoids (512 points, 4x128, full batch, "
+                       "300 epochs)",
+        # the 1D runs first: the longest jobs start first, so no worker idles at the end
+        "experiments": _sines(512, 300, [None, 5], seed=SEED_OF_JOB)
+        + _image(16, 600, [None, 2, 5], batch=64)
+        + _image(16, 600, [None, 5], optimizer="gd")
+        + _image(16, 600, [None, 5], batch=64, prefix="nat", analyse=(0.0, 0.1, 1.0),
+                 signal=("natural_image", {"size": 16}))
+        + _image(16, 600, [None, 5], batch=64, prefix="band", analyse=(0.0, 0.1, 1.0),
+                 signal=("band_limited_image", {"size": 16, "max_frequency": 3,
+                                                "seed": SEED_OF_JOB}))
+        + _intervention(16, 600, 5, batch=64),
+        "seeds": [0, 1, 2],
+        "n_boot": 200, "eps": 0.5, "window": 0.1, "n_distant": 1000,
         "encoded_crossings": "end",
     },
     "paper": {
-        "description": "the paper's settings: 64x64x3 noise, 2x128, Adam 1e-3, batch 256 "
-                       "shuffled once, 5000 epochs, raw / PE L=2 / PE L=5, and raw / PE L=5 "
-                       "with full-batch gradient descent (gd, lr 0.1); 1D sum of "
-                       "sinusoids, 4x128, full batch, 500 epochs, raw / PE L=5; 3 seeds",
-        "experiments": _image(64, 5000, [None, 2, 5], [0, 1, 2], record_every=10,
+        "description": "the paper's settings, 3 seeds, each its own noise target: 64x64x3 noise, "
+                       "2x128, Adam 1e-3, batch 256 shuffled once, 5000 epochs, raw / PE L=2 / "
+                       "PE L=5, and raw / PE L=5 with full-batch gradient descent (gd, lr 0.1); "
+                       "1D sum of sinusoids, 4x128, full batch, 500 epochs, raw / PE L=5; raw / "
+                       "PE L=5 on the natural image and on a band-limited image (<= 6 cycles), "
+                       "32x32, 1000 epochs; the half-image PE intervention (L=5, Adam and gd), "
+                       "32x32, 1000 epochs",
+        "experiments": _image(64, 5000, [None, 2, 5], record_every=10,
                               analyse=(0.0, 0.01, 0.05, 0.2, 0.5, 1.0))
-        + _image(64, 5000, [None, 5], [0, 1, 2], record_every=10,
+        + _image(64, 5000, [None, 5], record_every=10,
                  analyse=(0.0, 0.01, 0.05, 0.2, 0.5, 1.0), optimizer="gd")
-        + _sines(2048, 500, [None, 5]),
+        + _sines(2048, 500, [None, 5], seed=SEED_OF_JOB)
+        + _image(32, 1000, [None, 5], prefix="nat", analyse=(0.0, 0.1, 1.0),
+                 signal=("natural_image", {"size": 32}))
+        + _image(32, 1000, [None, 5], prefix="band", analyse=(0.0, 0.1, 1.0),
+                 signal=("band_limited_image", {"size": 32, "max_frequency": 6,
+                                                "seed": SEED_OF_JOB}))
+        + _intervention(32, 1000, 5, record_every=5, analyse=(0.0, 0.1, 0.5, 1.0)),
         "seeds": [0, 1, 2],
         "n_boot": 500, "eps": 0.5, "window": 0.1, "n_distant": 5000,
         "encoded_crossings": "ends",
@@ -105,13 +225,18 @@ PRESETS = {
     "tiny": {
         "description": "a smoke test: 10x10 noise and 128-point sinusoids, 2x16 networks, "
                        "60 epochs",
-        "experiments": _image(10, 60, [None, 3], [0], width=16, batch=32,
-                              analyse=(0.0, 0.5, 1.0))
+        "experiments": _image(10, 60, [None, 3], width=16, batch=32, analyse=(0.0, 0.5, 1.0),
+                              signal=("random_image", {"size": 10, "channels": 3, "seed": 0}))
         + _sines(128, 60, [None, 3], width=16, depth=2, analyse=(0.0, 0.5, 1.0)),
         "seeds": [0],
         "n_boot": 50, "eps": 0.5, "window": 0.2, "n_distant": 200,
     },
 }
+
+
+for _name, _preset in PRESETS.items():
+    _preset["description"] += f"; {preset_time(_name)}"
+del _name, _preset
 
 
 # ----------------------------------------------------------------------------- jobs
@@ -129,21 +254,35 @@ def _resolve_preset(preset):
                      f"list, got {type(preset).__name__}")
 
 
-def _make_signal(spec):
+def _make_signal(spec, seed=0):
+    """The Signal of an experiment's ``signal`` entry for the job of ``seed``
+    (used where the kwargs say ``"seed": SEED_OF_JOB``)."""
     from . import signals
 
     if hasattr(spec, "targets") and hasattr(spec, "grid_shape"):
         return spec  # a Signal
     try:
         kind, kwargs = spec
+        kwargs = dict(kwargs)
     except (TypeError, ValueError):
         raise ValueError(f"an experiment's 'signal' must be a Signal or a (constructor, kwargs) "
                          f"pair such as ('random_image', {{'size': 32}}), got {spec!r}") from None
     makers = {"random_image": signals.random_image, "sum_of_sinusoids": signals.sum_of_sinusoids,
+              "band_limited_image": signals.band_limited_image,
+              "natural_image": signals.natural_image,
               "image_file": signals.image_file, "from_array": signals.from_array}
     if kind not in makers:
         raise ValueError(f"unknown signal constructor {kind!r}; accepted: {sorted(makers)}")
-    return makers[kind](**kwargs)
+    if isinstance(kwargs.get("seed"), str):
+        if kwargs["seed"] != SEED_OF_JOB:
+            raise ValueError(f"a signal's seed must be an int or {SEED_OF_JOB!r} (the job's "
+                             f"seed), got {kwargs['seed']!r}")
+        kwargs["seed"] = int(seed)
+    try:
+        return makers[kind](**kwargs)
+    except TypeError as err:
+        raise ValueError(f"signal constructor {kind!r} does not take {sorted(kwargs)}: "
+                         f"{err}") from None
 
 
 def _analysed_epochs(exp, epochs):
@@ -184,11 +323,11 @@ def build_jobs(preset="quick", seeds=None):
         raise ValueError(f"experiment names must be present and unique, got {names}")
     jobs = []
     for exp in exps:
-        signal = _make_signal(exp["signal"])
         tr = dict(exp["train"])
         epochs = int(tr.get("epochs", 500))
         analysed = _analysed_epochs(exp, epochs)
         for seed in seeds:
+            signal = _make_signal(exp["signal"], seed)
             tcfg = TrainConfig(**{**tr, "seed": seed, "checkpoints": tuple(analysed)})
             validate_jobs_signal(signal, tcfg, exp["name"])
             jobs.append({
@@ -197,6 +336,8 @@ def build_jobs(preset="quick", seeds=None):
                 "window": float(cfg["window"]), "n_distant": int(cfg["n_distant"]),
                 "encoded_crossings": cfg.get("encoded_crossings", "all"),
                 "threads": 1, "ensemble": bool(cfg.get("ensemble", False)),
+                **({"intervention_pair": str(exp["intervention_pair"])}
+                   if "intervention_pair" in exp else {}),
             })
     return jobs, cfg, name
 
@@ -344,7 +485,8 @@ def job_key(job):
                        "coords": sig.coords, "targets": sig.targets},
             "config": cfg, "analyse": job["analyse"],
             **{k: job[k] for k in ("n_boot", "eps", "window", "n_distant", "encoded_crossings",
-                                   "threads")}}
+                                   "threads")},
+            **{k: job[k] for k in ("intervention_pair",) if k in job}}
     text = json.dumps(_hashable(desc), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

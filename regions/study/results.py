@@ -25,7 +25,7 @@ import numpy as np
 
 __all__ = ["SCHEMA_VERSION", "Correlation", "CouplingRow", "Confusion", "PairMechanism",
            "Agreement", "GDStep", "BandEnergy", "KernelSplit", "AdamStep", "Spectrum",
-           "Checkpoint", "RunResult", "Finding",
+           "Intervention", "Checkpoint", "RunResult", "Finding",
            "group_by_name", "csv_row", "csv_columns", "plain_value"]
 
 #: Version of the schema and its stored layout; part of every job's
@@ -341,6 +341,46 @@ class Spectrum:
 
 
 @dataclass(kw_only=True)
+class Intervention:
+    """One arm of the half-image positional-encoding intervention
+    (:mod:`regions.study.intervention`): the per-area convergence and region
+    density of the run. Area 0 is the *inside* (where the treated arm's
+    encoding is on), area 1 the outside; both are column (or row) blocks of
+    the grid. The effects over seeds and arms are
+    :func:`regions.study.intervention.intervention_effects`."""
+
+    arm: str = scalar("'treated' (encoding on inside) or 'control' (encoding nowhere, same "
+                      "input width and initial weights)", dtype="str", csv="arm")
+    pair: str = scalar("name shared by the two arms of one comparison", dtype="str", csv="pair")
+    optimizer: str = scalar("the run's optimiser", dtype="str")
+    L: int = scalar("frequencies of the half encoding", dtype="int")
+    inside: str = scalar("the inside area, e.g. 'x < 0.5'", dtype="str")
+    inside_share: float = scalar("share of the samples inside", unit="fraction")
+    early_epoch: int = scalar("the record nearest intervention.EARLY_FRACTION of the epochs",
+                              unit="epochs", dtype="int")
+    epochs: np.ndarray = array("recorded epochs (the run's record_epochs)", ("K",),
+                               unit="epochs", dtype="iu", finite=True)
+    area_loss: np.ndarray = array("mean per-sample loss in each area (inside, outside)",
+                                  ("K", 2), unit="loss")
+    band_epochs: np.ndarray = array("epochs of band_ratio", ("Kp",), unit="epochs", dtype="iu",
+                                    finite=True)
+    band_ratio: np.ndarray = array("residual energy ratio per band of each area's sub-grid "
+                                   "(inside, outside; regions.study.convergence."
+                                   "band_residual_ratio on the area as its own grid)",
+                                   ("Kp", 2, "Bi"), unit="fraction")
+    bands: np.ndarray = array("band edges (lo, hi] in cycles over the area's sub-grid",
+                              ("Bi", 2), unit="cycles")
+    analysed_epochs: np.ndarray = array("the analysed checkpoints", ("Ka",), unit="epochs",
+                                        dtype="iu", finite=True)
+    area_patterns: np.ndarray = array("distinct activation patterns among each area's samples "
+                                      "at each analysed checkpoint", ("Ka", 2), unit="patterns",
+                                      dtype="iu")
+    area_hamming: np.ndarray = array("mean Hamming distance between grid neighbours inside each "
+                                     "area at each analysed checkpoint", ("Ka", 2),
+                                     unit="neurons")
+
+
+@dataclass(kw_only=True)
 class Checkpoint:
     """Everything measured at one analysed checkpoint of a run."""
 
@@ -470,6 +510,9 @@ class RunResult:
     censored: float = scalar("share of samples that never reach eps * initial loss",
                              unit="fraction")
     band_energy: BandEnergy = record("residual energy ratio per band over training", BandEnergy)
+    intervention: Intervention = record("per-area measures of an intervention arm "
+                                        "(regions.study.intervention); None for other runs",
+                                        Intervention, csv="int_")
     checkpoints: list = records("the analysed checkpoints, in epoch order", Checkpoint)
     partitions: dict = field(default_factory=dict, metadata=_meta(
         "exact partition per analysed epoch (regions Partition objects; saved as regions "

@@ -25,7 +25,8 @@ import numpy as np
 
 from .grid import check_coord_range, check_grid_shape, grid_coordinates
 
-__all__ = ["Signal", "sum_of_sinusoids", "random_image", "image_file", "from_array"]
+__all__ = ["Signal", "sum_of_sinusoids", "random_image", "band_limited_image", "natural_image",
+           "image_file", "from_array", "NATURAL_IMAGE"]
 
 
 @dataclass
@@ -199,6 +200,145 @@ def random_image(size=64, channels=3, seed=0, coord_range=(0, 1), endpoint=False
     return Signal(name=f"noise{H}x{W}x{channels}",
                   coords=grid_coordinates((H, W), coord_range, endpoint),
                   targets=img.reshape(H * W, channels), grid_shape=(H, W),
+                  coord_range=coord_range, endpoint=endpoint)
+
+
+def _image_size(size):
+    """``(H, W)`` of an int or pair, positive integers, else ``ValueError``."""
+    try:
+        H, W = (size, size) if np.isscalar(size) else tuple(size)
+        H, W = int(H), int(W)
+    except (TypeError, ValueError):
+        raise ValueError(f"size must be an int or an (H, W) pair of ints, got {size!r}") from None
+    if H < 1 or W < 1:
+        raise ValueError(f"size must be positive, got {size!r}")
+    return H, W
+
+
+def band_limited_image(size=32, channels=3, max_frequency=4.0, seed=0, coord_range=(0, 1),
+                       endpoint=False) -> Signal:
+    """A seeded random image whose spectrum holds only frequencies up to
+    ``max_frequency`` cycles over the grid, scaled to ``[0, 1]``.
+
+    Every DFT bin with radial frequency ``0 < |k| <= max_frequency``
+    (:func:`regions.study.convergence.radial_frequency`) gets a complex
+    standard normal coefficient (``numpy.random.default_rng(seed)``), every
+    other bin zero; the image is the real part of the inverse DFT (the set of
+    bins is symmetric under ``k -> -k``, so taking the real part keeps the
+    spectrum in it), then each channel is mapped affinely onto ``[0, 1]``
+    (which changes the DC bin only). No bin above ``max_frequency`` carries
+    energy (to rounding), so a network that learns low frequencies first
+    (spectral bias) can fit it fast, unlike white noise.
+
+    Parameters
+    ----------
+    size : int or (H, W)
+        Image size.
+    channels : int
+        Number of channels, drawn independently.
+    max_frequency : float
+        Band limit in cycles over the grid: ``0 < max_frequency < min(H, W) / 2``
+        (below the Nyquist bins, which have no negative partner).
+    seed : int
+        Seed of the coefficients.
+    coord_range, endpoint
+        The coordinate grid (see :func:`grid_coordinates`).
+
+    Returns
+    -------
+    Signal
+        ``targets`` shaped ``(H * W, channels)`` in ``[0, 1]`` (each channel
+        reaching both ends).
+
+    Examples
+    --------
+    >>> s = band_limited_image(16, channels=1, max_frequency=2)
+    >>> s.grid_shape, float(s.targets.min()), float(s.targets.max())
+    ((16, 16), 0.0, 1.0)
+    """
+    from .convergence import radial_frequency
+
+    H, W = _image_size(size)
+    channels = int(channels)
+    if channels < 1:
+        raise ValueError(f"channels must be positive, got {channels}")
+    f_max = float(max_frequency)
+    if not (np.isfinite(f_max) and 0 < f_max < min(H, W) / 2):
+        raise ValueError(f"max_frequency must be in (0, min(H, W) / 2) = (0, {min(H, W) / 2:g}) "
+                         f"cycles for a {H}x{W} image, got {max_frequency!r}")
+    f = radial_frequency((H, W))
+    inside = (f > 0) & (f <= f_max)
+    rng = np.random.default_rng(seed)
+    img = np.empty((H, W, channels))
+    for c in range(channels):
+        spec = np.zeros((H, W), dtype=np.complex128)
+        spec[inside] = rng.standard_normal(int(inside.sum())) \
+            + 1j * rng.standard_normal(int(inside.sum()))
+        x = np.fft.ifft2(spec).real
+        img[..., c] = (x - x.min()) / (x.max() - x.min())
+    return Signal(name=f"band{f_max:g}-{H}x{W}x{channels}",
+                  coords=grid_coordinates((H, W), coord_range, endpoint),
+                  targets=img.reshape(H * W, channels), grid_shape=(H, W),
+                  coord_range=coord_range, endpoint=endpoint)
+
+
+#: The natural image of :func:`natural_image`: matplotlib's sample photograph
+#: (600 x 512 RGB, shipped in ``mpl-data/sample_data``; no download).
+NATURAL_IMAGE = "grace_hopper.jpg"
+
+
+def natural_image(size=32, channels=3, coord_range=(0, 1), endpoint=False) -> Signal:
+    """Matplotlib's sample photograph of Grace Hopper, downsampled to the grid.
+
+    The picture (:data:`NATURAL_IMAGE`, read with
+    ``matplotlib.cbook.get_sample_data``) is cropped to the centred ``k H x k W``
+    block with the largest integer ``k`` that fits, and every ``k x k`` block
+    is averaged (an exact box filter: deterministic, no interpolation, no
+    aliasing above the block size); ``uint8`` values are divided by 255.
+
+    Parameters
+    ----------
+    size : int or (H, W)
+        Grid size, at most the photograph's 600 x 512.
+    channels : {3, 1}
+        RGB, or one channel: the mean of R, G and B.
+    coord_range, endpoint
+        The coordinate grid (see :func:`grid_coordinates`).
+
+    Returns
+    -------
+    Signal
+        ``targets`` shaped ``(H * W, channels)`` in ``[0, 1]``.
+
+    Examples
+    --------
+    >>> s = natural_image(16)
+    >>> s.grid_shape, s.channels
+    ((16, 16), 3)
+    """
+    from matplotlib import cbook
+
+    H, W = _image_size(size)
+    if int(channels) not in (1, 3):
+        raise ValueError(f"channels must be 3 (RGB) or 1 (grey), got {channels!r}")
+    path = cbook.get_sample_data(NATURAL_IMAGE, asfileobj=False)
+    from matplotlib.image import imread
+    photo = np.asarray(imread(path))
+    if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[2] != 3:
+        raise ValueError(f"{NATURAL_IMAGE}: expected an 8-bit RGB image, got {photo.dtype} "
+                         f"{photo.shape}")
+    PH, PW = photo.shape[:2]
+    k = min(PH // H, PW // W)
+    if k < 1:
+        raise ValueError(f"size {H}x{W} exceeds the photograph's {PH}x{PW} pixels")
+    top, left = (PH - k * H) // 2, (PW - k * W) // 2
+    crop = photo[top:top + k * H, left:left + k * W].astype(np.float64) / 255.0
+    img = crop.reshape(H, k, W, k, 3).mean(axis=(1, 3))
+    if int(channels) == 1:
+        img = img.mean(axis=2, keepdims=True)
+    return Signal(name=f"hopper{H}x{W}x{int(channels)}",
+                  coords=grid_coordinates((H, W), coord_range, endpoint),
+                  targets=img.reshape(H * W, -1), grid_shape=(H, W),
                   coord_range=coord_range, endpoint=endpoint)
 
 
