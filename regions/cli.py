@@ -614,8 +614,12 @@ def build_parser():
 
     s = sub.add_parser("study", help="train networks and couple regions to training speed",
                        description="Run the study and write its report.")
+    from .study.jobs import preset_time
+
     s.add_argument("--preset", default="quick",
-                   help="quick (minutes, the default), paper (hours) or tiny (a smoke test)")
+                   help=f"quick (the default; {preset_time('quick')}), paper "
+                        f"({preset_time('paper')}) or tiny (a smoke test); the kernels' "
+                        "first compile (about a minute, once per machine) comes on top")
     s.add_argument("--out", default="report", metavar="DIR", help="report folder (default: report)")
     s.add_argument("--workers", type=int, default=None, metavar="N",
                    help="processes that run the training jobs (default 2; 1 runs them "

@@ -117,26 +117,18 @@ def _intervention(size, epochs, L, optimizers=("adam", "gd"), record_every=1,
 #: jobs run one thread each, so on 2 idle cores the wall time is about the
 #: serial part, start-up and report, plus half the rest). ``wall_seconds`` and
 #: ``load`` are the measured wall time and the 1-minute load average it was
-#: measured under (2 cores shared with other studies and test runs: the wall
-#: time is not the preset's). quick: ``time python -m regions study --out
-#: /tmp/exp_q1``, again into ``/tmp/exp_q2`` and ``/tmp/exp_q3`` (CPU 229 s,
-#: 224 s and 244 s; wall 472 s at load 8, 740 s at load 9-10 and 348 s at load
-#: 5-7); its report alone from the finished jobs (a rerun into the same
-#: folder): 24 CPU-s, the serial part.
-#: tiny: ``time python -m regions study --preset tiny --out /tmp/exp_t1``.
-#: paper (not run whole on the shared machine): the CPU seconds of seed 0 of
-#: every experiment, measured one by one with ``benchmarks/bench_study_jobs.py
-#: paper 0`` (2d-raw 108, 2d-pe2 115, 2d-pe5 95, gd-2d-raw 75, gd-2d-pe5 62,
-#: 1d-raw 20, 1d-pe5 21, nat-raw 13, band-pe5 11, int-adam-treated 5.4,
-#: int-gd-control 3.2; nat-pe5 and band-raw taken as 13, the other arms as
-#: theirs), times 3 seeds: 1488 CPU-s for the experiments of the paper preset
-#: before the new ones (2 x 744 s: the 765 s measured then) and 195 CPU-s for
-#: the new ones, so 1683 / 2 + about 40 s serial (start-up and report). A
-#: whole run started at load 5-7 was stopped after 9.5 min with 2 of its 45
-#: jobs done (2d-raw, 505 s wall each for about 108 CPU-s).
+#: measured under. quick: measured whole on a nearly idle machine (command in
+#: ``how``); earlier runs on 2 cores shared with other studies took 224-244
+#: CPU-s and 348-740 s wall at load 5-10. tiny: ``time python -m regions study
+#: --preset tiny --out /tmp/exp_t1``, serial start-up and report.
+#: paper: see its entry (filled from one whole run when it has been measured;
+#: the estimate from the CPU seconds of seed 0 of every experiment, measured
+#: one by one with ``benchmarks/bench_study_jobs.py paper 0``, was 1683 CPU-s:
+#: 880 s on 2 idle cores).
 MEASURED_SECONDS = {
-    "quick": {"seconds": 135, "kind": "estimated", "cpu_seconds": 244, "wall_seconds": 348,
-              "load": 6, "how": "24 CPU-s serial + (244 - 24) / 2, the slowest of 3 runs"},
+    "quick": {"seconds": 130, "kind": "measured", "cpu_seconds": 227, "wall_seconds": 130,
+              "load": 2, "how": "time python -m regions study --out /tmp/q_final, warm kernel "
+                                "cache, 2026-12-02 16:40 UTC, load average 1.5-2.7"},
     "paper": {"seconds": 880, "kind": "estimated", "cpu_seconds": 1683, "wall_seconds": None,
               "load": None, "how": "per-job CPU seconds x 3 seeds / 2 + 40 s serial"},
     "tiny": {"seconds": 20, "kind": "estimated", "cpu_seconds": 24.6, "wall_seconds": 151,
