@@ -10,6 +10,7 @@ import pytest
 
 from regions.study import report
 from regions.study.report import write_report
+from regions.study.report.format import share_text
 from regions.study.results import (Checkpoint, Confusion, Correlation, KernelSplit,
                                    PairMechanism, RunResult, Spectrum)
 
@@ -20,7 +21,7 @@ CONFIG = {"depth": 2, "width": 16, "optimizer": "adam", "lr": 1e-3, "batch_size"
 @pytest.mark.parametrize("share, text", [(3.7e-19, "<0.1%"), (0.0, "0%"), (float("nan"), "-"),
                                          (None, "-"), (0.268, "26.8%"), (1.0, "100.0%")])
 def test_shares_are_percentages_without_noise(share, text):
-    assert report._share(share) == text
+    assert share_text(share) == text
 
 
 def _checkpoint(e, n_regions, seconds, compile_seconds, rng, n_pairs=60):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..results import RunResult
 from ..stats import paired
 from .table import (at_checkpoint, epoch_span, group_by_seed, is_gd, kernel_confusion_at,
                     pair_ratio, per_run, safe_ratio, record_steps)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..results import Finding, RunResult, group_by_name
+from ..results import Finding, group_by_name
 from ..stats import RULES, adjust, pool, rule_number
 from ..text import fmt as _fmt
 
