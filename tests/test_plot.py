@@ -336,3 +336,14 @@ def test_curved_faces_are_drawn_with_their_holes():
     ax = rp.partition(p, color="output")                # values from a point inside each face
     with pytest.raises(ValueError, match="no level_set"):
         rp.partition(p, level_set=0.0)
+
+
+def test_encoded_1d_pieces_with_patterns_of_their_own_get_no_pattern_rows():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(regions.PositionalEncoding(3), torch.nn.Linear(6, 8), torch.nn.ReLU(),
+                              torch.nn.Linear(8, 1)).double()
+    p = regions.partition(net, (0.0, 0.25))       # a short stretch: no pattern comes back
+    assert len(np.unique(p.pattern_id)) == len(p) > 3
+    ax = rp.partition(p)
+    assert [a for a in ax.figure.axes if a is not ax] == []        # no diagonal of ids
+    assert "each with a pattern of its own" in ax.get_title()

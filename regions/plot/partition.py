@@ -150,7 +150,8 @@ def partition(p, ax=None, color="pattern", points=None, level_set=None, edgecolo
     ax : matplotlib Axes, optional
         Where to draw; a new figure when omitted. The figure is ``ax.figure``.
         For an encoded 1D partition a pair ``(ax, row_ax)`` puts the
-        pattern-id rows on ``row_ax`` (otherwise a strip is taken below ``ax``).
+        pattern-id rows on ``row_ax`` (otherwise a strip is taken below ``ax``);
+        the rows are drawn only when some pattern owns several pieces.
     color : "pattern", "area", "inradius", "slope", "output" or array
         ``"pattern"`` fills each region with a colour hashed from its activation
         bits (:func:`regions.plot.pattern_colors`): the same pattern keeps its
@@ -269,7 +270,10 @@ def _x_label(p):
 def _partition_1d(p, ax, color, signal, level_set, cmap, colorbar, output, norm, title,
                   breakpoints, points=None):
     pattern_id = getattr(p, "pattern_id", None)
-    grouped = pattern_id is not None
+    # the rows of pattern ids say something only where a pattern owns several
+    # pieces; with one piece per pattern they would draw a plain diagonal
+    repeats = pattern_id is not None and len(np.unique(pattern_id)) < len(p)
+    grouped = repeats
     row = None
     if isinstance(ax, (tuple, list, np.ndarray)):    # (output axes, pattern-row axes)
         ax, row = ax[0], (ax[1] if grouped and len(ax) > 1 else None)
@@ -357,6 +361,8 @@ def _partition_1d(p, ax, color, signal, level_set, cmap, colorbar, output, norm,
             ax.set_title(f"{n:,} pieces, {n_patterns:,} distinct patterns", fontsize="medium")
             row.set_title("one row per pattern: pieces on the same row share it",
                           fontsize="small", loc="left")
+        elif pattern_id is not None:
+            ax.set_title(f"{n:,} pieces, each with a pattern of its own", fontsize="medium")
         else:
             ax.set_title(f"{n:,} pieces")
     elif title:
