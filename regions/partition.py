@@ -11,7 +11,7 @@ from functools import cached_property
 
 import numpy as np
 
-__all__ = ["Partition", "TooManyRegions", "pack_patterns", "unpack_patterns"]
+__all__ = ["Partition", "PatternIds", "TooManyRegions", "pack_patterns", "unpack_patterns"]
 
 
 class TooManyRegions(RuntimeError):
@@ -112,3 +112,27 @@ class Partition:
 
     def locate(self, points):  # pragma: no cover - subclasses implement
         raise NotImplementedError
+
+
+class PatternIds:
+    """Mixin of the encoded partitions, where one activation pattern can own
+    several pieces or faces (a periodic encoding repeats it): ids shared by the
+    regions with equal patterns, numbered in the order of the regions."""
+
+    @cached_property
+    def pattern_id(self):
+        """``(n,)`` int64: regions with equal activation patterns share an id,
+        numbered by first appearance."""
+        if len(self) == 0:
+            return np.empty(0, dtype=np.int64)
+        _, first, inverse = np.unique(self.packed_patterns, axis=0, return_index=True,
+                                      return_inverse=True)
+        inverse = inverse.ravel()
+        rank = np.empty(len(first), dtype=np.int64)
+        rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+        return rank[inverse]
+
+    @property
+    def n_patterns(self) -> int:
+        """Number of distinct activation patterns."""
+        return int(self.pattern_id.max()) + 1 if len(self) else 0

@@ -1,17 +1,16 @@
 """The result type of the encoded 1D engine: :class:`EncodedPartition1D`."""
 from __future__ import annotations
 
-from functools import cached_property
-
 import numpy as np
 
+from ..partition import PatternIds
 from ..partition1d import Partition1D
 from .tolerances import H_TERM, MERGE, XTOL
 
 __all__ = ["EncodedPartition1D"]
 
 
-class EncodedPartition1D(Partition1D):
+class EncodedPartition1D(PatternIds, Partition1D):
     """Pieces of a line through the input of an encoded network.
 
     Same interface as :class:`regions.partition1d.Partition1D`, except:
@@ -28,19 +27,6 @@ class EncodedPartition1D(Partition1D):
                  stats=None):
         super().__init__(network, domain, points, packed_patterns, A, c, stats)
         self.kinds, self.alpha, self.beta = kinds, alpha, beta
-
-    @cached_property
-    def pattern_id(self):
-        _, first, inverse = np.unique(self.packed_patterns, axis=0, return_index=True,
-                                      return_inverse=True)
-        inverse = inverse.ravel()
-        rank = np.empty(len(first), dtype=np.int64)
-        rank[np.argsort(first, kind="stable")] = np.arange(len(first))
-        return rank[inverse]
-
-    @property
-    def n_patterns(self) -> int:
-        return int(self.pattern_id.max()) + 1 if len(self) else 0
 
     def encode(self, u):
         """Encoded features at line parameters ``u`` (``(m,)``) -> ``(m, n_features)``."""

@@ -5,12 +5,12 @@ from functools import cached_property
 
 import numpy as np
 
-from ..partition import Partition, pack_patterns
+from ..partition import Partition, PatternIds, pack_patterns
 
 __all__ = ["EncodedPartition2D"]
 
 
-class EncodedPartition2D(Partition):
+class EncodedPartition2D(PatternIds, Partition):
     """Connected regions (faces) of an encoded network over a 2D domain.
 
     The faces are curved: each is stored as a shapely polygon whose boundary
@@ -66,22 +66,6 @@ class EncodedPartition2D(Partition):
         if not self.geoms:
             return np.empty((0, 2))
         return np.unique(shapely.get_coordinates(np.asarray(self.geoms, dtype=object)), axis=0)
-
-    @cached_property
-    def pattern_id(self):
-        """``(n,)`` int64: faces with equal activation patterns share an id."""
-        if len(self) == 0:
-            return np.empty(0, dtype=np.int64)
-        _, first, inverse = np.unique(self.packed_patterns, axis=0, return_index=True,
-                                      return_inverse=True)
-        inverse = inverse.ravel()
-        rank = np.empty(len(first), dtype=np.int64)
-        rank[np.argsort(first, kind="stable")] = np.arange(len(first))
-        return rank[inverse]
-
-    @property
-    def n_patterns(self) -> int:
-        return int(self.pattern_id.max()) + 1 if len(self) else 0
 
     @cached_property
     def _curved_boundaries(self):
