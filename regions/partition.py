@@ -117,7 +117,22 @@ class Partition:
 class PatternIds:
     """Mixin of the encoded partitions, where one activation pattern can own
     several pieces or faces (a periodic encoding repeats it): ids shared by the
-    regions with equal patterns, numbered in the order of the regions."""
+    regions with equal patterns, numbered in the order of the regions; and the
+    output from the per-region maps in the encoded space (the subclass gives
+    ``locate`` and ``encode``)."""
+
+    def evaluate(self, points):
+        """Network output at ``points`` (line parameters ``(m,)`` in 1D, ``(m, 2)``
+        in 2D) from the per-region maps: ``(m, n_out)``, nan outside the domain."""
+        pts = np.asarray(points, dtype=np.float64)
+        if self.dim == 1:
+            pts = pts.reshape(-1)
+        idx = self.locate(pts)
+        A, c = self.affine
+        out = np.full((pts.shape[0], c.shape[1]), np.nan)
+        ok = idx >= 0
+        out[ok] = np.einsum("mof,mf->mo", A[idx[ok]], self.encode(pts[ok])) + c[idx[ok]]
+        return out
 
     @cached_property
     def pattern_id(self):

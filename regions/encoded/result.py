@@ -34,16 +34,6 @@ class EncodedPartition1D(PatternIds, Partition1D):
         ph = self.alpha[None, :] + u[:, None] * self.beta[None, :]
         return np.where(self.kinds == 1, np.sin(ph), np.where(self.kinds == 2, np.cos(ph), ph))
 
-    def evaluate(self, u):
-        """Network output at ``u`` from the per-piece maps (``(m, n_out)``; nan outside)."""
-        u = np.asarray(u, dtype=np.float64).reshape(-1)
-        idx = self.locate(u)
-        A, c = self.affine
-        out = np.full((u.shape[0], c.shape[1]), np.nan)
-        ok = idx >= 0
-        out[ok] = np.einsum("mof,mf->mo", A[idx[ok]], self.encode(u[ok])) + c[idx[ok]]
-        return out
-
     def level_set(self, value=0.0, output=0):
         """Points where output ``output`` equals ``value``, sorted, in the line parameter.
 

@@ -144,16 +144,6 @@ class EncodedPartition2D(PatternIds, Partition):
         """Encoded features at points ``(m, 2)``."""
         return self.network.encoding.encode_numpy(points)
 
-    def evaluate(self, points):
-        """Network output from the per-face maps (``(m, n_out)``; nan outside)."""
-        pts = np.asarray(points, dtype=np.float64)
-        idx = self.locate(pts)
-        A, c = self.affine
-        out = np.full((pts.shape[0], c.shape[1]), np.nan)
-        ok = idx >= 0
-        out[ok] = np.einsum("mof,mf->mo", A[idx[ok]], self.encode(pts[ok])) + c[idx[ok]]
-        return out
-
     @cached_property
     def _pairs(self):
         """``(m, 3)`` int64 rows ``(a, b, neuron)``, ``a < b``: faces sharing a boundary

@@ -10,7 +10,7 @@ from ..intervention import effects_markdown
 from ..text import fmt as _fmt
 from ..text import markdown_table as _table
 from ..text import mean_sd as _ms
-from .format import field, mean_sd_share, over_seeds, plural, share_text
+from .format import embed, field, mean_sd_share, over_seeds, plural, share_text
 
 
 def artefacts_section(L, results, g, figs, found):
@@ -134,8 +134,7 @@ def kernel_section(L, results, g, figs, found):
     L.append("\nA '-' in the residual columns of 1D runs: with one output channel the residual "
              "cosine is +-1, so it has no spread to correlate; the product is the gradient "
              "cosine exactly.\n")
-    if figs.get("kernel_split"):
-        L.append("![kernel split](figures/kernel_split.png)\n")
+    embed(L, figs, "kernel_split", "kernel split")
 
 
 def first_order_section(L, results, g, figs, found):
@@ -216,8 +215,7 @@ def first_order_section(L, results, g, figs, found):
                         + [f"{k.replace('_', ' ')}: pairs: share, mean |term|"
                            for k in PAIR_CLASSES], rows))
         L.append("")
-    if figs.get("prediction"):
-        L.append("![prediction](figures/prediction.png)\n")
+    embed(L, figs, "prediction", "prediction")
 
 
 def spectrum_section(L, results, g, figs, found):
@@ -256,8 +254,7 @@ def spectrum_section(L, results, g, figs, found):
                      "freq. order", "band gains (first seed)", "top-band gain",
                      "residual alignment", "Hamming 3x3", "patterns / sample"], rows))
     L.append("")
-    if figs.get("spectral_coupling"):
-        L.append("![spectral coupling](figures/spectral_coupling.png)\n")
+    embed(L, figs, "spectral_coupling", "spectral coupling")
 
 
 def gradient_section(L, results, g, figs, found):
@@ -300,8 +297,7 @@ def gradient_section(L, results, g, figs, found):
              "-predicted / loss. The GD-step check takes one real full-batch GD step from the "
              "checkpoint and compares the per-sample change with the prediction (it validates "
              "the formula, not the mechanism).\n")
-    if figs.get("confusion"):
-        L.append("![confusion](figures/confusion.png)\n")
+    embed(L, figs, "confusion", "confusion")
 
 
 def spectral_section(L, results, g, figs, found):
@@ -320,8 +316,7 @@ def spectral_section(L, results, g, figs, found):
         rows = [r + [""] * (width - len(r)) for r in rows]
         L.append(_table(["run"] + [f"band {i + 1} (end)" for i in range(width - 1)], rows))
         L.append("")
-    if figs.get("band_energy"):
-        L.append("![residual energy per band](figures/band_energy.png)\n")
+    embed(L, figs, "band_energy", "residual energy per band")
 
 
 def intervention_section(L, results, g, figs, found):
@@ -348,5 +343,4 @@ def intervention_section(L, results, g, figs, found):
              "taken as if the half were periodic (leakage at the cut, shared by both arms, "
              "partly cancelled in the difference in differences).\n")
     L.append(table + "\n")
-    if figs.get("intervention"):
-        L.append("![intervention effects](figures/intervention.png)\n")
+    embed(L, figs, "intervention", "intervention effects")

@@ -1,9 +1,15 @@
 """Small formatters of the report: plurals, seconds, shares, mean +- sd over seeds,
-and lookups of optional fields."""
+lookups of optional fields, and the markdown of a figure."""
 from __future__ import annotations
 
 import numpy as np
 
+
+def embed(L, figs, name, alt):
+    """Append the markdown image of figure ``name`` (``figures/<name>.png``) to
+    ``L`` when it was drawn (``figs[name]`` is its path, None if it failed)."""
+    if figs.get(name):
+        L.append(f"![{alt}](figures/{name}.png)\n")
 
 
 def plural(k, word):

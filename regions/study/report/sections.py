@@ -13,7 +13,7 @@ from ..text import fmt as _fmt
 from ..text import markdown_table as _table
 from ..text import mean_sd as _ms
 from .data import KEY_FEATURES
-from .format import mean_sd_share, over_seeds, seconds_text
+from .format import embed, mean_sd_share, over_seeds, seconds_text
 
 
 # ----------------------------------------------------------------------------- report
@@ -105,8 +105,7 @@ def runs_section(L, results, g, figs, found):
     L.append(_table(["run", "dim", "grid", "encoding", "net", "optimizer", "lr", "batch",
                      "epochs", "seeds", "loss init", "loss end", "train s"], rows))
     L.append("")
-    if figs.get("loss_curves"):
-        L.append("![loss curves](figures/loss_curves.png)\n")
+    embed(L, figs, "loss_curves", "loss curves")
 
 
 def paper_table_section(L, results, g, figs, found):
@@ -177,10 +176,8 @@ def regions_section(L, results, g, figs, found):
                  "engine and worker process before its first partition, not included above: "
                  + "; ".join(f"{n} seed {s} epoch {e}: {t:.1f} s" for n, s, e, t in comp)
                  + ".\n")
-    if figs.get("region_count"):
-        L.append("![region count](figures/region_count.png)\n")
-    if figs.get("boundary_distance"):
-        L.append("![boundary distance](figures/boundary_distance.png)\n")
+    embed(L, figs, "region_count", "region count")
+    embed(L, figs, "boundary_distance", "boundary distance")
     if figs.get("region_sizes"):
         L.append("Region sizes at the end of training: the exact sizes, the sizes the training "
                  "samples suggest (a pattern's share of the samples times the domain; small "
