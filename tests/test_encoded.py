@@ -9,7 +9,7 @@ import regions
 from regions.encoded import grid_crossings, partition_encoded_1d, partition_encoded_segment
 from regions.encoding import PositionalEncoding, RandomFourierFeatures
 from regions.network import as_network
-from torch_reference import torch_patterns_and_output
+from torch_reference import bisect_breakpoints, torch_patterns_and_output
 
 
 def encoded_mlp(enc, widths, seed, bias_std=0.1, torch_init=False):
@@ -44,19 +44,6 @@ def numpy_patterns(model):
     def f(u):
         return net.patterns(net.encoding.encode_numpy(np.asarray(u)[:, None]))
     return f
-
-
-def bisect_breakpoints(pattern_fn, u):
-    pats = pattern_fn(u)
-    change = np.flatnonzero(np.any(pats[1:] != pats[:-1], axis=1))
-    a, b = u[change].copy(), u[change + 1].copy()
-    pa = pats[change]
-    for _ in range(50):
-        m = 0.5 * (a + b)
-        same = np.all(pattern_fn(m) == pa, axis=1)
-        a = np.where(same, m, a)
-        b = np.where(same, b, m)
-    return 0.5 * (a + b), pats
 
 
 # ---------------------------------------------------------------- encodings

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from regions.domain import Interval, Segment
 from regions.network import as_network
 from regions.partition1d import partition_1d
-from torch_reference import torch_patterns_and_output
+from torch_reference import bisect_breakpoints, torch_patterns_and_output
 
 
 def he_sequential(widths, seed, bias_std=0.1, leaky=None):
@@ -24,21 +24,6 @@ def he_sequential(widths, seed, bias_std=0.1, leaky=None):
         if i < len(widths) - 2:
             mods.append(torch.nn.LeakyReLU(leaky) if leaky else torch.nn.ReLU())
     return torch.nn.Sequential(*mods)
-
-
-def bisect_breakpoints(pattern_fn, u):
-    """Oracle: breakpoints where the sampled pattern changes, refined by bisection."""
-    pats = pattern_fn(u)
-    change = np.flatnonzero(np.any(pats[1:] != pats[:-1], axis=1))
-    a, b = u[change].copy(), u[change + 1].copy()
-    pa = pats[change]
-    for _ in range(60):
-        m = 0.5 * (a + b)
-        pm = pattern_fn(m)
-        same = np.all(pm == pa, axis=1)
-        a = np.where(same, m, a)
-        b = np.where(same, b, m)
-    return 0.5 * (a + b)
 
 
 def check_against_torch(model, p, lo, hi, n=20000, seed=0, to_input=None):
@@ -77,7 +62,7 @@ def test_random_nets_against_torch_and_bisection(widths, seed, leaky):
     check_against_torch(model, p, -3, 3, seed=seed)
     # oracle: sampled pattern changes refined by bisection are breakpoints
     u = np.linspace(-3, 3, 200001)
-    ref = bisect_breakpoints(lambda t: torch_patterns_and_output(model, t[:, None])[0], u)
+    ref, _ = bisect_breakpoints(lambda t: torch_patterns_and_output(model, t[:, None])[0], u)
     if ref.size:
         nearest = np.abs(p.breakpoints[np.clip(np.searchsorted(p.breakpoints, ref), 0,
                                               len(p.breakpoints) - 1)] - ref)

@@ -26,7 +26,7 @@ import numpy as np
 __all__ = ["SCHEMA_VERSION", "Correlation", "CouplingRow", "Confusion", "PairMechanism",
            "Agreement", "GDStep", "BandEnergy", "KernelSplit", "AdamStep", "Spectrum",
            "Intervention", "Checkpoint", "RunResult", "Finding",
-           "group_by_name", "csv_row", "csv_columns", "plain_value"]
+           "group_by_name", "lookup", "csv_row", "csv_columns", "plain_value"]
 
 #: Version of the schema and its stored layout; part of every job's
 #: configuration key, so a change here makes old job files stale rather than misread.
@@ -587,6 +587,17 @@ def group_by_name(results):
     for r in results:
         out.setdefault(r.name, []).append(r)
     return out
+
+
+def lookup(obj, *path):
+    """The value at an attribute path of a record (``lookup(c, "agreement",
+    "spearman", "rho")`` is ``c.agreement.spearman.rho``; a mapping's entry is
+    taken by key), None where any step is None (not measured)."""
+    for k in path:
+        if obj is None:
+            return None
+        obj = obj.get(k) if isinstance(obj, dict) else getattr(obj, k)
+    return obj
 
 
 # ----------------------------------------------------------------------------- CSV

@@ -191,39 +191,36 @@ def paired(a, b, combine):
     return out
 
 
+def _step_adjusted(p_values, step):
+    """Adjusted p-values of a step procedure: the finite p-values (NaN entries
+    stay NaN and do not count) sorted ascending and mapped by
+    ``step(sorted_p, m)`` (``m`` the number of finite ones), capped at 1."""
+    p = np.asarray(p_values, dtype=np.float64).ravel()
+    if np.any((p < 0) | (p > 1)):
+        raise ValueError(f"p-values must be in [0, 1] (or NaN), got {p.tolist()}")
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    if ok.size:
+        order = ok[np.argsort(p[ok], kind="stable")]
+        out[order] = np.minimum(1.0, step(p[order], ok.size))
+    return out
+
+
 def adjust(p_values):
     """Benjamini-Hochberg adjusted p-values (NaN entries stay NaN and do not count).
 
     ``p_adj(i) = min over k >= rank(i) of  m * p_(k) / k``, capped at 1, with
     ``m`` the number of finite p-values.
     """
-    p = np.asarray(p_values, dtype=np.float64).ravel()
-    if np.any((p < 0) | (p > 1)):
-        raise ValueError(f"p-values must be in [0, 1] (or NaN), got {p.tolist()}")
-    out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
-    m = ok.size
-    if m == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="stable")]
-    scaled = p[order] * m / np.arange(1, m + 1)
-    out[order] = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
-    return out
+    return _step_adjusted(p_values, lambda p, m: np.minimum.accumulate(
+        (p * m / np.arange(1, m + 1))[::-1])[::-1])
 
 
 def holm(p_values):
     """Holm (step-down Bonferroni) adjusted p-values, for comparison with
-    :func:`adjust` (NaN entries stay NaN and do not count)."""
-    p = np.asarray(p_values, dtype=np.float64).ravel()
-    out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
-    m = ok.size
-    if m == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="stable")]
-    scaled = p[order] * (m - np.arange(m))
-    out[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
-    return out
+    :func:`adjust` (NaN entries stay NaN and do not count):
+    ``p_adj(i) = max over k <= rank(i) of (m - k + 1) p_(k)``, capped at 1."""
+    return _step_adjusted(p_values, lambda p, m: np.maximum.accumulate(p * (m - np.arange(m))))
 
 
 # ----------------------------------------------------------------------------- verdicts

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..stats import paired
-from .table import (at_checkpoint, epoch_span, group_by_seed, is_gd, kernel_confusion_at,
+from .table import (at_checkpoint, epoch_span, group_by_seed, is_gd, measured,
                     pair_ratio, per_run, safe_ratio, record_steps)
 
 
@@ -14,8 +14,7 @@ def claims_prediction(t, g, raw2, pe2, pe_hi, pe_hi_name):
     """The Gram formula's sanity check, and the old comparison of the
     full-batch GD prediction with training under another optimiser."""
     for name, rs in g.items():
-        gd = per_run(rs, at_checkpoint("init", lambda c: None if c.gd_step is None
-                                       else c.gd_step.pearson))
+        gd = per_run(rs, measured("init", "gd_step", "pearson"))
         if any(v is not None for v in gd.values()):
             t.add("Sanity check of the Gram formula: one real full-batch GD step from init "
                   "changes each loss as predicted to first order (Pearson above 0.99)", name,
@@ -29,8 +28,7 @@ def claims_prediction(t, g, raw2, pe2, pe_hi, pe_hi_name):
         if is_gd(rs[0]):
             continue  # the prediction is the run's own step: claims_first_order
         for which in ("init", "early"):
-            rho = per_run(rs, at_checkpoint(which, lambda c: None if c.agreement is None
-                                  else c.agreement.spearman.rho))
+            rho = per_run(rs, measured(which, "agreement", "spearman", "rho"))
             if not any(v is not None for v in rho.values()):
                 continue
             ep = rs[0].checkpoint(which).epoch
@@ -43,8 +41,7 @@ def claims_prediction(t, g, raw2, pe2, pe_hi, pe_hi_name):
                   "greater", "fisher", "implied by the confusion argument",
                   "the prediction is a GD step, training takes the optimiser's steps "
                   "(issue 11 item 2): see the own-step prediction")
-            rho = per_run(rs, at_checkpoint(which, lambda c: None if c.agreement_window is None
-                                  else c.agreement_window.spearman.rho))
+            rho = per_run(rs, measured(which, "agreement_window", "spearman", "rho"))
             if any(v is not None for v in rho.values()):
                 t.add(f"The GD-predicted relative rate follows the measured rate over the "
                       f"{rs[0].checkpoint(which).window}-epoch window (epoch {ep}; the old "
@@ -62,8 +59,7 @@ def claims_kernel_split(t, g, raw2, pe2, pe_hi, pe_hi_name):
         if c0.kernel_split is None or rs[0].dim != 2:
             continue
         ep = c0.epoch
-        pr = per_run(rs, at_checkpoint("end", lambda c: None if c.kernel_split is None
-                             else c.kernel_split.pearson_residual))
+        pr = per_run(rs, measured("end", "kernel_split", "pearson_residual"))
         t.add(f"With 3 output channels the gradient cosine of neighbour pairs is set by the "
               f"residual cosine (Pearson of cos(g_i, g_j) against cos(r_i, r_j) over the 3x3-patch "
               f"pairs above 0.9, epoch {ep})", name,
@@ -71,8 +67,7 @@ def claims_kernel_split(t, g, raw2, pe2, pe_hi, pe_hi_name):
               "greater", "fisher", "(not in the paper: the paper reads the cosines as regions)",
               "issue 11 item 1: if this holds, the full-gradient confusion rows measure the "
               "residuals")
-        pk = per_run(rs, at_checkpoint("end", lambda c: None if c.kernel_split is None
-                             else c.kernel_split.pearson_kernel))
+        pk = per_run(rs, measured("end", "kernel_split", "pearson_kernel"))
         t.add(f"The kernel part alone does not carry the gradient cosine (Pearson of cos(g_i, g_j) "
               f"against s_ij below 0.5, epoch {ep})", name,
               "Pearson (gradient cosine, kernel similarity) over the pairs of a run", pk, 0.5,
@@ -80,14 +75,14 @@ def claims_kernel_split(t, g, raw2, pe2, pe_hi, pe_hi_name):
     if raw2 and pe_hi:
         for record, what in (("confusion_kernel", "kernel similarity s_ij"),
                              ("confusion_residual", "residual cosine cos(r_i, r_j)")):
-            below = kernel_confusion_at("end", "neighbour_below", record)
+            below = measured("end", record, "neighbour_below")
             diff = paired(per_run(raw2, below), per_run(pe_hi, below), lambda a, b: a - b)
             t.add(f"The paper's confusion row on the {what} alone: more neighbour pairs below "
                   f"-0.5 with raw inputs than with PE (end; difference raw - PE)",
                   f"2d-raw - {pe_hi_name}", f"share difference (2d-raw - {pe_hi_name}), paired by seed",
                   diff, 0.0, "greater", "linear", "raw ~26%, PE L=2 ~22%, PE L=5 ~2% (full "
                   "gradients)", "beside the full-gradient row above")
-        mean = kernel_confusion_at("end", "neighbour_mean")
+        mean = measured("end", "confusion_kernel", "neighbour_mean")
         t.add("Neighbours share their kernel more with raw inputs than with PE (mean kernel "
               "similarity s_ij of 3x3-patch pairs, end; difference raw - PE)",
               f"2d-raw - {pe_hi_name}", f"mean s_ij difference (2d-raw - {pe_hi_name}), paired by seed",
@@ -97,8 +92,7 @@ def claims_kernel_split(t, g, raw2, pe2, pe_hi, pe_hi_name):
         ep = rs[0].checkpoint("early").epoch
         for record, what in (("pairs_kernel", "|s_ij|, the kernel part"),
                              ("pairs_residual", "|cos(r_i, r_j)|, the residual part")):
-            rho = per_run(rs, at_checkpoint("early", lambda c, rec=record: None if getattr(c, rec) is None
-                                  else getattr(c, rec).abs_cos_vs_hamming.rho))
+            rho = per_run(rs, measured("early", record, "abs_cos_vs_hamming", "rho"))
             if not any(v is not None for v in rho.values()):
                 continue
             t.add(f"Local pairs with more different patterns are less aligned, on {what} "
@@ -121,8 +115,7 @@ def claims_first_order(t, g, raw2, pe2, pe_hi, pe_hi_name):
         for which in ("init", "early"):
             c = rs[0].checkpoint(which)
             steps = record_steps(rs[0], which)
-            pe = per_run(rs, at_checkpoint(which, lambda c: None if c.agreement is None
-                                 else c.agreement.pearson))
+            pe = per_run(rs, measured(which, "agreement", "pearson"))
             if any(v is not None for v in pe.values()):
                 t.add(f"Full-batch GD: the per-sample loss change over the next {steps} GD "
                       f"step{'s' if steps != 1 else ''} is the first-order prediction (Pearson "
@@ -130,16 +123,14 @@ def claims_first_order(t, g, raw2, pe2, pe_hi, pe_hi_name):
                       "Pearson (predicted, measured change) over the samples", pe, 0.9,
                       "greater", "fisher", "implied by the confusion argument",
                       f"window {steps} GD steps (one per epoch)")
-            rho = per_run(rs, at_checkpoint(which, lambda c: None if c.agreement_window is None
-                                  else c.agreement_window.spearman.rho))
+            rho = per_run(rs, measured(which, "agreement_window", "spearman", "rho"))
             if any(v is not None for v in rho.values()):
                 t.add(f"Full-batch GD: the predicted relative rate ranks the samples' measured "
                       f"rate over the {c.window}-step window after epoch {c.epoch} (Spearman "
                       "above 0)", name, "Spearman rho (predicted, measured rate)", rho, 0.0,
                       "greater", "fisher", "implied by the confusion argument",
                       f"window {c.window} GD steps")
-            err = per_run(rs, at_checkpoint(which, lambda c: None if c.spectrum is None
-                                  else c.spectrum.prediction_error_end))
+            err = per_run(rs, measured(which, "spectrum", "prediction_error_end"))
             if any(v is not None for v in err.values()):
                 h = c.spectrum.horizon
                 t.add(f"Full-batch GD: the kernel's spectral prediction of the residual over the "
@@ -159,15 +150,13 @@ def claims_first_order(t, g, raw2, pe2, pe_hi, pe_hi_name):
         if rs[0].checkpoint("early").adam_step is None:
             continue
         ep = rs[0].checkpoint("early").epoch
-        own = per_run(rs, at_checkpoint("early", lambda c: None if c.adam_step is None
-                              else c.adam_step.pearson))
+        own = per_run(rs, measured("early", "adam_step", "pearson"))
         t.add(f"Adam: with the optimiser's own preconditioned step the first-order prediction "
               f"g_i . dtheta gives the one-step change of each loss (Pearson above 0.99, epoch "
               f"{ep})", name, "Pearson (g_i . dtheta, measured one-step change) over the samples",
               own, 0.99, "greater", "fisher", "(first-order theory)",
               "issue 11 item 2: the GD-direction prediction tested Adam against GD")
-        cos = per_run(rs, at_checkpoint("early", lambda c: None if c.adam_step is None
-                              else c.adam_step.cos_full_gradient))
+        cos = per_run(rs, measured("early", "adam_step", "cos_full_gradient"))
         t.add(f"Adam's step is not the GD direction (cosine of Adam's update with the negative "
               f"full-batch gradient below 0.9, epoch {ep})", name,
               "cosine (Adam update, -full-batch gradient)", cos, 0.9, "less", "linear",
@@ -262,8 +251,7 @@ def claims_spectral(t, g, raw2, pe2, pe_hi, pe_hi_name):
               "(Spearman of eigenvalue rank against eigenvector frequency, init)", name,
               "Spearman rho (eigenvalue rank, frequency) over the eigenvectors", fo, 0.0,
               "greater", "fisher", "spectral bias (NTK picture)")
-        al = per_run(rs, at_checkpoint("end", lambda c: None if c.spectrum is None
-                             else c.spectrum.residual_alignment))
+        al = per_run(rs, measured("end", "spectrum", "residual_alignment"))
         t.add("What is left to learn sits in the kernel's slow directions (residual alignment "
               "r^T Theta r / |r|^2 over the mean eigenvalue below 1, end)", name,
               "residual alignment, end", al, 1.0, "less", "log", "spectral bias (NTK picture)")

@@ -7,7 +7,7 @@ import numpy as np
 from ..results import RunResult
 from ..stats import paired
 from ..text import fmt as _fmt
-from .table import at_checkpoint, confusion_at, per_run, safe_ratio, window_note
+from .table import at_checkpoint, measured, per_run, safe_ratio, window_note
 
 
 # ----------------------------------------------------------------------------- groups
@@ -80,7 +80,7 @@ def claims_paper_table(t, g, raw2, pe2, pe_hi, pe_hi_name):
                   paired(per_run(rb, ham), per_run(ra, ham), safe_ratio), 1.0, "greater", "log",
                   "raw ~2-3, PE L=2 ~8-10, PE L=5 ~41-46 of 256")
     if raw2 and pe_hi:
-        below = confusion_at("end", "neighbour_below")
+        below = measured("end", "confusion", "neighbour_below")
         t.add("Neighbour gradients conflict more with raw inputs than with PE (share of 3x3-patch "
               "pairs with cosine < -0.5, end; difference raw - PE)", f"2d-raw - {pe_hi_name}",
               f"share difference (2d-raw - {pe_hi_name}), paired by seed",
@@ -105,8 +105,7 @@ def claims_mechanism(t, g, raw2, pe2, pe_hi, pe_hi_name):
     """The mechanism at pair level, high-frequency energy, final loss against
     occupancy."""
     for name, rs in g.items():
-        rho = per_run(rs, at_checkpoint("early", lambda c: None if c.pairs is None
-                              else c.pairs.abs_cos_vs_hamming.rho))
+        rho = per_run(rs, measured("early", "pairs", "abs_cos_vs_hamming", "rho"))
         if not any(v is not None for v in rho.values()):
             continue
         ep = rs[0].checkpoint("early").epoch

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..results import Finding, group_by_name
+from ..results import Finding, group_by_name, lookup
 from ..stats import RULES, adjust, pool, rule_number
 from ..text import fmt as _fmt
 
@@ -95,8 +95,10 @@ def at_checkpoint(which, get):
     return lambda r: get(r.checkpoint(which))
 
 
-def confusion_at(which, attr):
-    return at_checkpoint(which, lambda c: None if c.confusion is None else getattr(c.confusion, attr))
+def measured(which, *path):
+    """A getter of the value at ``path`` (see :func:`~regions.study.results.lookup`)
+    at checkpoint ``which`` of a run, None where it was not measured."""
+    return at_checkpoint(which, lambda c: lookup(c, *path))
 
 
 def window_note(rs):
@@ -118,11 +120,6 @@ def record_steps(r, which):
     rec = np.asarray(r.record_epochs)
     i = int(np.searchsorted(rec, e))
     return int(rec[i + 1] - rec[i]) if i + 1 < rec.size else None
-
-
-def kernel_confusion_at(which, attr, record="confusion_kernel"):
-    return at_checkpoint(which, lambda c: None if getattr(c, record) is None
-               else getattr(getattr(c, record), attr))
 
 
 def epoch_span(k):

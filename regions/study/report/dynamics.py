@@ -7,15 +7,16 @@ import numpy as np
 
 from ..claims import measured_at
 from ..intervention import effects_markdown
+from ..results import lookup
 from ..text import fmt as _fmt
 from ..text import markdown_table as _table
 from ..text import mean_sd as _ms
-from .format import embed, field, mean_sd_share, over_seeds, plural, share_text
+from .format import at_checkpoints, mean_sd_share, over_seeds, plural, section, share_text
 
 
+@section("Where the old numbers were an artefact")
 def artefacts_section(L, results, g, figs, found):
     """Where the old measurements were an artefact (issue 11 items 1-3), with the numbers."""
-    L.append("## Where the old numbers were an artefact\n")
     L.append("Three of the study's earlier measurements measured something other than what "
              "their claim is about. The numbers below are from this run of the study "
              "(mean ± sd over seeds); the findings above test the corrected measurements.\n")
@@ -97,9 +98,9 @@ def artefacts_section(L, results, g, figs, found):
                  "correlations controlling for each sample's own loss and residual.\n")
 
 
+@section("Kernel against residual", ("kernel_split", "kernel split"))
 def kernel_section(L, results, g, figs, found):
     """The pair quantities split into kernel and residual parts."""
-    L.append("## Kernel against residual\n")
     L.append("Every pair quantity split (`regions.study.ntk.kernel_split`): with `K_ij = J_i "
              "J_j^T` the pair's NTK block, `G_ij = (4/C^2) r_i^T K_ij r_j`; the kernel part is "
              "`s_ij = tr K_ij / sqrt(tr K_ii tr K_jj)`, the residual part `cos(r_i, r_j)`, and "
@@ -108,24 +109,21 @@ def kernel_section(L, results, g, figs, found):
              "(3-window in 1D) pairs below -0.5 and the pair mechanism (Spearman of |part| "
              "against the pair's Hamming distance) for each part; mean ± sd over seeds.\n")
     rows = []
-    for name, rs in g.items():
-        for which in ("init", "early", "end"):
-            if rs[0].checkpoint(which).kernel_split is None:
-                continue
-            rows.append([
-                name, rs[0].checkpoint(which).epoch,
-                mean_sd_share(over_seeds(rs, which, "confusion", "neighbour_below")),
-                mean_sd_share(over_seeds(rs, which, "confusion_kernel", "neighbour_below")),
-                mean_sd_share(over_seeds(rs, which, "confusion_residual", "neighbour_below")),
-                mean_sd_share(over_seeds(rs, which, "confusion_product", "neighbour_below")),
-                _ms(over_seeds(rs, which, "confusion_kernel", "neighbour_mean")),
-                _ms(over_seeds(rs, which, "kernel_split", "pearson_residual")),
-                _ms(over_seeds(rs, which, "kernel_split", "pearson_kernel")),
-                _ms(over_seeds(rs, which, "kernel_split", "pearson_product")),
-                _ms(over_seeds(rs, which, "kernel_split", "anisotropy")),
-                _ms(over_seeds(rs, which, "pairs", "abs_cos_vs_hamming", "rho")),
-                _ms(over_seeds(rs, which, "pairs_kernel", "abs_cos_vs_hamming", "rho")),
-                _ms(over_seeds(rs, which, "pairs_residual", "abs_cos_vs_hamming", "rho"))])
+    for name, rs, which, c in at_checkpoints(g, "kernel_split"):
+        rows.append([
+            name, c.epoch,
+            mean_sd_share(over_seeds(rs, which, "confusion", "neighbour_below")),
+            mean_sd_share(over_seeds(rs, which, "confusion_kernel", "neighbour_below")),
+            mean_sd_share(over_seeds(rs, which, "confusion_residual", "neighbour_below")),
+            mean_sd_share(over_seeds(rs, which, "confusion_product", "neighbour_below")),
+            _ms(over_seeds(rs, which, "confusion_kernel", "neighbour_mean")),
+            _ms(over_seeds(rs, which, "kernel_split", "pearson_residual")),
+            _ms(over_seeds(rs, which, "kernel_split", "pearson_kernel")),
+            _ms(over_seeds(rs, which, "kernel_split", "pearson_product")),
+            _ms(over_seeds(rs, which, "kernel_split", "anisotropy")),
+            _ms(over_seeds(rs, which, "pairs", "abs_cos_vs_hamming", "rho")),
+            _ms(over_seeds(rs, which, "pairs_kernel", "abs_cos_vs_hamming", "rho")),
+            _ms(over_seeds(rs, which, "pairs_residual", "abs_cos_vs_hamming", "rho"))])
     L.append(_table(["run", "epoch", "< -0.5: gradient", "< -0.5: kernel", "< -0.5: residual",
                      "< -0.5: product", "mean s_ij", "Pearson(grad, residual)",
                      "Pearson(grad, kernel)", "Pearson(grad, product)", "anisotropy",
@@ -134,32 +132,27 @@ def kernel_section(L, results, g, figs, found):
     L.append("\nA '-' in the residual columns of 1D runs: with one output channel the residual "
              "cosine is +-1, so it has no spread to correlate; the product is the gradient "
              "cosine exactly.\n")
-    embed(L, figs, "kernel_split", "kernel split")
 
 
+@section("The first-order prediction with the run's own step", ("prediction", "prediction"))
 def first_order_section(L, results, g, figs, found):
     """The first-order prediction with the step each run really takes."""
     from ..claims import band_prediction_miss, is_gd, record_steps
 
-    L.append("## The first-order prediction with the run's own step\n")
     rows = []
-    for name, rs in g.items():
+    for name, rs, which, c in at_checkpoints(g, "agreement"):
         if not is_gd(rs[0]):
             continue
-        for which in ("init", "early", "end"):
-            c = rs[0].checkpoint(which)
-            if c.agreement is None:
-                continue
-            sp = c.spectrum
-            rows.append([name, c.epoch, record_steps(rs[0], which),
-                         _ms(over_seeds(rs, which, "agreement", "pearson")),
-                         _ms(over_seeds(rs, which, "agreement", "spearman", "rho")),
-                         c.window, _ms(over_seeds(rs, which, "agreement_window", "spearman",
-                                                   "rho")),
-                         "-" if sp is None or sp.horizon is None else sp.horizon,
-                         _ms(over_seeds(rs, which, "spectrum", "prediction_error_end")),
-                         _ms([band_prediction_miss(r, which) for r in rs]),
-                         _ms(over_seeds(rs, which, "spectrum", "sharpness"))])
+        sp = c.spectrum
+        rows.append([name, c.epoch, record_steps(rs[0], which),
+                     _ms(over_seeds(rs, which, "agreement", "pearson")),
+                     _ms(over_seeds(rs, which, "agreement", "spearman", "rho")),
+                     c.window, _ms(over_seeds(rs, which, "agreement_window", "spearman",
+                                               "rho")),
+                     "-" if sp is None or sp.horizon is None else sp.horizon,
+                     _ms(over_seeds(rs, which, "spectrum", "prediction_error_end")),
+                     _ms([band_prediction_miss(r, which) for r in rs]),
+                     _ms(over_seeds(rs, which, "spectrum", "sharpness"))])
     strided = [name for name, rs in g.items() if is_gd(rs[0])
                and any(c.spectrum is not None and (c.spectrum.stride or 1) > 1
                        for c in rs[0].checkpoints)]
@@ -186,21 +179,18 @@ def first_order_section(L, results, g, figs, found):
         L.append("")
     rows = []
     from regions.study.ntk import PAIR_CLASSES
-    for name, rs in g.items():
-        for which in ("init", "early", "end"):
-            a = rs[0].checkpoint(which).adam_step
-            if a is None:
-                continue
-            rows.append([name, rs[0].checkpoint(which).epoch,
-                         _ms(over_seeds(rs, which, "adam_step", "pearson")),
-                         _ms(over_seeds(rs, which, "agreement", "spearman", "rho")),
-                         _ms(over_seeds(rs, which, "adam_step", "cos_full_gradient")),
-                         mean_sd_share(over_seeds(rs, which, "adam_step", "term_share",
-                                               "momentum"))]
-                        + [f"{a.pair_count.get(k, 0)}: "
-                           f"{mean_sd_share(over_seeds(rs, which, 'adam_step', 'term_share', k))}, "
-                           f"{_ms(over_seeds(rs, which, 'adam_step', 'mean_abs_pair', k))}"
-                           for k in PAIR_CLASSES])
+    for name, rs, which, c in at_checkpoints(g, "adam_step"):
+        a = c.adam_step
+        rows.append([name, c.epoch,
+                     _ms(over_seeds(rs, which, "adam_step", "pearson")),
+                     _ms(over_seeds(rs, which, "agreement", "spearman", "rho")),
+                     _ms(over_seeds(rs, which, "adam_step", "cos_full_gradient")),
+                     mean_sd_share(over_seeds(rs, which, "adam_step", "term_share",
+                                           "momentum"))]
+                    + [f"{a.pair_count.get(k, 0)}: "
+                       f"{mean_sd_share(over_seeds(rs, which, 'adam_step', 'term_share', k))}, "
+                       f"{_ms(over_seeds(rs, which, 'adam_step', 'mean_abs_pair', k))}"
+                       for k in PAIR_CLASSES])
     if rows:
         L.append("**Adam**, with the optimiser's own step: the state is rebuilt over "
                  "warm-up minibatches, then one step's `dtheta` (Adam's preconditioned update) "
@@ -215,14 +205,13 @@ def first_order_section(L, results, g, figs, found):
                         + [f"{k.replace('_', ' ')}: pairs: share, mean |term|"
                            for k in PAIR_CLASSES], rows))
         L.append("")
-    embed(L, figs, "prediction", "prediction")
 
 
+@section("Spectral coupling: the kernel's spectrum", ("spectral_coupling", "spectral coupling"))
 def spectrum_section(L, results, g, figs, found):
     """The trace NTK's spectrum against the region structure."""
     from ..claims import top_band_gain
 
-    L.append("## Spectral coupling: the kernel's spectrum\n")
     L.append("The trace NTK `Theta_ij = tr K_ij` over the samples (a strided subgrid above "
              "the job's `ntk_max_samples`), its eigen-decomposition, and the residual in its "
              "eigenbasis. `band gain`: mean Rayleigh quotient of Theta over the unit Fourier "
@@ -240,13 +229,13 @@ def spectrum_section(L, results, g, figs, found):
                 continue
             i = rs[0].checkpoints.index(c)
             gains = ", ".join("-" if not np.isfinite(x) else _fmt(x) for x in s.band_gain)
-            rows.append([name, c.epoch, _fmt(s.stride), _ms([field(r.checkpoints[i], "spectrum",
+            rows.append([name, c.epoch, _fmt(s.stride), _ms([lookup(r.checkpoints[i], "spectrum",
                                                            "effective_rank") for r in rs]),
-                         _ms([field(r.checkpoints[i], "spectrum", "decay_exponent") for r in rs]),
-                         _ms([field(r.checkpoints[i], "spectrum", "frequency_order")
+                         _ms([lookup(r.checkpoints[i], "spectrum", "decay_exponent") for r in rs]),
+                         _ms([lookup(r.checkpoints[i], "spectrum", "frequency_order")
                               for r in rs]),
                          gains, _ms([top_band_gain(r, r.checkpoints[i]) for r in rs]),
-                         _ms([field(r.checkpoints[i], "spectrum", "residual_alignment")
+                         _ms([lookup(r.checkpoints[i], "spectrum", "residual_alignment")
                               for r in rs]),
                          _ms([r.checkpoints[i].hamming_patch for r in rs]),
                          _ms([r.checkpoints[i].n_patterns_sampled / r.n for r in rs])])
@@ -254,34 +243,31 @@ def spectrum_section(L, results, g, figs, found):
                      "freq. order", "band gains (first seed)", "top-band gain",
                      "residual alignment", "Hamming 3x3", "patterns / sample"], rows))
     L.append("")
-    embed(L, figs, "spectral_coupling", "spectral coupling")
 
 
+@section("Gradient confusion and the old first-order prediction", ("confusion", "confusion"))
 def gradient_section(L, results, g, figs, found):
     """Gradient confusion and the first-order prediction."""
-    L.append("## Gradient confusion and the old first-order prediction\n")
     rows = []
-    for name, rs in g.items():
-        for which in ("init", "early", "end"):
-            c = rs[0].checkpoint(which)
-            ag = measured_at(rs, which, lambda c: c.agreement)
-            conf = measured_at(rs, which, lambda c: c.confusion)
-            if not conf:
-                continue
-            shares = ag[0].term_share if ag else {}
-            agw = measured_at(rs, which, lambda c: c.agreement_window)
-            gd = measured_at(rs, which, lambda c: c.gd_step)
-            rows.append([name, c.epoch,
-                         _ms([x.neighbour_mean for x in conf]),
-                         _ms([x.distant_mean for x in conf]),
-                         mean_sd_share([x.neighbour_below for x in conf]),
-                         mean_sd_share([x.distant_below for x in conf]),
-                         _ms([a.spearman.rho for a in ag]) if ag else "-",
-                         mean_sd_share([a.sign_agreement for a in ag]) if ag else "-",
-                         _ms([a.spearman.rho for a in agw]) if agw else "-",
-                         _ms([x.pearson for x in gd]) if gd else "-",
-                         ", ".join(f"{k.replace('_', ' ')} {share_text(v)}"
-                                   for k, v in shares.items())])
+    for name, rs, which, c in at_checkpoints(g):
+        ag = measured_at(rs, which, lambda c: c.agreement)
+        conf = measured_at(rs, which, lambda c: c.confusion)
+        if not conf:
+            continue
+        shares = ag[0].term_share if ag else {}
+        agw = measured_at(rs, which, lambda c: c.agreement_window)
+        gd = measured_at(rs, which, lambda c: c.gd_step)
+        rows.append([name, c.epoch,
+                     _ms([x.neighbour_mean for x in conf]),
+                     _ms([x.distant_mean for x in conf]),
+                     mean_sd_share([x.neighbour_below for x in conf]),
+                     mean_sd_share([x.distant_below for x in conf]),
+                     _ms([a.spearman.rho for a in ag]) if ag else "-",
+                     mean_sd_share([a.sign_agreement for a in ag]) if ag else "-",
+                     _ms([a.spearman.rho for a in agw]) if agw else "-",
+                     _ms([x.pearson for x in gd]) if gd else "-",
+                     ", ".join(f"{k.replace('_', ' ')} {share_text(v)}"
+                               for k, v in shares.items())])
     L.append(_table(["run", "epoch", "mean cos neighbours", "mean cos distant",
                      "neighbours < -0.5", "distant < -0.5",
                      "Spearman(predicted, observed d loss)", "same sign",
@@ -297,12 +283,11 @@ def gradient_section(L, results, g, figs, found):
              "-predicted / loss. The GD-step check takes one real full-batch GD step from the "
              "checkpoint and compares the per-sample change with the prediction (it validates "
              "the formula, not the mechanism).\n")
-    embed(L, figs, "confusion", "confusion")
 
 
+@section("Spectral bias: residual energy per band", ("band_energy", "residual energy per band"))
 def spectral_section(L, results, g, figs, found):
     """Residual energy per band."""
-    L.append("## Spectral bias: residual energy per band\n")
     rows = []
     for name, rs in g.items():
         be = rs[0].band_energy
@@ -316,15 +301,14 @@ def spectral_section(L, results, g, figs, found):
         rows = [r + [""] * (width - len(r)) for r in rows]
         L.append(_table(["run"] + [f"band {i + 1} (end)" for i in range(width - 1)], rows))
         L.append("")
-    embed(L, figs, "band_energy", "residual energy per band")
 
 
+@section("The intervention: denser regions on one half of the image", ("intervention", "intervention effects"))
 def intervention_section(L, results, g, figs, found):
     """The causal test: positional encoding on half of the image only."""
     table = effects_markdown(results)
     if not table:
-        return
-    L.append("## The intervention: denser regions on one half of the image\n")
+        return False
     L.append("The regions are changed locally and the effect on convergence is measured, so "
              "that the coupling is tested causally. Treated arm: the positional encoding is "
              "fed only where x < 0.5 (`[x, y, m PE(x, y)]`, `m = 1` inside); control arm: the "
@@ -343,4 +327,3 @@ def intervention_section(L, results, g, figs, found):
              "taken as if the half were periodic (leakage at the cut, shared by both arms, "
              "partly cancelled in the difference in differences).\n")
     L.append(table + "\n")
-    embed(L, figs, "intervention", "intervention effects")

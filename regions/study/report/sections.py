@@ -13,13 +13,13 @@ from ..text import fmt as _fmt
 from ..text import markdown_table as _table
 from ..text import mean_sd as _ms
 from .data import KEY_FEATURES
-from .format import embed, mean_sd_share, over_seeds, seconds_text
+from .format import embed, mean_sd_share, over_seeds, seconds_text, section
 
 
 # ----------------------------------------------------------------------------- report
+@section("Findings")
 def findings_section(L, results, g, figs, found):
     """The findings table, the statistics behind it and the verdict rules."""
-    L.append("## Findings\n")
     counts = OrderedDict((v, sum(f.verdict == v for f in found))
                          for v in ("holds", "does not hold", "inconclusive", "not tested"))
     L.append(f"{len(found)} findings: " + ", ".join(f"{k} {v}" for k, v in counts.items())
@@ -90,9 +90,9 @@ def findings_section(L, results, g, figs, found):
     L.append("")
 
 
+@section("Runs", ("loss_curves", "loss curves"))
 def runs_section(L, results, g, figs, found):
     """The table of runs and the loss curves."""
-    L.append("## Runs\n")
     rows = []
     for name, rs in g.items():
         r0 = rs[0]
@@ -105,12 +105,11 @@ def runs_section(L, results, g, figs, found):
     L.append(_table(["run", "dim", "grid", "encoding", "net", "optimizer", "lr", "batch",
                      "epochs", "seeds", "loss init", "loss end", "train s"], rows))
     L.append("")
-    embed(L, figs, "loss_curves", "loss curves")
 
 
+@section("The paper's table, measured exactly")
 def paper_table_section(L, results, g, figs, found):
     """The paper's table, measured exactly."""
-    L.append("## The paper's table, measured exactly\n")
     rows = []
     for name, rs in g.items():
         rows.append([
@@ -134,17 +133,21 @@ def paper_table_section(L, results, g, figs, found):
              "band is the top octave.\n")
 
 
+@section("Regions over training", ("region_count", "region count"),
+         ("boundary_distance", "boundary distance"),
+         ("region_sizes", "region sizes",
+          "Region sizes at the end of training: the exact sizes, the sizes the training "
+          "samples suggest (a pattern's share of the samples times the domain; small "
+          "regions holding no sample are missing), and the exact density (1 / size of "
+          "the region at each point):\n"))
 def regions_section(L, results, g, figs, found):
     """Region counts, sizes and distances over training."""
-    L.append("## Regions over training\n")
-    if figs.get("partitions"):
-        L.append("The exact partition of the raw 2D run (colour = activation pattern, dots = "
-                 "training samples):\n")
-        L.append("![partitions](figures/partitions.png)\n")
-    if figs.get("partitions_gif"):
-        L.append("The same partition at every checkpoint, as an animation (a region keeps "
-                 "its colour while its pattern survives):\n")
-        L.append("![partitions over training](figures/partitions.gif)\n")
+    embed(L, figs, "partitions", "partitions",
+          "The exact partition of the raw 2D run (colour = activation pattern, dots = "
+          "training samples):\n")
+    embed(L, figs, "partitions_gif", "partitions over training",
+          "The same partition at every checkpoint, as an animation (a region keeps "
+          "its colour while its pattern survives):\n")
     pieces = any(c.n_pieces is not None for r in results for c in r.checkpoints)
     rows = []
     for r in results:
@@ -176,19 +179,15 @@ def regions_section(L, results, g, figs, found):
                  "engine and worker process before its first partition, not included above: "
                  + "; ".join(f"{n} seed {s} epoch {e}: {t:.1f} s" for n, s, e, t in comp)
                  + ".\n")
-    embed(L, figs, "region_count", "region count")
-    embed(L, figs, "boundary_distance", "boundary distance")
-    if figs.get("region_sizes"):
-        L.append("Region sizes at the end of training: the exact sizes, the sizes the training "
-                 "samples suggest (a pattern's share of the samples times the domain; small "
-                 "regions holding no sample are missing), and the exact density (1 / size of "
-                 "the region at each point):\n")
-        L.append("![region sizes](figures/region_sizes.png)\n")
 
 
+@section("Coupling: region features against per-sample speed",
+         ("speed_vs_features", "speed vs features",
+          "Per-sample speed against each feature at the second analysed checkpoint "
+          "(one row per run, first seed): the samples, the median and interquartile "
+          "band in quantile bins of the feature, and Spearman rho:\n"))
 def coupling_section(L, results, g, figs, found):
     """Region features against per-sample speed."""
-    L.append("## Coupling: region features against per-sample speed\n")
     L.append("Spearman rho between each feature at a checkpoint and the speed in the fixed "
              "window after it (`rate` = -d log loss / d epoch, larger = faster): with several "
              "seeds the Fisher-z mean over the seeds with its t-interval over the seeds; with "
@@ -223,11 +222,6 @@ def coupling_section(L, results, g, figs, found):
         L.append(_table(header, rows))
         L.append("")
     learning_phase_tables(L, results, g)
-    if figs.get("speed_vs_features"):
-        L.append("Per-sample speed against each feature at the second analysed checkpoint "
-                 "(one row per run, first seed): the samples, the median and interquartile "
-                 "band in quantile bins of the feature, and Spearman rho:\n")
-        L.append("![speed vs features](figures/speed_vs_features.png)\n")
 
 
 def learning_phase_tables(L, results, g):
@@ -270,9 +264,9 @@ def learning_phase_tables(L, results, g):
         L.append("")
 
 
+@section("Notes")
 def notes_section(L, results, g, figs, found):
     """Notes: data files, conventions, what was skipped."""
-    L.append("## Notes\n")
     L.append("- Data: `data/summary.csv`, `data/coupling.csv`, `data/findings.csv`, "
              "`data/runs.npz` (per-sample features, speeds, predicted and observed changes, "
              "confusion cosines, loss curves, residual energies).")
