@@ -6,7 +6,7 @@ CPU seconds hardly change with the load, the wall seconds do.
         python benchmarks/bench_study_jobs.py PRESET SEEDS [NAME,NAME,...]
 
 prints one JSON line per job (name, seed, wall, cpu, train_wall, loss_end).
-The preset times in regions.study.jobs.MEASURED_SECONDS were estimated from it.
+The preset times in regions.study.presets.MEASURED_SECONDS were estimated from it.
 """
 import json
 import sys

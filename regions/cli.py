@@ -614,7 +614,7 @@ def build_parser():
 
     s = sub.add_parser("study", help="train networks and couple regions to training speed",
                        description="Run the study and write its report.")
-    from .study.jobs import preset_time
+    from .study.presets import preset_time
 
     s.add_argument("--preset", default="quick",
                    help=f"quick (the default; {preset_time('quick')}), paper "

@@ -12,7 +12,7 @@ import regions
 from regions.encoding import PositionalEncoding
 from regions.geometry import boundary_distances, interval_adjacency, segment_crossings
 from regions.network import as_network
-from regions.study import analysis as study_analysis
+from regions.study import dynamics as study_dynamics
 from regions.study import features as study_features
 from regions.study.grid import adjacent_pairs
 
@@ -282,7 +282,7 @@ def test_studys_region_adjacency_of_an_encoded_1d_model_against_sampled_patterns
     x = np.linspace(0.0, 1.0, 64)[:, None]
     f = study_features.sample_features(model, x, grid_shape=(64,), domain=(0.0, 1.0),
                                        partition=p)
-    rid, A = study_analysis._region_adjacency(f, p, None, (64,))
+    rid, A = study_dynamics.region_adjacency(f, p, None, (64,))
     labels = {}   # torch pattern -> number, by first appearance along [0, 1]
     seq = np.array([labels.setdefault(r.tobytes(), len(labels))
                     for r in pattern_runs(model, [0.0], [1.0], n=20001)])

@@ -1,10 +1,10 @@
-"""The presets' times have one source (regions.study.jobs.MEASURED_SECONDS):
+"""The presets' times have one source (regions.study.presets.MEASURED_SECONDS):
 the README, the CLI help and the preset descriptions quote it, and cannot drift."""
 import re
 from pathlib import Path
 
 from regions.cli import build_parser
-from regions.study.jobs import MEASURED_SECONDS, PRESETS, preset_time
+from regions.study.presets import MEASURED_SECONDS, PRESETS, preset_time
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

@@ -21,7 +21,8 @@ from test_study_tables import REFERENCE, TABLES, _is_timing, _rows, _same_cell
 
 from regions.study import run_study
 from regions.study.ensemble import ensemble_key, ensemble_size, train_ensemble
-from regions.study.jobs import PRESETS, build_jobs, ensemble_groups
+from regions.study.jobs import build_jobs, ensemble_groups
+from regions.study.presets import PRESETS
 from regions.study.signals import random_image, sum_of_sinusoids
 from regions.study.training import batch_order, sharpness, train
 from regions.study.training_config import DEFAULT_LR, TrainConfig, build_model

@@ -13,7 +13,8 @@ from scipy import stats
 from regions.study import run_study
 from regions.study.intervention import (HalfEncoding, effects_figure, effects_markdown,
                                         hidden_patterns, intervention_effects)
-from regions.study.jobs import _intervention, build_jobs, job_key
+from regions.study.jobs import build_jobs, job_key
+from regions.study.presets import _intervention
 from regions.study.results import Intervention, RunResult
 from regions.study.training_config import TrainConfig, build_model
 

@@ -5,7 +5,8 @@ presets' signals against the constructors."""
 import numpy as np
 import pytest
 
-from regions.study.jobs import SEED_OF_JOB, build_jobs
+from regions.study.jobs import build_jobs
+from regions.study.presets import SEED_OF_JOB
 from regions.study.signals import band_limited_image, natural_image, random_image
 
 

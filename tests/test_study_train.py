@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from regions.study.convergence import (bands_around, default_bands, epochs_to_fraction,
-                                       log_loss_slope, normalized_auc, band_residual_ratio,
-                                       band_energy_from_run)
+from regions.study.bands import (band_energy_from_run, band_residual_ratio, bands_around,
+                                 default_bands)
+from regions.study.convergence import epochs_to_fraction, log_loss_slope, normalized_auc
 from regions.study.signals import (Signal, from_array, image_file, random_image,
                                    sum_of_sinusoids)
 from regions.study.run_record import Run, sample_losses

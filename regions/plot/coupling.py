@@ -194,7 +194,7 @@ def band_energy(energy, epochs=None, bands=None, axes=None, kind="image", colorb
         given as ``(epochs, energy)`` keeps its own epochs.
     epochs : (n_epochs,) array, optional
     bands : (n_bands,) labels (e.g. centre frequencies) or (n_bands, 2) band edges, optional
-        Edges, as :func:`regions.study.convergence.band_energy_from_run`
+        Edges, as :func:`regions.study.bands.band_energy_from_run`
         returns them, are shown as ``"lo-hi"``.
     kind : "image" or "lines"
         A heat map (epochs x bands, low frequencies at the bottom) or one line

@@ -26,7 +26,7 @@ Measures (:func:`analyse_intervention`, stored as
     per area, the mean per-sample loss at every recorded epoch and the log
     loss drop ``log(L_area(0) / L_area(t))`` (larger = faster), the residual
     energy ratio per frequency band of each area's sub-grid
-    (:func:`regions.study.convergence.band_residual_ratio` on the area as its
+    (:func:`regions.study.bands.band_residual_ratio` on the area as its
     own grid: the areas are column blocks), and per analysed checkpoint the
     distinct patterns and the mean neighbour Hamming distance inside each area.
 Effects (:func:`intervention_effects`)
@@ -176,7 +176,7 @@ def _column_blocks(signal, inside):
 
 def _area_bands(run, blocks):
     """Band energy ratio per area: ``(epochs, (K, 2, B) ratios, bands)``."""
-    from .convergence import band_residual_ratio, default_bands
+    from .bands import band_residual_ratio, default_bands
 
     sig = run.signal
     if run.predictions is not None:
@@ -199,9 +199,10 @@ def analyse_intervention(run, job):
     neighbour Hamming features coupled to the per-sample speed; no exact
     partition, gradient or kernel measures: the encoding is not one the exact
     engines take)."""
-    from . import convergence as cv
     from . import grid
-    from .analysis import _dead_fraction, _global_speeds, _window_speeds
+    from .analysis import dead_fraction
+    from .bands import band_energy_from_run
+    from .convergence import run_speeds, window_speeds
     from .coupling import correlation_table
     from .feature_table import EXACT, SAMPLED, mean_over_pairs, occupancy
     from .results import BandEnergy, Checkpoint, CouplingRow, Intervention, RunResult
@@ -216,8 +217,8 @@ def analyse_intervention(run, job):
     rec = np.asarray(run.record_epochs)
     L = np.asarray(run.losses, float)
     area_loss = np.stack([L[:, rows].mean(axis=1) for rows, _ in blocks], axis=1)
-    speeds, censored = _global_speeds(run, job["eps"])
-    ep, ratio, bands = cv.band_energy_from_run(run)
+    speeds, censored = run_speeds(run, job["eps"])
+    ep, ratio, bands = band_energy_from_run(run)
     b_ep, b_ratio, b_bands = _area_bands(run, blocks)
     res = RunResult(
         name=job["name"], seed=job["seed"], dim=2, n=signal.n,
@@ -246,7 +247,7 @@ def analyse_intervention(run, job):
         feats = {"hamming": per_sample, "occupancy": occupancy(pid),
                  "inside": inside.astype(float)}
         kinds = {"hamming": EXACT, "occupancy": SAMPLED, "inside": EXACT, "region": SAMPLED}
-        sp = _window_speeds(run.losses, rec, e, w, job["eps"]) if e < E else \
+        sp = window_speeds(run.losses, rec, e, w, job["eps"]) if e < E else \
             {"final_loss": run.losses[-1]}
         rows = correlation_table(feats, sp, n_boot=job["n_boot"], seed=job["seed"],
                                  tag={"run": job["name"], "seed": job["seed"], "epoch": int(e)})
@@ -255,7 +256,7 @@ def analyse_intervention(run, job):
             epoch=int(e), mean_loss=float(L[np.searchsorted(rec, e)].mean()),
             n_patterns_sampled=int(pid.max()) + 1,
             hamming_patch=float(grid.patch_hamming(pats, signal.grid_shape)),
-            hamming_neighbour=float(diff.mean()), dead=_dead_fraction(pats, widths),
+            hamming_neighbour=float(diff.mean()), dead=dead_fraction(pats, widths),
             features={**feats, "region": pid.astype(np.int64)}, kinds=kinds,
             speeds=sp, window=w,
             coupling=[CouplingRow(**{**r, "kind": kinds.get(r["feature"], "")}) for r in rows]))

@@ -173,7 +173,7 @@ class GDStep:
 @dataclass(kw_only=True)
 class BandEnergy:
     """The paper's residual energy ratio per frequency band over training
-    (:func:`regions.study.convergence.band_energy_from_run`)."""
+    (:func:`regions.study.bands.band_energy_from_run`)."""
 
     epochs: np.ndarray = array("epochs with recorded predictions", ("Kp",), unit="epochs",
                                dtype="iu", finite=True)

@@ -34,7 +34,8 @@ import numpy as np
 
 from .._shared import QUIET_ENV
 from .progress import quiet_engines, study_progress
-from .jobs import PRESETS, analyse_job, build_jobs, ensemble_groups, job_key, run_job, train_jobs
+from .jobs import analyse_job, build_jobs, ensemble_groups, job_key, run_job, train_jobs
+from .presets import PRESETS
 from .store import atomic_write_text
 
 __all__ = ["run_study", "report_from_jobs", "prepare_out_dir", "SerialExecutor",

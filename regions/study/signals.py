@@ -221,7 +221,7 @@ def band_limited_image(size=32, channels=3, max_frequency=4.0, seed=0, coord_ran
     ``max_frequency`` cycles over the grid, scaled to ``[0, 1]``.
 
     Every DFT bin with radial frequency ``0 < |k| <= max_frequency``
-    (:func:`regions.study.convergence.radial_frequency`) gets a complex
+    (:func:`regions.study.bands.radial_frequency`) gets a complex
     standard normal coefficient (``numpy.random.default_rng(seed)``), every
     other bin zero; the image is the real part of the inverse DFT (the set of
     bins is symmetric under ``k -> -k``, so taking the real part keeps the
@@ -256,7 +256,7 @@ def band_limited_image(size=32, channels=3, max_frequency=4.0, seed=0, coord_ran
     >>> s.grid_shape, float(s.targets.min()), float(s.targets.max())
     ((16, 16), 0.0, 1.0)
     """
-    from .convergence import radial_frequency
+    from .bands import radial_frequency
 
     H, W = _image_size(size)
     channels = int(channels)

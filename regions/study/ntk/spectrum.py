@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..convergence import band_residual_ratio, radial_frequency
+from ..bands import band_residual_ratio, radial_frequency
 from ..grid import check_grid_shape
 
 __all__ = ["subgrid", "eigen", "eigenvector_frequencies", "band_gains", "spectrum_summary",
@@ -265,7 +265,7 @@ def gd_band_check(lam, U, start, later, steps, grid_shape, bands, lr, targets) -
     steps : array_like of int
         ``(H,)`` steps after the start.
     grid_shape, bands, targets
-        As in :func:`regions.study.convergence.band_residual_ratio`.
+        As in :func:`regions.study.bands.band_residual_ratio`.
     lr : float
         The GD step.
 
