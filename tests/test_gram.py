@@ -12,8 +12,8 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 from regions.study.grid import distant_pairs, patch_pairs
-from regions.study.gram import (backprop_factors, confusion, gradient_norms, gram, gram_pairs,
-                                predicted_loss_change)
+from regions.study.factors import backprop_factors
+from regions.study.gram import confusion, gradient_norms, gram, gram_pairs, predicted_loss_change
 from regions.study.training_config import TrainConfig, build_model
 
 

@@ -26,12 +26,13 @@ def gradient_measures(out, run, model, feats, part, pats, job):
     import torch
 
     from . import gram
+    from .factors import backprop_factors
     from .coupling import prediction_agreement
 
     signal, rec = run.signal, run.record_epochs
     X = torch.as_tensor(signal.coords, dtype=torch.float32)
     Y = torch.as_tensor(signal.targets, dtype=torch.float32)
-    fac = gram.backprop_factors(model, X, Y)
+    fac = backprop_factors(model, X, Y)
     npairs = grid.patch_pairs(signal.grid_shape)
     dpairs = grid.distant_pairs(signal.grid_shape, job["n_distant"], job["seed"])
     cn = np.asarray(gram.confusion(model, X, Y, npairs, factors=fac), float)

@@ -17,7 +17,7 @@ channels) and its gradient ``g_i = (2 / C) J_i^T r_i``. Then
 * ``Theta_ij = tr K_ij`` is the trace NTK over the samples (``N x N``).
 
 Everything is computed from the factors of the float64 forward pass
-(:func:`regions.study.gram.forward_factors`): with ``delta^c_{l,i} = d f_{i,c} / d z_l``,
+(:func:`regions.study.factors.forward_factors`): with ``delta^c_{l,i} = d f_{i,c} / d z_l``,
 ``K_ij[c, c'] = sum_l (delta^c_{l,i} . delta^{c'}_{l,j}) (a_{l-1,i} . a_{l-1,j} + 1)``;
 nothing materialises a Jacobian. The first-order prediction of an Adam step
 uses :func:`torch.func.jvp` through :func:`torch.func.functional_call`.

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .. import gram
+from ..factors import as_sequential, backprop_factors, check_index, check_inputs
 
 __all__ = ["adam_step_split", "PAIR_CLASSES"]
 
@@ -123,9 +124,9 @@ def _class_pairs(rid, adj, batch, n_pairs, rng):
 
 def _check_step_inputs(inputs, targets, batches, groups, lr):
     """Validated ``(x, y, batches, (region_id, adjacency))`` of :func:`adam_step_split`."""
-    x, y = gram._check_inputs(inputs, targets)
+    x, y = check_inputs(inputs, targets)
     n = x.shape[0]
-    batches = [gram._index(b, n, "batches[k]") for b in batches]
+    batches = [check_index(b, n, "batches[k]") for b in batches]
     if not batches or any(b.size == 0 for b in batches):
         raise ValueError("batches must be a non-empty list of non-empty index arrays (warm-up "
                          "batches, then the probed batch)")
@@ -139,7 +140,7 @@ def _check_step_inputs(inputs, targets, batches, groups, lr):
 def _float64_copy(model):
     """A float64 copy of the checkpoint, its Linear layers and their parameters
     (which must be all its trainable ones)."""
-    m64 = copy.deepcopy(gram._as_sequential(model)).double()
+    m64 = copy.deepcopy(as_sequential(model)).double()
     linears = [m for m in m64 if isinstance(m, torch.nn.Linear)]
     params = [p for p in m64.parameters() if p.requires_grad]
     lin_params = {id(p) for lin in linears for p in (lin.weight, lin.bias)}
@@ -167,7 +168,7 @@ def _probed_step(m64, params, X, Y, batches, lr, betas, eps):
     before = {p: p.detach().clone() for p in params}
     exp_avg = {p: opt.state[p]["exp_avg"].clone() if p in opt.state else torch.zeros_like(p)
                for p in params}
-    factors = gram.backprop_factors(m64, X.numpy(), Y.numpy())
+    factors = backprop_factors(m64, X.numpy(), Y.numpy())
     with torch.no_grad():
         loss_before = ((m64(X) - Y) ** 2).mean(1)
     step(torch.as_tensor(batches[-1]))

@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .. import gram
+from ..factors import check_index, check_pairs, forward_factors
 
 __all__ = ["JacobianFactors", "jacobian_factors", "kernel_blocks", "kernel_traces",
            "trace_ntk", "residual_cosines", "kernel_split"]
@@ -41,7 +41,7 @@ def jacobian_factors(model, inputs) -> JacobianFactors:
     ----------
     model : torch.nn.Sequential
         ``[encoding,] Linear, ReLU|LeakyReLU, ..., Linear`` (see
-        :func:`regions.study.gram.forward_factors`).
+        :func:`regions.study.factors.forward_factors`).
     inputs : array_like
         ``(N, d)`` coordinates as fed to the model.
 
@@ -57,7 +57,7 @@ def jacobian_factors(model, inputs) -> JacobianFactors:
     >>> [d.shape for d in jf.deltas], jf.outputs.shape
     ([(5, 3, 4), (5, 3, 3)], (5, 3))
     """
-    linears, derivs, acts, f = gram.forward_factors(model, inputs)
+    linears, derivs, acts, f = forward_factors(model, inputs)
     n, c = f.shape
     with torch.no_grad():
         delta = torch.eye(c, dtype=torch.float64).expand(n, c, c)
@@ -95,7 +95,7 @@ def kernel_blocks(jf, pairs, chunk=8192) -> np.ndarray:
     """
     jf = _check_factors(jf)
     n, c = jf.outputs.shape
-    p = gram._check_pairs(pairs, n)
+    p = check_pairs(pairs, n)
     out = np.zeros((p.shape[0], c, c))
     for s in range(0, p.shape[0], int(chunk)):
         i, j = p[s:s + chunk, 0], p[s:s + chunk, 1]
@@ -127,7 +127,7 @@ def trace_ntk(jf, rows=None) -> np.ndarray:
         ``(S, S)`` float64, symmetric positive semi-definite.
     """
     jf = _check_factors(jf)
-    r = gram._index(rows, jf.outputs.shape[0], "rows")
+    r = check_index(rows, jf.outputs.shape[0], "rows")
     theta = torch.zeros((r.size, r.size), dtype=torch.float64)
     for d, a in zip(jf.deltas, jf.activations):     # torch matmuls: torch's threads (see eigen)
         ar = torch.from_numpy(a[r])
@@ -142,7 +142,7 @@ def residual_cosines(residuals, pairs) -> np.ndarray:
     the sign agreement ``+-1``); NaN where a residual is zero."""
     r = np.asarray(residuals, dtype=np.float64)
     r = r[:, None] if r.ndim == 1 else r
-    p = gram._check_pairs(pairs, r.shape[0])
+    p = check_pairs(pairs, r.shape[0])
     num = np.einsum("pc,pc->p", r[p[:, 0]], r[p[:, 1]])
     norm = np.linalg.norm(r, axis=1)
     den = norm[p[:, 0]] * norm[p[:, 1]]
@@ -176,7 +176,7 @@ def kernel_split(jf, targets, pairs) -> dict:
     if y.shape != jf.outputs.shape:
         raise ValueError(f"targets must have the outputs' shape {jf.outputs.shape}, got {y.shape}")
     r = jf.outputs - y
-    p = gram._check_pairs(pairs, y.shape[0])
+    p = check_pairs(pairs, y.shape[0])
     K = kernel_blocks(jf, p)
     c = y.shape[1]
     tr = np.trace(K, axis1=1, axis2=2)
