@@ -20,8 +20,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .factors import (as_array, backprop_factors, check_index, check_inputs, check_pairs,
-                      factors_of)
+from .factors import as_array, check_index, check_pairs, factors_of
 
 __all__ = ["gram", "gram_pairs", "gradient_norms", "gradient_sum", "gradient_dot", "confusion",
            "region_groups", "predicted_loss_change"]
