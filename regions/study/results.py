@@ -15,6 +15,14 @@ which walks these fields: the ``kind`` of each field says where its value goes
 (``scalar``/``mapping``/``json`` to JSON, ``array``/``arrays`` to ``.npz``,
 ``record``/``records`` nested, ``partitions`` to ``regions.save`` files) and
 what is checked when it is read back.
+
+This module is over the study's ~400-line guide on purpose: it is one
+thing, the schema, and is read as one document. Most of its lines are the
+field declarations with their documentation; the records nest (a run holds
+checkpoints, a checkpoint holds the pair, kernel and spectrum records), and
+the field helpers and the CSV flattening they are declared for are what
+make the records typed. Split by record, a reader checking what a key holds
+would open several files for one nesting.
 """
 from __future__ import annotations
 
