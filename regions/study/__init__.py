@@ -1,11 +1,11 @@
 """The spectral-bias study: training with a record, region features per
 sample, their coupling to per-sample speed, and the report.
 
-Data flow: ``signals`` + ``training_config`` -> ``training`` (a
-``run_record.Run``) -> ``analysis`` (features,
-gram, coupling, convergence on the ``grid``) -> ``results`` (the typed
-schema, stored per job) -> ``claims`` -> ``report`` + ``figures``;
-``runner`` drives the jobs.
+Data flow: ``presets`` -> ``jobs`` (``signals`` + ``training_config``) ->
+``training`` (a ``run_record.Run``) -> ``analysis`` (features, ``dynamics``:
+factors, gram, ntk; coupling, convergence, bands, on the ``grid``) ->
+``results`` (the typed schema, stored per job) -> ``claims`` -> ``report`` +
+``figures``; ``runner`` drives the jobs.
 
 ``run_study`` is the entry point (``regions study`` on the command line).
 Names load lazily, so ``import regions.study`` stays cheap.
@@ -14,7 +14,7 @@ from importlib import import_module
 
 _API = {
     "run_study": "regions.study.runner",
-    "PRESETS": "regions.study.jobs",
+    "PRESETS": "regions.study.presets",
     "SerialExecutor": "regions.study.runner",
     "build_jobs": "regions.study.jobs",
     "run_job": "regions.study.jobs",
