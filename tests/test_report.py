@@ -108,3 +108,35 @@ def test_every_finding_names_its_rule_in_the_report(tmp_path):
     n = int(re.search(r"(\d+) findings:", text).group(1))
     assert len(re.findall(r"\*\*(Holds|Does not hold|Inconclusive|Not tested)\*\* by rule \d",
                           text)) == n
+
+
+def test_a_section_has_its_heading_then_its_text_then_the_figures_that_were_drawn():
+    from regions.study.report.format import section
+
+    @section("Title", ("drawn", "a drawn figure"), ("failed", "a failed one"),
+             ("gif", "an animation", "Caption:\n"))
+    def body(L, results, g, figs, found):
+        L.append("text")
+
+    @section("Nothing", ("drawn", "a drawn figure"))
+    def empty(L, results, g, figs, found):
+        L.append("never shown")
+        return False
+
+    L = ["before"]
+    figs = {"drawn": "/any/folder/drawn.png", "failed": None, "gif": "out/figures/gif.gif"}
+    body(L, [], {}, figs, [])
+    empty(L, [], {}, figs, [])
+    assert L == ["before", "## Title\n", "text", "![a drawn figure](figures/drawn.png)\n",
+                 "Caption:\n", "![an animation](figures/gif.gif)\n"]
+
+
+def test_lookup_follows_attributes_and_keys_and_stops_at_none():
+    from regions.study.results import lookup
+
+    c = Checkpoint(epoch=0, mean_loss=0.1, n_regions=None, n_patterns_sampled=1,
+                   hamming_patch=0.0, hamming_neighbour=0.0, dead={"all": 0.25},
+                   normal_cos={}, kernel_split=None)
+    assert lookup(c, "dead", "all") == 0.25
+    assert lookup(c, "kernel_split", "pearson_residual") is None
+    assert lookup(c, "epoch") == 0 and lookup(c) is c
