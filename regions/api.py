@@ -123,8 +123,16 @@ def _partition_2d(net, dom, max_regions, progress, memory_budget):
     merged = len(pieces) > 1
     out = enumerate_plane(in_domain_coordinates(net, dom), pieces, max_regions=max_regions,
                           progress=progress, memory_budget=memory_budget, merged=merged)
-    if merged:
+    faces = len(out["face_offsets"]) - 1
+    if net.max_trees is not None:
+        # a max's losers swapping order is no boundary: faces whose patterns agree once the
+        # comparisons off the winner's path are 0 (Network.canonical) and that share an edge
+        # are one region (convex on a convex domain: {other bits fixed, argmax = i})
+        out["packed_patterns"] = net.canonical_packed(out["packed_patterns"])
+    if merged or net.max_trees is not None:
         out = merge_pieces(out)
         check_region_cap(len(out["face_offsets"]) - 1, max_regions)
     stats = out.pop("stats")
+    if net.max_trees is not None:
+        stats.update(convex=not merged, faces_before_max_merge=faces)
     return Partition2D(net, dom, stats=stats, **out)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._shared import in_domain_coordinates
+from ._shared import in_domain_coordinates, merge_max_runs
 from .engine1d import affine_from_values, line_pieces
 from .partition import Partition
 
@@ -144,6 +144,13 @@ def partition_1d(network, domain, max_regions=None, progress=None, memory_budget
     work = in_domain_coordinates(network, domain)
     lo, hi = domain.bounds
     t, packed, Zout = line_pieces(work, lo, hi, max_regions, progress, memory_budget=memory_budget)
+    cut = len(t) - 1
+    first, packed = merge_max_runs(work, packed)     # a max's losers swapping is no cut
+    if len(first) < cut:
+        ends = np.r_[first, cut]
+        t, Zout = t[ends], Zout[ends]
     A, c = affine_from_values(work, t, packed, Zout)
-    return Partition1D(network, domain, t, packed, A, c,
-                       stats={"pieces": len(t) - 1, "engine": "raw 1D"})
+    stats = {"pieces": len(t) - 1, "engine": "raw 1D"}
+    if work.max_trees is not None:
+        stats["pieces_before_max_merge"] = cut
+    return Partition1D(network, domain, t, packed, A, c, stats=stats)

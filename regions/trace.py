@@ -255,6 +255,7 @@ class _Reader:
         self.input_dim = input_dim
         self.n_vars = 0
         self.blocks = []
+        self.trees = []      # (unit, first, second) rows of the max trees over k > 2 values
         self.encoding = None
         self.env = {}
 
@@ -429,23 +430,35 @@ class _Reader:
         return self._combine(b, gap, 1.0, sign)
 
     def _reduce_max(self, node, x, axis, sign=1.0):
-        """Max (or min) of ``x`` over its per-sample ``axis`` by a balanced tree."""
+        """Max (or min) of ``x`` over its per-sample ``axis`` by a balanced tree.
+
+        For ``k > 2`` values the comparisons are recorded in ``self.trees``
+        (rows ``(unit, first, second)`` of variables, an argument that is the
+        max's input ``i`` as ``-1 - i``; see :attr:`regions.Network.max_trees`)."""
         T, t = x.tensor(self.n_vars)
         k = t.shape[axis]
         items = [_Affine.of(np.take(T, i, axis=axis), np.take(t, i, axis=axis)) for i in range(k)]
         if not items:
             raise _Refused("a max over an empty axis")
+        out_shape = items[0].shape
+        source = [np.full(out_shape, -1 - i, dtype=np.int64) for i in range(k)]
         while len(items) > 1:
-            firsts = [items[i] for i in range(0, len(items) - 1, 2)]
-            seconds = [items[i + 1] for i in range(0, len(items) - 1, 2)]
-            a = _stack(firsts, self.n_vars)
-            b = _stack(seconds, self.n_vars)
+            n_pairs = len(items) // 2
+            a = _stack(items[0:2 * n_pairs:2], self.n_vars)
+            b = _stack(items[1:2 * n_pairs:2], self.n_vars)
             winners = self._max2(node, a, b, sign)
+            blk = self.blocks[-1]
+            units = blk.start + np.arange(len(blk.c)).reshape((n_pairs,) + out_shape)
+            if k > 2:
+                self.trees.append(np.stack([units, np.stack(source[0:2 * n_pairs:2]),
+                                            np.stack(source[1:2 * n_pairs:2])], -1).reshape(-1, 3))
             Tw, tw = winners.tensor(self.n_vars)
-            nxt = [_Affine.of(Tw[i], tw[i]) for i in range(len(firsts))]
+            nxt = [_Affine.of(Tw[i], tw[i]) for i in range(n_pairs)]
+            nxt_source = [units[i] for i in range(n_pairs)]
             if len(items) % 2:
                 nxt.append(items[-1])
-            items = nxt
+                nxt_source.append(source[-1])
+            items, source = nxt, nxt_source
         return items[0]
 
     def _feature_axis(self, x, dim, what):
@@ -1079,8 +1092,12 @@ def _lower(reader, output, gm):
         raise ValueError("the output layer: composing the affine maps overflows float64")
     if not any(m.any() for m in linear):
         linear = None  # a chain: the same Network the direct reader builds
+    max_trees = None
+    if reader.trees:
+        rows = np.concatenate(reader.trees)
+        max_trees = np.where(rows >= 0, position[np.maximum(rows, 0)], rows)
     net = Network(weights, biases, np.asarray(slopes, dtype=np.float64), reader.encoding, names,
-                  linear)
+                  linear, max_trees)
     pattern_index = {}
     for blk in reader.blocks:
         idx = position[blk.start: blk.start + len(blk.c)].reshape(blk.shape)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._shared import check_region_cap, check_value_range, progress_bar, thread_pool
+from .._shared import (check_region_cap, check_value_range, merge_max_runs, progress_bar,
+                       thread_pool)
 from ..domain import Interval, Segment, as_domain
 from ..network import as_network
 from .result import EncodedPartition1D
@@ -290,6 +291,11 @@ def partition_encoded_line(network, domain, max_regions=None, progress=None, thr
     lo, hi = domain.bounds
     points, packed, A, c, stats = encoded_line_pieces(network, kinds, alpha, beta, lo, hi,
                                                      max_regions, progress, threads)
+    first, packed = merge_max_runs(network, packed)   # a max's losers swapping is no cut
+    if len(first) < len(A):
+        stats["pieces_before_max_merge"] = len(A)
+        points, A, c = points[np.r_[first, len(A)]], A[first], c[first]
+        stats["pieces"] = len(first)
     stats["engine"] = "encoded 1D"
     return EncodedPartition1D(network, domain, points, packed, A, c, kinds, alpha, beta, stats)
 
