@@ -24,7 +24,8 @@ from torch import nn
 import regions
 from exact_reference import box, partition_interval, partition_polygon
 from regions.trace import trace
-from test_trace import Coord, MaxNet, _init, assemble, network_input, torch_states
+from test_trace import (Coord, MaxNet, _init, assemble, bits_of_winners, network_input,
+                        torch_states)
 
 RNG = np.random.default_rng(20261203)
 
@@ -285,19 +286,57 @@ class SmallResidual(nn.Module):
 
 
 class SmallMax(nn.Module):
-    """A max of pairs, a maxout of three and a torch.maximum with a skip."""
+    """A max of pairs, a maxout of ``k`` and a torch.maximum with a skip."""
 
-    def __init__(self, d_in):
+    def __init__(self, d_in, k=3):
         super().__init__()
+        self.k = k
         self.a = nn.Linear(d_in, 6)
-        self.b = nn.Linear(3, 6)
+        self.b = nn.Linear(3, 2 * k)
         self.c = nn.Linear(2, 2)
         self.out = nn.Linear(2, 1)
 
     def forward(self, x):
         h = self.a(x).view(x.shape[0], 3, 2).max(dim=-1).values
-        m = self.b(h).view(x.shape[0], 2, 3).max(dim=-1).values
+        m = self.b(h).view(x.shape[0], 2, self.k).max(dim=-1).values
         return self.out(torch.maximum(self.c(m), x[:, :1]))
+
+
+def _small_max_reference(model):
+    """``SmallMax`` for the exact reference, with true maxes: (net, slopes, linear).
+    The pairs before a max are identity layers (all units carried); the input's
+    ``x0`` rides along as a group of one until the last max."""
+    W = {name: (m.weight.detach().numpy(), m.bias.detach().numpy())
+         for name, m in model.named_children()}
+    (Wa, ba), (Wb, bb), (Wc, bc), out = W["a"], W["b"], W["c"], W["out"]
+    d_in, k = Wa.shape[1], model.k
+
+    def rows(*blocks):
+        return [[int(v) for v in row] for block in blocks for row in block]
+
+    def ride(width):    # x0 appended to the activations (a row selecting it)
+        return [[0] * width + [1]]
+
+    x0 = [[1] + [0] * (d_in - 1)]
+    net = [(rows(Wa, x0), rows([ba])[0] + [0]), ("max", [[0, 1], [2, 3], [4, 5], [6]]),
+           (rows(np.hstack([Wb, np.zeros((2 * k, 1))]), ride(3)), rows([bb])[0] + [0]),
+           ("max", [list(range(k)), list(range(k, 2 * k)), [2 * k]]),
+           (rows([list(Wc[0]) + [0]], ride(2), [list(Wc[1]) + [0]], ride(2)),
+            [int(bc[0]), 0, int(bc[1]), 0]),
+           ("max", [[0, 1], [2, 3]]), (rows(out[0]), rows([out[1]])[0])]
+    linear = [[True] * 7, [True] * (2 * k + 1), [True] * 4]
+    return net, [0, 0, 0], linear
+
+
+def _pattern_of_winners(traced, k, winners):
+    """The traced pattern (the documented layout) of the reference's winners:
+    3 pair maxes, 2 maxes of ``k``, 2 maximums per piece."""
+    w = np.asarray(winners).reshape(len(winners), -1)
+    groups = {"max_1": (w[:, 0:3], 2), "max_2": (w[:, 3:5], k), "maximum": (w[:, 5:7], 2)}
+    states = {name: [bits.reshape((len(w),) + idx.shape)
+                     for bits, idx in zip(bits_of_winners(v, kk), traced.pattern_index[name])]
+              for name, (v, kk) in groups.items()}
+    return [tuple(r) for r in assemble(traced, states, len(w)).tolist()]
 
 
 def _reference_input(net):
@@ -309,24 +348,37 @@ def _reference_input(net):
     return pairs, list(net.slopes), linear
 
 
-def _exact_cases(d_in):
+def _exact_case(case, d_in, partition_exact, domain):
+    """``(name, exact regions, their patterns in the traced layout, the partition)``.
+    Residual nets go to the reference as their traced network (carried units as
+    identity); max nets as their torch layers with true maxes (the reference cuts by
+    the argmax, :mod:`exact_reference`)."""
     rng = np.random.default_rng(99 + d_in)
+    cases = []
     for i in range(4):
-        yield f"residual {i}", _integer_weights(SmallResidual(d_in, 3 if d_in == 2 else 4).double(),
-                                                rng)
-        yield f"max {i}", _integer_weights(SmallMax(d_in).double(), rng)
+        cases.append((f"residual {i}", _integer_weights(
+            SmallResidual(d_in, 3 if d_in == 2 else 4).double(), rng)))
+        cases.append((f"max of {3 + i % 2}, {i}", _integer_weights(
+            SmallMax(d_in, 3 + i % 2).double(), rng)))
+    name, model = cases[case]
+    traced = trace(model)
+    assert traced.network.n_carried > 0
+    if name.startswith("residual"):
+        exact = partition_exact(*_reference_input(traced.network))
+        patterns = [x.pattern for x in exact]
+    else:
+        exact = partition_exact(*_small_max_reference(model))
+        patterns = _pattern_of_winners(traced, model.k, [x.pattern for x in exact])
+    return name, exact, patterns, regions.partition(model, domain)
 
 
 @pytest.mark.parametrize("case", range(8))
 def test_1d_residual_and_max_nets_agree_with_the_exact_reference(case):
-    name, model = list(_exact_cases(1))[case]
-    net = trace(model).network
-    assert net.n_carried > 0
-    pairs, slopes, linear = _reference_input(net)
-    exact = partition_interval(pairs, -3, 3, slopes, linear)
-    p = regions.partition(model, (-3.0, 3.0))
+    name, exact, patterns, p = _exact_case(
+        case, 1, lambda net, slopes, linear: partition_interval(net, -3, 3, slopes, linear),
+        (-3.0, 3.0))
     assert len(p) == len(exact), name
-    assert [tuple(r) for r in p.patterns.tolist()] == [x.pattern for x in exact], name
+    assert [tuple(r) for r in p.patterns.tolist()] == patterns, name
     np.testing.assert_allclose(p.points, [float(x.lo) for x in exact] + [3.0], atol=1e-12)
     A, c = p.affine
     np.testing.assert_allclose(A[:, :, 0], [[float(v) for v in x.slope] for x in exact],
@@ -337,14 +389,12 @@ def test_1d_residual_and_max_nets_agree_with_the_exact_reference(case):
 
 @pytest.mark.parametrize("case", range(8))
 def test_2d_residual_and_max_nets_agree_with_the_exact_reference(case):
-    name, model = list(_exact_cases(2))[case]
-    net = trace(model).network
-    assert net.n_carried > 0
-    pairs, slopes, linear = _reference_input(net)
-    exact = partition_polygon(pairs, box(-2, 2, -2, 2), slopes, linear)
-    p = regions.partition(model, ((-2.0, 2.0), (-2.0, 2.0)))
+    name, exact, patterns, p = _exact_case(
+        case, 2, lambda net, slopes, linear: partition_polygon(net, box(-2, 2, -2, 2), slopes,
+                                                               linear),
+        ((-2.0, 2.0), (-2.0, 2.0)))
     assert len(p) == len(exact), name
-    ref = {x.pattern: x for x in exact}
+    ref = dict(zip(patterns, exact))
     assert len(ref) == len(exact)       # convex domain: one region per pattern
     assert {tuple(r) for r in p.patterns.tolist()} == set(ref), name
     A, c = p.affine

@@ -158,6 +158,20 @@ def _tree_bits(values, sign):
     return levels
 
 
+def bits_of_winners(winner, k):
+    """The documented bits of a max over ``k`` values whose argmax is ``winner``
+    (``(n, *out)`` ints): those the balanced tree gives for the indicator vector of
+    the winner (on its path, 1 where it is the first argument; 0 everywhere else),
+    one ``(n, pairs, *out)`` array per tree level."""
+    one_hot = (np.arange(k) == np.asarray(winner)[..., None]).astype(float)
+    return [np.moveaxis(b, 0, 1) for b in _tree_bits(one_hot, 1.0)]
+
+
+def winner_bits(values):
+    """:func:`bits_of_winners` of torch's argmax over the last axis of ``values``."""
+    return bits_of_winners(torch.as_tensor(values).argmax(dim=-1).numpy(), values.shape[-1])
+
+
 def torch_states(traced, x):
     """``node name -> list of (n, *block shape) bool arrays``, from torch's values."""
     gm = traced.graph_module
@@ -184,11 +198,13 @@ def torch_states(traced, x):
             out[node.name] = [z > args[1].numpy()]
         elif kind in ("min",):
             out[node.name] = [z < args[1].numpy()]
-        elif kind == "MaxPool1d":  # kernel 2, stride 2 over the last axis
-            out[node.name] = [(z[..., 0::2] > z[..., 1::2])[:, None]]  # one pair per window
+        elif kind == "MaxPool1d":  # windows of k over the last axis, a tree per window
+            m = gm.get_submodule(node.target)
+            k, stride = m.kernel_size, m.stride or m.kernel_size
+            starts = np.arange(0, z.shape[-1] - k + 1, stride)
+            out[node.name] = winner_bits(z[..., starts[:, None] + np.arange(k)])
         elif kind == "max":  # x.max(dim=-1): a tree over the last axis
-            bits = _tree_bits(z, 1.0)
-            out[node.name] = [np.moveaxis(b, 0, 1) for b in bits]  # (n, pairs, *out)
+            out[node.name] = winner_bits(z)
         else:
             raise AssertionError(f"no oracle for {node.name} ({kind})")
     return out
