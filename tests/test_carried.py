@@ -509,49 +509,80 @@ def test_the_1d_slopes_from_the_weight_chain_carry_the_carried_units():
     np.testing.assert_allclose(chain, A[:, :, 0], rtol=1e-9, atol=1e-9 * np.abs(A).max())
 
 
-@pytest.mark.parametrize("k", [2, 3, 4])
-def test_a_max_over_k_against_regioncams_max_pool(k):
-    # regioncam's max_pool splits where the argmax changes. The traced max of k > 2 is a
-    # tree of pairwise maxes whose pattern holds every comparison, so a cell of one
-    # argmax is also cut where two losers swap (the output map is the same on both
-    # sides): merged along such edges, the regions are regioncam's cells
-    import scipy.sparse as sp
-    from scipy.sparse.csgraph import connected_components
+def _bench_residual():
+    import importlib.util
+    from pathlib import Path
 
-    regioncam = pytest.importorskip("regioncam")
-    rng = np.random.default_rng(70 + k)
-    W1 = rng.normal(size=(16, 2)).astype(np.float32).astype(np.float64)
-    b1 = (rng.normal(size=16) * 0.1).astype(np.float32).astype(np.float64)
-    W2 = (rng.normal(size=(k, 16)) * 0.35).astype(np.float32).astype(np.float64)
-    b2 = (rng.normal(size=k) * 0.1).astype(np.float32).astype(np.float64)
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_residual.py"
+    spec = importlib.util.spec_from_file_location("bench_residual", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    class MaxOut(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.a, self.b = nn.Linear(2, 16), nn.Linear(16, k)
 
-        def forward(self, x):
-            return self.b(torch.relu(self.a(x))).max(dim=-1, keepdim=True).values
+@pytest.mark.parametrize("d_in, k", [(d, k) for d in (1, 2) for k in (2, 3, 4, 8)])
+def test_a_max_over_k_cuts_where_regioncams_max_pool_does(d_in, k):
+    # regioncam's max_pool splits where the argmax changes; so does regions' max of k
+    # (a tree of pairwise maxes whose losers' order is no boundary), on the same
+    # float32-rounded weights. Nothing is left to join along edges with one output map
+    pytest.importorskip("regioncam")
+    width, seed = (128, 3) if d_in == 1 else (16, 1)
+    ours, joined, theirs = _bench_residual().max_counts(width, k, seed, 2.0, d_in)
+    assert ours > 15, "a trivial network compares nothing"
+    assert ours == joined == theirs
 
-    model = MaxOut().double()
+
+@pytest.mark.parametrize("d_in, k", [(d, k) for d in (1, 2) for k in (3, 4, 8)])
+def test_a_max_over_k_records_torchs_argmax_and_matches_its_output(d_in, k):
+    model, _ = _bench_residual().max_model(96 if d_in == 1 else 12, k, 5 + k, d_in)
+    traced = trace(model)
+    lo, hi = -2.0, 2.0
+    p = regions.partition(model, (lo, hi) if d_in == 1 else ((lo, hi),) * 2)
+    # (the case exercises the merge: losers swapped order somewhere)
+    assert p.stats.get("pieces_before_max_merge", p.stats.get("faces_before_max_merge")) > len(p)
+    x = RNG.uniform(lo, hi, (400, d_in))
+    r = p.locate(x[:, 0] if d_in == 1 else x)
+    assert np.all(r >= 0)
+    # which input wins, from the pattern at the documented positions, is torch's argmax
     with torch.no_grad():
-        for lin, (W, b) in ((model.a, (W1, b1)), (model.b, (W2, b2))):
-            lin.weight.copy_(torch.as_tensor(W))
-            lin.bias.copy_(torch.as_tensor(b))
-    p = regions.partition(model, ((-3, 3), (-3, 3)))
-    rc = regioncam.Regioncam(size=3.0)
-    rc.add(regioncam.Sequential(regioncam.Linear(np.ascontiguousarray(W1.T, np.float32),
-                                                 b1.astype(np.float32)), regioncam.ReLU(),
-                                regioncam.Linear(np.ascontiguousarray(W2.T, np.float32),
-                                                 b2.astype(np.float32))))
-    rc.max_pool()
+        scores = model.b(torch.relu(model.a(torch.as_tensor(x)))).numpy()
+    bits = p.patterns[r]
+    for level, idx in zip(bits_of_winners(scores.argmax(axis=1), k),
+                          traced.pattern_index["max_1"]):
+        assert np.array_equal(bits[:, idx.reshape(-1)], level.reshape(len(x), -1))
     A, c = p.affine
-    ef = p.edge_faces
-    a, b = ef[(ef[:, 0] >= 0) & (ef[:, 1] >= 0)].T
-    one_map = (np.abs(A[a] - A[b]).reshape(len(a), -1).max(axis=1) <= 1e-9) & (
-        np.abs(c[a] - c[b]).max(axis=1) <= 1e-9)
-    graph = sp.coo_matrix((np.ones(one_map.sum()), (a[one_map], b[one_map])), shape=(len(p),) * 2)
-    cells = connected_components(graph, directed=False)[0]
-    assert cells == rc.num_faces
-    if k == 2:  # one comparison: every cut changes the argmax
-        assert len(p) == rc.num_faces
+    ref = _torch_output(model, x)
+    np.testing.assert_allclose(np.einsum("noi,ni->no", A[r], x) + c[r], ref, rtol=1e-9,
+                               atol=1e-9 * np.abs(ref).max())
+    assert abs(p.measure.sum() - (hi - lo) ** d_in) <= 1e-9 * (hi - lo) ** d_in
+
+
+@pytest.mark.parametrize("d_in", [1, 2])
+def test_on_a_dense_grid_no_two_neighbouring_regions_have_one_argmax_and_other_bits(d_in):
+    # brute force: torch's key of every grid point (the ReLU states and the argmax of
+    # the max of 4); grid neighbours in different regions must have different keys,
+    # and all the points of one region one key
+    model, _ = _bench_residual().max_model(64 if d_in == 1 else 10, 4, 17, d_in)
+    g = np.linspace(-2.0, 2.0, 4001 if d_in == 1 else 401)
+    grid = g[:, None] if d_in == 1 else np.stack(np.meshgrid(g, g, indexing="ij"), -1)
+    x = grid.reshape(-1, d_in)
+    with torch.no_grad():
+        h = model.a(torch.as_tensor(x))
+        scores = model.b(torch.relu(h))
+    key = np.column_stack([h.numpy() > 0, scores.argmax(1).numpy()]).astype(np.int64)
+    p = regions.partition(model, (-2.0, 2.0) if d_in == 1 else ((-2.0, 2.0),) * 2)
+    assert p.stats.get("pieces_before_max_merge", p.stats.get("faces_before_max_merge")) > len(p)
+    r = p.locate(x[:, 0] if d_in == 1 else x).reshape(grid.shape[:-1])
+    key = key.reshape(grid.shape[:-1] + (-1,))
+    for axis in range(d_in):
+        n = r.shape[axis]
+        a = [np.take(v, np.arange(n - 1), axis=axis) for v in (r, key)]
+        b = [np.take(v, np.arange(1, n), axis=axis) for v in (r, key)]
+        apart = a[0] != b[0]
+        assert apart.any()
+        assert not np.any(np.all(a[1][apart] == b[1][apart], axis=-1)), "one key, two regions"
+        same = ~apart   # and one region, one key
+        assert np.all(a[1][same] == b[1][same])
+    step = (g[1] - g[0]) * np.sqrt(d_in)
+    wide = np.flatnonzero(p.inradius > step) if d_in == 2 else np.flatnonzero(p.measure > step)
+    assert np.isin(wide, r).all(), "the grid misses a region wider than its step"
