@@ -66,6 +66,20 @@ class CoordPE(CoordRaw):
         return self.out(torch.relu(self.skip(torch.cat([h, e], -1))))
 
 
+class MaxoutPE(nn.Module):
+    """A positional encoding, ReLU, then a maxout over groups of 4 (the encoded 1D
+    engine with a max of k > 2)."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = regions.PositionalEncoding(4)
+        self.a, self.b, self.out = nn.Linear(8, 48), nn.Linear(48, 8), nn.Linear(2, 1)
+
+    def forward(self, p):
+        h = self.b(torch.relu(self.a(self.enc(p))))
+        return self.out(h.view(h.shape[0], 2, 4).max(dim=-1).values)
+
+
 class Maxout(nn.Module):
     """MaxPool1d over features, then maxout over groups of 3 (a tree of two maxes)."""
 
@@ -234,8 +248,9 @@ def test_a_non_convex_domain_of_a_residual_model_matches_torch():
     np.testing.assert_allclose(got, _torch_output(model, pts), rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("make", [lambda: _init(CoordPE(), 41), lambda: _init(Coord(), 42)],
-                         ids=["width 16", "test_trace.Coord (width 64)"])
+@pytest.mark.parametrize("make", [lambda: _init(CoordPE(), 41), lambda: _init(Coord(), 42),
+                                  lambda: _init(MaxoutPE(), 43)],
+                         ids=["width 16", "test_trace.Coord (width 64)", "maxout of 4"])
 def test_the_issue_coord_example_with_its_encoding_matches_torch(make):
     # the encoded 1D engine takes carried units too; its affine maps are in the
     # encoded space (the features of the positional encoding)
