@@ -243,7 +243,9 @@ class Network:
         the layer; carried units (:attr:`linear`) have no bit. For a traced
         model this is the order documented in :mod:`regions.trace`. A neuron
         zero to within rounding at ``x`` is off (see :meth:`pre_activations`,
-        which takes the same ``rtol``).
+        which takes the same ``rtol``). The comparisons of a max over ``k > 2``
+        values that are off the winner's path read 0 (:meth:`canonical`), as in
+        the partitions' patterns.
         """
         zs = self.pre_activations(x, rtol)
         if not zs:

@@ -33,7 +33,16 @@ it becomes a new variable. Activations are written with kink units:
   (the first argument wins again). A max over ``k`` values (MaxPool1d over
   features, ``x.max(dim)`` / ``amax`` for maxout) is a balanced tree of pairwise
   maxes: first ``(x0, x1), (x2, x3), ...`` (an odd last value passes up), then
-  the winners the same way, so the bits of a group say which input wins.
+  the winners the same way. For ``k > 2`` the tree is recorded in
+  ``Network.max_trees`` and its pattern says which input wins and nothing
+  else: :meth:`regions.Network.canonical` sets the comparisons off the
+  winner's root-to-leaf path to 0, so a tree's bits are those it gives for the
+  indicator vector of the winner (1 exactly where the winner is the first
+  argument of a comparison it passes). Example, a max of 4 (bits ``c01``,
+  ``c23`` at level 1, ``c`` at level 2): ``x0`` wins is ``(1, 0, 1)``, ``x1``
+  ``(0, 0, 1)``, ``x2`` ``(0, 1, 0)``, ``x3`` ``(0, 0, 0)``. The engines merge
+  the pieces whose canonical patterns agree, so regions are cut only where an
+  argmax changes (docs/design.md, "A max over k values").
 
 Anything else (GELU, SiLU, tanh, softmax, LayerNorm, attention, a product of
 two tensors that depend on the input, a branch on tensor values that fx
@@ -59,7 +68,8 @@ Pattern order: layer-major (by depth); within a layer, kink units in the
 order the graph creates them (node order of the fx graph, elements in C
 order within a node, for a two-unit activation first every ``lo`` unit of the
 node then every ``hi`` unit, for a max tree level by level, a level's units
-shaped ``(pairs at that level, *output shape)``, pair-major); carried and
+shaped ``(pairs at that level, *output shape)``, pair-major; the levels of a
+tree have consecutive depths, so they land in consecutive layers); carried and
 linear units have no bit. :attr:`Traced.pattern_index` maps each activation
 node to the positions of its bits in ``Network.patterns``.
 """

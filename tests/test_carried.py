@@ -233,16 +233,19 @@ def test_a_segment_through_a_residual_model_matches_torch():
     assert np.array_equal(p.patterns[r], _torch_patterns(trace(model), x))
 
 
-def test_a_non_convex_domain_of_a_residual_model_matches_torch():
+@pytest.mark.parametrize("make", [lambda: _init(CoordRaw(2, width=8), 32),
+                                  lambda: _init(Maxout(2), 33)], ids=["residual", "maxout"])
+def test_a_non_convex_domain_of_a_residual_or_max_model_matches_torch(make):
     import shapely
 
-    model = _init(CoordRaw(2, width=8), 32)
+    model = make()
     L = shapely.Polygon([(-1, -1), (1, -1), (1, 0), (0, 0), (0, 1), (-1, 1)])
     p = regions.partition(model, L)
     assert abs(p.measure.sum() - 3.0) <= 1e-9
     pts = RNG.uniform(-1, 1, (600, 2))
     pts = pts[~((pts[:, 0] > 0) & (pts[:, 1] > 0))]
     r = p.locate(pts)
+    assert np.array_equal(p.patterns[r], _torch_patterns(trace(model), pts))
     A, c = p.affine
     got = np.einsum("noi,ni->no", A[r], pts) + c[r]
     np.testing.assert_allclose(got, _torch_output(model, pts), rtol=1e-9, atol=1e-9)
