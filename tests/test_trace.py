@@ -308,13 +308,19 @@ def test_activation_modules_seen_by_forward_hooks_agree():
     assert np.array_equal(pattern[:, lo], z > -0.5) and np.array_equal(pattern[:, hi], z > 0.8)
 
 
-def test_batchnorm_in_eval_mode_is_folded():
-    model = nn.Sequential(nn.Linear(2, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 1))
-    _init(model, 6)
+def _batchnorm_chain(width, seed):
+    """Linear, BatchNorm1d (set running statistics) in eval mode, ReLU, Linear."""
+    model = nn.Sequential(nn.Linear(2, width), nn.BatchNorm1d(width), nn.ReLU(),
+                          nn.Linear(width, 1))
+    _init(model, seed)
     with torch.no_grad():
-        model[1].running_mean.copy_(torch.linspace(-1, 1, 6))
-        model[1].running_var.copy_(torch.linspace(0.5, 3, 6))
-    model.eval()
+        model[1].running_mean.copy_(torch.linspace(-1, 1, width))
+        model[1].running_var.copy_(torch.linspace(0.5, 3, width))
+    return model.eval()
+
+
+def test_batchnorm_in_eval_mode_is_folded():
+    model = _batchnorm_chain(6, 6)
     traced = check_against_torch(model, RNG.normal(size=(200, 2)))
     assert traced.network.widths == [6] and traced.network.n_carried == 0
     model.train()
@@ -346,12 +352,7 @@ def test_chain_like_custom_modules_partition_in_1d_and_2d():
 
 
 def test_an_eval_batchnorm_chain_partitions():
-    model = nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 1))
-    _init(model, 9)
-    with torch.no_grad():
-        model[1].running_mean.copy_(torch.linspace(-1, 1, 8))
-        model[1].running_var.copy_(torch.linspace(0.5, 3, 8))
-    model.eval()
+    model = _batchnorm_chain(8, 9)
     _check_partition(model, ((-1, 1), (-1, 1)), RNG.uniform(-1, 1, (200, 2)))
 
 
