@@ -514,6 +514,24 @@ def test_segment_crossings_and_boundary_distances_see_no_boundary_at_carried_uni
                                atol=1e-9)
 
 
+def test_segment_crossings_of_a_max_over_k_count_argmax_changes_only():
+    from regions.geometry import segment_crossings
+
+    model, _ = _bench_residual().max_model(12, 4, 9)
+    rng = np.random.default_rng(9)     # segments on which the walk counted loser swaps
+    p0, p1 = rng.uniform(-2, 2, (8, 2)), rng.uniform(-2, 2, (8, 2))
+    counts = segment_crossings(model, p0, p1)
+    # the brute-force count: changes of torch's (ReLU states, argmax) key along a
+    # dense sampling of each segment
+    t = np.linspace(0, 1, 20001)
+    for i in range(8):
+        x = torch.as_tensor(p0[i] + t[:, None] * (p1[i] - p0[i]))
+        with torch.no_grad():
+            h = model.a(x)
+            key = np.column_stack([h.numpy() > 0, model.b(torch.relu(h)).argmax(1).numpy()])
+        assert counts[i] == np.any(key[1:] != key[:-1], axis=1).sum(), i
+
+
 def test_the_1d_slopes_from_the_weight_chain_carry_the_carried_units():
     # pieces shorter than 1e-7 of the domain take their slope from the weight chain and
     # their pattern (engine1d._exact_slopes): with carried units as identity factors it
