@@ -117,11 +117,49 @@ class Traced:
         elements, holding the positions of their bits in ``network.patterns``.
     graph_module : torch.fx.GraphModule
         The traced graph (node names as in ``pattern_index``).
+    max_inputs : dict
+        ``node name -> k`` for every max (or min) over an axis of ``k >= 2``
+        values (MaxPool1d, ``x.max(dim)``, ``amax``): the nodes :meth:`winners`
+        decodes.
     """
 
     network: object
     pattern_index: dict
     graph_module: object
+    max_inputs: dict = field(default_factory=dict)
+
+    def winners(self, patterns):
+        """Which input wins every max over an axis, read from activation patterns.
+
+        ``patterns``: ``(n, network.n_hidden)`` bool (``Partition.patterns``, or
+        :meth:`regions.Network.patterns`). Returns ``node name -> (n, *output
+        shape)`` int64: the index along the reduced axis (within the window, for
+        MaxPool1d) of the input that wins, following the tree from the leaves up
+        (a comparison that is on passes its first argument).
+
+        Examples
+        --------
+        >>> import torch
+        >>> class Maxout(torch.nn.Module):
+        ...     def forward(self, x):
+        ...         return torch.cat([x[:, :1], -x[:, :1], x[:, 1:]], -1).max(dim=-1).values
+        >>> t = trace(Maxout(), input_dim=2)
+        >>> x = np.array([[2.0, 1.0], [-3.0, 0.5], [0.1, 0.4]])
+        >>> t.winners(t.network.patterns(x))["max_1"].tolist()
+        [0, 1, 2]
+        """
+        bits = np.asarray(patterns, dtype=bool)
+        out = {}
+        for name, k in self.max_inputs.items():
+            levels = self.pattern_index[name]
+            shape = (bits.shape[0],) + levels[0].shape[1:]
+            items = [np.full(shape, i, dtype=np.int64) for i in range(k)]
+            for idx in levels:
+                pairs = [bits[:, idx[p].reshape(-1)].reshape(shape) for p in range(idx.shape[0])]
+                nxt = [np.where(b, items[2 * p], items[2 * p + 1]) for p, b in enumerate(pairs)]
+                items = nxt + ([items[-1]] if len(items) % 2 else [])
+            out[name] = items[0]
+        return out
 
 
 class _Tracer(fx.Tracer):
@@ -266,6 +304,7 @@ class _Reader:
         self.n_vars = 0
         self.blocks = []
         self.trees = []      # (unit, first, second) rows of the max trees over k > 2 values
+        self.max_inputs = {}  # node name -> k of every max over an axis
         self.encoding = None
         self.env = {}
 
@@ -452,6 +491,8 @@ class _Reader:
             raise _Refused("a max over an empty axis")
         out_shape = items[0].shape
         source = [np.full(out_shape, -1 - i, dtype=np.int64) for i in range(k)]
+        if k > 1:
+            self.max_inputs[node.name] = k
         while len(items) > 1:
             n_pairs = len(items) // 2
             a = _stack(items[0:2 * n_pairs:2], self.n_vars)
@@ -1112,4 +1153,4 @@ def _lower(reader, output, gm):
     for blk in reader.blocks:
         idx = position[blk.start: blk.start + len(blk.c)].reshape(blk.shape)
         pattern_index.setdefault(blk.node, []).append(idx)
-    return Traced(net, pattern_index, gm)
+    return Traced(net, pattern_index, gm, dict(reader.max_inputs))

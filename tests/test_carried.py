@@ -586,6 +586,7 @@ def test_a_max_over_k_records_torchs_argmax_and_matches_its_output(d_in, k):
     for level, idx in zip(bits_of_winners(scores.argmax(axis=1), k),
                           traced.pattern_index["max_1"]):
         assert np.array_equal(bits[:, idx.reshape(-1)], level.reshape(len(x), -1))
+    assert np.array_equal(traced.winners(bits)["max_1"], scores.argmax(axis=1))
     A, c = p.affine
     ref = _torch_output(model, x)
     np.testing.assert_allclose(np.einsum("noi,ni->no", A[r], x) + c[r], ref, rtol=1e-9,

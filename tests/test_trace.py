@@ -270,6 +270,16 @@ def test_max_pooling_and_maxout_match_torch():
     assert [b.shape for b in idx["pool"]] == [(1, 1, 6)]
     assert [b.shape for b in idx["max_1"]] == [(1, 3), (1, 3)]
     assert traced.network.n_hidden == 6 + 3 + 3 + 4 + 4
+    # Traced.winners reads torch's argmax of the pool's windows and of the maxout
+    x = RNG.normal(size=(300, 2))
+    won = traced.winners(traced.network.patterns(x))
+    assert sorted(won) == ["max_1", "pool"] and traced.max_inputs == {"pool": 2, "max_1": 3}
+    with torch.no_grad():
+        z = model.a(torch.as_tensor(x))
+        h = model.pool(z.unsqueeze(1)).flatten(1)
+        groups = model.b(h).view(len(x), 3, 3)
+    assert np.array_equal(won["pool"], z.view(len(x), 1, 6, 2).argmax(-1).numpy())
+    assert np.array_equal(won["max_1"], groups.argmax(-1).numpy())
 
 
 def test_prelu_relu6_hardtanh_clamp_match_torch():
