@@ -594,6 +594,21 @@ def test_a_max_over_k_records_torchs_argmax_and_matches_its_output(d_in, k):
     assert abs(p.measure.sum() - (hi - lo) ** d_in) <= 1e-9 * (hi - lo) ** d_in
 
 
+@pytest.mark.parametrize("engine", ["raw 1D", "raw 2D", "encoded 1D"])
+def test_max_regions_caps_the_merged_regions_of_a_max_over_k(engine):
+    if engine == "encoded 1D":
+        model, domain = _init(MaxoutPE(), 43), (0.0, 1.0)
+    else:
+        d_in = int(engine[4])
+        model, _ = _bench_residual().max_model(96 if d_in == 1 else 12, 4, 9, d_in)
+        domain = (-2.0, 2.0) if d_in == 1 else ((-2.0, 2.0),) * 2
+    p = regions.partition(model, domain)
+    assert p.stats.get("pieces_before_max_merge", p.stats.get("faces_before_max_merge")) > len(p)
+    assert len(regions.partition(model, domain, max_regions=len(p))) == len(p)
+    with pytest.raises(regions.TooManyRegions, match=f"at least {len(p)} "):
+        regions.partition(model, domain, max_regions=len(p) - 1)
+
+
 @pytest.mark.parametrize("d_in", [1, 2])
 def test_on_a_dense_grid_no_two_neighbouring_regions_have_one_argmax_and_other_bits(d_in):
     # brute force: torch's key of every grid point (the ReLU states and the argmax of
