@@ -68,8 +68,9 @@ Pattern order: layer-major (by depth); within a layer, kink units in the
 order the graph creates them (node order of the fx graph, elements in C
 order within a node, for a two-unit activation first every ``lo`` unit of the
 node then every ``hi`` unit, for a max tree level by level, a level's units
-shaped ``(pairs at that level, *output shape)``, pair-major; the levels of a
-tree have consecutive depths, so they land in consecutive layers); carried and
+shaped ``(pairs at that level, *output shape)``, pair-major; a comparison lies
+in a later layer than the comparisons whose winners it compares, and layer-major
+order comes first); carried and
 linear units have no bit. :attr:`Traced.pattern_index` maps each activation
 node to the positions of its bits in ``Network.patterns``.
 """
