@@ -108,51 +108,63 @@ def regions_count(net, d_in, half):
     return len(regions.partition(net, domain))
 
 
-def max_counts(width, k, seed, half=3.0):
-    """``(regions, regions merged by output map, regioncam)`` on ``2 -> width``, ReLU,
-    ``width -> k``, max over the ``k`` (regioncam: ``max_pool``), float32 weights."""
-    import regioncam
-    import regions
-    import scipy.sparse as sp
+def max_model(width, k, seed, d_in=2):
+    """``(model, pairs)``: the torch module ``d_in -> width``, ReLU, ``width -> k``, max
+    over the ``k`` outputs, with He-initialised weights rounded to float32 (``pairs``)."""
     import torch
-    from scipy.sparse.csgraph import connected_components
     from torch import nn
 
     from regions.cli import he_network
 
-    (W1, b1), (W2, b2) = [(W.astype(np.float32).astype(np.float64),
-                           b.astype(np.float32).astype(np.float64))
-                          for W, b in he_network([2, width, k], seed)]
+    pairs = [(W.astype(np.float32).astype(np.float64), b.astype(np.float32).astype(np.float64))
+             for W, b in he_network([d_in, width, k], seed)]
 
     class MaxOut(nn.Module):
         def __init__(self):
             super().__init__()
-            self.a, self.b = nn.Linear(2, width), nn.Linear(width, k)
+            self.a, self.b = nn.Linear(d_in, width), nn.Linear(width, k)
 
         def forward(self, x):
             return self.b(torch.relu(self.a(x))).max(dim=-1, keepdim=True).values
 
     model = MaxOut().double()
     with torch.no_grad():
-        for lin, (W, b) in ((model.a, (W1, b1)), (model.b, (W2, b2))):
+        for lin, (W, b) in ((model.a, pairs[0]), (model.b, pairs[1])):
             lin.weight.copy_(torch.as_tensor(W))
             lin.bias.copy_(torch.as_tensor(b))
-    p = regions.partition(model, ((-half, half), (-half, half)))
+    return model, pairs
+
+
+def max_counts(width, k, seed, half=3.0, d_in=2):
+    """``(regions, regions merged by output map, regioncam)`` on :func:`max_model`
+    (regioncam: ``max_pool``; 1D counts are pieces). The middle count joins
+    neighbours whose output maps agree to 1e-9: equal to the first when regions
+    cuts only where the argmax changes."""
+    import regioncam
+    import regions
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    model, ((W1, b1), (W2, b2)) = max_model(width, k, seed, d_in)
+    p = regions.partition(model, (-half, half) if d_in == 1 else ((-half, half),) * 2)
     A, c = p.affine
-    ef = p.edge_faces
-    a, b = ef[(ef[:, 0] >= 0) & (ef[:, 1] >= 0)].T
-    one_map = (np.abs(A[a] - A[b]).reshape(len(a), -1).max(axis=1) <= 1e-9) & (
+    if d_in == 1:
+        a, b = np.arange(len(p) - 1), np.arange(1, len(p))
+    else:
+        ef = p.edge_faces
+        a, b = ef[(ef[:, 0] >= 0) & (ef[:, 1] >= 0)].T
+    one_map = (np.abs(A[a] - A[b]).reshape(len(a), -1).max(axis=1, initial=0) <= 1e-9) & (
         np.abs(c[a] - c[b]).max(axis=1) <= 1e-9)
     graph = sp.coo_matrix((np.ones(one_map.sum()), (a[one_map], b[one_map])), shape=(len(p),) * 2)
     merged = connected_components(graph, directed=False)[0]
-    rc = regioncam.Regioncam(size=half)
+    rc = regioncam.Regioncam(size=half) if d_in == 2 else regioncam.Regioncam1D((-half, half))
 
     def lin(W, b):
         return regioncam.Linear(np.ascontiguousarray(W.T, dtype=np.float32), b.astype(np.float32))
 
     rc.add(regioncam.Sequential(lin(W1, b1), regioncam.ReLU(), lin(W2, b2)))
     rc.max_pool()
-    return len(p), int(merged), int(rc.num_faces)
+    return len(p), int(merged), int(rc.num_faces if d_in == 2 else rc.num_edges)
 
 
 def max_table(rows):
@@ -239,11 +251,11 @@ float32 resolution, lines within float32 rounding of a vertex); `tests/test_carr
 checks the same comparison on smaller residual nets when regioncam is installed.
 
 Max over k (`2 -> w`, ReLU, `w -> k`, then the max of the k outputs; regioncam's
-`max_pool`). regions reads a max of k > 2 as a balanced tree of pairwise maxes, and its
-pattern holds every comparison of the tree (docs/design.md, "Reading a model"), so a
-cell of one argmax is also cut where two losing inputs swap order, with the same output
-map on both sides; regioncam splits only where the argmax changes. Merged along the edges
-whose two sides have one output map (to 1e-9), the regions are regioncam's cells:
+`max_pool`). regions reads a max of k > 2 as a balanced tree of pairwise maxes and cuts
+only where the argmax changes: the comparisons off the winner's path are set to 0 in the
+pattern and the pieces that then agree are merged (docs/design.md, "Reading a model"),
+so its regions are regioncam's cells; the middle column joins neighbours with one output
+map (to 1e-9) and finds nothing left to join:
 
 {max_table(max_rows)}
 """

@@ -14,6 +14,9 @@ region cap, the slice into the domain's coordinates and the range check.
 * :func:`check_value_range` bounds every layer's values over the domain by
   interval arithmetic and refuses a network whose values could overflow
   float64, before any engine runs.
+* :func:`merge_max_runs` joins the consecutive pieces of a 1D partition whose
+  patterns agree once the comparisons off a max's winning path are set to 0
+  (:meth:`regions.Network.canonical`): the raw and encoded 1D engines.
 
 Examples
 --------
@@ -50,7 +53,7 @@ from .partition import TooManyRegions
 
 __all__ = ["show_progress", "progress_bar", "stderr_is_terminal", "QUIET_ENV", "thread_pool", "check_region_cap",
            "in_domain_coordinates", "check_value_range", "MAX_VALUE", "memory_budget",
-           "check_layer_memory", "MemoryBudgetExceeded"]
+           "check_layer_memory", "MemoryBudgetExceeded", "merge_max_runs"]
 
 # Largest magnitude a layer's values (and their slopes along the domain) may
 # reach: the engines add and subtract a few of them (snap scales, interpolation
@@ -271,3 +274,29 @@ def _domain_box(domain):
     bounds = np.asarray(domain.bounds, dtype=np.float64)
     half = bounds.shape[0] // 2
     return bounds[:half], bounds[half:]
+
+
+def merge_max_runs(network, packed):
+    """Pieces of a 1D partition, in order along the line, joined where only a max's
+    losers changed order: ``(first, packed)``.
+
+    ``packed`` (``(n, words)`` uint64) are the engine's patterns; each is made
+    canonical (:meth:`regions.Network.canonical`: every comparison of a max over
+    ``k > 2`` values that is off the winner's path set to 0) and each run of
+    consecutive equal canonical patterns becomes one piece. ``first`` indexes the
+    first piece of every run (its patterns are ``packed[first]`` after the
+    canonical step, returned as ``packed``): the merged pieces run from
+    ``points[first]`` to the next ``points[first]`` (or the end). Two adjacent
+    pieces with one canonical pattern have the same argmax and the same other
+    bits, so the output map is one affine map on their union. A network without
+    :attr:`regions.Network.max_trees` gives every piece back unchanged.
+
+    The encoded 2D engine would apply the same rule to faces (canonical patterns,
+    then the union of faces that share an edge and a canonical pattern).
+    """
+    first = np.arange(len(packed))
+    if network.max_trees is None or len(packed) < 2:
+        return first, packed
+    packed = network.canonical_packed(packed)
+    first = np.flatnonzero(np.r_[True, np.any(packed[1:] != packed[:-1], axis=1)])
+    return first, packed[first]

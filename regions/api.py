@@ -40,6 +40,9 @@ def partition(model, domain, *, max_regions=None, progress=None, memory_budget=N
         Stop with :class:`TooManyRegions` (saying how many regions were
         reached) instead of building a larger partition. Checked after every
         layer, on every domain. A positive ``int``; bools and floats are refused.
+        For a model with a max over ``k > 2`` values it is checked once, on the
+        merged regions, after the enumeration (its pieces before the merge can
+        exceed the cap; ``memory_budget`` still bounds every layer).
     memory_budget : int, optional
         Bytes one layer of the enumeration may need. Before each layer the
         engine estimates, from its count pass, the memory the layer's arrays
@@ -121,10 +124,20 @@ def _partition_2d(net, dom, max_regions, progress, memory_budget):
 
     pieces = dom.convex_pieces()
     merged = len(pieces) > 1
-    out = enumerate_plane(in_domain_coordinates(net, dom), pieces, max_regions=max_regions,
+    # a max over k > 2 values: the cap is on the merged regions, checked after the merge
+    cap = max_regions if net.max_trees is None else None
+    out = enumerate_plane(in_domain_coordinates(net, dom), pieces, max_regions=cap,
                           progress=progress, memory_budget=memory_budget, merged=merged)
-    if merged:
+    faces = len(out["face_offsets"]) - 1
+    if net.max_trees is not None:
+        # a max's losers swapping order is no boundary: faces whose patterns agree once the
+        # comparisons off the winner's path are 0 (Network.canonical) and that share an edge
+        # are one region (convex on a convex domain: {other bits fixed, argmax = i})
+        out["packed_patterns"] = net.canonical_packed(out["packed_patterns"])
+    if merged or net.max_trees is not None:
         out = merge_pieces(out)
         check_region_cap(len(out["face_offsets"]) - 1, max_regions)
     stats = out.pop("stats")
+    if net.max_trees is not None:
+        stats.update(convex=not merged, faces_before_max_merge=faces)
     return Partition2D(net, dom, stats=stats, **out)

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from .domain import Segment
 from .encoded import EncodedPartition1D, partition_encoded_1d
 from .network import as_network
-from .partition1d import Partition1D
+from .partition1d import Partition1D, partition_1d
 
 __all__ = ["segment_crossings", "boundary_distances", "interval_adjacency"]
 
@@ -64,6 +64,10 @@ def segment_crossings(model, p0, p1, max_steps=100_000, threads=2):
     one-sidedly (a neuron at zero takes the sign of its derivative, layer by
     layer). Boundaries closer than the rounding tolerance (``1e-9`` of the
     values' scale) are one crossing. All segments advance together.
+
+    A raw network with a max over ``k > 2`` values (:attr:`regions.Network.max_trees`)
+    is not walked (the walk would count two losers swapping order): its count is
+    the number of pieces of the segment by the raw 1D engine minus one.
 
     Encoded networks: the exact pieces of each segment by the encoded engine
     (:func:`regions.encoded.partition_encoded_segment`, with its tolerances:
@@ -117,11 +121,15 @@ def segment_crossings(model, p0, p1, max_steps=100_000, threads=2):
     b = _points(net, p1, "p1")
     if a.shape != b.shape:
         raise ValueError(f"p0 and p1 must hold as many points; got {a.shape[0]} and {b.shape[0]}")
-    if net.encoding is None:
+    if net.encoding is None and net.max_trees is None:
         return _walk(net, a, b, int(max_steps))
     count = np.zeros(a.shape[0], dtype=np.int64)
     for i in np.flatnonzero(np.any(a != b, axis=1)):
-        pieces = partition_encoded_1d(net, Segment(a[i], b[i]), progress=False, threads=threads)
+        if net.encoding is None:   # a max over k > 2: its losers' swaps are no boundary
+            pieces = partition_1d(net, Segment(a[i], b[i]), progress=False)
+        else:
+            pieces = partition_encoded_1d(net, Segment(a[i], b[i]), progress=False,
+                                          threads=threads)
         count[i] = len(pieces) - 1
     return count
 
@@ -200,6 +208,12 @@ def boundary_distances(model, points, per_layer=False, method="local"):
     clipped to a convex domain is the smaller of this and the distance to the
     domain's boundary). A neuron whose local gradient is zero bounds nothing
     and counts as ``inf``; a point on a boundary is at distance 0.
+
+    For a max over ``k > 2`` values (:attr:`regions.Network.max_trees`) every
+    comparison of its tree counts, also those where two losers swap order, which
+    bound no region: the distance is then to the boundary of the finer cell of
+    the tree's full pattern inside the region, a lower bound of the distance to
+    the region's boundary.
 
     ``method='weight_norm'`` gives ``min_{l,k} |z_lk(x)| / |W_l[k]|`` instead,
     the formula of the coordinate-network paper: exact for the first layer,

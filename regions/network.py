@@ -70,6 +70,19 @@ class Network:
         another value a later layer needs, see :mod:`regions.trace`). A carried
         unit is never a region boundary and has no bit in the activation
         pattern. ``None`` (the default): every hidden unit is a kink unit.
+    max_trees : (t, 3) int64 ndarray or None
+        The max (or min) over ``k > 2`` values a traced model takes, written
+        as trees of pairwise comparisons (:mod:`regions.trace`): one row
+        ``(bit, first, second)`` per comparison, in the order they were made
+        (children before parents). ``bit`` is the comparison's position in
+        the pattern (on: its first argument wins); ``first`` / ``second`` the
+        position of the comparison whose winner is that argument, or
+        ``-1 - i`` when the argument is the max's input ``i``. Where the
+        max's argmax is fixed the function does not depend on the
+        comparisons off the winner's root-to-leaf path, so they are not
+        region boundaries: :meth:`canonical` sets them to 0 in every pattern
+        (see :meth:`patterns`) and the engines merge the pieces that then
+        agree. ``None``: no such max.
     """
 
     weights: list
@@ -78,17 +91,19 @@ class Network:
     encoding: object = None
     names: list = field(default_factory=list)
     linear: list = None
+    max_trees: np.ndarray = None
 
     def __post_init__(self):
-        if self.linear is None:
-            return
-        masks = [np.asarray(m) for m in self.linear]
-        widths = [int(W.shape[0]) for W in self.weights[:-1]]
-        if len(masks) != len(widths) or any(m.dtype != bool or m.shape != (n,)
-                                            for m, n in zip(masks, widths)):
-            raise ValueError(f"linear must hold one bool mask per hidden layer, shaped like the "
-                             f"layer's widths {widths}; got {[m.shape for m in masks]}")
-        self.linear = masks
+        if self.linear is not None:
+            masks = [np.asarray(m) for m in self.linear]
+            widths = [int(W.shape[0]) for W in self.weights[:-1]]
+            if len(masks) != len(widths) or any(m.dtype != bool or m.shape != (n,)
+                                                for m, n in zip(masks, widths)):
+                raise ValueError(f"linear must hold one bool mask per hidden layer, shaped like "
+                                 f"the layer's widths {widths}; got {[m.shape for m in masks]}")
+            self.linear = masks
+        if self.max_trees is not None:
+            self.max_trees = _check_max_trees(self.max_trees, self.n_hidden)
 
     @property
     def input_dim(self) -> int:
@@ -154,7 +169,8 @@ class Network:
             biases[l] = biases[l][order]
             weights[l + 1] = weights[l + 1][:, order]
             linear.append(carried[order])
-        return Network(weights, biases, self.slopes.copy(), self.encoding, list(self.names), linear)
+        return Network(weights, biases, self.slopes.copy(), self.encoding, list(self.names), linear,
+                       self.max_trees)
 
     def n_kinks(self, layer):
         """Number of kink units (pattern bits) of hidden layer ``layer``."""
@@ -227,12 +243,62 @@ class Network:
         the layer; carried units (:attr:`linear`) have no bit. For a traced
         model this is the order documented in :mod:`regions.trace`. A neuron
         zero to within rounding at ``x`` is off (see :meth:`pre_activations`,
-        which takes the same ``rtol``).
+        which takes the same ``rtol``). The comparisons of a max over ``k > 2``
+        values that are off the winner's path read 0 (:meth:`canonical`), as in
+        the partitions' patterns.
         """
         zs = self.pre_activations(x, rtol)
         if not zs:
             return np.zeros((np.atleast_2d(np.asarray(x)).shape[0], 0), dtype=bool)
-        return np.concatenate([(z > 0)[:, self.kink_mask(l)] for l, z in enumerate(zs)], axis=1)
+        return self.canonical(
+            np.concatenate([(z > 0)[:, self.kink_mask(l)] for l, z in enumerate(zs)], axis=1))
+
+    def canonical(self, bits):
+        """``bits`` (``(n, n_hidden)`` bool patterns) with every comparison of a
+        :attr:`max_trees` tree that is off its winner's path set to 0.
+
+        The winner's path is read from the root down: a comparison that is on
+        picks its first argument, off its second; the comparisons below the
+        picked argument are on the path, those below the other are not. A
+        tree's bits are then those the tree gives for the indicator vector of
+        its winner: 1 exactly where the winner is the first argument of a
+        comparison it passes. ``bits`` itself when there are no such trees.
+
+        Examples
+        --------
+        A max of three, ``max(max(x0, x1), x2)``: bit 0 compares ``x0, x1``,
+        bit 1 the winner with ``x2``. Where ``x2`` wins, bit 0 is off its path:
+
+        >>> net = Network([np.eye(2), np.ones((1, 2))], [np.zeros(2), np.zeros(1)],
+        ...               np.zeros(1), max_trees=np.array([[0, -1, -2], [1, 0, -3]]))
+        >>> net.canonical(np.array([[True, False], [True, True]])).tolist()
+        [[False, False], [True, True]]
+        """
+        if self.max_trees is None or not len(bits):
+            return bits
+        T = self.max_trees
+        bits = np.array(bits, dtype=bool)
+        row = {int(b): r for r, b in enumerate(T[:, 0])}
+        on = np.zeros((bits.shape[0], len(T)), dtype=bool)
+        children = T[:, 1:][T[:, 1:] >= 0]
+        on[:, ~np.isin(T[:, 0], children)] = True          # roots
+        for r in range(len(T) - 1, -1, -1):                 # parents before children
+            bit, first, second = (int(v) for v in T[r])
+            wins = bits[:, bit]
+            if first >= 0:
+                on[:, row[first]] |= on[:, r] & wins
+            if second >= 0:
+                on[:, row[second]] |= on[:, r] & ~wins
+        bits[:, T[:, 0]] &= on
+        return bits
+
+    def canonical_packed(self, packed):
+        """:meth:`canonical` of packed patterns (``(n, words)`` uint64)."""
+        if self.max_trees is None:
+            return packed
+        from .partition import pack_patterns, unpack_patterns
+
+        return pack_patterns(self.canonical(unpack_patterns(packed, self.n_hidden)))
 
     def sliced(self, origin, basis):
         """The same network fed ``origin + basis @ u`` instead of ``x``.
@@ -250,7 +316,24 @@ class Network:
         weights = [W0 @ basis] + list(self.weights[1:])
         biases = [b0 + W0 @ origin] + list(self.biases[1:])
         linear = None if self.linear is None else [m.copy() for m in self.linear]
-        return Network(weights, biases, self.slopes.copy(), None, list(self.names), linear)
+        return Network(weights, biases, self.slopes.copy(), None, list(self.names), linear,
+                       self.max_trees)
+
+
+def _check_max_trees(trees, n_hidden):
+    """``trees`` as a ``(t, 3)`` int64 array of valid positions (see :attr:`Network.max_trees`)."""
+    T = np.asarray(trees)
+    if T.ndim != 2 or T.shape[1] != 3 or not np.issubdtype(T.dtype, np.integer):
+        raise ValueError(f"max_trees must be an integer array shaped (t, 3), got {T.dtype} {T.shape}")
+    T = T.astype(np.int64)
+    bits, kids = T[:, 0], T[:, 1:][T[:, 1:] >= 0]
+    if np.any((bits < 0) | (bits >= n_hidden)) or len(np.unique(bits)) != len(bits):
+        raise ValueError(f"max_trees: the bits must be distinct positions in 0 .. {n_hidden - 1}")
+    order = {int(b): r for r, b in enumerate(bits)}
+    if len(np.unique(kids)) != len(kids) or any(
+            order.get(int(k), len(T)) >= r for r, row in enumerate(T) for k in row[1:] if k >= 0):
+        raise ValueError("max_trees: each child must be the bit of an earlier row, used once")
+    return T
 
 
 def _check_finite(W, b, where):

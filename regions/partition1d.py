@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._shared import in_domain_coordinates
+from ._shared import check_region_cap, in_domain_coordinates, merge_max_runs
 from .engine1d import affine_from_values, line_pieces
 from .partition import Partition
 
@@ -143,7 +143,17 @@ def partition_1d(network, domain, max_regions=None, progress=None, memory_budget
                          f"network takes {network.input_dim} inputs (use regions.Segment to slice)")
     work = in_domain_coordinates(network, domain)
     lo, hi = domain.bounds
-    t, packed, Zout = line_pieces(work, lo, hi, max_regions, progress, memory_budget=memory_budget)
+    # a max over k > 2 values: the cap is on the merged pieces, checked after the merge
+    cap = max_regions if work.max_trees is None else None
+    t, packed, Zout = line_pieces(work, lo, hi, cap, progress, memory_budget=memory_budget)
+    cut = len(t) - 1
+    first, packed = merge_max_runs(work, packed)     # a max's losers swapping is no cut
+    if len(first) < cut:
+        ends = np.r_[first, cut]
+        t, Zout = t[ends], Zout[ends]
+    check_region_cap(len(t) - 1, max_regions, unit="pieces")
     A, c = affine_from_values(work, t, packed, Zout)
-    return Partition1D(network, domain, t, packed, A, c,
-                       stats={"pieces": len(t) - 1, "engine": "raw 1D"})
+    stats = {"pieces": len(t) - 1, "engine": "raw 1D"}
+    if work.max_trees is not None:
+        stats["pieces_before_max_merge"] = cut
+    return Partition1D(network, domain, t, packed, A, c, stats=stats)

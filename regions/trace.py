@@ -33,7 +33,16 @@ it becomes a new variable. Activations are written with kink units:
   (the first argument wins again). A max over ``k`` values (MaxPool1d over
   features, ``x.max(dim)`` / ``amax`` for maxout) is a balanced tree of pairwise
   maxes: first ``(x0, x1), (x2, x3), ...`` (an odd last value passes up), then
-  the winners the same way, so the bits of a group say which input wins.
+  the winners the same way. For ``k > 2`` the tree is recorded in
+  ``Network.max_trees`` and its pattern says which input wins and nothing
+  else: :meth:`regions.Network.canonical` sets the comparisons off the
+  winner's root-to-leaf path to 0, so a tree's bits are those it gives for the
+  indicator vector of the winner (1 exactly where the winner is the first
+  argument of a comparison it passes). Example, a max of 4 (bits ``c01``,
+  ``c23`` at level 1, ``c`` at level 2): ``x0`` wins is ``(1, 0, 1)``, ``x1``
+  ``(0, 0, 1)``, ``x2`` ``(0, 1, 0)``, ``x3`` ``(0, 0, 0)``. The engines merge
+  the pieces whose canonical patterns agree, so regions are cut only where an
+  argmax changes (docs/design.md, "A max over k values").
 
 Anything else (GELU, SiLU, tanh, softmax, LayerNorm, attention, a product of
 two tensors that depend on the input, a branch on tensor values that fx
@@ -59,7 +68,9 @@ Pattern order: layer-major (by depth); within a layer, kink units in the
 order the graph creates them (node order of the fx graph, elements in C
 order within a node, for a two-unit activation first every ``lo`` unit of the
 node then every ``hi`` unit, for a max tree level by level, a level's units
-shaped ``(pairs at that level, *output shape)``, pair-major); carried and
+shaped ``(pairs at that level, *output shape)``, pair-major; a comparison lies
+in a later layer than the comparisons whose winners it compares, and layer-major
+order comes first); carried and
 linear units have no bit. :attr:`Traced.pattern_index` maps each activation
 node to the positions of its bits in ``Network.patterns``.
 """
@@ -107,11 +118,49 @@ class Traced:
         elements, holding the positions of their bits in ``network.patterns``.
     graph_module : torch.fx.GraphModule
         The traced graph (node names as in ``pattern_index``).
+    max_inputs : dict
+        ``node name -> k`` for every max (or min) over an axis of ``k >= 2``
+        values (MaxPool1d, ``x.max(dim)``, ``amax``): the nodes :meth:`winners`
+        decodes.
     """
 
     network: object
     pattern_index: dict
     graph_module: object
+    max_inputs: dict = field(default_factory=dict)
+
+    def winners(self, patterns):
+        """Which input wins every max over an axis, read from activation patterns.
+
+        ``patterns``: ``(n, network.n_hidden)`` bool (``Partition.patterns``, or
+        :meth:`regions.Network.patterns`). Returns ``node name -> (n, *output
+        shape)`` int64: the index along the reduced axis (within the window, for
+        MaxPool1d) of the input that wins, following the tree from the leaves up
+        (a comparison that is on passes its first argument).
+
+        Examples
+        --------
+        >>> import torch
+        >>> class Maxout(torch.nn.Module):
+        ...     def forward(self, x):
+        ...         return torch.cat([x[:, :1], -x[:, :1], x[:, 1:]], -1).max(dim=-1).values
+        >>> t = trace(Maxout(), input_dim=2)
+        >>> x = np.array([[2.0, 1.0], [-3.0, 0.5], [0.1, 0.4]])
+        >>> t.winners(t.network.patterns(x))["max_1"].tolist()
+        [0, 1, 2]
+        """
+        bits = np.asarray(patterns, dtype=bool)
+        out = {}
+        for name, k in self.max_inputs.items():
+            levels = self.pattern_index[name]
+            shape = (bits.shape[0],) + levels[0].shape[1:]
+            items = [np.full(shape, i, dtype=np.int64) for i in range(k)]
+            for idx in levels:
+                pairs = [bits[:, idx[p].reshape(-1)].reshape(shape) for p in range(idx.shape[0])]
+                nxt = [np.where(b, items[2 * p], items[2 * p + 1]) for p, b in enumerate(pairs)]
+                items = nxt + ([items[-1]] if len(items) % 2 else [])
+            out[name] = items[0]
+        return out
 
 
 class _Tracer(fx.Tracer):
@@ -255,6 +304,8 @@ class _Reader:
         self.input_dim = input_dim
         self.n_vars = 0
         self.blocks = []
+        self.trees = []      # (unit, first, second) rows of the max trees over k > 2 values
+        self.max_inputs = {}  # node name -> k of every max over an axis
         self.encoding = None
         self.env = {}
 
@@ -429,23 +480,37 @@ class _Reader:
         return self._combine(b, gap, 1.0, sign)
 
     def _reduce_max(self, node, x, axis, sign=1.0):
-        """Max (or min) of ``x`` over its per-sample ``axis`` by a balanced tree."""
+        """Max (or min) of ``x`` over its per-sample ``axis`` by a balanced tree.
+
+        For ``k > 2`` values the comparisons are recorded in ``self.trees``
+        (rows ``(unit, first, second)`` of variables, an argument that is the
+        max's input ``i`` as ``-1 - i``; see :attr:`regions.Network.max_trees`)."""
         T, t = x.tensor(self.n_vars)
         k = t.shape[axis]
         items = [_Affine.of(np.take(T, i, axis=axis), np.take(t, i, axis=axis)) for i in range(k)]
         if not items:
             raise _Refused("a max over an empty axis")
+        out_shape = items[0].shape
+        source = [np.full(out_shape, -1 - i, dtype=np.int64) for i in range(k)]
+        if k > 1:
+            self.max_inputs[node.name] = k
         while len(items) > 1:
-            firsts = [items[i] for i in range(0, len(items) - 1, 2)]
-            seconds = [items[i + 1] for i in range(0, len(items) - 1, 2)]
-            a = _stack(firsts, self.n_vars)
-            b = _stack(seconds, self.n_vars)
+            n_pairs = len(items) // 2
+            a = _stack(items[0:2 * n_pairs:2], self.n_vars)
+            b = _stack(items[1:2 * n_pairs:2], self.n_vars)
             winners = self._max2(node, a, b, sign)
+            blk = self.blocks[-1]
+            units = blk.start + np.arange(len(blk.c)).reshape((n_pairs,) + out_shape)
+            if k > 2:
+                self.trees.append(np.stack([units, np.stack(source[0:2 * n_pairs:2]),
+                                            np.stack(source[1:2 * n_pairs:2])], -1).reshape(-1, 3))
             Tw, tw = winners.tensor(self.n_vars)
-            nxt = [_Affine.of(Tw[i], tw[i]) for i in range(len(firsts))]
+            nxt = [_Affine.of(Tw[i], tw[i]) for i in range(n_pairs)]
+            nxt_source = [units[i] for i in range(n_pairs)]
             if len(items) % 2:
                 nxt.append(items[-1])
-            items = nxt
+                nxt_source.append(source[-1])
+            items, source = nxt, nxt_source
         return items[0]
 
     def _feature_axis(self, x, dim, what):
@@ -1079,10 +1144,14 @@ def _lower(reader, output, gm):
         raise ValueError("the output layer: composing the affine maps overflows float64")
     if not any(m.any() for m in linear):
         linear = None  # a chain: the same Network the direct reader builds
+    max_trees = None
+    if reader.trees:
+        rows = np.concatenate(reader.trees)
+        max_trees = np.where(rows >= 0, position[np.maximum(rows, 0)], rows)
     net = Network(weights, biases, np.asarray(slopes, dtype=np.float64), reader.encoding, names,
-                  linear)
+                  linear, max_trees)
     pattern_index = {}
     for blk in reader.blocks:
         idx = position[blk.start: blk.start + len(blk.c)].reshape(blk.shape)
         pattern_index.setdefault(blk.node, []).append(idx)
-    return Traced(net, pattern_index, gm)
+    return Traced(net, pattern_index, gm, dict(reader.max_inputs))

@@ -15,6 +15,17 @@ Optionally ``linear[l]`` (one bool per unit of hidden layer ``l``) marks
 (the residual streams and skips of ``regions.Network.linear``). A pattern
 holds the bits of the other (kink) units, layer-major, in their order.
 
+An entry ``("max", groups)`` of ``net`` (between pairs) is a true max over
+groups of the current activations: ``groups`` lists, for each output, the
+indices of the activations it is the max of (a group of one passes its value
+through). A region is cut by the argmax of every group of two or more: the
+part where input ``i`` wins is the region intersected with ``g_i >= g_j`` for
+every other member ``j`` (cut one half-plane at a time; where ``g_i = g_j``
+on a whole part, the later member wins, as a comparison that is 0 is off in
+``regions``), and that part's activation is
+``g_i``. Its pattern entry is the winner's index in the group (an int), in
+the order of the groups; ``slopes`` and ``linear`` count the pairs only.
+
 Each region carries the exact affine map of the current layer's activations,
 ``a(x) = M x + m``. Hidden layer ``l`` turns it into the pre-activations
 ``z(x) = (W M) x + (W m + b)``; the neurons of the layer then split the regions
@@ -123,11 +134,20 @@ def exact(x):
 
 
 def _layers(net, input_dim):
-    """Validated exact copy of ``net``: list of (rows of W, b)."""
-    if len(net) < 1:
-        raise ValueError("the network needs at least the output layer (one (W, b) pair)")
+    """Validated exact copy of ``net``: a list of (rows of W, b) and ("max", groups)."""
+    if len(net) < 1 or _is_max(net[-1]):
+        raise ValueError("the network needs at least the output layer (one (W, b) pair), last")
     out, width = [], input_dim
-    for i, (W, b) in enumerate(net):
+    for i, entry in enumerate(net):
+        if _is_max(entry):
+            groups = [[int(j) for j in g] for g in entry[1]]
+            if not groups or any(not g or min(g) < 0 or max(g) >= width for g in groups):
+                raise ValueError(f"entry {i}: max groups must be non-empty lists of indices "
+                                 f"into the {width} activations, got {entry[1]!r}")
+            out.append(("max", groups))
+            width = len(groups)
+            continue
+        W, b = entry
         W = [[exact(v) for v in row] for row in W]
         b = [exact(v) for v in b]
         if not W or len(b) != len(W) or any(len(row) != width for row in W):
@@ -137,6 +157,15 @@ def _layers(net, input_dim):
         out.append((W, b))
         width = len(W)
     return out
+
+
+def _is_max(entry):
+    return isinstance(entry, tuple) and len(entry) == 2 and entry[0] == "max"
+
+
+def _pairs(layers):
+    """The (W, b) entries of ``layers`` (hidden pairs, then the output pair)."""
+    return [e for e in layers if not _is_max(e)]
 
 
 def _slopes(slopes, n_hidden_layers):
@@ -162,7 +191,7 @@ def _value(G_k, g_k, point):
 
 def _linear(linear, layers):
     """Validated carried masks: one list of bools per hidden layer (all False by default)."""
-    widths = [len(W) for W, _ in layers[:-1]]
+    widths = [len(W) for W, _ in _pairs(layers)[:-1]]
     if linear is None:
         return [[False] * w for w in widths]
     linear = [[bool(v) for v in mask] for mask in linear]
@@ -180,35 +209,81 @@ def _activate(G, g, bits, slope, carried):
     return [tuple(dk * a for a in row) for dk, row in zip(d, G)], [dk * gk for dk, gk in zip(d, g)]
 
 
+def _sign_part(part, G_k, g_k, split, corners):
+    """``part`` cut by ``z = G_k . x + g_k``: a list of ``(piece, on)`` (``on``: z > 0
+    inside; a part where ``z`` is 0 throughout is off)."""
+    values = [_value(G_k, g_k, v) for v in corners(part)]
+    if any(s > 0 for s in values) and any(s < 0 for s in values):
+        pos, neg = split(part, G_k, g_k)
+        return [(pos, True), (neg, False)]
+    return [(part, any(s > 0 for s in values))]
+
+
+def _argmax_parts(part, G, g, group, split, corners):
+    """``(piece, i)``: the parts of ``part`` where member ``i`` of ``group`` wins."""
+    out = []
+    for i, a in enumerate(group):
+        pieces = [part]
+        for j, b in enumerate(group):
+            if j == i:
+                continue
+            d = tuple(x - y for x, y in zip(G[a], G[b]))
+            keep = []
+            for piece in pieces:
+                values = [_value(d, g[a] - g[b], v) for v in corners(piece)]
+                if all(v == 0 for v in values):    # equal on the whole piece: later wins
+                    keep += [piece] if i > j else []
+                else:
+                    keep += [p for p, on in _sign_part(piece, d, g[a] - g[b], split, corners)
+                             if on]
+            pieces = keep
+        out += [(piece, i) for piece in pieces]
+    return out
+
+
+def _cut_max(cells, groups, split, corners):
+    """Cut every cell by the argmax of each group; the activations become the winners'."""
+    done = []
+    for cell, pattern, M, m in cells:
+        parts = [(cell, (), [])]
+        for group in groups:
+            if len(group) == 1:
+                parts = [(p, bits, rows + [group[0]]) for p, bits, rows in parts]
+                continue
+            parts = [(piece, bits + (i,), rows + [group[i]]) for p, bits, rows in parts
+                     for piece, i in _argmax_parts(p, M, m, group, split, corners)]
+        done += [(p, pattern + bits, [M[r] for r in rows], [m[r] for r in rows])
+                 for p, bits, rows in parts]
+    return done
+
+
 def _cut_layers(layers, slopes, first_cell, split, corners, linear):
     """Cut ``first_cell`` by every hidden layer. ``split(cell, G_k, g_k)`` returns
     the (positive, negative) parts of a cell that the neuron cuts; ``corners(cell)``
     its points at which a non-cutting neuron's sign is read. Carried units
-    (``linear``) neither cut nor take a bit.
+    (``linear``) neither cut nor take a bit; a ("max", groups) entry cuts by the
+    argmax of each group (:func:`_cut_max`).
 
     Returns a list of ``(cell, pattern, M, m)``: the activation map of the last
     hidden layer on each cell.
     """
-    dim = len(layers[0][0][0])
+    dim = len(_pairs(layers)[0][0][0])
     identity = [tuple(Fraction(int(i == j)) for j in range(dim)) for i in range(dim)]
     cells = [(first_cell, (), identity, [Fraction(0)] * dim)]
-    for (W, b), slope, carried in zip(layers[:-1], slopes, linear):
+    hidden = iter(zip(slopes, linear))
+    for entry in layers[:-1]:
+        if _is_max(entry):
+            cells = _cut_max(cells, entry[1], split, corners)
+            continue
+        (W, b), (slope, carried) = entry, next(hidden)
         done = []
         for cell, pattern, M, m in cells:
             G, g = _compose(W, b, M, m)
             parts = [(cell, ())]
             for k in range(len(W)):
-                if carried[k]:
-                    continue
-                nxt = []
-                for part, bits in parts:
-                    values = [_value(G[k], g[k], v) for v in corners(part)]
-                    if any(s > 0 for s in values) and any(s < 0 for s in values):
-                        pos, neg = split(part, G[k], g[k])
-                        nxt += [(pos, bits + (True,)), (neg, bits + (False,))]
-                    else:
-                        nxt.append((part, bits + (any(s > 0 for s in values),)))
-                parts = nxt
+                if not carried[k]:
+                    parts = [(piece, bits + (on,)) for part, bits in parts
+                             for piece, on in _sign_part(part, G[k], g[k], split, corners)]
             for part, bits in parts:
                 M2, m2 = _activate(G, g, bits, slope, carried)
                 done.append((part, pattern + bits, M2, m2))
@@ -219,26 +294,16 @@ def _cut_layers(layers, slopes, first_cell, split, corners, linear):
 def partition_interval(net, lo, hi, slopes=None, linear=None):
     """Exact pieces of ``[lo, hi]`` for a 1-input network, sorted by position.
 
-    Parameters
-    ----------
-    net : list of (W, b)
-        Hidden layers then the output layer; entries int, Fraction or float.
-    lo, hi : int, Fraction or float
-        The interval, ``lo < hi``.
-    slopes : sequence, optional
-        Negative slope after each hidden layer (default: 0, ReLU).
-    linear : sequence of sequences of bool, optional
-        Carried units of each hidden layer (default: none).
-
-    Returns
-    -------
-    list of Piece
+    ``lo < hi`` (int, Fraction or float); ``net``, ``slopes`` (negative slope
+    after each hidden pair, default 0: ReLU) and ``linear`` (carried units of
+    each hidden pair, default none) as in the module's "Method". Returns a
+    list of :class:`Piece`.
     """
     lo, hi = exact(lo), exact(hi)
     if not lo < hi:
         raise ValueError(f"the interval must have lo < hi, got ({lo}, {hi})")
     layers = _layers(net, 1)
-    slopes = _slopes(slopes, len(layers) - 1)
+    slopes = _slopes(slopes, len(_pairs(layers)) - 1)
 
     def split(piece, G_k, g_k):
         t = -g_k / G_k[0]
@@ -309,21 +374,10 @@ def _split_polygon(poly, G_k, g_k):
 def partition_polygon(net, vertices, slopes=None, linear=None):
     """Exact regions of a 2-input network over a convex polygon.
 
-    Parameters
-    ----------
-    net : list of (W, b)
-        Hidden layers then the output layer; entries int, Fraction or float.
-    vertices : sequence of (x, y)
-        A strictly convex polygon, counter-clockwise, without repeating the
-        first vertex (see :func:`box`).
-    slopes : sequence, optional
-        Negative slope after each hidden layer (default: 0, ReLU).
-    linear : sequence of sequences of bool, optional
-        Carried units of each hidden layer (default: none).
-
-    Returns
-    -------
-    list of Region
+    ``vertices``: a strictly convex polygon, counter-clockwise, without
+    repeating the first vertex (see :func:`box`); ``net``, ``slopes`` and
+    ``linear`` as for :func:`partition_interval`. Returns a list of
+    :class:`Region`.
     """
     poly = tuple((exact(x), exact(y)) for x, y in vertices)
     n = len(poly)
@@ -331,7 +385,7 @@ def partition_polygon(net, vertices, slopes=None, linear=None):
         raise ValueError("the domain must be a strictly convex polygon given counter-clockwise "
                          f"(at least 3 vertices, no collinear ones), got {vertices!r}")
     layers = _layers(net, 2)
-    slopes = _slopes(slopes, len(layers) - 1)
+    slopes = _slopes(slopes, len(_pairs(layers)) - 1)
     cells = _cut_layers(layers, slopes, poly, _split_polygon, lambda polygon: polygon,
                         _linear(linear, layers))
     Wo, bo = layers[-1]

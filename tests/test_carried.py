@@ -24,7 +24,8 @@ from torch import nn
 import regions
 from exact_reference import box, partition_interval, partition_polygon
 from regions.trace import trace
-from test_trace import Coord, MaxNet, _init, assemble, network_input, torch_states
+from test_trace import (Coord, MaxNet, _init, assemble, bits_of_winners, network_input,
+                        torch_states)
 
 RNG = np.random.default_rng(20261203)
 
@@ -63,6 +64,20 @@ class CoordPE(CoordRaw):
         for blk in self.blocks:
             h = torch.relu(h + blk(h))
         return self.out(torch.relu(self.skip(torch.cat([h, e], -1))))
+
+
+class MaxoutPE(nn.Module):
+    """A positional encoding, ReLU, then a maxout over groups of 4 (the encoded 1D
+    engine with a max of k > 2)."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = regions.PositionalEncoding(4)
+        self.a, self.b, self.out = nn.Linear(8, 48), nn.Linear(48, 8), nn.Linear(2, 1)
+
+    def forward(self, p):
+        h = self.b(torch.relu(self.a(self.enc(p))))
+        return self.out(h.view(h.shape[0], 2, 4).max(dim=-1).values)
 
 
 class Maxout(nn.Module):
@@ -218,23 +233,27 @@ def test_a_segment_through_a_residual_model_matches_torch():
     assert np.array_equal(p.patterns[r], _torch_patterns(trace(model), x))
 
 
-def test_a_non_convex_domain_of_a_residual_model_matches_torch():
+@pytest.mark.parametrize("make", [lambda: _init(CoordRaw(2, width=8), 32),
+                                  lambda: _init(Maxout(2), 33)], ids=["residual", "maxout"])
+def test_a_non_convex_domain_of_a_residual_or_max_model_matches_torch(make):
     import shapely
 
-    model = _init(CoordRaw(2, width=8), 32)
+    model = make()
     L = shapely.Polygon([(-1, -1), (1, -1), (1, 0), (0, 0), (0, 1), (-1, 1)])
     p = regions.partition(model, L)
     assert abs(p.measure.sum() - 3.0) <= 1e-9
     pts = RNG.uniform(-1, 1, (600, 2))
     pts = pts[~((pts[:, 0] > 0) & (pts[:, 1] > 0))]
     r = p.locate(pts)
+    assert np.array_equal(p.patterns[r], _torch_patterns(trace(model), pts))
     A, c = p.affine
     got = np.einsum("noi,ni->no", A[r], pts) + c[r]
     np.testing.assert_allclose(got, _torch_output(model, pts), rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("make", [lambda: _init(CoordPE(), 41), lambda: _init(Coord(), 42)],
-                         ids=["width 16", "test_trace.Coord (width 64)"])
+@pytest.mark.parametrize("make", [lambda: _init(CoordPE(), 41), lambda: _init(Coord(), 42),
+                                  lambda: _init(MaxoutPE(), 43)],
+                         ids=["width 16", "test_trace.Coord (width 64)", "maxout of 4"])
 def test_the_issue_coord_example_with_its_encoding_matches_torch(make):
     # the encoded 1D engine takes carried units too; its affine maps are in the
     # encoded space (the features of the positional encoding)
@@ -285,19 +304,57 @@ class SmallResidual(nn.Module):
 
 
 class SmallMax(nn.Module):
-    """A max of pairs, a maxout of three and a torch.maximum with a skip."""
+    """A max of pairs, a maxout of ``k`` and a torch.maximum with a skip."""
 
-    def __init__(self, d_in):
+    def __init__(self, d_in, k=3):
         super().__init__()
+        self.k = k
         self.a = nn.Linear(d_in, 6)
-        self.b = nn.Linear(3, 6)
+        self.b = nn.Linear(3, 2 * k)
         self.c = nn.Linear(2, 2)
         self.out = nn.Linear(2, 1)
 
     def forward(self, x):
         h = self.a(x).view(x.shape[0], 3, 2).max(dim=-1).values
-        m = self.b(h).view(x.shape[0], 2, 3).max(dim=-1).values
+        m = self.b(h).view(x.shape[0], 2, self.k).max(dim=-1).values
         return self.out(torch.maximum(self.c(m), x[:, :1]))
+
+
+def _small_max_reference(model):
+    """``SmallMax`` for the exact reference, with true maxes: (net, slopes, linear).
+    The pairs before a max are identity layers (all units carried); the input's
+    ``x0`` rides along as a group of one until the last max."""
+    W = {name: (m.weight.detach().numpy(), m.bias.detach().numpy())
+         for name, m in model.named_children()}
+    (Wa, ba), (Wb, bb), (Wc, bc), out = W["a"], W["b"], W["c"], W["out"]
+    d_in, k = Wa.shape[1], model.k
+
+    def rows(*blocks):
+        return [[int(v) for v in row] for block in blocks for row in block]
+
+    def ride(width):    # x0 appended to the activations (a row selecting it)
+        return [[0] * width + [1]]
+
+    x0 = [[1] + [0] * (d_in - 1)]
+    net = [(rows(Wa, x0), rows([ba])[0] + [0]), ("max", [[0, 1], [2, 3], [4, 5], [6]]),
+           (rows(np.hstack([Wb, np.zeros((2 * k, 1))]), ride(3)), rows([bb])[0] + [0]),
+           ("max", [list(range(k)), list(range(k, 2 * k)), [2 * k]]),
+           (rows([list(Wc[0]) + [0]], ride(2), [list(Wc[1]) + [0]], ride(2)),
+            [int(bc[0]), 0, int(bc[1]), 0]),
+           ("max", [[0, 1], [2, 3]]), (rows(out[0]), rows([out[1]])[0])]
+    linear = [[True] * 7, [True] * (2 * k + 1), [True] * 4]
+    return net, [0, 0, 0], linear
+
+
+def _pattern_of_winners(traced, k, winners):
+    """The traced pattern (the documented layout) of the reference's winners:
+    3 pair maxes, 2 maxes of ``k``, 2 maximums per piece."""
+    w = np.asarray(winners).reshape(len(winners), -1)
+    groups = {"max_1": (w[:, 0:3], 2), "max_2": (w[:, 3:5], k), "maximum": (w[:, 5:7], 2)}
+    states = {name: [bits.reshape((len(w),) + idx.shape)
+                     for bits, idx in zip(bits_of_winners(v, kk), traced.pattern_index[name])]
+              for name, (v, kk) in groups.items()}
+    return [tuple(r) for r in assemble(traced, states, len(w)).tolist()]
 
 
 def _reference_input(net):
@@ -309,24 +366,37 @@ def _reference_input(net):
     return pairs, list(net.slopes), linear
 
 
-def _exact_cases(d_in):
+def _exact_case(case, d_in, partition_exact, domain):
+    """``(name, exact regions, their patterns in the traced layout, the partition)``.
+    Residual nets go to the reference as their traced network (carried units as
+    identity); max nets as their torch layers with true maxes (the reference cuts by
+    the argmax, :mod:`exact_reference`)."""
     rng = np.random.default_rng(99 + d_in)
+    cases = []
     for i in range(4):
-        yield f"residual {i}", _integer_weights(SmallResidual(d_in, 3 if d_in == 2 else 4).double(),
-                                                rng)
-        yield f"max {i}", _integer_weights(SmallMax(d_in).double(), rng)
+        cases.append((f"residual {i}", _integer_weights(
+            SmallResidual(d_in, 3 if d_in == 2 else 4).double(), rng)))
+        cases.append((f"max of {3 + i % 2}, {i}", _integer_weights(
+            SmallMax(d_in, 3 + i % 2).double(), rng)))
+    name, model = cases[case]
+    traced = trace(model)
+    assert traced.network.n_carried > 0
+    if name.startswith("residual"):
+        exact = partition_exact(*_reference_input(traced.network))
+        patterns = [x.pattern for x in exact]
+    else:
+        exact = partition_exact(*_small_max_reference(model))
+        patterns = _pattern_of_winners(traced, model.k, [x.pattern for x in exact])
+    return name, exact, patterns, regions.partition(model, domain)
 
 
 @pytest.mark.parametrize("case", range(8))
 def test_1d_residual_and_max_nets_agree_with_the_exact_reference(case):
-    name, model = list(_exact_cases(1))[case]
-    net = trace(model).network
-    assert net.n_carried > 0
-    pairs, slopes, linear = _reference_input(net)
-    exact = partition_interval(pairs, -3, 3, slopes, linear)
-    p = regions.partition(model, (-3.0, 3.0))
+    name, exact, patterns, p = _exact_case(
+        case, 1, lambda net, slopes, linear: partition_interval(net, -3, 3, slopes, linear),
+        (-3.0, 3.0))
     assert len(p) == len(exact), name
-    assert [tuple(r) for r in p.patterns.tolist()] == [x.pattern for x in exact], name
+    assert [tuple(r) for r in p.patterns.tolist()] == patterns, name
     np.testing.assert_allclose(p.points, [float(x.lo) for x in exact] + [3.0], atol=1e-12)
     A, c = p.affine
     np.testing.assert_allclose(A[:, :, 0], [[float(v) for v in x.slope] for x in exact],
@@ -337,14 +407,12 @@ def test_1d_residual_and_max_nets_agree_with_the_exact_reference(case):
 
 @pytest.mark.parametrize("case", range(8))
 def test_2d_residual_and_max_nets_agree_with_the_exact_reference(case):
-    name, model = list(_exact_cases(2))[case]
-    net = trace(model).network
-    assert net.n_carried > 0
-    pairs, slopes, linear = _reference_input(net)
-    exact = partition_polygon(pairs, box(-2, 2, -2, 2), slopes, linear)
-    p = regions.partition(model, ((-2.0, 2.0), (-2.0, 2.0)))
+    name, exact, patterns, p = _exact_case(
+        case, 2, lambda net, slopes, linear: partition_polygon(net, box(-2, 2, -2, 2), slopes,
+                                                               linear),
+        ((-2.0, 2.0), (-2.0, 2.0)))
     assert len(p) == len(exact), name
-    ref = {x.pattern: x for x in exact}
+    ref = dict(zip(patterns, exact))
     assert len(ref) == len(exact)       # convex domain: one region per pattern
     assert {tuple(r) for r in p.patterns.tolist()} == set(ref), name
     A, c = p.affine
@@ -446,6 +514,24 @@ def test_segment_crossings_and_boundary_distances_see_no_boundary_at_carried_uni
                                atol=1e-9)
 
 
+def test_segment_crossings_of_a_max_over_k_count_argmax_changes_only():
+    from regions.geometry import segment_crossings
+
+    model, _ = _bench_residual().max_model(12, 4, 9)
+    rng = np.random.default_rng(9)     # segments on which the walk counted loser swaps
+    p0, p1 = rng.uniform(-2, 2, (8, 2)), rng.uniform(-2, 2, (8, 2))
+    counts = segment_crossings(model, p0, p1)
+    # the brute-force count: changes of torch's (ReLU states, argmax) key along a
+    # dense sampling of each segment
+    t = np.linspace(0, 1, 20001)
+    for i in range(8):
+        x = torch.as_tensor(p0[i] + t[:, None] * (p1[i] - p0[i]))
+        with torch.no_grad():
+            h = model.a(x)
+            key = np.column_stack([h.numpy() > 0, model.b(torch.relu(h)).argmax(1).numpy()])
+        assert counts[i] == np.any(key[1:] != key[:-1], axis=1).sum(), i
+
+
 def test_the_1d_slopes_from_the_weight_chain_carry_the_carried_units():
     # pieces shorter than 1e-7 of the domain take their slope from the weight chain and
     # their pattern (engine1d._exact_slopes): with carried units as identity factors it
@@ -459,49 +545,96 @@ def test_the_1d_slopes_from_the_weight_chain_carry_the_carried_units():
     np.testing.assert_allclose(chain, A[:, :, 0], rtol=1e-9, atol=1e-9 * np.abs(A).max())
 
 
-@pytest.mark.parametrize("k", [2, 3, 4])
-def test_a_max_over_k_against_regioncams_max_pool(k):
-    # regioncam's max_pool splits where the argmax changes. The traced max of k > 2 is a
-    # tree of pairwise maxes whose pattern holds every comparison, so a cell of one
-    # argmax is also cut where two losers swap (the output map is the same on both
-    # sides): merged along such edges, the regions are regioncam's cells
-    import scipy.sparse as sp
-    from scipy.sparse.csgraph import connected_components
+def _bench_residual():
+    import importlib.util
+    from pathlib import Path
 
-    regioncam = pytest.importorskip("regioncam")
-    rng = np.random.default_rng(70 + k)
-    W1 = rng.normal(size=(16, 2)).astype(np.float32).astype(np.float64)
-    b1 = (rng.normal(size=16) * 0.1).astype(np.float32).astype(np.float64)
-    W2 = (rng.normal(size=(k, 16)) * 0.35).astype(np.float32).astype(np.float64)
-    b2 = (rng.normal(size=k) * 0.1).astype(np.float32).astype(np.float64)
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_residual.py"
+    spec = importlib.util.spec_from_file_location("bench_residual", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    class MaxOut(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.a, self.b = nn.Linear(2, 16), nn.Linear(16, k)
 
-        def forward(self, x):
-            return self.b(torch.relu(self.a(x))).max(dim=-1, keepdim=True).values
+@pytest.mark.parametrize("d_in, k", [(d, k) for d in (1, 2) for k in (2, 3, 4, 8)])
+def test_a_max_over_k_cuts_where_regioncams_max_pool_does(d_in, k):
+    # regioncam's max_pool splits where the argmax changes; so does regions' max of k
+    # (a tree of pairwise maxes whose losers' order is no boundary), on the same
+    # float32-rounded weights. Nothing is left to join along edges with one output map
+    pytest.importorskip("regioncam")
+    width, seed = (128, 3) if d_in == 1 else (16, 1)
+    ours, joined, theirs = _bench_residual().max_counts(width, k, seed, 2.0, d_in)
+    assert ours > 15, "a trivial network compares nothing"
+    assert ours == joined == theirs
 
-    model = MaxOut().double()
+
+@pytest.mark.parametrize("d_in, k", [(d, k) for d in (1, 2) for k in (3, 4, 8)])
+def test_a_max_over_k_records_torchs_argmax_and_matches_its_output(d_in, k):
+    model, _ = _bench_residual().max_model(96 if d_in == 1 else 12, k, 5 + k, d_in)
+    traced = trace(model)
+    lo, hi = -2.0, 2.0
+    p = regions.partition(model, (lo, hi) if d_in == 1 else ((lo, hi),) * 2)
+    # (the case exercises the merge: losers swapped order somewhere)
+    assert p.stats.get("pieces_before_max_merge", p.stats.get("faces_before_max_merge")) > len(p)
+    x = RNG.uniform(lo, hi, (400, d_in))
+    r = p.locate(x[:, 0] if d_in == 1 else x)
+    assert np.all(r >= 0)
+    # which input wins, from the pattern at the documented positions, is torch's argmax
     with torch.no_grad():
-        for lin, (W, b) in ((model.a, (W1, b1)), (model.b, (W2, b2))):
-            lin.weight.copy_(torch.as_tensor(W))
-            lin.bias.copy_(torch.as_tensor(b))
-    p = regions.partition(model, ((-3, 3), (-3, 3)))
-    rc = regioncam.Regioncam(size=3.0)
-    rc.add(regioncam.Sequential(regioncam.Linear(np.ascontiguousarray(W1.T, np.float32),
-                                                 b1.astype(np.float32)), regioncam.ReLU(),
-                                regioncam.Linear(np.ascontiguousarray(W2.T, np.float32),
-                                                 b2.astype(np.float32))))
-    rc.max_pool()
+        scores = model.b(torch.relu(model.a(torch.as_tensor(x)))).numpy()
+    bits = p.patterns[r]
+    for level, idx in zip(bits_of_winners(scores.argmax(axis=1), k),
+                          traced.pattern_index["max_1"]):
+        assert np.array_equal(bits[:, idx.reshape(-1)], level.reshape(len(x), -1))
+    assert np.array_equal(traced.winners(bits)["max_1"], scores.argmax(axis=1))
     A, c = p.affine
-    ef = p.edge_faces
-    a, b = ef[(ef[:, 0] >= 0) & (ef[:, 1] >= 0)].T
-    one_map = (np.abs(A[a] - A[b]).reshape(len(a), -1).max(axis=1) <= 1e-9) & (
-        np.abs(c[a] - c[b]).max(axis=1) <= 1e-9)
-    graph = sp.coo_matrix((np.ones(one_map.sum()), (a[one_map], b[one_map])), shape=(len(p),) * 2)
-    cells = connected_components(graph, directed=False)[0]
-    assert cells == rc.num_faces
-    if k == 2:  # one comparison: every cut changes the argmax
-        assert len(p) == rc.num_faces
+    ref = _torch_output(model, x)
+    np.testing.assert_allclose(np.einsum("noi,ni->no", A[r], x) + c[r], ref, rtol=1e-9,
+                               atol=1e-9 * np.abs(ref).max())
+    assert abs(p.measure.sum() - (hi - lo) ** d_in) <= 1e-9 * (hi - lo) ** d_in
+
+
+@pytest.mark.parametrize("engine", ["raw 1D", "raw 2D", "encoded 1D"])
+def test_max_regions_caps_the_merged_regions_of_a_max_over_k(engine):
+    if engine == "encoded 1D":
+        model, domain = _init(MaxoutPE(), 43), (0.0, 1.0)
+    else:
+        d_in = int(engine[4])
+        model, _ = _bench_residual().max_model(96 if d_in == 1 else 12, 4, 9, d_in)
+        domain = (-2.0, 2.0) if d_in == 1 else ((-2.0, 2.0),) * 2
+    p = regions.partition(model, domain)
+    assert p.stats.get("pieces_before_max_merge", p.stats.get("faces_before_max_merge")) > len(p)
+    assert len(regions.partition(model, domain, max_regions=len(p))) == len(p)
+    with pytest.raises(regions.TooManyRegions, match=f"at least {len(p)} "):
+        regions.partition(model, domain, max_regions=len(p) - 1)
+
+
+@pytest.mark.parametrize("d_in", [1, 2])
+def test_on_a_dense_grid_no_two_neighbouring_regions_have_one_argmax_and_other_bits(d_in):
+    # brute force: torch's key of every grid point (the ReLU states and the argmax of
+    # the max of 4); grid neighbours in different regions must have different keys,
+    # and all the points of one region one key
+    model, _ = _bench_residual().max_model(64 if d_in == 1 else 10, 4, 17, d_in)
+    g = np.linspace(-2.0, 2.0, 4001 if d_in == 1 else 401)
+    grid = g[:, None] if d_in == 1 else np.stack(np.meshgrid(g, g, indexing="ij"), -1)
+    x = grid.reshape(-1, d_in)
+    with torch.no_grad():
+        h = model.a(torch.as_tensor(x))
+        scores = model.b(torch.relu(h))
+    key = np.column_stack([h.numpy() > 0, scores.argmax(1).numpy()]).astype(np.int64)
+    p = regions.partition(model, (-2.0, 2.0) if d_in == 1 else ((-2.0, 2.0),) * 2)
+    assert p.stats.get("pieces_before_max_merge", p.stats.get("faces_before_max_merge")) > len(p)
+    r = p.locate(x[:, 0] if d_in == 1 else x).reshape(grid.shape[:-1])
+    key = key.reshape(grid.shape[:-1] + (-1,))
+    for axis in range(d_in):
+        n = r.shape[axis]
+        a = [np.take(v, np.arange(n - 1), axis=axis) for v in (r, key)]
+        b = [np.take(v, np.arange(1, n), axis=axis) for v in (r, key)]
+        apart = a[0] != b[0]
+        assert apart.any()
+        assert not np.any(np.all(a[1][apart] == b[1][apart], axis=-1)), "one key, two regions"
+        same = ~apart   # and one region, one key
+        assert np.all(a[1][same] == b[1][same])
+    step = (g[1] - g[0]) * np.sqrt(d_in)
+    wide = np.flatnonzero(p.inradius > step) if d_in == 2 else np.flatnonzero(p.measure > step)
+    assert np.isin(wide, r).all(), "the grid misses a region wider than its step"

@@ -158,6 +158,20 @@ def _tree_bits(values, sign):
     return levels
 
 
+def bits_of_winners(winner, k):
+    """The documented bits of a max over ``k`` values whose argmax is ``winner``
+    (``(n, *out)`` ints): those the balanced tree gives for the indicator vector of
+    the winner (on its path, 1 where it is the first argument; 0 everywhere else),
+    one ``(n, pairs, *out)`` array per tree level."""
+    one_hot = (np.arange(k) == np.asarray(winner)[..., None]).astype(float)
+    return [np.moveaxis(b, 0, 1) for b in _tree_bits(one_hot, 1.0)]
+
+
+def winner_bits(values):
+    """:func:`bits_of_winners` of torch's argmax over the last axis of ``values``."""
+    return bits_of_winners(torch.as_tensor(values).argmax(dim=-1).numpy(), values.shape[-1])
+
+
 def torch_states(traced, x):
     """``node name -> list of (n, *block shape) bool arrays``, from torch's values."""
     gm = traced.graph_module
@@ -184,11 +198,13 @@ def torch_states(traced, x):
             out[node.name] = [z > args[1].numpy()]
         elif kind in ("min",):
             out[node.name] = [z < args[1].numpy()]
-        elif kind == "MaxPool1d":  # kernel 2, stride 2 over the last axis
-            out[node.name] = [(z[..., 0::2] > z[..., 1::2])[:, None]]  # one pair per window
+        elif kind == "MaxPool1d":  # windows of k over the last axis, a tree per window
+            m = gm.get_submodule(node.target)
+            k, stride = m.kernel_size, m.stride or m.kernel_size
+            starts = np.arange(0, z.shape[-1] - k + 1, stride)
+            out[node.name] = winner_bits(z[..., starts[:, None] + np.arange(k)])
         elif kind == "max":  # x.max(dim=-1): a tree over the last axis
-            bits = _tree_bits(z, 1.0)
-            out[node.name] = [np.moveaxis(b, 0, 1) for b in bits]  # (n, pairs, *out)
+            out[node.name] = winner_bits(z)
         else:
             raise AssertionError(f"no oracle for {node.name} ({kind})")
     return out
@@ -254,6 +270,16 @@ def test_max_pooling_and_maxout_match_torch():
     assert [b.shape for b in idx["pool"]] == [(1, 1, 6)]
     assert [b.shape for b in idx["max_1"]] == [(1, 3), (1, 3)]
     assert traced.network.n_hidden == 6 + 3 + 3 + 4 + 4
+    # Traced.winners reads torch's argmax of the pool's windows and of the maxout
+    x = RNG.normal(size=(300, 2))
+    won = traced.winners(traced.network.patterns(x))
+    assert sorted(won) == ["max_1", "pool"] and traced.max_inputs == {"pool": 2, "max_1": 3}
+    with torch.no_grad():
+        z = model.a(torch.as_tensor(x))
+        h = model.pool(z.unsqueeze(1)).flatten(1)
+        groups = model.b(h).view(len(x), 3, 3)
+    assert np.array_equal(won["pool"], z.view(len(x), 1, 6, 2).argmax(-1).numpy())
+    assert np.array_equal(won["max_1"], groups.argmax(-1).numpy())
 
 
 def test_prelu_relu6_hardtanh_clamp_match_torch():
@@ -292,13 +318,19 @@ def test_activation_modules_seen_by_forward_hooks_agree():
     assert np.array_equal(pattern[:, lo], z > -0.5) and np.array_equal(pattern[:, hi], z > 0.8)
 
 
-def test_batchnorm_in_eval_mode_is_folded():
-    model = nn.Sequential(nn.Linear(2, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 1))
-    _init(model, 6)
+def _batchnorm_chain(width, seed):
+    """Linear, BatchNorm1d (set running statistics) in eval mode, ReLU, Linear."""
+    model = nn.Sequential(nn.Linear(2, width), nn.BatchNorm1d(width), nn.ReLU(),
+                          nn.Linear(width, 1))
+    _init(model, seed)
     with torch.no_grad():
-        model[1].running_mean.copy_(torch.linspace(-1, 1, 6))
-        model[1].running_var.copy_(torch.linspace(0.5, 3, 6))
-    model.eval()
+        model[1].running_mean.copy_(torch.linspace(-1, 1, width))
+        model[1].running_var.copy_(torch.linspace(0.5, 3, width))
+    return model.eval()
+
+
+def test_batchnorm_in_eval_mode_is_folded():
+    model = _batchnorm_chain(6, 6)
     traced = check_against_torch(model, RNG.normal(size=(200, 2)))
     assert traced.network.widths == [6] and traced.network.n_carried == 0
     model.train()
@@ -330,12 +362,7 @@ def test_chain_like_custom_modules_partition_in_1d_and_2d():
 
 
 def test_an_eval_batchnorm_chain_partitions():
-    model = nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 1))
-    _init(model, 9)
-    with torch.no_grad():
-        model[1].running_mean.copy_(torch.linspace(-1, 1, 8))
-        model[1].running_var.copy_(torch.linspace(0.5, 3, 8))
-    model.eval()
+    model = _batchnorm_chain(8, 9)
     _check_partition(model, ((-1, 1), (-1, 1)), RNG.uniform(-1, 1, (200, 2)))
 
 

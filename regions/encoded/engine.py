@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._shared import check_region_cap, check_value_range, progress_bar, thread_pool
+from .._shared import (check_region_cap, check_value_range, merge_max_runs, progress_bar,
+                       thread_pool)
 from ..domain import Interval, Segment, as_domain
 from ..network import as_network
 from .result import EncodedPartition1D
@@ -288,8 +289,16 @@ def partition_encoded_line(network, domain, max_regions=None, progress=None, thr
                          "regions.Segment(p0, p1) or partition_encoded_segment for a line in 2D)")
     kinds, alpha, beta = _line_features(enc, domain.origin, domain.basis[:, 0])
     lo, hi = domain.bounds
+    # a max over k > 2 values: the cap is on the merged pieces, checked after the merge
+    cap = max_regions if network.max_trees is None else None
     points, packed, A, c, stats = encoded_line_pieces(network, kinds, alpha, beta, lo, hi,
-                                                     max_regions, progress, threads)
+                                                     cap, progress, threads)
+    first, packed = merge_max_runs(network, packed)   # a max's losers swapping is no cut
+    if len(first) < len(A):
+        stats["pieces_before_max_merge"] = len(A)
+        points, A, c = points[np.r_[first, len(A)]], A[first], c[first]
+        stats["pieces"] = len(first)
+    check_region_cap(len(first), max_regions, unit="pieces")
     stats["engine"] = "encoded 1D"
     return EncodedPartition1D(network, domain, points, packed, A, c, kinds, alpha, beta, stats)
 
