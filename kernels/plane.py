@@ -46,6 +46,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from kernels.line import snap_row
 from kernels.polygon import _fit_on_frame, _triangle_frame
 
 T_MERGE = 1e-12   # crossings of one edge closer than this (in edge parameter) are one vertex
@@ -379,16 +380,26 @@ def _scratch(nK, mb):
 
 
 @njit(cache=True, inline="always")
-def _edge_vertex_sign(e, g, k, su, sv, ec):
-    """Sign of neuron k at vertex g of edge e, from the order of crossings along
-    the edge (never from a recomputed value), given its signs su, sv at the ends."""
+def _crossing_group(e, k, su, sv, ec):
+    """The vertex along edge ``e`` where neuron ``k`` crosses it (its signs ``su``,
+    ``sv`` at the ends strictly opposite), or -1 if it does not."""
     if su * sv < 0:
         for i in range(ec.cross_off[e], ec.cross_off[e + 1]):
             if ec.cross_neuron[i] == k:
-                gk = ec.cross_group[i]
-                if gk == g:
-                    return 0
-                return su if g < gk else sv
+                return ec.cross_group[i]
+    return -1
+
+
+@njit(cache=True, inline="always")
+def _edge_vertex_sign(g, gk, su, sv):
+    """Sign of a neuron at vertex ``g`` along an edge, from the order of the
+    crossings along the edge (never from a recomputed value): ``gk`` the
+    vertex where it crosses (:func:`_crossing_group`), ``su``, ``sv`` its signs at
+    the ends."""
+    if gk >= 0:
+        if gk == g:
+            return 0
+        return su if g < gk else sv
     return su if su != 0 else sv
 
 
@@ -407,11 +418,12 @@ def _boundary_signs(f, k, sub, ec, out):
         ng = ec.group_off[e + 1] - ec.group_off[e]
         su = _sgn(sub.Z[u, k])
         sv = _sgn(sub.Z[v, k])
-        out[m] = _sgn(sub.Z[a, k])
+        out[m] = su if forward else sv
         m += 1
+        gk = _crossing_group(e, k, su, sv, ec) if ng else -1
         for step in range(1, ng + 1):
             g = step - 1 if forward else ng - step
-            out[m] = _edge_vertex_sign(e, g, k, su, sv, ec)
+            out[m] = _edge_vertex_sign(g, gk, su, sv)
             m += 1
     return m
 
@@ -1024,29 +1036,91 @@ def write_cuts(chunk, sub, ec, fc, rtol, ch):
         _write_chunk(f0, f1, sub, ec, fc, rtol, ch, _chunk_scratch(f0, f1, fc))
 
 
-@njit(cache=True, parallel=True)
-def interpolate_rows(Z, rec_idx, rec_w, start, stop):
-    """Rows ``start:stop`` of the values at the new vertices: sum_i w_i Z[idx_i]."""
+# ----------------------------------------------------------------------------- next values
+# Row-range kernels (nogil) for the values of the next layer: the engine runs
+# them over the rows of one chunk split between Python threads, around the
+# BLAS product of the chunk (``regions.engine2d._next_values``).
+
+@njit(cache=True, inline="always")
+def _recipe_row(Z, rec_idx, rec_w, v, out, r, col0):
+    """``out[r, col0:col0 + n] = sum_i w_i Z[idx_i]``: the values at new vertex ``v``
+    from its recipe (one old vertex; two with ``w2 == 0``; else three)."""
     n = Z.shape[1]
-    out = np.empty((stop - start, n))
-    for r in prange(stop - start):
-        v = start + r
-        i0 = rec_idx[v, 0]
-        i1 = rec_idx[v, 1]
-        i2 = rec_idx[v, 2]
-        w0 = rec_w[v, 0]
-        w1 = rec_w[v, 1]
-        w2 = rec_w[v, 2]
-        if i1 < 0:
+    i0 = rec_idx[v, 0]
+    i1 = rec_idx[v, 1]
+    i2 = rec_idx[v, 2]
+    w0 = rec_w[v, 0]
+    w1 = rec_w[v, 1]
+    w2 = rec_w[v, 2]
+    if i1 < 0:
+        for k in range(n):
+            out[r, col0 + k] = Z[i0, k]
+    elif w2 == 0.0:
+        for k in range(n):
+            out[r, col0 + k] = w0 * Z[i0, k] + w1 * Z[i1, k]
+    else:
+        for k in range(n):
+            out[r, col0 + k] = w0 * Z[i0, k] + w1 * Z[i1, k] + w2 * Z[i2, k]
+
+
+@njit(cache=True, nogil=True)
+def activation_rows(Z, C, rec_idx, rec_w, V_old, zero_vertex, zero_neuron, iv_zero, iv_start,
+                    slope, a, first, start, stop):
+    """The next product's input at vertices ``first + start .. first + stop - 1``
+    into rows ``start .. stop - 1`` of ``a``: the activated kink values ``Z``
+    (``a[:, :n]``), then the carried values ``C`` as they are (``a[:, n:]``;
+    ``C`` may have no columns).
+
+    An old vertex (``< V_old``) keeps its row; a new one is interpolated from
+    its recipe (``rec_idx``, ``rec_w``) and the neurons whose cut made it are set
+    to exactly 0 before the activation: those listed for it in ``zero_vertex``
+    (sorted) / ``zero_neuron`` (edge vertices) and in row ``v - iv_start`` of
+    ``iv_zero`` (interior vertices from ``iv_start``; -1: none). The activation
+    is ``max(z, 0)`` for ``slope == 0`` (as ``numpy.maximum``: ``-0.0`` gives ``0.0``),
+    else ``z`` for ``z > 0`` and ``slope * z`` otherwise."""
+    n = Z.shape[1]
+    i = np.searchsorted(zero_vertex, first + start)
+    nz = zero_vertex.shape[0]
+    for r in range(start, stop):
+        v = first + r
+        if v < V_old:
             for k in range(n):
-                out[r, k] = Z[i0, k]
-        elif w2 == 0.0:
+                a[r, k] = Z[v, k]
+            for k in range(C.shape[1]):
+                a[r, n + k] = C[v, k]
+        else:
+            _recipe_row(Z, rec_idx, rec_w, v, a, r, 0)
+            while i < nz and zero_vertex[i] == v:
+                a[r, zero_neuron[i]] = 0.0
+                i += 1
+            if v >= iv_start:
+                for j in range(iv_zero.shape[1]):
+                    k = iv_zero[v - iv_start, j]
+                    if k >= 0:
+                        a[r, k] = 0.0
+            if C.shape[1]:
+                _recipe_row(C, rec_idx, rec_w, v, a, r, n)
+        if slope == 0.0:
             for k in range(n):
-                out[r, k] = w0 * Z[i0, k] + w1 * Z[i1, k]
+                z = a[r, k]
+                a[r, k] = 0.0 if z <= 0.0 else z
         else:
             for k in range(n):
-                out[r, k] = w0 * Z[i0, k] + w1 * Z[i1, k] + w2 * Z[i2, k]
-    return out
+                z = a[r, k]
+                a[r, k] = z if z > 0.0 else z * slope
+
+
+@njit(cache=True, nogil=True)
+def bias_snap_rows(out, a, b, W_abs, b_abs, w_max, rtol, snap, start, stop):
+    """Rows ``start .. stop - 1`` of ``out = a @ W.T`` (the product done): add the bias
+    ``b``, then, with ``snap``, set the values zero to within rounding of their
+    terms to exactly 0 (:func:`kernels.line.snap_rows`)."""
+    n = out.shape[1]
+    for p in range(start, stop):
+        for k in range(n):
+            out[p, k] += b[k]
+        if snap:
+            snap_row(out, a, p, W_abs, b_abs, w_max, rtol)
 
 
 @njit(cache=True, parallel=True)
