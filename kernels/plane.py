@@ -338,9 +338,9 @@ Per cutting neuron ``kk`` (the face's ``kk``-th): ``kbuf`` its neuron id,
 ``loc_eps`` its zero tolerance on the face, ``aff`` its affine fit
 ``(gx, gy, c, margin)`` for the bounding-box prefilter. Local vertices: ``lv_gid``
 the global id (``>= 0``) or ``-1 - i`` for the face's ``i``-th new interior
-vertex, ``lv_pos`` the position, ``lv_z``/``lv_sign`` (neuron, vertex) values and
-exact signs. Polygons are cycles of slots: slot ``x`` holds vertex ``s_v[x]``,
-its successor ``s_next[x]`` and the edge ``s_e[x]`` to it (a sub-edge id ``>= 0``,
+vertex, ``lv_pos`` the position, ``lv_z``/``lv_sign`` (vertex, neuron) values and
+exact signs (by vertex: a new vertex interpolates all of its row from two
+others). Polygons are cycles of slots: slot ``x`` holds vertex ``s_v[x]``, its successor ``s_next[x]`` and the edge ``s_e[x]`` to it (a sub-edge id ``>= 0``,
 or ``-1 - q`` for interior edge ``q``); ``poly_head``/``poly_bb``: a slot and the
 bounding box ``(x0, x1, y0, y1)`` of each polygon. Interior edge ``q`` runs from
 ``ie_a[q]`` to ``ie_b[q]``. ``sp_*``: the interior edges the current neuron has
@@ -367,8 +367,8 @@ def _scratch(nK, mb):
     k1 = max(nK, 1)
     kwords = (k1 + 63) // 64
     return Arrangement(np.empty(k1, dtype=np.int64), np.empty(k1), np.empty((k1, 4)),
-                       np.empty(nlv, dtype=np.int64), np.empty((nlv, 2)), np.empty((k1, nlv)),
-                       np.empty((k1, nlv), dtype=np.int8),
+                       np.empty(nlv, dtype=np.int64), np.empty((nlv, 2)), np.empty((nlv, k1)),
+                       np.empty((nlv, k1), dtype=np.int8),
                        np.empty(ns, dtype=np.int64), np.empty(ns, dtype=np.int64),
                        np.empty(ns, dtype=np.int64),
                        np.empty(npoly, dtype=np.int64), np.empty((npoly, 4)),
@@ -518,7 +518,7 @@ def _boundary_cycle(f, nK, sub, ec, arr):
     if nb > arr.lv_gid.shape[0] or nb > arr.s_v.shape[0]:
         return -1
     for kk in range(nK):
-        _boundary_signs(f, arr.kbuf[kk], sub, ec, arr.lv_sign[kk])
+        _boundary_signs(f, arr.kbuf[kk], sub, ec, arr.lv_sign[:, kk])
     P = sub.P
     Z = sub.Z
     i = 0
@@ -534,7 +534,7 @@ def _boundary_cycle(f, nK, sub, ec, arr):
         arr.lv_pos[i, 0] = P[a, 0]
         arr.lv_pos[i, 1] = P[a, 1]
         for kk in range(nK):
-            arr.lv_z[kk, i] = Z[a, arr.kbuf[kk]]
+            arr.lv_z[i, kk] = Z[a, arr.kbuf[kk]]
         arr.s_e[i] = ec.sub_off[e] + (0 if forward else ng)
         i += 1
         for step in range(1, ng + 1):
@@ -545,7 +545,7 @@ def _boundary_cycle(f, nK, sub, ec, arr):
             arr.lv_pos[i, 1] = (1.0 - t) * P[u, 1] + t * P[v, 1]
             for kk in range(nK):
                 k = arr.kbuf[kk]
-                arr.lv_z[kk, i] = 0.0 if arr.lv_sign[kk, i] == 0 else (1.0 - t) * Z[u, k] + t * Z[v, k]
+                arr.lv_z[i, kk] = 0.0 if arr.lv_sign[i, kk] == 0 else (1.0 - t) * Z[u, k] + t * Z[v, k]
             arr.s_e[i] = ec.sub_off[e] + (g + 1 if forward else g)
             i += 1
     for i in range(nb):
@@ -618,8 +618,8 @@ def _crossing_slot(kk, nK, which, m, size, nsp, arr):
             return -1, m, size, nsp, ERR_CAPACITY
         qa = arr.ie_a[q]
         qb = arr.ie_b[q]
-        za = arr.lv_z[kk, qa]
-        zb = arr.lv_z[kk, qb]
+        za = arr.lv_z[qa, kk]
+        zb = arr.lv_z[qb, kk]
         t = za / (za - zb)
         w = nlv
         arr.lv_gid[w] = -1 - niv
@@ -627,12 +627,12 @@ def _crossing_slot(kk, nK, which, m, size, nsp, arr):
         arr.lv_pos[w, 0] = (1.0 - t) * arr.lv_pos[qa, 0] + t * arr.lv_pos[qb, 0]
         arr.lv_pos[w, 1] = (1.0 - t) * arr.lv_pos[qa, 1] + t * arr.lv_pos[qb, 1]
         for k2 in range(nK):
-            zz = (1.0 - t) * arr.lv_z[k2, qa] + t * arr.lv_z[k2, qb]
+            zz = (1.0 - t) * arr.lv_z[qa, k2] + t * arr.lv_z[qb, k2]
             sgn = _sign(zz, arr.loc_eps[k2])
-            arr.lv_z[k2, w] = 0.0 if sgn == 0 else zz
-            arr.lv_sign[k2, w] = sgn
-        arr.lv_z[kk, w] = 0.0
-        arr.lv_sign[kk, w] = 0
+            arr.lv_z[w, k2] = 0.0 if sgn == 0 else zz
+            arr.lv_sign[w, k2] = sgn
+        arr.lv_z[w, kk] = 0.0
+        arr.lv_sign[w, kk] = 0
         nlv += 1
         qn = nie
         nie += 1
@@ -750,7 +750,7 @@ def _cut_by_neuron(kk, nK, use_bb, size, arr):
             if m >= arr.cyc.shape[0]:
                 return size, ERR_CAPACITY
             arr.cyc[m] = x
-            sgv = arr.lv_sign[kk, arr.s_v[x]]
+            sgv = arr.lv_sign[arr.s_v[x], kk]
             arr.sg[m] = sgv
             if sgv > 0:
                 has_pos = True
@@ -840,7 +840,7 @@ def _write_interior_vertices(f, nK, size, sub, ch, arr):
             r = ch.out[f, 2] + i
             nz = 0
             for kk in range(nK):
-                if arr.lv_sign[kk, lv] == 0 and nz < ch.iv_zero.shape[1]:
+                if arr.lv_sign[lv, kk] == 0 and nz < ch.iv_zero.shape[1]:
                     ch.iv_zero[r, nz] = arr.kbuf[kk]
                     nz += 1
 
@@ -894,19 +894,15 @@ def _write_uncut_face(f, sub, ec, fc, ch):
 @njit(cache=True, inline="always")
 def _positive_vertex_bits(nK, nlv, arr):
     """``lv_on``: for each of the ``nlv`` local vertices, the cutting neurons
-    strictly positive there, as bits (row by row of ``lv_sign``, which is laid
-    out by neuron: one pass in memory order instead of one strided walk per
-    polygon and neuron)."""
+    strictly positive there, as bits (one pass over ``lv_sign`` in memory order
+    instead of one strided walk per polygon and neuron)."""
     kwords = (nK + 63) >> 6
     for v in range(nlv):
         for j in range(kwords):
             arr.lv_on[v, j] = 0
-    for kk in range(nK):
-        j = kk >> 6
-        bit = _ONE << np.uint64(kk & 63)
-        for v in range(nlv):
-            if arr.lv_sign[kk, v] > 0:
-                arr.lv_on[v, j] |= bit
+        for kk in range(nK):
+            if arr.lv_sign[v, kk] > 0:
+                arr.lv_on[v, kk >> 6] |= _ONE << np.uint64(kk & 63)
 
 
 @njit(cache=True, inline="always")
