@@ -404,27 +404,35 @@ def _edge_vertex_sign(g, gk, su, sv):
 
 
 @njit(cache=True, inline="always")
+def _slot_edge(s, sub, ec):
+    """Slot ``s`` of the boundary walk: its vertex ``a``, edge ``e`` = ``(u, v)``,
+    whether the face runs along the edge's direction, and this layer's
+    vertices on the edge (ids ``ec.first_vertex + g0 + g``, ``g < ng``, in the
+    edge's direction)."""
+    a = sub.face_vtx[s]
+    e = sub.face_edge[s]
+    u = sub.edges[e, 0]
+    v = sub.edges[e, 1]
+    g0 = ec.group_off[e]
+    return a, e, u, v, u == a, g0, ec.group_off[e + 1] - g0
+
+
+@njit(cache=True, inline="always")
 def _boundary_signs(f, k, sub, ec, out):
     """The sign walk: the exact signs of neuron ``k`` at the boundary vertices of
     face ``f`` (each original vertex, then this layer's vertices on the edge that
     follows it, in order) into ``out``; returns their number."""
     m = 0
     for s in range(sub.face_off[f], sub.face_off[f + 1]):
-        a = sub.face_vtx[s]
-        e = sub.face_edge[s]
-        u = sub.edges[e, 0]
-        v = sub.edges[e, 1]
-        forward = u == a
-        ng = ec.group_off[e + 1] - ec.group_off[e]
+        a, e, u, v, forward, g0, ng = _slot_edge(s, sub, ec)
         su = _sgn(sub.Z[u, k])
         sv = _sgn(sub.Z[v, k])
         out[m] = su if forward else sv
-        m += 1
         gk = _crossing_group(e, k, su, sv, ec) if ng else -1
         for step in range(1, ng + 1):
             g = step - 1 if forward else ng - step
-            out[m] = _edge_vertex_sign(g, gk, su, sv)
-            m += 1
+            out[m + step] = _edge_vertex_sign(g, gk, su, sv)
+        m += 1 + ng
     return m
 
 
@@ -517,37 +525,40 @@ def _boundary_cycle(f, nK, sub, ec, arr):
         nb += 1 + ec.group_off[e + 1] - ec.group_off[e]
     if nb > arr.lv_gid.shape[0] or nb > arr.s_v.shape[0]:
         return -1
-    for kk in range(nK):
-        _boundary_signs(f, arr.kbuf[kk], sub, ec, arr.lv_sign[:, kk])
     P = sub.P
     Z = sub.Z
     i = 0
     for s in range(sub.face_off[f], sub.face_off[f + 1]):
-        a = sub.face_vtx[s]
-        e = sub.face_edge[s]
-        u = sub.edges[e, 0]
-        v = sub.edges[e, 1]
-        forward = u == a
-        g0 = ec.group_off[e]
-        ng = ec.group_off[e + 1] - g0
+        a, e, u, v, forward, g0, ng = _slot_edge(s, sub, ec)
         arr.lv_gid[i] = a
         arr.lv_pos[i, 0] = P[a, 0]
         arr.lv_pos[i, 1] = P[a, 1]
-        for kk in range(nK):
-            arr.lv_z[i, kk] = Z[a, arr.kbuf[kk]]
         arr.s_e[i] = ec.sub_off[e] + (0 if forward else ng)
-        i += 1
         for step in range(1, ng + 1):
             g = step - 1 if forward else ng - step
             t = ec.group_t[g0 + g]
-            arr.lv_gid[i] = ec.first_vertex + g0 + g
-            arr.lv_pos[i, 0] = (1.0 - t) * P[u, 0] + t * P[v, 0]
-            arr.lv_pos[i, 1] = (1.0 - t) * P[u, 1] + t * P[v, 1]
-            for kk in range(nK):
-                k = arr.kbuf[kk]
-                arr.lv_z[i, kk] = 0.0 if arr.lv_sign[i, kk] == 0 else (1.0 - t) * Z[u, k] + t * Z[v, k]
-            arr.s_e[i] = ec.sub_off[e] + (g + 1 if forward else g)
-            i += 1
+            arr.lv_gid[i + step] = ec.first_vertex + g0 + g
+            arr.lv_pos[i + step, 0] = (1.0 - t) * P[u, 0] + t * P[v, 0]
+            arr.lv_pos[i + step, 1] = (1.0 - t) * P[u, 1] + t * P[v, 1]
+            arr.s_e[i + step] = ec.sub_off[e] + (g + 1 if forward else g)
+        # the sign walk of every cutting neuron along this edge at once
+        for kk in range(nK):
+            k = arr.kbuf[kk]
+            zu = Z[u, k]
+            zv = Z[v, k]
+            su = _sgn(zu)
+            sv = _sgn(zv)
+            arr.lv_sign[i, kk] = su if forward else sv
+            arr.lv_z[i, kk] = zu if forward else zv
+            if ng:
+                gk = _crossing_group(e, k, su, sv, ec)
+                for step in range(1, ng + 1):
+                    g = step - 1 if forward else ng - step
+                    t = ec.group_t[g0 + g]
+                    sg = _edge_vertex_sign(g, gk, su, sv)
+                    arr.lv_sign[i + step, kk] = sg
+                    arr.lv_z[i + step, kk] = 0.0 if sg == 0 else (1.0 - t) * zu + t * zv
+        i += 1 + ng
     for i in range(nb):
         arr.s_v[i] = i
         arr.s_next[i] = i + 1
@@ -875,11 +886,7 @@ def _write_uncut_face(f, sub, ec, fc, ch):
     so = ch.out[f, 1]
     ch.face_off[fo] = so
     for s in range(sub.face_off[f], sub.face_off[f + 1]):
-        a = sub.face_vtx[s]
-        e = sub.face_edge[s]
-        forward = sub.edges[e, 0] == a
-        g0 = ec.group_off[e]
-        ng = ec.group_off[e + 1] - g0
+        a, e, u, v, forward, g0, ng = _slot_edge(s, sub, ec)
         ch.face_vtx[so] = a
         ch.face_edge[so] = ec.sub_off[e] + (0 if forward else ng)
         so += 1
