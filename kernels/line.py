@@ -270,21 +270,28 @@ def snap_rows(Z, A, W_abs, b_abs, w_max, rtol, start, stop):
     >>> Z.tolist()
     [[0.0, 1e-31]]
     """
+    for p in range(start, stop):
+        snap_row(Z, A, p, W_abs, b_abs, w_max, rtol)
+
+
+@njit(cache=True, inline="always")
+def snap_row(Z, A, p, W_abs, b_abs, w_max, rtol):
+    """Row ``p`` of :func:`snap_rows` (also inlined into the 2D engine's
+    :func:`kernels.plane.bias_snap_rows`)."""
     n = Z.shape[1]
     m = A.shape[1]
-    for p in range(start, stop):
-        a_sum = 0.0
+    a_sum = 0.0
+    for j in range(m):
+        a_sum += abs(A[p, j])
+    for k in range(n):
+        z = abs(Z[p, k])
+        if z > rtol * (w_max[k] * a_sum + b_abs[k]):
+            continue
+        size = b_abs[k]
         for j in range(m):
-            a_sum += abs(A[p, j])
-        for k in range(n):
-            z = abs(Z[p, k])
-            if z > rtol * (w_max[k] * a_sum + b_abs[k]):
-                continue
-            size = b_abs[k]
-            for j in range(m):
-                size += W_abs[k, j] * abs(A[p, j])
-            if z <= rtol * size:
-                Z[p, k] = 0.0
+            size += W_abs[k, j] * abs(A[p, j])
+        if z <= rtol * size:
+            Z[p, k] = 0.0
 
 
 @njit(cache=True, nogil=True)

@@ -46,6 +46,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from kernels.line import snap_row
 from kernels.polygon import _fit_on_frame, _triangle_frame
 
 T_MERGE = 1e-12   # crossings of one edge closer than this (in edge parameter) are one vertex
@@ -337,9 +338,9 @@ Per cutting neuron ``kk`` (the face's ``kk``-th): ``kbuf`` its neuron id,
 ``loc_eps`` its zero tolerance on the face, ``aff`` its affine fit
 ``(gx, gy, c, margin)`` for the bounding-box prefilter. Local vertices: ``lv_gid``
 the global id (``>= 0``) or ``-1 - i`` for the face's ``i``-th new interior
-vertex, ``lv_pos`` the position, ``lv_z``/``lv_sign`` (neuron, vertex) values and
-exact signs. Polygons are cycles of slots: slot ``x`` holds vertex ``s_v[x]``,
-its successor ``s_next[x]`` and the edge ``s_e[x]`` to it (a sub-edge id ``>= 0``,
+vertex, ``lv_pos`` the position, ``lv_z``/``lv_sign`` (vertex, neuron) values and
+exact signs (by vertex: a new vertex interpolates all of its row from two
+others). Polygons are cycles of slots: slot ``x`` holds vertex ``s_v[x]``, its successor ``s_next[x]`` and the edge ``s_e[x]`` to it (a sub-edge id ``>= 0``,
 or ``-1 - q`` for interior edge ``q``); ``poly_head``/``poly_bb``: a slot and the
 bounding box ``(x0, x1, y0, y1)`` of each polygon. Interior edge ``q`` runs from
 ``ie_a[q]`` to ``ie_b[q]``. ``sp_*``: the interior edges the current neuron has
@@ -366,8 +367,8 @@ def _scratch(nK, mb):
     k1 = max(nK, 1)
     kwords = (k1 + 63) // 64
     return Arrangement(np.empty(k1, dtype=np.int64), np.empty(k1), np.empty((k1, 4)),
-                       np.empty(nlv, dtype=np.int64), np.empty((nlv, 2)), np.empty((k1, nlv)),
-                       np.empty((k1, nlv), dtype=np.int8),
+                       np.empty(nlv, dtype=np.int64), np.empty((nlv, 2)), np.empty((nlv, k1)),
+                       np.empty((nlv, k1), dtype=np.int8),
                        np.empty(ns, dtype=np.int64), np.empty(ns, dtype=np.int64),
                        np.empty(ns, dtype=np.int64),
                        np.empty(npoly, dtype=np.int64), np.empty((npoly, 4)),
@@ -379,17 +380,41 @@ def _scratch(nK, mb):
 
 
 @njit(cache=True, inline="always")
-def _edge_vertex_sign(e, g, k, su, sv, ec):
-    """Sign of neuron k at vertex g of edge e, from the order of crossings along
-    the edge (never from a recomputed value), given its signs su, sv at the ends."""
+def _crossing_group(e, k, su, sv, ec):
+    """The vertex along edge ``e`` where neuron ``k`` crosses it (its signs ``su``,
+    ``sv`` at the ends strictly opposite), or -1 if it does not."""
     if su * sv < 0:
         for i in range(ec.cross_off[e], ec.cross_off[e + 1]):
             if ec.cross_neuron[i] == k:
-                gk = ec.cross_group[i]
-                if gk == g:
-                    return 0
-                return su if g < gk else sv
+                return ec.cross_group[i]
+    return -1
+
+
+@njit(cache=True, inline="always")
+def _edge_vertex_sign(g, gk, su, sv):
+    """Sign of a neuron at vertex ``g`` along an edge, from the order of the
+    crossings along the edge (never from a recomputed value): ``gk`` the
+    vertex where it crosses (:func:`_crossing_group`), ``su``, ``sv`` its signs at
+    the ends."""
+    if gk >= 0:
+        if gk == g:
+            return 0
+        return su if g < gk else sv
     return su if su != 0 else sv
+
+
+@njit(cache=True, inline="always")
+def _slot_edge(s, sub, ec):
+    """Slot ``s`` of the boundary walk: its vertex ``a``, edge ``e`` = ``(u, v)``,
+    whether the face runs along the edge's direction, and this layer's
+    vertices on the edge (ids ``ec.first_vertex + g0 + g``, ``g < ng``, in the
+    edge's direction)."""
+    a = sub.face_vtx[s]
+    e = sub.face_edge[s]
+    u = sub.edges[e, 0]
+    v = sub.edges[e, 1]
+    g0 = ec.group_off[e]
+    return a, e, u, v, u == a, g0, ec.group_off[e + 1] - g0
 
 
 @njit(cache=True, inline="always")
@@ -399,20 +424,15 @@ def _boundary_signs(f, k, sub, ec, out):
     follows it, in order) into ``out``; returns their number."""
     m = 0
     for s in range(sub.face_off[f], sub.face_off[f + 1]):
-        a = sub.face_vtx[s]
-        e = sub.face_edge[s]
-        u = sub.edges[e, 0]
-        v = sub.edges[e, 1]
-        forward = u == a
-        ng = ec.group_off[e + 1] - ec.group_off[e]
+        a, e, u, v, forward, g0, ng = _slot_edge(s, sub, ec)
         su = _sgn(sub.Z[u, k])
         sv = _sgn(sub.Z[v, k])
-        out[m] = _sgn(sub.Z[a, k])
-        m += 1
+        out[m] = su if forward else sv
+        gk = _crossing_group(e, k, su, sv, ec) if ng else -1
         for step in range(1, ng + 1):
             g = step - 1 if forward else ng - step
-            out[m] = _edge_vertex_sign(e, g, k, su, sv, ec)
-            m += 1
+            out[m + step] = _edge_vertex_sign(g, gk, su, sv)
+        m += 1 + ng
     return m
 
 
@@ -505,37 +525,40 @@ def _boundary_cycle(f, nK, sub, ec, arr):
         nb += 1 + ec.group_off[e + 1] - ec.group_off[e]
     if nb > arr.lv_gid.shape[0] or nb > arr.s_v.shape[0]:
         return -1
-    for kk in range(nK):
-        _boundary_signs(f, arr.kbuf[kk], sub, ec, arr.lv_sign[kk])
     P = sub.P
     Z = sub.Z
     i = 0
     for s in range(sub.face_off[f], sub.face_off[f + 1]):
-        a = sub.face_vtx[s]
-        e = sub.face_edge[s]
-        u = sub.edges[e, 0]
-        v = sub.edges[e, 1]
-        forward = u == a
-        g0 = ec.group_off[e]
-        ng = ec.group_off[e + 1] - g0
+        a, e, u, v, forward, g0, ng = _slot_edge(s, sub, ec)
         arr.lv_gid[i] = a
         arr.lv_pos[i, 0] = P[a, 0]
         arr.lv_pos[i, 1] = P[a, 1]
-        for kk in range(nK):
-            arr.lv_z[kk, i] = Z[a, arr.kbuf[kk]]
         arr.s_e[i] = ec.sub_off[e] + (0 if forward else ng)
-        i += 1
         for step in range(1, ng + 1):
             g = step - 1 if forward else ng - step
             t = ec.group_t[g0 + g]
-            arr.lv_gid[i] = ec.first_vertex + g0 + g
-            arr.lv_pos[i, 0] = (1.0 - t) * P[u, 0] + t * P[v, 0]
-            arr.lv_pos[i, 1] = (1.0 - t) * P[u, 1] + t * P[v, 1]
-            for kk in range(nK):
-                k = arr.kbuf[kk]
-                arr.lv_z[kk, i] = 0.0 if arr.lv_sign[kk, i] == 0 else (1.0 - t) * Z[u, k] + t * Z[v, k]
-            arr.s_e[i] = ec.sub_off[e] + (g + 1 if forward else g)
-            i += 1
+            arr.lv_gid[i + step] = ec.first_vertex + g0 + g
+            arr.lv_pos[i + step, 0] = (1.0 - t) * P[u, 0] + t * P[v, 0]
+            arr.lv_pos[i + step, 1] = (1.0 - t) * P[u, 1] + t * P[v, 1]
+            arr.s_e[i + step] = ec.sub_off[e] + (g + 1 if forward else g)
+        # the sign walk of every cutting neuron along this edge at once
+        for kk in range(nK):
+            k = arr.kbuf[kk]
+            zu = Z[u, k]
+            zv = Z[v, k]
+            su = _sgn(zu)
+            sv = _sgn(zv)
+            arr.lv_sign[i, kk] = su if forward else sv
+            arr.lv_z[i, kk] = zu if forward else zv
+            if ng:
+                gk = _crossing_group(e, k, su, sv, ec)
+                for step in range(1, ng + 1):
+                    g = step - 1 if forward else ng - step
+                    t = ec.group_t[g0 + g]
+                    sg = _edge_vertex_sign(g, gk, su, sv)
+                    arr.lv_sign[i + step, kk] = sg
+                    arr.lv_z[i + step, kk] = 0.0 if sg == 0 else (1.0 - t) * zu + t * zv
+        i += 1 + ng
     for i in range(nb):
         arr.s_v[i] = i
         arr.s_next[i] = i + 1
@@ -606,8 +629,8 @@ def _crossing_slot(kk, nK, which, m, size, nsp, arr):
             return -1, m, size, nsp, ERR_CAPACITY
         qa = arr.ie_a[q]
         qb = arr.ie_b[q]
-        za = arr.lv_z[kk, qa]
-        zb = arr.lv_z[kk, qb]
+        za = arr.lv_z[qa, kk]
+        zb = arr.lv_z[qb, kk]
         t = za / (za - zb)
         w = nlv
         arr.lv_gid[w] = -1 - niv
@@ -615,12 +638,12 @@ def _crossing_slot(kk, nK, which, m, size, nsp, arr):
         arr.lv_pos[w, 0] = (1.0 - t) * arr.lv_pos[qa, 0] + t * arr.lv_pos[qb, 0]
         arr.lv_pos[w, 1] = (1.0 - t) * arr.lv_pos[qa, 1] + t * arr.lv_pos[qb, 1]
         for k2 in range(nK):
-            zz = (1.0 - t) * arr.lv_z[k2, qa] + t * arr.lv_z[k2, qb]
+            zz = (1.0 - t) * arr.lv_z[qa, k2] + t * arr.lv_z[qb, k2]
             sgn = _sign(zz, arr.loc_eps[k2])
-            arr.lv_z[k2, w] = 0.0 if sgn == 0 else zz
-            arr.lv_sign[k2, w] = sgn
-        arr.lv_z[kk, w] = 0.0
-        arr.lv_sign[kk, w] = 0
+            arr.lv_z[w, k2] = 0.0 if sgn == 0 else zz
+            arr.lv_sign[w, k2] = sgn
+        arr.lv_z[w, kk] = 0.0
+        arr.lv_sign[w, kk] = 0
         nlv += 1
         qn = nie
         nie += 1
@@ -738,7 +761,7 @@ def _cut_by_neuron(kk, nK, use_bb, size, arr):
             if m >= arr.cyc.shape[0]:
                 return size, ERR_CAPACITY
             arr.cyc[m] = x
-            sgv = arr.lv_sign[kk, arr.s_v[x]]
+            sgv = arr.lv_sign[arr.s_v[x], kk]
             arr.sg[m] = sgv
             if sgv > 0:
                 has_pos = True
@@ -828,7 +851,7 @@ def _write_interior_vertices(f, nK, size, sub, ch, arr):
             r = ch.out[f, 2] + i
             nz = 0
             for kk in range(nK):
-                if arr.lv_sign[kk, lv] == 0 and nz < ch.iv_zero.shape[1]:
+                if arr.lv_sign[lv, kk] == 0 and nz < ch.iv_zero.shape[1]:
                     ch.iv_zero[r, nz] = arr.kbuf[kk]
                     nz += 1
 
@@ -863,11 +886,7 @@ def _write_uncut_face(f, sub, ec, fc, ch):
     so = ch.out[f, 1]
     ch.face_off[fo] = so
     for s in range(sub.face_off[f], sub.face_off[f + 1]):
-        a = sub.face_vtx[s]
-        e = sub.face_edge[s]
-        forward = sub.edges[e, 0] == a
-        g0 = ec.group_off[e]
-        ng = ec.group_off[e + 1] - g0
+        a, e, u, v, forward, g0, ng = _slot_edge(s, sub, ec)
         ch.face_vtx[so] = a
         ch.face_edge[so] = ec.sub_off[e] + (0 if forward else ng)
         so += 1
@@ -882,19 +901,15 @@ def _write_uncut_face(f, sub, ec, fc, ch):
 @njit(cache=True, inline="always")
 def _positive_vertex_bits(nK, nlv, arr):
     """``lv_on``: for each of the ``nlv`` local vertices, the cutting neurons
-    strictly positive there, as bits (row by row of ``lv_sign``, which is laid
-    out by neuron: one pass in memory order instead of one strided walk per
-    polygon and neuron)."""
+    strictly positive there, as bits (one pass over ``lv_sign`` in memory order
+    instead of one strided walk per polygon and neuron)."""
     kwords = (nK + 63) >> 6
     for v in range(nlv):
         for j in range(kwords):
             arr.lv_on[v, j] = 0
-    for kk in range(nK):
-        j = kk >> 6
-        bit = _ONE << np.uint64(kk & 63)
-        for v in range(nlv):
-            if arr.lv_sign[kk, v] > 0:
-                arr.lv_on[v, j] |= bit
+        for kk in range(nK):
+            if arr.lv_sign[v, kk] > 0:
+                arr.lv_on[v, kk >> 6] |= _ONE << np.uint64(kk & 63)
 
 
 @njit(cache=True, inline="always")
@@ -1024,29 +1039,91 @@ def write_cuts(chunk, sub, ec, fc, rtol, ch):
         _write_chunk(f0, f1, sub, ec, fc, rtol, ch, _chunk_scratch(f0, f1, fc))
 
 
-@njit(cache=True, parallel=True)
-def interpolate_rows(Z, rec_idx, rec_w, start, stop):
-    """Rows ``start:stop`` of the values at the new vertices: sum_i w_i Z[idx_i]."""
+# ----------------------------------------------------------------------------- next values
+# Row-range kernels (nogil) for the values of the next layer: the engine runs
+# them over the rows of one chunk split between Python threads, around the
+# BLAS product of the chunk (``regions.engine2d._next_values``).
+
+@njit(cache=True, inline="always")
+def _recipe_row(Z, rec_idx, rec_w, v, out, r, col0):
+    """``out[r, col0:col0 + n] = sum_i w_i Z[idx_i]``: the values at new vertex ``v``
+    from its recipe (one old vertex; two with ``w2 == 0``; else three)."""
     n = Z.shape[1]
-    out = np.empty((stop - start, n))
-    for r in prange(stop - start):
-        v = start + r
-        i0 = rec_idx[v, 0]
-        i1 = rec_idx[v, 1]
-        i2 = rec_idx[v, 2]
-        w0 = rec_w[v, 0]
-        w1 = rec_w[v, 1]
-        w2 = rec_w[v, 2]
-        if i1 < 0:
+    i0 = rec_idx[v, 0]
+    i1 = rec_idx[v, 1]
+    i2 = rec_idx[v, 2]
+    w0 = rec_w[v, 0]
+    w1 = rec_w[v, 1]
+    w2 = rec_w[v, 2]
+    if i1 < 0:
+        for k in range(n):
+            out[r, col0 + k] = Z[i0, k]
+    elif w2 == 0.0:
+        for k in range(n):
+            out[r, col0 + k] = w0 * Z[i0, k] + w1 * Z[i1, k]
+    else:
+        for k in range(n):
+            out[r, col0 + k] = w0 * Z[i0, k] + w1 * Z[i1, k] + w2 * Z[i2, k]
+
+
+@njit(cache=True, nogil=True)
+def activation_rows(Z, C, rec_idx, rec_w, V_old, zero_vertex, zero_neuron, iv_zero, iv_start,
+                    slope, a, first, start, stop):
+    """The next product's input at vertices ``first + start .. first + stop - 1``
+    into rows ``start .. stop - 1`` of ``a``: the activated kink values ``Z``
+    (``a[:, :n]``), then the carried values ``C`` as they are (``a[:, n:]``;
+    ``C`` may have no columns).
+
+    An old vertex (``< V_old``) keeps its row; a new one is interpolated from
+    its recipe (``rec_idx``, ``rec_w``) and the neurons whose cut made it are set
+    to exactly 0 before the activation: those listed for it in ``zero_vertex``
+    (sorted) / ``zero_neuron`` (edge vertices) and in row ``v - iv_start`` of
+    ``iv_zero`` (interior vertices from ``iv_start``; -1: none). The activation
+    is ``max(z, 0)`` for ``slope == 0`` (as ``numpy.maximum``: ``-0.0`` gives ``0.0``),
+    else ``z`` for ``z > 0`` and ``slope * z`` otherwise."""
+    n = Z.shape[1]
+    i = np.searchsorted(zero_vertex, first + start)
+    nz = zero_vertex.shape[0]
+    for r in range(start, stop):
+        v = first + r
+        if v < V_old:
             for k in range(n):
-                out[r, k] = Z[i0, k]
-        elif w2 == 0.0:
+                a[r, k] = Z[v, k]
+            for k in range(C.shape[1]):
+                a[r, n + k] = C[v, k]
+        else:
+            _recipe_row(Z, rec_idx, rec_w, v, a, r, 0)
+            while i < nz and zero_vertex[i] == v:
+                a[r, zero_neuron[i]] = 0.0
+                i += 1
+            if v >= iv_start:
+                for j in range(iv_zero.shape[1]):
+                    k = iv_zero[v - iv_start, j]
+                    if k >= 0:
+                        a[r, k] = 0.0
+            if C.shape[1]:
+                _recipe_row(C, rec_idx, rec_w, v, a, r, n)
+        if slope == 0.0:
             for k in range(n):
-                out[r, k] = w0 * Z[i0, k] + w1 * Z[i1, k]
+                z = a[r, k]
+                a[r, k] = 0.0 if z <= 0.0 else z
         else:
             for k in range(n):
-                out[r, k] = w0 * Z[i0, k] + w1 * Z[i1, k] + w2 * Z[i2, k]
-    return out
+                z = a[r, k]
+                a[r, k] = z if z > 0.0 else z * slope
+
+
+@njit(cache=True, nogil=True)
+def bias_snap_rows(out, a, b, W_abs, b_abs, w_max, rtol, snap, start, stop):
+    """Rows ``start .. stop - 1`` of ``out = a @ W.T`` (the product done): add the bias
+    ``b``, then, with ``snap``, set the values zero to within rounding of their
+    terms to exactly 0 (:func:`kernels.line.snap_rows`)."""
+    n = out.shape[1]
+    for p in range(start, stop):
+        for k in range(n):
+            out[p, k] += b[k]
+        if snap:
+            snap_row(out, a, p, W_abs, b_abs, w_max, rtol)
 
 
 @njit(cache=True, parallel=True)

@@ -5,7 +5,8 @@ region cap, the slice into the domain's coordinates and the range check.
   only when stderr is a terminal) and otherwise gives ``None``; tqdm is
   imported only when a bar is shown.
 * :func:`thread_pool` is one process-wide pool of threads for the nogil
-  kernels, grown when a caller asks for more threads than it has.
+  kernels, grown when a caller asks for more threads than it has;
+  :func:`split_rows` runs a row-range kernel over it.
 * :func:`check_region_cap` raises :class:`regions.partition.TooManyRegions`
   with one message for every engine; :func:`check_layer_memory` raises
   :class:`MemoryBudgetExceeded` against the budget of :func:`memory_budget`.
@@ -51,7 +52,8 @@ import numpy as np
 
 from .partition import TooManyRegions
 
-__all__ = ["show_progress", "progress_bar", "stderr_is_terminal", "QUIET_ENV", "thread_pool", "check_region_cap",
+__all__ = ["show_progress", "progress_bar", "stderr_is_terminal", "QUIET_ENV", "thread_pool",
+           "split_rows", "check_region_cap",
            "in_domain_coordinates", "check_value_range", "MAX_VALUE", "memory_budget",
            "check_layer_memory", "MemoryBudgetExceeded", "merge_max_runs"]
 
@@ -117,6 +119,18 @@ def thread_pool(threads: int) -> ThreadPoolExecutor:
         if _POOL is None or _POOL._max_workers < threads:
             _POOL = ThreadPoolExecutor(threads)
         return _POOL
+
+
+def split_rows(fn, rows, *args, threads=2, min_rows=2048):
+    """Run ``fn(*args, start, stop)`` over ``threads`` ranges of ``0 .. rows`` in the
+    shared pool (nogil kernels), or at once when ``rows < min_rows``; the results in
+    order."""
+    if threads <= 1 or rows < min_rows:
+        return [fn(*args, 0, rows)]
+    pool = thread_pool(threads)
+    cuts = np.linspace(0, rows, threads + 1).astype(np.int64)
+    futs = [pool.submit(fn, *args, int(cuts[i]), int(cuts[i + 1])) for i in range(threads)]
+    return [f.result() for f in futs]
 
 
 def check_region_cap(count: int, max_regions, where: str = "", unit: str = "regions") -> None:

@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._shared import (check_layer_memory, check_region_cap, memory_budget as default_budget,
-                      progress_bar, thread_pool)
+                      progress_bar, split_rows as _split)
 from .partition import unpack_patterns
 
 __all__ = ["line_pieces", "affine_from_values"]
@@ -168,16 +168,6 @@ def _snapped_product(A, W, b, snap=True):
         _split(K.snap_rows, Z.shape[0], Z, np.ascontiguousarray(A), W_abs, np.abs(b), w_max,
                K.REL_TOL)
     return Z
-
-
-def _split(fn, rows, *args, threads=2, min_rows=2048):
-    """Run ``fn(*args, start, stop)`` over row ranges in the shared thread pool (nogil kernels)."""
-    if threads <= 1 or rows < min_rows:
-        return [fn(*args, 0, rows)]
-    pool = thread_pool(threads)
-    cuts = np.linspace(0, rows, threads + 1).astype(np.int64)
-    futs = [pool.submit(fn, *args, int(cuts[i]), int(cuts[i + 1])) for i in range(threads)]
-    return [f.result() for f in futs]
 
 
 def _cut_layer(t, Z, counts):

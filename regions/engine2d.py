@@ -77,7 +77,7 @@ import time
 import numpy as np
 
 from ._shared import (check_layer_memory, check_region_cap, memory_budget as default_budget,
-                      progress_bar)
+                      progress_bar, split_rows as _split)
 from .network import ZERO_RTOL
 
 RTOL = ZERO_RTOL  # one zero rule: kernels.line.REL_TOL
@@ -345,20 +345,10 @@ class _NewVertexZeros:
     """The neurons that are exactly 0 at the vertices a layer created: the
     crossing neurons of each edge vertex (``vertex``, ``neuron``, sorted by
     vertex) and up to ``_IV_ZERO`` per interior vertex (``iv_zero``, rows from
-    ``iv_start``)."""
+    ``iv_start``; -1: none). :func:`kernels.plane.activation_rows` applies them."""
 
     def __init__(self, vertex, neuron, iv_zero, iv_start):
         self.vertex, self.neuron, self.iv_zero, self.iv_start = vertex, neuron, iv_zero, iv_start
-
-    def apply(self, z, start, stop):
-        """Zero them in ``z``, the interpolated rows ``start:stop``."""
-        lo, hi = np.searchsorted(self.vertex, [start, stop])
-        z[self.vertex[lo:hi] - start, self.neuron[lo:hi]] = 0.0
-        a, b = max(start, self.iv_start), stop
-        if a < b:
-            rows = self.iv_zero[a - self.iv_start:b - self.iv_start]
-            r, col = np.nonzero(rows >= 0)
-            z[a - start + r, rows[r, col]] = 0.0
 
 
 def _same_pattern_components(face_off, face_vtx, face_edge, edges, bits):
@@ -451,14 +441,6 @@ def merge_pieces(out):
     return res
 
 
-def _activate(z, slope):
-    if slope == 0.0:
-        np.maximum(z, 0.0, out=z)
-    else:
-        np.multiply(z, np.where(z > 0, 1.0, slope), out=z)
-    return z
-
-
 def _next_values(Z, C, rec_idx, rec_w, V, V_new, slope, Wn, bn, n_kinks, zeros, snap):
     """Values of the next layer at all ``V_new`` vertices: ``(Z, C)``, its kink
     units' values (the first ``n_kinks`` rows of ``Wn``) and its carried units'
@@ -473,12 +455,20 @@ def _next_values(Z, C, rec_idx, rec_w, V, V_new, slope, Wn, bn, n_kinks, zeros, 
     the activated kink values (the columns of ``Wn`` are in that order:
     :meth:`regions.Network.kink_first`).
 
+    Rows go in chunks of ``_ROWS_PER_CHUNK``: the chunk's activations are formed
+    in one buffer (:func:`kernels.plane.activation_rows`), multiplied by the
+    weights in one BLAS product, and the bias and the snap applied to the
+    product in place (:func:`kernels.plane.bias_snap_rows`); the two row passes
+    are split over the engine's threads.
+
     When a width does not change, its array is grown with ``ndarray.resize``
     (a remap, not a copy), the new rows are written from the old ones, and
     then the old rows are transformed in place: the peak memory is one array
     of values, not two.
     """
-    from kernels import line, plane
+    import numba
+
+    from kernels import plane
 
     Wk, bk = Wn[:n_kinks], bn[:n_kinks]
     W_abs = np.abs(Wk)
@@ -489,16 +479,19 @@ def _next_values(Z, C, rec_idx, rec_w, V, V_new, slope, Wn, bn, n_kinks, zeros, 
     if carried:
         Wc, bc = Wn[n_kinks:], bn[n_kinks:]
         target_c = _grown(C, V_new, Wc.shape[0])
+    C_in = np.empty((0, 0)) if C is None else C
+    buf = np.empty((min(_ROWS_PER_CHUNK, V_new), Wn.shape[1]))
+    threads = numba.get_num_threads()
 
-    def rows(zl, cl, s, e):
-        # activations of rows s:e (kink values zl, carried values cl) -> next values
-        _activate(zl, slope)
-        a = zl if cl is None else np.hstack([zl, cl])
+    def rows(s, e):
+        # activations of rows s:e -> next values, in place of target[s:e]
+        a = buf[:e - s]
+        _split(plane.activation_rows, e - s, Z, C_in, rec_idx, rec_w, V, zeros.vertex,
+               zeros.neuron, zeros.iv_zero, zeros.iv_start, slope, a, s, threads=threads)
         out = target[s:e]
         np.dot(a, Wk.T, out=out)
-        out += bk
-        if snap:
-            line.snap_rows(out, a, W_abs, b_abs, w_max, RTOL, 0, e - s)
+        _split(plane.bias_snap_rows, e - s, out, a, bk, W_abs, b_abs, w_max, RTOL, snap,
+               threads=threads)
         if carried:
             out = target_c[s:e]
             np.dot(a, Wc.T, out=out)
@@ -506,13 +499,9 @@ def _next_values(Z, C, rec_idx, rec_w, V, V_new, slope, Wn, bn, n_kinks, zeros, 
 
     # new vertices first, while the old rows still hold this layer's values
     for s in range(V, V_new, _ROWS_PER_CHUNK):
-        e = min(V_new, s + _ROWS_PER_CHUNK)
-        zl = plane.interpolate_rows(Z, rec_idx, rec_w, s, e)
-        zeros.apply(zl, s, e)
-        rows(zl, None if C is None else plane.interpolate_rows(C, rec_idx, rec_w, s, e), s, e)
+        rows(s, min(V_new, s + _ROWS_PER_CHUNK))
     for s in range(0, V, _ROWS_PER_CHUNK):
-        e = min(V, s + _ROWS_PER_CHUNK)
-        rows(Z[s:e].copy(), None if C is None else C[s:e].copy(), s, e)
+        rows(s, min(V, s + _ROWS_PER_CHUNK))
     return target, (target_c if carried else None)
 
 
@@ -521,6 +510,10 @@ def _grown(Z, rows, width):
     (``ndarray.resize``, its first rows kept) when it has that width and owns
     its memory, else a new one. ``Z`` may be ``None`` (no carried values yet)."""
     if Z is not None and width == Z.shape[1] and Z.base is None and Z.flags.c_contiguous:
+        # numpy fills the new rows of a writeable array with zeros (one more
+        # pass over them); every row is written by the caller anyway
+        Z.flags.writeable = False
         Z.resize((rows, width), refcheck=False)
+        Z.flags.writeable = True
         return Z
     return np.empty((rows, width))
