@@ -42,6 +42,12 @@ How a face is cut by one neuron (:func:`_split_face`)
    wholly positive into one polygon, and the face is split into its
    intersection and difference with it (shapely); each connected part is a face.
 
+A traced model's *carried* units (:attr:`regions.Network.linear`: residual
+streams, input skips, the pass-through of a max) are never cut: the network is
+taken :meth:`~regions.Network.kink_first`, each layer's cuts run over its
+leading kink units only, and the carried units enter the next layer's
+coefficients ``W_{l+1} D_l C_l`` with factor 1; they have no pattern bit.
+
 Faces are shapely polygons; a face's boundary is made of polylines each within
 ``tol`` (Hausdorff) of the true curve. Not certified in this version: where
 two curves cross at a small angle the crossing point of their polylines can be
@@ -480,6 +486,7 @@ def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None):
     activation patterns ``(n, n_hidden)`` bool, and the output map of each face in
     the encoded space (``A`` ``(n, n_out, n_features)``, ``c`` ``(n, n_out)``).
     """
+    net = net.kink_first()   # carried units after each layer's kink units: never cut
     xm, ym, cm, kinds, wx, wy = separable_features(net.encoding)
     ax, ay = _Axis(kinds[xm], wx[xm]), _Axis(kinds[ym], wy[ym])
     const_val = np.where(kinds == 2, 1.0, 0.0)          # sin 0 = 0, cos 0 = 1, raw 0
@@ -498,9 +505,10 @@ def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None):
     faces_per_layer = []
     for l in range(n_layers):
         n_l = net.weights[l].shape[0]
-        layer_bits = np.zeros((len(geoms), n_l), dtype=bool)
+        n_kinks = net.n_kinks(l)         # the layer's leading units; the rest are carried
+        layer_bits = np.zeros((len(geoms), n_kinks), dtype=bool)
         curves = []
-        for k in range(n_l):
+        for k in range(n_kinks):
             if l == 0:
                 geoms, parent, bit = _split_by_shared_neuron(
                     geoms, A[0, k], B[0, k], C[0, k], ax, ay, tol, scale, domain_polygon, curves,
@@ -515,8 +523,10 @@ def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None):
         all_bits.append(layer_bits)
         faces_per_layer.append(len(geoms))
         check_region_cap(len(geoms), max_regions, f"after hidden layer {l + 1} of {n_layers}")
-        slope = net.slopes[l]
-        D = np.where(layer_bits, 1.0, slope)
+        # the activations' factors: 1 or the slope for a kink unit, 1 (identity) for a
+        # carried unit, which has no bit and is never toggled
+        D = np.ones((len(geoms), n_l))
+        D[:, :n_kinks] = np.where(layer_bits, 1.0, net.slopes[l])
         W, bias = net.weights[l + 1], net.biases[l + 1]
         A = np.einsum("jk,nk,nkf->njf", W, D, A)
         B = np.einsum("jk,nk,nkf->njf", W, D, B)
