@@ -34,6 +34,8 @@ import math
 import numpy as np
 from numba import njit
 
+from kernels.trig import _value as _value_const_last, refine_bracket
+
 __all__ = ["evaluate", "moment", "solve_monotone", "derivative_features"]
 
 RAW, SIN, COS = 0, 1, 2
@@ -93,58 +95,30 @@ def moment(coef, kinds, w, j):
 
 
 @njit(cache=True, nogil=True)
-def _solve_one(ck, kinds, w, target, a, b, xtol):
-    """One safeguarded Newton solve (see :func:`solve_monotone`): ``(x, ok)``."""
-    fa = _value(ck, kinds, w, a, 0) + target
-    fb = _value(ck, kinds, w, b, 0) + target
+def _solve_one(ck, kinds, zero, w, a, b, xtol):
+    """One monotone solve of ``F(x) + target = 0`` in ``[a, b]`` (see :func:`solve_monotone`):
+    ``(x, ok)``. ``ck`` holds ``F``'s coefficients and then ``target``: the layout of
+    :mod:`kernels.trig`, whose features ``kind(alpha + beta x)`` are these with
+    ``alpha = zero`` and ``beta = w``, so that its bracketed solver does the work."""
+    fa = _value_const_last(ck, kinds, zero, w, a)
+    fb = _value_const_last(ck, kinds, zero, w, b)
     if (fa > 0 and fb > 0) or (fa < 0 and fb < 0):
         return (a if abs(fa) <= abs(fb) else b), False
-    if fa == 0.0:
-        return a, True
-    if fb == 0.0:
-        return b, True
-    neg_lo = fa < 0
-    lo = a
-    hi = b
-    x = (a * fb - b * fa) / (fb - fa)
-    if not (x > lo and x < hi):
-        x = 0.5 * (lo + hi)
-    width = hi - lo
-    for it in range(300):
-        f = _value(ck, kinds, w, x, 0) + target
-        if f == 0.0:
-            return x, True
-        if (f < 0) == neg_lo:
-            lo = x
-        else:
-            hi = x
-        if hi - lo <= xtol:
-            break
-        d = _value(ck, kinds, w, x, 1)
-        nxt = 0.5 * (lo + hi)
-        if d != 0.0:
-            step = f / d
-            if abs(step) < 0.5 * xtol:
-                # xtol / 2 past the Newton point, so that the bracket closes
-                step = step + 0.5 * xtol if step > 0 else step - 0.5 * xtol
-            cand = x - step
-            if cand > lo and cand < hi:
-                nxt = cand
-        if it % 2 == 1:
-            # the bracket must at least halve every two steps
-            if hi - lo > 0.5 * width:
-                nxt = 0.5 * (lo + hi)
-            width = hi - lo
-        x = nxt
-    return 0.5 * (lo + hi), True
+    return refine_bracket(ck, kinds, zero, w, a, b, fa, fb, xtol), True
 
 
 @njit(cache=True, nogil=True)
 def _solve(coef, kinds, w, target, a, b, xtol, x, ok):
     shared = coef.shape[0] == 1
+    F = kinds.shape[0]
+    ck = np.empty(F + 1)
+    ck[:F] = coef[0]
+    zero = np.zeros(F)
     for i in range(a.shape[0]):
-        x[i], ok[i] = _solve_one(coef[0] if shared else coef[i], kinds, w, target[i],
-                                 a[i], b[i], xtol)
+        if not shared:
+            ck[:F] = coef[i]
+        ck[F] = target[i]
+        x[i], ok[i] = _solve_one(ck, kinds, zero, w, a[i], b[i], xtol)
 
 
 def solve_monotone(coef, kinds, w, target, a, b, xtol):
@@ -245,6 +219,13 @@ def refine_arcs(P, Q, a, ka, wa, b, kb, wb, c, tol, xtol, max_depth):
     pts = np.empty((cap, 2))
     offsets = np.empty(n + 1, dtype=np.int64)
     stack = np.empty((max_depth + 2, 2))
+    # the coefficients with a slot for the target last, for _solve_one
+    cka = np.empty(a.shape[0] + 1)
+    cka[:-1] = a
+    ckb = np.empty(b.shape[0] + 1)
+    ckb[:-1] = b
+    za = np.zeros(a.shape[0])
+    zb = np.zeros(b.shape[0])
     npts = 0
     fallbacks = 0
     unrefined = 0
@@ -285,11 +266,11 @@ def refine_arcs(P, Q, a, ka, wa, b, kb, wb, c, tol, xtol, max_depth):
             mx = 0.5 * (cx + tx)
             my = 0.5 * (cy + ty)
             if abs(tx - cx) >= abs(ty - cy):
-                target = _value(a, ka, wa, mx, 0) + c
-                my, ok = _solve_one(b, kb, wb, target, min(cy, ty), max(cy, ty), xtol)
+                ckb[-1] = _value(a, ka, wa, mx, 0) + c
+                my, ok = _solve_one(ckb, kb, zb, wb, min(cy, ty), max(cy, ty), xtol)
             else:
-                target = _value(b, kb, wb, my, 0) + c
-                mx, ok = _solve_one(a, ka, wa, target, min(cx, tx), max(cx, tx), xtol)
+                cka[-1] = _value(b, kb, wb, my, 0) + c
+                mx, ok = _solve_one(cka, ka, za, wa, min(cx, tx), max(cx, tx), xtol)
             if not ok:
                 fallbacks += 1
             stack[sp, 0] = mx
