@@ -36,7 +36,7 @@ from numba import njit
 
 from kernels.trig import _value as _value_const_last, refine_bracket
 
-__all__ = ["evaluate", "moment", "solve_monotone", "derivative_features"]
+__all__ = ["evaluate", "moment", "solve_monotone", "derivative_features", "boundary_runs"]
 
 RAW, SIN, COS = 0, 1, 2
 
@@ -278,3 +278,99 @@ def refine_arcs(P, Q, a, ka, wa, b, kb, wb, c, tol, xtol, max_depth):
             sp += 1
     offsets[n] = npts
     return pts[:npts], offsets, fallbacks, unrefined
+
+
+@njit(cache=True, nogil=True)
+def boundary_runs(V, ends, a, ka, wa, b, kb, wb, c, tol_z, band, min_length):
+    """The stretches of closed rings that run within ``band`` of the curve
+    ``F(x) + G(y) + c = 0`` for longer than ``min_length`` (the engine's
+    near-tangency scan, :func:`regions.encoded.engine2d._near_tangencies`).
+
+    ``V`` ``(N, 2)``: the rings' vertices back to back, ring ``r`` ending before
+    ``ends[r]`` (each ring closed: its last vertex repeats its first). A vertex's
+    signed distance to the curve is estimated as ``d = z / |grad z|`` (0 where
+    ``|z| <= tol_z``) and interpolated linearly along each segment; a run is a
+    maximal sequence of consecutive segments (wrapping around the ring) with a
+    part inside the band. Returns ``(vertex, length, crossing)`` per run longer than
+    ``min_length``: the run's vertex of smallest ``|d|``, the length of its parts in
+    the band, and whether ``d`` takes both signs on its vertices.
+    """
+    N = V.shape[0]
+    d = np.empty(N)
+    for i in range(N):
+        z = _value(a, ka, wa, V[i, 0], 0) + _value(b, kb, wb, V[i, 1], 0) + c
+        if abs(z) <= tol_z:
+            d[i] = 0.0
+            continue
+        v = z / math.hypot(_value(a, ka, wa, V[i, 0], 1), _value(b, kb, wb, V[i, 1], 1))
+        d[i] = 0.0 if v != v else v
+    part = np.zeros(N)
+    out_v = []
+    out_len = []
+    out_cross = []
+    lo_v = 0
+    for r in range(ends.shape[0]):
+        hi_v = ends[r]
+        n_seg = hi_v - lo_v - 1
+        any_on = False
+        for i in range(n_seg):
+            d0 = d[lo_v + i]
+            d1 = d[lo_v + i + 1]
+            if d1 == d0:
+                inside = 1.0 if abs(d0) <= band else 0.0
+            else:
+                ta = (-band - d0) / (d1 - d0)
+                tb = (band - d0) / (d1 - d0)
+                if ta != ta or tb != tb:
+                    inside = 0.0
+                else:
+                    lo = min(max(min(ta, tb), 0.0), 1.0)
+                    hi = min(max(max(ta, tb), 0.0), 1.0)
+                    inside = hi - lo
+                    if not math.isfinite(inside):
+                        inside = 0.0
+            dx = V[lo_v + i + 1, 0] - V[lo_v + i, 0]
+            dy = V[lo_v + i + 1, 1] - V[lo_v + i, 1]
+            part[i] = inside * math.hypot(dx, dy)
+            if part[i] > 0:
+                any_on = True
+        if any_on:
+            whole = True
+            for s0 in range(n_seg):
+                if part[s0] > 0 and not part[(s0 - 1) % n_seg] > 0:
+                    whole = False
+                    break
+            for s0 in range(n_seg):
+                if whole:
+                    if s0 > 0:
+                        break
+                elif not (part[s0] > 0 and not part[(s0 - 1) % n_seg] > 0):
+                    continue
+                length = 0.0
+                i = s0
+                while part[i % n_seg] > 0 and i - s0 < n_seg:
+                    length += part[i % n_seg]
+                    i += 1
+                if length > min_length:
+                    best = -1
+                    pos = False
+                    neg = False
+                    for j in range(s0, i + 1):
+                        q = lo_v + j % n_seg
+                        if best < 0 or abs(d[q]) < abs(d[best]):
+                            best = q
+                        pos = pos or d[q] > 0
+                        neg = neg or d[q] < 0
+                    out_v.append(best)
+                    out_len.append(length)
+                    out_cross.append(pos and neg)
+        lo_v = hi_v
+    m = len(out_v)
+    verts = np.empty(m, dtype=np.int64)
+    lengths = np.empty(m)
+    crossing = np.empty(m, dtype=np.bool_)
+    for i in range(m):
+        verts[i] = out_v[i]
+        lengths[i] = out_len[i]
+        crossing[i] = out_cross[i]
+    return verts, lengths, crossing

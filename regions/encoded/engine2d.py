@@ -141,10 +141,10 @@ class _Axis:
                                            H_TERM * scale, XTOL * scale, 0, P)
         return rp, rt
 
-    def moments(self, coef):
+    def moments(self, coef, orders=(1, 2, 3)):
         from kernels import trig2d as T2
 
-        return [T2.moment(coef, self.kinds, self.w, j) for j in (1, 2, 3)]
+        return [T2.moment(coef, self.kinds, self.w, j) for j in orders]
 
 
 def _coefficient_scale(coef, w, extent):
@@ -277,49 +277,21 @@ def _near_tangencies(rings, a, b, c, ax, ay, tol, tol_z, where, stats):
     faces is found from each of them.
 
     The signed distance of a boundary vertex to the curve is estimated as
-    ``z / |grad z|`` and interpolated linearly along each boundary segment.
+    ``z / |grad z|`` and interpolated linearly along each boundary segment
+    (:func:`kernels.trig2d.boundary_runs`, all of the face's rings in one call).
     """
     from kernels import trig2d as T2
 
-    band = 2 * tol
-    for v in rings:
-        z = (T2.evaluate(a, ax.kinds, ax.w, v[:, 0]) + T2.evaluate(b, ay.kinds, ay.w, v[:, 1]) + c)
-        grad = np.hypot(T2.evaluate(a, ax.kinds, ax.w, v[:, 0], 1),
-                        T2.evaluate(b, ay.kinds, ay.w, v[:, 1], 1))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            d = np.where(np.abs(z) <= tol_z, 0.0, z / grad)
-        d = np.nan_to_num(d, nan=0.0, posinf=np.inf, neginf=-np.inf)
-        d0, d1 = d[:-1], d[1:]
-        seg = np.hypot(*(v[1:] - v[:-1]).T)
-        # the part t of each segment where |d0 + t (d1 - d0)| <= band
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ta = (-band - d0) / (d1 - d0)
-            tb = (band - d0) / (d1 - d0)
-        lo = np.clip(np.minimum(ta, tb), 0, 1)
-        hi = np.clip(np.maximum(ta, tb), 0, 1)
-        flat = d1 == d0
-        inside = np.where(flat, (np.abs(d0) <= band).astype(float), hi - lo)
-        inside = np.where(np.isfinite(inside), inside, 0.0)
-        part = inside * seg
-        if not np.any(part > 0):
-            continue
-        on = part > 0
-        # runs of consecutive segments (the ring is closed: a run may wrap around)
-        start = np.flatnonzero(on & ~np.roll(on, 1))
-        if start.shape[0] == 0:      # the whole ring is within the band
-            start = np.array([0])
-        n_seg = on.shape[0]
-        for s0 in start.tolist():
-            length, i = 0.0, s0
-            while on[i % n_seg] and i - s0 < n_seg:
-                length += part[i % n_seg]
-                i += 1
-            if length > 8 * tol:
-                run = np.arange(s0, i + 1) % n_seg          # the run's vertices
-                x, y = v[run[np.argmin(np.abs(d[run]))]]
-                crossing = bool(np.any(d[run] > 0) and np.any(d[run] < 0))
-                kind = "shallow_crossings" if crossing else "near_tangencies"
-                stats[kind].append((float(x), float(y)) + where + (float(length),))
+    if not rings:
+        return
+    V = np.ascontiguousarray(np.concatenate(rings))
+    ends = np.cumsum([r.shape[0] for r in rings]).astype(np.int64)
+    verts, lengths, crossing = T2.boundary_runs(
+        V, ends, np.ascontiguousarray(a), ax.kinds, ax.w, np.ascontiguousarray(b), ay.kinds,
+        ay.w, float(c), float(tol_z), 2 * tol, 8 * tol)
+    for v, length, cross in zip(verts.tolist(), lengths.tolist(), crossing.tolist()):
+        kind = "shallow_crossings" if cross else "near_tangencies"
+        stats[kind].append((float(V[v, 0]), float(V[v, 1])) + where + (length,))
 
 
 def _parts(geom):
@@ -348,8 +320,8 @@ def _range_test(geoms, a, b, c, ax, ay, stats):
                         + np.einsum("nf,nf->n", np.abs(b),
                                     np.maximum(1.0, np.abs(ay.w)[None] * ext_y[:, None])))
     zm = T2.evaluate(a, ax.kinds, ax.w, mx) + T2.evaluate(b, ay.kinds, ay.w, my) + c
-    M1a, M2a, _ = ax.moments(a)
-    M1b, M2b, _ = ay.moments(b)
+    M1a, M2a = ax.moments(a, (1, 2))
+    M1b, M2b = ay.moments(b, (1, 2))
     dfa = np.abs(T2.evaluate(a, ax.kinds, ax.w, mx, 1))
     dgb = np.abs(T2.evaluate(b, ay.kinds, ay.w, my, 1))
     reach = (np.minimum(M1a * hx, dfa * hx + 0.5 * M2a * hx * hx)
@@ -422,8 +394,8 @@ def _split_by_shared_neuron(geoms, a, b, c, ax, ay, tol, scale, domain, curves, 
     return children, np.asarray(parent, dtype=np.int64), np.asarray(bits, dtype=bool)
 
 
-def _split_layer_neuron(geoms, A, B, C, ax, ay, tol, scale, layer, k, stats):
-    """Cut every face by neuron ``k`` (coefficients ``A[:, k]``, ``B[:, k]``, ``C[:, k]``).
+def _split_layer_neuron(geoms, a, b, c, ax, ay, tol, scale, layer, k, stats):
+    """Cut every face by neuron ``k`` (coefficient rows ``a``, ``b``, ``c``, one per face).
 
     Returns ``(children, parent, bit)``: the new faces, the face each came from and
     the neuron's state on it.
@@ -432,7 +404,6 @@ def _split_layer_neuron(geoms, A, B, C, ax, ay, tol, scale, layer, k, stats):
     from kernels import trig2d as T2
 
     n = len(geoms)
-    a, b, c = A[:, k, :], B[:, k, :], C[:, k]
     bnd, bit, open_, tol_z = _range_test(geoms, a, b, c, ax, ay, stats)
     x0, y0, x1, y1 = bnd.T
     if open_.shape[0] == 0:
@@ -508,19 +479,23 @@ def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None):
         n_kinks = net.n_kinks(l)         # the layer's leading units; the rest are carried
         layer_bits = np.zeros((len(geoms), n_kinks), dtype=bool)
         curves = []
+        # each face's row of A, B, C and of the earlier bits (the faces at the layer's
+        # start): gathered once per layer, not once per neuron
+        rows = np.arange(len(geoms))
         for k in range(n_kinks):
             if l == 0:
                 geoms, parent, bit = _split_by_shared_neuron(
                     geoms, A[0, k], B[0, k], C[0, k], ax, ay, tol, scale, domain_polygon, curves,
                     l + 1, k, stats)
             else:
-                geoms, parent, bit = _split_layer_neuron(geoms, A, B, C, ax, ay, tol, scale,
+                geoms, parent, bit = _split_layer_neuron(geoms, A[rows, k], B[rows, k],
+                                                         C[rows, k], ax, ay, tol, scale,
                                                          l + 1, k, stats)
-            A, B, C = A[parent], B[parent], C[parent]
+            rows = rows[parent]
             layer_bits = layer_bits[parent]
-            all_bits = [bb[parent] for bb in all_bits]
             layer_bits[:, k] = bit
-        all_bits.append(layer_bits)
+        A, B, C = A[rows], B[rows], C[rows]
+        all_bits = [bb[rows] for bb in all_bits] + [layer_bits]
         faces_per_layer.append(len(geoms))
         check_region_cap(len(geoms), max_regions, f"after hidden layer {l + 1} of {n_layers}")
         # the activations' factors: 1 or the slope for a kink unit, 1 (identity) for a
@@ -528,9 +503,10 @@ def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None):
         D = np.ones((len(geoms), n_l))
         D[:, :n_kinks] = np.where(layer_bits, 1.0, net.slopes[l])
         W, bias = net.weights[l + 1], net.biases[l + 1]
-        A = np.einsum("jk,nk,nkf->njf", W, D, A)
-        B = np.einsum("jk,nk,nkf->njf", W, D, B)
-        C = np.einsum("jk,nk,nk->nj", W, D, C) + bias
+        # W_{l+1} D_l C_l for every face: one batched BLAS product (n, j, k) @ (n, k, f)
+        A = np.matmul(W, D[:, :, None] * A)
+        B = np.matmul(W, D[:, :, None] * B)
+        C = (D * C) @ W.T + bias
     n = len(geoms)
     F = kinds.shape[0]
     A_out = np.zeros((n, A.shape[1], F))
