@@ -36,7 +36,8 @@ from numba import njit
 
 from kernels.trig import _value as _value_const_last, refine_bracket
 
-__all__ = ["evaluate", "moment", "solve_monotone", "derivative_features", "boundary_runs"]
+__all__ = ["evaluate", "moment", "solve_monotone", "derivative_features", "boundary_runs",
+           "range_bounds"]
 
 RAW, SIN, COS = 0, 1, 2
 
@@ -374,3 +375,54 @@ def boundary_runs(V, ends, a, ka, wa, b, kb, wb, c, tol_z, band, min_length):
         lengths[i] = out_len[i]
         crossing[i] = out_cross[i]
     return verts, lengths, crossing
+
+
+@njit(cache=True, nogil=True)
+def _scale_and_moments(coef, kinds, w, ext):
+    """``(sum_f |a_f| max(1, |w_f| ext), M_1, M_2)`` of one row."""
+    s = 0.0
+    m1 = 0.0
+    m2 = 0.0
+    for f in range(kinds.shape[0]):
+        aa = abs(coef[f])
+        aw = abs(w[f])
+        s += aa * max(1.0, aw * ext)
+        m1 += aa * aw
+        if kinds[f] != RAW:
+            m2 += aa * aw * aw
+    return s, m1, m2
+
+
+@njit(cache=True, nogil=True)
+def range_bounds(a, ka, wa, b, kb, wb, c, bounds, rel_tol):
+    """The engine's cheap range test of ``z = F(x) + G(y) + c`` on boxes
+    ``bounds[i] = (x0, y0, x1, y1)`` (rows ``a[i]``, ``b[i]``, ``c[i]``; a single row
+    is shared by every box): ``(z(m), tol_z, reach)`` per box, ``m`` its centre,
+    ``tol_z = rel_tol (|c| + sum |a_f| max(1, |w_f| |x|_max) + ...)`` the zero band and
+    ``reach`` the mean value / Taylor bound of ``|z - z(m)|`` on the box,
+    ``min(M_1 h, |F'(m)| h + M_2 h^2 / 2)`` in ``x`` plus the same in ``y``."""
+    n = bounds.shape[0]
+    zm = np.empty(n)
+    tol_z = np.empty(n)
+    reach = np.empty(n)
+    for i in range(n):
+        ra = a[0] if a.shape[0] == 1 else a[i]
+        rb = b[0] if b.shape[0] == 1 else b[i]
+        ci = c[0] if c.shape[0] == 1 else c[i]
+        x0 = bounds[i, 0]
+        y0 = bounds[i, 1]
+        x1 = bounds[i, 2]
+        y1 = bounds[i, 3]
+        mx = 0.5 * (x0 + x1)
+        my = 0.5 * (y0 + y1)
+        hx = 0.5 * (x1 - x0)
+        hy = 0.5 * (y1 - y0)
+        sa, m1a, m2a = _scale_and_moments(ra, ka, wa, max(abs(x0), abs(x1)))
+        sb, m1b, m2b = _scale_and_moments(rb, kb, wb, max(abs(y0), abs(y1)))
+        tol_z[i] = rel_tol * (abs(ci) + sa + sb)
+        zm[i] = _value(ra, ka, wa, mx, 0) + _value(rb, kb, wb, my, 0) + ci
+        dfa = abs(_value(ra, ka, wa, mx, 1))
+        dgb = abs(_value(rb, kb, wb, my, 1))
+        reach[i] = (min(m1a * hx, dfa * hx + 0.5 * m2a * hx * hx)
+                    + min(m1b * hy, dgb * hy + 0.5 * m2b * hy * hy))
+    return zm, tol_z, reach

@@ -141,16 +141,6 @@ class _Axis:
                                            H_TERM * scale, XTOL * scale, 0, P)
         return rp, rt
 
-    def moments(self, coef, orders=(1, 2, 3)):
-        from kernels import trig2d as T2
-
-        return [T2.moment(coef, self.kinds, self.w, j) for j in orders]
-
-
-def _coefficient_scale(coef, w, extent):
-    """``sum_f |a_f| max(1, |w_f| extent)``: the size of the terms of one evaluation."""
-    return np.abs(coef) @ np.maximum(1.0, np.abs(w) * extent)
-
 
 def _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats, pieces_only=False,
                      face=None):
@@ -258,11 +248,12 @@ def _rings(geom):
     """The coordinate arrays of every ring of a polygonal geometry."""
     import shapely
 
-    out = []
-    for g in shapely.get_parts(geom):
-        if isinstance(g, shapely.Polygon) and not g.is_empty:
-            out.extend(np.asarray(r.coords) for r in (g.exterior, *g.interiors))
-    return out
+    # exterior then holes of each polygon part (other parts have no rings)
+    coords, ring = shapely.get_coordinates(shapely.get_rings(shapely.get_parts(geom)),
+                                           return_index=True)
+    if coords.shape[0] == 0:
+        return []
+    return np.split(coords, np.flatnonzero(np.diff(ring)) + 1)
 
 
 def _near_tangencies(rings, a, b, c, ax, ay, tol, tol_z, where, stats):
@@ -302,30 +293,24 @@ def _parts(geom):
     return [g for g in shapely.get_parts(geom) if isinstance(g, shapely.Polygon) and g.area > 0]
 
 
+def _rows(coef):
+    coef = np.asarray(coef, dtype=np.float64)
+    return np.ascontiguousarray(coef[None, :] if coef.ndim == 1 else coef)
+
+
 def _range_test(geoms, a, b, c, ax, ay, stats):
-    """The cheap range test of one neuron (rows ``a``, ``b``, ``c`` per face) on each face's
-    bounding box: ``(bounds, bit, open, tol_z)``, ``bit`` the neuron's state on the faces
-    it leaves closed, ``open`` the faces it may cut."""
+    """The cheap range test of one neuron (rows ``a``, ``b``, ``c`` per face, or one row
+    shared by every face) on each face's bounding box (:func:`kernels.trig2d.range_bounds`):
+    ``(bounds, bit, open, tol_z)``, ``bit`` the neuron's state on the faces it leaves
+    closed, ``open`` the faces it may cut."""
     import shapely
     from kernels import trig2d as T2
 
     n = len(geoms)
     bnd = shapely.bounds(np.asarray(geoms, dtype=object))
-    x0, y0, x1, y1 = bnd[:, 0], bnd[:, 1], bnd[:, 2], bnd[:, 3]
-    mx, my, hx, hy = 0.5 * (x0 + x1), 0.5 * (y0 + y1), 0.5 * (x1 - x0), 0.5 * (y1 - y0)
-    ext_x = np.maximum(np.abs(x0), np.abs(x1))
-    ext_y = np.maximum(np.abs(y0), np.abs(y1))
-    tol_z = _REL_TOL * (np.abs(c) + np.einsum("nf,nf->n", np.abs(a),
-                                              np.maximum(1.0, np.abs(ax.w)[None] * ext_x[:, None]))
-                        + np.einsum("nf,nf->n", np.abs(b),
-                                    np.maximum(1.0, np.abs(ay.w)[None] * ext_y[:, None])))
-    zm = T2.evaluate(a, ax.kinds, ax.w, mx) + T2.evaluate(b, ay.kinds, ay.w, my) + c
-    M1a, M2a = ax.moments(a, (1, 2))
-    M1b, M2b = ay.moments(b, (1, 2))
-    dfa = np.abs(T2.evaluate(a, ax.kinds, ax.w, mx, 1))
-    dgb = np.abs(T2.evaluate(b, ay.kinds, ay.w, my, 1))
-    reach = (np.minimum(M1a * hx, dfa * hx + 0.5 * M2a * hx * hx)
-             + np.minimum(M1b * hy, dgb * hy + 0.5 * M2b * hy * hy))
+    zm, tol_z, reach = T2.range_bounds(_rows(a), ax.kinds, ax.w, _rows(b), ay.kinds, ay.w,
+                                       np.ascontiguousarray(np.atleast_1d(c), dtype=np.float64),
+                                       bnd, _REL_TOL)
     bit = zm > 0
     open_ = np.flatnonzero(np.abs(zm) <= tol_z + reach)
     stats["range_tests"] += n
@@ -345,8 +330,7 @@ def _split_by_shared_neuron(geoms, a, b, c, ax, ay, tol, scale, domain, curves, 
     import shapely
 
     n = len(geoms)
-    rows = (lambda v: np.broadcast_to(v, (n, v.shape[0])))
-    bnd, bit, open_, tol_z = _range_test(geoms, rows(a), rows(b), np.full(n, c), ax, ay, stats)
+    bnd, bit, open_, tol_z = _range_test(geoms, a, b, c, ax, ay, stats)
     if open_.shape[0] == 0:
         return list(geoms), np.arange(n), bit
     x0, y0, x1, y1 = domain.bounds
