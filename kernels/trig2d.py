@@ -281,7 +281,7 @@ def refine_arcs(P, Q, a, ka, wa, b, kb, wb, c, tol, xtol, max_depth):
     return pts[:npts], offsets, fallbacks, unrefined
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")   # z / 0 is inf, as in numpy
 def boundary_runs(V, ends, a, ka, wa, b, kb, wb, c, tol_z, band, min_length):
     """The stretches of closed rings that run within ``band`` of the curve
     ``F(x) + G(y) + c = 0`` for longer than ``min_length`` (the engine's
