@@ -224,6 +224,7 @@ def _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats, pi
         float(c), float(tol), float(xtol), _MAX_DEPTH)
     stats["solve_fallbacks"] += int(fallbacks)
     stats["unrefined_arcs"] += int(unrefined)
+    rings = []
     for n, ((e0, e1), (i, j)) in enumerate(zip(edges, cells)):
         corners = ((xs[i], ys[j]), (xs[i + 1], ys[j]), (xs[i + 1], ys[j + 1]), (xs[i], ys[j + 1]))
         sign = (S[i, j], S[i + 1, j], S[i + 1, j + 1], S[i, j + 1])
@@ -237,10 +238,15 @@ def _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats, pi
             other = [(e0 + 1 + t) % 4 for t in range((e1 - e0) % 4)]
             ring = np.concatenate([line[::-1], np.array([corners[t] for t in other])])
         if ring.shape[0] >= 3:
-            poly = shapely.Polygon(ring)
-            if not poly.is_valid:
-                poly = shapely.make_valid(poly)
-            pieces.append(poly)
+            rings.append(ring)
+    if rings:       # the cells' pieces made at once (each ring closed by shapely)
+        polys = shapely.polygons(shapely.linearrings(
+            np.concatenate(rings), indices=np.repeat(np.arange(len(rings)),
+                                                     [r.shape[0] for r in rings])))
+        bad = ~shapely.is_valid(polys)
+        if bad.any():
+            polys[bad] = shapely.make_valid(polys[bad])
+        pieces.extend(polys.tolist())
     return pieces if pieces_only else shapely.union_all(pieces)
 
 
