@@ -140,8 +140,15 @@ def solve_bracket(Ck, kind, alpha, beta, x0, x1, xtol):
     iterate is placed ``xtol / 2`` beyond the Newton point, on the far side of the
     root, so that the bracket closes around it.
     """
-    f0 = _value(Ck, kind, alpha, beta, x0)
-    f1 = _value(Ck, kind, alpha, beta, x1)
+    return refine_bracket(Ck, kind, alpha, beta, x0, x1, _value(Ck, kind, alpha, beta, x0),
+                          _value(Ck, kind, alpha, beta, x1), xtol)
+
+
+@njit(cache=True, nogil=True)
+def refine_bracket(Ck, kind, alpha, beta, x0, x1, f0, f1, xtol):
+    """:func:`solve_bracket` given the values ``f0 = z(x0)``, ``f1 = z(x1)`` (for a
+    caller that has them already: the encoded 2D engine's monotone solves,
+    :mod:`kernels.trig2d`)."""
     if f0 == 0.0:
         return x0
     if f1 == 0.0:
@@ -469,18 +476,13 @@ def isolate_pieces(lo, hi, Cf, kind, alpha, beta, rel_tol, h_term, xtol, start, 
                         last_p[k] = p
             if cnt > 0:
                 # right half first on the stack so the left half is done first
-                st_a[sp] = m
-                st_b[sp] = b
-                st_s[sp] = top
-                st_n[sp] = cnt
-                st_d[sp] = depth + 1
-                sp += 1
-                st_a[sp] = a
-                st_b[sp] = m
-                st_s[sp] = top
-                st_n[sp] = cnt
-                st_d[sp] = depth + 1
-                sp += 1
+                for side in range(2):
+                    st_a[sp] = m if side == 0 else a
+                    st_b[sp] = b if side == 0 else m
+                    st_s[sp] = top
+                    st_n[sp] = cnt
+                    st_d[sp] = depth + 1
+                    sp += 1
         if carry:
             # a piece within the tolerance throughout breaks the walk
             for k in range(n):

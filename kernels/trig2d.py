@@ -34,7 +34,10 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["evaluate", "moment", "solve_monotone", "derivative_features"]
+from kernels.trig import _value as _value_const_last, refine_bracket
+
+__all__ = ["evaluate", "moment", "solve_monotone", "derivative_features", "boundary_runs",
+           "range_bounds"]
 
 RAW, SIN, COS = 0, 1, 2
 
@@ -61,6 +64,29 @@ def _value(coef, kinds, w, x, order):
         g = s if rr == 0 else (c if rr == 1 else (-s if rr == 2 else -c))
         v += coef[f] * w[f] ** order * g
     return v
+
+
+@njit(cache=True, nogil=True)
+def _value_slope(coef, kinds, w, x):
+    """``(F(x), F'(x))`` with one sine and cosine per feature: the same sums, term for
+    term, as ``_value`` of order 0 and 1 (so the same floats)."""
+    v = 0.0
+    d = 0.0
+    for f in range(kinds.shape[0]):
+        ph = w[f] * x
+        if kinds[f] == RAW:
+            v += coef[f] * ph
+            d += coef[f] * w[f]
+            continue
+        s = math.sin(ph)
+        c = math.cos(ph)
+        if kinds[f] == COS:
+            v += coef[f] * w[f] ** 0 * c
+            d += coef[f] * w[f] ** 1 * -s
+        else:
+            v += coef[f] * w[f] ** 0 * s
+            d += coef[f] * w[f] ** 1 * c
+    return v, d
 
 
 @njit(cache=True, nogil=True)
@@ -93,58 +119,30 @@ def moment(coef, kinds, w, j):
 
 
 @njit(cache=True, nogil=True)
-def _solve_one(ck, kinds, w, target, a, b, xtol):
-    """One safeguarded Newton solve (see :func:`solve_monotone`): ``(x, ok)``."""
-    fa = _value(ck, kinds, w, a, 0) + target
-    fb = _value(ck, kinds, w, b, 0) + target
+def _solve_one(ck, kinds, zero, w, a, b, xtol):
+    """One monotone solve of ``F(x) + target = 0`` in ``[a, b]`` (see :func:`solve_monotone`):
+    ``(x, ok)``. ``ck`` holds ``F``'s coefficients and then ``target``: the layout of
+    :mod:`kernels.trig`, whose features ``kind(alpha + beta x)`` are these with
+    ``alpha = zero`` and ``beta = w``, so that its bracketed solver does the work."""
+    fa = _value_const_last(ck, kinds, zero, w, a)
+    fb = _value_const_last(ck, kinds, zero, w, b)
     if (fa > 0 and fb > 0) or (fa < 0 and fb < 0):
         return (a if abs(fa) <= abs(fb) else b), False
-    if fa == 0.0:
-        return a, True
-    if fb == 0.0:
-        return b, True
-    neg_lo = fa < 0
-    lo = a
-    hi = b
-    x = (a * fb - b * fa) / (fb - fa)
-    if not (x > lo and x < hi):
-        x = 0.5 * (lo + hi)
-    width = hi - lo
-    for it in range(300):
-        f = _value(ck, kinds, w, x, 0) + target
-        if f == 0.0:
-            return x, True
-        if (f < 0) == neg_lo:
-            lo = x
-        else:
-            hi = x
-        if hi - lo <= xtol:
-            break
-        d = _value(ck, kinds, w, x, 1)
-        nxt = 0.5 * (lo + hi)
-        if d != 0.0:
-            step = f / d
-            if abs(step) < 0.5 * xtol:
-                # xtol / 2 past the Newton point, so that the bracket closes
-                step = step + 0.5 * xtol if step > 0 else step - 0.5 * xtol
-            cand = x - step
-            if cand > lo and cand < hi:
-                nxt = cand
-        if it % 2 == 1:
-            # the bracket must at least halve every two steps
-            if hi - lo > 0.5 * width:
-                nxt = 0.5 * (lo + hi)
-            width = hi - lo
-        x = nxt
-    return 0.5 * (lo + hi), True
+    return refine_bracket(ck, kinds, zero, w, a, b, fa, fb, xtol), True
 
 
 @njit(cache=True, nogil=True)
 def _solve(coef, kinds, w, target, a, b, xtol, x, ok):
     shared = coef.shape[0] == 1
+    F = kinds.shape[0]
+    ck = np.empty(F + 1)
+    ck[:F] = coef[0]
+    zero = np.zeros(F)
     for i in range(a.shape[0]):
-        x[i], ok[i] = _solve_one(coef[0] if shared else coef[i], kinds, w, target[i],
-                                 a[i], b[i], xtol)
+        if not shared:
+            ck[:F] = coef[i]
+        ck[F] = target[i]
+        x[i], ok[i] = _solve_one(ck, kinds, zero, w, a[i], b[i], xtol)
 
 
 def solve_monotone(coef, kinds, w, target, a, b, xtol):
@@ -245,6 +243,13 @@ def refine_arcs(P, Q, a, ka, wa, b, kb, wb, c, tol, xtol, max_depth):
     pts = np.empty((cap, 2))
     offsets = np.empty(n + 1, dtype=np.int64)
     stack = np.empty((max_depth + 2, 2))
+    # the coefficients with a slot for the target last, for _solve_one
+    cka = np.empty(a.shape[0] + 1)
+    cka[:-1] = a
+    ckb = np.empty(b.shape[0] + 1)
+    ckb[:-1] = b
+    za = np.zeros(a.shape[0])
+    zb = np.zeros(b.shape[0])
     npts = 0
     fallbacks = 0
     unrefined = 0
@@ -285,11 +290,11 @@ def refine_arcs(P, Q, a, ka, wa, b, kb, wb, c, tol, xtol, max_depth):
             mx = 0.5 * (cx + tx)
             my = 0.5 * (cy + ty)
             if abs(tx - cx) >= abs(ty - cy):
-                target = _value(a, ka, wa, mx, 0) + c
-                my, ok = _solve_one(b, kb, wb, target, min(cy, ty), max(cy, ty), xtol)
+                ckb[-1] = _value(a, ka, wa, mx, 0) + c
+                my, ok = _solve_one(ckb, kb, zb, wb, min(cy, ty), max(cy, ty), xtol)
             else:
-                target = _value(b, kb, wb, my, 0) + c
-                mx, ok = _solve_one(a, ka, wa, target, min(cx, tx), max(cx, tx), xtol)
+                cka[-1] = _value(b, kb, wb, my, 0) + c
+                mx, ok = _solve_one(cka, ka, za, wa, min(cx, tx), max(cx, tx), xtol)
             if not ok:
                 fallbacks += 1
             stack[sp, 0] = mx
@@ -297,3 +302,154 @@ def refine_arcs(P, Q, a, ka, wa, b, kb, wb, c, tol, xtol, max_depth):
             sp += 1
     offsets[n] = npts
     return pts[:npts], offsets, fallbacks, unrefined
+
+
+@njit(cache=True, nogil=True, error_model="numpy")   # z / 0 is inf, as in numpy
+def boundary_runs(V, ends, a, ka, wa, b, kb, wb, c, tol_z, band, min_length):
+    """The stretches of closed rings that run within ``band`` of the curve
+    ``F(x) + G(y) + c = 0`` for longer than ``min_length`` (the engine's
+    near-tangency scan, :func:`regions.encoded.engine2d._near_tangencies`).
+
+    ``V`` ``(N, 2)``: the rings' vertices back to back, ring ``r`` ending before
+    ``ends[r]`` (each ring closed: its last vertex repeats its first). A vertex's
+    signed distance to the curve is estimated as ``d = z / |grad z|`` (0 where
+    ``|z| <= tol_z``) and interpolated linearly along each segment; a run is a
+    maximal sequence of consecutive segments (wrapping around the ring) with a
+    part inside the band. Returns ``(vertex, length, crossing)`` per run longer than
+    ``min_length``: the run's vertex of smallest ``|d|``, the length of its parts in
+    the band, and whether ``d`` takes both signs on its vertices.
+    """
+    N = V.shape[0]
+    d = np.empty(N)
+    for i in range(N):
+        fx, dfx = _value_slope(a, ka, wa, V[i, 0])
+        gy, dgy = _value_slope(b, kb, wb, V[i, 1])
+        z = fx + gy + c
+        if abs(z) <= tol_z:
+            d[i] = 0.0
+            continue
+        v = z / math.hypot(dfx, dgy)
+        d[i] = 0.0 if v != v else v
+    part = np.zeros(N)
+    out_v = []
+    out_len = []
+    out_cross = []
+    lo_v = 0
+    for r in range(ends.shape[0]):
+        hi_v = ends[r]
+        n_seg = hi_v - lo_v - 1
+        any_on = False
+        for i in range(n_seg):
+            d0 = d[lo_v + i]
+            d1 = d[lo_v + i + 1]
+            if d1 == d0:
+                inside = 1.0 if abs(d0) <= band else 0.0
+            else:
+                ta = (-band - d0) / (d1 - d0)
+                tb = (band - d0) / (d1 - d0)
+                if ta != ta or tb != tb:
+                    inside = 0.0
+                else:
+                    lo = min(max(min(ta, tb), 0.0), 1.0)
+                    hi = min(max(max(ta, tb), 0.0), 1.0)
+                    inside = hi - lo
+                    if not math.isfinite(inside):
+                        inside = 0.0
+            dx = V[lo_v + i + 1, 0] - V[lo_v + i, 0]
+            dy = V[lo_v + i + 1, 1] - V[lo_v + i, 1]
+            part[i] = inside * math.hypot(dx, dy)
+            if part[i] > 0:
+                any_on = True
+        if any_on:
+            whole = True
+            for s0 in range(n_seg):
+                if part[s0] > 0 and not part[(s0 - 1) % n_seg] > 0:
+                    whole = False
+                    break
+            for s0 in range(n_seg):
+                if whole:
+                    if s0 > 0:
+                        break
+                elif not (part[s0] > 0 and not part[(s0 - 1) % n_seg] > 0):
+                    continue
+                length = 0.0
+                i = s0
+                while part[i % n_seg] > 0 and i - s0 < n_seg:
+                    length += part[i % n_seg]
+                    i += 1
+                if length > min_length:
+                    best = -1
+                    pos = False
+                    neg = False
+                    for j in range(s0, i + 1):
+                        q = lo_v + j % n_seg
+                        if best < 0 or abs(d[q]) < abs(d[best]):
+                            best = q
+                        pos = pos or d[q] > 0
+                        neg = neg or d[q] < 0
+                    out_v.append(best)
+                    out_len.append(length)
+                    out_cross.append(pos and neg)
+        lo_v = hi_v
+    m = len(out_v)
+    verts = np.empty(m, dtype=np.int64)
+    lengths = np.empty(m)
+    crossing = np.empty(m, dtype=np.bool_)
+    for i in range(m):
+        verts[i] = out_v[i]
+        lengths[i] = out_len[i]
+        crossing[i] = out_cross[i]
+    return verts, lengths, crossing
+
+
+@njit(cache=True, nogil=True)
+def _scale_and_moments(coef, kinds, w, ext):
+    """``(sum_f |a_f| max(1, |w_f| ext), M_1, M_2)`` of one row."""
+    s = 0.0
+    m1 = 0.0
+    m2 = 0.0
+    for f in range(kinds.shape[0]):
+        aa = abs(coef[f])
+        aw = abs(w[f])
+        s += aa * max(1.0, aw * ext)
+        m1 += aa * aw
+        if kinds[f] != RAW:
+            m2 += aa * aw * aw
+    return s, m1, m2
+
+
+@njit(cache=True, nogil=True)
+def range_bounds(a, ka, wa, b, kb, wb, c, bounds, rel_tol):
+    """The engine's cheap range test of ``z = F(x) + G(y) + c`` on boxes
+    ``bounds[i] = (x0, y0, x1, y1)`` (rows ``a[i]``, ``b[i]``, ``c[i]``; a single row
+    is shared by every box): ``(z(m), tol_z, reach)`` per box, ``m`` its centre,
+    ``tol_z = rel_tol (|c| + sum |a_f| max(1, |w_f| |x|_max) + ...)`` the zero band and
+    ``reach`` the mean value / Taylor bound of ``|z - z(m)|`` on the box,
+    ``min(M_1 h, |F'(m)| h + M_2 h^2 / 2)`` in ``x`` plus the same in ``y``."""
+    n = bounds.shape[0]
+    zm = np.empty(n)
+    tol_z = np.empty(n)
+    reach = np.empty(n)
+    for i in range(n):
+        ra = a[0] if a.shape[0] == 1 else a[i]
+        rb = b[0] if b.shape[0] == 1 else b[i]
+        ci = c[0] if c.shape[0] == 1 else c[i]
+        x0 = bounds[i, 0]
+        y0 = bounds[i, 1]
+        x1 = bounds[i, 2]
+        y1 = bounds[i, 3]
+        mx = 0.5 * (x0 + x1)
+        my = 0.5 * (y0 + y1)
+        hx = 0.5 * (x1 - x0)
+        hy = 0.5 * (y1 - y0)
+        sa, m1a, m2a = _scale_and_moments(ra, ka, wa, max(abs(x0), abs(x1)))
+        sb, m1b, m2b = _scale_and_moments(rb, kb, wb, max(abs(y0), abs(y1)))
+        tol_z[i] = rel_tol * (abs(ci) + sa + sb)
+        fm, dfa = _value_slope(ra, ka, wa, mx)
+        gm, dgb = _value_slope(rb, kb, wb, my)
+        zm[i] = fm + gm + ci
+        dfa = abs(dfa)
+        dgb = abs(dgb)
+        reach[i] = (min(m1a * hx, dfa * hx + 0.5 * m2a * hx * hx)
+                    + min(m1b * hy, dgb * hy + 0.5 * m2b * hy * hy))
+    return zm, tol_z, reach

@@ -93,13 +93,6 @@ def partition(model, domain, *, max_regions=None, progress=None, memory_budget=N
         from .encoded.engine2d import partition_encoded_plane, separable_features
 
         separable_features(net.encoding)   # random Fourier features: refused, saying why
-        if net.n_carried:
-            raise ValueError(
-                f"the model has {net.n_carried} carried units (residual or skip paths, the "
-                "pass-through of a max or BatchNorm): the encoded 2D engine does not take "
-                "them yet. Accepted in 2D with an encoding: a plain chain encoding -> Linear -> "
-                "ReLU/LeakyReLU -> ... -> Linear; carried units work on raw coordinates (1D, "
-                "2D) and with an encoding along a segment (regions.Segment)")
         check_value_range(net, dom)
         return partition_encoded_plane(net, dom, max_regions=max_regions)
     check_value_range(net, dom)

@@ -411,25 +411,184 @@ def test_the_cli_enumerates_an_encoded_2d_model(tmp_path, capsys):
     assert not (tmp_path / "p.geojson").exists()
 
 
-def test_a_2d_encoded_model_with_carried_units_is_refused_not_read_as_a_chain():
-    import torch.nn as nn
+# --- carried units: residual streams, input skips, max (traced models) --------------
 
-    class ResidualPE(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.enc = regions.PositionalEncoding(2, in_features=2)
-            self.a, self.b, self.out = nn.Linear(8, 6), nn.Linear(6, 6), nn.Linear(6, 1)
+class Coord2D(torch.nn.Module):
+    """Issue 13's ``Coord`` in 2D: ``PositionalEncoding(L, in_features=2)``, residual blocks
+    and an input skip by concatenation (``torch.cat([h, e], -1)``). With ``plain`` the
+    same layers as a chain: no residual sums, and the skip layer sees ``h`` only."""
 
-        def forward(self, x):
-            h = torch.relu(self.a(self.enc(x)))
-            return self.out(h + torch.relu(self.b(h)))     # h is carried past the ReLU
+    def __init__(self, L=2, width=6, blocks=2, plain=False):
+        super().__init__()
+        nn = torch.nn
+        self.enc = regions.PositionalEncoding(L, in_features=2)
+        self.inp = nn.Linear(4 * L, width)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(width, width), nn.ReLU(),
+                                                  nn.Linear(width, width)) for _ in range(blocks))
+        self.skip = nn.Linear(width + 4 * L, width)
+        self.out = nn.Linear(width, 1)
+        self.plain, self.width = plain, width
 
-    model = ResidualPE().double()
-    assert regions.as_network(model).n_carried == 6
-    with pytest.raises(ValueError, match=r"carried units .*encoded 2D engine.*regions\.Segment"):
-        regions.partition(model, ((0.0, 1.0), (0.0, 1.0)))
-    p = regions.partition(model, regions.Segment([0.1, 0.2], [0.9, 0.7]))    # what the message offers
-    assert len(p) > 1
+    def forward(self, p):
+        e = self.enc(p)
+        h = torch.relu(self.inp(e))
+        for blk in self.blocks:
+            h = torch.relu(blk(h) if self.plain else h + blk(h))       # residual
+        if self.plain:
+            return self.out(torch.relu(self.skip(torch.cat([h, 0 * e], -1))))
+        return self.out(torch.relu(self.skip(torch.cat([h, e], -1))))   # input skip
+
+
+class MaxLeakyPE(torch.nn.Module):
+    """A max of pairs after a LeakyReLU layer, and a residual: carried units from
+    ``torch.maximum``'s second argument and the residual stream."""
+
+    def __init__(self, L=2):
+        super().__init__()
+        nn = torch.nn
+        self.enc = regions.PositionalEncoding(L, in_features=2)
+        self.a, self.b, self.c = nn.Linear(4 * L, 6), nn.Linear(6, 6), nn.Linear(6, 6)
+        self.out = nn.Linear(6, 1)
+
+    def forward(self, p):
+        h = torch.nn.functional.leaky_relu(self.a(self.enc(p)), 0.2)
+        h = h + torch.relu(self.b(h))
+        return self.out(torch.maximum(self.c(h), h))
+
+
+def _small(model, seed, gain=0.35):
+    """Float64 weights ~ N(0, gain^2): partitions of a few hundred faces."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for q in model.parameters():
+            q.copy_(torch.randn_like(q) * gain)
+    return model.double()
+
+
+CARRIED_2D = {"Coord: residual blocks + input skip": lambda: _small(Coord2D(), 61),
+              "LeakyReLU, residual, torch.maximum": lambda: _small(MaxLeakyPE(), 62, 0.6)}
+
+
+def traced_torch_states(model, pts):
+    """The traced forward's activation states at ``pts`` (every activation node's, at the
+    pattern positions ``trace`` documents: test_trace's oracle), and each point's smallest
+    first-order distance ``|z| / |grad z|`` (torch autograd) to the zero curve of any
+    activation node's input."""
+    from test_trace import _Recorder, assemble, torch_states as node_states
+    from regions.trace import trace
+
+    traced = trace(model)
+    states = assemble(traced, node_states(traced, pts), len(pts))
+    x = torch.tensor(pts, dtype=torch.float64, requires_grad=True)
+    rec = _Recorder(traced.graph_module)
+    rec.inputs = {}
+    rec.run(x)
+    dist = np.full(len(pts), np.inf)
+    for name in traced.pattern_index:
+        args, _ = rec.inputs[name]
+        z = args[0].reshape(len(pts), -1)
+        for k in range(z.shape[1]):
+            g, = torch.autograd.grad(z[:, k].sum(), x, retain_graph=True)
+            d = (z[:, k].abs() / g.norm(dim=1)).detach().numpy()
+            # torch.maximum(a, b) is cut where a - b changes sign
+            if len(args) > 1 and isinstance(args[1], torch.Tensor):
+                w = (z[:, k] - args[1].reshape(len(pts), -1)[:, k])
+                g, = torch.autograd.grad(w.sum(), x, retain_graph=True)
+                d = (w.abs() / g.norm(dim=1)).detach().numpy()
+            dist = np.minimum(dist, d)
+    return traced, states, dist
+
+
+def carried_mismatches(p, model, pts, columns=None):
+    """``(wrong, missing, far)``: points farther than ``50 tol`` from every curve whose face's
+    pattern is not torch's, torch patterns on ``pts`` that are no face's, and the share of
+    far points. ``columns``: which of the partition's pattern columns to compare."""
+    _, states, dist = traced_torch_states(model, pts)
+    pats = p.patterns if columns is None else p.patterns[:, columns]
+    idx = p.locate(pts)
+    far = dist > 50 * TOL
+    wrong = (idx < 0) | (pats[idx] != states).any(axis=1)
+    missing = {q.tobytes() for q in np.unique(states, axis=0)} - {q.tobytes() for q in pats}
+    return int(np.count_nonzero(wrong & far)), len(missing), far.mean()
+
+
+@pytest.fixture(scope="module", params=sorted(CARRIED_2D))
+def carried(request):
+    model = CARRIED_2D[request.param]()
+    return model, regions.partition(model, ((0.0, 1.0), (0.0, 1.0)))
+
+
+def test_a_2d_encoded_model_with_carried_units_matches_torch(carried):
+    model, p = carried
+    net = regions.as_network(model)
+    assert net.n_carried > 0 and isinstance(p, EncodedPartition2D) and len(p) > 30
+    assert p.patterns.shape[1] == net.n_hidden          # kink units only
+    rng = np.random.default_rng(7)
+    pts = rng.random((400, 2))
+    _, states, dist = traced_torch_states(model, pts)
+    far = dist > 50 * TOL
+    assert far.mean() > 0.9
+    idx = p.locate(pts[far])
+    assert np.all(idx >= 0)
+    assert np.array_equal(p.patterns[idx], states[far])
+    with torch.no_grad():
+        ref = model(torch.as_tensor(pts[far])).numpy()
+    np.testing.assert_allclose(p.evaluate(pts[far]), ref, rtol=1e-9,
+                               atol=1e-9 * np.abs(ref).max())
+    # every pattern torch shows on a dense grid is a face's
+    wrong, missing, _ = carried_mismatches(p, model, grid(150))
+    assert wrong == 0 and missing == 0
+    # areas: the intervals hold the polygons' areas and bracket the domain's
+    lo, hi = p.measure_bounds.T
+    assert np.all(lo <= p.measure) and np.all(p.measure <= hi)
+    assert lo.sum() <= 1.0 <= hi.sum() and abs(p.measure.sum() - 1.0) < 1e-9
+    # every arc between two faces is a kink unit's curve: a cut along a carried unit
+    # would leave two neighbours with one pattern
+    assert np.all(p.adjacent_pairs()[:, 2] >= 0)
+
+
+def test_sample_faces_of_a_model_with_carried_units_are_the_partition_faces(carried):
+    model, p = carried
+    pts = np.random.default_rng(8).random((40, 2))
+    s = sample_faces(model, pts, tile=1 / 4)
+    idx = p.locate(pts)
+    assert np.array_equal(s.patterns, p.patterns[idx])
+    assert np.all(np.maximum(s.area_bounds[:, 0], p.measure_bounds[idx, 0])
+                  <= np.minimum(s.area_bounds[:, 1], p.measure_bounds[idx, 1]))
+    _, states, dist = traced_torch_states(model, pts)
+    far = dist > 50 * TOL
+    assert np.array_equal(s.patterns[far], states[far])
+
+
+def test_the_torch_oracle_fails_when_carried_units_are_dropped_or_cut():
+    # the checks above can fail: the plain chain of the same layers (residual sums and the
+    # skip of e dropped) and the same network with its carried units read as ReLU units
+    # (cut, and rectified) give faces whose patterns are not the traced forward's
+    model = CARRIED_2D["Coord: residual blocks + input skip"]()
+    pts = grid(120)
+    plain = Coord2D(plain=True).double()
+    plain.load_state_dict(model.state_dict())
+    dropped = regions.partition(plain, ((0.0, 1.0), (0.0, 1.0)))
+    assert regions.as_network(plain).n_carried == 0
+    assert dropped.patterns.shape[1] == regions.as_network(model).n_hidden
+    wrong, missing, _ = carried_mismatches(dropped, model, pts)
+    assert wrong > 100 and missing > 10
+    net = regions.as_network(model)
+    cut = regions.Network(net.weights, net.biases, net.slopes, net.encoding, net.names)
+    assert cut.n_hidden == net.n_hidden + net.n_carried
+    q = partition_encoded_plane(cut, regions.Box((0, 1), (0, 1)))
+    kinks = np.concatenate([net.kink_mask(l) for l in range(len(net.widths))])
+    wrong, missing, _ = carried_mismatches(q, model, pts, columns=kinks)
+    assert len(q) > len(regions.partition(model, ((0.0, 1.0), (0.0, 1.0))))
+    assert wrong > 100 and missing > 10
+
+
+def test_saving_an_encoded_2d_partition_with_carried_units_is_refused(carried, tmp_path):
+    # as for raw partitions: the file format has no field for carried units
+    _, p = carried
+    with pytest.raises(ValueError, match="save does not store carried units yet"):
+        regions.save(p, tmp_path / "p.npz")
+    assert not list(tmp_path.iterdir())
 
 
 # --- files: save / load round trip, and what load refuses ---------------------------

@@ -42,6 +42,12 @@ How a face is cut by one neuron (:func:`_split_face`)
    wholly positive into one polygon, and the face is split into its
    intersection and difference with it (shapely); each connected part is a face.
 
+A traced model's *carried* units (:attr:`regions.Network.linear`: residual
+streams, input skips, the pass-through of a max) are never cut: the network is
+taken :meth:`~regions.Network.kink_first`, each layer's cuts run over its
+leading kink units only, and the carried units enter the next layer's
+coefficients ``W_{l+1} D_l C_l`` with factor 1; they have no pattern bit.
+
 Faces are shapely polygons; a face's boundary is made of polylines each within
 ``tol`` (Hausdorff) of the true curve. Not certified in this version: where
 two curves cross at a small angle the crossing point of their polylines can be
@@ -135,16 +141,6 @@ class _Axis:
                                            H_TERM * scale, XTOL * scale, 0, P)
         return rp, rt
 
-    def moments(self, coef):
-        from kernels import trig2d as T2
-
-        return [T2.moment(coef, self.kinds, self.w, j) for j in (1, 2, 3)]
-
-
-def _coefficient_scale(coef, w, extent):
-    """``sum_f |a_f| max(1, |w_f| extent)``: the size of the terms of one evaluation."""
-    return np.abs(coef) @ np.maximum(1.0, np.abs(w) * extent)
-
 
 def _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats, pieces_only=False,
                      face=None):
@@ -228,6 +224,7 @@ def _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats, pi
         float(c), float(tol), float(xtol), _MAX_DEPTH)
     stats["solve_fallbacks"] += int(fallbacks)
     stats["unrefined_arcs"] += int(unrefined)
+    rings = []
     for n, ((e0, e1), (i, j)) in enumerate(zip(edges, cells)):
         corners = ((xs[i], ys[j]), (xs[i + 1], ys[j]), (xs[i + 1], ys[j + 1]), (xs[i], ys[j + 1]))
         sign = (S[i, j], S[i + 1, j], S[i + 1, j + 1], S[i, j + 1])
@@ -241,10 +238,15 @@ def _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats, pi
             other = [(e0 + 1 + t) % 4 for t in range((e1 - e0) % 4)]
             ring = np.concatenate([line[::-1], np.array([corners[t] for t in other])])
         if ring.shape[0] >= 3:
-            poly = shapely.Polygon(ring)
-            if not poly.is_valid:
-                poly = shapely.make_valid(poly)
-            pieces.append(poly)
+            rings.append(ring)
+    if rings:       # the cells' pieces made at once (each ring closed by shapely)
+        polys = shapely.polygons(shapely.linearrings(
+            np.concatenate(rings), indices=np.repeat(np.arange(len(rings)),
+                                                     [r.shape[0] for r in rings])))
+        bad = ~shapely.is_valid(polys)
+        if bad.any():
+            polys[bad] = shapely.make_valid(polys[bad])
+        pieces.extend(polys.tolist())
     return pieces if pieces_only else shapely.union_all(pieces)
 
 
@@ -252,11 +254,12 @@ def _rings(geom):
     """The coordinate arrays of every ring of a polygonal geometry."""
     import shapely
 
-    out = []
-    for g in shapely.get_parts(geom):
-        if isinstance(g, shapely.Polygon) and not g.is_empty:
-            out.extend(np.asarray(r.coords) for r in (g.exterior, *g.interiors))
-    return out
+    # exterior then holes of each polygon part (other parts have no rings)
+    coords, ring = shapely.get_coordinates(shapely.get_rings(shapely.get_parts(geom)),
+                                           return_index=True)
+    if coords.shape[0] == 0:
+        return []
+    return np.split(coords, np.flatnonzero(np.diff(ring)) + 1)
 
 
 def _near_tangencies(rings, a, b, c, ax, ay, tol, tol_z, where, stats):
@@ -271,49 +274,21 @@ def _near_tangencies(rings, a, b, c, ax, ay, tol, tol_z, where, stats):
     faces is found from each of them.
 
     The signed distance of a boundary vertex to the curve is estimated as
-    ``z / |grad z|`` and interpolated linearly along each boundary segment.
+    ``z / |grad z|`` and interpolated linearly along each boundary segment
+    (:func:`kernels.trig2d.boundary_runs`, all of the face's rings in one call).
     """
     from kernels import trig2d as T2
 
-    band = 2 * tol
-    for v in rings:
-        z = (T2.evaluate(a, ax.kinds, ax.w, v[:, 0]) + T2.evaluate(b, ay.kinds, ay.w, v[:, 1]) + c)
-        grad = np.hypot(T2.evaluate(a, ax.kinds, ax.w, v[:, 0], 1),
-                        T2.evaluate(b, ay.kinds, ay.w, v[:, 1], 1))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            d = np.where(np.abs(z) <= tol_z, 0.0, z / grad)
-        d = np.nan_to_num(d, nan=0.0, posinf=np.inf, neginf=-np.inf)
-        d0, d1 = d[:-1], d[1:]
-        seg = np.hypot(*(v[1:] - v[:-1]).T)
-        # the part t of each segment where |d0 + t (d1 - d0)| <= band
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ta = (-band - d0) / (d1 - d0)
-            tb = (band - d0) / (d1 - d0)
-        lo = np.clip(np.minimum(ta, tb), 0, 1)
-        hi = np.clip(np.maximum(ta, tb), 0, 1)
-        flat = d1 == d0
-        inside = np.where(flat, (np.abs(d0) <= band).astype(float), hi - lo)
-        inside = np.where(np.isfinite(inside), inside, 0.0)
-        part = inside * seg
-        if not np.any(part > 0):
-            continue
-        on = part > 0
-        # runs of consecutive segments (the ring is closed: a run may wrap around)
-        start = np.flatnonzero(on & ~np.roll(on, 1))
-        if start.shape[0] == 0:      # the whole ring is within the band
-            start = np.array([0])
-        n_seg = on.shape[0]
-        for s0 in start.tolist():
-            length, i = 0.0, s0
-            while on[i % n_seg] and i - s0 < n_seg:
-                length += part[i % n_seg]
-                i += 1
-            if length > 8 * tol:
-                run = np.arange(s0, i + 1) % n_seg          # the run's vertices
-                x, y = v[run[np.argmin(np.abs(d[run]))]]
-                crossing = bool(np.any(d[run] > 0) and np.any(d[run] < 0))
-                kind = "shallow_crossings" if crossing else "near_tangencies"
-                stats[kind].append((float(x), float(y)) + where + (float(length),))
+    if not rings:
+        return
+    V = np.ascontiguousarray(np.concatenate(rings))
+    ends = np.cumsum([r.shape[0] for r in rings]).astype(np.int64)
+    verts, lengths, crossing = T2.boundary_runs(
+        V, ends, np.ascontiguousarray(a), ax.kinds, ax.w, np.ascontiguousarray(b), ay.kinds,
+        ay.w, float(c), float(tol_z), 2 * tol, 8 * tol)
+    for v, length, cross in zip(verts.tolist(), lengths.tolist(), crossing.tolist()):
+        kind = "shallow_crossings" if cross else "near_tangencies"
+        stats[kind].append((float(V[v, 0]), float(V[v, 1])) + where + (length,))
 
 
 def _parts(geom):
@@ -324,30 +299,24 @@ def _parts(geom):
     return [g for g in shapely.get_parts(geom) if isinstance(g, shapely.Polygon) and g.area > 0]
 
 
+def _rows(coef):
+    coef = np.asarray(coef, dtype=np.float64)
+    return np.ascontiguousarray(coef[None, :] if coef.ndim == 1 else coef)
+
+
 def _range_test(geoms, a, b, c, ax, ay, stats):
-    """The cheap range test of one neuron (rows ``a``, ``b``, ``c`` per face) on each face's
-    bounding box: ``(bounds, bit, open, tol_z)``, ``bit`` the neuron's state on the faces
-    it leaves closed, ``open`` the faces it may cut."""
+    """The cheap range test of one neuron (rows ``a``, ``b``, ``c`` per face, or one row
+    shared by every face) on each face's bounding box (:func:`kernels.trig2d.range_bounds`):
+    ``(bounds, bit, open, tol_z)``, ``bit`` the neuron's state on the faces it leaves
+    closed, ``open`` the faces it may cut."""
     import shapely
     from kernels import trig2d as T2
 
     n = len(geoms)
     bnd = shapely.bounds(np.asarray(geoms, dtype=object))
-    x0, y0, x1, y1 = bnd[:, 0], bnd[:, 1], bnd[:, 2], bnd[:, 3]
-    mx, my, hx, hy = 0.5 * (x0 + x1), 0.5 * (y0 + y1), 0.5 * (x1 - x0), 0.5 * (y1 - y0)
-    ext_x = np.maximum(np.abs(x0), np.abs(x1))
-    ext_y = np.maximum(np.abs(y0), np.abs(y1))
-    tol_z = _REL_TOL * (np.abs(c) + np.einsum("nf,nf->n", np.abs(a),
-                                              np.maximum(1.0, np.abs(ax.w)[None] * ext_x[:, None]))
-                        + np.einsum("nf,nf->n", np.abs(b),
-                                    np.maximum(1.0, np.abs(ay.w)[None] * ext_y[:, None])))
-    zm = T2.evaluate(a, ax.kinds, ax.w, mx) + T2.evaluate(b, ay.kinds, ay.w, my) + c
-    M1a, M2a, _ = ax.moments(a)
-    M1b, M2b, _ = ay.moments(b)
-    dfa = np.abs(T2.evaluate(a, ax.kinds, ax.w, mx, 1))
-    dgb = np.abs(T2.evaluate(b, ay.kinds, ay.w, my, 1))
-    reach = (np.minimum(M1a * hx, dfa * hx + 0.5 * M2a * hx * hx)
-             + np.minimum(M1b * hy, dgb * hy + 0.5 * M2b * hy * hy))
+    zm, tol_z, reach = T2.range_bounds(_rows(a), ax.kinds, ax.w, _rows(b), ay.kinds, ay.w,
+                                       np.ascontiguousarray(np.atleast_1d(c), dtype=np.float64),
+                                       bnd, _REL_TOL)
     bit = zm > 0
     open_ = np.flatnonzero(np.abs(zm) <= tol_z + reach)
     stats["range_tests"] += n
@@ -367,8 +336,7 @@ def _split_by_shared_neuron(geoms, a, b, c, ax, ay, tol, scale, domain, curves, 
     import shapely
 
     n = len(geoms)
-    rows = (lambda v: np.broadcast_to(v, (n, v.shape[0])))
-    bnd, bit, open_, tol_z = _range_test(geoms, rows(a), rows(b), np.full(n, c), ax, ay, stats)
+    bnd, bit, open_, tol_z = _range_test(geoms, a, b, c, ax, ay, stats)
     if open_.shape[0] == 0:
         return list(geoms), np.arange(n), bit
     x0, y0, x1, y1 = domain.bounds
@@ -416,8 +384,8 @@ def _split_by_shared_neuron(geoms, a, b, c, ax, ay, tol, scale, domain, curves, 
     return children, np.asarray(parent, dtype=np.int64), np.asarray(bits, dtype=bool)
 
 
-def _split_layer_neuron(geoms, A, B, C, ax, ay, tol, scale, layer, k, stats):
-    """Cut every face by neuron ``k`` (coefficients ``A[:, k]``, ``B[:, k]``, ``C[:, k]``).
+def _split_layer_neuron(geoms, a, b, c, ax, ay, tol, scale, layer, k, stats):
+    """Cut every face by neuron ``k`` (coefficient rows ``a``, ``b``, ``c``, one per face).
 
     Returns ``(children, parent, bit)``: the new faces, the face each came from and
     the neuron's state on it.
@@ -426,7 +394,6 @@ def _split_layer_neuron(geoms, A, B, C, ax, ay, tol, scale, layer, k, stats):
     from kernels import trig2d as T2
 
     n = len(geoms)
-    a, b, c = A[:, k, :], B[:, k, :], C[:, k]
     bnd, bit, open_, tol_z = _range_test(geoms, a, b, c, ax, ay, stats)
     x0, y0, x1, y1 = bnd.T
     if open_.shape[0] == 0:
@@ -480,6 +447,7 @@ def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None):
     activation patterns ``(n, n_hidden)`` bool, and the output map of each face in
     the encoded space (``A`` ``(n, n_out, n_features)``, ``c`` ``(n, n_out)``).
     """
+    net = net.kink_first()   # carried units after each layer's kink units: never cut
     xm, ym, cm, kinds, wx, wy = separable_features(net.encoding)
     ax, ay = _Axis(kinds[xm], wx[xm]), _Axis(kinds[ym], wy[ym])
     const_val = np.where(kinds == 2, 1.0, 0.0)          # sin 0 = 0, cos 0 = 1, raw 0
@@ -498,29 +466,37 @@ def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None):
     faces_per_layer = []
     for l in range(n_layers):
         n_l = net.weights[l].shape[0]
-        layer_bits = np.zeros((len(geoms), n_l), dtype=bool)
+        n_kinks = net.n_kinks(l)         # the layer's leading units; the rest are carried
+        layer_bits = np.zeros((len(geoms), n_kinks), dtype=bool)
         curves = []
-        for k in range(n_l):
+        # each face's row of A, B, C and of the earlier bits (the faces at the layer's
+        # start): gathered once per layer, not once per neuron
+        rows = np.arange(len(geoms))
+        for k in range(n_kinks):
             if l == 0:
                 geoms, parent, bit = _split_by_shared_neuron(
                     geoms, A[0, k], B[0, k], C[0, k], ax, ay, tol, scale, domain_polygon, curves,
                     l + 1, k, stats)
             else:
-                geoms, parent, bit = _split_layer_neuron(geoms, A, B, C, ax, ay, tol, scale,
+                geoms, parent, bit = _split_layer_neuron(geoms, A[rows, k], B[rows, k],
+                                                         C[rows, k], ax, ay, tol, scale,
                                                          l + 1, k, stats)
-            A, B, C = A[parent], B[parent], C[parent]
+            rows = rows[parent]
             layer_bits = layer_bits[parent]
-            all_bits = [bb[parent] for bb in all_bits]
             layer_bits[:, k] = bit
-        all_bits.append(layer_bits)
+        A, B, C = A[rows], B[rows], C[rows]
+        all_bits = [bb[rows] for bb in all_bits] + [layer_bits]
         faces_per_layer.append(len(geoms))
         check_region_cap(len(geoms), max_regions, f"after hidden layer {l + 1} of {n_layers}")
-        slope = net.slopes[l]
-        D = np.where(layer_bits, 1.0, slope)
+        # the activations' factors: 1 or the slope for a kink unit, 1 (identity) for a
+        # carried unit, which has no bit and is never toggled
+        D = np.ones((len(geoms), n_l))
+        D[:, :n_kinks] = np.where(layer_bits, 1.0, net.slopes[l])
         W, bias = net.weights[l + 1], net.biases[l + 1]
-        A = np.einsum("jk,nk,nkf->njf", W, D, A)
-        B = np.einsum("jk,nk,nkf->njf", W, D, B)
-        C = np.einsum("jk,nk,nk->nj", W, D, C) + bias
+        # W_{l+1} D_l C_l for every face: one batched BLAS product (n, j, k) @ (n, k, f)
+        A = np.matmul(W, D[:, :, None] * A)
+        B = np.matmul(W, D[:, :, None] * B)
+        C = (D * C) @ W.T + bias
     n = len(geoms)
     F = kinds.shape[0]
     A_out = np.zeros((n, A.shape[1], F))
