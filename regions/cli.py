@@ -457,11 +457,6 @@ def _enumerate(args):
     if args.max_regions is not None and args.max_regions < 1:
         raise UsageError(f"bad --max-regions {args.max_regions}: must be a positive integer")
     out, plot = _check_outputs(args, network.input_dim)
-    if network.encoding is not None and network.input_dim == 2 and out is not None \
-            and out.suffix != ".npz":
-        raise UsageError(f"--out {out.name}: an encoded 2D partition (curved faces) is written "
-                         "as .npz only, not GeoJSON yet; use regions.partition(...).polygons() "
-                         "in Python for shapely polygons")
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
     t0 = time.perf_counter()
     try:

@@ -398,17 +398,48 @@ def test_the_cli_enumerates_an_encoded_2d_model(tmp_path, capsys):
     s = json.loads(capsys.readouterr().out)
     assert s["regions"] == len(regions.partition(model, ((0, 1), (0, 1)))) and s["dim"] == 2
     assert abs(s["area"]["sum"] - 1.0) < 1e-9
-    # .npz and a picture are written; GeoJSON of curved faces is refused before any work
+    # .npz, GeoJSON and a picture are written
     assert main(["enumerate", str(path), "--domain", "0,1,0,1", "--no-progress",
                  "--out", str(tmp_path / "p.npz"), "--plot", str(tmp_path / "p.png")]) == 0
     assert len(regions.load(tmp_path / "p.npz")) == s["regions"]
     assert (tmp_path / "p.png").stat().st_size > 1000
-    capsys.readouterr()
-    code = main(["enumerate", str(path), "--domain", "0,1,0,1", "--no-progress",
-                 "--out", str(tmp_path / "p.geojson")])
-    err = capsys.readouterr().err
-    assert code == 2 and "encoded 2D" in err and ".npz only" in err and "Traceback" not in err
-    assert not (tmp_path / "p.geojson").exists()
+    assert main(["enumerate", str(path), "--domain", "0,1,0,1", "--no-progress",
+                 "--out", str(tmp_path / "p.geojson")]) == 0
+    gj = json.loads((tmp_path / "p.geojson").read_text())
+    assert len(gj["features"]) == s["regions"]
+
+
+def test_geojson_of_curved_faces_keeps_their_polygons_holes_and_bounds(tmp_path):
+    import json
+
+    from regions.io import to_geojson
+
+    # an oval inside a band: the band's face has a hole
+    p = regions.partition(one_layer([[1, 0, 1, 0, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0, 0, 0]],
+                                    [-1.7, -0.3]), ((0, 1), (0, 1)))
+    assert any(len(g.interiors) for g in p.geoms)
+    gj = to_geojson(p, tmp_path / "p.geojson")
+    assert json.loads((tmp_path / "p.geojson").read_text()) == json.loads(json.dumps(gj))
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert gj["properties"]["boundary_tolerance"] == p.tol
+    total = 0.0
+    for r, f in enumerate(gj["features"]):
+        g = shapely.geometry.shape(f["geometry"])
+        assert g.equals_exact(p.geoms[r], 0.0) or shapely.equals(g, p.geoms[r])
+        rings = f["geometry"]["coordinates"]
+        assert len(rings) == 1 + len(p.geoms[r].interiors)
+        # RFC 7946: exterior counter-clockwise, holes clockwise
+        assert shapely.LinearRing(rings[0]).is_ccw
+        assert all(not shapely.LinearRing(h).is_ccw for h in rings[1:])
+        lo, hi = f["properties"]["area_bounds"]
+        assert lo <= f["properties"]["area"] <= hi
+        assert f["properties"]["area"] == pytest.approx(g.area, rel=1e-12)
+        # the pattern as an integer, bit k for neuron k, independently of pattern_hex
+        assert int(f["properties"]["pattern"], 16) == sum(int(b) << k for k, b in
+                                                           enumerate(p.patterns[r]))
+        assert f["properties"]["pattern_id"] == p.pattern_id[r]
+        total += g.area
+    assert abs(total - 1.0) < 1e-9
 
 
 def test_a_2d_encoded_model_with_carried_units_is_refused_not_read_as_a_chain():
