@@ -525,3 +525,92 @@ def test_load_refuses_edited_encoded_2d_files(tmp_path):
         regions.load(_rewritten(tmp_path, a, **{"geom.tol": np.float64(0.5)}))
     with pytest.raises(ValueError, match="domain.kind.*'plane'.*accepted: box, polygon"):
         regions.load(_rewritten(tmp_path, a, **{"domain.kind": np.asarray("plane")}))
+
+
+def _crossings_of(lines, p0, p1):
+    """Parameters t in [0, 1] where the polylines cross the segment p0 -> p1."""
+    p0, p1 = np.asarray(p0, float), np.asarray(p1, float)
+    axis = int(np.argmax(np.abs(p1 - p0)))
+    hit = shapely.intersection(lines, shapely.LineString([p0, p1]))
+    pts = shapely.get_coordinates(hit)
+    t = np.sort((pts[:, axis] - p0[axis]) / (p1[axis] - p0[axis]))
+    keep = np.ones(t.shape[0], dtype=bool)
+    keep[1:] = np.diff(t) > 1e-9         # a crossing on a face boundary is found by both faces
+    return t[keep]
+
+
+def test_level_set_of_an_oval_is_within_tol_of_the_true_curve():
+    # one face (the neuron is always on): output sin(pi x) + sin(pi y); its 1.5-level is
+    # the closed curve y = asin(1.5 - sin(pi x)) / pi and its mirror y -> 1 - y
+    lin = torch.nn.Linear(4, 1).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0, 0, 1, 0]]))
+        lin.bias.fill_(5.0)
+    out = torch.nn.Linear(1, 1).double()
+    with torch.no_grad():
+        out.weight.fill_(1.0)
+        out.bias.fill_(-5.0)
+    model = torch.nn.Sequential(regions.PositionalEncoding(1, in_features=2), lin,
+                                torch.nn.ReLU(), out)
+    p = regions.partition(model, ((0, 1), (0, 1)))
+    assert len(p) == 1
+    lines, spots = p.level_set(1.5, spots=True)
+    assert len(lines.geoms) == 1 and lines.geoms[0].is_ring and not spots["corner_zeros"]
+    x = np.linspace(0, 1, 4001)
+    s = 1.5 - np.sin(np.pi * x)
+    x, s = x[(s >= 0) & (s <= 1)], s[(s >= 0) & (s <= 1)]
+    y = np.arcsin(s) / np.pi
+    true = np.concatenate([np.stack([x, y], 1), np.stack([x, 1 - y], 1)])
+    # Hausdorff: the true curve near the polylines, and the polylines near the curve
+    assert shapely.distance(shapely.points(true), lines).max() <= TOL * (1 + 1e-6)
+    v = shapely.get_coordinates(lines)
+    f = np.sin(np.pi * v[:, 0]) + np.sin(np.pi * v[:, 1]) - 1.5
+    grad = np.pi * np.hypot(np.cos(np.pi * v[:, 0]), np.cos(np.pi * v[:, 1]))
+    assert np.max(np.abs(f) / grad) <= 1e-10               # vertices are solved points
+    # the enclosed area against quadrature of the same curve
+    from scipy.integrate import quad
+
+    lo, hi = np.arcsin(0.5) / np.pi, 1 - np.arcsin(0.5) / np.pi
+    area, _ = quad(lambda t: 1 - 2 * np.arcsin(1.5 - np.sin(np.pi * t)) / np.pi, lo, hi)
+    ring = shapely.Polygon(lines.geoms[0].coords)
+    assert abs(ring.area - area) <= TOL * ring.length * 1.01
+
+
+def test_level_set_crosses_rows_where_the_encoded_1d_level_set_does(two_layer):
+    model, p = two_layer
+    with torch.no_grad():
+        value = float(np.median(model(torch.tensor(grid(64))).numpy()))
+    lines = p.level_set(value)
+    assert len(lines.geoms) > 0
+    total = 0
+    for p0, p1 in LINES:
+        exact = partition_encoded_segment(model, p0, p1, progress=False).level_set(value)
+        seen = _crossings_of(lines, p0, p1)
+        assert seen.shape == exact.shape, (p0, p1, seen, exact)
+        np.testing.assert_allclose(seen, exact, atol=200 * TOL)
+        total += exact.shape[0]
+    assert total >= 4
+    # and every sign change of torch's output between grid neighbours is crossed
+    n = 48
+    g = (np.arange(n) + 0.5) / n
+    X, Y = np.meshgrid(g, g, indexing="ij")
+    with torch.no_grad():
+        sign = model(torch.tensor(np.stack([X.ravel(), Y.ravel()], 1))).numpy()[:, 0] > value
+    sign = sign.reshape(n, n)
+    i, j = np.nonzero(sign[1:, :] != sign[:-1, :])
+    steps = shapely.linestrings(np.stack([np.stack([g[i], g[j]], 1),
+                                          np.stack([g[i + 1], g[j]], 1)], 1))
+    assert steps.shape[0] > 0
+    assert np.all(shapely.distance(steps, lines) <= TOL)
+
+
+def test_level_set_checks_its_arguments_and_finds_nothing_beyond_the_range(two_layer):
+    model, p = two_layer
+    with torch.no_grad():
+        top = float(model(torch.tensor(grid(64))).max())
+    assert p.level_set(top + 10.0).is_empty
+    for bad in (1, -1, 0.5, True):
+        with pytest.raises(ValueError, match="out of range"):
+            p.level_set(0.0, output=bad)
+    with pytest.raises(ValueError, match="finite"):
+        p.level_set(float("nan"))
