@@ -652,7 +652,7 @@ def main(argv=None):
     """Entry point of the ``regions`` console script; returns the exit code."""
     # OpenMP threads (torch's, Numba's) wait passively unless the user says
     # otherwise: spinning pools of several processes on few cores take the
-    # cores from each other (see regions.study.runner._worker_init)
+    # cores from each other (see regions._shared._process_init)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()

@@ -614,3 +614,66 @@ def test_level_set_checks_its_arguments_and_finds_nothing_beyond_the_range(two_l
             p.level_set(0.0, output=bad)
     with pytest.raises(ValueError, match="finite"):
         p.level_set(float("nan"))
+
+
+def _wide_faces_match(p, q, width):
+    """Every face of ``p`` with an inradius above ``width`` is one face of ``q`` with its
+    pattern and an area within both faces' bounds, and the other way round."""
+    for a, b in ((p, q), (q, p)):
+        wide = np.flatnonzero(a.inradius > width)
+        pts = np.array([shapely.maximum_inscribed_circle(a.geoms[r], a.tol).coords[0]
+                        for r in wide])
+        idx = b.locate(pts)
+        assert np.all(idx >= 0) and np.unique(idx).shape[0] == wide.shape[0]
+        np.testing.assert_array_equal(b.patterns[idx], a.patterns[wide])
+        lo = np.maximum(a.measure_bounds[wide, 0], b.measure_bounds[idx, 0])
+        hi = np.minimum(a.measure_bounds[wide, 1], b.measure_bounds[idx, 1])
+        assert np.all(lo <= hi)
+    return wide.shape[0]
+
+
+def test_tiles_merge_into_the_faces_of_one_run(two_layer):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from regions.encoded.tiles import partition_tiles
+
+    model, p = two_layer
+    q = partition_tiles(model, tiles=(3, 2), workers=1)
+    assert type(q) is EncodedPartition2D and q.stats["tiles"] == 6
+    assert q.stats["tile_faces"] > len(q)                  # faces were cut and merged
+    assert len(q) == len(p)
+    assert _wide_faces_match(p, q, 10 * TOL) > 0.9 * len(p)
+    assert abs(q.measure.sum() - 1.0) < 1e-9
+    # the merged faces still carry torch's patterns, and the rows cross where 1D says
+    pts = np.random.default_rng(2).random((3000, 2))
+    assert pattern_mismatches(q, model, pts)[:2] == (0, 0)
+    assert line_mismatches(q, model, LINES) == 0
+    # any executor with submit; a non-convex domain cut into tile parts
+    poly = shapely.Polygon([(0, 0), (1, 0), (1, 1), (0.5, 0.4), (0, 1)])
+    with ThreadPoolExecutor(2) as pool:
+        r = partition_tiles(model, poly, tiles=4, executor=pool)
+    s = regions.partition(model, poly)
+    assert len(r) == len(s) and abs(r.measure.sum() - poly.area) < 1e-9
+    _wide_faces_match(s, r, 10 * TOL)
+
+
+def test_tiles_without_merging_would_be_too_many_faces(monkeypatch, two_layer):
+    from regions.encoded import tiles
+
+    model, p = two_layer
+    monkeypatch.setattr(tiles, "_merge", lambda geoms, *a: np.arange(len(geoms)))
+    q = tiles.partition_tiles(model, tiles=(3, 2), workers=1)
+    assert len(q) > len(p)
+    with pytest.raises(AssertionError):
+        _wide_faces_match(p, q, 10 * TOL)
+
+
+def test_tiles_in_worker_processes_and_bad_tiles():
+    from regions.encoded.tiles import partition_tiles
+
+    model = pe_mlp(1, [6, 1], 5)
+    q = partition_tiles(model, tiles=(2, 2), workers=2)
+    assert len(q) == len(regions.partition(model, ((0, 1), (0, 1))))
+    for bad in (0, (2, 0), (1.5, 2), "x", (True, 2), (100, 100)):
+        with pytest.raises(ValueError, match="tiles"):
+            partition_tiles(model, tiles=bad, workers=1)

@@ -108,6 +108,26 @@ def _domain_polygon(domain):
     raise ValueError(f"the encoded 2D engine needs a 2D box or polygon domain, got {domain!r}")
 
 
+def checked_inputs(model, domain, tol, caller):
+    """``(network, domain, polygon, tol)`` of an encoded 2D call, each checked: a model
+    with a separable encoding first, a 2D box or polygon domain (in the encoding's
+    coordinates) on which the network's values stay finite, a positive ``tol``."""
+    from .._shared import check_value_range
+    from ..domain import as_domain
+    from ..network import as_network
+
+    net = as_network(model)
+    if net.encoding is None:
+        raise ValueError(f"{caller} needs a model whose first module is a regions encoding")
+    separable_features(net.encoding)
+    dom = as_domain(domain, 2)
+    check_value_range(net, dom)
+    tol = float(tol)
+    if not (np.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be a positive number (a distance in domain units), got {tol}")
+    return net, dom, _domain_polygon(dom), tol
+
+
 class _Axis:
     """One coordinate's features: kinds, frequencies, and the derivative's features."""
 
