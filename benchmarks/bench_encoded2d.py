@@ -9,7 +9,9 @@ PyTorch's default initialisation after ``torch.manual_seed(0)``, float64. Each c
 in its own subprocess (peak memory is that process's ``ru_maxrss``, imports included;
 kernels already compiled and cached on disk). Whole square: ``regions.partition(model,
 ((0, 1), (0, 1)))``; sample-local: :func:`regions.encoded.sample_faces` for ``n`` uniform
-random samples (``numpy.random.default_rng(0)``) with the given starting tile.
+random samples (``numpy.random.default_rng(0)``) with the given starting tile; tiles:
+:func:`regions.encoded.partition_tiles` on a grid of tiles with two spawned worker
+processes (``peak_mb`` is this process's, ``worker_peak_mb`` the largest worker's).
 
 A case that would run past ``--timeout`` seconds is stopped and reported as such.
 """
@@ -40,6 +42,11 @@ CASES = {
     "pe5-16x2-local4096": (5, [16, 16], 1, "local", 4096, 1 / 16),
     "paper-local16": (5, [128, 128], 3, "local", 16, 1 / 128),
     "paper-whole": (5, [128, 128], 3, "whole", 0, None),
+    # tiles: the last field is the tile grid; two spawned worker processes
+    "pe5-16x2-tiles2x2": (5, [16, 16], 1, "tiles", 0, (2, 2)),
+    "pe5-16x2-tiles4x4": (5, [16, 16], 1, "tiles", 0, (4, 4)),
+    "pe5-32x2-tiles4x4": (5, [32, 32], 1, "tiles", 0, (4, 4)),
+    "paper-tiles8x8": (5, [128, 128], 3, "tiles", 0, (8, 8)),
 }
 DEFAULT = ["pe2-16x2", "pe2-32x2", "pe5-16x2", "pe5-32", "pe5-64", "pe5-32x2",
            "pe2-16x2-local4096", "pe5-16x2-local4096", "paper-local16"]
@@ -64,18 +71,24 @@ def run_case(name):
     import numpy as np
 
     import regions
-    from regions.encoded import sample_faces
+    from regions.encoded import partition_tiles, sample_faces
 
     L, widths, n_out, kind, samples, tile = CASES[name]
     net = model(L, widths, n_out)
     regions.partition(model(1, [2], 1), ((0, 1), (0, 1)))        # compiled kernels loaded
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = time.perf_counter()
-    if kind == "whole":
-        p = regions.partition(net, ((0, 1), (0, 1)))
+    if kind in ("whole", "tiles"):
+        if kind == "whole":
+            p = regions.partition(net, ((0, 1), (0, 1)))
+        else:
+            p = partition_tiles(net, ((0, 1), (0, 1)), tiles=tile, workers=2)
         seconds = time.perf_counter() - t
         out = {"faces": len(p), "patterns": p.n_patterns,
-               "faces_per_layer": p.stats["faces_per_layer"],
+               "faces_per_layer": p.stats.get("faces_per_layer"),
+               "tile_faces": p.stats.get("tile_faces"),
+               "tile_contacts": len(p.stats.get("tile_contacts", [])),
+               "worker_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
                "corner_zeros": len(p.stats["corner_zeros"]),
                "near_tangencies": len(p.stats["near_tangencies"]),
                "shallow_crossings": len(p.stats["shallow_crossings"]),
@@ -122,7 +135,9 @@ def main(argv=None):
             continue
         note = (f"{r['samples']} samples, {r['windows']} windows, {r['distinct_faces']} distinct faces"
                 if "samples" in r else
-                f"per layer {r['faces_per_layer']}, {r['patterns']} patterns; "
+                (f"{r['tile_faces']} tile faces merged, {r['tile_contacts']} short contacts, "
+                 f"largest worker {r['worker_peak_mb']:.0f} MB; " if r.get("tile_faces") else
+                 f"per layer {r['faces_per_layer']}; ") + f"{r['patterns']} patterns; "
                 f"shallow crossings {r['shallow_crossings']}, near-tangencies {r['near_tangencies']}, "
                 f"corner zeros {r['corner_zeros']}, thin faces {r['thin_faces']}")
         lines.append(f"| {r['name']} | {r['faces']} | {r['seconds']:.1f} | "

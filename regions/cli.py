@@ -457,11 +457,6 @@ def _enumerate(args):
     if args.max_regions is not None and args.max_regions < 1:
         raise UsageError(f"bad --max-regions {args.max_regions}: must be a positive integer")
     out, plot = _check_outputs(args, network.input_dim)
-    if network.encoding is not None and network.input_dim == 2 and out is not None \
-            and out.suffix != ".npz":
-        raise UsageError(f"--out {out.name}: an encoded 2D partition (curved faces) is written "
-                         "as .npz only, not GeoJSON yet; use regions.partition(...).polygons() "
-                         "in Python for shapely polygons")
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
     t0 = time.perf_counter()
     try:
@@ -657,7 +652,7 @@ def main(argv=None):
     """Entry point of the ``regions`` console script; returns the exit code."""
     # OpenMP threads (torch's, Numba's) wait passively unless the user says
     # otherwise: spinning pools of several processes on few cores take the
-    # cores from each other (see regions.study.runner._worker_init)
+    # cores from each other (see regions._shared._process_init)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()

@@ -73,6 +73,7 @@ True
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
@@ -245,11 +246,18 @@ def save(partition, path):
 
 def _write_atomically(path, arrays):
     """``np.savez`` into a new temporary file beside ``path``, then ``os.replace``."""
+    _replace_atomically(path, lambda f: np.savez(f, **arrays))
+
+
+def _replace_atomically(path, write):
+    """``write(f)`` into a new temporary file (binary) beside ``path``, then ``os.replace``
+    it over ``path``: ``path`` never holds a partial file."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -949,41 +957,79 @@ def pattern_hex(packed, n_hidden):
 def to_geojson(partition, path=None):
     """A 2D partition as a GeoJSON ``FeatureCollection`` of polygons.
 
-    Each feature is one region: its polygon (counter-clockwise exterior ring, in the
-    domain's own coordinates) and properties ``region`` (index), ``area`` (equal to
+    Each feature is one region (a face): its polygon in the domain's own
+    coordinates (exterior ring counter-clockwise, holes clockwise, as RFC 7946
+    asks) and properties ``region`` (index), ``area`` (equal to
     ``partition.measure``) and ``pattern`` (hex, see :func:`pattern_hex`). The
     collection's ``properties`` name the domain and the hidden-layer widths.
 
-    Returns the dict; with ``path``, also writes it as JSON (``.geojson``).
+    An encoded 2D partition (curved faces, :class:`EncodedPartition2D`) is written
+    the same way from its polygons, with their holes; each feature also has
+    ``area_bounds`` (the certified interval of ``measure_bounds``) and
+    ``pattern_id``, and the collection's ``boundary_tolerance`` says that every
+    boundary polyline is within that Hausdorff distance of the true curve.
+
+    Returns the dict; with ``path``, also writes it as JSON (``.geojson``), to a
+    temporary file renamed over ``path`` when complete.
+
+    >>> import regions
+    >>> p = regions.partition([(np.eye(2), np.zeros(2)), (np.ones((1, 2)), np.zeros(1))],
+    ...                       ((-1, 1), (-1, 1)))
+    >>> gj = to_geojson(p)
+    >>> len(gj["features"]), gj["features"][0]["geometry"]["type"]
+    (4, 'Polygon')
+    >>> sum(f["properties"]["area"] for f in gj["features"])
+    4.0
     """
     if getattr(partition, "dim", None) != 2:
         raise ValueError("GeoJSON export needs a 2D partition (regions of the plane); got "
                          f"{type(partition).__name__} with dim={getattr(partition, 'dim', None)}; "
                          "save 1D partitions with save(partition, 'file.npz')")
-    verts = np.asarray(partition.vertices, dtype=np.float64)
-    offsets = np.asarray(partition.face_offsets, dtype=np.int64)
-    fv = np.asarray(partition.face_vertices, dtype=np.int64)
     hexes = pattern_hex(partition.packed_patterns, partition.n_hidden)
     areas = np.asarray(partition.measure, dtype=np.float64)
-    coords = verts[fv].tolist()
-    features = []
-    for r in range(len(offsets) - 1):
-        ring = coords[offsets[r]:offsets[r + 1]]
-        ring.append(ring[0])
-        features.append({
-            "type": "Feature",
-            "id": r,
-            "geometry": {"type": "Polygon", "coordinates": [ring]},
-            "properties": {"region": r, "area": float(areas[r]), "pattern": hexes[r]},
-        })
-    collection = {
-        "type": "FeatureCollection",
-        "properties": {"domain": repr(partition.domain), "widths": partition.network.widths,
-                       "n_hidden": partition.n_hidden,
-                       "pattern_encoding": "hex of sum_k bit_k 2**k, neurons layer-major"},
-        "features": features,
-    }
+    properties = {"domain": repr(partition.domain), "widths": partition.network.widths,
+                  "n_hidden": partition.n_hidden,
+                  "pattern_encoding": "hex of sum_k bit_k 2**k, neurons layer-major"}
+    if isinstance(partition, EncodedPartition2D):
+        rings = _curved_rings(partition)
+        bounds = np.asarray(partition.measure_bounds, dtype=np.float64).tolist()
+        ids = np.asarray(partition.pattern_id).tolist()
+        extra = [{"area_bounds": bounds[r], "pattern_id": ids[r]} for r in range(len(rings))]
+        properties["boundary_tolerance"] = partition.tol
+    else:
+        verts = np.asarray(partition.vertices, dtype=np.float64)
+        offsets = np.asarray(partition.face_offsets, dtype=np.int64)
+        coords = verts[np.asarray(partition.face_vertices, dtype=np.int64)].tolist()
+        rings = []
+        for r in range(len(offsets) - 1):
+            ring = coords[offsets[r]:offsets[r + 1]]
+            rings.append([ring + ring[:1]])
+        extra = [{}] * len(rings)
+    features = [{"type": "Feature", "id": r, "geometry": {"type": "Polygon", "coordinates": rr},
+                 "properties": {"region": r, "area": float(areas[r]), "pattern": hexes[r],
+                                **extra[r]}}
+                for r, rr in enumerate(rings)]
+    collection = {"type": "FeatureCollection", "properties": properties, "features": features}
     if path is not None:
-        with open(path, "w") as f:
-            json.dump(collection, f, separators=(",", ":"))
+        def write(f):
+            text = io.TextIOWrapper(f, encoding="utf-8")
+            json.dump(collection, text, separators=(",", ":"))
+            text.flush()
+            text.detach()  # the binary file stays open for its fsync
+
+        _replace_atomically(path, write)
     return collection
+
+
+def _curved_rings(partition):
+    """Each face's rings (exterior counter-clockwise, holes clockwise) as coordinate lists."""
+    import shapely
+    from shapely.geometry.polygon import orient  # shapely >= 2.0 (orient_polygons is 2.1)
+
+    out = []
+    for g in partition.geoms:
+        if not isinstance(g, shapely.Polygon):  # the engine keeps one connected part per face
+            raise ValueError(f"face {len(out)} is a {g.geom_type}, not a polygon")
+        g = orient(g, 1.0)
+        out.append([np.asarray(r.coords).tolist() for r in (g.exterior, *g.interiors)])
+    return out

@@ -134,6 +134,18 @@ class PatternIds:
         out[ok] = np.einsum("mof,mf->mo", A[idx[ok]], self.encode(pts[ok])) + c[idx[ok]]
         return out
 
+    def _level_arguments(self, value, output):
+        """``(value, output)`` of a ``level_set`` call, checked: an output index of the
+        network and a finite value."""
+        n_out = self.affine[1].shape[1]
+        if isinstance(output, bool) or not isinstance(output, (int, np.integer)) \
+                or not 0 <= output < n_out:
+            raise ValueError(f"output {output!r} out of range; the network has {n_out} outputs")
+        value = float(value)
+        if not np.isfinite(value):
+            raise ValueError(f"value must be a finite number, got {value}")
+        return value, int(output)
+
     @cached_property
     def pattern_id(self):
         """``(n,)`` int64: regions with equal activation patterns share an id,

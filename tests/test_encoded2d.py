@@ -398,17 +398,48 @@ def test_the_cli_enumerates_an_encoded_2d_model(tmp_path, capsys):
     s = json.loads(capsys.readouterr().out)
     assert s["regions"] == len(regions.partition(model, ((0, 1), (0, 1)))) and s["dim"] == 2
     assert abs(s["area"]["sum"] - 1.0) < 1e-9
-    # .npz and a picture are written; GeoJSON of curved faces is refused before any work
+    # .npz, GeoJSON and a picture are written
     assert main(["enumerate", str(path), "--domain", "0,1,0,1", "--no-progress",
                  "--out", str(tmp_path / "p.npz"), "--plot", str(tmp_path / "p.png")]) == 0
     assert len(regions.load(tmp_path / "p.npz")) == s["regions"]
     assert (tmp_path / "p.png").stat().st_size > 1000
-    capsys.readouterr()
-    code = main(["enumerate", str(path), "--domain", "0,1,0,1", "--no-progress",
-                 "--out", str(tmp_path / "p.geojson")])
-    err = capsys.readouterr().err
-    assert code == 2 and "encoded 2D" in err and ".npz only" in err and "Traceback" not in err
-    assert not (tmp_path / "p.geojson").exists()
+    assert main(["enumerate", str(path), "--domain", "0,1,0,1", "--no-progress",
+                 "--out", str(tmp_path / "p.geojson")]) == 0
+    gj = json.loads((tmp_path / "p.geojson").read_text())
+    assert len(gj["features"]) == s["regions"]
+
+
+def test_geojson_of_curved_faces_keeps_their_polygons_holes_and_bounds(tmp_path):
+    import json
+
+    from regions.io import to_geojson
+
+    # an oval inside a band: the band's face has a hole
+    p = regions.partition(one_layer([[1, 0, 1, 0, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0, 0, 0]],
+                                    [-1.7, -0.3]), ((0, 1), (0, 1)))
+    assert any(len(g.interiors) for g in p.geoms)
+    gj = to_geojson(p, tmp_path / "p.geojson")
+    assert json.loads((tmp_path / "p.geojson").read_text()) == json.loads(json.dumps(gj))
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert gj["properties"]["boundary_tolerance"] == p.tol
+    total = 0.0
+    for r, f in enumerate(gj["features"]):
+        g = shapely.geometry.shape(f["geometry"])
+        assert g.equals_exact(p.geoms[r], 0.0) or shapely.equals(g, p.geoms[r])
+        rings = f["geometry"]["coordinates"]
+        assert len(rings) == 1 + len(p.geoms[r].interiors)
+        # RFC 7946: exterior counter-clockwise, holes clockwise
+        assert shapely.LinearRing(rings[0]).is_ccw
+        assert all(not shapely.LinearRing(h).is_ccw for h in rings[1:])
+        lo, hi = f["properties"]["area_bounds"]
+        assert lo <= f["properties"]["area"] <= hi
+        assert f["properties"]["area"] == pytest.approx(g.area, rel=1e-12)
+        # the pattern as an integer, bit k for neuron k, independently of pattern_hex
+        assert int(f["properties"]["pattern"], 16) == sum(int(b) << k for k, b in
+                                                           enumerate(p.patterns[r]))
+        assert f["properties"]["pattern_id"] == p.pattern_id[r]
+        total += g.area
+    assert abs(total - 1.0) < 1e-9
 
 
 # --- carried units: residual streams, input skips, max (traced models) --------------
@@ -653,3 +684,155 @@ def test_load_refuses_edited_encoded_2d_files(tmp_path):
         regions.load(_rewritten(tmp_path, a, **{"geom.tol": np.float64(0.5)}))
     with pytest.raises(ValueError, match="domain.kind.*'plane'.*accepted: box, polygon"):
         regions.load(_rewritten(tmp_path, a, **{"domain.kind": np.asarray("plane")}))
+
+
+def _crossings_of(lines, p0, p1):
+    """Parameters t in [0, 1] where the polylines cross the segment p0 -> p1."""
+    p0, p1 = np.asarray(p0, float), np.asarray(p1, float)
+    axis = int(np.argmax(np.abs(p1 - p0)))
+    hit = shapely.intersection(lines, shapely.LineString([p0, p1]))
+    pts = shapely.get_coordinates(hit)
+    t = np.sort((pts[:, axis] - p0[axis]) / (p1[axis] - p0[axis]))
+    keep = np.ones(t.shape[0], dtype=bool)
+    keep[1:] = np.diff(t) > 1e-9         # a crossing on a face boundary is found by both faces
+    return t[keep]
+
+
+def test_level_set_of_an_oval_is_within_tol_of_the_true_curve():
+    # one face (the neuron is always on): output sin(pi x) + sin(pi y); its 1.5-level is
+    # the closed curve y = asin(1.5 - sin(pi x)) / pi and its mirror y -> 1 - y
+    lin = torch.nn.Linear(4, 1).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0, 0, 1, 0]]))
+        lin.bias.fill_(5.0)
+    out = torch.nn.Linear(1, 1).double()
+    with torch.no_grad():
+        out.weight.fill_(1.0)
+        out.bias.fill_(-5.0)
+    model = torch.nn.Sequential(regions.PositionalEncoding(1, in_features=2), lin,
+                                torch.nn.ReLU(), out)
+    p = regions.partition(model, ((0, 1), (0, 1)))
+    assert len(p) == 1
+    lines, spots = p.level_set(1.5, spots=True)
+    assert len(lines.geoms) == 1 and lines.geoms[0].is_ring and not spots["corner_zeros"]
+    x = np.linspace(0, 1, 4001)
+    s = 1.5 - np.sin(np.pi * x)
+    x, s = x[(s >= 0) & (s <= 1)], s[(s >= 0) & (s <= 1)]
+    y = np.arcsin(s) / np.pi
+    true = np.concatenate([np.stack([x, y], 1), np.stack([x, 1 - y], 1)])
+    # Hausdorff: the true curve near the polylines, and the polylines near the curve
+    assert shapely.distance(shapely.points(true), lines).max() <= TOL * (1 + 1e-6)
+    v = shapely.get_coordinates(lines)
+    f = np.sin(np.pi * v[:, 0]) + np.sin(np.pi * v[:, 1]) - 1.5
+    grad = np.pi * np.hypot(np.cos(np.pi * v[:, 0]), np.cos(np.pi * v[:, 1]))
+    assert np.max(np.abs(f) / grad) <= 1e-10               # vertices are solved points
+    # the enclosed area against quadrature of the same curve
+    from scipy.integrate import quad
+
+    lo, hi = np.arcsin(0.5) / np.pi, 1 - np.arcsin(0.5) / np.pi
+    area, _ = quad(lambda t: 1 - 2 * np.arcsin(1.5 - np.sin(np.pi * t)) / np.pi, lo, hi)
+    ring = shapely.Polygon(lines.geoms[0].coords)
+    assert abs(ring.area - area) <= TOL * ring.length * 1.01
+
+
+def test_level_set_crosses_rows_where_the_encoded_1d_level_set_does(two_layer):
+    model, p = two_layer
+    with torch.no_grad():
+        value = float(np.median(model(torch.tensor(grid(64))).numpy()))
+    lines = p.level_set(value)
+    assert len(lines.geoms) > 0
+    total = 0
+    for p0, p1 in LINES:
+        exact = partition_encoded_segment(model, p0, p1, progress=False).level_set(value)
+        seen = _crossings_of(lines, p0, p1)
+        assert seen.shape == exact.shape, (p0, p1, seen, exact)
+        np.testing.assert_allclose(seen, exact, atol=200 * TOL)
+        total += exact.shape[0]
+    assert total >= 4
+    # and every sign change of torch's output between grid neighbours is crossed
+    n = 48
+    g = (np.arange(n) + 0.5) / n
+    X, Y = np.meshgrid(g, g, indexing="ij")
+    with torch.no_grad():
+        sign = model(torch.tensor(np.stack([X.ravel(), Y.ravel()], 1))).numpy()[:, 0] > value
+    sign = sign.reshape(n, n)
+    i, j = np.nonzero(sign[1:, :] != sign[:-1, :])
+    steps = shapely.linestrings(np.stack([np.stack([g[i], g[j]], 1),
+                                          np.stack([g[i + 1], g[j]], 1)], 1))
+    assert steps.shape[0] > 0
+    assert np.all(shapely.distance(steps, lines) <= TOL)
+
+
+def test_level_set_checks_its_arguments_and_finds_nothing_beyond_the_range(two_layer):
+    model, p = two_layer
+    with torch.no_grad():
+        top = float(model(torch.tensor(grid(64))).max())
+    assert p.level_set(top + 10.0).is_empty
+    for bad in (1, -1, 0.5, True):
+        with pytest.raises(ValueError, match="out of range"):
+            p.level_set(0.0, output=bad)
+    with pytest.raises(ValueError, match="finite"):
+        p.level_set(float("nan"))
+
+
+def _wide_faces_match(p, q, width):
+    """Every face of ``p`` with an inradius above ``width`` is one face of ``q`` with its
+    pattern and an area within both faces' bounds, and the other way round."""
+    for a, b in ((p, q), (q, p)):
+        wide = np.flatnonzero(a.inradius > width)
+        pts = np.array([shapely.maximum_inscribed_circle(a.geoms[r], a.tol).coords[0]
+                        for r in wide])
+        idx = b.locate(pts)
+        assert np.all(idx >= 0) and np.unique(idx).shape[0] == wide.shape[0]
+        np.testing.assert_array_equal(b.patterns[idx], a.patterns[wide])
+        lo = np.maximum(a.measure_bounds[wide, 0], b.measure_bounds[idx, 0])
+        hi = np.minimum(a.measure_bounds[wide, 1], b.measure_bounds[idx, 1])
+        assert np.all(lo <= hi)
+    return wide.shape[0]
+
+
+def test_tiles_merge_into_the_faces_of_one_run(two_layer):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from regions.encoded.tiles import partition_tiles
+
+    model, p = two_layer
+    q = partition_tiles(model, tiles=(3, 2), workers=1)
+    assert type(q) is EncodedPartition2D and q.stats["tiles"] == 6
+    assert q.stats["tile_faces"] > len(q)                  # faces were cut and merged
+    assert len(q) == len(p)
+    assert _wide_faces_match(p, q, 10 * TOL) > 0.9 * len(p)
+    assert abs(q.measure.sum() - 1.0) < 1e-9
+    # the merged faces still carry torch's patterns, and the rows cross where 1D says
+    pts = np.random.default_rng(2).random((3000, 2))
+    assert pattern_mismatches(q, model, pts)[:2] == (0, 0)
+    assert line_mismatches(q, model, LINES) == 0
+    # any executor with submit; a non-convex domain cut into tile parts
+    poly = shapely.Polygon([(0, 0), (1, 0), (1, 1), (0.5, 0.4), (0, 1)])
+    with ThreadPoolExecutor(2) as pool:
+        r = partition_tiles(model, poly, tiles=4, executor=pool)
+    s = regions.partition(model, poly)
+    assert len(r) == len(s) and abs(r.measure.sum() - poly.area) < 1e-9
+    _wide_faces_match(s, r, 10 * TOL)
+
+
+def test_tiles_without_merging_would_be_too_many_faces(monkeypatch, two_layer):
+    from regions.encoded import tiles
+
+    model, p = two_layer
+    monkeypatch.setattr(tiles, "_merge", lambda geoms, *a: np.arange(len(geoms)))
+    q = tiles.partition_tiles(model, tiles=(3, 2), workers=1)
+    assert len(q) > len(p)
+    with pytest.raises(AssertionError):
+        _wide_faces_match(p, q, 10 * TOL)
+
+
+def test_tiles_in_worker_processes_and_bad_tiles():
+    from regions.encoded.tiles import partition_tiles
+
+    model = pe_mlp(1, [6, 1], 5)
+    q = partition_tiles(model, tiles=(2, 2), workers=2)
+    assert len(q) == len(regions.partition(model, ((0, 1), (0, 1))))
+    for bad in (0, (2, 0), (1.5, 2), "x", (True, 2), (100, 100)):
+        with pytest.raises(ValueError, match="tiles"):
+            partition_tiles(model, tiles=bad, workers=1)

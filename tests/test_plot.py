@@ -334,8 +334,14 @@ def test_curved_faces_are_drawn_with_their_holes():
     lo, hi = p.measure_bounds[p.locate(np.array([[0.5, 0.5]]))[0]]
     assert lo <= area <= hi
     ax = rp.partition(p, color="output")                # values from a point inside each face
-    with pytest.raises(ValueError, match="no level_set"):
-        rp.partition(p, level_set=0.0)
+    # the level set is drawn from the certified polylines, one line each
+    level = float(np.median(p.evaluate(np.random.default_rng(0).random((400, 2)))))
+    ax = rp.partition(p, level_set=level)
+    lc = collection(ax, LineCollection, "level_set")
+    want = p.level_set(level)
+    assert len(lc.get_segments()) == len(want.geoms) > 0
+    for got, line in zip(lc.get_segments(), want.geoms):
+        np.testing.assert_array_equal(got, np.asarray(line.coords))
 
 
 def test_encoded_1d_pieces_with_patterns_of_their_own_get_no_pattern_rows():

@@ -53,6 +53,8 @@ Modules
     the encoded 2D engine (:func:`partition_encoded_plane`) and its result,
     :class:`EncodedPartition2D`; :mod:`~regions.encoded.local2d` the faces
     holding given samples without the whole partition (:func:`sample_faces`);
+    :mod:`~regions.encoded.tiles` the same partition tile by tile on an executor's
+    workers, merged along the tile edges (:func:`partition_tiles`);
 :mod:`~regions.encoded.tolerances`
     the tolerances above, shared by the engine and the result's level sets.
 """
@@ -63,8 +65,10 @@ from .engine2d import NOT_SEPARABLE_MESSAGE, partition_encoded_plane
 from .local2d import sample_faces
 from .result import EncodedPartition1D
 from .result2d import EncodedPartition2D
+from .tiles import partition_tiles
 from .tolerances import H_TERM, MERGE, XTOL
 
 __all__ = ["EncodedPartition1D", "EncodedPartition2D", "partition_encoded_plane", "sample_faces",
+           "partition_tiles",
            "NOT_SEPARABLE_MESSAGE", "partition_encoded_1d", "partition_encoded_segment",
            "partition_encoded_line", "grid_crossings", "GridCrossings"]

@@ -114,6 +114,26 @@ def _domain_polygon(domain):
     raise ValueError(f"the encoded 2D engine needs a 2D box or polygon domain, got {domain!r}")
 
 
+def checked_inputs(model, domain, tol, caller):
+    """``(network, domain, polygon, tol)`` of an encoded 2D call, each checked: a model
+    with a separable encoding first, a 2D box or polygon domain (in the encoding's
+    coordinates) on which the network's values stay finite, a positive ``tol``."""
+    from .._shared import check_value_range
+    from ..domain import as_domain
+    from ..network import as_network
+
+    net = as_network(model)
+    if net.encoding is None:
+        raise ValueError(f"{caller} needs a model whose first module is a regions encoding")
+    separable_features(net.encoding)
+    dom = as_domain(domain, 2)
+    check_value_range(net, dom)
+    tol = float(tol)
+    if not (np.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be a positive number (a distance in domain units), got {tol}")
+    return net, dom, _domain_polygon(dom), tol
+
+
 class _Axis:
     """One coordinate's features: kinds, frequencies, and the derivative's features."""
 
@@ -142,12 +162,17 @@ class _Axis:
         return rp, rt
 
 
-def _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats, pieces_only=False,
-                     face=None):
-    """The part of the grid's box where ``z > 0``, as one shapely geometry (within ``tol``);
-    with ``pieces_only`` the list of its pieces, one per cell (wholly positive cells and
-    the positive sides of the cells' arcs), not unioned. With ``face``, only the cells
-    whose box meets the face are made (the rest cannot change the face's split)."""
+def _cell_arcs(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats, face=None):
+    """The zero set of ``z = F(x) + G(y) + c`` on the tensor grid ``xs`` x ``ys`` (lines
+    between which ``F`` and ``G`` are monotone), one monotone arc per cell.
+
+    Returns ``(S, full, arcs)``: ``S`` the corner signs (``z > 0``), ``full`` the cells
+    whose four corners are positive, ``arcs`` a list of ``(line, e0, e1, i, j)``: the
+    polyline of cell ``(i, j)``'s arc (within ``tol`` of the curve) from its root on
+    cell edge ``e0`` to its root on edge ``e1`` (edges counter-clockwise: bottom,
+    right, top, left). With ``face``, only the cells whose box meets the face are
+    kept. Corners with ``|z| <= tol_z`` (on the face, with ``face``) are degenerate
+    spots, appended to ``stats["corner_zeros"]`` with ``where``."""
     import shapely
     from kernels import trig2d as T2
 
@@ -187,18 +212,10 @@ def _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats, pi
         keep[ii[meets], jj[meets]] = True
         full &= keep
         mixed &= keep
-    pieces = []
-    fi, fj = np.nonzero(full)
-    if fi.shape[0]:
-        pieces.extend(shapely.box(xs[fi], ys[fj], xs[fi + 1], ys[fj + 1]))
     ci, cj = np.nonzero(mixed)
     if ci.shape[0] == 0:
-        if pieces_only:
-            return pieces
-        return shapely.union_all(pieces) if pieces else None
-    # the cell's edges counter-clockwise: bottom, right, top, left; edge e runs
-    # from corner e to corner e + 1
-    P, Q, edges, cells = [], [], [], []
+        return S, full, []
+    P, Q, ends = [], [], []
     for i, j in zip(ci.tolist(), cj.tolist()):
         cut = []
         if hmask[i, j]:
@@ -217,18 +234,36 @@ def _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats, pi
         else:
             pairs = [(cut[0], cut[1])]
         for (e0, p0), (e1, p1) in pairs:
-            P.append(p0), Q.append(p1), edges.append((e0, e1)), cells.append((i, j))
-    P, Q = np.array(P), np.array(Q)
+            P.append(p0), Q.append(p1), ends.append((e0, e1, i, j))
     pts, bounds, fallbacks, unrefined = T2.refine_arcs(
-        P, Q, np.ascontiguousarray(a), ax.kinds, ax.w, np.ascontiguousarray(b), ay.kinds, ay.w,
-        float(c), float(tol), float(xtol), _MAX_DEPTH)
+        np.array(P), np.array(Q), np.ascontiguousarray(a), ax.kinds, ax.w,
+        np.ascontiguousarray(b), ay.kinds, ay.w, float(c), float(tol), float(xtol), _MAX_DEPTH)
     stats["solve_fallbacks"] += int(fallbacks)
     stats["unrefined_arcs"] += int(unrefined)
+    return S, full, [(pts[bounds[n]:bounds[n + 1]],) + e for n, e in enumerate(ends)]
+
+
+def _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats, pieces_only=False,
+                     face=None):
+    """The part of the grid's box where ``z > 0``, as one shapely geometry (within ``tol``);
+    with ``pieces_only`` the list of its pieces, one per cell (wholly positive cells and
+    the positive sides of the cells' arcs), not unioned. With ``face``, only the cells
+    whose box meets the face are made (the rest cannot change the face's split)."""
+    import shapely
+
+    S, full, arcs = _cell_arcs(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats, face)
+    pieces = []
+    fi, fj = np.nonzero(full)
+    if fi.shape[0]:
+        pieces.extend(shapely.box(xs[fi], ys[fj], xs[fi + 1], ys[fj + 1]))
+    if not arcs:
+        if pieces_only:
+            return pieces
+        return shapely.union_all(pieces) if pieces else None
     rings = []
-    for n, ((e0, e1), (i, j)) in enumerate(zip(edges, cells)):
+    for line, e0, e1, i, j in arcs:
         corners = ((xs[i], ys[j]), (xs[i + 1], ys[j]), (xs[i + 1], ys[j + 1]), (xs[i], ys[j + 1]))
         sign = (S[i, j], S[i + 1, j], S[i + 1, j + 1], S[i, j + 1])
-        line = pts[bounds[n]:bounds[n + 1]]
         # the corners met walking counter-clockwise from the arc's end (edge e1) to its
         # start (edge e0): one side of the arc
         side = [(e1 + 1 + t) % 4 for t in range((e0 - e1) % 4)]
@@ -437,6 +472,59 @@ def _split_layer_neuron(geoms, a, b, c, ax, ay, tol, scale, layer, k, stats):
         else:
             children.append(geoms[f]), parent.append(f), bits.append(bit[f])
     return children, np.asarray(parent, dtype=np.int64), np.asarray(bits, dtype=bool)
+
+
+def level_set_curves(network, geoms, A, c, output, value, tol):
+    """Where output ``output`` equals ``value`` on the faces ``geoms`` (output maps ``A``
+    ``(n, n_out, n_features)``, ``c`` ``(n, n_out)`` in the encoded space, as the engine
+    returns them): on a face the output minus ``value`` is ``F(x) + G(y) + c``, a curve
+    of the same kind as a neuron's, traced with the same certified steps (range test,
+    critical lines, one monotone arc per cell, chords within ``tol``) and clipped to
+    the face.
+
+    Returns ``(lines, stats)``: the arcs as a shapely MultiLineString (cell arcs joined
+    where they meet) and the degenerate spots in ``stats``: ``corner_zeros``,
+    ``ambiguous_cells`` (with ``(x, y, -1, face)`` locations), ``solve_fallbacks``,
+    ``unrefined_arcs``, and ``flat_faces``, the faces on which the output equals
+    ``value`` everywhere to the zero tolerance (not drawn as lines).
+    """
+    import shapely
+
+    xm, ym, _, kinds, wx, wy = separable_features(network.encoding)
+    ax, ay = _Axis(kinds[xm], wx[xm]), _Axis(kinds[ym], wy[ym])
+    a = np.ascontiguousarray(A[:, output][:, xm])
+    b = np.ascontiguousarray(A[:, output][:, ym])
+    cc = np.ascontiguousarray(c[:, output], dtype=np.float64) - value   # constants are in c
+    stats = {"corner_zeros": [], "ambiguous_cells": [], "solve_fallbacks": 0,
+             "unrefined_arcs": 0, "range_tests": 0, "range_open": 0, "flat_faces": []}
+    if not geoms:
+        return shapely.MultiLineString([]), stats
+    bnd, _, open_, tol_z = _range_test(geoms, a, b, cc, ax, ay, stats)
+    x0, y0, x1, y1 = shapely.bounds(shapely.union_all(np.asarray(geoms, dtype=object)))
+    scale = max(x1 - x0, y1 - y0)
+    coef = np.abs(a).sum(axis=1) + np.abs(b).sum(axis=1)
+    rx, tx = ax.critical_points(a[open_], bnd[open_, 0], bnd[open_, 2], scale)
+    ry, ty = ay.critical_points(b[open_], bnd[open_, 1], bnd[open_, 3], scale)
+    lines = []
+    for slot, f in enumerate(open_.tolist()):
+        if coef[f] <= tol_z[f] and abs(cc[f]) <= tol_z[f]:
+            stats["flat_faces"].append(f)
+            continue
+        xs = np.unique(np.concatenate([[bnd[f, 0]], tx[rx == slot], [bnd[f, 2]]]))
+        ys = np.unique(np.concatenate([[bnd[f, 1]], ty[ry == slot], [bnd[f, 3]]]))
+        g = geoms[f]
+        _, _, arcs = _cell_arcs(xs, ys, a[f], b[f], cc[f], ax, ay, tol, tol_z[f],
+                                XTOL * scale, (-1, f), stats, face=g)
+        if arcs:
+            clipped = shapely.intersection(shapely.MultiLineString([t[0] for t in arcs]), g)
+            lines.extend(p for p in shapely.get_parts(clipped)
+                         if isinstance(p, shapely.LineString) and p.length > 0)
+    merged = shapely.line_merge(shapely.MultiLineString(lines)) if lines else None
+    if merged is None or merged.is_empty:
+        return shapely.MultiLineString([]), stats
+    if isinstance(merged, shapely.LineString):
+        merged = shapely.MultiLineString([merged])
+    return merged, stats
 
 
 def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None):

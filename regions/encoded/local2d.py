@@ -17,9 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..domain import as_domain
-from ..network import as_network
-from .engine2d import DEFAULT_TOL, _domain_polygon, encoded_plane_faces, separable_features
+from .engine2d import DEFAULT_TOL, checked_inputs, encoded_plane_faces
 
 __all__ = ["sample_faces", "SampleFaces"]
 
@@ -77,21 +75,10 @@ def sample_faces(model, points, domain=((0.0, 1.0), (0.0, 1.0)), tile=None, tol=
     """
     import shapely
 
-    net = as_network(model)
-    if net.encoding is None:
-        raise ValueError("sample_faces needs a model whose first module is a regions encoding")
-    separable_features(net.encoding)
-    dom = as_domain(domain, 2)
-    from .._shared import check_value_range
-
-    check_value_range(net, dom)
-    poly = _domain_polygon(dom)
+    net, dom, poly, tol = checked_inputs(model, domain, tol, "sample_faces")
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] != 2 or not np.all(np.isfinite(pts)):
         raise ValueError(f"points must be a finite (m, 2) array, got shape {pts.shape}")
-    tol = float(tol)
-    if not (np.isfinite(tol) and tol > 0):
-        raise ValueError(f"tol must be a positive number, got {tol}")
     m = pts.shape[0]
     x0, y0, x1, y1 = poly.bounds
     extent = max(x1 - x0, y1 - y0)

@@ -56,13 +56,7 @@ class EncodedPartition1D(PatternIds, Partition1D):
         from kernels import trig as T
 
         A, c = self.affine
-        n_out = c.shape[1]
-        if isinstance(output, bool) or not isinstance(output, (int, np.integer)) \
-                or not 0 <= output < n_out:
-            raise ValueError(f"output {output!r} out of range; the network has {n_out} outputs")
-        value = float(value)
-        if not np.isfinite(value):
-            raise ValueError(f"value must be a finite number, got {value}")
+        value, output = self._level_arguments(value, output)
         P = len(self)
         if P == 0:
             return np.empty(0)

@@ -113,6 +113,30 @@ class EncodedPartition2D(PatternIds, Partition):
                              f"domain, tol={tol:g})")
         return list(self.geoms)
 
+    def level_set(self, value=0.0, output=0, spots=False):
+        """The curves where output ``output`` equals ``value`` (the decision boundary),
+        as a shapely ``MultiLineString`` in the domain's coordinates.
+
+        On each face the output is ``F(x) + G(y) + c``; its zero set is traced with
+        the engine's certified steps (:func:`regions.encoded.engine2d.level_set_curves`):
+        the polylines are within ``self.tol`` (Hausdorff) of the true curves, their
+        vertices inside a face are on the curve to ``1e-13`` of the domain's size (the
+        ends where an arc meets a face boundary are within ``tol``: that boundary is a
+        polyline too), and no closed oval is missed. Arcs are clipped to the faces and joined where they meet;
+        where the level set runs along a face boundary it may be reported by both
+        faces. With ``spots=True`` returns ``(lines, stats)``: the degenerate spots
+        (``corner_zeros``: the level set through a grid corner within the zero
+        tolerance, e.g. a saddle or a tangency, located as ``(x, y, -1, face)``),
+        and ``flat_faces``: faces on which the output equals ``value`` everywhere,
+        not drawn as lines.
+        """
+        from .engine2d import level_set_curves
+
+        A, c = self.affine
+        value, output = self._level_arguments(value, output)
+        lines, stats = level_set_curves(self.network, self.geoms, A, c, output, value, self.tol)
+        return (lines, stats) if spots else lines
+
     @cached_property
     def _tree(self):
         import shapely

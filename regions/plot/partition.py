@@ -247,11 +247,12 @@ def _partition_2d(p, ax, color, points, level_set, edgecolor, linewidth, cmap, c
         kw.update(points_kw or {})
         ax.scatter(pts[:, 0], pts[:, 1], **kw)
     if level_set is not None and level_set is not False:
-        if not hasattr(p, "level_set"):
-            raise ValueError(f"{type(p).__name__} has no level_set yet: draw it without "
-                             "level_set=, or with a contour of p.evaluate on a grid")
         value = 0.0 if level_set is True else float(level_set)
-        segs = np.asarray(p.level_set(value, output), dtype=np.float64).reshape(-1, 2, 2)
+        lines = p.level_set(value, output)
+        if hasattr(lines, "geoms"):       # curved faces: shapely polylines within p.tol
+            segs = [np.asarray(g.coords) for g in lines.geoms]
+        else:
+            segs = np.asarray(lines, dtype=np.float64).reshape(-1, 2, 2)
         lc = LineCollection(segs, colors="k", linewidths=1.6, zorder=4,
                             path_effects=[patheffects.withStroke(linewidth=3.4, foreground="w")])
         lc.set_gid("level_set")

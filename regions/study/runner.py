@@ -32,7 +32,7 @@ from concurrent.futures import Executor, Future
 
 import numpy as np
 
-from .._shared import QUIET_ENV
+from .._shared import process_pool
 from .progress import quiet_engines, study_progress
 from .jobs import analyse_job, build_jobs, ensemble_groups, job_key, run_job, train_jobs
 from .presets import PRESETS
@@ -55,30 +55,8 @@ class SerialExecutor(Executor):
         return fut  # KeyboardInterrupt and SystemExit propagate: Ctrl-C stops the study
 
 
-def _worker_init():
-    # Before torch or Numba load OpenMP in this fresh (spawned) worker: threads
-    # wait passively, so the workers' pools do not spin against each other on
-    # the same cores (measured on 2 busy cores: an Adam loop 6x and a 2D
-    # partition 10x slower with the default spinning). A user's setting wins.
-    # Ctrl-C reaches the whole process group: the workers ignore it and the
-    # parent ends them (run_study), so the study stops at once.
-    import signal
-
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    # numpy's BLAS (the kernel matrices of study.ntk, the Gram products) would
-    # start one thread per core in every worker: with two workers on two
-    # cores the measured NTK step ran 5-10x slower than single-threaded.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ[QUIET_ENV] = "1"  # no engine bars from the workers: the study shows its own
-
-
 def _default_executor(workers=2):
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    return ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
-                               mp_context=multiprocessing.get_context("spawn"))
+    return process_pool(workers)
 
 
 # ----------------------------------------------------------------------------- output folder
