@@ -5,12 +5,17 @@ each sample: itself, its region, the neighbouring regions, far (notation:
 from __future__ import annotations
 
 import copy
+import threading
 
 import numpy as np
 import torch
 
 from .. import gram
 from ..factors import as_sequential, backprop_factors, check_index, check_inputs
+
+# torch's forward-AD levels are process-global state: two jvp calls in threads of one
+# process (a dask worker with 2 threads) delete each other's level
+_FORWARD_AD = threading.Lock()
 
 __all__ = ["adam_step_split", "PAIR_CLASSES"]
 
@@ -266,8 +271,9 @@ def adam_step_split(model, inputs, targets, batches, groups, lr, betas=(0.9, 0.9
         out = functional_call(m64, {names[id(p)]: q for p, q in zip(params, flat)}, (X,))
         return ((out - Y) ** 2).mean(1)
 
-    predicted = jvp(losses, (tuple(st["before"][p] for p in params),),
-                    (tuple(st["dtheta"][p] for p in params),))[1].detach().numpy()
+    with _FORWARD_AD:
+        predicted = jvp(losses, (tuple(st["before"][p] for p in params),),
+                        (tuple(st["dtheta"][p] for p in params),))[1].detach().numpy()
 
     t = st["step"]
     bc1, bc2 = 1.0 - b1 ** t, 1.0 - b2 ** t
