@@ -500,8 +500,8 @@ def level_set_curves(network, geoms, A, c, output, value, tol):
     if not geoms:
         return shapely.MultiLineString([]), stats
     bnd, _, open_, tol_z = _range_test(geoms, a, b, cc, ax, ay, stats)
-    x0, y0, x1, y1 = shapely.bounds(shapely.union_all(np.asarray(geoms, dtype=object)))
-    scale = max(x1 - x0, y1 - y0)
+    # the faces' extent from their boxes (a union of every face would be an overlay)
+    scale = max(bnd[:, 2].max() - bnd[:, 0].min(), bnd[:, 3].max() - bnd[:, 1].min())
     coef = np.abs(a).sum(axis=1) + np.abs(b).sum(axis=1)
     rx, tx = ax.critical_points(a[open_], bnd[open_, 0], bnd[open_, 2], scale)
     ry, ty = ay.critical_points(b[open_], bnd[open_, 1], bnd[open_, 3], scale)
