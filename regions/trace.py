@@ -588,9 +588,11 @@ class _Reader:
         if not x.shape or x.shape[-1] != W.shape[1]:
             raise _Refused(f"expects {W.shape[1]} input features but gets a tensor of "
                            f"per-sample shape {x.shape}")
-        T, t = x.tensor(self.n_vars)
+        # only the columns x has: variables created after x do not enter it
+        T = x.M.reshape(x.shape + (x.M.shape[1],))
+        t = x.m.reshape(x.shape)
         with np.errstate(over="ignore", invalid="ignore"):
-            out = _Affine.of(np.einsum("of,...fv->...ov", W, T), t @ W.T + b)
+            out = _Affine.of(np.matmul(W, T), t @ W.T + b)
         if not (np.all(np.isfinite(out.M)) and np.all(np.isfinite(out.m))):
             raise _Refused("non-finite weights, or an affine map that overflows float64")
         return out
@@ -1095,10 +1097,7 @@ def _lower(reader, output, gm):
     out_T, out_t = output.tensor(n_vars)
     out_M, out_m = out_T.reshape(-1, n_vars), out_t.reshape(-1)
     # last layer that reads each variable (n_layers + 1: the output)
-    last_use = np.full(n_vars, -1)
-    for v in np.flatnonzero(is_kink):
-        users = np.flatnonzero(A[v] != 0)
-        last_use[users] = np.maximum(last_use[users], depth[v])
+    last_use = np.where((A != 0) & is_kink[:, None], depth[:, None], -1).max(axis=0, initial=-1)
     last_use[np.any(out_M != 0, axis=0)] = n_layers + 1
 
     # R: rows = variables, columns = activations of the current layer
@@ -1114,7 +1113,8 @@ def _lower(reader, output, gm):
         shared = float(s[0]) if len(s) == 1 else 0.0
         split = kinks[slope[kinks] != shared]           # written s z + (1 - s) relu(z)
         carried = np.flatnonzero(available & (depth < layer) & (last_use > layer))
-        rows_W = [A[kinks] @ R, A[split] @ R, R[carried]]
+        live = np.flatnonzero(available)     # R is zero on every other row
+        rows_W = [A[np.ix_(kinks, live)] @ R[live], A[np.ix_(split, live)] @ R[live], R[carried]]
         rows_b = [c[kinks], c[split], np.zeros(len(carried))]
         W, b = np.concatenate(rows_W), np.concatenate(rows_b)
         if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
