@@ -333,8 +333,9 @@ def merge_max_runs(network, packed):
     bits, so the output map is one affine map on their union. A network without
     :attr:`regions.Network.max_trees` gives every piece back unchanged.
 
-    The encoded 2D engine would apply the same rule to faces (canonical patterns,
-    then the union of faces that share an edge and a canonical pattern).
+    The encoded 2D engine applies the same rule to faces
+    (:func:`regions.encoded.joins.join_max_faces`: canonical patterns, then the
+    union of faces that share a boundary arc and a canonical pattern).
     """
     first = np.arange(len(packed))
     if network.max_trees is None or len(packed) < 2:

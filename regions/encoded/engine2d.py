@@ -625,7 +625,14 @@ def partition_encoded_plane(network, domain, tol=DEFAULT_TOL, max_regions=None):
     if not (np.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be a positive number (a distance in domain units), got {tol}")
     poly = _domain_polygon(domain)
-    geoms, bits, A, c, stats = encoded_plane_faces(network, poly, tol, max_regions)
+    # a max over k > 2 values: the cap is on the joined faces, checked after the join
+    cap = max_regions if network.max_trees is None else None
+    geoms, bits, A, c, stats = encoded_plane_faces(network, poly, tol, cap)
+    if network.max_trees is not None:
+        from .joins import join_max_faces
+
+        geoms, bits, A, c = join_max_faces(network, geoms, bits, A, c, tol, stats)
+        check_region_cap(len(geoms), max_regions, "after joining the faces of a max")
     stats["engine"] = "encoded 2D"
     stats["tol"] = tol
     return EncodedPartition2D(network, domain, geoms, bits, A, c, tol, stats)

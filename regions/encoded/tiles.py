@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from .engine2d import DEFAULT_TOL, checked_inputs, encoded_plane_faces
+from .joins import join_max_faces, union_groups
 
 __all__ = ["partition_tiles"]
 
@@ -179,17 +180,10 @@ def partition_tiles(model, domain=((0.0, 1.0), (0.0, 1.0)), tiles=(2, 2), tol=DE
     stats["tile_faces"] = len(geoms)
     x0, y0, x1, y1 = poly.bounds
     labels = _merge(geoms, tile_of, bits, edges, tol, max(x1 - x0, y1 - y0), stats)
-    order = np.argsort(labels, kind="stable")
-    starts = np.flatnonzero(np.r_[True, labels[order][1:] != labels[order][:-1]])
-    groups = np.split(order, starts[1:])
-    arr = np.asarray(geoms, dtype=object)
-    faces = [arr[g[0]] if g.shape[0] == 1 else shapely.union_all(arr[g]) for g in groups]
-    first = np.array([g[0] for g in groups], dtype=np.int64)
-    bad = [r for r, f in enumerate(faces) if not isinstance(f, shapely.Polygon)]
-    if bad:
-        raise RuntimeError(f"merging tiles gave {len(bad)} faces that are not one polygon (the "
-                           f"first near {shapely.get_coordinates(faces[bad[0]])[0].tolist()}); "
-                           "please report it with the network")
+    faces, first = union_groups(geoms, labels)
+    bits, A, c = bits[first], A[first], c[first]
+    if net.max_trees is not None:
+        faces, bits, A, c = join_max_faces(net, faces, bits, A, c, tol, stats)
     stats["engine"] = "encoded 2D, tiled"
     stats["tol"] = tol
-    return EncodedPartition2D(net, dom, faces, bits[first], A[first], c[first], tol, stats)
+    return EncodedPartition2D(net, dom, faces, bits, A, c, tol, stats)
