@@ -186,9 +186,11 @@ class _Affine:
     M: np.ndarray
     m: np.ndarray
 
-    def tensor(self, n_vars):
-        """``(T, t)``: ``T`` shaped ``shape + (n_vars,)``, ``t`` shaped ``shape``."""
+    def tensor(self, n_vars=None):
+        """``(T, t)``: ``T`` shaped ``shape + (n_vars,)``, ``t`` shaped ``shape``;
+        without ``n_vars``, only the columns ``M`` has (no padding)."""
         M = self.M
+        n_vars = M.shape[1] if n_vars is None else n_vars
         if M.shape[1] < n_vars:
             M = np.concatenate([M, np.zeros((M.shape[0], n_vars - M.shape[1]))], axis=1)
         return M.reshape(self.shape + (n_vars,)), self.m.reshape(self.shape)
@@ -589,8 +591,7 @@ class _Reader:
             raise _Refused(f"expects {W.shape[1]} input features but gets a tensor of "
                            f"per-sample shape {x.shape}")
         # only the columns x has: variables created after x do not enter it
-        T = x.M.reshape(x.shape + (x.M.shape[1],))
-        t = x.m.reshape(x.shape)
+        T, t = x.tensor()
         with np.errstate(over="ignore", invalid="ignore"):
             out = _Affine.of(np.matmul(W, T), t @ W.T + b)
         if not (np.all(np.isfinite(out.M)) and np.all(np.isfinite(out.m))):

@@ -182,8 +182,7 @@ def partition_tiles(model, domain=((0.0, 1.0), (0.0, 1.0)), tiles=(2, 2), tol=DE
     labels = _merge(geoms, tile_of, bits, edges, tol, max(x1 - x0, y1 - y0), stats)
     faces, first = union_groups(geoms, labels)
     bits, A, c = bits[first], A[first], c[first]
-    if net.max_trees is not None:
-        faces, bits, A, c = join_max_faces(net, faces, bits, A, c, tol, stats)
+    faces, bits, A, c = join_max_faces(net, faces, bits, A, c, tol, stats)
     stats["engine"] = "encoded 2D, tiled"
     stats["tol"] = tol
     return EncodedPartition2D(net, dom, faces, bits, A, c, tol, stats)
