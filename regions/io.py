@@ -7,18 +7,24 @@ maps the ``class`` field against a fixed table of the three partition classes
 before any kernel sees it (see "What load checks" below). A file that fails a
 check raises ``ValueError`` naming the file and the field.
 
-Keys (format version 1)
+Keys (format version 2)
 -----------------------
 ==========================  ============================================================
 key                         content
 ==========================  ============================================================
-``format``, ``version``     ``"regions.partition"`` and the format version (1)
+``format``, ``version``     ``"regions.partition"`` and the format version (1, or 2 when
+                            the file holds ``net.carried`` or ``net.max_trees``)
 ``class``                   one of :data:`CLASSES`, e.g. ``"regions.partition2d:Partition2D"``
 ``dim``                     1 or 2, the class's dimension
 ``net.n_layers``            number of affine layers ``L >= 1`` (hidden + output)
 ``net.W{l}``, ``net.b{l}``  weights ``(out, in)`` and biases of layer ``l``, float64
 ``net.slopes``              ``(L - 1,)`` activation negative slope after each hidden layer
 ``net.names``               layer names (strings; optional)
+``net.carried``             a traced model's carried units (:attr:`regions.Network.linear`):
+                            one uint8 flag per hidden unit, layer-major, 1 = carried
+                            (version 2; present only when some unit is carried)
+``net.max_trees``           ``(t, 3)`` int64 comparisons of its maxes over ``k > 2``
+                            values (:attr:`regions.Network.max_trees`; version 2)
 ``enc.kinds``/``enc.omegas`` the encoding's feature table (encoded partitions only)
 ``domain.kind``             ``interval``, ``segment``, ``box``, ``plane`` or ``polygon``
 ``domain.*``                ``origin``, ``basis`` and the kind's parameters: ``bounds``
@@ -34,6 +40,8 @@ key                         content
                             (optional) ``vertex_values``
 ==========================  ============================================================
 
+A file without the two version 2 fields is written as version 1, the format
+of earlier releases, which read it as before; a file with them says version 2.
 Files written before this table existed also carry ``geom.breakpoints``,
 ``geom.intervals``, ``geom.pattern_id`` (1D) and ``enc.class``; they are read,
 checked against what the primary arrays give (exactly), and not written any more.
@@ -43,7 +51,10 @@ What load checks
 Every array: its dtype (float64, int64, uint64, uint8 or a unicode string, native
 byte order; never object), shape and finiteness. Then: the network's layer shapes
 chain, ``net.n_layers`` matches the ``net.W*``/``net.b*`` keys, the slopes are one
-per hidden layer, an encoding's table matches the first layer's inputs; the domain
+per hidden layer, the carried flags are 0/1 and one per hidden unit, the max trees
+are valid trees over the pattern's bits (each comparison's children earlier rows,
+used once, each tree's inputs numbered ``-1 .. -k``) and the stored patterns are
+canonical for them, an encoding's table matches the first layer's inputs; the domain
 is well formed and matches the network's input; the packed patterns have
 ``ceil(n_hidden / 64)`` words and no bit beyond ``n_hidden``; every array agrees on
 the number of regions; 1D points increase strictly from the domain's ``lo`` to its
@@ -54,7 +65,8 @@ agree with the geometry (interval lengths, shoelace areas) and add up to the
 domain's measure. Last, the partition must belong to its network: a float64
 forward pass at every vertex (point) must reproduce the stored output maps (and
 2D vertex values), and every region's stored pattern must agree with the sign of
-each neuron at the region's vertices, both to a tolerance of
+each kink unit at the region's vertices (but a max's comparisons off its winner's
+path, which the pattern sets to 0), both to a tolerance of
 ``CHECK_RTOL`` times the magnitudes involved. Unknown keys are refused.
 
 Examples
@@ -93,7 +105,11 @@ __all__ = ["save", "load", "load_network", "to_geojson", "pattern_hex", "FORMAT"
            "CLASSES", "CHECK_RTOL"]
 
 FORMAT = "regions.partition"
-VERSION = 1
+VERSION = 2
+
+# the fields of version 2 (a traced model's carried units and max trees); a file
+# without them is written as version 1, which older readers read
+_VERSION2_KEYS = ("net.carried", "net.max_trees")
 
 # relative tolerance of the consistency checks (network against the stored maps
 # and patterns, measures against the geometry): far above float64 rounding
@@ -151,18 +167,16 @@ def _class_name(partition):
 
 # ----------------------------------------------------------------------------- save
 def _network_arrays(network):
-    if network.n_carried:
-        raise ValueError(f"save does not store carried units yet: this partition's network has "
-                         f"{network.n_carried} (a residual or skip connection, a max), which the "
-                         "file format has no field for, and a file without them would not load "
-                         "back; keep the partition in memory, or save the model and partition "
-                         "it again")
     out = {"net.n_layers": np.int64(len(network.weights)),
            "net.slopes": np.asarray(network.slopes, dtype=np.float64),
            "net.names": np.asarray([str(n) for n in (network.names or [])], dtype=str)}
     for l, (W, b) in enumerate(zip(network.weights, network.biases)):
         out[f"net.W{l}"] = np.asarray(W, dtype=np.float64)
         out[f"net.b{l}"] = np.asarray(b, dtype=np.float64)
+    if network.n_carried:
+        out["net.carried"] = np.concatenate(network.linear).astype(np.uint8)
+    if network.max_trees is not None:
+        out["net.max_trees"] = np.asarray(network.max_trees, dtype=np.int64)
     if network.encoding is not None:
         kinds, omegas = network.encoding.feature_spec()
         out["enc.kinds"] = np.asarray(kinds, dtype=np.int64)
@@ -228,7 +242,7 @@ def save(partition, path):
     A, c = partition.affine
     arrays = {
         "format": np.asarray(FORMAT),
-        "version": np.int64(VERSION),
+        "version": np.int64(1),        # 2 below when a version 2 field is written
         "class": np.asarray(name),
         "dim": np.int64(layout.dim),
         "packed_patterns": np.asarray(partition.packed_patterns, dtype=np.uint64),
@@ -238,6 +252,8 @@ def save(partition, path):
         "stats": np.asarray(json.dumps(_jsonable(partition.stats))),
     }
     arrays.update(_network_arrays(partition.network))
+    if any(k in arrays for k in _VERSION2_KEYS):
+        arrays["version"] = np.int64(2)    # a file version 1 readers would misread
     arrays.update(_domain_arrays(partition.domain))
     arrays.update(_geometry_arrays(partition, layout))
     _write_atomically(path, arrays)
@@ -455,7 +471,34 @@ def _read_network(f, layout):
             f.fail("net.names", f"must hold 0 or {n_layers} names (one per layer), "
                                 f"got {len(names)}")
     encoding = _read_encoding(f, layout, weights[0])
-    return Network(weights, biases, slopes, encoding, names)
+    linear, trees = _read_traced(f, weights)
+    try:
+        return Network(weights, biases, slopes, encoding, names, linear, trees)
+    except ValueError as e:   # the max trees' own checks (positions, links, inputs)
+        f.fail("net.max_trees", str(e))
+
+
+def _read_traced(f, weights):
+    """The carried-unit masks and max trees of a traced model (version 2 fields)."""
+    present = [k for k in _VERSION2_KEYS if f.has(k)]
+    if present and f.integer("version") < 2:
+        f.fail(present[0], "is a format version 2 field in a version 1 file")
+    widths = [W.shape[0] for W in weights[:-1]]
+    linear = trees = None
+    if f.has("net.carried"):
+        flags = f.shaped("net.carried", "uint8", (sum(widths),), " (one flag per hidden unit)")
+        if np.any(flags > 1):
+            f.fail("net.carried", "flags must be 0 (a kink unit) or 1 (a carried unit)")
+        if not flags.any():
+            f.fail("net.carried", "marks no unit; a network without carried units has no "
+                                  "such field")
+        linear = np.split(flags.astype(bool), np.cumsum(widths)[:-1])
+    if f.has("net.max_trees"):
+        trees = f.array("net.max_trees", "int64", 2)
+        if trees.shape[0] < 2 or trees.shape[1] != 3:
+            f.fail("net.max_trees", f"shape must be (t >= 2, 3) (a max over k > 2 values has "
+                                    f"k - 1 >= 2 comparisons), got {trees.shape}")
+    return linear, trees
 
 
 def _read_encoding(f, layout, W0):
@@ -574,6 +617,12 @@ def _read_common(f, layout, network):
     spare = packed.shape[1] * 64 - n_hidden
     if spare and np.any(packed[:, -1] >> np.uint64(64 - spare)):
         f.fail("packed_patterns", f"has bits set beyond the {n_hidden} hidden neurons")
+    if network.max_trees is not None:
+        moved = np.flatnonzero(np.any(network.canonical_packed(packed) != packed, axis=1))
+        if moved.size:
+            f.fail("packed_patterns", f"the pattern of region {int(moved[0])} sets a comparison "
+                                      "of a max that is off its winner's path (stored patterns "
+                                      "are canonical, see Network.canonical)")
     regions = f" ({n} regions, as packed_patterns has)"
     measure = f.shaped("measure", "float64", (n,), regions)
     if np.any(measure < 0):
@@ -735,20 +784,30 @@ def _check_belongs_to_network(f, partition, u, slot_u, slot_region):
                 slope = slope * max(1.0, abs(float(net.slopes[l])))
         if l == len(net.slopes):
             break
-        _or_bits(positive, z > tol, start)
-        _or_bits(negative, z < -tol, start)
-        start += z.shape[1]
-        a = np.maximum(z, 0.0, out=z) if net.slopes[l] == 0 else np.where(z > 0, z, net.slopes[l] * z)
+        kinks = net.kink_mask(l)      # a carried unit has no bit (and no kink)
+        _or_bits(positive, (z > tol)[:, kinks], start)
+        _or_bits(negative, (z < -tol)[:, kinks], start)
+        start += int(kinks.sum())
+        a = net._activate(l, z, net.slopes[l])
     packed = partition.packed_patterns
+    # a region's pattern speaks for every bit but a max's comparisons off its winner's
+    # path, which it sets to 0 whatever their sign (Network.canonical)
+    care = np.full(packed.shape, ~np.uint64(0))
+    if net.max_trees is not None:
+        off = np.zeros((len(packed), net.n_hidden), dtype=bool)
+        off[:, net.max_trees[:, 0]] = ~net.on_path(unpack_patterns(packed, net.n_hidden))
+        care &= ~pack_patterns(off)
+    n_kinks = np.cumsum([net.n_kinks(l) for l in range(len(net.slopes))])
     for s in range(0, slot_u.shape[0], _CHUNK):
         bits = packed[slot_region[s:s + _CHUNK]]
         corners = slot_u[s:s + _CHUNK]
-        wrong = (bits & negative[corners]) | (~bits & positive[corners])
+        wrong = ((bits & negative[corners]) | (~bits & positive[corners]))
+        wrong &= care[slot_region[s:s + _CHUNK]]
         if np.any(wrong):
             slot, word = np.argwhere(wrong)[0]
             value = int(wrong[slot, word])
             k = 64 * int(word) + (value & -value).bit_length() - 1
-            layer = int(np.searchsorted(np.cumsum(net.widths), k, side="right")) + 1
+            layer = int(np.searchsorted(n_kinks, k, side="right")) + 1
             f.fail("packed_patterns", f"the pattern of region {int(slot_region[s + slot])} says "
                                       f"neuron {k} (hidden layer {layer}) is "
                                       f"{'on' if bits[slot, word] >> np.uint64(k % 64) & np.uint64(1) else 'off'}"
@@ -909,6 +968,7 @@ def _refuse_unknown_keys(f, layout):
              "stats", "net.n_layers", "net.slopes", "net.names", "domain.kind", "domain.origin",
              "domain.basis"}
     known |= {k for k in f.keys if k.startswith(("net.W", "net.b"))}  # checked by _read_network
+    known |= set(_VERSION2_KEYS)                                        # and by _read_traced
     known |= {f"domain.{k}" for k in _DOMAIN_KEYS[f.text("domain.kind")]}
     if layout.encoded:
         known |= {"enc.kinds", "enc.omegas", "enc.class"}

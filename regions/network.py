@@ -276,8 +276,16 @@ class Network:
         """
         if self.max_trees is None or not len(bits):
             return bits
-        T = self.max_trees
         bits = np.array(bits, dtype=bool)
+        bits[:, self.max_trees[:, 0]] &= self.on_path(bits)
+        return bits
+
+    def on_path(self, bits):
+        """``(n, t)`` bool: is comparison ``r`` of :attr:`max_trees` (row ``r``) on
+        its winner's root-to-leaf path in the pattern ``bits`` (``(n, n_hidden)``)?
+        Only the comparisons on the path are boundaries of the max; see :meth:`canonical`."""
+        T = self.max_trees
+        bits = np.asarray(bits, dtype=bool)
         row = {int(b): r for r, b in enumerate(T[:, 0])}
         on = np.zeros((bits.shape[0], len(T)), dtype=bool)
         children = T[:, 1:][T[:, 1:] >= 0]
@@ -289,8 +297,7 @@ class Network:
                 on[:, row[first]] |= on[:, r] & wins
             if second >= 0:
                 on[:, row[second]] |= on[:, r] & ~wins
-        bits[:, T[:, 0]] &= on
-        return bits
+        return on
 
     def canonical_packed(self, packed):
         """:meth:`canonical` of packed patterns (``(n, words)`` uint64)."""
@@ -333,6 +340,22 @@ def _check_max_trees(trees, n_hidden):
     if len(np.unique(kids)) != len(kids) or any(
             order.get(int(k), len(T)) >= r for r, row in enumerate(T) for k in row[1:] if k >= 0):
         raise ValueError("max_trees: each child must be the bit of an earlier row, used once")
+    # each tree (the rows joined by child links) of m comparisons takes the max's
+    # inputs -1 .. -(m + 1), each once
+    tree = np.arange(len(T))
+    for r, row in enumerate(T):
+        for k in row[1:]:
+            if k >= 0:
+                tree[order[int(k)]] = r
+    for r in range(len(T) - 1, -1, -1):                  # a child's tree is its root's
+        tree[r] = tree[tree[r]]
+    for root in np.unique(tree):
+        rows = T[tree == root]
+        leaves = np.sort(rows[:, 1:][rows[:, 1:] < 0])
+        if not np.array_equal(leaves, -np.arange(len(rows) + 1, 0, -1)):
+            raise ValueError(f"max_trees: the tree whose root is bit {int(T[root, 0])} has "
+                             f"{len(rows)} comparisons, so its inputs must be -1 .. "
+                             f"-{len(rows) + 1} each once; got {leaves.tolist()}")
     return T
 
 

@@ -480,14 +480,83 @@ def test_region_counts_agree_with_regioncams_residual_layer(d_in, width, seed):
     assert abs(ours - theirs) <= max(2, 0.002 * theirs), (ours, theirs)
 
 
-def test_saving_a_partition_with_carried_units_is_refused_before_writing(tmp_path):
-    # the file format has no field for carried units: a clear refusal, no file that
-    # would not load back (it was written, then refused by load with a width error)
-    model = _init(_residual_sequential(2), 51)
-    p = regions.partition(model, ((-1, 1), (-1, 1)))
-    with pytest.raises(ValueError, match="save does not store carried units yet"):
-        regions.save(p, tmp_path / "p.npz")
-    assert not list(tmp_path.iterdir())
+@pytest.mark.parametrize("case", ["residual-2d", "residual-1d", "maxout-2d", "maxout-pe-1d"])
+def test_partitions_of_traced_models_round_trip_through_a_file(tmp_path, case):
+    # the file stores the carried units and max trees (format version 2); the loaded
+    # partition is array by array the saved one, and its network agrees with torch
+    model, domain = {
+        "residual-2d": (lambda: _init(_residual_sequential(2), 51), ((-1, 1), (-1, 1))),
+        "residual-1d": (lambda: _init(CoordRaw(1), 52), (-2.0, 2.0)),
+        "maxout-2d": (lambda: _init(Maxout(2), 53), ((-1, 1), (-1, 1))),
+        "maxout-pe-1d": (lambda: _init(MaxoutPE(), 54), (0.0, 1.0)),
+    }[case]
+    model = model()
+    p = regions.partition(model, domain)
+    path = regions.save(p, tmp_path / "p.npz")
+    with np.load(path, allow_pickle=False) as z:
+        assert int(z["version"]) == 2
+        assert ("net.carried" in z.files) == bool(p.network.n_carried)
+        assert ("net.max_trees" in z.files) == (p.network.max_trees is not None)
+    q = regions.load(path)
+    assert type(q) is type(p) and len(q) == len(p) > 1
+    np.testing.assert_array_equal(q.packed_patterns, p.packed_patterns)
+    np.testing.assert_array_equal(q.measure, p.measure)
+    for a, b in zip(q.affine, p.affine):
+        np.testing.assert_array_equal(a, b)
+    assert q.network.n_carried == p.network.n_carried and q.network.n_hidden == p.network.n_hidden
+    if p.network.max_trees is not None:
+        np.testing.assert_array_equal(q.network.max_trees, p.network.max_trees)
+    # torch is the oracle: the loaded partition's map at random points is model(x)
+    lo, hi = (np.array(domain, dtype=float).T if p.dim == 2 else np.array(domain, dtype=float))
+    u = RNG.uniform(lo, hi, (200, p.dim))
+    r = q.locate(u if p.dim == 2 else u[:, 0])
+    A, c = q.affine
+    feats = u if q.network.encoding is None else q.network.encoding.encode_numpy(u)
+    with torch.no_grad():
+        want = model(torch.as_tensor(u)).numpy()
+    got = np.einsum("nod,nd->no", A[r], feats) + c[r]
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
+def test_a_file_with_a_wrong_carried_flag_or_max_tree_is_refused(tmp_path):
+    # the new fields are checked as every other: a flipped carried flag changes the
+    # function (the forward pass at the corners disagrees), a re-wired tree is not one
+    p = regions.partition(_init(Maxout(2), 53), ((-1, 1), (-1, 1)))
+    path = regions.save(p, tmp_path / "p.npz")
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    trees = arrays["net.max_trees"]
+    bad = {"leaf": trees.copy(), "child": trees.copy()}
+    bad["leaf"][0, 1] = bad["leaf"][0, 2]          # an input taken twice
+    bad["child"][-1, 1] = bad["child"][-1, 0]      # a comparison that is its own child
+    for name, value in bad.items():
+        np.savez(tmp_path / f"{name}.npz", **dict(arrays, **{"net.max_trees": value}))
+        with pytest.raises(ValueError, match="net.max_trees"):
+            regions.load(tmp_path / f"{name}.npz")
+    # a pattern with a comparison set off its winner's path is not canonical
+    from regions.partition import pack_patterns, unpack_patterns
+    net = p.network
+    u = unpack_patterns(arrays["packed_patterns"], net.n_hidden)
+    path_on = net.on_path(u)
+    r, t = np.argwhere(~path_on)[0]
+    u[r, net.max_trees[t, 0]] = True
+    np.savez(tmp_path / "pattern.npz", **dict(arrays, packed_patterns=pack_patterns(u)))
+    with pytest.raises(ValueError, match="packed_patterns.*canonical"):
+        regions.load(tmp_path / "pattern.npz")
+    # version 2 fields in a file that says version 1
+    np.savez(tmp_path / "v1.npz", **dict(arrays, version=np.int64(1)))
+    with pytest.raises(ValueError, match="version 2 field"):
+        regions.load(tmp_path / "v1.npz")
+    # a carried flag set on a kink unit of a residual model
+    q = regions.partition(_init(_residual_sequential(2), 51), ((-1, 1), (-1, 1)))
+    qpath = regions.save(q, tmp_path / "q.npz")
+    with np.load(qpath, allow_pickle=False) as z:
+        qarrays = {k: z[k] for k in z.files}
+    flags = qarrays["net.carried"].copy()
+    flags[np.flatnonzero(flags == 0)[0]] = 1
+    np.savez(tmp_path / "flag.npz", **dict(qarrays, **{"net.carried": flags}))
+    with pytest.raises(ValueError, match="packed_patterns"):     # one bit fewer
+        regions.load(tmp_path / "flag.npz")
 
 
 # --- geometry on models with carried units ---------------------------------------------

@@ -614,12 +614,14 @@ def test_the_torch_oracle_fails_when_carried_units_are_dropped_or_cut():
     assert wrong > 100 and missing > 10
 
 
-def test_saving_an_encoded_2d_partition_with_carried_units_is_refused(carried, tmp_path):
-    # as for raw partitions: the file format has no field for carried units
+def test_an_encoded_2d_partition_with_carried_units_round_trips(carried, tmp_path):
+    # the file stores the carried units (format version 2); load checks the faces'
+    # patterns against the network with them, so it must read them back as carried
     _, p = carried
-    with pytest.raises(ValueError, match="save does not store carried units yet"):
-        regions.save(p, tmp_path / "p.npz")
-    assert not list(tmp_path.iterdir())
+    q = regions.load(regions.save(p, tmp_path / "p.npz"))
+    assert q.network.n_carried == p.network.n_carried > 0 and len(q) == len(p)
+    np.testing.assert_array_equal(q.patterns, p.patterns)
+    np.testing.assert_array_equal(q.measure, p.measure)
 
 
 # --- files: save / load round trip, and what load refuses ---------------------------

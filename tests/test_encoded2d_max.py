@@ -100,3 +100,13 @@ def test_without_the_join_rows_cross_more_often_than_in_1d(monkeypatch, max6):
         exact = partition_encoded_segment(model, p0, p1, progress=False).breakpoints
         extra += crossings_along(q, p0, p1).shape[0] - exact.shape[0]
     assert extra > 0 and np.any(q.adjacent_pairs()[:, 2] == -1)
+
+
+def test_the_joined_faces_round_trip_through_a_file(max6, tmp_path):
+    # the max tree is stored (format version 2); load checks each joined face's
+    # canonical pattern against the network's at a point inside it
+    _, p = max6
+    q = regions.load(regions.save(p, tmp_path / "p.npz"))
+    np.testing.assert_array_equal(q.network.max_trees, p.network.max_trees)
+    np.testing.assert_array_equal(q.patterns, p.patterns)
+    assert len(q) == len(p)

@@ -18,6 +18,8 @@ import torch
 
 import regions
 from regions.io import load, load_network, save
+from test_carried import Maxout, _residual_sequential
+from test_trace import _init
 
 
 def _net(sizes, seed):
@@ -42,6 +44,10 @@ def _partitions():
         "box": regions.partition(_net([2, 5, 5, 2], 1), ((-1, 1), (-1, 1)), progress=False),
         "arrow": regions.partition(_net([2, 5, 4, 1], 2), _ARROW, progress=False),
         "encoded": regions.partition(_encoded_model(3), (0.0, 1.0), progress=False),
+        # traced models: carried units (a residual stream) and max trees (format version 2)
+        "residual": regions.partition(_init(_residual_sequential(2), 51), ((-1, 1), (-1, 1)),
+                                      progress=False),
+        "maxout": regions.partition(_init(Maxout(2), 53), ((-1, 1), (-1, 1)), progress=False),
     }
 
 
@@ -103,6 +109,8 @@ def _forward(network, x):
             return np.concatenate(pre, axis=1), z
         pre.append(z)
         a = np.where(z > 0, z, network.slopes[l] * z)
+        if network.linear is not None:           # a carried unit passes its value on
+            a[:, network.linear[l]] = z[:, network.linear[l]]
 
 
 def _same_function(q, p, rng):
@@ -218,8 +226,8 @@ def test_damaged_headers_raise_value_error(files, tmp_path):
     cases = [
         ({"version": None}, "lacks the field 'version'"),
         ({"version": np.asarray("1")}, "field 'version'.*dtype must be int64"),
-        ({"version": np.int64(0)}, "field 'version'.*from 1 to 1"),
-        ({"version": np.int64(2)}, "format version 2; this regions reads versions up to 1"),
+        ({"version": np.int64(0)}, "field 'version'.*from 1 to 2"),
+        ({"version": np.int64(3)}, "format version 3; this regions reads versions up to 2"),
         ({"format": np.asarray("regions.partitionX")}, "not a regions partition file"),
         ({"format": np.asarray(b"regions.partition")}, "not a regions partition file"),
         ({"stats": np.asarray("{not json")}, "field 'stats'.*not JSON"),
