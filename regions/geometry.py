@@ -209,11 +209,15 @@ def boundary_distances(model, points, per_layer=False, method="local"):
     domain's boundary). A neuron whose local gradient is zero bounds nothing
     and counts as ``inf``; a point on a boundary is at distance 0.
 
-    For a max over ``k > 2`` values (:attr:`regions.Network.max_trees`) every
-    comparison of its tree counts, also those where two losers swap order, which
-    bound no region: the distance is then to the boundary of the finer cell of
-    the tree's full pattern inside the region, a lower bound of the distance to
-    the region's boundary.
+    A max over ``k > 2`` values (:attr:`regions.Network.max_trees`) bounds its
+    region where another input overtakes the winner, not where two losers swap
+    order: its comparisons are replaced by the ``k - 1`` constraints
+    ``v_w - v_j >= 0`` of the winner ``w`` over each other input ``j``. Each
+    is a signed sum of the tree's comparisons on the way from ``j`` up to where
+    ``j``'s side lost (so it is affine on the region too), and the region, where
+    every kink unit keeps its sign and ``w`` wins, is again a convex polytope:
+    the distance is exact there as well. With ``per_layer=True`` a tree's
+    constraints count in the hidden layer of its root comparison.
 
     ``method='weight_norm'`` gives ``min_{l,k} |z_lk(x)| / |W_l[k]|`` instead,
     the formula of the coordinate-network paper: exact for the first layer,
@@ -273,7 +277,9 @@ def boundary_distances(model, points, per_layer=False, method="local"):
     m, dim = x.shape
     a = x
     J = np.broadcast_to(np.eye(dim), (m, dim, dim))  # d a / d x, (m, n_prev, dim)
-    columns = []
+    columns, kept, start = [], {}, 0
+    trees = net.max_trees if method == "local" else None
+    tree_bits = set() if trees is None else set(trees[:, 0].tolist())
     for l, (W, b, s) in enumerate(net.hidden_layers):
         z = a @ W.T + b
         Jz = np.einsum("kj,mjd->mkd", W, J)
@@ -284,14 +290,62 @@ def boundary_distances(model, points, per_layer=False, method="local"):
             scale = np.broadcast_to(np.linalg.norm(W, axis=1), z.shape)
         with np.errstate(divide="ignore", invalid="ignore"):
             dist = np.where(scale > 0, np.abs(z) / scale, np.inf)[:, kink]
+        units = np.flatnonzero(kink)
+        for i, bit in enumerate(range(start, start + len(units))):
+            if bit in tree_bits:     # the tree's own constraints replace its comparisons
+                kept[bit] = (l, z[:, units[i]], Jz[:, units[i]])
+                dist[:, i] = np.inf
+        start += len(units)
         columns.append(dist.min(axis=1) if dist.shape[1] else np.full(m, np.inf))
         slope = np.where((z > 0) | ~kink, 1.0, s)
         a = z * slope
         J = Jz * slope[:, :, None]
+    if trees is not None:
+        for layer, dist in _max_tree_distances(trees, kept):
+            columns[layer] = np.minimum(columns[layer], dist)
     layers = np.stack(columns, axis=1) if columns else np.empty((m, 0))
     if per_layer:
         return layers
     return layers.min(axis=1) if columns else np.full(m, np.inf)
+
+
+def _max_tree_distances(trees, kept):
+    """Per tree of ``trees`` (:attr:`regions.Network.max_trees`): the hidden layer
+    of its root and, per point, the distance to the nearest hyperplane
+    ``v_w = v_j`` of its winner ``w`` and another input ``j``.
+
+    ``kept[bit]`` is ``(layer, z, grad)``: the comparison's local value ``(m,)``
+    and gradient ``(m, d)``; it is on (``z > 0``) where its first argument wins,
+    and ``|z|`` is the margin of the winner of that comparison over the loser.
+    Bottom up, each node keeps, for every input below it, the local affine
+    margin ``win(node) - v_j`` (value and gradient): a comparison adds ``|z|``
+    to the margins of the inputs on its losing side."""
+    row_of = {int(bit): r for r, bit in enumerate(trees[:, 0])}
+    margins = {}     # row -> list of (value, grad) of its inputs' margins
+    children = set(trees[:, 1:][trees[:, 1:] >= 0].tolist())
+    out = []
+    for r, (bit, first, second) in enumerate(trees.tolist()):
+        layer, z, g = kept[bit]
+        on = z > 0
+        sides = []
+        for child, lost in ((first, ~on), (second, on)):
+            if child < 0:
+                below = [(np.zeros_like(z), np.zeros_like(g))]
+            else:
+                below = margins.pop(row_of[child])
+            sign = np.where(on, 1.0, -1.0)            # |z| = sign z on the losing side
+            add = np.where(lost, sign * z, 0.0)
+            add_g = np.where(lost[:, None], sign[:, None] * g, 0.0)
+            sides += [(v + add, G + add_g) for v, G in below]
+        margins[r] = sides
+        if bit not in children:   # a root: its inputs' margins are the constraints
+            value = np.stack([v for v, _ in sides], axis=1)
+            scale = np.linalg.norm(np.stack([G for _, G in sides], axis=1), axis=2)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                dist = np.where(scale > 0, np.abs(value) / scale, np.inf)
+            out.append((layer, dist.min(axis=1)))
+            del margins[r]
+    return out
 
 
 # ----------------------------------------------------------------------------- adjacency

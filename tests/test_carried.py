@@ -601,6 +601,31 @@ def test_segment_crossings_of_a_max_over_k_count_argmax_changes_only():
         assert counts[i] == np.any(key[1:] != key[:-1], axis=1).sum(), i
 
 
+@pytest.mark.parametrize("case", ["maxout-of-9", "pool-then-maxout"])
+def test_boundary_distances_of_a_max_over_k_are_the_distances_to_the_joined_faces(case):
+    # the oracle: shapely's distance from each point to the boundary of the joined
+    # face holding it (the raw 2D engine's polygons), clipped by the domain's sides
+    import shapely
+    from regions.geometry import boundary_distances
+
+    model = _bench_residual().max_model(12, 4, 9)[0] if case == "maxout-of-9" \
+        else _init(Maxout(2), 53)
+    p = regions.partition(model, ((-1, 1), (-1, 1)))
+    pts = np.random.default_rng(7).uniform(-0.95, 0.95, (1000, 2))
+    faces = np.asarray(p.polygons(), dtype=object)[p.locate(pts)]
+    to_face = shapely.distance(shapely.points(pts), shapely.boundary(faces))
+    to_domain = 1.0 - np.abs(pts).max(axis=1)
+    got = boundary_distances(model, pts)
+    np.testing.assert_allclose(np.minimum(got, to_domain), to_face, rtol=1e-9, atol=1e-12)
+    # the tree's comparisons as plain boundaries (the former lower bound) are nearer
+    # at many points: a test that fails if the losers' swaps still counted
+    net = p.network
+    finer = regions.Network(net.weights, net.biases, net.slopes, None, net.names, net.linear)
+    assert np.sum(boundary_distances(finer, pts) < got * (1 - 1e-6)) >= 5
+    # per layer: the minimum over the layers is the distance
+    np.testing.assert_array_equal(boundary_distances(model, pts, per_layer=True).min(axis=1), got)
+
+
 def test_the_1d_slopes_from_the_weight_chain_carry_the_carried_units():
     # pieces shorter than 1e-7 of the domain take their slope from the weight chain and
     # their pattern (engine1d._exact_slopes): with carried units as identity factors it
