@@ -110,3 +110,24 @@ def test_the_joined_faces_round_trip_through_a_file(max6, tmp_path):
     np.testing.assert_array_equal(q.network.max_trees, p.network.max_trees)
     np.testing.assert_array_equal(q.patterns, p.patterns)
     assert len(q) == len(p)
+
+
+def test_sample_faces_give_the_joined_face(max6):
+    # the whole partition's joined face at each sample is the oracle: the same
+    # canonical pattern and the same area (to the two area intervals' slack)
+    from regions.encoded import sample_faces
+
+    model, p = max6
+    pts = np.random.default_rng(3).uniform(0.02, 0.98, (60, 2))
+    s = sample_faces(model, pts)
+    r = p.locate(pts)
+    assert np.all(r >= 0)
+    np.testing.assert_array_equal(s.patterns, p.patterns[r])
+    lo, hi = p.measure_bounds[r].T
+    assert np.all(np.maximum(lo, s.area_bounds[:, 0]) <= np.minimum(hi, s.area_bounds[:, 1]))
+    # some sample sits in a face the join made (else this checks nothing new)
+    assert p.stats["faces_before_max_merge"] > len(p)
+    whole = np.asarray(p.polygons(), dtype=object)[r]
+    import shapely
+    assert np.all(shapely.area(shapely.symmetric_difference(whole, np.asarray(s.polygons, dtype=object)))
+                  < 1e-3 * shapely.area(whole))

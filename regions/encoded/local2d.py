@@ -9,7 +9,10 @@ off by region boundaries and the domain's boundary alone.
 
 The windows start as the tiles of a grid over the domain (samples in one tile
 share one partition of it, enlarged by half a tile on each side) and double
-for the samples still unresolved, until a window is the whole domain.
+for the samples still unresolved, until a window is the whole domain. A max
+over ``k > 2`` values is joined in each window as in the whole partition
+(:func:`regions.encoded.joins.join_max_faces`), so a sample's face is the
+joined one.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .engine2d import DEFAULT_TOL, checked_inputs, encoded_plane_faces
+from .joins import join_max_faces
 
 __all__ = ["sample_faces", "SampleFaces"]
 
@@ -118,7 +122,9 @@ def sample_faces(model, points, domain=((0.0, 1.0), (0.0, 1.0)), tile=None, tol=
                     if mine.shape[0]:
                         windows.append((part, mine))
         for win, here in windows:
-            geoms, bits, _, _, st = encoded_plane_faces(net, win, tol)
+            geoms, bits, A, c, st = encoded_plane_faces(net, win, tol)
+            # a max over k > 2: the faces where only its losers swap are one face
+            geoms, bits, _, _ = join_max_faces(net, geoms, bits, A, c, tol, st)
             stats["windows"] += 1
             stats["faces"] += len(geoms)
             for name in ("corner_zeros", "ambiguous_cells", "near_tangencies",
