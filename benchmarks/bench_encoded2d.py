@@ -9,7 +9,9 @@ PyTorch's default initialisation after ``torch.manual_seed(0)``, float64. Each c
 in its own subprocess (peak memory is that process's ``ru_maxrss``, imports included;
 kernels already compiled and cached on disk). Whole square: ``regions.partition(model,
 ((0, 1), (0, 1)))``; sample-local: :func:`regions.encoded.sample_faces` for ``n`` uniform
-random samples (``numpy.random.default_rng(0)``) with the given starting tile; tiles:
+random samples (``numpy.random.default_rng(0)``) on the given number of worker processes
+(``trained``: after ``TRAIN_STEPS`` full-batch Adam steps on the study's 64 x 64 natural
+image, training not timed); tiles:
 :func:`regions.encoded.partition_tiles` on a grid of tiles with two spawned worker
 processes (``peak_mb`` is this process's, ``worker_peak_mb`` the largest worker's).
 
@@ -30,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# name: (L, hidden widths, outputs, kind, samples, tile)
+# name: (L, hidden widths, outputs, kind, samples, workers or tile grid)
 CASES = {
     "pe2-16x2": (2, [16, 16], 1, "whole", 0, None),
     "pe2-32x2": (2, [32, 32], 1, "whole", 0, None),
@@ -38,9 +40,13 @@ CASES = {
     "pe5-32x2": (5, [32, 32], 1, "whole", 0, None),
     "pe5-32": (5, [32], 1, "whole", 0, None),
     "pe5-64": (5, [64], 1, "whole", 0, None),
-    "pe2-16x2-local4096": (2, [16, 16], 1, "local", 4096, 1 / 16),
-    "pe5-16x2-local4096": (5, [16, 16], 1, "local", 4096, 1 / 16),
-    "paper-local16": (5, [128, 128], 3, "local", 16, 1 / 128),
+    # local: sample_faces for the samples with the given number of worker processes
+    "pe2-16x2-local4096": (2, [16, 16], 1, "local", 4096, 1),
+    "pe5-16x2-local4096": (5, [16, 16], 1, "local", 4096, 1),
+    "paper-local16": (5, [128, 128], 3, "local", 16, 1),
+    "paper-local4096": (5, [128, 128], 3, "local", 4096, 1),
+    "paper-local4096-2w": (5, [128, 128], 3, "local", 4096, 2),
+    "paper-trained-local4096-2w": (5, [128, 128], 3, "trained-local", 4096, 2),
     "paper-whole": (5, [128, 128], 3, "whole", 0, None),
     # tiles: the last field is the tile grid; two spawned worker processes
     "pe5-16x2-tiles2x2": (5, [16, 16], 1, "tiles", 0, (2, 2)),
@@ -49,7 +55,10 @@ CASES = {
     "paper-tiles8x8": (5, [128, 128], 3, "tiles", 0, (8, 8)),
 }
 DEFAULT = ["pe2-16x2", "pe2-32x2", "pe5-16x2", "pe5-32", "pe5-64", "pe5-32x2",
-           "pe2-16x2-local4096", "pe5-16x2-local4096", "paper-local16"]
+           "pe2-16x2-local4096", "pe5-16x2-local4096", "paper-local16", "paper-local4096",
+           "paper-local4096-2w", "paper-trained-local4096-2w"]
+# the trained case: full-batch Adam (lr 1e-3) on the 64 x 64 natural image of the study
+TRAIN_STEPS = 300
 
 
 def model(L, widths, n_out):
@@ -64,6 +73,22 @@ def model(L, widths, n_out):
         n = w
     mods.append(torch.nn.Linear(n, n_out))
     return torch.nn.Sequential(*mods).double()
+
+
+def _train(net):
+    """``TRAIN_STEPS`` full-batch Adam steps on the study's 64 x 64 natural image."""
+    import torch
+
+    from regions.study.signals.images import natural_image
+
+    sig = natural_image(64)
+    x, y = torch.as_tensor(sig.coords), torch.as_tensor(sig.targets)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for _ in range(TRAIN_STEPS):
+        opt.zero_grad()
+        loss = ((net(x) - y) ** 2).mean()
+        loss.backward()
+        opt.step()
 
 
 def run_case(name):
@@ -94,8 +119,11 @@ def run_case(name):
                "shallow_crossings": len(p.stats["shallow_crossings"]),
                "thin_faces": len(p.stats["thin_faces"])}
     else:
+        if kind == "trained-local":
+            _train(net)
+            t = time.perf_counter()
         pts = np.random.default_rng(0).random((samples, 2))
-        s = sample_faces(net, pts, tile=tile)
+        s = sample_faces(net, pts, workers=tile)
         seconds = time.perf_counter() - t
         out = {"samples": samples, "windows": s.stats["windows"], "faces": s.stats["faces"],
                "distinct_faces": len({p.wkb for p in s.polygons if p is not None})}

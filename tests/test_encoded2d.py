@@ -372,6 +372,27 @@ def test_raw_coordinates_beside_the_encoding():
     assert line_mismatches(p, model, [((-0.5, 0.7311), (1.0, 0.7311)), ((0.3137, 0.0), (0.3137, 2.0))]) == 0
 
 
+def test_sample_faces_in_groups_on_two_workers_are_the_same_faces(two_layer):
+    # the samples split into groups of neighbours run in two processes; duplicates,
+    # samples sharing a face and samples on the domain's edge and corner included
+    model, p = two_layer
+    rng = np.random.default_rng(2)
+    pts = np.concatenate([rng.random((40, 2)), [[0.0, 0.0], [1.0, 0.5], [0.5, 0.0]]])
+    pts = np.concatenate([pts, pts[:5]])
+    one = sample_faces(model, pts)
+    two = sample_faces(model, pts, workers=2)
+    idx = p.locate(pts)
+    for s in (one, two):
+        assert np.array_equal(s.patterns, p.patterns[idx])
+        lo = np.maximum(s.area_bounds[:, 0], p.measure_bounds[idx, 0])
+        hi = np.minimum(s.area_bounds[:, 1], p.measure_bounds[idx, 1])
+        assert np.all(lo <= hi)
+    # each sample's face holds it; every face is cut only while it holds a sample, so
+    # at most one face per distinct sample was made
+    assert all(g.distance(shapely.Point(x)) <= TOL for g, x in zip(two.polygons, pts))
+    assert one.stats["faces"] <= len(np.unique(pts, axis=0)) and two.stats["windows"] == 2
+
+
 def test_sample_faces_on_a_non_convex_domain_and_outside_it():
     # a U: a window around a sample in one arm also meets the other arm
     model = pe_mlp(2, [6, 1], 8)

@@ -527,13 +527,48 @@ def level_set_curves(network, geoms, A, c, output, value, tol):
     return merged, stats
 
 
-def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None):
+def _keep_faces_at(points, owner, geoms, parent):
+    """After a neuron's cut: the children (indices into ``geoms``) that hold one of
+    ``points``, and each point's child. ``owner[i]`` is point ``i``'s face before
+    the cut (``parent`` maps each child to it, non-decreasing). A point on the
+    boundary of two children goes to the first that covers it, one in no child
+    (a gap of the polylines, below ``tol``) to the nearest."""
+    import shapely
+
+    n_old = int(owner.max()) + 1 if owner.shape[0] else 0
+    count = np.bincount(parent, minlength=n_old)
+    first = np.searchsorted(parent, np.arange(n_old))
+    new = first[owner]
+    split = np.flatnonzero(count[owner] > 1)
+    if split.shape[0]:
+        o = owner[split]
+        reps = count[o]
+        pt = np.repeat(split, reps)
+        child = np.repeat(first[o], reps) + (np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps))
+        arr = np.asarray(geoms, dtype=object)
+        dist = shapely.distance(arr[child], shapely.points(points[pt]))
+        # per point the first child at distance 0, else the nearest
+        order = np.lexsort((child, dist, pt))
+        pick = np.ones(order.shape[0], dtype=bool)
+        pick[1:] = pt[order][1:] != pt[order][:-1]
+        new[pt[order][pick]] = child[order][pick]
+    kept, owner = np.unique(new, return_inverse=True)
+    return kept, owner.reshape(-1)
+
+
+def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None, points=None):
     """Core of the encoded 2D engine: faces of ``net`` (a separable-encoded
     :class:`regions.Network`) over a shapely polygon.
 
     Returns ``(geoms, bits, A, c, stats)``: the faces (shapely Polygons), their
     activation patterns ``(n, n_hidden)`` bool, and the output map of each face in
     the encoded space (``A`` ``(n, n_out, n_features)``, ``c`` ``(n, n_out)``).
+
+    With ``points`` (``(m, 2)``, inside the polygon) only the faces holding them are
+    made: after each neuron's cut the pieces that hold no point are dropped, so at
+    most ``m`` faces are cut at any time; each kept face is the full partition's
+    (a face is cut into its connected parts, and the part holding a point is cut
+    on). ``stats["face_of_point"]`` is then each point's face.
     """
     net = net.kink_first()   # carried units after each layer's kink units: never cut
     xm, ym, cm, kinds, wx, wy = separable_features(net.encoding)
@@ -552,6 +587,9 @@ def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None):
     all_bits = []
     n_layers = len(net.weights) - 1
     faces_per_layer = []
+    if points is not None:
+        points = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 2)
+        owner = np.zeros(points.shape[0], dtype=np.int64)
     for l in range(n_layers):
         n_l = net.weights[l].shape[0]
         n_kinks = net.n_kinks(l)         # the layer's leading units; the rest are carried
@@ -561,7 +599,7 @@ def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None):
         # start): gathered once per layer, not once per neuron
         rows = np.arange(len(geoms))
         for k in range(n_kinks):
-            if l == 0:
+            if l == 0 and points is None:
                 geoms, parent, bit = _split_by_shared_neuron(
                     geoms, A[0, k], B[0, k], C[0, k], ax, ay, tol, scale, domain_polygon, curves,
                     l + 1, k, stats)
@@ -569,6 +607,10 @@ def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None):
                 geoms, parent, bit = _split_layer_neuron(geoms, A[rows, k], B[rows, k],
                                                          C[rows, k], ax, ay, tol, scale,
                                                          l + 1, k, stats)
+            if points is not None and len(geoms) > len(rows):
+                kept, owner = _keep_faces_at(points, owner, geoms, parent)
+                geoms = [geoms[i] for i in kept]
+                parent, bit = parent[kept], bit[kept]
             rows = rows[parent]
             layer_bits = layer_bits[parent]
             layer_bits[:, k] = bit
@@ -592,6 +634,8 @@ def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None):
     A_out[:, :, ym] = B
     bits = np.concatenate(all_bits, axis=1) if all_bits else np.zeros((n, 0), dtype=bool)
     stats["faces_per_layer"] = faces_per_layer
+    if points is not None:
+        stats["face_of_point"] = owner
     return geoms, bits, A_out, C, stats
 
 

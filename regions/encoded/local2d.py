@@ -1,18 +1,23 @@
 """The faces holding given samples, without the whole encoded 2D partition.
 
-:func:`sample_faces` partitions small windows around the samples with the
-encoded 2D engine (:mod:`regions.encoded.engine2d`) and grows a window while
-the face holding a sample touches the window's border inside the domain. A
-face that does not touch it is a whole face of the full partition: the true
-face is connected, and its part in the window holding the sample is closed
-off by region boundaries and the domain's boundary alone.
+:func:`sample_faces` runs the encoded 2D engine (:mod:`regions.encoded.engine2d`)
+once over the whole domain, keeping after each neuron's cut only the pieces
+that hold a sample (``encoded_plane_faces(..., points=...)``): at most one face
+per sample is ever cut, and each is the full partition's face, since a face is
+cut into its connected parts and the part holding the sample is the one cut on.
+The cost grows with the number of samples, not with the partition's size (the
+paper's network, about 2 million faces: 4096 samples in about 26 s on one core,
+``benchmarks/bench_encoded2d.py``).
 
-The windows start as the tiles of a grid over the domain (samples in one tile
-share one partition of it, enlarged by half a tile on each side) and double
-for the samples still unresolved, until a window is the whole domain. A max
-over ``k > 2`` values is joined in each window as in the whole partition
-(:func:`regions.encoded.joins.join_max_faces`), so a sample's face is the
-joined one.
+A max over ``k > 2`` values joins faces where only its losers swap
+(:func:`regions.encoded.joins.join_max_faces`), which needs the neighbouring
+pieces the pruning drops; for such networks the engine runs on windows around
+the samples instead, joined as in the whole partition, and a window grows while
+the (joined) face holding a sample touches its border inside the domain (a face
+that does not is the full partition's: it is connected, and closed off by
+region boundaries and the domain's boundary alone). Windows start as the tiles
+of a grid (samples in one tile share one partition of it, enlarged by half a
+tile on each side) and double until a window is the whole domain.
 """
 from __future__ import annotations
 
@@ -39,7 +44,8 @@ class SampleFaces:
     distance : (m,) distance from the sample to its face's boundary curves (domain
         boundary excluded; ``inf`` when the face has none), within ``tol``.
     inradius : (m,) radius of the largest disk in the face, within ``tol``.
-    window : (m,) half-width of the window that resolved the sample.
+    window : (m,) width of the window that resolved the sample (the domain's larger
+        side when the samples' faces were cut out of the whole domain).
     stats : work counters (windows partitioned, faces made) and the degenerate
         spots of every window's partition.
     """
@@ -54,7 +60,41 @@ class SampleFaces:
     stats: dict
 
 
-def sample_faces(model, points, domain=((0.0, 1.0), (0.0, 1.0)), tile=None, tol=DEFAULT_TOL):
+def _faces_job(net, wkb, points, tol):
+    """The faces holding ``points`` (a job of the executor: WKB and arrays out)."""
+    import shapely
+
+    geoms, bits, _, _, st = encoded_plane_faces(net, shapely.from_wkb(wkb), tol, points=points)
+    face = st.pop("face_of_point")
+    return shapely.to_wkb(np.asarray(geoms, dtype=object)), bits, face, st
+
+
+def _groups(points, n):
+    """``n`` groups of sample indices (or fewer), each a strip of the samples in x
+    order split into squares in y order: neighbouring samples share a group."""
+    m = points.shape[0]
+    n = max(1, min(n, m))
+    strips = np.array_split(np.argsort(points[:, 0], kind="stable"), n)
+    return [s[np.argsort(points[s, 1], kind="stable")] for s in strips if s.shape[0]]
+
+
+def _run(job, jobs, workers, executor):
+    """``job(*args)`` for each ``args`` of ``jobs``: in this process, on ``executor``,
+    or on ``workers`` local processes."""
+    if executor is None and (workers <= 1 or len(jobs) == 1):
+        return [job(*args) for args in jobs]
+    from .._shared import process_pool
+
+    pool = process_pool(workers) if executor is None else executor
+    try:
+        return [f.result() for f in [pool.submit(job, *args) for args in jobs]]
+    finally:
+        if executor is None:
+            pool.shutdown()
+
+
+def sample_faces(model, points, domain=((0.0, 1.0), (0.0, 1.0)), tile=None, tol=DEFAULT_TOL,
+                 workers=1, executor=None):
     """The face of the encoded 2D partition holding each sample, with its area (and a
     certified interval), inradius and the sample's distance to the face's boundary.
 
@@ -64,8 +104,15 @@ def sample_faces(model, points, domain=((0.0, 1.0), (0.0, 1.0)), tile=None, tol=
         (any separable encoding), or a :class:`regions.Network` with it.
     points : (m, 2) samples.
     domain : a 2D box or shapely polygon in the encoding's coordinates.
-    tile : starting window width (default: a 16th of the domain's larger side).
+    tile : starting window width, for a network with a max over ``k > 2`` values
+        (default: a 16th of the domain's larger side); other networks need no windows.
     tol : Hausdorff tolerance of the face boundaries.
+    workers : local processes that share the samples (in groups of neighbours;
+        ``1``: in this process). The faces do not depend on the grouping beyond
+        ``tol`` (each is the full partition's face; its polylines may take other
+        vertices within ``tol``).
+    executor : a ``concurrent.futures.Executor`` to run the groups on instead (e.g.
+        the study's Dask client's ``get_executor()``), eight groups.
 
     Examples
     --------
@@ -101,6 +148,40 @@ def sample_faces(model, points, domain=((0.0, 1.0), (0.0, 1.0)), tile=None, tol=
              "solve_fallbacks": 0, "thin_faces": []}
     pending = np.flatnonzero(shapely.covers(poly, shapely.points(pts)))
     outline = poly.boundary.buffer(tol * 1e-3)
+
+    def record(s, g, bits_s, size):
+        """Sample ``s``'s face ``g`` (pattern ``bits_s``) and its features."""
+        curved = shapely.difference(g.boundary, outline)
+        slack = 2 * tol * curved.length + np.pi * tol ** 2
+        out_poly[s] = g
+        patterns[s] = bits_s
+        area[s] = g.area
+        bounds[s] = (max(g.area - slack, 0.0), g.area + slack)
+        distance[s] = (np.inf if curved.is_empty
+                       else shapely.distance(shapely.Point(pts[s]), curved))
+        inradius[s] = shapely.maximum_inscribed_circle(g, tol).length
+        window[s] = size
+        if 2 * g.area / max(g.length, 1e-300) < 4 * tol:
+            stats["thin_faces"].append((int(s), float(pts[s, 0]), float(pts[s, 1])))
+
+    def count(st, n_faces):
+        stats["windows"] += 1
+        stats["faces"] += n_faces
+        for name in ("corner_zeros", "ambiguous_cells", "near_tangencies", "shallow_crossings"):
+            stats[name].extend(st[name])
+        stats["solve_fallbacks"] += st["solve_fallbacks"]
+
+    if net.max_trees is None and pending.shape[0]:
+        # runs over the whole domain that cut only the faces holding samples: one per
+        # group of samples (neighbours share their early cuts), one group per worker
+        groups = _groups(pts[pending], max(1, int(workers)) if executor is None else 8)
+        jobs = [(net, shapely.to_wkb(poly), pts[pending[g]], tol) for g in groups]
+        for g, (wkb, bits, face, st) in zip(groups, _run(_faces_job, jobs, workers, executor)):
+            geoms = shapely.from_wkb(wkb)
+            count(st, len(geoms))
+            for s, f in zip(pending[g].tolist(), face.tolist()):
+                record(s, geoms[f], bits[f], extent)
+        pending = pending[:0]
     while pending.shape[0]:
         whole = size >= 2 * extent
         ix = np.floor((pts[pending, 0] - x0) / size).astype(np.int64)
@@ -125,12 +206,7 @@ def sample_faces(model, points, domain=((0.0, 1.0), (0.0, 1.0)), tile=None, tol=
             geoms, bits, A, c, st = encoded_plane_faces(net, win, tol)
             # a max over k > 2: the faces where only its losers swap are one face
             geoms, bits, _, _ = join_max_faces(net, geoms, bits, A, c, tol, st)
-            stats["windows"] += 1
-            stats["faces"] += len(geoms)
-            for name in ("corner_zeros", "ambiguous_cells", "near_tangencies",
-                         "shallow_crossings"):
-                stats[name].extend(st[name])
-            stats["solve_fallbacks"] += st["solve_fallbacks"]
+            count(st, len(geoms))
             arr = np.asarray(geoms, dtype=object)
             tree = shapely.STRtree(arr)
             si, gi = tree.query(shapely.points(pts[here]), predicate="intersects")
@@ -148,19 +224,7 @@ def sample_faces(model, points, domain=((0.0, 1.0), (0.0, 1.0)), tile=None, tol=
                 g = geoms[f]
                 if not whole and not border.is_empty and shapely.intersects(g, border):
                     continue
-                curved = shapely.difference(g.boundary, outline)
-                length = curved.length
-                slack = 2 * tol * length + np.pi * tol ** 2
-                out_poly[s] = g
-                patterns[s] = bits[f]
-                area[s] = g.area
-                bounds[s] = (max(g.area - slack, 0.0), g.area + slack)
-                distance[s] = (np.inf if curved.is_empty
-                               else shapely.distance(shapely.Point(pts[s]), curved))
-                inradius[s] = shapely.maximum_inscribed_circle(g, tol).length
-                window[s] = size
-                if 2 * g.area / max(g.length, 1e-300) < 4 * tol:
-                    stats["thin_faces"].append((int(s), float(pts[s, 0]), float(pts[s, 1])))
+                record(s, g, bits[f], size)
                 resolved.append(s)
         pending = np.setdiff1d(pending, np.asarray(resolved, dtype=np.int64))
         size *= 2
