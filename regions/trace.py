@@ -94,7 +94,7 @@ __all__ = ["Traced", "trace"]
 
 ACCEPTED = ("accepted: Linear / F.linear / matmul by a constant, BatchNorm1d in eval mode, "
             "Identity, Flatten, Dropout in eval mode, +, -, negation, * and / by a constant, "
-            "torch.cat along a feature axis, slicing of features, view / reshape / flatten / "
+            "torch.cat / torch.stack along a feature axis, slicing of features, view / reshape / flatten / "
             "unsqueeze / squeeze that keep the batch axis, ReLU, LeakyReLU, PReLU, ReLU6, "
             "Hardtanh, clamp with constant bounds, torch.maximum / minimum / max / min of two "
             "tensors, max / amax over a feature axis, MaxPool1d over features, and a regions "
@@ -275,7 +275,7 @@ _FUNCTIONS = {
     operator.truediv: "div", torch.div: "div", torch.true_divide: "div",
     operator.neg: "neg", torch.neg: "neg", operator.pos: "pos",
     operator.getitem: "getitem", getattr: "getattr",
-    torch.cat: "cat", torch.concat: "cat", torch.concatenate: "cat",
+    torch.cat: "cat", torch.concat: "cat", torch.concatenate: "cat", torch.stack: "stack",
     torch.relu: "relu", F.relu: "relu", F.leaky_relu: "leaky_relu", F.relu6: "relu6",
     F.hardtanh: "hardtanh", F.prelu: "prelu", torch.prelu: "prelu",
     torch.clamp: "clamp", torch.clip: "clamp", torch.clamp_min: "clamp_min",
@@ -733,6 +733,23 @@ class _Reader:
         except ValueError:
             raise _Refused(f"cat along dim {dim} of per-sample shapes "
                            f"{[p.shape for p in parts]}") from None
+
+    def _op_stack(self, node, tensors, dim=0):
+        parts = [self._affine(t) for t in tensors]
+        if not parts:
+            raise _Refused("stack of no tensors")
+        if any(p.shape != parts[0].shape for p in parts):
+            raise _Refused(f"stack of tensors of per-sample shapes {[p.shape for p in parts]}")
+        dim = _int(dim, "dim")
+        ndim = len(parts[0].shape) + 2      # the batch axis and the new axis
+        if dim < 0:
+            dim += ndim
+        if not 1 <= dim < ndim:
+            raise _Refused(f"stack along dim {dim} of a result with {ndim} axes; only a new "
+                           "feature axis (not before the batch axis) is accepted")
+        pairs = [p.tensor(self.n_vars) for p in parts]
+        return _Affine.of(np.stack([T for T, _ in pairs], axis=dim - 1),
+                          np.stack([t for _, t in pairs], axis=dim - 1))
 
     def _op_flatten(self, node, x, start_dim=0, end_dim=-1):
         ndim = len(x.shape) + 1
