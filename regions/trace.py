@@ -43,6 +43,16 @@ it becomes a new variable. Activations are written with kink units:
   ``(0, 0, 1)``, ``x2`` ``(0, 1, 0)``, ``x3`` ``(0, 0, 0)``. The engines merge
   the pieces whose canonical patterns agree, so regions are cut only where an
   argmax changes (docs/design.md, "A max over k values").
+* a nested chain of two-argument maxes of one kind, ``torch.maximum(
+  torch.maximum(a, b), c)`` (any mix of torch.maximum, torch.max(a, b),
+  Tensor.max(b); or all minimum / min), in which every inner max has exactly
+  one user, the outer max, is read as ONE max over its ``k`` leaves in the
+  order written (``a, b, c``; ``max(a, max(b, c))`` too), broadcast to one
+  shape and stacked along a new last axis: the same tree, ``max_trees`` and
+  merged regions as ``torch.stack([a, b, c], -1).amax(-1)``, its bits and
+  :meth:`Traced.winners` under the root (outermost) node's name; the inner
+  nodes create no units. An inner max with another user (a value used
+  elsewhere) stays a pairwise max, its comparison a boundary everywhere.
 
 Anything else (GELU, SiLU, tanh, softmax, LayerNorm, attention, a product of
 two tensors that depend on the input, a branch on tensor values that fx
@@ -68,7 +78,9 @@ Pattern order: layer-major (by depth); within a layer, kink units in the
 order the graph creates them (node order of the fx graph, elements in C
 order within a node, for a two-unit activation first every ``lo`` unit of the
 node then every ``hi`` unit, for a max tree level by level, a level's units
-shaped ``(pairs at that level, *output shape)``, pair-major; a comparison lies
+shaped ``(pairs at that level, *output shape)``, pair-major (a folded nested
+max: at its root node, whose tree's inputs are the leaves in the order
+written); a comparison lies
 in a later layer than the comparisons whose winners it compares, and layer-major
 order comes first); carried and
 linear units have no bit. :attr:`Traced.pattern_index` maps each activation
@@ -94,11 +106,11 @@ __all__ = ["Traced", "trace"]
 
 ACCEPTED = ("accepted: Linear / F.linear / matmul by a constant, BatchNorm1d in eval mode, "
             "Identity, Flatten, Dropout in eval mode, +, -, negation, * and / by a constant, "
-            "torch.cat / torch.stack along a feature axis, slicing of features, view / reshape / flatten / "
-            "unsqueeze / squeeze that keep the batch axis, ReLU, LeakyReLU, PReLU, ReLU6, "
-            "Hardtanh, clamp with constant bounds, torch.maximum / minimum / max / min of two "
-            "tensors, max / amax over a feature axis, MaxPool1d over features, and a regions "
-            "encoding applied to the input")
+            "torch.cat / torch.stack along a feature axis, slicing of features, view / "
+            "reshape / flatten / unsqueeze / squeeze that keep the batch axis, ReLU, LeakyReLU, "
+            "PReLU, ReLU6, Hardtanh, clamp with constant bounds, torch.maximum / minimum / max / "
+            "min of two tensors (nested ones of one kind read as one max), max / amax over a "
+            "feature axis, MaxPool1d over features, and a regions encoding applied to the input")
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
 
@@ -120,8 +132,9 @@ class Traced:
         The traced graph (node names as in ``pattern_index``).
     max_inputs : dict
         ``node name -> k`` for every max (or min) over an axis of ``k >= 2``
-        values (MaxPool1d, ``x.max(dim)``, ``amax``): the nodes :meth:`winners`
-        decodes.
+        values (MaxPool1d, ``x.max(dim)``, ``amax``) and every root of a nested
+        chain of ``k > 2`` two-argument maxes read as one: the nodes
+        :meth:`winners` decodes.
     """
 
     network: object
@@ -135,8 +148,11 @@ class Traced:
         ``patterns``: ``(n, network.n_hidden)`` bool (``Partition.patterns``, or
         :meth:`regions.Network.patterns`). Returns ``node name -> (n, *output
         shape)`` int64: the index along the reduced axis (within the window, for
-        MaxPool1d) of the input that wins, following the tree from the leaves up
-        (a comparison that is on passes its first argument).
+        MaxPool1d; for a nested max such as ``maximum(maximum(a, b), c)``, under
+        the outermost node's name, the position of the leaf in the order written,
+        ``a`` 0, ``b`` 1, ``c`` 2) of the input that wins, following the tree from
+        the leaves up (a comparison that is on passes its first argument, so a tie
+        goes to the later input).
 
         Examples
         --------
