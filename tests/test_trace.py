@@ -428,6 +428,23 @@ def test_an_inner_max_with_two_users_stays_pairwise():
     assert [b.shape for b in traced.pattern_index["min_1"]] == [(4,)]
 
 
+def test_an_inner_max_whose_outer_is_a_max_over_a_dim_is_pairwise():
+    # torch.max(m, n) looks like a max of two tensors in the graph, but n is a size
+    # (an int): the outer is a max over dim 1, and the inner max is lowered pairwise
+    class OverDim(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(2, 8)
+
+        def forward(self, x):
+            h = self.a(x)
+            a, b = h[:, :4].view(-1, 2, 2), h[:, 4:].view(-1, 2, 2)
+            return torch.max(torch.maximum(a, b), a.size(1)).values
+    traced = check_against_torch(_init(OverDim(), 1), RNG.normal(size=(200, 2)))
+    assert traced.max_inputs == {"max_1": 2}
+    assert [b.shape for b in traced.pattern_index["maximum"]] == [(2, 2)]
+
+
 def test_a_nested_max_of_shapes_that_do_not_broadcast_is_refused():
     class Bad(nn.Module):
         def __init__(self):
