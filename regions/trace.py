@@ -43,6 +43,16 @@ it becomes a new variable. Activations are written with kink units:
   ``(0, 0, 1)``, ``x2`` ``(0, 1, 0)``, ``x3`` ``(0, 0, 0)``. The engines merge
   the pieces whose canonical patterns agree, so regions are cut only where an
   argmax changes (docs/design.md, "A max over k values").
+* a nested chain of two-argument maxes of one kind, ``torch.maximum(
+  torch.maximum(a, b), c)`` (any mix of torch.maximum, torch.max(a, b),
+  Tensor.max(b); or all minimum / min), in which every inner max has exactly
+  one user, the outer max, is read as ONE max over its ``k`` leaves in the
+  order written (``a, b, c``; ``max(a, max(b, c))`` too), broadcast to one
+  shape and stacked along a new last axis: the same tree, ``max_trees`` and
+  merged regions as ``torch.stack([a, b, c], -1).amax(-1)``, its bits and
+  :meth:`Traced.winners` under the root (outermost) node's name; the inner
+  nodes create no units. An inner max with another user (a value used
+  elsewhere) stays a pairwise max, its comparison a boundary everywhere.
 
 Anything else (GELU, SiLU, tanh, softmax, LayerNorm, attention, a product of
 two tensors that depend on the input, a branch on tensor values that fx
@@ -68,7 +78,9 @@ Pattern order: layer-major (by depth); within a layer, kink units in the
 order the graph creates them (node order of the fx graph, elements in C
 order within a node, for a two-unit activation first every ``lo`` unit of the
 node then every ``hi`` unit, for a max tree level by level, a level's units
-shaped ``(pairs at that level, *output shape)``, pair-major; a comparison lies
+shaped ``(pairs at that level, *output shape)``, pair-major (a folded nested
+max: at its root node, whose tree's inputs are the leaves in the order
+written); a comparison lies
 in a later layer than the comparisons whose winners it compares, and layer-major
 order comes first); carried and
 linear units have no bit. :attr:`Traced.pattern_index` maps each activation
@@ -94,11 +106,11 @@ __all__ = ["Traced", "trace"]
 
 ACCEPTED = ("accepted: Linear / F.linear / matmul by a constant, BatchNorm1d in eval mode, "
             "Identity, Flatten, Dropout in eval mode, +, -, negation, * and / by a constant, "
-            "torch.cat along a feature axis, slicing of features, view / reshape / flatten / "
-            "unsqueeze / squeeze that keep the batch axis, ReLU, LeakyReLU, PReLU, ReLU6, "
-            "Hardtanh, clamp with constant bounds, torch.maximum / minimum / max / min of two "
-            "tensors, max / amax over a feature axis, MaxPool1d over features, and a regions "
-            "encoding applied to the input")
+            "torch.cat / torch.stack along a feature axis, slicing of features, view / "
+            "reshape / flatten / unsqueeze / squeeze that keep the batch axis, ReLU, LeakyReLU, "
+            "PReLU, ReLU6, Hardtanh, clamp with constant bounds, torch.maximum / minimum / max / "
+            "min of two tensors (nested ones of one kind read as one max), max / amax over a "
+            "feature axis, MaxPool1d over features, and a regions encoding applied to the input")
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
 
@@ -120,8 +132,9 @@ class Traced:
         The traced graph (node names as in ``pattern_index``).
     max_inputs : dict
         ``node name -> k`` for every max (or min) over an axis of ``k >= 2``
-        values (MaxPool1d, ``x.max(dim)``, ``amax``): the nodes :meth:`winners`
-        decodes.
+        values (MaxPool1d, ``x.max(dim)``, ``amax``) and every root of a nested
+        chain of ``k > 2`` two-argument maxes read as one: the nodes
+        :meth:`winners` decodes.
     """
 
     network: object
@@ -135,8 +148,11 @@ class Traced:
         ``patterns``: ``(n, network.n_hidden)`` bool (``Partition.patterns``, or
         :meth:`regions.Network.patterns`). Returns ``node name -> (n, *output
         shape)`` int64: the index along the reduced axis (within the window, for
-        MaxPool1d) of the input that wins, following the tree from the leaves up
-        (a comparison that is on passes its first argument).
+        MaxPool1d; for a nested max such as ``maximum(maximum(a, b), c)``, under
+        the outermost node's name, the position of the leaf in the order written,
+        ``a`` 0, ``b`` 1, ``c`` 2) of the input that wins, following the tree from
+        the leaves up (a comparison that is on passes its first argument, so a tie
+        goes to the later input).
 
         Examples
         --------
@@ -228,6 +244,17 @@ class _MaxResult:
 
 
 @dataclass
+class _Pending:
+    """An inner node of a nested chain of two-argument maxes (or mins) whose only user
+    is the outer max of the same kind: not lowered; its leaf operands (in order of
+    appearance) wait for the chain's root, which takes one k-way max over all of them."""
+
+    node: str
+    sign: float
+    leaves: list
+
+
+@dataclass
 class _Block:
     """Kink units created together by one node: ``v = z if z > 0 else slope z``
     with ``z = A @ vars[:A.shape[1]] + c``; its variables are ``start .. start + len``."""
@@ -275,7 +302,7 @@ _FUNCTIONS = {
     operator.truediv: "div", torch.div: "div", torch.true_divide: "div",
     operator.neg: "neg", torch.neg: "neg", operator.pos: "pos",
     operator.getitem: "getitem", getattr: "getattr",
-    torch.cat: "cat", torch.concat: "cat", torch.concatenate: "cat",
+    torch.cat: "cat", torch.concat: "cat", torch.concatenate: "cat", torch.stack: "stack",
     torch.relu: "relu", F.relu: "relu", F.leaky_relu: "leaky_relu", F.relu6: "relu6",
     F.hardtanh: "hardtanh", F.prelu: "prelu", torch.prelu: "prelu",
     torch.clamp: "clamp", torch.clip: "clamp", torch.clamp_min: "clamp_min",
@@ -310,6 +337,8 @@ class _Reader:
         self.max_inputs = {}  # node name -> k of every max over an axis
         self.encoding = None
         self.env = {}
+        self.deferred = _nested_max_inner(gm)  # inner nodes of nested max chains
+        self.nodes = {n.name: n for n in gm.graph.nodes}
 
     # --- the graph ------------------------------------------------------------
     def run(self):
@@ -373,6 +402,11 @@ class _Reader:
         if _found(args, kwargs, _Indices):
             raise _Refused("the argmax of a max over an axis is data-dependent; only the max "
                            "values (.values or [0]) are accepted")
+        if node.name in self.deferred or _found(args, kwargs, _Pending):
+            folded = self._nested_max(node, op, args, kwargs)
+            if folded is not None:
+                return folded
+            args, kwargs = self._lowered(args), self._lowered(kwargs)
         if not _depends(args, kwargs):
             return self._fold(node, name, args, kwargs)
         if op is None:
@@ -480,6 +514,54 @@ class _Reader:
         a, b = self._affine(a, shape), self._affine(b, shape)
         gap = self._kinks(node, self._combine(a, b, sign, -sign), 0.0)
         return self._combine(b, gap, 1.0, sign)
+
+    def _nested_max(self, node, op, args, kwargs):
+        """A node of a nested chain of two-argument maxes (see :func:`_nested_max_inner`):
+        an inner node becomes a :class:`_Pending` of its leaves, the root one k-way max
+        over all the leaves of the chain. ``None`` when ``node`` turns out not to be a
+        two-argument max of the chain's kind here (it is then read as usual)."""
+        pair = _two_operands(op, args, kwargs)
+        if pair is None:
+            return None
+        sign, a, b = pair
+        if any(isinstance(v, _Pending) and v.sign != sign for v in (a, b)):
+            return None
+        if not _depends((a, b), {}) and not _found((a, b), {}, _Pending):
+            return None                             # constants: folded by torch
+        leaves = [leaf for v in (a, b)
+                  for leaf in (v.leaves if isinstance(v, _Pending) else [v])]
+        if node.name in self.deferred:
+            return _Pending(node.name, sign, leaves)
+        return self._max_k(node, leaves, sign)
+
+    def _lowered(self, value):
+        """``value`` with every :class:`_Pending` in it lowered (as a k-way max under its
+        own node's name): the chain's root was not a max of its kind after all."""
+        if isinstance(value, _Pending):
+            return self._max_k(self.nodes[value.node], value.leaves, value.sign)
+        if isinstance(value, (list, tuple)) and not isinstance(value, _Shape):
+            return type(value)(self._lowered(v) for v in value)
+        if isinstance(value, dict):
+            return {k: self._lowered(v) for k, v in value.items()}
+        return value
+
+    def _max_k(self, node, leaves, sign):
+        """The max (``sign=1``) or min of the ``leaves`` (traced tensors or constants),
+        broadcast to one shape: ``_max2`` for two, else ``_reduce_max`` over a new axis."""
+        if len(leaves) == 2:
+            return self._max2(node, leaves[0], leaves[1], sign)
+        shapes = [v.shape if isinstance(v, _Affine) else _constant(v).shape for v in leaves]
+        try:
+            shape = tuple(np.broadcast_shapes(*shapes))
+        except ValueError:
+            raise _Refused(f"a nested max of {len(leaves)} tensors is read as one max over all "
+                           f"of them, but their per-sample shapes {shapes} do not broadcast to "
+                           "one shape") from None
+        items = [self._affine(v, shape).tensor(self.n_vars) for v in leaves]
+        axis = len(shape)
+        x = _Affine.of(np.stack([T for T, _ in items], axis=axis),
+                       np.stack([t for _, t in items], axis=axis))
+        return self._reduce_max(node, x, axis, sign)
 
     def _reduce_max(self, node, x, axis, sign=1.0):
         """Max (or min) of ``x`` over its per-sample ``axis`` by a balanced tree.
@@ -734,6 +816,23 @@ class _Reader:
             raise _Refused(f"cat along dim {dim} of per-sample shapes "
                            f"{[p.shape for p in parts]}") from None
 
+    def _op_stack(self, node, tensors, dim=0):
+        parts = [self._affine(t) for t in tensors]
+        if not parts:
+            raise _Refused("stack of no tensors")
+        if any(p.shape != parts[0].shape for p in parts):
+            raise _Refused(f"stack of tensors of per-sample shapes {[p.shape for p in parts]}")
+        dim = _int(dim, "dim")
+        ndim = len(parts[0].shape) + 2      # the batch axis and the new axis
+        if dim < 0:
+            dim += ndim
+        if not 1 <= dim < ndim:
+            raise _Refused(f"stack along dim {dim} of a result with {ndim} axes; only a new "
+                           "feature axis (not before the batch axis) is accepted")
+        pairs = [p.tensor(self.n_vars) for p in parts]
+        return _Affine.of(np.stack([T for T, _ in pairs], axis=dim - 1),
+                          np.stack([t for _, t in pairs], axis=dim - 1))
+
     def _op_flatten(self, node, x, start_dim=0, end_dim=-1):
         ndim = len(x.shape) + 1
         start, end = _int(start_dim, "start_dim") % ndim, _int(end_dim, "end_dim") % ndim
@@ -923,6 +1022,52 @@ def _found(args, kwargs, kind):
                 visit(b)
     visit(args), visit(kwargs)
     return bool(found)
+
+
+def _two_operands(op, args, kwargs, static=False):
+    """``(sign, first, second)`` of a max (``sign=1``) or min of two tensors
+    (``torch.maximum(a, b)``, ``torch.max(a, b)``, ``a.max(b)``, ...), else ``None``
+    (``torch.max(x, dim)`` and the like). ``static``: ``args`` are the fx node's own
+    (a tensor operand is an ``fx.Node``), else the values read."""
+    if op not in ("maximum", "minimum", "max", "min"):
+        return None
+    sign = 1.0 if op in ("maximum", "max") else -1.0
+    rest, kw = list(args), dict(kwargs)
+    first = rest.pop(0) if rest else kw.pop("input", None)
+    second = rest.pop(0) if rest else kw.pop("other", None)
+    if rest or kw or first is None or second is None:
+        return None
+    tensor = (fx.Node,) if static else (_Affine, _Pending, torch.Tensor, np.ndarray)
+    if op in ("max", "min") and not isinstance(second, tensor):
+        return None          # max(x, dim)
+    return sign, first, second
+
+
+def _nested_max_inner(gm):
+    """Names of the inner nodes of nested chains of two-argument maxes of one kind:
+    a max (min) of two tensors whose only user is a max (min) of two tensors that
+    takes it once. The chain's root reads all its leaves as one k-way max (a max
+    with more users is a value used elsewhere and stays pairwise)."""
+    pairs = {}
+    for n in gm.graph.nodes:
+        if n.op == "call_function":
+            op = _FUNCTIONS.get(n.target)
+        elif n.op == "call_method":
+            op = _METHODS.get(n.target)
+        else:
+            continue
+        p = _two_operands(op, n.args, n.kwargs, static=True)
+        if p is not None:
+            pairs[n] = p
+    inner = set()
+    for n, (sign, _, _) in pairs.items():
+        if len(n.users) != 1:
+            continue
+        (user,) = n.users
+        q = pairs.get(user)
+        if q is not None and q[0] == sign and (q[1] is n) + (q[2] is n) == 1:
+            inner.add(n.name)
+    return inner
 
 
 def _stack(items, n_vars):

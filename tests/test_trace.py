@@ -172,6 +172,24 @@ def winner_bits(values):
     return bits_of_winners(torch.as_tensor(values).argmax(dim=-1).numpy(), values.shape[-1])
 
 
+_MAX_KINDS = {"maximum": 1.0, "max": 1.0, "minimum": -1.0, "min": -1.0}
+
+
+def _nested_leaves(traced, rec, node):
+    """The leaf values of a nested chain of two-argument maxes rooted at ``node``, in
+    order: an operand that is a max of the same kind which created no bits is an inner
+    node of the chain (folded into the root's k-way max)."""
+    args, _ = rec.inputs[node.name]
+    leaves = []
+    for a, v in zip(node.args[:2], args[:2]):
+        inner = (isinstance(a, torch.fx.Node) and a.op in ("call_function", "call_method")
+                 and a.name not in traced.pattern_index
+                 and _MAX_KINDS.get(getattr(a.target, "__name__", a.target))
+                 == _MAX_KINDS[getattr(node.target, "__name__", node.target)])
+        leaves += _nested_leaves(traced, rec, a) if inner else [v.numpy()]
+    return leaves
+
+
 def torch_states(traced, x):
     """``node name -> list of (n, *block shape) bool arrays``, from torch's values."""
     gm = traced.graph_module
@@ -187,7 +205,13 @@ def torch_states(traced, x):
         z = args[0].numpy() if isinstance(args[0], torch.Tensor) else None
         kind = (type(gm.get_submodule(node.target)).__name__ if node.op == "call_module"
                 else getattr(node.target, "__name__", node.target))
-        if kind in ("ReLU", "LeakyReLU", "PReLU", "relu", "leaky_relu"):
+        if kind in _MAX_KINDS and node.name in traced.max_inputs and len(args) > 1 \
+                and isinstance(args[1], torch.Tensor):  # a nested max folded into one
+            leaves = _nested_leaves(traced, rec, node)
+            assert len(leaves) == traced.max_inputs[node.name]
+            values = np.stack(np.broadcast_arrays(*leaves), -1)
+            out[node.name] = winner_bits(_MAX_KINDS[kind] * values)
+        elif kind in ("ReLU", "LeakyReLU", "PReLU", "relu", "leaky_relu"):
             out[node.name] = [z > 0]
         elif kind in ("ReLU6", "Hardtanh"):
             m = gm.get_submodule(node.target)
@@ -203,7 +227,7 @@ def torch_states(traced, x):
             k, stride = m.kernel_size, m.stride or m.kernel_size
             starts = np.arange(0, z.shape[-1] - k + 1, stride)
             out[node.name] = winner_bits(z[..., starts[:, None] + np.arange(k)])
-        elif kind == "max":  # x.max(dim=-1): a tree over the last axis
+        elif kind in ("max", "amax"):  # x.max(dim=-1), amax(-1): a tree over the last axis
             out[node.name] = winner_bits(z)
         else:
             raise AssertionError(f"no oracle for {node.name} ({kind})")
@@ -280,6 +304,159 @@ def test_max_pooling_and_maxout_match_torch():
         groups = model.b(h).view(len(x), 3, 3)
     assert np.array_equal(won["pool"], z.view(len(x), 1, 6, 2).argmax(-1).numpy())
     assert np.array_equal(won["max_1"], groups.argmax(-1).numpy())
+
+
+class NestedMax(nn.Module):
+    """A max of three slices of one ReLU layer, written several ways: ``nested``
+    (torch.maximum of a torch.maximum), ``amax`` / ``max`` (of a torch.stack), ``kept``
+    (the same function, but the inner max has a second user, ``m - m``), ``concat``
+    (the inner max is also an output). ``relu=False``: the slices of the Linear itself
+    (no ties at the zeros of the ReLU, so torch's argmax is the tree's winner)."""
+
+    def __init__(self, how, d_in=2, relu=True):
+        super().__init__()
+        self.how, self.relu = how, relu
+        self.a = nn.Linear(d_in, 12)
+
+    def forward(self, x):
+        h = F.relu(self.a(x)) if self.relu else self.a(x)
+        a, b, c = h[:, :4], h[:, 4:8], h[:, 8:12]
+        if self.how == "nested":
+            return torch.maximum(torch.maximum(a, b), c)
+        if self.how == "amax":
+            return torch.stack([a, b, c], -1).amax(-1)
+        if self.how == "max":
+            return torch.max(torch.stack([a, b, c], -1), dim=-1).values
+        if self.how == "right":      # max(a, max(b, c)), Tensor.max(other), torch.max(a, b)
+            return torch.max(a, b.max(c))
+        m = torch.maximum(a, b)
+        if self.how == "kept":
+            return torch.maximum(m, c) + (m - m)
+        if self.how == "concat":
+            return torch.cat([torch.maximum(m, c), m], -1)
+        raise AssertionError(self.how)
+
+
+def _canonical_per_point(p, x):
+    """The set of (point index, canonical pattern) pairs: each point's region pattern."""
+    r = p.locate(x)
+    assert np.all(r >= 0)
+    return {(i, bytes(np.packbits(p.patterns[j]))) for i, j in enumerate(r)}
+
+
+def test_a_nested_max_of_one_kind_is_one_k_way_max():
+    domain, seed = ((-1, 1), (-1, 1)), 2
+    x = RNG.uniform(-1, 1, (400, 2))
+    parts = {}
+    for how in ("nested", "amax", "max", "right"):
+        # the bits are torch's argmax of the leaves, placed as a tree of 3 per element
+        # (two levels, recorded in max_trees); the inner max node creates nothing
+        traced = check_against_torch(_init(NestedMax(how, relu=False), seed),
+                                     RNG.normal(size=(300, 2)))
+        root = next(iter(traced.max_inputs))
+        assert traced.max_inputs == {root: 3} and sorted(traced.pattern_index) == [root]
+        assert [b.shape for b in traced.pattern_index[root]] == [(1, 4), (1, 4)]
+        assert traced.network.max_trees is not None and len(traced.network.max_trees) == 8
+        model = _init(NestedMax(how), seed)
+        traced = trace(model)
+        assert traced.max_inputs == {root: 3}
+        assert sorted(traced.pattern_index) == sorted(["relu", root])
+        # Traced.winners: the index of a winning leaf in the order written (ties at the
+        # zeros of the ReLU go to a later leaf, as in the tree)
+        won = traced.winners(traced.network.patterns(x))[root]
+        with torch.no_grad():
+            h = F.relu(model.a(torch.as_tensor(x))).view(len(x), 3, 4).numpy()
+        assert np.array_equal(np.take_along_axis(h, won[:, None], 1)[:, 0], h.max(1))
+        parts[how] = _check_partition(model, domain, x)
+    ref = parts["amax"]
+    for how, p in parts.items():
+        assert len(p) == len(ref), how
+        assert np.array_equal(p.patterns, ref.patterns), how
+        assert _canonical_per_point(p, x) == _canonical_per_point(ref, x), how
+    # pairwise, the a-vs-b comparison cuts regions where c wins too: the same function
+    # with the inner max used twice has strictly more regions
+    kept = _init(NestedMax("kept"), seed)
+    assert len(_check_partition(kept, domain, x)) > len(ref)
+
+
+def test_a_nested_max_in_1d_and_a_min_chain():
+    x = RNG.uniform(-1, 1, 200)
+    nested = _check_partition(_init(NestedMax("nested", 1), 0), (-1.0, 1.0), x)
+    amax = _check_partition(_init(NestedMax("amax", 1), 0), (-1.0, 1.0), x)
+    kept = _check_partition(_init(NestedMax("kept", 1), 0), (-1.0, 1.0), x)
+    assert len(nested) == len(amax) < len(kept)
+    assert np.array_equal(nested.patterns, amax.patterns)
+
+    class MinChain(nn.Module):       # min(min(a, b), min(c, d)): one min over 4
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(2, 8)
+
+        def forward(self, x):
+            h = self.a(x)
+            return torch.min(torch.minimum(h[:, 0:2], h[:, 2:4]), h[:, 4:6].min(h[:, 6:8]))
+    traced = check_against_torch(_init(MinChain(), 1), RNG.normal(size=(300, 2)))
+    assert traced.max_inputs == {"min_2": 4}
+    assert [b.shape for b in traced.pattern_index["min_2"]] == [(2, 2), (1, 2)]
+
+
+def test_an_inner_max_with_two_users_stays_pairwise():
+    traced = check_against_torch(_init(NestedMax("concat", relu=False), 2),
+                                 RNG.normal(size=(300, 2)))
+    assert traced.max_inputs == {} and traced.network.max_trees is None
+    assert [b.shape for b in traced.pattern_index["maximum"]] == [(4,)]
+    assert [b.shape for b in traced.pattern_index["maximum_1"]] == [(4,)]
+    model = _init(NestedMax("concat"), 2)
+    traced = trace(model)
+    assert traced.max_inputs == {} and traced.network.max_trees is None
+    assert [b.shape for b in traced.pattern_index["maximum"]] == [(4,)]
+    assert [b.shape for b in traced.pattern_index["maximum_1"]] == [(4,)]
+    # the a-vs-b comparison is a region boundary everywhere: the bit of the region
+    # each point falls in is a > b at that point, where c wins too
+    x = RNG.uniform(-1, 1, (400, 2))
+    p = _check_partition(model, ((-1, 1), (-1, 1)), x)
+    with torch.no_grad():
+        h = F.relu(model.a(torch.as_tensor(x))).numpy()
+    (bit,) = traced.pattern_index["maximum"]
+    got = p.patterns[p.locate(x)][:, bit]
+    c_wins = h[:, 8:12] > np.maximum(h[:, :4], h[:, 4:8])
+    assert np.array_equal(got, h[:, :4] > h[:, 4:8]) and np.any(c_wins & got) \
+        and np.any(c_wins & ~got)
+    # a max and a min do not fold either (MaxNet: torch.min of a torch.maximum)
+    traced = trace(_init(MaxNet(), 3))
+    assert [b.shape for b in traced.pattern_index["maximum"]] == [(4,)]
+    assert [b.shape for b in traced.pattern_index["min_1"]] == [(4,)]
+
+
+def test_an_inner_max_whose_outer_is_a_max_over_a_dim_is_pairwise():
+    # torch.max(m, n) looks like a max of two tensors in the graph, but n is a size
+    # (an int): the outer is a max over dim 1, and the inner max is lowered pairwise
+    class OverDim(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(2, 8)
+
+        def forward(self, x):
+            h = self.a(x)
+            a, b = h[:, :4].view(-1, 2, 2), h[:, 4:].view(-1, 2, 2)
+            return torch.max(torch.maximum(a, b), a.size(1)).values
+    traced = check_against_torch(_init(OverDim(), 1), RNG.normal(size=(200, 2)))
+    assert traced.max_inputs == {"max_1": 2}
+    assert [b.shape for b in traced.pattern_index["maximum"]] == [(2, 2)]
+
+
+def test_a_nested_max_of_shapes_that_do_not_broadcast_is_refused():
+    class Bad(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(2, 11)
+
+        def forward(self, x):
+            h = self.a(x)
+            return torch.maximum(torch.maximum(h[:, :4], h[:, 4:8]), h[:, 8:11])
+    with pytest.raises(ValueError, match=r"node 'maximum_1'.*nested max of 3 tensors.*"
+                                         r"\(4,\), \(4,\), \(3,\)\] do not broadcast"):
+        trace(_init(Bad(), 1))
 
 
 def test_prelu_relu6_hardtanh_clamp_match_torch():
