@@ -243,10 +243,11 @@ def _encoded_2d(width, side):
     return enc, model, coords, sample_features(model, coords, grid_shape=(side, side))
 
 
-def test_encoded_2d_features_are_labelled():
-    enc, model, coords, f = _encoded_2d(8, 6)
+def test_encoded_2d_sampled_features_are_labelled():
+    enc, model, coords, _ = _encoded_2d(8, 6)
+    f = sample_features(model, coords, grid_shape=(6, 6), encoded_faces=False)
     assert f.kind["occupancy"] == "sampled" and f.kind["region"] == "sampled"
-    assert f.kind["hamming"] == "exact"
+    assert f.kind["hamming"] == "exact" and "inradius" not in f
     net = as_network(model)
     pats = net.patterns(enc.encode_numpy(coords))
     _, inv, cnt = np.unique(pats, axis=0, return_inverse=True, return_counts=True)
@@ -263,6 +264,44 @@ def test_bad_inputs_name_the_problem():
         sample_features(model, np.full((4, 2), np.nan))
     with pytest.raises(ValueError, match="radius"):
         sample_features(model, _grid(3, 3), grid_shape=(3, 3), radius=-1.0)
+
+
+def test_encoded_2d_face_features_are_the_whole_partitions():
+    # the oracle: the whole encoded 2D partition (another run of the engine, every
+    # face cut) and shapely on its faces; samples of one face share an id, and a
+    # pattern met in several faces (PE is periodic) gives several ids
+    import regions
+
+    enc = positional_encoding(2, 2)
+    torch.manual_seed(4)
+    model = torch.nn.Sequential(enc, torch.nn.Linear(8, 10), torch.nn.ReLU(),
+                                torch.nn.Linear(10, 6), torch.nn.ReLU(), torch.nn.Linear(6, 1))
+    coords = _grid(12, 12, 0, 1)
+    f = sample_features(model, coords, grid_shape=(12, 12))
+    for k in ("region", "measure", "inradius", "occupancy", "dist_boundary", "dist_polygon"):
+        assert f.kind[k] == "exact", k
+    assert f.kind["density"] == "sampled"
+    p = regions.partition(model, f.meta["domain"])
+    r = p.locate(coords)
+    # one id per face: the same grouping of the samples as the whole partition's faces
+    _, want = np.unique(r, return_inverse=True)
+    _, got = np.unique(f["region"], return_inverse=True)
+    assert len(np.unique(np.stack([want, got], 1), axis=0)) == len(np.unique(want)) \
+        == len(np.unique(got))
+    pats = p.patterns[r]
+    _, by_pattern = np.unique(pats, axis=0, return_inverse=True)
+    assert len(np.unique(by_pattern)) < len(np.unique(got)), "no pattern recurs: nothing tested"
+    np.testing.assert_array_equal(f["occupancy"], np.bincount(r)[r])
+    lo, hi = p.measure_bounds[r].T
+    b = f.meta["measure_bounds"]
+    assert np.all(np.maximum(lo, b[:, 0]) <= np.minimum(hi, b[:, 1]))
+    tol = 4 * f.meta["face_tol"]
+    np.testing.assert_allclose(f["inradius"], p.inradius[r], atol=tol)
+    polys = np.asarray(p.polygons(), dtype=object)[r]
+    np.testing.assert_allclose(f["dist_polygon"],
+                               shapely.distance(shapely.points(coords), shapely.boundary(polys)),
+                               atol=tol)
+    np.testing.assert_allclose(f["dist_boundary"], p.distance_to_boundary(coords), atol=tol)
 
 
 def _dense_changes(net, enc, a, b, n=4001):

@@ -76,9 +76,19 @@ def _warm_engine(net, signal):
     return time.perf_counter() - t0
 
 
+def _measured_here(job, key, epoch):
+    """Whether the costly measurement ``job[key]`` (``"all"``, ``"ends"``, ``"end"``,
+    ``"none"``) runs at analysed checkpoint ``epoch``."""
+    which = job.get(key, "all")
+    last, first = epoch == job["analyse"][-1], epoch == job["analyse"][0]
+    return which == "all" or (which == "end" and last) or (which == "ends" and (last or first))
+
+
 def _exact_partition(net, signal):
     """The exact partition of the checkpoint over the signal's domain, or None
-    for encoded 2D models (no exact engine)."""
+    for encoded 2D models (their whole partition takes minutes to an hour at the
+    study's sizes; the faces holding the samples are cut instead, see
+    :func:`regions.study.geometric_features.encoded_2d_face_features`)."""
     from ..api import partition
 
     if net.encoding is not None and signal.dim == 2:
@@ -93,6 +103,12 @@ def _shape_features(out, feats, part, step, n_layers):
         hit = np.unique(np.asarray(feats["region"]))
         out.measure_all_median = float(np.median(part.measure))
         out.measure_hit_median = float(np.median(part.measure[hit]))
+        out.regions_with_samples = int(hit.size)
+    elif feats.kind.get("region") == "exact" and "measure" in feats:
+        # the exact faces holding the samples (encoded 2D): no whole partition
+        rid = np.asarray(feats["region"])
+        hit, first = np.unique(rid, return_index=True)
+        out.measure_hit_median = float(np.median(np.asarray(feats["measure"])[first]))
         out.regions_with_samples = int(hit.size)
     if "neighbour_crossings" in feats.meta:
         c = np.asarray(feats.meta["neighbour_crossings"], float)
@@ -168,14 +184,13 @@ def analyse_checkpoint(run, epoch, job, notes, extra_speeds=None):
         part = None
     t_part = time.perf_counter() - t0 if part is not None else None
     step = grid.grid_step(signal.coord_range, signal.grid_shape, signal.endpoint)
-    which = job.get("encoded_crossings", "all")
-    last = epoch == job["analyse"][-1]
-    enc_cross = which == "all" or (which == "end" and last) or \
-        (which == "ends" and (last or epoch == job["analyse"][0]))
     exact_2d_missing = part is None and not (net.encoding is not None and signal.dim == 2)
+    enc_faces = _measured_here(job, "encoded_faces", epoch) and net.encoding is not None \
+        and signal.dim == 2
     feats = sample_features(net, coords, grid_shape=signal.grid_shape, domain=_domain(signal),
                             radius=step, partition=False if exact_2d_missing else part,
-                            encoded_crossings=enc_cross)
+                            encoded_crossings=_measured_here(job, "encoded_crossings", epoch),
+                            encoded_faces=enc_faces)
     if feats.meta.get("missing"):
         notes.append(f"{job['name']}: {feats.meta['missing']}")
     x_in = net.encoding.encode_numpy(coords) if net.encoding is not None else coords

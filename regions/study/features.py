@@ -39,10 +39,17 @@ Encoded models (a :class:`regions.encoding.Encoding` in front):
   (pieces meeting the interval), ``dist_boundary`` (to the nearest breakpoint),
   ``hamming*`` and ``crossings`` (breakpoints between neighbouring samples).
 * 2D: ``hamming*`` (exact: patterns at the samples), ``crossings`` (exact
-  crossings along grid rows and columns, :func:`regions.grid_crossings`) and,
-  labelled ``'sampled'``: ``region`` / ``occupancy`` / ``measure`` from the
-  distinct patterns at the samples, ``density`` (distinct patterns in the
-  window of radius ``radius``).
+  crossings along grid rows and columns, :func:`regions.grid_crossings`), the
+  exact features of the face (connected region) holding each sample, from
+  :func:`regions.encoded.sample_faces` without the whole partition: ``region``
+  (one id per face), ``measure`` (its area; the certified intervals in
+  ``meta["measure_bounds"]``), ``inradius``, ``occupancy``, ``dist_boundary``
+  (to the face's curves) and ``dist_polygon`` (domain sides included), all within
+  the engine's tolerance ``1e-5``; with ``encoded_faces=False`` instead, labelled
+  ``'sampled'``, ``region`` / ``occupancy`` / ``measure`` from the distinct
+  patterns at the samples. ``density`` (distinct patterns in the window of
+  radius ``radius``) is always sampled: the faces near a sample that hold no
+  sample are not cut.
 
 The geometry comes from :mod:`regions.geometry` (``dist_*`` from
 :func:`regions.geometry.boundary_distances`, raw ``crossings`` from
@@ -80,7 +87,7 @@ def default_domain(coords, grid_shape=None):
 
 
 def sample_features(model, coords, grid_shape=None, domain=None, radius=None,
-                    partition=None, layers=True, encoded_crossings=True):
+                    partition=None, layers=True, encoded_crossings=True, encoded_faces=True):
     """Region features of every sample at one checkpoint (see the module docstring).
 
     Parameters
@@ -105,6 +112,10 @@ def sample_features(model, coords, grid_shape=None, domain=None, radius=None,
         For encoded 2D models, compute the exact crossings along rows and
         columns (:func:`regions.grid_crossings`; the costly part, seconds to
         tens of seconds for 32x32 pixels at L = 5).
+    encoded_faces : bool
+        For encoded 2D models, the exact features of the face holding each
+        sample (:func:`regions.encoded.sample_faces`; seconds for 256 samples of
+        a 2x128 network at L = 5); ``False``: the sampled ones.
 
     Returns
     -------
@@ -153,7 +164,8 @@ def sample_features(model, coords, grid_shape=None, domain=None, radius=None,
     elif dim == 1:
         encoded_1d_features(f, net, coords, grid_shape, domain, radius, partition)
     else:
-        encoded_2d_features(f, net, coords, grid_shape, radius, pats, encoded_crossings)
+        encoded_2d_features(f, net, coords, grid_shape, radius, pats, encoded_crossings,
+                            faces=domain if encoded_faces else None)
 
     if grid_shape is not None:
         hamming_features(f, net, pats, grid_shape, layers)

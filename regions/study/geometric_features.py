@@ -9,8 +9,10 @@ boundary crossings to its grid neighbours
 :func:`encoded_1d_features` does the same from the encoded 1D partition
 (regions are patterns, possibly of several pieces). For encoded 2D models,
 :func:`encoded_grid_crossings` gives the exact crossings along grid rows and
-columns (:func:`regions.grid_crossings`). All are labelled ``'exact'``; the
-table of names is in :mod:`regions.study.features`.
+columns (:func:`regions.grid_crossings`) and :func:`encoded_2d_face_features`
+the features of the face holding each sample (:func:`regions.encoded.sample_faces`,
+without the whole partition). All are labelled ``'exact'``; the table of names
+is in :mod:`regions.study.features`.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from ..geometry import boundary_distances, segment_crossings
 from .feature_table import EXACT, mean_over_pairs, occupancy
 from .grid import adjacent_pairs
 
-__all__ = ["raw_features", "encoded_1d_features", "encoded_grid_crossings"]
+__all__ = ["raw_features", "encoded_1d_features", "encoded_2d_face_features",
+           "encoded_grid_crossings"]
 
 
 def _partition(net, domain, partition):
@@ -155,3 +158,57 @@ def encoded_grid_crossings(net, coords, grid_shape):
     gc = grid_crossings(net, (H, W), bounds=((xs[0], xs[-1]), (ys[0], ys[-1])), progress=False)
     return np.concatenate([np.asarray(gc.row_crossings).ravel(),
                            np.asarray(gc.col_crossings).ravel()]).astype(np.int64)
+
+
+def encoded_2d_face_features(f, net, coords, domain, workers=1):
+    """Add the features of the face (connected region) of the encoded 2D partition
+    holding each sample, from :func:`regions.encoded.sample_faces` (only those
+    faces are cut, not the whole partition): ``region`` (one id per face: samples
+    whose faces have one pattern and hold each other's samples), ``measure`` (the
+    face's area; ``meta["measure_bounds"]`` its certified interval), ``inradius``,
+    ``occupancy``, ``dist_boundary`` (to the face's curves, the domain's sides
+    excluded) and ``dist_polygon`` (sides included); all within the engine's
+    Hausdorff tolerance ``meta["face_tol"]``."""
+    import shapely
+
+    from ..encoded import sample_faces
+    from ..encoded.engine2d import DEFAULT_TOL
+
+    s = sample_faces(net, coords, domain=domain, workers=workers)
+    if any(p is None for p in s.polygons):
+        bad = sum(p is None for p in s.polygons)
+        raise ValueError(f"{bad} samples lie outside the domain {domain!r}")
+    rid = face_ids(s.polygons, s.patterns, coords)
+    f.add("region", rid, EXACT, "the sample's face (connected region) in the exact partition")
+    f.add("measure", s.area, EXACT, "area of the sample's face (within the tolerance)")
+    f.add("inradius", s.inradius, EXACT, "radius of the largest disk in the face")
+    f.add("occupancy", occupancy(rid), EXACT, "training samples in the same face")
+    f.add("dist_boundary", s.distance, EXACT,
+          "distance to the face's boundary curves (domain sides excluded)")
+    polys = np.asarray(s.polygons, dtype=object)
+    f.add("dist_polygon", shapely.distance(shapely.points(coords), shapely.boundary(polys)),
+          EXACT, "distance to the face's boundary (domain sides included)")
+    f.meta["measure_bounds"] = s.area_bounds
+    f.meta["face_tol"] = DEFAULT_TOL
+    f.meta["face_stats"] = {k: (len(v) if isinstance(v, list) else v) for k, v in s.stats.items()}
+
+
+def face_ids(polygons, patterns, points):
+    """One id per face among the samples' faces (``polygons[i]`` holds ``points[i]``):
+    two samples share a face when their patterns are equal and one's face holds the
+    other's point (faces of one pattern are either one face or disjoint; the
+    same face may come as different polylines, within the tolerance, from separate
+    runs). Ids are ``0 .. k-1`` in order of first appearance."""
+    import shapely
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    m = len(polygons)
+    polys = np.asarray(polygons, dtype=object)
+    pi, qi = shapely.STRtree(polys).query(shapely.points(points), predicate="intersects")
+    same = (patterns[pi] == patterns[qi]).all(axis=1) & (pi != qi)
+    graph = coo_matrix((np.ones(int(same.sum())), (pi[same], qi[same])), shape=(m, m))
+    _, labels = connected_components(graph, directed=False)
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first))          # ids in order of first appearance
+    return order[inverse.reshape(-1)].astype(np.int64)

@@ -82,6 +82,18 @@ def _make_signal(spec, seed=0):
                          f"{err}") from None
 
 
+_WHICH = ("all", "ends", "end", "none")
+
+
+def _which(cfg, key):
+    """At which analysed checkpoints a costly encoded 2D measurement runs: ``cfg[key]``,
+    one of :data:`_WHICH` (default ``"all"``)."""
+    value = cfg.get(key, "all")
+    if value not in _WHICH:
+        raise ValueError(f"{key} must be one of {_WHICH}, got {value!r}")
+    return value
+
+
 def _analysed_epochs(exp, epochs):
     """Analysed checkpoints: floats are fractions of the epochs, ints are epochs."""
     out = set()
@@ -131,7 +143,8 @@ def build_jobs(preset="quick", seeds=None):
                 "name": exp["name"], "seed": seed, "signal": signal, "config": tcfg,
                 "analyse": analysed, "n_boot": int(cfg["n_boot"]), "eps": float(cfg["eps"]),
                 "window": float(cfg["window"]), "n_distant": int(cfg["n_distant"]),
-                "encoded_crossings": cfg.get("encoded_crossings", "all"),
+                "encoded_crossings": _which(cfg, "encoded_crossings"),
+                "encoded_faces": _which(cfg, "encoded_faces"),
                 "threads": 1, "ensemble": bool(cfg.get("ensemble", False)),
                 **({"intervention_pair": str(exp["intervention_pair"])}
                    if "intervention_pair" in exp else {}),
@@ -282,7 +295,7 @@ def job_key(job):
                        "coords": sig.coords, "targets": sig.targets},
             "config": cfg, "analyse": job["analyse"],
             **{k: job[k] for k in ("n_boot", "eps", "window", "n_distant", "encoded_crossings",
-                                   "threads")},
+                                   "encoded_faces", "threads")},
             **{k: job[k] for k in ("intervention_pair",) if k in job}}
     text = json.dumps(_hashable(desc), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -3,38 +3,48 @@
 :func:`hamming_features` (every model with a grid) compares each sample's
 pattern with its grid neighbours' (exact: the patterns are computed at the
 samples). :func:`encoded_2d_features` describes the regions of an encoded 2D
-model from the distinct patterns among the samples only, labelled
+model by the exact faces holding the samples
+(:func:`regions.study.geometric_features.encoded_2d_face_features`) where they
+are asked for, else from the distinct patterns among the samples only, labelled
 ``'sampled'`` (a lower bound on what they count: two pixels with one pattern
-may lie in different regions, and a region between pixels is missed), plus
-the exact crossings of :func:`regions.study.geometric_features.encoded_grid_crossings`.
+may lie in different regions, and a region between pixels is missed); its
+``density`` is always the sampled one; plus the exact crossings of
+:func:`regions.study.geometric_features.encoded_grid_crossings`.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .feature_table import EXACT, SAMPLED, grid_step, mean_over_pairs, occupancy
-from .geometric_features import encoded_grid_crossings
+from .geometric_features import encoded_2d_face_features, encoded_grid_crossings
 from .grid import adjacent_pairs
 
 __all__ = ["hamming_features", "encoded_2d_features"]
 
 
-def encoded_2d_features(f, net, coords, grid_shape, radius, pats, crossings=True):
-    """Add the features of an encoded 2D model to ``f``: the sampled region
-    features from the distinct patterns, and the exact row/column crossings
-    when ``crossings`` (and the samples form a regular grid)."""
+def encoded_2d_features(f, net, coords, grid_shape, radius, pats, crossings=True, faces=None):
+    """Add the features of an encoded 2D model to ``f``: the exact features of the
+    faces holding the samples when ``faces`` is a domain
+    (:func:`regions.study.geometric_features.encoded_2d_face_features`), else the
+    sampled region features from the distinct patterns; the sampled density; and
+    the exact row/column crossings when ``crossings`` (and the samples form a
+    regular grid)."""
     from ..sampling import sampled_patterns
 
     _, pid = sampled_patterns(net, coords)
     pid = np.asarray(pid, dtype=np.int64)
-    occ = occupancy(pid)
     f.meta["n_regions"] = None
-    f.add("region", pid, SAMPLED, "distinct pattern among the samples")
-    f.add("occupancy", occ, SAMPLED, "samples with the same pattern")
+    if faces is not None:
+        encoded_2d_face_features(f, net, coords, faces)
+    else:
+        occ = occupancy(pid)
+        f.add("region", pid, SAMPLED, "distinct pattern among the samples")
+        f.add("occupancy", occ, SAMPLED, "samples with the same pattern")
+        if grid_shape is not None:
+            f.add("measure", occ * _cell_area(coords, grid_shape), SAMPLED,
+                  "samples with the pattern x pixel area")
     if grid_shape is not None:
         H, W = grid_shape
-        cell = _cell_area(coords, grid_shape)
-        f.add("measure", occ * cell, SAMPLED, "samples with the pattern x pixel area")
         # distinct patterns in the window of radius `radius` (in pixel units)
         step = grid_step(coords, grid_shape)
         r = max(1, int(np.floor(radius / step + 1e-9)))

@@ -140,7 +140,9 @@ def preset_time(name) -> str:
 #: the epochs. ``encoded_crossings`` says at which analysed checkpoints the
 #: exact row/column crossings of encoded 2D models are computed ("all", "ends",
 #: "end"; they cost seconds to minutes per checkpoint, growing with pixels and
-#: L). ``tiny`` is for tests and smoke runs (seconds). Signals given with
+#: L); ``encoded_faces`` where the exact faces holding the samples are cut
+#: (:func:`regions.encoded.sample_faces`; about 1-3 s for 256 samples of a
+#: 2x128 network, 20-40 s for 4096, on one core; otherwise sampled features). ``tiny`` is for tests and smoke runs (seconds). Signals given with
 #: ``"seed": SEED_OF_JOB`` draw one target per seed. ``"ensemble": True`` lets
 #: jobs of one shape train together (:func:`ensemble_groups`; the same results).
 #: No preset sets it: measured on 2 shared cores (benchmarks/bench_ensemble.py),
@@ -170,7 +172,7 @@ PRESETS = {
         + _intervention(16, 600, 5, batch=64),
         "seeds": [0, 1, 2],
         "n_boot": 200, "eps": 0.5, "window": 0.1, "n_distant": 1000,
-        "encoded_crossings": "end",
+        "encoded_crossings": "end", "encoded_faces": "all",
     },
     "paper": {
         "description": "the paper's settings, 3 seeds, each its own noise target: 64x64x3 noise, "
@@ -193,7 +195,7 @@ PRESETS = {
         + _intervention(32, 1000, 5, record_every=5, analyse=(0.0, 0.1, 0.5, 1.0)),
         "seeds": [0, 1, 2],
         "n_boot": 500, "eps": 0.5, "window": 0.1, "n_distant": 5000,
-        "encoded_crossings": "ends",
+        "encoded_crossings": "ends", "encoded_faces": "all",
     },
     "tiny": {
         "description": "a smoke test: 10x10 noise and 128-point sinusoids, 2x16 networks, "

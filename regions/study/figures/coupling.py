@@ -92,7 +92,7 @@ def speed_vs_features(results, path, features=("occupancy", "measure", "hamming"
                 kind = c.kinds.get(f, "exact")
                 label = f if kind == "exact" else f"{f} ({kind})"
                 if f not in c.features:
-                    ax.text(0.5, 0.5, f"{f}:\nnot measured\n(no exact partition)",
+                    ax.text(0.5, 0.5, f"{f}:\nnot measured\nat this checkpoint",
                             ha="center", va="center", transform=ax.transAxes, color="0.4")
                     ax.set_xticks([])
                     ax.set_title(f, fontsize="medium")

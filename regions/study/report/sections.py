@@ -270,10 +270,15 @@ def notes_section(L, results, g, figs, found):
     L.append("- Data: `data/summary.csv`, `data/coupling.csv`, `data/findings.csv`, "
              "`data/runs.npz` (per-sample features, speeds, predicted and observed changes, "
              "confusion cosines, loss curves, residual energies).")
-    L.append("- Encoded 2D runs have no exact partition: their region, occupancy, measure and "
-             "density are `sampled` (distinct patterns among the samples); their Hamming "
-             "distances and crossings (exact row/column boundary crossings, computed at the "
-             "checkpoints the preset's `encoded_crossings` names) are exact.")
+    L.append("- Encoded 2D runs have no whole partition (minutes to an hour at these sizes), "
+             "so no region count: at the checkpoints the preset's `encoded_faces` names, the "
+             "face (connected region) holding each sample is cut exactly "
+             "(`regions.encoded.sample_faces`, curves within 1e-5) and its region, occupancy, "
+             "measure, inradius, dist_boundary and dist_polygon are `exact`; at the others "
+             "region, occupancy and measure are `sampled` (distinct patterns among the "
+             "samples). Their density is always `sampled`; their Hamming distances and "
+             "crossings (exact row/column boundary crossings, at the checkpoints "
+             "`encoded_crossings` names) are exact.")
     L.append("- Speeds: `rate` = -d log loss_i / d epoch over the window after the checkpoint "
              "(larger = faster); `drop` = log loss_i(e) - log loss_i(e + window); "
              "`epochs_to_eps` = epochs after the checkpoint until loss_i <= eps * loss_i(e) "
