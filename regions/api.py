@@ -94,7 +94,7 @@ def partition(model, domain, *, max_regions=None, progress=None, memory_budget=N
 
         separable_features(net.encoding)   # random Fourier features: refused, saying why
         check_value_range(net, dom)
-        return partition_encoded_plane(net, dom, max_regions=max_regions)
+        return partition_encoded_plane(net, dom, max_regions=max_regions, progress=progress)
     check_value_range(net, dom)
     if net.encoding is not None:
         from .encoded.engine import partition_encoded_line

@@ -859,3 +859,13 @@ def test_tiles_in_worker_processes_and_bad_tiles():
     for bad in (0, (2, 0), (1.5, 2), "x", (True, 2), (100, 100)):
         with pytest.raises(ValueError, match="tiles"):
             partition_tiles(model, tiles=bad, workers=1)
+
+
+def test_progress_shows_a_bar_over_the_neurons(capsys):
+    # the bar counts every kink neuron once and ends with the faces' count
+    model = pe_mlp(1, [4, 3, 1], 11)
+    p = regions.partition(model, ((0, 1), (0, 1)), progress=True)
+    err = capsys.readouterr().err
+    assert "regions (encoded 2D)" in err and "7/7" in err and f"faces={len(p)}" in err
+    regions.partition(model, ((0, 1), (0, 1)), progress=False)
+    assert capsys.readouterr().err == ""

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._shared import check_region_cap
+from .._shared import check_region_cap, progress_bar
 from ..domain import Box, PolygonDomain
 from .tolerances import H_TERM, XTOL
 
@@ -544,7 +544,8 @@ def _keep_faces_at(points, owner, geoms, parent):
         o = owner[split]
         reps = count[o]
         pt = np.repeat(split, reps)
-        child = np.repeat(first[o], reps) + (np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps))
+        within = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
+        child = np.repeat(first[o], reps) + within       # every child of the point's face
         arr = np.asarray(geoms, dtype=object)
         dist = shapely.distance(arr[child], shapely.points(points[pt]))
         # per point the first child at distance 0, else the nearest
@@ -556,7 +557,8 @@ def _keep_faces_at(points, owner, geoms, parent):
     return kept, owner.reshape(-1)
 
 
-def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None, points=None):
+def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None, points=None,
+                        progress=False):
     """Core of the encoded 2D engine: faces of ``net`` (a separable-encoded
     :class:`regions.Network`) over a shapely polygon.
 
@@ -568,7 +570,8 @@ def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None, 
     made: after each neuron's cut the pieces that hold no point are dropped, so at
     most ``m`` faces are cut at any time; each kept face is the full partition's
     (a face is cut into its connected parts, and the part holding a point is cut
-    on). ``stats["face_of_point"]`` is then each point's face.
+    on). ``stats["face_of_point"]`` is then each point's face. ``progress``: a bar
+    over the neurons (:func:`regions._shared.progress_bar`).
     """
     net = net.kink_first()   # carried units after each layer's kink units: never cut
     xm, ym, cm, kinds, wx, wy = separable_features(net.encoding)
@@ -590,43 +593,53 @@ def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None, 
     if points is not None:
         points = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 2)
         owner = np.zeros(points.shape[0], dtype=np.int64)
-    for l in range(n_layers):
-        n_l = net.weights[l].shape[0]
-        n_kinks = net.n_kinks(l)         # the layer's leading units; the rest are carried
-        layer_bits = np.zeros((len(geoms), n_kinks), dtype=bool)
-        curves = []
-        # each face's row of A, B, C and of the earlier bits (the faces at the layer's
-        # start): gathered once per layer, not once per neuron
-        rows = np.arange(len(geoms))
-        for k in range(n_kinks):
-            if l == 0 and points is None:
-                geoms, parent, bit = _split_by_shared_neuron(
-                    geoms, A[0, k], B[0, k], C[0, k], ax, ay, tol, scale, domain_polygon, curves,
-                    l + 1, k, stats)
-            else:
-                geoms, parent, bit = _split_layer_neuron(geoms, A[rows, k], B[rows, k],
-                                                         C[rows, k], ax, ay, tol, scale,
-                                                         l + 1, k, stats)
-            if points is not None and len(geoms) > len(rows):
-                kept, owner = _keep_faces_at(points, owner, geoms, parent)
-                geoms = [geoms[i] for i in kept]
-                parent, bit = parent[kept], bit[kept]
-            rows = rows[parent]
-            layer_bits = layer_bits[parent]
-            layer_bits[:, k] = bit
-        A, B, C = A[rows], B[rows], C[rows]
-        all_bits = [bb[rows] for bb in all_bits] + [layer_bits]
-        faces_per_layer.append(len(geoms))
-        check_region_cap(len(geoms), max_regions, f"after hidden layer {l + 1} of {n_layers}")
-        # the activations' factors: 1 or the slope for a kink unit, 1 (identity) for a
-        # carried unit, which has no bit and is never toggled
-        D = np.ones((len(geoms), n_l))
-        D[:, :n_kinks] = np.where(layer_bits, 1.0, net.slopes[l])
-        W, bias = net.weights[l + 1], net.biases[l + 1]
-        # W_{l+1} D_l C_l for every face: one batched BLAS product (n, j, k) @ (n, k, f)
-        A = np.matmul(W, D[:, :, None] * A)
-        B = np.matmul(W, D[:, :, None] * B)
-        C = (D * C) @ W.T + bias
+    bar = progress_bar(progress, total=sum(net.n_kinks(l) for l in range(n_layers)),
+                       desc="regions (encoded 2D)", unit="neuron")
+    try:
+        for l in range(n_layers):
+            n_l = net.weights[l].shape[0]
+            n_kinks = net.n_kinks(l)         # the layer's leading units; the rest are carried
+            layer_bits = np.zeros((len(geoms), n_kinks), dtype=bool)
+            curves = []
+            # each face's row of A, B, C and of the earlier bits (the faces at the layer's
+            # start): gathered once per layer, not once per neuron
+            rows = np.arange(len(geoms))
+            for k in range(n_kinks):
+                if l == 0 and points is None:
+                    geoms, parent, bit = _split_by_shared_neuron(
+                        geoms, A[0, k], B[0, k], C[0, k], ax, ay, tol, scale, domain_polygon,
+                        curves, l + 1, k, stats)
+                else:
+                    geoms, parent, bit = _split_layer_neuron(geoms, A[rows, k], B[rows, k],
+                                                             C[rows, k], ax, ay, tol, scale,
+                                                             l + 1, k, stats)
+                if points is not None and len(geoms) > len(rows):
+                    kept, owner = _keep_faces_at(points, owner, geoms, parent)
+                    geoms = [geoms[i] for i in kept]
+                    parent, bit = parent[kept], bit[kept]
+                rows = rows[parent]
+                layer_bits = layer_bits[parent]
+                layer_bits[:, k] = bit
+                if bar is not None:
+                    bar.set_postfix(layer=l + 1, faces=len(geoms), refresh=False)
+                    bar.update(1)
+            A, B, C = A[rows], B[rows], C[rows]
+            all_bits = [bb[rows] for bb in all_bits] + [layer_bits]
+            faces_per_layer.append(len(geoms))
+            check_region_cap(len(geoms), max_regions,
+                             f"after hidden layer {l + 1} of {n_layers}")
+            # the activations' factors: 1 or the slope for a kink unit, 1 (identity) for a
+            # carried unit, which has no bit and is never toggled
+            D = np.ones((len(geoms), n_l))
+            D[:, :n_kinks] = np.where(layer_bits, 1.0, net.slopes[l])
+            W, bias = net.weights[l + 1], net.biases[l + 1]
+            # W_{l+1} D_l C_l for every face: one batched BLAS product (n, j, k) @ (n, k, f)
+            A = np.matmul(W, D[:, :, None] * A)
+            B = np.matmul(W, D[:, :, None] * B)
+            C = (D * C) @ W.T + bias
+    finally:
+        if bar is not None:
+            bar.close()
     n = len(geoms)
     F = kinds.shape[0]
     A_out = np.zeros((n, A.shape[1], F))
@@ -639,13 +652,15 @@ def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None, 
     return geoms, bits, A_out, C, stats
 
 
-def partition_encoded_plane(network, domain, tol=DEFAULT_TOL, max_regions=None):
+def partition_encoded_plane(network, domain, tol=DEFAULT_TOL, max_regions=None, progress=None):
     """The encoded 2D engine on a :class:`regions.Network` (separable encoding) and a
     2D :class:`regions.domain.Box` or polygon domain in the encoding's coordinates.
 
     ``tol`` is the Hausdorff distance within which every boundary polyline follows
     its curve. ``max_regions`` raises ``regions.TooManyRegions`` after a layer that
-    leaves more faces. Returns :class:`regions.encoded.EncodedPartition2D`.
+    leaves more faces. ``progress``: a bar over the neurons on stderr, with the
+    faces so far (default: when stderr is a terminal). Returns
+    :class:`regions.encoded.EncodedPartition2D`.
 
     Examples
     --------
@@ -671,7 +686,7 @@ def partition_encoded_plane(network, domain, tol=DEFAULT_TOL, max_regions=None):
     poly = _domain_polygon(domain)
     # a max over k > 2 values: the cap is on the joined faces, checked after the join
     cap = max_regions if network.max_trees is None else None
-    geoms, bits, A, c, stats = encoded_plane_faces(network, poly, tol, cap)
+    geoms, bits, A, c, stats = encoded_plane_faces(network, poly, tol, cap, progress=progress)
     if network.max_trees is not None:
         from .joins import join_max_faces
 
