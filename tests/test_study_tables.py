@@ -20,7 +20,11 @@ The reference is regenerated, when a change of the tables is intended, with
 runs) and copying ``OUT/data/{summary,coupling,findings}.csv`` here. Last
 regenerated for issue 11 (findings on the kernel split, the own-step
 prediction and the spectrum; ``findings.csv`` gained ``group`` and ``rule``)
-and issue 14 (``summary.csv`` gained ``compile_seconds``).
+and issue 14 (``summary.csv`` gained ``compile_seconds``), then for issue 12: the
+encoded 2D run (2d-pe3) gets the exact features of the faces holding its samples
+(``coupling.csv``: its ``measure`` and ``occupancy`` rows exact, new ``inradius``,
+``dist_boundary``, ``dist_polygon`` rows; ``summary.csv``: its
+``mean_dist_boundary``); every other row unchanged.
 """
 import csv
 import math

@@ -105,13 +105,17 @@ def _intervention(size, epochs, L, optimizers=("adam", "gd"), record_every=1,
 #: ``benchmarks/bench_study_jobs.py paper 0``, was 1683 CPU-s (880 s): the
 #: whole run took 1999 CPU-s, over the issue's 15 minutes on 2 idle cores.
 MEASURED_SECONDS = {
-    "quick": {"seconds": 130, "kind": "measured", "cpu_seconds": 227, "wall_seconds": 130,
-              "load": 2, "how": "time python -m regions study --out /tmp/q_final, warm kernel "
-                                "cache, 2026-12-02 16:40 UTC, load average 1.5-2.7"},
-    "paper": {"seconds": 1000, "kind": "estimated", "cpu_seconds": 1999, "wall_seconds": 1330,
-              "load": 3, "how": "one whole run, 2026-12-02 16:42-17:05 UTC, cold kernel cache, "
-                                "test runs beside it (load 2.6-3.5): 1999 CPU-s, 1330 s wall; "
-                                "on 2 idle cores about half the CPU time plus the serial report"},
+    "quick": {"seconds": 280, "kind": "measured", "cpu_seconds": 518, "wall_seconds": 280,
+              "load": 2, "how": "time python -m regions study --out /tmp/q_idle, warm kernel "
+                                "cache, 2026-12-03 12:00 UTC, idle machine (load 1.4-2.4, the "
+                                "study's own two workers); 130 s before the exact faces of the "
+                                "encoded 2D runs (63 checkpoints, about 2.3 s each)"},
+    "paper": {"seconds": 2000, "kind": "estimated", "cpu_seconds": 4050, "wall_seconds": None,
+              "load": 3, "how": "one whole run before the exact faces of the encoded 2D runs, "
+                                "2026-12-02 16:42-17:05 UTC: 1999 CPU-s (1330 s wall, load "
+                                "2.6-3.5); the faces add about 2050 CPU-s (54 checkpoints of "
+                                "4096 samples at 30-40 s, 18 of 1024 at about 8 s, one core "
+                                "each); on 2 idle cores about half the CPU time"},
     "tiny": {"seconds": 20, "kind": "estimated", "cpu_seconds": 24.6, "wall_seconds": 151,
              "load": 12, "how": "most of it start-up and report, serial"},
 }
