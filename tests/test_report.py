@@ -140,3 +140,23 @@ def test_lookup_follows_attributes_and_keys_and_stops_at_none():
     assert lookup(c, "dead", "all") == 0.25
     assert lookup(c, "kernel_split", "pearson_residual") is None
     assert lookup(c, "epoch") == 0 and lookup(c) is c
+
+
+def test_region_sizes_draws_the_exact_sample_faces_of_an_encoded_2d_run(tmp_path):
+    # hand-made results have no saved partitions: the figure's only row is the encoded
+    # 2D run's exact faces; with sampled features it has nothing to draw and says so
+    from regions.study import figures
+    from regions.study.figures.partitions import _end_faces
+
+    results = _results()
+    pe = results[1]
+    rng = np.random.default_rng(1)
+    ids = rng.integers(0, 70, 100)
+    pe.checkpoints[-1].features = {"measure": rng.uniform(1e-7, 1e-3, 70)[ids], "region": ids}
+    with pytest.raises(ValueError, match="no run with an exact partition"):
+        figures.region_sizes(results, str(tmp_path / "none.png"))
+    pe.checkpoints[-1].kinds = {"measure": "exact", "region": "exact"}
+    r, c = _end_faces(results)
+    assert r is pe and c is pe.checkpoints[-1]
+    path = figures.region_sizes(results, str(tmp_path / "sizes.png"))
+    assert os.path.getsize(path) > 10_000

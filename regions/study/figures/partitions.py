@@ -59,7 +59,9 @@ def _end_partition(results, names):
 def region_sizes(results, path):
     """Region sizes at the end of training, exact beside what the training
     samples see (sampled patterns), and the exact region density; one row for
-    the raw 2D run and one for the highest-L encoded 1D run (or the raw 1D run)."""
+    the raw 2D run, one for the highest-L encoded 1D run (or the raw 1D run), and
+    one for the highest-L encoded 2D run with exact sample faces (no whole
+    partition: the faces holding the samples, against the pixel a grid resolves)."""
     import regions
 
     rp = rplot()
@@ -67,11 +69,16 @@ def region_sizes(results, path):
                    key=lambda n: -int(n[5:]) if n[5:].isdigit() else 0)  # highest L first
     rows = [x for x in (_end_partition(results, ["2d-raw"]), _end_partition(results, one_d))
             if x is not None]
-    if not rows:
-        raise ValueError("no run with an exact partition (raw 2D, or 1D) in the results")
+    faces = _end_faces(results)
+    if not rows and faces is None:
+        raise ValueError("no run with an exact partition (raw 2D, or 1D) or exact sample "
+                         "faces (encoded 2D) in the results")
     plt = pyplot()
-    fig = plt.figure(figsize=(14, 3.9 * len(rows)), layout="constrained")
-    sub = fig.subfigures(len(rows), 1, squeeze=False)[:, 0]
+    n_rows = len(rows) + (faces is not None)
+    fig = plt.figure(figsize=(14, 3.9 * n_rows), layout="constrained")
+    sub = fig.subfigures(n_rows, 1, squeeze=False)[:, 0]
+    if faces is not None:
+        _faces_row(sub[-1], *faces)
     for sf, (r, p, pts) in zip(sub, rows):
         axes = sf.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 1.1]})
         sampled = regions.sampled_patterns(p.network, pts)
@@ -92,3 +99,54 @@ def region_sizes(results, path):
                     f"{sampled[0]:,} patterns among the {len(pts):,} training samples",
                     fontsize="medium")
     return save(fig, path)
+
+
+def _end_faces(results):
+    """(run, checkpoint) of the encoded 2D run of highest L whose last checkpoint has
+    the exact features of the faces holding its samples, or None."""
+    def level(r):
+        digits = "".join(ch for ch in r.name.rsplit("pe", 1)[-1] if ch.isdigit())
+        return int(digits) if "pe" in r.name and digits else 0
+    runs = [r for r in results if r.dim == 2 and r.encoding is not None and r.checkpoints
+            and r.checkpoints[-1].kinds.get("measure") == "exact"
+            and r.checkpoints[-1].kinds.get("region") == "exact"]
+    if not runs:
+        return None
+    r = max(runs, key=lambda r: (level(r), -r.seed))
+    return r, r.checkpoints[-1]
+
+
+def _faces_row(sf, r, c):
+    """Histogram of the distinct faces' areas with the pixel's area marked, and the
+    area of the face holding each pixel's sample as an image."""
+    import numpy as np
+    from matplotlib.colors import LogNorm
+
+    area = np.asarray(c.features["measure"], dtype=np.float64)
+    rid = np.asarray(c.features["region"])
+    _, first = np.unique(rid, return_index=True)
+    faces = area[first]
+    H, W = r.grid_shape
+    lo, hi = r.coord_range
+    pixel = (hi - lo) ** 2 / (H * W)
+    ax1, ax2 = sf.subplots(1, 2, gridspec_kw={"width_ratios": [2.1, 1.1]})
+    edges = np.logspace(np.log10(faces.min()) - 0.05, np.log10(max(faces.max(), pixel)) + 0.05, 41)
+    ax1.hist(faces, bins=edges, color="C0", alpha=0.85, label="exact faces holding samples")
+    ax1.axvline(pixel, color="C1", lw=2, label="one pixel: the smallest size a grid's\n"
+                                                 "sampled patterns can give")
+    ax1.set_xscale("log")
+    ax1.set_xlabel("face area")
+    ax1.set_ylabel("faces")
+    ax1.legend(fontsize="small", loc="upper left")
+    ax1.set_title(f"median face {np.median(faces):.2g}, {pixel / np.median(faces):.0f}x smaller "
+                  "than a pixel", fontsize="medium")
+    img = area.reshape(H, W)
+    m = ax2.imshow(img, origin="lower", extent=(lo, hi, lo, hi), cmap="magma_r",
+                   norm=LogNorm(img.min(), img.max()), interpolation="nearest")
+    sf.colorbar(m, ax=ax2, shrink=0.85, label="area of the sample's face")
+    ax2.set_xlabel("$x_1$")
+    ax2.set_ylabel("$x_2$")
+    ax2.set_title("the face holding each pixel's sample", fontsize="medium")
+    sf.suptitle(f"{r.name} (seed {r.seed}) at epoch {c.epoch}: {faces.size:,} distinct exact "
+                f"faces hold the {rid.size:,} samples (regions.encoded.sample_faces; no whole "
+                f"partition); {c.n_patterns_sampled:,} patterns among them", fontsize="medium")

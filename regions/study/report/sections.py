@@ -139,7 +139,9 @@ def paper_table_section(L, results, g, figs, found):
           "Region sizes at the end of training: the exact sizes, the sizes the training "
           "samples suggest (a pattern's share of the samples times the domain; small "
           "regions holding no sample are missing), and the exact density (1 / size of "
-          "the region at each point):\n"))
+          "the region at each point); for the encoded 2D run, whose whole partition is "
+          "not computed, the exact areas of the faces holding the samples against the "
+          "pixel, the smallest size sampled patterns on the grid can give:\n"))
 def regions_section(L, results, g, figs, found):
     """Region counts, sizes and distances over training."""
     embed(L, figs, "partitions", "partitions",
