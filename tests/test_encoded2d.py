@@ -869,3 +869,26 @@ def test_progress_shows_a_bar_over_the_neurons(capsys):
     assert "regions (encoded 2D)" in err and "7/7" in err and f"faces={len(p)}" in err
     regions.partition(model, ((0, 1), (0, 1)), progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_sample_faces_refine_to_a_relative_area_tolerance():
+    # at a coarse tolerance the small faces' area intervals are wide; rel_tol cuts
+    # those faces again at smaller tolerances until each interval is within 2% of
+    # its area. The oracle: each refined area lies in the coarse certified interval,
+    # and the patterns are the forward pass's (the same faces, finer polylines)
+    model = pe_mlp(3, [24, 16, 1], 5)
+    pts = np.random.default_rng(4).uniform(0.05, 0.95, (40, 2))
+    coarse = sample_faces(model, pts, tol=1e-4)
+    width = coarse.area_bounds[:, 1] - coarse.area_bounds[:, 0]
+    assert np.sum(width > 0.02 * coarse.area) >= 10, "nothing to refine: the test is vacuous"
+    fine = sample_faces(model, pts, tol=1e-4, rel_tol=0.02)
+    w = fine.area_bounds[:, 1] - fine.area_bounds[:, 0]
+    assert np.all(w <= 0.02 * fine.area) and fine.stats["rel_tol_unmet"] == []
+    assert np.all(fine.tol[width > 0.02 * coarse.area] < 1e-4)
+    assert np.all(fine.tol[width <= 0.02 * coarse.area] == 1e-4)
+    assert np.all((coarse.area_bounds[:, 0] <= fine.area) & (fine.area <= coarse.area_bounds[:, 1]))
+    np.testing.assert_array_equal(fine.patterns, coarse.patterns)
+    states, _ = torch_states(model, pts)
+    assert np.array_equal(fine.patterns, states)
+    with pytest.raises(ValueError, match="rel_tol"):
+        sample_faces(model, pts, rel_tol=0.0)

@@ -28,7 +28,10 @@ import numpy as np
 from .engine2d import DEFAULT_TOL, checked_inputs, encoded_plane_faces
 from .joins import join_max_faces
 
-__all__ = ["sample_faces", "SampleFaces"]
+__all__ = ["sample_faces", "SampleFaces", "MIN_TOL", "REFINE_ROUNDS"]
+
+MIN_TOL = 1e-10       # the smallest tolerance rel_tol refines to (1e-5 of the 1e-5 default)
+REFINE_ROUNDS = 4     # rounds of refinement for rel_tol
 
 
 @dataclass
@@ -46,8 +49,11 @@ class SampleFaces:
     inradius : (m,) radius of the largest disk in the face, within ``tol``.
     window : (m,) width of the window that resolved the sample (the domain's larger
         side when the samples' faces were cut out of the whole domain).
+    tol : (m,) the Hausdorff tolerance the sample's face was cut with (smaller than
+        the one asked for where ``rel_tol`` refined it).
     stats : work counters (windows partitioned, faces made) and the degenerate
-        spots of every window's partition.
+        spots of every window's partition, over every pass; with ``rel_tol``,
+        ``rel_tol_unmet``: the samples whose interval stayed wider.
     """
 
     polygons: list
@@ -58,6 +64,7 @@ class SampleFaces:
     inradius: np.ndarray
     window: np.ndarray
     stats: dict
+    tol: np.ndarray = None
 
 
 def _faces_job(net, wkb, points, tol):
@@ -94,7 +101,7 @@ def _run(job, jobs, workers, executor):
 
 
 def sample_faces(model, points, domain=((0.0, 1.0), (0.0, 1.0)), tile=None, tol=DEFAULT_TOL,
-                 workers=1, executor=None):
+                 workers=1, executor=None, rel_tol=None):
     """The face of the encoded 2D partition holding each sample, with its area (and a
     certified interval), inradius and the sample's distance to the face's boundary.
 
@@ -106,7 +113,12 @@ def sample_faces(model, points, domain=((0.0, 1.0), (0.0, 1.0)), tile=None, tol=
     domain : a 2D box or shapely polygon in the encoding's coordinates.
     tile : starting window width, for a network with a max over ``k > 2`` values
         (default: a 16th of the domain's larger side); other networks need no windows.
-    tol : Hausdorff tolerance of the face boundaries.
+    tol : Hausdorff tolerance of the face boundaries (domain units).
+    rel_tol : optional: each face's area interval made at most ``rel_tol`` of its
+        area (relative, so small faces get a small tolerance): the faces with a
+        wider interval are cut again at a smaller tolerance (see ``tol`` of the
+        result), down to :data:`MIN_TOL`. The interval's slack is about ``2 tol
+        perimeter``, so a face of side ``r`` needs ``tol`` of about ``rel_tol r / 8``.
     workers : local processes that share the samples (in groups of neighbours;
         ``1``: in this process). The faces do not depend on the grouping beyond
         ``tol`` (each is the full partition's face; its polylines may take other
@@ -136,6 +148,9 @@ def sample_faces(model, points, domain=((0.0, 1.0), (0.0, 1.0)), tile=None, tol=
     size = extent / 16 if tile is None else float(tile)
     if not (np.isfinite(size) and size > 0):
         raise ValueError(f"tile must be a positive width, got {tile!r}")
+    if rel_tol is not None and not (np.isfinite(rel_tol) and 0 < rel_tol < 1):
+        raise ValueError(f"rel_tol must be a number in (0, 1) (a share of each face's area), "
+                         f"got {rel_tol!r}")
     out_poly = [None] * m
     patterns = np.zeros((m, net.n_hidden), dtype=bool)
     area = np.full(m, np.nan)
@@ -147,85 +162,119 @@ def sample_faces(model, points, domain=((0.0, 1.0), (0.0, 1.0)), tile=None, tol=
              "shallow_crossings": [],
              "solve_fallbacks": 0, "thin_faces": []}
     pending = np.flatnonzero(shapely.covers(poly, shapely.points(pts)))
-    outline = poly.boundary.buffer(tol * 1e-3)
+    sample_tol = np.full(m, np.nan)
 
-    def record(s, g, bits_s, size):
-        """Sample ``s``'s face ``g`` (pattern ``bits_s``) and its features."""
-        curved = shapely.difference(g.boundary, outline)
-        slack = 2 * tol * curved.length + np.pi * tol ** 2
-        out_poly[s] = g
-        patterns[s] = bits_s
-        area[s] = g.area
-        bounds[s] = (max(g.area - slack, 0.0), g.area + slack)
-        distance[s] = (np.inf if curved.is_empty
-                       else shapely.distance(shapely.Point(pts[s]), curved))
-        inradius[s] = shapely.maximum_inscribed_circle(g, tol).length
-        window[s] = size
-        if 2 * g.area / max(g.length, 1e-300) < 4 * tol:
-            stats["thin_faces"].append((int(s), float(pts[s, 0]), float(pts[s, 1])))
+    def cut(pending, tol):
+        """The faces of the samples ``pending`` with boundaries within ``tol``."""
+        sample_tol[pending] = tol
+        size = extent / 16 if tile is None else float(tile)
+        outline = poly.boundary.buffer(tol * 1e-3)
 
-    def count(st, n_faces):
-        stats["windows"] += 1
-        stats["faces"] += n_faces
-        for name in ("corner_zeros", "ambiguous_cells", "near_tangencies", "shallow_crossings"):
-            stats[name].extend(st[name])
-        stats["solve_fallbacks"] += st["solve_fallbacks"]
+        def record(s, g, bits_s, size):
+            """Sample ``s``'s face ``g`` (pattern ``bits_s``) and its features."""
+            curved = shapely.difference(g.boundary, outline)
+            slack = 2 * tol * curved.length + np.pi * tol ** 2
+            out_poly[s] = g
+            patterns[s] = bits_s
+            area[s] = g.area
+            bounds[s] = (max(g.area - slack, 0.0), g.area + slack)
+            distance[s] = (np.inf if curved.is_empty
+                           else shapely.distance(shapely.Point(pts[s]), curved))
+            inradius[s] = shapely.maximum_inscribed_circle(g, tol).length
+            window[s] = size
+            if 2 * g.area / max(g.length, 1e-300) < 4 * tol:
+                stats["thin_faces"].append((int(s), float(pts[s, 0]), float(pts[s, 1])))
 
-    if net.max_trees is None and pending.shape[0]:
-        # runs over the whole domain that cut only the faces holding samples: one per
-        # group of samples (neighbours share their early cuts), one group per worker
-        groups = _groups(pts[pending], max(1, int(workers)) if executor is None else 8)
-        jobs = [(net, shapely.to_wkb(poly), pts[pending[g]], tol) for g in groups]
-        for g, (wkb, bits, face, st) in zip(groups, _run(_faces_job, jobs, workers, executor)):
-            geoms = shapely.from_wkb(wkb)
-            count(st, len(geoms))
-            for s, f in zip(pending[g].tolist(), face.tolist()):
-                record(s, geoms[f], bits[f], extent)
-        pending = pending[:0]
-    while pending.shape[0]:
-        whole = size >= 2 * extent
-        ix = np.floor((pts[pending, 0] - x0) / size).astype(np.int64)
-        iy = np.floor((pts[pending, 1] - y0) / size).astype(np.int64)
-        resolved = []
-        windows = []
-        for key in np.unique(np.stack([ix, iy], 1), axis=0):
-            here = pending[(ix == key[0]) & (iy == key[1])]
-            if whole:
-                windows.append((poly, here))
-                continue
-            bx, by = x0 + key[0] * size, y0 + key[1] * size
-            cut = shapely.intersection(poly, shapely.box(bx - size / 2, by - size / 2,
-                                                        bx + 1.5 * size, by + 1.5 * size))
-            # a non-convex domain can leave several parts: each with its own samples
-            for part in shapely.get_parts(cut):
-                if isinstance(part, shapely.Polygon) and part.area > 0:
-                    mine = here[shapely.covers(part, shapely.points(pts[here]))]
-                    if mine.shape[0]:
-                        windows.append((part, mine))
-        for win, here in windows:
-            geoms, bits, A, c, st = encoded_plane_faces(net, win, tol)
-            # a max over k > 2: the faces where only its losers swap are one face
-            geoms, bits, _, _ = join_max_faces(net, geoms, bits, A, c, tol, st)
-            count(st, len(geoms))
-            arr = np.asarray(geoms, dtype=object)
-            tree = shapely.STRtree(arr)
-            si, gi = tree.query(shapely.points(pts[here]), predicate="intersects")
-            order = np.lexsort((gi, si))
-            si, gi = si[order], gi[order]
-            first = np.ones(si.shape[0], dtype=bool)
-            first[1:] = si[1:] != si[:-1]
-            face = np.full(here.shape[0], -1)
-            face[si[first]] = gi[first]
-            border = shapely.difference(win.boundary, outline)
-            for j, s in enumerate(here.tolist()):
-                f = face[j]
-                if f < 0:
+        def count(st, n_faces):
+            stats["windows"] += 1
+            stats["faces"] += n_faces
+            for name in ("corner_zeros", "ambiguous_cells", "near_tangencies", "shallow_crossings"):
+                stats[name].extend(st[name])
+            stats["solve_fallbacks"] += st["solve_fallbacks"]
+
+        if net.max_trees is None and pending.shape[0]:
+            # runs over the whole domain that cut only the faces holding samples: one per
+            # group of samples (neighbours share their early cuts), one group per worker
+            groups = _groups(pts[pending], max(1, int(workers)) if executor is None else 8)
+            jobs = [(net, shapely.to_wkb(poly), pts[pending[g]], tol) for g in groups]
+            for g, (wkb, bits, face, st) in zip(groups, _run(_faces_job, jobs, workers, executor)):
+                geoms = shapely.from_wkb(wkb)
+                count(st, len(geoms))
+                for s, f in zip(pending[g].tolist(), face.tolist()):
+                    record(s, geoms[f], bits[f], extent)
+            pending = pending[:0]
+        while pending.shape[0]:
+            whole = size >= 2 * extent
+            ix = np.floor((pts[pending, 0] - x0) / size).astype(np.int64)
+            iy = np.floor((pts[pending, 1] - y0) / size).astype(np.int64)
+            resolved = []
+            windows = []
+            for key in np.unique(np.stack([ix, iy], 1), axis=0):
+                here = pending[(ix == key[0]) & (iy == key[1])]
+                if whole:
+                    windows.append((poly, here))
                     continue
-                g = geoms[f]
-                if not whole and not border.is_empty and shapely.intersects(g, border):
-                    continue
-                record(s, g, bits[f], size)
-                resolved.append(s)
-        pending = np.setdiff1d(pending, np.asarray(resolved, dtype=np.int64))
-        size *= 2
-    return SampleFaces(out_poly, patterns, area, bounds, distance, inradius, window, stats)
+                bx, by = x0 + key[0] * size, y0 + key[1] * size
+                cut = shapely.intersection(poly, shapely.box(bx - size / 2, by - size / 2,
+                                                            bx + 1.5 * size, by + 1.5 * size))
+                # a non-convex domain can leave several parts: each with its own samples
+                for part in shapely.get_parts(cut):
+                    if isinstance(part, shapely.Polygon) and part.area > 0:
+                        mine = here[shapely.covers(part, shapely.points(pts[here]))]
+                        if mine.shape[0]:
+                            windows.append((part, mine))
+            for win, here in windows:
+                geoms, bits, A, c, st = encoded_plane_faces(net, win, tol)
+                # a max over k > 2: the faces where only its losers swap are one face
+                geoms, bits, _, _ = join_max_faces(net, geoms, bits, A, c, tol, st)
+                count(st, len(geoms))
+                arr = np.asarray(geoms, dtype=object)
+                tree = shapely.STRtree(arr)
+                si, gi = tree.query(shapely.points(pts[here]), predicate="intersects")
+                order = np.lexsort((gi, si))
+                si, gi = si[order], gi[order]
+                first = np.ones(si.shape[0], dtype=bool)
+                first[1:] = si[1:] != si[:-1]
+                face = np.full(here.shape[0], -1)
+                face[si[first]] = gi[first]
+                border = shapely.difference(win.boundary, outline)
+                for j, s in enumerate(here.tolist()):
+                    f = face[j]
+                    if f < 0:
+                        continue
+                    g = geoms[f]
+                    if not whole and not border.is_empty and shapely.intersects(g, border):
+                        continue
+                    record(s, g, bits[f], size)
+                    resolved.append(s)
+            pending = np.setdiff1d(pending, np.asarray(resolved, dtype=np.int64))
+            size *= 2
+
+    cut(pending, tol)
+    if rel_tol is not None:
+        _refine(cut, pending, bounds, area, sample_tol, tol, rel_tol, stats)
+    return SampleFaces(out_poly, patterns, area, bounds, distance, inradius, window, stats,
+                       sample_tol)
+
+
+def _refine(cut, pending, bounds, area, sample_tol, tol, rel_tol, stats):
+    """Cut again, at smaller tolerances, the faces whose area interval is wider than
+    ``rel_tol`` of their area: the interval's slack grows linearly with the
+    tolerance, so a sample wants its tolerance times ``0.8 rel_tol area / width``;
+    each round cuts all of them in one run at the smallest tolerance wanted,
+    rounded down to ``tol / 2^k`` and at least :data:`MIN_TOL`; at most
+    :data:`REFINE_ROUNDS` rounds. The samples still
+    wider go to ``stats["rel_tol_unmet"]``."""
+    for _ in range(REFINE_ROUNDS):
+        width = bounds[pending, 1] - bounds[pending, 0]
+        wide = (width > rel_tol * area[pending]) & (sample_tol[pending] > MIN_TOL)
+        if not wide.any():
+            break
+        idx = pending[wide]
+        want = sample_tol[idx] * 0.8 * rel_tol * area[idx] / width[wide]
+        # one run per round, at the smallest tolerance wanted (each run repeats the
+        # large early cuts, so fewer runs at a finer tolerance are cheaper)
+        k = int(np.ceil(np.log2(tol / max(float(want.min()), MIN_TOL))))
+        cut(idx, max(tol / 2.0 ** k, MIN_TOL))
+    width = bounds[pending, 1] - bounds[pending, 0]
+    stats["rel_tol_unmet"] = pending[width > rel_tol * area[pending]].tolist()
