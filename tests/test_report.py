@@ -160,3 +160,17 @@ def test_region_sizes_draws_the_exact_sample_faces_of_an_encoded_2d_run(tmp_path
     assert r is pe and c is pe.checkpoints[-1]
     path = figures.region_sizes(results, str(tmp_path / "sizes.png"))
     assert os.path.getsize(path) > 10_000
+
+
+def test_a_feature_measured_two_ways_over_training_says_where():
+    # the encoded 2D faces cut at the first and last checkpoints only: the tables'
+    # label must not call the checkpoints between exact
+    from regions.study.report.sections import kind_label
+
+    cps = _results()[1].checkpoints
+    for c, kind in zip(cps, ("exact", "sampled", "exact")):
+        c.features = {"measure": np.ones(100)}
+        c.kinds = {"measure": kind}
+    assert kind_label(cps, "measure") == "exact at epochs 0, 60; sampled at epoch 30"
+    assert kind_label(cps[:1], "measure") == "exact"
+    assert kind_label(cps, "inradius") == ""

@@ -24,7 +24,10 @@ and issue 14 (``summary.csv`` gained ``compile_seconds``), then for issue 12: th
 encoded 2D run (2d-pe3) gets the exact features of the faces holding its samples
 (``coupling.csv``: its ``measure`` and ``occupancy`` rows exact, new ``inradius``,
 ``dist_boundary``, ``dist_polygon`` rows; ``summary.csv``: its
-``mean_dist_boundary``); every other row unchanged.
+``mean_dist_boundary``); every other row unchanged. Regenerated once more when the
+study's faces went to tolerance 1e-6 with areas certified within 5% (the 2d-pe3 rows
+of ``measure``, ``inradius`` and the distances move: at 1e-5 small faces' areas were
+not resolved well enough to rank).
 """
 import csv
 import math

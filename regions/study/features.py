@@ -44,8 +44,9 @@ Encoded models (a :class:`regions.encoding.Encoding` in front):
   :func:`regions.encoded.sample_faces` without the whole partition: ``region``
   (one id per face), ``measure`` (its area; the certified intervals in
   ``meta["measure_bounds"]``), ``inradius``, ``occupancy``, ``dist_boundary``
-  (to the face's curves) and ``dist_polygon`` (domain sides included), all within
-  the engine's tolerance ``1e-5``; with ``encoded_faces=False`` instead, labelled
+  (to the face's curves) and ``dist_polygon`` (domain sides included); areas
+  certified within 5% of each face's area, boundaries within ``1e-6`` or finer
+  (:data:`regions.study.geometric_features.FACE_TOL`, ``FACE_REL_TOL``); with ``encoded_faces=False`` instead, labelled
   ``'sampled'``, ``region`` / ``occupancy`` / ``measure`` from the distinct
   patterns at the samples. ``density`` (distinct patterns in the window of
   radius ``radius``) is always sampled: the faces near a sample that hold no

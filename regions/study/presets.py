@@ -145,8 +145,11 @@ def preset_time(name) -> str:
 #: exact row/column crossings of encoded 2D models are computed ("all", "ends",
 #: "end"; they cost seconds to minutes per checkpoint, growing with pixels and
 #: L); ``encoded_faces`` where the exact faces holding the samples are cut
-#: (:func:`regions.encoded.sample_faces`; about 1-3 s for 256 samples of a
-#: 2x128 network, 20-40 s for 4096, on one core; otherwise sampled features). ``tiny`` is for tests and smoke runs (seconds). Signals given with
+#: (:func:`regions.encoded.sample_faces` at the study's tolerances,
+#: :data:`regions.study.geometric_features.FACE_TOL` and ``FACE_REL_TOL``: about
+#: 3-5 s for 256 samples of a trained 2x128 network at L = 5, tens of seconds for
+#: 4096, on one core; at the other checkpoints the features are sampled, and the
+#: report's tables say at which epochs a feature was measured how). ``tiny`` is for tests and smoke runs (seconds). Signals given with
 #: ``"seed": SEED_OF_JOB`` draw one target per seed. ``"ensemble": True`` lets
 #: jobs of one shape train together (:func:`ensemble_groups`; the same results).
 #: No preset sets it: measured on 2 shared cores (benchmarks/bench_ensemble.py),
@@ -176,7 +179,7 @@ PRESETS = {
         + _intervention(16, 600, 5, batch=64),
         "seeds": [0, 1, 2],
         "n_boot": 200, "eps": 0.5, "window": 0.1, "n_distant": 1000,
-        "encoded_crossings": "end", "encoded_faces": "all",
+        "encoded_crossings": "end", "encoded_faces": "ends",
     },
     "paper": {
         "description": "the paper's settings, 3 seeds, each its own noise target: 64x64x3 noise, "

@@ -212,7 +212,7 @@ def coupling_section(L, results, g, figs, found):
             header.insert(1, "epoch 0 vs whole-run AUC")
         rows = []
         for f in feats:
-            row = [f"{f} ({cps[0].kinds.get(f, '')})"]
+            row = [f"{f} ({kind_label(cps, f)})"]
             if has_run:
                 row.append(_rho_str(seed_correlations(results, name, f, "run_auc", 0)))
             for i, c in enumerate(cps):
@@ -224,6 +224,20 @@ def coupling_section(L, results, g, figs, found):
         L.append(_table(header, rows))
         L.append("")
     learning_phase_tables(L, results, g)
+
+
+def kind_label(checkpoints, feature):
+    """``exact`` or ``sampled`` when every checkpoint measured ``feature`` one way;
+    else which epochs measured it how (e.g. the exact faces of an encoded 2D run
+    at its first and last checkpoints only, the sampled patterns between)."""
+    kinds = {}
+    for c in checkpoints:
+        if feature in c.features:
+            kinds.setdefault(c.kinds.get(feature, ""), []).append(c.epoch)
+    if len(kinds) <= 1:
+        return next(iter(kinds), "")
+    return "; ".join(f"{k} at epoch{'s' if len(e) > 1 else ''} {', '.join(map(str, e))}"
+                     for k, e in kinds.items())
 
 
 def learning_phase_tables(L, results, g):
@@ -256,7 +270,7 @@ def learning_phase_tables(L, results, g):
         for f in LEARNING_FEATURES:
             if f not in cps[0][1].features:
                 continue
-            rows.append([f"{f} ({cps[0][1].kinds.get(f, '')})"]
+            rows.append([f"{f} ({kind_label([c for _, c in cps], f)})"]
                         + [_rho_str([c.rho(f, sp) for _, c in cps if c.rho(f, sp) is not None])
                            for sp in LEARNING_SPEEDS])
         where = ", ".join(f"seed {r.seed}: features at {c.epoch}, window "
@@ -275,7 +289,8 @@ def notes_section(L, results, g, figs, found):
     L.append("- Encoded 2D runs have no whole partition (minutes to an hour at these sizes), "
              "so no region count: at the checkpoints the preset's `encoded_faces` names, the "
              "face (connected region) holding each sample is cut exactly "
-             "(`regions.encoded.sample_faces`, curves within 1e-5) and its region, occupancy, "
+             "(`regions.encoded.sample_faces`, curves within 1e-6 or finer, each face's area "
+             "certified within 5% of its value) and its region, occupancy, "
              "measure, inradius, dist_boundary and dist_polygon are `exact`; at the others "
              "region, occupancy and measure are `sampled` (distinct patterns among the "
              "samples). Their density is always `sampled`; their Hamming distances and "
