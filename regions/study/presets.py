@@ -105,17 +105,18 @@ def _intervention(size, epochs, L, optimizers=("adam", "gd"), record_every=1,
 #: ``benchmarks/bench_study_jobs.py paper 0``, was 1683 CPU-s (880 s): the
 #: whole run took 1999 CPU-s, over the issue's 15 minutes on 2 idle cores.
 MEASURED_SECONDS = {
-    "quick": {"seconds": 280, "kind": "measured", "cpu_seconds": 518, "wall_seconds": 280,
-              "load": 2, "how": "time python -m regions study --out /tmp/q_idle, warm kernel "
-                                "cache, 2026-12-03 12:00 UTC, idle machine (load 1.4-2.4, the "
-                                "study's own two workers); 130 s before the exact faces of the "
-                                "encoded 2D runs (63 checkpoints, about 2.3 s each)"},
-    "paper": {"seconds": 2000, "kind": "estimated", "cpu_seconds": 4050, "wall_seconds": None,
+    "quick": {"seconds": 238, "kind": "measured", "cpu_seconds": 446, "wall_seconds": 238,
+              "load": 2, "how": "time python -m regions study --out /tmp/q_idle2, warm kernel "
+                                "cache, 2026-12-03 12:31 UTC, idle machine (the study's own two "
+                                "workers); 130 s before the exact faces of the encoded 2D runs "
+                                "(at their first and last checkpoints, 1e-6 and 5% of area)"},
+    "paper": {"seconds": 2500, "kind": "estimated", "cpu_seconds": 5000, "wall_seconds": None,
               "load": 3, "how": "one whole run before the exact faces of the encoded 2D runs, "
                                 "2026-12-02 16:42-17:05 UTC: 1999 CPU-s (1330 s wall, load "
-                                "2.6-3.5); the faces add about 2050 CPU-s (54 checkpoints of "
-                                "4096 samples at 30-40 s, 18 of 1024 at about 8 s, one core "
-                                "each); on 2 idle cores about half the CPU time"},
+                                "2.6-3.5); the faces add about 3000 CPU-s (54 checkpoints of "
+                                "4096 samples at about 50 s at the study's tolerances, 18 of "
+                                "1024 at about 12 s, one core each); on 2 idle cores about half "
+                                "the CPU time"},
     "tiny": {"seconds": 20, "kind": "estimated", "cpu_seconds": 24.6, "wall_seconds": 151,
              "load": 12, "how": "most of it start-up and report, serial"},
 }
