@@ -156,9 +156,10 @@ def test_study_groups_keep_every_job_once_and_respect_the_size():
 
 
 def test_the_tiny_preset_trained_in_ensembles_writes_the_reference_tables(tmp_path):
-    # a dict preset takes missing keys from quick: encoded_crossings as tiny has it
+    # a dict preset takes missing keys from quick: encoded_crossings and encoded_faces
+    # as tiny has them (quick sets both; tiny leaves them at their default, "all")
     tiny = {**copy.deepcopy(PRESETS["tiny"]), "ensemble": True, "name": "tiny",
-            "encoded_crossings": "all"}
+            "encoded_crossings": "all", "encoded_faces": "all"}
     jobs, _, _ = build_jobs(tiny)
     assert sorted(len(g) for g in ensemble_groups(jobs)) == [2, 2]
     run_study(tiny, str(tmp_path), executor=1, progress=False)
