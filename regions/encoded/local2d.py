@@ -215,10 +215,10 @@ def sample_faces(model, points, domain=((0.0, 1.0), (0.0, 1.0)), tile=None, tol=
                     windows.append((poly, here))
                     continue
                 bx, by = x0 + key[0] * size, y0 + key[1] * size
-                cut = shapely.intersection(poly, shapely.box(bx - size / 2, by - size / 2,
-                                                            bx + 1.5 * size, by + 1.5 * size))
+                clipped = shapely.intersection(poly, shapely.box(bx - size / 2, by - size / 2,
+                                                                bx + 1.5 * size, by + 1.5 * size))
                 # a non-convex domain can leave several parts: each with its own samples
-                for part in shapely.get_parts(cut):
+                for part in shapely.get_parts(clipped):
                     if isinstance(part, shapely.Polygon) and part.area > 0:
                         mine = here[shapely.covers(part, shapely.points(pts[here]))]
                         if mine.shape[0]:
