@@ -110,13 +110,12 @@ MEASURED_SECONDS = {
                                 "cache, 2026-12-03 12:31 UTC, idle machine (the study's own two "
                                 "workers); 130 s before the exact faces of the encoded 2D runs "
                                 "(at their first and last checkpoints, 1e-6 and 5% of area)"},
-    "paper": {"seconds": 2500, "kind": "estimated", "cpu_seconds": 5000, "wall_seconds": None,
-              "load": 3, "how": "one whole run before the exact faces of the encoded 2D runs, "
-                                "2026-12-02 16:42-17:05 UTC: 1999 CPU-s (1330 s wall, load "
-                                "2.6-3.5); the faces add about 3000 CPU-s (54 checkpoints of "
-                                "4096 samples at about 50 s at the study's tolerances, 18 of "
-                                "1024 at about 12 s, one core each); on 2 idle cores about half "
-                                "the CPU time"},
+    "paper": {"seconds": 5400, "kind": "estimated", "cpu_seconds": None, "wall_seconds": None,
+              "load": 2, "how": "a partial run with the exact encoded 2D faces, 2026-12-03 "
+                                "12:49-13:12 UTC on 2 otherwise idle cores: 11 of 45 jobs in 22 "
+                                "min, the study's own estimate 89 min in all; each 2d-pe5 job "
+                                "451-465 s (six checkpoints of 4096 faces) against about 40 s "
+                                "per job before (1999 CPU-s for the whole run, 2026-12-02)"},
     "tiny": {"seconds": 20, "kind": "estimated", "cpu_seconds": 24.6, "wall_seconds": 151,
              "load": 12, "how": "most of it start-up and report, serial"},
 }
