@@ -33,7 +33,9 @@ class EncodedPartition2D(PatternIds, Partition):
         tangencies, curves through a critical point), ``ambiguous_cells``,
         ``solve_fallbacks``, ``thin_faces`` (faces thinner than ``4 tol``, where
         two curves closer than the tolerance may have been ordered wrongly), with
-        ``(x, y, layer, neuron)`` locations; work counters.
+        ``(x, y, layer, neuron)`` locations; the certified crossings of
+        :meth:`certify_crossings` (``crossings``, ``uncertified_crossings`` ...) when
+        the engine was asked to certify them (its default); work counters.
     """
 
     dim = 2
@@ -57,6 +59,27 @@ class EncodedPartition2D(PatternIds, Partition):
         thin = np.flatnonzero(width < 4 * self.tol)
         pts = shapely.get_coordinates(shapely.point_on_surface(arr[thin]))
         return [(int(r), float(x), float(y)) for r, (x, y) in zip(thin, pts)]
+
+    def certify_crossings(self):
+        """Check every junction of two curves on the faces' boundaries against the curves
+        (:func:`regions.encoded.certify.certify_crossings`: Krawczyk boxes on the two
+        neurons' equations, the face's earlier neurons keeping their states there).
+
+        Returns the :class:`~regions.encoded.certify.CrossingCertificate` (computed
+        once) and puts its :meth:`~regions.encoded.certify.CrossingCertificate.summary`
+        into :attr:`stats`: ``crossings`` certified, ``crossing_error_max`` (the
+        largest distance from a polygon corner to its true crossing),
+        ``crossing_radius_min``, ``uncertified_crossings`` located with their reason,
+        ``unlabelled_segments``, ``repeated_crossings``. Raises ``ValueError`` for a
+        network with a max over more than two values (not certified in this version).
+        """
+        if getattr(self, "_certificate", None) is None:
+            from .certify import certify_crossings
+
+            self._certificate = certify_crossings(self.network, self.geoms, self.patterns,
+                                                  self._domain_polygon(), self.tol)
+            self.stats.update(self._certificate.summary())
+        return self._certificate
 
     @cached_property
     def vertices(self):

@@ -1,0 +1,367 @@
+"""Certified crossings of two separable curves (the encoded 2D engine's junctions).
+
+A face of the encoded 2D engine is bounded by polylines that follow curves
+
+    z_n(x, y) = F_n(x) + G_n(y) + c_n = 0,
+
+one per neuron ``n`` (``F``, ``G`` univariate trigonometric polynomials, as in
+:mod:`kernels.trig2d`). Where the boundary turns from one curve to another the
+polygon has a *junction* vertex, the crossing point of two polylines. These
+kernels find the curves each boundary vertex lies on, label the boundary's
+segments, and certify each junction by the Krawczyk test on the system
+``z_i = z_j = 0``:
+
+For a box ``X = m + [-r, r]^2`` and ``Y`` the inverse of the Jacobian at ``m``,
+
+    K(X) = m - Y z(m) + (I - Y J(X)) (X - m).
+
+If ``K(X)`` lies in the interior of ``X``, the curves cross exactly once in ``X``
+and the crossing lies in ``K(X)`` (Krawczyk; Moore, Kearfott and Cloud,
+*Introduction to Interval Analysis*, 2009, section 8.2). The Jacobian of a
+separable pair is ``[[F_i'(x), G_i'(y)], [F_j'(x), G_j'(y)]]``; its enclosure on
+the box is ``F'(m_x) +- M_2 r`` per entry (``M_2 = sum_f |a_f| w_f^2`` bounds
+``|F''|``), widened by the rounding of the sums (``rel_tol`` of the terms'
+sizes). The test fails, and the junction is reported rather than certified,
+where the determinant ``F_i' G_j' - F_j' G_i'`` is not bounded away from 0 on
+the box: a tangency or a crossing at an angle too small for the box.
+
+Arrays in, arrays out; no Python objects. Feature kinds and frequencies are as
+in :mod:`kernels.trig2d` (0 raw, 1 sin, 2 cos).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+__all__ = ["nearest_curves", "segment_labels", "certify_pairs"]
+
+RAW, SIN, COS = 0, 1, 2
+EDGE = -2          # a segment on the domain's boundary
+UNKNOWN = -1       # a segment on no curve within the band
+
+
+@njit(cache=True, nogil=True)
+def _features(kinds, w, t, val, der):
+    """Feature values and first derivatives of one coordinate at ``t``."""
+    for f in range(kinds.shape[0]):
+        ph = w[f] * t
+        if kinds[f] == RAW:
+            val[f] = ph
+            der[f] = w[f]
+        elif kinds[f] == SIN:
+            val[f] = math.sin(ph)
+            der[f] = w[f] * math.cos(ph)
+        else:
+            val[f] = math.cos(ph)
+            der[f] = -w[f] * math.sin(ph)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def nearest_curves(V, face, Ax, By, Cc, kx, wx, ky, wy, k_best, rel_tol):
+    """For every vertex ``V[p]`` (of face ``face[p]``) the ``k_best`` curves of that
+    face's neurons nearest to it: ``(ids, dist)`` ``(P, k_best)``, ``dist`` the
+    first-order distance ``|z| / |grad z|`` (0 where ``|z|`` is within ``rel_tol`` of
+    the terms' sizes), sorted ascending; ``ids`` ``-1`` and ``dist`` ``inf`` pad.
+
+    ``Ax`` ``(faces, N, Fx)``, ``By`` ``(faces, N, Fy)``, ``Cc`` ``(faces, N)``: each
+    face's rows of its ``N`` neurons."""
+    P = V.shape[0]
+    N = Ax.shape[1]
+    ids = np.full((P, k_best), -1, dtype=np.int64)
+    dist = np.full((P, k_best), np.inf)
+    vx = np.empty(kx.shape[0])
+    dx = np.empty(kx.shape[0])
+    vy = np.empty(ky.shape[0])
+    dy = np.empty(ky.shape[0])
+    for p in range(P):
+        f = face[p]
+        _features(kx, wx, V[p, 0], vx, dx)
+        _features(ky, wy, V[p, 1], vy, dy)
+        for n in range(N):
+            z = Cc[f, n]
+            size = abs(Cc[f, n])
+            gx = 0.0
+            gy = 0.0
+            for q in range(kx.shape[0]):
+                t = Ax[f, n, q] * vx[q]
+                z += t
+                size += abs(t)
+                gx += Ax[f, n, q] * dx[q]
+            for q in range(ky.shape[0]):
+                t = By[f, n, q] * vy[q]
+                z += t
+                size += abs(t)
+                gy += By[f, n, q] * dy[q]
+            if abs(z) <= rel_tol * size:
+                d = 0.0
+            else:
+                d = abs(z) / math.hypot(gx, gy)
+                if d != d:
+                    d = np.inf
+            if d < dist[p, k_best - 1]:
+                s = k_best - 1
+                while s > 0 and dist[p, s - 1] > d:
+                    dist[p, s] = dist[p, s - 1]
+                    ids[p, s] = ids[p, s - 1]
+                    s -= 1
+                dist[p, s] = d
+                ids[p, s] = n
+    return ids, dist
+
+
+@njit(cache=True, nogil=True)
+def segment_labels(ends, ids, dist, mid_ids, mid_dist, on_edge, band):
+    """The curve each boundary segment follows, and the junctions where it changes.
+
+    Rings are back to back, ring ``r`` ending before ``ends[r]``, each closed (its
+    last vertex repeats its first); segment ``s`` joins vertices ``s`` and ``s + 1``
+    of its ring. A segment with ``on_edge`` set lies on the domain's boundary
+    (label ``EDGE``); otherwise its label is the neuron among the nearest curves of
+    both ends and of its midpoint (``ids``, ``dist`` and ``mid_ids``, ``mid_dist`` of
+    :func:`nearest_curves`, the midpoint's in the segment's slot) within ``band`` of
+    all three, the one of smallest largest distance, or ``UNKNOWN``. (A segment
+    between two crossings has both curves at its ends; its midpoint tells which.)
+
+    Returns ``(label, junction, before, after)``: ``label`` per vertex slot (the
+    segment starting there; the closing slot repeats the first), and per junction
+    the vertex and the labels of the segments before and after it.
+    """
+    N = ids.shape[0]
+    K = ids.shape[1]
+    label = np.full(N, UNKNOWN, dtype=np.int64)
+    out_v = []
+    out_a = []
+    out_b = []
+    lo = 0
+    for r in range(ends.shape[0]):
+        hi = ends[r]
+        n_seg = hi - lo - 1
+        for s in range(n_seg):
+            p = lo + s
+            q = p + 1
+            if on_edge[p]:
+                label[p] = EDGE
+                continue
+            best = np.inf
+            for i in range(K):
+                if ids[p, i] < 0 or dist[p, i] > band:
+                    continue
+                for j in range(K):
+                    if ids[q, j] != ids[p, i] or dist[q, j] > band:
+                        continue
+                    for k in range(K):
+                        if mid_ids[p, k] == ids[p, i] and mid_dist[p, k] <= band:
+                            worst = max(max(dist[p, i], dist[q, j]), mid_dist[p, k])
+                            if worst < best:
+                                best = worst
+                                label[p] = ids[p, i]
+        if n_seg > 0:
+            label[hi - 1] = label[lo]
+        for s in range(n_seg):
+            a = label[lo + (s - 1) % n_seg]
+            b = label[lo + s]
+            if a != b:
+                out_v.append(lo + s)
+                out_a.append(a)
+                out_b.append(b)
+        lo = hi
+    m = len(out_v)
+    junction = np.empty(m, dtype=np.int64)
+    before = np.empty(m, dtype=np.int64)
+    after = np.empty(m, dtype=np.int64)
+    for t in range(m):
+        junction[t] = out_v[t]
+        before[t] = out_a[t]
+        after[t] = out_b[t]
+    return label, junction, before, after
+
+
+@njit(cache=True, nogil=True)
+def _row(A, B, C, f, n, kx, wx, ky, wy, x, y, vx, dx, vy, dy):
+    """``(z, F', G', size, M1x, M1y, M2x, M2y)`` of neuron ``n`` of face ``f`` at ``(x, y)``."""
+    _features(kx, wx, x, vx, dx)
+    _features(ky, wy, y, vy, dy)
+    z = C[f, n]
+    size = abs(C[f, n])
+    fx = 0.0
+    gy = 0.0
+    m1x = 0.0
+    m1y = 0.0
+    m2x = 0.0
+    m2y = 0.0
+    for q in range(kx.shape[0]):
+        a = A[f, n, q]
+        t = a * vx[q]
+        z += t
+        size += abs(t)
+        fx += a * dx[q]
+        m1x += abs(a * wx[q])
+        if kx[q] != RAW:
+            m2x += abs(a) * wx[q] * wx[q]
+    for q in range(ky.shape[0]):
+        b = B[f, n, q]
+        t = b * vy[q]
+        z += t
+        size += abs(t)
+        gy += b * dy[q]
+        m1y += abs(b * wy[q])
+        if ky[q] != RAW:
+            m2y += abs(b) * wy[q] * wy[q]
+    return z, fx, gy, size, m1x, m1y, m2x, m2y
+
+
+@njit(cache=True, nogil=True)
+def _krawczyk(r, yf, eps, E, Ya, m2, d1):
+    """Largest ``lhs_k - r`` of the Krawczyk inclusion ``|K(X) - m|_k < r`` on the box of
+    half-width ``r`` (negative: certified). ``yf = Y z(m)``, ``eps``: the enclosure of
+    ``Y z(m)``'s rounding, ``E = |I - Y J(m)|``, ``Ya = |Y|``, ``m2[i, k]`` the second
+    moment of equation ``i`` in variable ``k``, ``d1[i, k]`` its derivative's rounding."""
+    worst = -np.inf
+    for k in range(2):
+        lhs = abs(yf[k]) + eps[k]
+        for l in range(2):
+            jr = Ya[k, 0] * (m2[0, l] * r + d1[0, l]) + Ya[k, 1] * (m2[1, l] * r + d1[1, l])
+            lhs += (E[k, l] + jr) * r
+        worst = max(worst, lhs - r)
+    return worst
+
+
+@njit(cache=True, nogil=True)
+def certify_pairs(P, face, ni, nj, limit, bits, Ax, By, Cc, kx, wx, ky, wy, rel_tol, scale):
+    """Certify that curves ``ni[t]`` and ``nj[t]`` of face ``face[t]`` cross exactly once
+    in a box around the junction vertex ``P[t]``.
+
+    From ``P[t]`` Newton's method on ``z_i = z_j = 0`` gives ``m``; the Krawczyk test
+    is tried on boxes ``m + [-r, r]^2`` from the smallest that holds ``P[t]`` up,
+    doubling ``r`` (at most 40 times). Returns ``(m, ok, error, radius)``:
+    ``error`` bounds the distance (max norm) from ``P[t]`` to the true crossing
+    (``|P - m|`` plus ``K(X)``'s half-width on the smallest certified box),
+    ``radius`` the largest certified half-width found by doubling, at most ``scale``
+    (the curves cross nowhere else in that box).
+
+    The rows are the face's, valid where the neurons before ``limit[t]`` (the
+    earlier layers, on which the two rows depend) have the face's states ``bits``;
+    the crossing is one of the true curves only if it lies there. So every such
+    neuron must keep its state on the enclosure of the crossing: its value at ``m``
+    beyond the mean value / Taylor reach over the enclosure, with the sign of its
+    bit. ``status``: 0 certified, 1 no box holding ``P[t]`` passes (a tangency, two
+    curves nearly parallel, a singular system), 2 a third curve within the
+    enclosure (a triple point to the tolerance), 3 the crossing lies where an
+    earlier neuron has the other state (the two rows' crossing is not one of the
+    true curves). Returns ``(m, status, error, radius)``.
+    """
+    T = P.shape[0]
+    m_out = np.empty((T, 2))
+    status = np.ones(T, dtype=np.int64)
+    err = np.full(T, np.inf)
+    rad = np.zeros(T)
+    vx = np.empty(kx.shape[0])
+    dx = np.empty(kx.shape[0])
+    vy = np.empty(ky.shape[0])
+    dy = np.empty(ky.shape[0])
+    tiny = 1e-15 * scale
+    for t in range(T):
+        f = face[t]
+        x = P[t, 0]
+        y = P[t, 1]
+        good = True
+        for _ in range(30):
+            zi, fi, gi, _s, _a, _b, _c, _d = _row(Ax, By, Cc, f, ni[t], kx, wx, ky, wy, x, y,
+                                                  vx, dx, vy, dy)
+            zj, fj, gj, _s, _a, _b, _c, _d = _row(Ax, By, Cc, f, nj[t], kx, wx, ky, wy, x, y,
+                                                  vx, dx, vy, dy)
+            det = fi * gj - gi * fj
+            if det == 0.0 or not math.isfinite(det):
+                good = False
+                break
+            sx = (gj * zi - gi * zj) / det
+            sy = (fi * zj - fj * zi) / det
+            x -= sx
+            y -= sy
+            if abs(sx) <= tiny and abs(sy) <= tiny:
+                break
+        m_out[t, 0] = x
+        m_out[t, 1] = y
+        if not good or not (math.isfinite(x) and math.isfinite(y)):
+            continue
+        zi, fi, gi, si, m1xi, m1yi, m2xi, m2yi = _row(Ax, By, Cc, f, ni[t], kx, wx, ky, wy,
+                                                      x, y, vx, dx, vy, dy)
+        zj, fj, gj, sj, m1xj, m1yj, m2xj, m2yj = _row(Ax, By, Cc, f, nj[t], kx, wx, ky, wy,
+                                                      x, y, vx, dx, vy, dy)
+        det = fi * gj - gi * fj
+        if det == 0.0 or not math.isfinite(det):
+            continue
+        Y = np.empty((2, 2))
+        Y[0, 0] = gj / det
+        Y[0, 1] = -gi / det
+        Y[1, 0] = -fj / det
+        Y[1, 1] = fi / det
+        Ya = np.abs(Y)
+        J = np.empty((2, 2))
+        J[0, 0] = fi
+        J[0, 1] = gi
+        J[1, 0] = fj
+        J[1, 1] = gj
+        E = np.empty((2, 2))
+        for k in range(2):
+            for l in range(2):
+                s = Y[k, 0] * J[0, l] + Y[k, 1] * J[1, l]
+                # |I - Y J(m)| and the rounding of that product
+                E[k, l] = abs((1.0 if k == l else 0.0) - s) + 4e-16 * (
+                    abs(Y[k, 0] * J[0, l]) + abs(Y[k, 1] * J[1, l]) + 1.0)
+        yf = np.empty(2)
+        eps = np.empty(2)
+        ez_i = rel_tol * si
+        ez_j = rel_tol * sj
+        for k in range(2):
+            yf[k] = Y[k, 0] * zi + Y[k, 1] * zj
+            eps[k] = Ya[k, 0] * ez_i + Ya[k, 1] * ez_j + 4e-16 * abs(yf[k])
+        m2 = np.empty((2, 2))
+        m2[0, 0] = m2xi
+        m2[0, 1] = m2yi
+        m2[1, 0] = m2xj
+        m2[1, 1] = m2yj
+        d1 = np.empty((2, 2))
+        d1[0, 0] = rel_tol * m1xi
+        d1[0, 1] = rel_tol * m1yi
+        d1[1, 0] = rel_tol * m1xj
+        d1[1, 1] = rel_tol * m1yj
+        off = max(abs(P[t, 0] - x), abs(P[t, 1] - y))
+        r = max(off * 1.0001, tiny)
+        first = -1.0
+        for _ in range(40):
+            w = _krawczyk(r, yf, eps, E, Ya, m2, d1)
+            if w < 0:
+                first = r
+                err[t] = off + (r + w)
+                break
+            r *= 2.0
+        if first < 0:
+            continue
+        h = err[t] - off          # |true crossing - m| <= h in each coordinate
+        status[t] = 0
+        for n in range(limit[t]):
+            if n == ni[t] or n == nj[t]:
+                continue
+            zn, fn, gn, sn, _a, _b, m2xn, m2yn = _row(Ax, By, Cc, f, n, kx, wx, ky, wy, x, y,
+                                                      vx, dx, vy, dy)
+            reach = ((abs(fn) + 0.5 * m2xn * h) * h + (abs(gn) + 0.5 * m2yn * h) * h
+                     + rel_tol * sn)
+            if abs(zn) <= reach:
+                status[t] = 2
+                break
+            if (zn > 0) != bits[f, n]:
+                status[t] = 3
+                break
+        if status[t] != 0:
+            continue
+        rad[t] = first
+        r = first
+        while r * 2.0 <= scale:
+            if _krawczyk(2.0 * r, yf, eps, E, Ya, m2, d1) >= 0:
+                break
+            r *= 2.0
+            rad[t] = r
+    return m_out, status, err, rad

@@ -1,0 +1,268 @@
+"""Certified crossings of the boundary curves of an encoded 2D partition.
+
+The faces of :mod:`regions.encoded.engine2d` are polygons whose boundary
+polylines follow the neurons' curves ``z_n = F_n(x) + G_n(y) + c_n = 0`` within
+``tol``. Where a face's boundary turns from one curve to another, its vertex is
+the crossing of two polylines, which can lie ``tol / sin(angle)`` from the true
+crossing, and two polylines within ``tol`` of each other may cross where the
+curves do not (or not where they do). :func:`certify_crossings` checks every
+such junction against the curves themselves:
+
+1. *Labels.* On each face the neurons' rows are the face's (its pattern gives
+   them, layer by layer, as in the engine). Every boundary vertex gets its
+   nearest curves by the first-order distance ``|z| / |grad z|``; a boundary
+   segment is labelled with the curve both of its ends and its midpoint are
+   within ``2 tol`` of (the one nearest), or as the domain's edge. A segment on no curve is
+   *unlabelled* (reported: the polygon has a piece of boundary that no neuron
+   of its face explains).
+2. *Junctions.* A vertex whose two segments have different curve labels is a
+   junction of curves ``i`` and ``j``: Newton's method on ``z_i = z_j = 0`` from
+   the vertex, then the Krawczyk test (:func:`kernels.crossings2d.certify_pairs`)
+   on boxes around the Newton point that hold the vertex. A pass certifies that
+   the two curves cross exactly once in the box, gives the distance from the
+   polygon's vertex to the true crossing (``error``) and a box in which there is
+   no other crossing of the two (``radius``). A junction where no box passes
+   (a tangency, or curves so nearly parallel that the box must be larger than
+   their straightness allows) is *uncertified* and reported with its place,
+   never counted as a crossing.
+3. *Crossings.* Certified junctions of one pair of curves at one point (the
+   corners of the up to four faces around it) are one crossing. Two junctions
+   of one face at one crossing mean the polylines cross more often than the
+   curves (``repeated``).
+
+Not checked: that every true crossing has a junction (two curves crossing twice
+within ``tol`` of each other may leave no trace in the polylines; the engine's
+``near_tangencies`` locate such stretches). Curves meeting the domain's edge
+are counted (``edge_junctions``); their points come from the engine's monotone
+1D solves on the edge, which are certified already. A network with a max over
+more than two values (joined faces whose boundary changes curve where the
+winner changes) is not certified in this version.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["CrossingCertificate", "certify_crossings", "face_rows"]
+
+_REL_TOL = 1e-13        # rounding of a pre-activation, relative to its terms' sizes
+_CHUNK_BYTES = 64e6     # per chunk of faces, the rows of their neurons
+
+
+@dataclass(frozen=True)
+class CrossingCertificate:
+    """What :func:`certify_crossings` found; neurons are pattern indices (columns of
+    ``partition.patterns``).
+
+    Attributes
+    ----------
+    points : (m, 2) the certified crossings (Newton points; the true crossing is
+        within ``error`` of every polygon vertex that stands for it).
+    neurons : (m, 2) the two neurons whose curves cross there, ascending.
+    error : (m,) the largest distance (max norm) from a polygon vertex at the
+        crossing to the true crossing, certified.
+    radius : (m,) half-width of a box around ``points`` in which the two curves
+        cross nowhere else, certified.
+    junctions : number of junction vertices (of curve pairs) examined.
+    uncertified : (u, 6) rows ``(x, y, neuron_i, neuron_j, face, reason)`` of the
+        junctions not certified; ``reason`` 1: no box passed (a near-tangency or a
+        crossing at a tiny angle), 2: a third curve within the crossing's enclosure
+        (a triple point to the tolerance), 3: the two rows cross where an earlier
+        neuron has the other state (not a crossing of the true curves).
+    unlabelled : (v, 3) rows ``(x, y, face)``: boundary segments on no curve of
+        their face within ``2 tol`` (the segment's first vertex).
+    repeated : (w, 4) rows ``(x, y, face, count)``: a face meeting one crossing at
+        more than one junction.
+    edge_junctions : number of junctions of a curve with the domain's edge.
+    """
+
+    points: np.ndarray
+    neurons: np.ndarray
+    error: np.ndarray
+    radius: np.ndarray
+    junctions: int
+    uncertified: np.ndarray
+    unlabelled: np.ndarray
+    repeated: np.ndarray
+    edge_junctions: int
+
+    def __len__(self):
+        return int(self.points.shape[0])
+
+    def summary(self):
+        """Counts and extremes, as :attr:`EncodedPartition2D.stats` keeps them."""
+        n = len(self)
+        return {"crossings": n, "crossing_junctions": int(self.junctions),
+                "crossing_error_max": float(self.error.max()) if n else 0.0,
+                "crossing_radius_min": float(self.radius.min()) if n else float("inf"),
+                "uncertified_crossings": [tuple(r) for r in self.uncertified.tolist()],
+                "unlabelled_segments": int(self.unlabelled.shape[0]),
+                "repeated_crossings": int(self.repeated.shape[0]),
+                "edge_junctions": int(self.edge_junctions)}
+
+
+def face_rows(network, bits):
+    """Each face's rows of its kink neurons, all layers, in the encoded coordinates:
+    ``(Ax, By, Cc)``, ``Ax`` ``(n, N, Fx)`` the coefficients of the x features, ``By``
+    ``(n, N, Fy)`` of the y features, ``Cc`` ``(n, N)`` the constants, ``N`` the
+    pattern's length; ``bits`` ``(n, N)`` the faces' patterns. The same recurrence as
+    the engine (``C_{l+1} = W_{l+1} D_l C_l``, carried units with factor 1)."""
+    from .engine2d import separable_features
+
+    net = network.kink_first()
+    xm, ym, cm, kinds, _, _ = separable_features(net.encoding)
+    const_val = np.where(kinds == 2, 1.0, 0.0)
+    bits = np.asarray(bits, dtype=bool)
+    n = bits.shape[0]
+    W0, b0 = net.weights[0], net.biases[0]
+    A = np.broadcast_to(W0[:, xm], (n,) + W0[:, xm].shape)
+    B = np.broadcast_to(W0[:, ym], (n,) + W0[:, ym].shape)
+    C = np.broadcast_to(b0 + W0[:, cm] @ const_val[cm], (n, W0.shape[0]))
+    out_a, out_b, out_c = [], [], []
+    start = 0
+    for l in range(len(net.weights) - 1):
+        k = net.n_kinks(l)
+        out_a.append(A[:, :k]), out_b.append(B[:, :k]), out_c.append(C[:, :k])
+        D = np.ones((n, net.weights[l].shape[0]))
+        D[:, :k] = np.where(bits[:, start:start + k], 1.0, net.slopes[l])
+        start += k
+        W, bias = net.weights[l + 1], net.biases[l + 1]
+        A = np.matmul(W, D[:, :, None] * A)
+        B = np.matmul(W, D[:, :, None] * B)
+        C = (D * C) @ W.T + bias
+    cat = (lambda parts, axis: np.ascontiguousarray(np.concatenate(parts, axis=axis)))
+    return cat(out_a, 1), cat(out_b, 1), cat(out_c, 1)
+
+
+def _rings_of(geoms):
+    """Every ring's coordinates back to back, with the ring ends and each vertex's face."""
+    import shapely
+
+    parts, part_face = shapely.get_parts(np.asarray(geoms, dtype=object), return_index=True)
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    coords, vert_ring = shapely.get_coordinates(rings, return_index=True)
+    ends = np.searchsorted(vert_ring, np.arange(1, rings.shape[0] + 1)).astype(np.int64)
+    return np.ascontiguousarray(coords), ends, part_face[ring_part][vert_ring]
+
+
+def _edge_segments(V, ends, outline, tol_edge):
+    """Per vertex slot: does the segment starting there lie on the domain's boundary
+    (both ends and its midpoint within ``tol_edge`` of it)?"""
+    import shapely
+
+    near = shapely.distance(shapely.points(V), outline) <= tol_edge
+    mid = 0.5 * (V[:-1] + V[1:])
+    on = np.zeros(V.shape[0], dtype=bool)
+    seg = near[:-1] & near[1:]
+    cand = np.flatnonzero(seg)
+    on[cand] = shapely.distance(shapely.points(mid[cand]), outline) <= tol_edge
+    on[ends - 1] = False             # a ring's closing slot starts no segment
+    return on
+
+
+def certify_crossings(network, geoms, bits, domain_polygon, tol):
+    """Certify the junctions of the faces ``geoms`` (shapely polygons with patterns
+    ``bits`` ``(n, N)``) of an encoded 2D partition of ``network`` over
+    ``domain_polygon`` with boundary tolerance ``tol``: see the module's text.
+    Returns a :class:`CrossingCertificate`."""
+    import shapely
+    from kernels import crossings2d as K
+
+    from .engine2d import separable_features
+
+    if network.max_trees is not None:
+        raise ValueError("crossings of a network with a max over more than two values are "
+                         "not certified (its joined faces change curve where the winner "
+                         "changes); certify_crossings takes networks without max_trees")
+    xm, ym, _, kinds, wx, wy = separable_features(network.encoding)
+    kx = np.ascontiguousarray(kinds[xm], dtype=np.int64)
+    ky = np.ascontiguousarray(kinds[ym], dtype=np.int64)
+    fx = np.ascontiguousarray(wx[xm], dtype=np.float64)
+    fy = np.ascontiguousarray(wy[ym], dtype=np.float64)
+    x0, y0, x1, y1 = domain_polygon.bounds
+    scale = max(x1 - x0, y1 - y0, abs(x0), abs(x1), abs(y0), abs(y1))
+    outline = domain_polygon.boundary
+    bits = np.asarray(bits, dtype=bool)
+    n, N = bits.shape
+    per_face = 8.0 * max(N, 1) * (kx.shape[0] + ky.shape[0] + 1)
+    chunk = max(1, int(_CHUNK_BYTES // per_face))
+    band = 2.0 * tol + 1e-12 * scale
+    kinks = [network.n_kinks(l) for l in range(len(network.weights) - 1)]
+    layer_start = np.concatenate([[0], np.cumsum(kinks)]).astype(np.int64)
+    layer_of = np.repeat(np.arange(len(kinks)), kinks)
+    found = {"P": [], "pair": [], "face": [], "m": [], "err": [], "rad": []}
+    uncertified, unlabelled = [], []
+    junctions = edges = 0
+    for s in range(0, n, chunk):
+        faces = np.arange(s, min(n, s + chunk))
+        V, ends, vface = _rings_of([geoms[f] for f in faces])
+        if V.shape[0] == 0 or N == 0:
+            continue
+        Ax, By, Cc = face_rows(network, bits[faces])
+        ids, dist = K.nearest_curves(V, vface, Ax, By, Cc, kx, fx, ky, fy, 3, _REL_TOL)
+        mid = np.ascontiguousarray(np.concatenate([0.5 * (V[:-1] + V[1:]), V[-1:]]))
+        mid_ids, mid_dist = K.nearest_curves(mid, vface, Ax, By, Cc, kx, fx, ky, fy, 3, _REL_TOL)
+        on_edge = _edge_segments(V, ends, outline, 1e-12 * scale)
+        label, jv, before, after = K.segment_labels(ends, ids, dist, mid_ids, mid_dist, on_edge,
+                                                    band)
+        slot = np.ones(V.shape[0], dtype=bool)
+        slot[ends - 1] = False
+        bad = np.flatnonzero(slot & (label == K.UNKNOWN))
+        unlabelled.append(np.column_stack([V[bad], faces[vface[bad]]]))
+        curve = (before >= 0) & (after >= 0)
+        edges += int(np.count_nonzero(((before == K.EDGE) & (after >= 0))
+                                      | ((after == K.EDGE) & (before >= 0))))
+        jv, ni, nj = jv[curve], before[curve], after[curve]
+        junctions += int(jv.shape[0])
+        if jv.shape[0] == 0:
+            continue
+        P = np.ascontiguousarray(V[jv])
+        pair = np.sort(np.stack([ni, nj], axis=1), axis=1)
+        limit = layer_start[layer_of[pair[:, 1]]]   # the rows depend on the earlier layers
+        m, status, err, rad = K.certify_pairs(P, vface[jv], ni, nj, limit, bits[faces], Ax, By,
+                                              Cc, kx, fx, ky, fy, _REL_TOL, scale)
+        no = np.flatnonzero(status != 0)
+        uncertified.append(np.column_stack([P[no], pair[no], faces[vface[jv[no]]], status[no]]))
+        yes = np.flatnonzero(status == 0)
+        for key, val in (("P", P[yes]), ("pair", pair[yes]), ("face", faces[vface[jv[yes]]]),
+                         ("m", m[yes]), ("err", err[yes]), ("rad", rad[yes])):
+            found[key].append(val)
+    cat = {k: (np.concatenate(v) if v else None) for k, v in found.items()}
+    points, neurons, error, radius, repeated = _group(cat, scale)
+    return CrossingCertificate(
+        points=points, neurons=neurons, error=error, radius=radius, junctions=junctions,
+        uncertified=np.concatenate(uncertified) if uncertified else np.empty((0, 6)),
+        unlabelled=np.concatenate(unlabelled) if unlabelled else np.empty((0, 3)),
+        repeated=repeated, edge_junctions=edges)
+
+
+def _group(found, scale):
+    """Certified junctions of one pair at one point are one crossing (scipy: pairs of
+    Newton points within ``1e-9 scale``, connected components)."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    if found["m"] is None or found["m"].shape[0] == 0:
+        return (np.empty((0, 2)), np.empty((0, 2), dtype=np.int64), np.empty(0), np.empty(0),
+                np.empty((0, 4)))
+    m, pair = found["m"], found["pair"]
+    T = m.shape[0]
+    close = cKDTree(m).query_pairs(1e-9 * scale, output_type="ndarray")
+    same = np.all(pair[close[:, 0]] == pair[close[:, 1]], axis=1) if close.size else []
+    close = close[same] if close.size else close.reshape(0, 2)
+    graph = sp.coo_matrix((np.ones(close.shape[0]), (close[:, 0], close[:, 1])), shape=(T, T))
+    k, comp = connected_components(graph, directed=False)
+    first = np.full(k, -1, dtype=np.int64)
+    first[comp[::-1]] = np.arange(T)[::-1]
+    error = np.zeros(k)
+    np.maximum.at(error, comp, found["err"])
+    radius = np.full(k, np.inf)
+    np.minimum.at(radius, comp, found["rad"])
+    # one face at one crossing twice: the polylines cross more often than the curves
+    key, count = np.unique(np.stack([comp, found["face"]], axis=1), axis=0, return_counts=True)
+    rep = key[count > 1]
+    repeated = np.column_stack([m[first[rep[:, 0]]], rep[:, 1], count[count > 1]]) \
+        if rep.shape[0] else np.empty((0, 4))
+    return m[first], pair[first].astype(np.int64), error, radius, repeated
