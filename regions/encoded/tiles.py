@@ -117,7 +117,7 @@ def _merge(geoms, tile_of, patterns, edges, tol, scale, stats):
 
 
 def partition_tiles(model, domain=((0.0, 1.0), (0.0, 1.0)), tiles=(2, 2), tol=DEFAULT_TOL,
-                    executor=None, workers=2):
+                    executor=None, workers=2, certify=True):
     """The encoded 2D partition of ``model`` over ``domain`` made tile by tile.
 
     Parameters
@@ -130,6 +130,8 @@ def partition_tiles(model, domain=((0.0, 1.0), (0.0, 1.0)), tiles=(2, 2), tol=DE
     tol : Hausdorff tolerance of the face boundaries, as the engine's.
     executor : a ``concurrent.futures.Executor`` (``submit``) that runs the tile jobs;
         by default ``workers`` local processes (``workers=1``: in this process).
+    certify : check the crossings of the joined faces' curves, as
+        :func:`~regions.encoded.partition_encoded_plane` does (in this process).
 
     Returns an :class:`~regions.encoded.EncodedPartition2D` with the same faces as
     one run of the engine (faces in another order), and in ``stats`` the tiles
@@ -185,4 +187,7 @@ def partition_tiles(model, domain=((0.0, 1.0), (0.0, 1.0)), tiles=(2, 2), tol=DE
     faces, bits, A, c = join_max_faces(net, faces, bits, A, c, tol, stats)
     stats["engine"] = "encoded 2D, tiled"
     stats["tol"] = tol
-    return EncodedPartition2D(net, dom, faces, bits, A, c, tol, stats)
+    p = EncodedPartition2D(net, dom, faces, bits, A, c, tol, stats)
+    if certify and net.max_trees is None:
+        p.certify_crossings()           # on the joined faces: junctions on tile edges are gone
+    return p
