@@ -88,12 +88,32 @@ def _exact_partition(net, signal):
     """The exact partition of the checkpoint over the signal's domain, or None
     for encoded 2D models (their whole partition takes minutes to an hour at the
     study's sizes; the faces holding the samples are cut instead, see
-    :func:`regions.study.geometric_features.encoded_2d_face_features`)."""
+    :func:`regions.study.geometric_features.encoded_2d_face_features`, and where
+    the job asks for it only the count is kept, :func:`_encoded_regions`)."""
     from ..api import partition
 
     if net.encoding is not None and signal.dim == 2:
         return None
     return partition(net, _domain(signal), max_regions=2_000_000)
+
+
+def _encoded_regions(out, net, signal):
+    """The whole exact partition of an encoded 2D checkpoint (where the job's
+    ``encoded_regions`` asks for it): its face count as ``n_regions``, the median
+    face area as ``measure_all_median``, its time as ``partition_seconds``. Only
+    the count and the areas are kept; the samples' own faces come from
+    :func:`regions.study.geometric_features.encoded_2d_face_features`. The
+    crossings are not certified here (the count does not depend on it; the
+    certificate would add a fifth)."""
+    from ..domain import as_domain
+    from ..encoded import partition_encoded_plane
+
+    t0 = time.perf_counter()
+    p = partition_encoded_plane(net, as_domain(_domain(signal), 2), max_regions=2_000_000,
+                                certify=False)
+    out.partition_seconds = time.perf_counter() - t0
+    out.n_regions = len(p)
+    out.measure_all_median = float(np.median(p.measure))
 
 
 def _shape_features(out, feats, part, step, n_layers):
@@ -206,6 +226,12 @@ def analyse_checkpoint(run, epoch, job, notes, extra_speeds=None):
         partition_seconds=t_part, compile_seconds=t_compile,
         features={k: np.asarray(v) for k, v in feats.items()}, kinds=dict(feats.kind))
     _shape_features(out, feats, part, step, len(net.widths))
+    if "encoded_regions" in job and _measured_here(job, "encoded_regions", epoch):
+        try:
+            _encoded_regions(out, net, signal)
+        except Exception as err:  # noqa: BLE001 - reported; the rest of the analysis runs
+            notes.append(f"{job['name']} seed {job['seed']} epoch {epoch}: whole encoded 2D "
+                         f"partition failed: {err!r}")
     gradient_measures(out, run, model, feats, part, pats, job)
     _coupling(out, run, feats, job, extra_speeds)
     return out, part

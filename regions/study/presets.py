@@ -149,7 +149,11 @@ def preset_time(name) -> str:
 #: :data:`regions.study.geometric_features.FACE_TOL` and ``FACE_REL_TOL``: about
 #: 3-5 s for 256 samples of a trained 2x128 network at L = 5, tens of seconds for
 #: 4096, on one core; at the other checkpoints the features are sampled, and the
-#: report's tables say at which epochs a feature was measured how). ``tiny`` is for tests and smoke runs (seconds). Signals given with
+#: report's tables say at which epochs a feature was measured how);
+#: ``encoded_regions`` where the whole partition of a 2D positional-encoded run
+#: with ``L <= encoded_regions_max_L`` (default 2) is made for its region count
+#: (:func:`regions.study.jobs._whole_partition_at`: about 20-30 s per checkpoint
+#: for 2x128 at L = 2; default "none"). ``tiny`` is for tests and smoke runs (seconds). Signals given with
 #: ``"seed": SEED_OF_JOB`` draw one target per seed. ``"ensemble": True`` lets
 #: jobs of one shape train together (:func:`ensemble_groups`; the same results).
 #: No preset sets it: measured on 2 shared cores (benchmarks/bench_ensemble.py),
@@ -179,7 +183,7 @@ PRESETS = {
         + _intervention(16, 600, 5, batch=64),
         "seeds": [0, 1, 2],
         "n_boot": 200, "eps": 0.5, "window": 0.1, "n_distant": 1000,
-        "encoded_crossings": "end", "encoded_faces": "ends",
+        "encoded_crossings": "end", "encoded_faces": "ends", "encoded_regions": "end",
     },
     "paper": {
         "description": "the paper's settings, 3 seeds, each its own noise target: 64x64x3 noise, "
@@ -202,7 +206,7 @@ PRESETS = {
         + _intervention(32, 1000, 5, record_every=5, analyse=(0.0, 0.1, 0.5, 1.0)),
         "seeds": [0, 1, 2],
         "n_boot": 500, "eps": 0.5, "window": 0.1, "n_distant": 5000,
-        "encoded_crossings": "ends", "encoded_faces": "all",
+        "encoded_crossings": "ends", "encoded_faces": "all", "encoded_regions": "all",
     },
     "tiny": {
         "description": "a smoke test: 10x10 noise and 128-point sinusoids, 2x16 networks, "
@@ -212,6 +216,7 @@ PRESETS = {
         + _sines(128, 60, [None, 3], width=16, depth=2, analyse=(0.0, 0.5, 1.0)),
         "seeds": [0],
         "n_boot": 50, "eps": 0.5, "window": 0.2, "n_distant": 200,
+        "encoded_regions": "all", "encoded_regions_max_L": 3,
     },
 }
 
