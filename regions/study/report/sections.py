@@ -173,7 +173,8 @@ def regions_section(L, results, g, figs, found):
              "patterns over them (pieces - regions = pieces repeating a pattern met elsewhere). "
              "*Sampled patterns* are the distinct patterns among the training samples. "
              "*Partition s* is the enumeration alone, `-` where no exact partition is computed "
-             "(encoded 2D runs).\n")
+             "(encoded 2D runs of higher L, and encoded 2D checkpoints the preset's "
+             "`encoded_regions` leaves out).\n")
     comp = [(r.name, r.seed, c.epoch, c.compile_seconds) for r in results for c in r.checkpoints
             if c.compile_seconds is not None]
     if comp:
@@ -286,8 +287,11 @@ def notes_section(L, results, g, figs, found):
     L.append("- Data: `data/summary.csv`, `data/coupling.csv`, `data/findings.csv`, "
              "`data/runs.npz` (per-sample features, speeds, predicted and observed changes, "
              "confusion cosines, loss curves, residual energies).")
-    L.append("- Encoded 2D runs have no whole partition (minutes to an hour at these sizes), "
-             "so no region count: at the checkpoints the preset's `encoded_faces` names, the "
+    L.append("- Encoded 2D runs: the whole partition of a run with L at most the preset's "
+             "`encoded_regions_max_L` (default 2) is made at the checkpoints its "
+             "`encoded_regions` names, for the exact region count and the median area of all "
+             "faces (about 20-30 s for 2x128 at L = 2; at L = 5 about an hour, so not made). "
+             "At the checkpoints the preset's `encoded_faces` names, the "
              "face (connected region) holding each sample is cut exactly "
              "(`regions.encoded.sample_faces`, curves within 1e-6 or finer, each face's area "
              "certified within 5% of its value) and its region, occupancy, "
