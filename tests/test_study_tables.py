@@ -27,7 +27,21 @@ encoded 2D run (2d-pe3) gets the exact features of the faces holding its samples
 ``mean_dist_boundary``); every other row unchanged. Regenerated once more when the
 study's faces went to tolerance 1e-6 with areas certified within 5% (the 2d-pe3 rows
 of ``measure``, ``inradius`` and the distances move: at 1e-5 small faces' areas were
-not resolved well enough to rank).
+not resolved well enough to rank). Regenerated for issue 12 once more (2026-12-04): the
+encoded 2D run gets its whole partition (``summary.csv``: 2d-pe3's ``n_regions``,
+``measure_all_median``, ``partition_seconds``; ``findings.csv``: three claims on its
+exact region counts).
+
+The reference is exact for the machine it was written on (``machine.txt``: the CPU
+model). Float32 training takes other SIMD paths on another CPU and differs in the
+last bits; statistics that rank near-ties or split near-degenerate eigenvalues
+amplify that. Measured between the AMD EPYC reference of 2026-12-03 and an Intel
+Xeon run: every cell within 1e-3 relative (or 1e-6 absolute) except the Spearman
+statistics of one 2D feature (``rho``, ``lo``, ``hi``, ``p`` up to 9e-4 absolute) and
+``ntk_residual_top_share`` of the 1D raw run (0.046 against 0.066: the share of the
+residual on the top band of a kernel whose eigenvalues there are nearly equal). On
+another CPU the test compares text cells exactly and numbers within
+:data:`CROSS_MACHINE` instead of 1e-9.
 """
 import csv
 import math
@@ -40,6 +54,29 @@ from regions.study import run_study
 HERE = os.path.dirname(__file__)
 REFERENCE = os.path.join(HERE, "data", "study_tiny")
 TABLES = ("summary.csv", "coupling.csv", "findings.csv")
+#: On another CPU than the reference's: (rel_tol, abs_tol) per column, the default
+#: under None (see the module's text for the measured differences)
+CROSS_MACHINE = {None: (1e-3, 1e-6), "rho": (1e-3, 5e-3), "lo": (1e-3, 5e-3),
+                 "hi": (1e-3, 5e-3), "p": (1e-3, 5e-3), "ntk_residual_top_share": (1e-3, 0.05)}
+
+
+def cpu_model():
+    """The CPU's model name (Linux ``/proc/cpuinfo``; the platform's string elsewhere)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _reference_machine():
+    with open(os.path.join(REFERENCE, "machine.txt")) as fh:
+        return fh.read().strip()
 
 
 def _is_timing(column):
@@ -52,7 +89,7 @@ def _rows(path):
         return reader.fieldnames, list(reader)
 
 
-def _same_cell(a, b):
+def _same_cell(a, b, tol=(1e-9, 1e-300)):
     if a == b:
         return True
     try:
@@ -61,7 +98,7 @@ def _same_cell(a, b):
         return False
     if math.isnan(x) or math.isnan(y):
         return math.isnan(x) and math.isnan(y)
-    return math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-300)
+    return math.isclose(x, y, rel_tol=tol[0], abs_tol=tol[1])
 
 
 @pytest.fixture(scope="module")
@@ -77,14 +114,25 @@ def test_tiny_tables_equal_the_reference(tiny_tables, table):
     new_cols, new = _rows(os.path.join(tiny_tables, table))
     assert set(new_cols) == set(ref_cols), (set(new_cols) ^ set(ref_cols))
     assert len(new) == len(ref)
+    same_machine = cpu_model() == _reference_machine()
     diffs = []
     for i, (r, n) in enumerate(zip(ref, new)):
         for col in ref_cols:
             if _is_timing(col):
                 continue
-            if not _same_cell(r[col], n[col]):
+            tol = (1e-9, 1e-300) if same_machine else CROSS_MACHINE.get(col, CROSS_MACHINE[None])
+            if not _same_cell(r[col], n[col], tol):
                 diffs.append((i, col, r[col], n[col]))
-    assert not diffs, f"{len(diffs)} cells differ, first: {diffs[:5]}"
+    where = "" if same_machine else f" (reference from {_reference_machine()!r}, here {cpu_model()!r})"
+    assert not diffs, f"{len(diffs)} cells differ{where}, first: {diffs[:5]}"
+
+
+def test_the_cross_machine_tolerance_still_sees_a_changed_result():
+    # the looser comparison on another CPU must not wave real changes through
+    assert not _same_cell("0.2215", "0.2315", CROSS_MACHINE["rho"])
+    assert not _same_cell("1838", "1900", CROSS_MACHINE[None])
+    assert not _same_cell("holds", "does not hold", CROSS_MACHINE[None])
+    assert _same_cell("-0.22151036638879365", "-0.22119318134812635", CROSS_MACHINE["rho"])
 
 
 def test_partition_time_only_where_a_partition_ran_and_compile_apart(tiny_tables):
