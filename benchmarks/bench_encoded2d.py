@@ -48,6 +48,8 @@ CASES = {
     "paper-local4096-2w": (5, [128, 128], 3, "local", 4096, 2),
     "paper-trained-local4096-2w": (5, [128, 128], 3, "trained-local", 4096, 2),
     "paper-whole": (5, [128, 128], 3, "whole", 0, None),
+    "paper-pe2-whole": (2, [128, 128], 3, "whole", 0, None),
+    "paper-pe2-trained-whole": (2, [128, 128], 3, "trained-whole", 0, None),
     # tiles: the last field is the tile grid; two spawned worker processes
     "pe5-16x2-tiles2x2": (5, [16, 16], 1, "tiles", 0, (2, 2)),
     "pe5-16x2-tiles4x4": (5, [16, 16], 1, "tiles", 0, (4, 4)),
@@ -103,6 +105,10 @@ def run_case(name):
     regions.partition(model(1, [2], 1), ((0, 1), (0, 1)))        # compiled kernels loaded
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = time.perf_counter()
+    if kind == "trained-whole":
+        _train(net)
+        kind = "whole"
+        t = time.perf_counter()
     if kind in ("whole", "tiles"):
         if kind == "whole":
             p = partition_encoded_plane(regions.as_network(net), regions.Box((0, 1), (0, 1)),
