@@ -9,7 +9,13 @@ Each line is the SHA-256 of the raw bytes (with dtype and shape) of the arrays
 ``regions.partition`` on one case (encoded 1D cases: ``points, packed_patterns,
 A, c`` and the level set of the output at its median on a grid, which runs the
 ``carry`` walk of ``kernels.trig.isolate_pieces``). ``--write`` stores the
-current ones.
+current ones, with the CPU they were made on.
+
+The hashes are bitwise, so they hold for one machine: the first layer's
+products go through BLAS, whose kernels differ by CPU (the hashes of 2026-12-02,
+AMD EPYC, differ on an Intel Xeon at the same commit). On another CPU, ``--check``
+says so; write the base commit's hashes there first (``git stash``, ``--write``,
+``git stash pop``, ``--check``).
 """
 from __future__ import annotations
 
@@ -105,13 +111,31 @@ def main(argv=None):
         print(f"{got[name]}  {len(p):>7} regions  {name}")
     path = HERE / "kernel_hashes.json"
     if args.write:
-        path.write_text(json.dumps(got, indent=1) + "\n")
+        path.write_text(json.dumps({"machine": _cpu(), **got}, indent=1) + "\n")
     if args.check:
         want = json.loads(path.read_text())
+        made_on = want.pop("machine", "an unrecorded machine")
         bad = [k for k in want if want[k] != got.get(k)]
         print("identical" if not bad else f"DIFFERENT: {bad}")
+        if bad and made_on != _cpu():
+            print(f"(the hashes were written on {made_on}, this is {_cpu()}: bitwise hashes "
+                  "hold per machine; write the base commit's here first)")
         return 1 if bad else 0
     return 0
+
+
+def _cpu():
+    """The CPU's model name (Linux ``/proc/cpuinfo``), else the platform's string."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":
