@@ -144,3 +144,55 @@ def test_public_names_resolve():
     for name in study.__all__:
         assert getattr(study, name) is not None
     assert regions.study.run_study is run_study
+
+
+def test_encoded_regions_applies_to_low_l_2d_runs_only_and_keeps_other_job_keys():
+    from regions.study.jobs import job_key
+
+    exps = _one_experiment("2d-pe2", encoding=2)["experiments"] + \
+        _one_experiment("2d-pe3", encoding=3)["experiments"]
+    base = {"experiments": exps, "seeds": [0], "n_boot": 20, "eps": 0.5, "window": 0.25,
+            "n_distant": 50}
+    jobs, _, _ = build_jobs({**base, "encoded_regions": "end"})
+    assert [j.get("encoded_regions") for j in jobs] == ["end", None]
+    plain, _, _ = build_jobs({**base, "encoded_regions": "none"})
+    assert job_key(jobs[1]) == job_key(plain[1]) and job_key(jobs[0]) != job_key(plain[0])
+    with pytest.raises(ValueError, match="encoded_regions must be one of"):
+        build_jobs({**base, "encoded_regions": "sometimes"})
+    with pytest.raises(ValueError, match="encoded_regions_max_L must be a positive int"):
+        build_jobs({**base, "encoded_regions": "end", "encoded_regions_max_L": 0})
+
+
+def test_the_whole_encoded_partition_gives_the_count_and_an_exact_density():
+    # the density from the whole partition bounds from above the patterns a dense cloud of
+    # torch forward passes sees in each disk (faces of one pattern may be several)
+    import regions
+    from regions.study.analysis import _encoded_regions
+    from regions.study.features import sample_features
+    from regions.study.results import Checkpoint
+    from regions.study.signals import random_image
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(regions.PositionalEncoding(2, in_features=2),
+                                torch.nn.Linear(8, 10), torch.nn.ReLU(),
+                                torch.nn.Linear(10, 1)).double()
+    sig = random_image(6, channels=1)
+    net = regions.as_network(model)
+    feats = sample_features(net, sig.coords, grid_shape=sig.grid_shape, encoded_faces=False)
+    assert feats.kind["density"] == "sampled"
+    out = Checkpoint(epoch=0, mean_loss=0.0, n_patterns_sampled=1, hamming_patch=0.0,
+                     hamming_neighbour=0.0)
+    _encoded_regions(out, feats, net, sig)
+    lo, hi = sig.coord_range
+    assert out.n_regions == len(regions.partition(model, ((lo, hi), (lo, hi))))
+    assert feats.kind["density"] == "exact"
+    r = feats.meta["radius"]
+    rng = np.random.default_rng(0)
+    for i in range(0, len(sig.coords), 7):
+        ang, rad = rng.uniform(0, 2 * np.pi, 4000), r * np.sqrt(rng.uniform(0, 1, 4000))
+        pts = sig.coords[i] + np.stack([rad * np.cos(ang), rad * np.sin(ang)], axis=1)
+        pts = pts[np.all((pts >= lo) & (pts <= hi), axis=1)]
+        with torch.no_grad():
+            z = model[1](model[0](torch.as_tensor(pts)))
+        seen = len(np.unique((z > 0).numpy(), axis=0))
+        assert seen <= feats["density"][i] <= 3 * seen + 2

@@ -97,16 +97,20 @@ def _exact_partition(net, signal):
     return partition(net, _domain(signal), max_regions=2_000_000)
 
 
-def _encoded_regions(out, net, signal):
+def _encoded_regions(out, feats, net, signal):
     """The whole exact partition of an encoded 2D checkpoint (where the job's
     ``encoded_regions`` asks for it): its face count as ``n_regions``, the median
-    face area as ``measure_all_median``, its time as ``partition_seconds``. Only
-    the count and the areas are kept; the samples' own faces come from
-    :func:`regions.study.geometric_features.encoded_2d_face_features`. The
-    crossings are not certified here (the count does not depend on it; the
-    certificate would add a fifth)."""
+    face area as ``measure_all_median``, its time as ``partition_seconds``, and the
+    samples' ``density`` made exact (faces within the feature radius of the sample,
+    as for raw runs; it replaces the sampled window count). The samples' own faces
+    still come from :func:`regions.study.geometric_features.encoded_2d_face_features`
+    (at the study's finer tolerance). The crossings are not certified here (the
+    count does not depend on it; the certificate would add a fifth)."""
+    import shapely
+
     from ..domain import as_domain
     from ..encoded import partition_encoded_plane
+    from .feature_table import EXACT
 
     t0 = time.perf_counter()
     p = partition_encoded_plane(net, as_domain(_domain(signal), 2), max_regions=2_000_000,
@@ -114,6 +118,11 @@ def _encoded_regions(out, net, signal):
     out.partition_seconds = time.perf_counter() - t0
     out.n_regions = len(p)
     out.measure_all_median = float(np.median(p.measure))
+    radius = float(feats.meta["radius"])
+    hit = shapely.STRtree(p.geoms).query(shapely.points(signal.coords), predicate="dwithin",
+                                         distance=radius)
+    feats.add("density", np.bincount(hit[0], minlength=len(signal.coords)), EXACT,
+              f"faces meeting the disk of radius {radius:.3g} (whole exact partition)")
 
 
 def _shape_features(out, feats, part, step, n_layers):
@@ -228,7 +237,9 @@ def analyse_checkpoint(run, epoch, job, notes, extra_speeds=None):
     _shape_features(out, feats, part, step, len(net.widths))
     if "encoded_regions" in job and _measured_here(job, "encoded_regions", epoch):
         try:
-            _encoded_regions(out, net, signal)
+            _encoded_regions(out, feats, net, signal)
+            out.features["density"] = np.asarray(feats["density"])
+            out.kinds["density"] = feats.kind["density"]
         except Exception as err:  # noqa: BLE001 - reported; the rest of the analysis runs
             notes.append(f"{job['name']} seed {job['seed']} epoch {epoch}: whole encoded 2D "
                          f"partition failed: {err!r}")

@@ -139,9 +139,10 @@ def paper_table_section(L, results, g, figs, found):
           "Region sizes at the end of training: the exact sizes, the sizes the training "
           "samples suggest (a pattern's share of the samples times the domain; small "
           "regions holding no sample are missing), and the exact density (1 / size of "
-          "the region at each point); for the encoded 2D run, whose whole partition is "
-          "not computed, the exact areas of the faces holding the samples against the "
-          "pixel, the smallest size sampled patterns on the grid can give:\n"))
+          "the region at each point); for the encoded 2D run of highest L (its whole "
+          "partition is made only up to the preset's `encoded_regions_max_L`), the exact "
+          "areas of the faces holding the samples against the pixel, the smallest size "
+          "sampled patterns on the grid can give:\n"))
 def regions_section(L, results, g, figs, found):
     """Region counts, sizes and distances over training."""
     embed(L, figs, "partitions", "partitions",
@@ -297,7 +298,8 @@ def notes_section(L, results, g, figs, found):
              "certified within 5% of its value) and its region, occupancy, "
              "measure, inradius, dist_boundary and dist_polygon are `exact`; at the others "
              "region, occupancy and measure are `sampled` (distinct patterns among the "
-             "samples). Their density is always `sampled`; their Hamming distances and "
+             "samples). Their density is `exact` (faces within the radius) where the whole "
+             "partition was made, else `sampled`; their Hamming distances and "
              "crossings (exact row/column boundary crossings, at the checkpoints "
              "`encoded_crossings` names) are exact.")
     L.append("- Speeds: `rate` = -d log loss_i / d epoch over the window after the checkpoint "
