@@ -337,6 +337,10 @@ def summary(p, seconds):
     label = "area" if p.dim == 2 else "length"
     out[label] = {"min": float(m.min()), "median": float(np.median(m)),
                   "max": float(m.max()), "sum": float(m.sum())}
+    if "crossings" in p.stats:      # an encoded 2D partition with its certified crossings
+        out["crossings"] = {"certified": int(p.stats["crossings"]),
+                            "uncertified": len(p.stats["uncertified_crossings"]),
+                            "error_max": float(p.stats["crossing_error_max"])}
     out["seconds"] = round(float(seconds), 4)
     return out
 
@@ -350,6 +354,11 @@ def _print_summary(s, stream):
     st = s[label]
     lines.append((label, f"min {st['min']:.6g}  median {st['median']:.6g}  "
                          f"max {st['max']:.6g}  sum {st['sum']:.12g}"))
+    if "crossings" in s:
+        c = s["crossings"]
+        lines.append(("crossings", f"{c['certified']} certified (corners within "
+                                   f"{c['error_max']:.2g} of them), {c['uncertified']} "
+                                   "junctions not certified"))
     lines.append(("seconds", f"{s['seconds']:.3f}"))
     for k, v in lines:
         print(f"{k + ':':<10}{v}", file=stream)

@@ -288,3 +288,18 @@ def test_study_scheduler_errors_name_what_is_accepted(capsys, tmp_path):
     code, _, err = _run(capsys, "study", "--scheduler", "tcp://x:1", "--workers", "2",
                         "--out", str(tmp_path))
     assert code == 2 and "exclude each other" in err
+
+
+def test_enumerate_encoded_2d_reports_the_certified_crossings(tmp_path, capsys):
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(regions.PositionalEncoding(2, in_features=2),
+                                torch.nn.Linear(8, 10), torch.nn.ReLU(), torch.nn.Linear(10, 1))
+    path = tmp_path / "pe2.pt"
+    torch.save(model.state_dict(), path)
+    s = _json(capsys, "enumerate", str(path), "--domain", "0,1,0,1")
+    p = regions.partition(model, ((0, 1), (0, 1)))
+    assert s["regions"] == len(p)
+    assert s["crossings"]["certified"] == p.stats["crossings"] > 0
+    assert s["crossings"]["uncertified"] == len(p.stats["uncertified_crossings"])
+    code, out, _ = _run(capsys, "enumerate", str(path), "--domain=0,1,0,1", "--no-progress")
+    assert code == 0 and "certified" in out
