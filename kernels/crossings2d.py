@@ -33,9 +33,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-__all__ = ["nearest_curves", "segment_labels", "certify_pairs"]
+__all__ = ["face_candidates", "nearest_curves", "segment_labels", "certify_pairs"]
 
 RAW, SIN, COS = 0, 1, 2
 EDGE = -2          # a segment on the domain's boundary
@@ -58,28 +58,86 @@ def _features(kinds, w, t, val, der):
             der[f] = -w[f] * math.sin(ph)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def nearest_curves(V, face, Ax, By, Cc, kx, wx, ky, wy, k_best, rel_tol):
+@njit(cache=True, nogil=True)
+def face_candidates(Ax, By, Cc, kx, wx, ky, wy, bounds, band, rel_tol):
+    """``(faces, N)`` bool: may neuron ``n``'s curve come within ``band`` of face ``f``'s
+    bounding box ``bounds[f] = (x0, y0, x1, y1)``? False only where, for every point of
+    the box, ``|z| > band |grad z|`` and ``|z|`` is above the zero band: by the mean value
+    bound ``|z(p) - z(m)| <= M1x hx + M1y hy`` (``m`` the box's centre, ``M1`` the sums of
+    ``|a_f w_f|``) and ``|grad z| <= M1x + M1y``."""
+    nf = Ax.shape[0]
+    N = Ax.shape[1]
+    cand = np.zeros((nf, N), dtype=np.bool_)
+    vx = np.empty(kx.shape[0])
+    dx = np.empty(kx.shape[0])
+    vy = np.empty(ky.shape[0])
+    dy = np.empty(ky.shape[0])
+    for f in range(nf):
+        x0, y0, x1, y1 = bounds[f, 0], bounds[f, 1], bounds[f, 2], bounds[f, 3]
+        hx = 0.5 * (x1 - x0)
+        hy = 0.5 * (y1 - y0)
+        ext_x = max(abs(x0), abs(x1))
+        ext_y = max(abs(y0), abs(y1))
+        _features(kx, wx, 0.5 * (x0 + x1), vx, dx)
+        _features(ky, wy, 0.5 * (y0 + y1), vy, dy)
+        for n in range(N):
+            z = Cc[f, n]
+            size = abs(Cc[f, n])
+            m1 = 0.0
+            reach = 0.0
+            for q in range(kx.shape[0]):
+                a = Ax[f, n, q]
+                z += a * vx[q]
+                size += abs(a) * max(1.0, abs(wx[q]) * ext_x)
+                m1 += abs(a * wx[q])
+                reach += abs(a * wx[q]) * hx
+            for q in range(ky.shape[0]):
+                b = By[f, n, q]
+                z += b * vy[q]
+                size += abs(b) * max(1.0, abs(wy[q]) * ext_y)
+                m1 += abs(b * wy[q])
+                reach += abs(b * wy[q]) * hy
+            # 1e-12 of the sizes: the rounding of these sums, with room to spare
+            cand[f, n] = abs(z) <= reach + band * m1 + (rel_tol + 1e-12) * size
+    return cand
+
+
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def nearest_curves(V, face, Ax, By, Cc, cand, kx, wx, ky, wy, k_best, rel_tol):
     """For every vertex ``V[p]`` (of face ``face[p]``) the ``k_best`` curves of that
     face's neurons nearest to it: ``(ids, dist)`` ``(P, k_best)``, ``dist`` the
     first-order distance ``|z| / |grad z|`` (0 where ``|z|`` is within ``rel_tol`` of
     the terms' sizes), sorted ascending; ``ids`` ``-1`` and ``dist`` ``inf`` pad.
 
     ``Ax`` ``(faces, N, Fx)``, ``By`` ``(faces, N, Fy)``, ``Cc`` ``(faces, N)``: each
-    face's rows of its ``N`` neurons."""
+    face's rows of its ``N`` neurons; only the neurons ``cand[f]`` of
+    :func:`face_candidates` are evaluated (the others are farther than its ``band``
+    everywhere on the face, so they never label a segment)."""
     P = V.shape[0]
-    N = Ax.shape[1]
     ids = np.full((P, k_best), -1, dtype=np.int64)
     dist = np.full((P, k_best), np.inf)
+    step = 4096
+    for c in prange((P + step - 1) // step):      # chunks of vertices over the threads
+        _nearest_chunk(V, face, Ax, By, Cc, cand, kx, wx, ky, wy, rel_tol, ids, dist,
+                       c * step, min(P, (c + 1) * step))
+    return ids, dist
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _nearest_chunk(V, face, Ax, By, Cc, cand, kx, wx, ky, wy, rel_tol, ids, dist, lo, hi):
+    N = Ax.shape[1]
+    k_best = ids.shape[1]
     vx = np.empty(kx.shape[0])
     dx = np.empty(kx.shape[0])
     vy = np.empty(ky.shape[0])
     dy = np.empty(ky.shape[0])
-    for p in range(P):
+    for p in range(lo, hi):
         f = face[p]
         _features(kx, wx, V[p, 0], vx, dx)
         _features(ky, wy, V[p, 1], vy, dy)
         for n in range(N):
+            if not cand[f, n]:
+                continue
             z = Cc[f, n]
             size = abs(Cc[f, n])
             gx = 0.0
@@ -108,7 +166,6 @@ def nearest_curves(V, face, Ax, By, Cc, kx, wx, ky, wy, k_best, rel_tol):
                     s -= 1
                 dist[p, s] = d
                 ids[p, s] = n
-    return ids, dist
 
 
 @njit(cache=True, nogil=True)

@@ -146,12 +146,15 @@ def _rings_of(geoms):
     return np.ascontiguousarray(coords), ends, part_face[ring_part][vert_ring]
 
 
-def _edge_segments(V, ends, outline, tol_edge):
+def _edge_segments(V, ends, vface, touches, outline, tol_edge):
     """Per vertex slot: does the segment starting there lie on the domain's boundary
-    (both ends and its midpoint within ``tol_edge`` of it)?"""
+    (both ends and its midpoint within ``tol_edge`` of it)? Only the vertices of faces
+    that ``touches`` (per face: within ``tol_edge`` of the outline) are measured."""
     import shapely
 
-    near = shapely.distance(shapely.points(V), outline) <= tol_edge
+    near = np.zeros(V.shape[0], dtype=bool)
+    some = np.flatnonzero(touches[vface])
+    near[some] = shapely.distance(shapely.points(V[some]), outline) <= tol_edge
     mid = 0.5 * (V[:-1] + V[1:])
     on = np.zeros(V.shape[0], dtype=bool)
     seg = near[:-1] & near[1:]
@@ -200,10 +203,16 @@ def certify_crossings(network, geoms, bits, domain_polygon, tol):
         if V.shape[0] == 0 or N == 0:
             continue
         Ax, By, Cc = face_rows(network, bits[faces])
-        ids, dist = K.nearest_curves(V, vface, Ax, By, Cc, kx, fx, ky, fy, 3, _REL_TOL)
+        bounds = np.ascontiguousarray(shapely.bounds(np.asarray([geoms[f] for f in faces],
+                                                                dtype=object)))
+        cand = K.face_candidates(Ax, By, Cc, kx, fx, ky, fy, bounds, band, _REL_TOL)
+        ids, dist = K.nearest_curves(V, vface, Ax, By, Cc, cand, kx, fx, ky, fy, 3, _REL_TOL)
         mid = np.ascontiguousarray(np.concatenate([0.5 * (V[:-1] + V[1:]), V[-1:]]))
-        mid_ids, mid_dist = K.nearest_curves(mid, vface, Ax, By, Cc, kx, fx, ky, fy, 3, _REL_TOL)
-        on_edge = _edge_segments(V, ends, outline, 1e-12 * scale)
+        mid_ids, mid_dist = K.nearest_curves(mid, vface, Ax, By, Cc, cand, kx, fx, ky, fy, 3,
+                                             _REL_TOL)
+        touches = shapely.dwithin(np.asarray([geoms[f] for f in faces], dtype=object),
+                                  outline, 1e-12 * scale)
+        on_edge = _edge_segments(V, ends, vface, touches, outline, 1e-12 * scale)
         label, jv, before, after = K.segment_labels(ends, ids, dist, mid_ids, mid_dist, on_edge,
                                                     band)
         slot = np.ones(V.shape[0], dtype=bool)

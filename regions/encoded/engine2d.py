@@ -669,7 +669,7 @@ def partition_encoded_plane(network, domain, tol=DEFAULT_TOL, max_regions=None, 
     faces so far (default: when stderr is a terminal). ``certify`` (default): check
     every crossing of two curves on the faces' boundaries
     (:meth:`~regions.encoded.EncodedPartition2D.certify_crossings`, results in
-    ``stats``; about a fifth of the engine's time; skipped for a max over more than
+    ``stats``; about a sixth of the engine's time; skipped for a max over more than
     two values, which it does not cover). Returns
     :class:`regions.encoded.EncodedPartition2D`.
 

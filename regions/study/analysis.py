@@ -105,7 +105,7 @@ def _encoded_regions(out, feats, net, signal):
     as for raw runs; it replaces the sampled window count). The samples' own faces
     still come from :func:`regions.study.geometric_features.encoded_2d_face_features`
     (at the study's finer tolerance). The crossings are not certified here (the
-    count does not depend on it; the certificate would add a fifth)."""
+    count does not depend on it; the certificate would add about a sixth)."""
     import shapely
 
     from ..domain import as_domain
