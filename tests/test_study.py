@@ -184,7 +184,14 @@ def test_the_whole_encoded_partition_gives_the_count_and_an_exact_density():
                      hamming_neighbour=0.0)
     _encoded_regions(out, feats, net, sig)
     lo, hi = sig.coord_range
-    assert out.n_regions == len(regions.partition(model, ((lo, hi), (lo, hi))))
+    whole = regions.partition(model, ((lo, hi), (lo, hi)))
+    assert (out.n_regions, out.n_pieces) == (whole.n_patterns, len(whole))
+    # every pattern a dense grid of forward passes sees is counted
+    g = np.linspace(lo, hi, 300)
+    dense = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    with torch.no_grad():
+        seen = len(np.unique((model[1](model[0](torch.as_tensor(dense))) > 0).numpy(), axis=0))
+    assert seen <= out.n_regions <= out.n_pieces
     assert feats.kind["density"] == "exact"
     r = feats.meta["radius"]
     rng = np.random.default_rng(0)

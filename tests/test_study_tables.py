@@ -28,9 +28,10 @@ encoded 2D run (2d-pe3) gets the exact features of the faces holding its samples
 study's faces went to tolerance 1e-6 with areas certified within 5% (the 2d-pe3 rows
 of ``measure``, ``inradius`` and the distances move: at 1e-5 small faces' areas were
 not resolved well enough to rank). Regenerated for issue 12 once more (2026-12-04): the
-encoded 2D run gets its whole partition (``summary.csv``: 2d-pe3's ``n_regions``,
-``measure_all_median``, ``partition_seconds``; ``findings.csv``: three claims on its
-exact region counts).
+encoded 2D run gets its whole partition (``summary.csv``: 2d-pe3's ``n_regions``
+(distinct patterns), ``n_pieces`` (faces), ``measure_all_median``,
+``partition_seconds``; ``coupling.csv``: its exact ``density``; ``findings.csv``: three
+claims on its exact region counts).
 
 The reference is exact for the machine it was written on (``machine.txt``: the CPU
 model). Float32 training takes other SIMD paths on another CPU and differs in the

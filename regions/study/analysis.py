@@ -99,8 +99,9 @@ def _exact_partition(net, signal):
 
 def _encoded_regions(out, feats, net, signal):
     """The whole exact partition of an encoded 2D checkpoint (where the job's
-    ``encoded_regions`` asks for it): its face count as ``n_regions``, the median
-    face area as ``measure_all_median``, its time as ``partition_seconds``, and the
+    ``encoded_regions`` asks for it): its distinct patterns as ``n_regions`` and its
+    faces as ``n_pieces`` (as for encoded 1D), the median face area as
+    ``measure_all_median``, its time as ``partition_seconds``, and the
     samples' ``density`` made exact (faces within the feature radius of the sample,
     as for raw runs; it replaces the sampled window count). The samples' own faces
     still come from :func:`regions.study.geometric_features.encoded_2d_face_features`
@@ -116,7 +117,8 @@ def _encoded_regions(out, feats, net, signal):
     p = partition_encoded_plane(net, as_domain(_domain(signal), 2), max_regions=2_000_000,
                                 certify=False)
     out.partition_seconds = time.perf_counter() - t0
-    out.n_regions = len(p)
+    out.n_regions = int(p.n_patterns)
+    out.n_pieces = len(p)
     out.measure_all_median = float(np.median(p.measure))
     radius = float(feats.meta["radius"])
     hit = shapely.STRtree(p.geoms).query(shapely.points(signal.coords), predicate="dwithin",

@@ -394,15 +394,16 @@ class Checkpoint:
 
     epoch: int = required("the checkpoint's epoch", unit="epochs", dtype="int", csv="epoch")
     mean_loss: float = required("mean training loss (MSE) at the checkpoint", csv="mean_loss")
-    n_regions: int = scalar("exact regions: sets of inputs with one activation pattern. 2D: "
-                            "the partition's regions; raw 1D: its pieces (an interval each); "
-                            "encoded 1D: the distinct patterns over the exact pieces (the "
-                            "encoding is periodic, so a pattern can recur on several disjoint "
-                            "pieces); None without an exact partition", dtype="int",
-                            csv="n_regions")
-    n_pieces: int = scalar("exact pieces (connected intervals) of an encoded 1D partition; "
-                           "n_pieces - n_regions pieces repeat a pattern met on another piece "
-                           "(None for other runs: there pieces and regions coincide)",
+    n_regions: int = scalar("exact regions: sets of inputs with one activation pattern. Raw "
+                            "2D: the partition's regions; raw 1D: its pieces (an interval "
+                            "each); encoded 1D and 2D: the distinct patterns over the exact "
+                            "pieces or faces (the encoding is periodic, so a pattern can recur "
+                            "on several disjoint pieces); None without an exact partition",
+                            dtype="int", csv="n_regions")
+    n_pieces: int = scalar("exact pieces (connected intervals) of an encoded 1D partition, "
+                           "faces (connected regions) of an encoded 2D one; n_pieces - "
+                           "n_regions pieces repeat a pattern met on another piece (None for "
+                           "raw runs: there pieces and regions coincide)",
                            dtype="int", csv="n_pieces")
     n_patterns_sampled: int = required("distinct activation patterns among the samples",
                                        dtype="int", csv="n_patterns_sampled")
