@@ -37,7 +37,7 @@ from numba import njit
 from kernels.trig import _value as _value_const_last, refine_bracket
 
 __all__ = ["evaluate", "moment", "solve_monotone", "derivative_features", "boundary_runs",
-           "range_bounds"]
+           "boundary_runs_many", "range_bounds"]
 
 RAW, SIN, COS = 0, 1, 2
 
@@ -400,6 +400,45 @@ def boundary_runs(V, ends, a, ka, wa, b, kb, wb, c, tol_z, band, min_length):
         lengths[i] = out_len[i]
         crossing[i] = out_cross[i]
     return verts, lengths, crossing
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def boundary_runs_many(V, ends, face_rings, a, ka, wa, b, kb, wb, c, tol_z, band, min_length):
+    """:func:`boundary_runs` of many faces in one call: face ``t`` owns the rings
+    ``face_rings[t - 1] .. face_rings[t] - 1`` (``face_rings[-1]`` is 0) of ``V``,
+    ``ends`` as there, and its own rows ``a[t]``, ``b[t]``, ``c[t]``, ``tol_z[t]``.
+    Returns ``(vertex, length, crossing, face)`` per run, faces in order, ``vertex``
+    an index into ``V``: the same runs, in the same order, as one call per face."""
+    out_v = []
+    out_len = []
+    out_cross = []
+    out_face = []
+    r0 = 0
+    for t in range(face_rings.shape[0]):
+        r1 = face_rings[t]
+        if r1 > r0:
+            lo = ends[r0 - 1] if r0 > 0 else 0
+            hi = ends[r1 - 1]
+            local = ends[r0:r1] - lo
+            verts, lengths, crossing = boundary_runs(V[lo:hi], local, a[t], ka, wa, b[t], kb, wb,
+                                                     c[t], tol_z[t], band, min_length)
+            for i in range(verts.shape[0]):
+                out_v.append(verts[i] + lo)
+                out_len.append(lengths[i])
+                out_cross.append(crossing[i])
+                out_face.append(t)
+        r0 = r1
+    m = len(out_v)
+    verts = np.empty(m, dtype=np.int64)
+    lengths = np.empty(m)
+    crossing = np.empty(m, dtype=np.bool_)
+    face = np.empty(m, dtype=np.int64)
+    for i in range(m):
+        verts[i] = out_v[i]
+        lengths[i] = out_len[i]
+        crossing[i] = out_cross[i]
+        face[i] = out_face[i]
+    return verts, lengths, crossing, face
 
 
 @njit(cache=True, nogil=True)

@@ -332,6 +332,34 @@ def _near_tangencies(rings, a, b, c, ax, ay, tol, tol_z, where, stats):
         stats[kind].append((float(V[v, 0]), float(V[v, 1])) + where + (length,))
 
 
+def _near_tangencies_many(geoms, a, b, c, ax, ay, tol, tol_z, where, stats):
+    """:func:`_near_tangencies` of every face ``geoms[t]`` against its own rows ``a[t]``,
+    ``b[t]``, ``c[t]``, ``tol_z[t]``: the faces' rings from one vectorised shapely call
+    and one kernel call (:func:`kernels.trig2d.boundary_runs_many`), the entries in the
+    order of one call per face."""
+    import shapely
+    from kernels import trig2d as T2
+
+    if not geoms:
+        return
+    parts, part_face = shapely.get_parts(np.asarray(geoms, dtype=object), return_index=True)
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    coords, vert_ring = shapely.get_coordinates(rings, return_index=True)
+    if coords.shape[0] == 0:
+        return
+    ends = np.searchsorted(vert_ring, np.arange(1, rings.shape[0] + 1)).astype(np.int64)
+    face_rings = np.searchsorted(part_face[ring_part], np.arange(1, len(geoms) + 1)).astype(
+        np.int64)
+    V = np.ascontiguousarray(coords)
+    verts, lengths, crossing, _ = T2.boundary_runs_many(
+        V, ends, face_rings, _rows(a), ax.kinds, ax.w, _rows(b), ay.kinds, ay.w,
+        np.ascontiguousarray(c, dtype=np.float64), np.ascontiguousarray(tol_z, dtype=np.float64),
+        2 * tol, 8 * tol)
+    for v, length, cross in zip(verts.tolist(), lengths.tolist(), crossing.tolist()):
+        kind = "shallow_crossings" if cross else "near_tangencies"
+        stats[kind].append((float(V[v, 0]), float(V[v, 1])) + where + (length,))
+
+
 def _parts(geom):
     import shapely
 
@@ -444,6 +472,7 @@ def _split_layer_neuron(geoms, a, b, c, ax, ay, tol, scale, layer, k, stats):
     children, parent, bits = [], [], []
     cut = np.zeros(n, dtype=bool)
     pieces = {}
+    scanned = []               # faces whose boundary is scanned for near-tangencies
     for slot, f in enumerate(open_.tolist()):
         xs = np.unique(np.concatenate([[x0[f]], tx[rx == slot], [x1[f]]]))
         ys = np.unique(np.concatenate([[y0[f]], ty[ry == slot], [y1[f]]]))
@@ -457,7 +486,7 @@ def _split_layer_neuron(geoms, a, b, c, ax, ay, tol, scale, layer, k, stats):
         shapely.prepare(g)
         pos = _positive_region(xs, ys, a[f], b[f], c[f], ax, ay, tol, tol_z[f],
                                XTOL * scale, (layer, k), stats, face=g)
-        _near_tangencies(_rings(g), a[f], b[f], c[f], ax, ay, tol, tol_z[f], (layer, k), stats)
+        scanned.append(f)
         if pos is None:
             bit[f] = False
             continue
@@ -471,6 +500,9 @@ def _split_layer_neuron(geoms, a, b, c, ax, ay, tol, scale, layer, k, stats):
             continue
         cut[f] = True
         pieces[f] = [(p, True) for p in on] + [(p, False) for p in off]
+    sc = np.asarray(scanned, dtype=np.int64)
+    _near_tangencies_many([geoms[f] for f in scanned], a[sc], b[sc], c[sc], ax, ay, tol,
+                          tol_z[sc], (layer, k), stats)
     for f in range(n):
         if cut[f]:
             for p, s in pieces[f]:
