@@ -473,6 +473,7 @@ def _split_layer_neuron(geoms, a, b, c, ax, ay, tol, scale, layer, k, stats):
     cut = np.zeros(n, dtype=bool)
     pieces = {}
     scanned = []               # faces whose boundary is scanned for near-tangencies
+    split, positive = [], []   # faces to split, and the neuron's positive set on each
     for slot, f in enumerate(open_.tolist()):
         xs = np.unique(np.concatenate([[x0[f]], tx[rx == slot], [x1[f]]]))
         ys = np.unique(np.concatenate([[y0[f]], ty[ry == slot], [y1[f]]]))
@@ -490,16 +491,23 @@ def _split_layer_neuron(geoms, a, b, c, ax, ay, tol, scale, layer, k, stats):
         if pos is None:
             bit[f] = False
             continue
-        on = _parts(shapely.intersection(g, pos))
-        off = _parts(shapely.difference(g, pos))
-        if not on:
-            bit[f] = False
-            continue
-        if not off:
-            bit[f] = True
-            continue
-        cut[f] = True
-        pieces[f] = [(p, True) for p in on] + [(p, False) for p in off]
+        split.append(f), positive.append(pos)
+    # every face against its positive set, both sides, in two vectorised shapely calls
+    if split:
+        faces_arr = np.asarray([geoms[f] for f in split], dtype=object)
+        pos_arr = np.asarray(positive, dtype=object)
+        inside = shapely.intersection(faces_arr, pos_arr)
+        outside = shapely.difference(faces_arr, pos_arr)
+        for f, g_on, g_off in zip(split, inside, outside):
+            on, off = _parts(g_on), _parts(g_off)
+            if not on:
+                bit[f] = False
+                continue
+            if not off:
+                bit[f] = True
+                continue
+            cut[f] = True
+            pieces[f] = [(p, True) for p in on] + [(p, False) for p in off]
     sc = np.asarray(scanned, dtype=np.int64)
     _near_tangencies_many([geoms[f] for f in scanned], a[sc], b[sc], c[sc], ax, ay, tol,
                           tol_z[sc], (layer, k), stats)
