@@ -453,6 +453,14 @@ def _split_by_shared_neuron(geoms, a, b, c, ax, ay, tol, scale, domain, curves, 
     return children, np.asarray(parent, dtype=np.int64), np.asarray(bits, dtype=bool)
 
 
+def _by_problem(row, t, m):
+    """Roots ``t`` of problems ``row`` (``0 .. m-1``) grouped by problem: ``(t, starts)``,
+    problem ``i``'s roots ``t[starts[i]:starts[i + 1]]`` in their order (a mask per
+    problem would cost the number of problems times the number of roots)."""
+    order = np.argsort(row, kind="stable")
+    return t[order], np.searchsorted(row[order], np.arange(m + 1))
+
+
 def _split_layer_neuron(geoms, a, b, c, ax, ay, tol, scale, layer, k, stats):
     """Cut every face by neuron ``k`` (coefficient rows ``a``, ``b``, ``c``, one per face).
 
@@ -469,14 +477,16 @@ def _split_layer_neuron(geoms, a, b, c, ax, ay, tol, scale, layer, k, stats):
         return list(geoms), np.arange(n), bit
     rx, tx = ax.critical_points(a[open_], x0[open_], x1[open_], scale)
     ry, ty = ay.critical_points(b[open_], y0[open_], y1[open_], scale)
+    tx, sx = _by_problem(rx, tx, open_.shape[0])
+    ty, sy = _by_problem(ry, ty, open_.shape[0])
     children, parent, bits = [], [], []
     cut = np.zeros(n, dtype=bool)
     pieces = {}
     scanned = []               # faces whose boundary is scanned for near-tangencies
     split, positive = [], []   # faces to split, and the neuron's positive set on each
     for slot, f in enumerate(open_.tolist()):
-        xs = np.unique(np.concatenate([[x0[f]], tx[rx == slot], [x1[f]]]))
-        ys = np.unique(np.concatenate([[y0[f]], ty[ry == slot], [y1[f]]]))
+        xs = np.unique(np.concatenate([[x0[f]], tx[sx[slot]:sx[slot + 1]], [x1[f]]]))
+        ys = np.unique(np.concatenate([[y0[f]], ty[sy[slot]:sy[slot + 1]], [y1[f]]]))
         Z = (T2.evaluate(a[f], ax.kinds, ax.w, xs)[:, None]
              + T2.evaluate(b[f], ay.kinds, ay.w, ys)[None, :] + c[f])
         if Z.min() > tol_z[f] or Z.max() < -tol_z[f]:
@@ -551,13 +561,15 @@ def level_set_curves(network, geoms, A, c, output, value, tol):
     coef = np.abs(a).sum(axis=1) + np.abs(b).sum(axis=1)
     rx, tx = ax.critical_points(a[open_], bnd[open_, 0], bnd[open_, 2], scale)
     ry, ty = ay.critical_points(b[open_], bnd[open_, 1], bnd[open_, 3], scale)
+    tx, sx = _by_problem(rx, tx, open_.shape[0])
+    ty, sy = _by_problem(ry, ty, open_.shape[0])
     lines = []
     for slot, f in enumerate(open_.tolist()):
         if coef[f] <= tol_z[f] and abs(cc[f]) <= tol_z[f]:
             stats["flat_faces"].append(f)
             continue
-        xs = np.unique(np.concatenate([[bnd[f, 0]], tx[rx == slot], [bnd[f, 2]]]))
-        ys = np.unique(np.concatenate([[bnd[f, 1]], ty[ry == slot], [bnd[f, 3]]]))
+        xs = np.unique(np.concatenate([[bnd[f, 0]], tx[sx[slot]:sx[slot + 1]], [bnd[f, 2]]]))
+        ys = np.unique(np.concatenate([[bnd[f, 1]], ty[sy[slot]:sy[slot + 1]], [bnd[f, 3]]]))
         g = geoms[f]
         _, _, arcs = _cell_arcs(xs, ys, a[f], b[f], cc[f], ax, ay, tol, tol_z[f],
                                 XTOL * scale, (-1, f), stats, face=g)
