@@ -25,7 +25,7 @@ def _encoded_region_claims(t, raw2, groups):
               per_run(rs, at_checkpoint("end", lambda c: safe_ratio(c.n_regions,
                                                                     c.n_patterns_sampled))),
               1.0, "greater", "log",
-              "PE L=5: a 4096^2 grid sees 1.25M of about 2M regions (issue 12)")
+              "(the paper counts sampled patterns only)")
         if raw2 and all(r.checkpoint("end").n_regions is not None for r in raw2):
             t.add(f"More exact regions with {name} than with raw coordinates (end)",
                   f"{name} / 2d-raw", f"exact regions ratio ({name} / 2d-raw), end, paired by "
