@@ -110,12 +110,14 @@ MEASURED_SECONDS = {
                                 "cache, 2026-12-03 12:31 UTC, idle machine (the study's own two "
                                 "workers); 130 s before the exact faces of the encoded 2D runs "
                                 "(at their first and last checkpoints, 1e-6 and 5% of area)"},
-    "paper": {"seconds": 5400, "kind": "estimated", "cpu_seconds": None, "wall_seconds": None,
-              "load": 2, "how": "a partial run with the exact encoded 2D faces, 2026-12-03 "
-                                "12:49-13:12 UTC on 2 otherwise idle cores: 11 of 45 jobs in 22 "
-                                "min, the study's own estimate 89 min in all; each 2d-pe5 job "
-                                "451-465 s (six checkpoints of 4096 faces) against about 40 s "
-                                "per job before (1999 CPU-s for the whole run, 2026-12-02)"},
+    "paper": {"seconds": 2950, "kind": "estimated", "cpu_seconds": None, "wall_seconds": 3255,
+              "load": 3, "how": "two measured runs, 2026-12-04 on a 2-core Intel Xeon: all 45 "
+                                "jobs 01:19-02:05 UTC, 2780 s wall (the jobs' own times sum to "
+                                "5536 s; this session's tests and benchmarks ran beside it, load "
+                                "2.5-3) before the whole partitions of the 2d-pe2 runs, then those "
+                                "3 jobs again with them (encoded_regions 'all'), 475 s; their "
+                                "partitions take about 100 s per job (8-25 s per checkpoint), so "
+                                "one run is about 2780 + 150 s"},
     "tiny": {"seconds": 20, "kind": "estimated", "cpu_seconds": 24.6, "wall_seconds": 151,
              "load": 12, "how": "most of it start-up and report, serial"},
 }
