@@ -105,11 +105,12 @@ def _intervention(size, epochs, L, optimizers=("adam", "gd"), record_every=1,
 #: ``benchmarks/bench_study_jobs.py paper 0``, was 1683 CPU-s (880 s): the
 #: whole run took 1999 CPU-s, over the issue's 15 minutes on 2 idle cores.
 MEASURED_SECONDS = {
-    "quick": {"seconds": 238, "kind": "measured", "cpu_seconds": 446, "wall_seconds": 238,
-              "load": 2, "how": "time python -m regions study --out /tmp/q_idle2, warm kernel "
-                                "cache, 2026-12-03 12:31 UTC, idle machine (the study's own two "
-                                "workers); 130 s before the exact faces of the encoded 2D runs "
-                                "(at their first and last checkpoints, 1e-6 and 5% of area)"},
+    "quick": {"seconds": 203, "kind": "measured", "cpu_seconds": 386, "wall_seconds": 203,
+              "load": 0.4, "how": "/usr/bin/time python -m regions study --out /tmp/q_idle, warm "
+                                  "kernel cache, 2026-12-04 02:17 UTC, 2-core Intel Xeon, idle "
+                                  "machine (the study's own two workers), with the whole "
+                                  "partitions of the 2d-pe2 runs at their last checkpoint; "
+                                  "238 s on 2026-12-03 (AMD EPYC) without them"},
     "paper": {"seconds": 2950, "kind": "estimated", "cpu_seconds": None, "wall_seconds": 3255,
               "load": 3, "how": "two measured runs, 2026-12-04 on a 2-core Intel Xeon: all 45 "
                                 "jobs 01:19-02:05 UTC, 2780 s wall (the jobs' own times sum to "
