@@ -55,9 +55,12 @@ Modules
     holding given samples without the whole partition (:func:`sample_faces`);
     :mod:`~regions.encoded.tiles` the same partition tile by tile on an executor's
     workers, merged along the tile edges (:func:`partition_tiles`);
+    :mod:`~regions.encoded.certify` the check of every crossing of two curves on
+    the faces' boundaries (:func:`certify_crossings`, :class:`CrossingCertificate`);
 :mod:`~regions.encoded.tolerances`
     the tolerances above, shared by the engine and the result's level sets.
 """
+from .certify import CrossingCertificate, certify_crossings
 from .crossings import GridCrossings, grid_crossings
 from .engine import (encoded_line_pieces, partition_encoded_1d, partition_encoded_line,
                      partition_encoded_segment)
@@ -71,4 +74,5 @@ from .tolerances import H_TERM, MERGE, XTOL
 __all__ = ["EncodedPartition1D", "EncodedPartition2D", "partition_encoded_plane", "sample_faces",
            "partition_tiles",
            "NOT_SEPARABLE_MESSAGE", "partition_encoded_1d", "partition_encoded_segment",
-           "partition_encoded_line", "grid_crossings", "GridCrossings"]
+           "partition_encoded_line", "grid_crossings", "GridCrossings", "certify_crossings",
+           "CrossingCertificate"]

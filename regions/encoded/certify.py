@@ -170,7 +170,22 @@ def certify_crossings(network, geoms, bits, domain_polygon, tol):
     """Certify the junctions of the faces ``geoms`` (shapely polygons with patterns
     ``bits`` ``(n, N)``) of an encoded 2D partition of ``network`` over
     ``domain_polygon`` with boundary tolerance ``tol``: see the module's text.
-    Returns a :class:`CrossingCertificate`."""
+    Returns a :class:`CrossingCertificate`.
+
+    Examples
+    --------
+    ``relu(sin(pi x) - 0.5)`` and ``relu(sin(pi y) - 0.5)``: the lines ``x, y = 1/6, 5/6``
+    cross at right angles in four points, each a corner of four faces:
+
+    >>> import numpy as np, regions
+    >>> W = np.zeros((2, 8)); W[0, 0], W[1, 2] = 1.0, 1.0
+    >>> net = regions.Network([W, np.ones((1, 2))], [np.full(2, -0.5), np.zeros(1)],
+    ...                       np.zeros(2), regions.PositionalEncoding(2, in_features=2))
+    >>> p = regions.partition(net, ((0, 1), (0, 1)))
+    >>> c = p.certify_crossings()
+    >>> len(c), c.junctions, np.round(6 * c.points[np.lexsort(c.points.T)], 12).tolist()
+    (4, 16, [[1.0, 1.0], [5.0, 1.0], [1.0, 5.0], [5.0, 5.0]])
+    """
     import shapely
     from kernels import crossings2d as K
 
