@@ -182,7 +182,7 @@ def test_the_whole_encoded_partition_gives_the_count_and_an_exact_density():
     assert feats.kind["density"] == "sampled"
     out = Checkpoint(epoch=0, mean_loss=0.0, n_patterns_sampled=1, hamming_patch=0.0,
                      hamming_neighbour=0.0)
-    _encoded_regions(out, feats, net, sig)
+    crop = _encoded_regions(out, feats, net, sig)
     lo, hi = sig.coord_range
     whole = regions.partition(model, ((lo, hi), (lo, hi)))
     assert (out.n_regions, out.n_pieces) == (whole.n_patterns, len(whole))
@@ -192,6 +192,13 @@ def test_the_whole_encoded_partition_gives_the_count_and_an_exact_density():
     with torch.no_grad():
         seen = len(np.unique((model[1](model[0](torch.as_tensor(dense))) > 0).numpy(), axis=0))
     assert seen <= out.n_regions <= out.n_pieces
+    # the corner kept for the report's picture: a partition of the corner box, its
+    # patterns among the whole square's, its areas summing to the box's
+    side = 0.25 * (hi - lo)
+    assert crop.domain.xr == (lo, lo + side) and crop.domain.yr == (lo, lo + side)
+    assert crop.measure.sum() == pytest.approx(side ** 2, rel=1e-9)
+    whole_patterns = {p.tobytes() for p in whole.packed_patterns}
+    assert all(p.tobytes() in whole_patterns for p in crop.packed_patterns)
     assert feats.kind["density"] == "exact"
     r = feats.meta["radius"]
     rng = np.random.default_rng(0)

@@ -97,6 +97,11 @@ def _exact_partition(net, signal):
     return partition(net, _domain(signal), max_regions=2_000_000)
 
 
+#: The side of the box (a fraction of the domain's, from its lower-left corner) whose
+#: encoded 2D partition is kept with a run for the report's picture
+CROP = 0.25
+
+
 def _encoded_regions(out, feats, net, signal):
     """The whole exact partition of an encoded 2D checkpoint (where the job's
     ``encoded_regions`` asks for it): its distinct patterns as ``n_regions`` and its
@@ -106,10 +111,15 @@ def _encoded_regions(out, feats, net, signal):
     as for raw runs; it replaces the sampled window count). The samples' own faces
     still come from :func:`regions.study.geometric_features.encoded_2d_face_features`
     (at the study's finer tolerance). The crossings are not certified here (the
-    count does not depend on it; the certificate would add about a sixth)."""
+    count does not depend on it; the certificate would add about a sixth).
+
+    Returns the partition of the lower-left :data:`CROP` of the domain (a box a
+    quarter of its side; about 1/16 of the faces), saved with the run for the
+    report's picture of the curved regions (the whole partition, tens of MB per
+    checkpoint, is not kept)."""
     import shapely
 
-    from ..domain import as_domain
+    from ..domain import Box, as_domain
     from ..encoded import partition_encoded_plane
     from .feature_table import EXACT
 
@@ -125,6 +135,9 @@ def _encoded_regions(out, feats, net, signal):
                                          distance=radius)
     feats.add("density", np.bincount(hit[0], minlength=len(signal.coords)), EXACT,
               f"faces meeting the disk of radius {radius:.3g} (whole exact partition)")
+    (x0, x1), (y0, y1) = _domain(signal)
+    crop = Box((x0, x0 + CROP * (x1 - x0)), (y0, y0 + CROP * (y1 - y0)))
+    return partition_encoded_plane(net, crop, certify=False)
 
 
 def _shape_features(out, feats, part, step, n_layers):
@@ -198,7 +211,9 @@ def _coupling(out, run, feats, job, extra_speeds):
 
 def analyse_checkpoint(run, epoch, job, notes, extra_speeds=None):
     """Everything measured at one checkpoint of a run: ``(Checkpoint, partition)``
-    (the exact partition, or None where there is none)."""
+    (the exact partition, None where there is none; for an encoded 2D run with a
+    whole partition, that partition over the lower-left :data:`CROP` of the domain,
+    kept for pictures)."""
     from ..network import as_network
     from .features import sample_features
 
@@ -237,9 +252,10 @@ def analyse_checkpoint(run, epoch, job, notes, extra_speeds=None):
         partition_seconds=t_part, compile_seconds=t_compile,
         features={k: np.asarray(v) for k, v in feats.items()}, kinds=dict(feats.kind))
     _shape_features(out, feats, part, step, len(net.widths))
+    crop = None
     if "encoded_regions" in job and _measured_here(job, "encoded_regions", epoch):
         try:
-            _encoded_regions(out, feats, net, signal)
+            crop = _encoded_regions(out, feats, net, signal)   # kept for pictures only
             out.features["density"] = np.asarray(feats["density"])
             out.kinds["density"] = feats.kind["density"]
         except Exception as err:  # noqa: BLE001 - reported; the rest of the analysis runs
@@ -247,7 +263,7 @@ def analyse_checkpoint(run, epoch, job, notes, extra_speeds=None):
                          f"partition failed: {err!r}")
     gradient_measures(out, run, model, feats, part, pats, job)
     _coupling(out, run, feats, job, extra_speeds)
-    return out, part
+    return out, part if part is not None else crop
 
 
 def analyse_run(run, job):

@@ -24,9 +24,9 @@ from __future__ import annotations
 from .coupling import speed_vs_features
 from .curves import band_energy, boundary_distance, loss_curves, region_count
 from .gradients import confusion_densities, kernel_split, prediction_scatter
-from .partitions import partitions, partitions_gif, region_sizes
+from .partitions import encoded_partitions, partitions, partitions_gif, region_sizes
 from .spectrum import spectral_coupling
 
-__all__ = ["partitions", "partitions_gif", "region_sizes", "region_count", "speed_vs_features",
+__all__ = ["partitions", "encoded_partitions", "partitions_gif", "region_sizes", "region_count", "speed_vs_features",
            "band_energy", "confusion_densities", "prediction_scatter", "boundary_distance",
            "loss_curves", "kernel_split", "spectral_coupling"]

@@ -37,6 +37,41 @@ def partitions(results, path, name="2d-raw", max_panels=3):
     return save(fig, path)
 
 
+def encoded_partitions(results, path, name=None, max_panels=3):
+    """The curved exact regions of an encoded 2D run in the lower-left corner of the
+    domain (the crop saved with the run, :data:`regions.study.analysis.CROP` of the
+    side) at init, an early checkpoint and the end, faces coloured by activation
+    pattern, samples overlaid; titles give the crop's faces and the whole square's.
+    ``name``: the run (default: the first with such partitions); None, and nothing
+    drawn, when no run has them."""
+    from ...encoded import EncodedPartition2D
+    from ..analysis import CROP
+
+    draw = rplot().partition
+    if name is None:
+        name = next((r.name for r in results if r.partitions and isinstance(
+            next(iter(r.partitions.values())), EncodedPartition2D)), None)
+        if name is None:
+            return None
+    r = _run_with_partitions(results, name)
+    epochs = sorted(r.partitions)
+    pick = sorted({epochs[0], epochs[min(1, len(epochs) - 1)], epochs[-1]})[:max_panels]
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(pick), figsize=(4.2 * len(pick), 4.3), squeeze=False)
+    for ax, e in zip(axes[0], pick):
+        p = r.partitions[e]
+        (x0, x1), (y0, y1) = p.domain.xr, p.domain.yr
+        pts = r.coords[(r.coords[:, 0] <= x1) & (r.coords[:, 1] <= y1)]
+        cp = next((c for c in r.checkpoints if c.epoch == e), None)
+        whole = f" of {cp.n_pieces:,}" if cp is not None and cp.n_pieces else ""
+        draw(p, ax=ax, color="pattern", points=pts, points_kw={"s": 2, "c": "k"},
+             title=f"{name}, epoch {e}: {len(p):,}{whole} faces\nin [{x0:g}, {x1:g}] x "
+                   f"[{y0:g}, {y1:g}] ({CROP:g} of each side)")
+        ax.set_aspect(1)
+    fig.tight_layout()
+    return save(fig, path)
+
+
 def partitions_gif(results, path, name="2d-raw", fps=2):
     """A GIF of the raw 2D run's exact partition at every checkpoint (a region
     keeps its colour while its activation pattern survives), from the saved

@@ -46,6 +46,7 @@ def write_report(results, out_dir, preset="", description="", wall_seconds=None)
     figs = OrderedDict()
     for name, fn in (("partitions", figures.partitions),
                      ("partitions_gif", figures.partitions_gif),
+                     ("encoded_partitions", figures.encoded_partitions),
                      ("region_sizes", figures.region_sizes),
                      ("loss_curves", figures.loss_curves),
                      ("region_count", figures.region_count),

@@ -151,6 +151,10 @@ def regions_section(L, results, g, figs, found):
     embed(L, figs, "partitions_gif", "partitions over training",
           "The same partition at every checkpoint, as an animation (a region keeps "
           "its colour while its pattern survives):\n")
+    embed(L, figs, "encoded_partitions", "curved partitions of a positional-encoded run",
+          "The exact curved regions of the positional-encoded run with a whole partition "
+          "(the lowest L) in the lower-left corner of the square (only this corner is kept "
+          "with the run), faces coloured by activation pattern, dots = training samples:\n")
     pieces = any(c.n_pieces is not None for r in results for c in r.checkpoints)
     rows = []
     for r in results:
