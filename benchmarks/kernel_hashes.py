@@ -31,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import regions  # noqa: E402
+from regions._shared import cpu_model  # noqa: E402
 from regions.cli import he_network  # noqa: E402
 from regions.network import Network  # noqa: E402
 
@@ -111,31 +112,17 @@ def main(argv=None):
         print(f"{got[name]}  {len(p):>7} regions  {name}")
     path = HERE / "kernel_hashes.json"
     if args.write:
-        path.write_text(json.dumps({"machine": _cpu(), **got}, indent=1) + "\n")
+        path.write_text(json.dumps({"machine": cpu_model(), **got}, indent=1) + "\n")
     if args.check:
         want = json.loads(path.read_text())
         made_on = want.pop("machine", "an unrecorded machine")
         bad = [k for k in want if want[k] != got.get(k)]
         print("identical" if not bad else f"DIFFERENT: {bad}")
-        if bad and made_on != _cpu():
-            print(f"(the hashes were written on {made_on}, this is {_cpu()}: bitwise hashes "
+        if bad and made_on != cpu_model():
+            print(f"(the hashes were written on {made_on}, this is {cpu_model()}: bitwise hashes "
                   "hold per machine; write the base commit's here first)")
         return 1 if bad else 0
     return 0
-
-
-def _cpu():
-    """The CPU's model name (Linux ``/proc/cpuinfo``), else the platform's string."""
-    import platform
-
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from kernels.trig import _features as _phase_features
+
 __all__ = ["face_candidates", "nearest_curves", "segment_labels", "certify_pairs"]
 
 RAW, SIN, COS = 0, 1, 2
@@ -43,19 +45,24 @@ UNKNOWN = -1       # a segment on no curve within the band
 
 
 @njit(cache=True, nogil=True)
-def _features(kinds, w, t, val, der):
-    """Feature values and first derivatives of one coordinate at ``t``."""
-    for f in range(kinds.shape[0]):
-        ph = w[f] * t
-        if kinds[f] == RAW:
-            val[f] = ph
-            der[f] = w[f]
-        elif kinds[f] == SIN:
-            val[f] = math.sin(ph)
-            der[f] = w[f] * math.cos(ph)
-        else:
-            val[f] = math.cos(ph)
-            der[f] = -w[f] * math.sin(ph)
+def _axis_sums(row, kinds, w, val, der, z, size):
+    """One coordinate's terms of a pre-activation, added to the running ``z`` and
+    ``size`` (the sum of the terms' magnitudes): ``(z, size, slope, M1, M2)`` with the
+    slope ``sum a_f g_f'``, ``M1 = sum |a_f w_f|`` and ``M2 = sum |a_f| w_f^2`` over the
+    sin/cos features (``val``, ``der``: the features and their derivatives there)."""
+    slope = 0.0
+    m1 = 0.0
+    m2 = 0.0
+    for q in range(kinds.shape[0]):
+        a = row[q]
+        t = a * val[q]
+        z += t
+        size += abs(t)
+        slope += a * der[q]
+        m1 += abs(a * w[q])
+        if kinds[q] != RAW:
+            m2 += abs(a) * w[q] * w[q]
+    return z, size, slope, m1, m2
 
 
 @njit(cache=True, nogil=True)
@@ -72,14 +79,16 @@ def face_candidates(Ax, By, Cc, kx, wx, ky, wy, bounds, band, rel_tol):
     dx = np.empty(kx.shape[0])
     vy = np.empty(ky.shape[0])
     dy = np.empty(ky.shape[0])
+    zx = np.zeros(kx.shape[0])      # the features' phase offsets (none: sin(w t), cos(w t))
+    zy = np.zeros(ky.shape[0])
     for f in range(nf):
         x0, y0, x1, y1 = bounds[f, 0], bounds[f, 1], bounds[f, 2], bounds[f, 3]
         hx = 0.5 * (x1 - x0)
         hy = 0.5 * (y1 - y0)
         ext_x = max(abs(x0), abs(x1))
         ext_y = max(abs(y0), abs(y1))
-        _features(kx, wx, 0.5 * (x0 + x1), vx, dx)
-        _features(ky, wy, 0.5 * (y0 + y1), vy, dy)
+        _phase_features(kx, zx, wx, 0.5 * (x0 + x1), vx, dx)
+        _phase_features(ky, zy, wy, 0.5 * (y0 + y1), vy, dy)
         for n in range(N):
             z = Cc[f, n]
             size = abs(Cc[f, n])
@@ -131,27 +140,17 @@ def _nearest_chunk(V, face, Ax, By, Cc, cand, kx, wx, ky, wy, rel_tol, ids, dist
     dx = np.empty(kx.shape[0])
     vy = np.empty(ky.shape[0])
     dy = np.empty(ky.shape[0])
+    zx = np.zeros(kx.shape[0])      # the features' phase offsets (none: sin(w t), cos(w t))
+    zy = np.zeros(ky.shape[0])
     for p in range(lo, hi):
         f = face[p]
-        _features(kx, wx, V[p, 0], vx, dx)
-        _features(ky, wy, V[p, 1], vy, dy)
+        _phase_features(kx, zx, wx, V[p, 0], vx, dx)
+        _phase_features(ky, zy, wy, V[p, 1], vy, dy)
         for n in range(N):
             if not cand[f, n]:
                 continue
-            z = Cc[f, n]
-            size = abs(Cc[f, n])
-            gx = 0.0
-            gy = 0.0
-            for q in range(kx.shape[0]):
-                t = Ax[f, n, q] * vx[q]
-                z += t
-                size += abs(t)
-                gx += Ax[f, n, q] * dx[q]
-            for q in range(ky.shape[0]):
-                t = By[f, n, q] * vy[q]
-                z += t
-                size += abs(t)
-                gy += By[f, n, q] * dy[q]
+            z, size, gx, _, _ = _axis_sums(Ax[f, n], kx, wx, vx, dx, Cc[f, n], abs(Cc[f, n]))
+            z, size, gy, _, _ = _axis_sums(By[f, n], ky, wy, vy, dy, z, size)
             if abs(z) <= rel_tol * size:
                 d = 0.0
             else:
@@ -236,36 +235,13 @@ def segment_labels(ends, ids, dist, mid_ids, mid_dist, on_edge, band):
 
 
 @njit(cache=True, nogil=True)
-def _row(A, B, C, f, n, kx, wx, ky, wy, x, y, vx, dx, vy, dy):
-    """``(z, F', G', size, M1x, M1y, M2x, M2y)`` of neuron ``n`` of face ``f`` at ``(x, y)``."""
-    _features(kx, wx, x, vx, dx)
-    _features(ky, wy, y, vy, dy)
-    z = C[f, n]
-    size = abs(C[f, n])
-    fx = 0.0
-    gy = 0.0
-    m1x = 0.0
-    m1y = 0.0
-    m2x = 0.0
-    m2y = 0.0
-    for q in range(kx.shape[0]):
-        a = A[f, n, q]
-        t = a * vx[q]
-        z += t
-        size += abs(t)
-        fx += a * dx[q]
-        m1x += abs(a * wx[q])
-        if kx[q] != RAW:
-            m2x += abs(a) * wx[q] * wx[q]
-    for q in range(ky.shape[0]):
-        b = B[f, n, q]
-        t = b * vy[q]
-        z += t
-        size += abs(t)
-        gy += b * dy[q]
-        m1y += abs(b * wy[q])
-        if ky[q] != RAW:
-            m2y += abs(b) * wy[q] * wy[q]
+def _row(A, B, C, f, n, kx, wx, ky, wy, x, y, vx, dx, vy, dy, zx, zy):
+    """``(z, F', G', size, M1x, M1y, M2x, M2y)`` of neuron ``n`` of face ``f`` at ``(x, y)``
+    (``vx`` .. ``dy`` scratch for the features, ``zx``, ``zy`` their zero phases)."""
+    _phase_features(kx, zx, wx, x, vx, dx)
+    _phase_features(ky, zy, wy, y, vy, dy)
+    z, size, fx, m1x, m2x = _axis_sums(A[f, n], kx, wx, vx, dx, C[f, n], abs(C[f, n]))
+    z, size, gy, m1y, m2y = _axis_sums(B[f, n], ky, wy, vy, dy, z, size)
     return z, fx, gy, size, m1x, m1y, m2x, m2y
 
 
@@ -318,6 +294,8 @@ def certify_pairs(P, face, ni, nj, limit, bits, Ax, By, Cc, kx, wx, ky, wy, rel_
     dx = np.empty(kx.shape[0])
     vy = np.empty(ky.shape[0])
     dy = np.empty(ky.shape[0])
+    zx = np.zeros(kx.shape[0])      # the features' phase offsets (none: sin(w t), cos(w t))
+    zy = np.zeros(ky.shape[0])
     tiny = 1e-15 * scale
     for t in range(T):
         f = face[t]
@@ -326,9 +304,9 @@ def certify_pairs(P, face, ni, nj, limit, bits, Ax, By, Cc, kx, wx, ky, wy, rel_
         good = True
         for _ in range(30):
             zi, fi, gi, _s, _a, _b, _c, _d = _row(Ax, By, Cc, f, ni[t], kx, wx, ky, wy, x, y,
-                                                  vx, dx, vy, dy)
+                                                  vx, dx, vy, dy, zx, zy)
             zj, fj, gj, _s, _a, _b, _c, _d = _row(Ax, By, Cc, f, nj[t], kx, wx, ky, wy, x, y,
-                                                  vx, dx, vy, dy)
+                                                  vx, dx, vy, dy, zx, zy)
             det = fi * gj - gi * fj
             if det == 0.0 or not math.isfinite(det):
                 good = False
@@ -344,9 +322,9 @@ def certify_pairs(P, face, ni, nj, limit, bits, Ax, By, Cc, kx, wx, ky, wy, rel_
         if not good or not (math.isfinite(x) and math.isfinite(y)):
             continue
         zi, fi, gi, si, m1xi, m1yi, m2xi, m2yi = _row(Ax, By, Cc, f, ni[t], kx, wx, ky, wy,
-                                                      x, y, vx, dx, vy, dy)
+                                                      x, y, vx, dx, vy, dy, zx, zy)
         zj, fj, gj, sj, m1xj, m1yj, m2xj, m2yj = _row(Ax, By, Cc, f, nj[t], kx, wx, ky, wy,
-                                                      x, y, vx, dx, vy, dy)
+                                                      x, y, vx, dx, vy, dy, zx, zy)
         det = fi * gj - gi * fj
         if det == 0.0 or not math.isfinite(det):
             continue
@@ -403,7 +381,7 @@ def certify_pairs(P, face, ni, nj, limit, bits, Ax, By, Cc, kx, wx, ky, wy, rel_
             if n == ni[t] or n == nj[t]:
                 continue
             zn, fn, gn, sn, _a, _b, m2xn, m2yn = _row(Ax, By, Cc, f, n, kx, wx, ky, wy, x, y,
-                                                      vx, dx, vy, dy)
+                                                      vx, dx, vy, dy, zx, zy)
             reach = ((abs(fn) + 0.5 * m2xn * h) * h + (abs(gn) + 0.5 * m2yn * h) * h
                      + rel_tol * sn)
             if abs(zn) <= reach:

@@ -52,7 +52,7 @@ import numpy as np
 
 from .partition import TooManyRegions
 
-__all__ = ["show_progress", "progress_bar", "stderr_is_terminal", "QUIET_ENV", "thread_pool",
+__all__ = ["cpu_model", "show_progress", "progress_bar", "stderr_is_terminal", "QUIET_ENV", "thread_pool",
            "process_pool", "split_rows", "check_region_cap",
            "in_domain_coordinates", "check_value_range", "MAX_VALUE", "memory_budget",
            "check_layer_memory", "MemoryBudgetExceeded", "merge_max_runs"]
@@ -187,6 +187,22 @@ class MemoryBudgetExceeded(TooManyRegions):
     the estimate, the budget and ``max_regions``. A subclass of
     :class:`TooManyRegions`, so code that catches that catches this too.
     """
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``; the platform's string elsewhere):
+    what bitwise and float32-sensitive reference files record as the machine they were
+    written on."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def memory_budget():

@@ -180,9 +180,9 @@ def test_the_whole_encoded_partition_gives_the_count_and_an_exact_density():
     net = regions.as_network(model)
     feats = sample_features(net, sig.coords, grid_shape=sig.grid_shape, encoded_faces=False)
     assert feats.kind["density"] == "sampled"
+    fields, crop = _encoded_regions(feats, net, sig)
     out = Checkpoint(epoch=0, mean_loss=0.0, n_patterns_sampled=1, hamming_patch=0.0,
-                     hamming_neighbour=0.0)
-    crop = _encoded_regions(out, feats, net, sig)
+                     hamming_neighbour=0.0, **fields)
     lo, hi = sig.coord_range
     whole = regions.partition(model, ((lo, hi), (lo, hi)))
     assert (out.n_regions, out.n_pieces) == (whole.n_patterns, len(whole))

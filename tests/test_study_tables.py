@@ -50,6 +50,7 @@ import os
 
 import pytest
 
+from regions._shared import cpu_model
 from regions.study import run_study
 
 HERE = os.path.dirname(__file__)
@@ -59,20 +60,6 @@ TABLES = ("summary.csv", "coupling.csv", "findings.csv")
 #: under None (see the module's text for the measured differences)
 CROSS_MACHINE = {None: (1e-3, 1e-6), "rho": (1e-3, 5e-3), "lo": (1e-3, 5e-3),
                  "hi": (1e-3, 5e-3), "p": (1e-3, 5e-3), "ntk_residual_top_share": (1e-3, 0.05)}
-
-
-def cpu_model():
-    """The CPU's model name (Linux ``/proc/cpuinfo``; the platform's string elsewhere)."""
-    import platform
-
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _reference_machine():

@@ -112,7 +112,7 @@ def face_rows(network, bits):
     ``(n, N, Fy)`` of the y features, ``Cc`` ``(n, N)`` the constants, ``N`` the
     pattern's length; ``bits`` ``(n, N)`` the faces' patterns. The same recurrence as
     the engine (``C_{l+1} = W_{l+1} D_l C_l``, carried units with factor 1)."""
-    from .engine2d import separable_features
+    from .engine2d import next_rows, separable_features
 
     net = network.kink_first()
     xm, ym, cm, kinds, _, _ = separable_features(net.encoding)
@@ -128,26 +128,10 @@ def face_rows(network, bits):
     for l in range(len(net.weights) - 1):
         k = net.n_kinks(l)
         out_a.append(A[:, :k]), out_b.append(B[:, :k]), out_c.append(C[:, :k])
-        D = np.ones((n, net.weights[l].shape[0]))
-        D[:, :k] = np.where(bits[:, start:start + k], 1.0, net.slopes[l])
+        A, B, C = next_rows(net, l, bits[:, start:start + k], A, B, C)
         start += k
-        W, bias = net.weights[l + 1], net.biases[l + 1]
-        A = np.matmul(W, D[:, :, None] * A)
-        B = np.matmul(W, D[:, :, None] * B)
-        C = (D * C) @ W.T + bias
     cat = (lambda parts, axis: np.ascontiguousarray(np.concatenate(parts, axis=axis)))
     return cat(out_a, 1), cat(out_b, 1), cat(out_c, 1)
-
-
-def _rings_of(geoms):
-    """Every ring's coordinates back to back, with the ring ends and each vertex's face."""
-    import shapely
-
-    parts, part_face = shapely.get_parts(np.asarray(geoms, dtype=object), return_index=True)
-    rings, ring_part = shapely.get_rings(parts, return_index=True)
-    coords, vert_ring = shapely.get_coordinates(rings, return_index=True)
-    ends = np.searchsorted(vert_ring, np.arange(1, rings.shape[0] + 1)).astype(np.int64)
-    return np.ascontiguousarray(coords), ends, part_face[ring_part][vert_ring]
 
 
 def _edge_segments(V, ends, vface, touches, outline, tol_edge):
@@ -191,7 +175,7 @@ def certify_crossings(network, geoms, bits, domain_polygon, tol):
     import shapely
     from kernels import crossings2d as K
 
-    from .engine2d import separable_features
+    from .engine2d import face_rings, separable_features
 
     if network.max_trees is not None:
         raise ValueError("crossings of a network with a max over more than two values are "
@@ -218,7 +202,8 @@ def certify_crossings(network, geoms, bits, domain_polygon, tol):
     junctions = edges = 0
     for s in range(0, n, chunk):
         faces = np.arange(s, min(n, s + chunk))
-        V, ends, vface = _rings_of([geoms[f] for f in faces])
+        V, ends, ring_face = face_rings([geoms[f] for f in faces])
+        vface = np.repeat(ring_face, np.diff(ends, prepend=0))
         if V.shape[0] == 0 or N == 0:
             continue
         Ax, By, Cc = face_rows(network, bits[faces])

@@ -303,6 +303,27 @@ def _rings(geom):
     return np.split(coords, np.flatnonzero(np.diff(ring)) + 1)
 
 
+def face_rings(geoms):
+    """Every ring of the polygons ``geoms`` (exterior, then holes, part by part), back to
+    back: ``(V, ends, ring_face)``, ring ``r`` the vertices before ``ends[r]`` (closed:
+    its last repeats its first) of face ``ring_face[r]``; from three vectorised shapely
+    calls."""
+    import shapely
+
+    parts, part_face = shapely.get_parts(np.asarray(geoms, dtype=object), return_index=True)
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    coords, vert_ring = shapely.get_coordinates(rings, return_index=True)
+    ends = np.searchsorted(vert_ring, np.arange(1, rings.shape[0] + 1)).astype(np.int64)
+    return np.ascontiguousarray(coords), ends, part_face[ring_part]
+
+
+def _record_runs(V, verts, lengths, crossing, where, stats):
+    """The near-tangency scan's runs into ``stats`` (see :func:`_near_tangencies`)."""
+    for v, length, cross in zip(verts.tolist(), lengths.tolist(), crossing.tolist()):
+        kind = "shallow_crossings" if cross else "near_tangencies"
+        stats[kind].append((float(V[v, 0]), float(V[v, 1])) + where + (length,))
+
+
 def _near_tangencies(rings, a, b, c, ax, ay, tol, tol_z, where, stats):
     """Locate the stretches of a face's boundary (its closed ``rings``) that run within ``2 tol`` of the new
     curve for longer than ``8 tol``: where the polylines (each within ``tol``) may
@@ -327,9 +348,7 @@ def _near_tangencies(rings, a, b, c, ax, ay, tol, tol_z, where, stats):
     verts, lengths, crossing = T2.boundary_runs(
         V, ends, np.ascontiguousarray(a), ax.kinds, ax.w, np.ascontiguousarray(b), ay.kinds,
         ay.w, float(c), float(tol_z), 2 * tol, 8 * tol)
-    for v, length, cross in zip(verts.tolist(), lengths.tolist(), crossing.tolist()):
-        kind = "shallow_crossings" if cross else "near_tangencies"
-        stats[kind].append((float(V[v, 0]), float(V[v, 1])) + where + (length,))
+    _record_runs(V, verts, lengths, crossing, where, stats)
 
 
 def _near_tangencies_many(geoms, a, b, c, ax, ay, tol, tol_z, where, stats):
@@ -337,27 +356,19 @@ def _near_tangencies_many(geoms, a, b, c, ax, ay, tol, tol_z, where, stats):
     ``b[t]``, ``c[t]``, ``tol_z[t]``: the faces' rings from one vectorised shapely call
     and one kernel call (:func:`kernels.trig2d.boundary_runs_many`), the entries in the
     order of one call per face."""
-    import shapely
     from kernels import trig2d as T2
 
     if not geoms:
         return
-    parts, part_face = shapely.get_parts(np.asarray(geoms, dtype=object), return_index=True)
-    rings, ring_part = shapely.get_rings(parts, return_index=True)
-    coords, vert_ring = shapely.get_coordinates(rings, return_index=True)
-    if coords.shape[0] == 0:
+    V, ends, ring_face = face_rings(geoms)
+    if V.shape[0] == 0:
         return
-    ends = np.searchsorted(vert_ring, np.arange(1, rings.shape[0] + 1)).astype(np.int64)
-    face_rings = np.searchsorted(part_face[ring_part], np.arange(1, len(geoms) + 1)).astype(
-        np.int64)
-    V = np.ascontiguousarray(coords)
+    last_ring = np.searchsorted(ring_face, np.arange(1, len(geoms) + 1)).astype(np.int64)
     verts, lengths, crossing, _ = T2.boundary_runs_many(
-        V, ends, face_rings, _rows(a), ax.kinds, ax.w, _rows(b), ay.kinds, ay.w,
+        V, ends, last_ring, _rows(a), ax.kinds, ax.w, _rows(b), ay.kinds, ay.w,
         np.ascontiguousarray(c, dtype=np.float64), np.ascontiguousarray(tol_z, dtype=np.float64),
         2 * tol, 8 * tol)
-    for v, length, cross in zip(verts.tolist(), lengths.tolist(), crossing.tolist()):
-        kind = "shallow_crossings" if cross else "near_tangencies"
-        stats[kind].append((float(V[v, 0]), float(V[v, 1])) + where + (length,))
+    _record_runs(V, verts, lengths, crossing, where, stats)
 
 
 def _parts(geom):
@@ -585,6 +596,21 @@ def level_set_curves(network, geoms, A, c, output, value, tol):
     return merged, stats
 
 
+def next_rows(net, l, bits, A, B, C):
+    """Each face's coefficient rows of hidden layer ``l + 1`` (or the output) from those
+    of layer ``l`` (``A`` ``(n, n_l, Fx)``, ``B`` ``(n, n_l, Fy)``, ``C`` ``(n, n_l)``) and
+    the faces' states ``bits`` ``(n, n_kinks(l))`` of its kink units: ``W_{l+1} D_l C_l``.
+    ``net`` is :meth:`~regions.Network.kink_first` (the layer's kink units lead)."""
+    # the activations' factors: 1 or the slope for a kink unit, 1 (identity) for a
+    # carried unit, which has no bit and is never toggled
+    D = np.ones((bits.shape[0], net.weights[l].shape[0]))
+    D[:, :bits.shape[1]] = np.where(bits, 1.0, net.slopes[l])
+    W, bias = net.weights[l + 1], net.biases[l + 1]
+    # one batched BLAS product per coordinate: (n, j, k) @ (n, k, f)
+    return (np.matmul(W, D[:, :, None] * A), np.matmul(W, D[:, :, None] * B),
+            (D * C) @ W.T + bias)
+
+
 def _keep_faces_at(points, owner, geoms, parent):
     """After a neuron's cut: the children (indices into ``geoms``) that hold one of
     ``points``, and each point's child. ``owner[i]`` is point ``i``'s face before
@@ -655,7 +681,6 @@ def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None, 
                        desc="regions (encoded 2D)", unit="neuron")
     try:
         for l in range(n_layers):
-            n_l = net.weights[l].shape[0]
             n_kinks = net.n_kinks(l)         # the layer's leading units; the rest are carried
             layer_bits = np.zeros((len(geoms), n_kinks), dtype=bool)
             curves = []
@@ -686,15 +711,7 @@ def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None, 
             faces_per_layer.append(len(geoms))
             check_region_cap(len(geoms), max_regions,
                              f"after hidden layer {l + 1} of {n_layers}")
-            # the activations' factors: 1 or the slope for a kink unit, 1 (identity) for a
-            # carried unit, which has no bit and is never toggled
-            D = np.ones((len(geoms), n_l))
-            D[:, :n_kinks] = np.where(layer_bits, 1.0, net.slopes[l])
-            W, bias = net.weights[l + 1], net.biases[l + 1]
-            # W_{l+1} D_l C_l for every face: one batched BLAS product (n, j, k) @ (n, k, f)
-            A = np.matmul(W, D[:, :, None] * A)
-            B = np.matmul(W, D[:, :, None] * B)
-            C = (D * C) @ W.T + bias
+            A, B, C = next_rows(net, l, layer_bits, A, B, C)
     finally:
         if bar is not None:
             bar.close()

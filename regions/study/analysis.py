@@ -102,18 +102,19 @@ def _exact_partition(net, signal):
 CROP = 0.25
 
 
-def _encoded_regions(out, feats, net, signal):
+def _encoded_regions(feats, net, signal):
     """The whole exact partition of an encoded 2D checkpoint (where the job's
-    ``encoded_regions`` asks for it): its distinct patterns as ``n_regions`` and its
-    faces as ``n_pieces`` (as for encoded 1D), the median face area as
-    ``measure_all_median``, its time as ``partition_seconds``, and the
-    samples' ``density`` made exact (faces within the feature radius of the sample,
+    ``encoded_regions`` asks for it): ``(fields, crop)``, ``fields`` the checkpoint's
+    values from it, its distinct patterns as ``n_regions`` and its faces as
+    ``n_pieces`` (as for encoded 1D), the median face area as
+    ``measure_all_median``, its time as ``partition_seconds``; and the
+    samples' ``density`` in ``feats`` made exact (faces within the feature radius of the sample,
     as for raw runs; it replaces the sampled window count). The samples' own faces
     still come from :func:`regions.study.geometric_features.encoded_2d_face_features`
     (at the study's finer tolerance). The crossings are not certified here (the
     count does not depend on it; the certificate would add about a sixth).
 
-    Returns the partition of the lower-left :data:`CROP` of the domain (a box a
+    ``crop`` is the partition of the lower-left :data:`CROP` of the domain (a box a
     quarter of its side; about 1/16 of the faces), saved with the run for the
     report's picture of the curved regions (the whole partition, tens of MB per
     checkpoint, is not kept)."""
@@ -126,10 +127,8 @@ def _encoded_regions(out, feats, net, signal):
     t0 = time.perf_counter()
     p = partition_encoded_plane(net, as_domain(_domain(signal), 2), max_regions=2_000_000,
                                 certify=False)
-    out.partition_seconds = time.perf_counter() - t0
-    out.n_regions = int(p.n_patterns)
-    out.n_pieces = len(p)
-    out.measure_all_median = float(np.median(p.measure))
+    fields = {"partition_seconds": time.perf_counter() - t0, "n_regions": int(p.n_patterns),
+              "n_pieces": len(p), "measure_all_median": float(np.median(p.measure))}
     radius = float(feats.meta["radius"])
     hit = shapely.STRtree(p.geoms).query(shapely.points(signal.coords), predicate="dwithin",
                                          distance=radius)
@@ -137,7 +136,7 @@ def _encoded_regions(out, feats, net, signal):
               f"faces meeting the disk of radius {radius:.3g} (whole exact partition)")
     (x0, x1), (y0, y1) = _domain(signal)
     crop = Box((x0, x0 + CROP * (x1 - x0)), (y0, y0 + CROP * (y1 - y0)))
-    return partition_encoded_plane(net, crop, certify=False)
+    return fields, partition_encoded_plane(net, crop, certify=False)
 
 
 def _shape_features(out, feats, part, step, n_layers):
@@ -241,26 +240,26 @@ def analyse_checkpoint(run, epoch, job, notes, extra_speeds=None):
         notes.append(f"{job['name']}: {feats.meta['missing']}")
     x_in = net.encoding.encode_numpy(coords) if net.encoding is not None else coords
     pats = net.patterns(x_in)
+    whole = {"n_regions": feats.meta.get("n_regions"), "n_pieces": feats.meta.get("n_pieces"),
+             "partition_seconds": t_part}
+    crop = None              # an encoded 2D run's corner partition, kept for pictures only
+    if "encoded_regions" in job and _measured_here(job, "encoded_regions", epoch):
+        try:
+            fields, crop = _encoded_regions(feats, net, signal)
+            whole.update(fields)
+        except Exception as err:  # noqa: BLE001 - reported; the rest of the analysis runs
+            notes.append(f"{job['name']} seed {job['seed']} epoch {epoch}: whole encoded 2D "
+                         f"partition failed: {err!r}")
     out = Checkpoint(
         epoch=int(epoch),
         mean_loss=float(run.losses[np.searchsorted(run.record_epochs, epoch)].mean()),
-        n_regions=feats.meta.get("n_regions"), n_pieces=feats.meta.get("n_pieces"),
         n_patterns_sampled=feats.meta.get("n_patterns_sampled"),
         hamming_patch=float(grid.patch_hamming(pats, signal.grid_shape)),
         hamming_neighbour=float(np.mean(feats.meta["neighbour_hamming"])),
         dead=dead_fraction(pats, net.widths), normal_cos=_normal_cosines(net),
-        partition_seconds=t_part, compile_seconds=t_compile,
+        compile_seconds=t_compile, **whole,
         features={k: np.asarray(v) for k, v in feats.items()}, kinds=dict(feats.kind))
     _shape_features(out, feats, part, step, len(net.widths))
-    crop = None
-    if "encoded_regions" in job and _measured_here(job, "encoded_regions", epoch):
-        try:
-            crop = _encoded_regions(out, feats, net, signal)   # kept for pictures only
-            out.features["density"] = np.asarray(feats["density"])
-            out.kinds["density"] = feats.kind["density"]
-        except Exception as err:  # noqa: BLE001 - reported; the rest of the analysis runs
-            notes.append(f"{job['name']} seed {job['seed']} epoch {epoch}: whole encoded 2D "
-                         f"partition failed: {err!r}")
     gradient_measures(out, run, model, feats, part, pats, job)
     _coupling(out, run, feats, job, extra_speeds)
     return out, part if part is not None else crop
