@@ -1,5 +1,6 @@
-"""Fingerprints of the 2D engine's and the encoded 1D engine's output on fixed
-networks, to show that a change of the kernels leaves every array bit-identical.
+"""Fingerprints of the 2D engine's, the encoded 1D engine's and the encoded 2D
+engine's output on fixed networks, to show that a change of the kernels leaves
+every array bit-identical.
 
     python benchmarks/kernel_hashes.py            # prints one line per case
     python benchmarks/kernel_hashes.py --check    # compares with kernel_hashes.json
@@ -8,7 +9,9 @@ Each line is the SHA-256 of the raw bytes (with dtype and shape) of the arrays
 ``vertices, face_offsets, face_vertices, packed_patterns, A, c`` of
 ``regions.partition`` on one case (encoded 1D cases: ``points, packed_patterns,
 A, c`` and the level set of the output at its median on a grid, which runs the
-``carry`` walk of ``kernels.trig.isolate_pieces``). ``--write`` stores the
+``carry`` walk of ``kernels.trig.isolate_pieces``; encoded 2D cases: the faces'
+WKB, ``packed_patterns``, ``A``, ``c`` and every entry of ``stats`` but the
+engine's name, crossings certificate included). ``--write`` stores the
 current ones, with the CPU they were made on.
 
 The hashes are bitwise, so they hold for one machine: the first layer's
@@ -64,7 +67,27 @@ def cases():
     ints = [(rng.integers(-2, 3, (m, k)).astype(float), rng.integers(-2, 3, m).astype(float))
             for k, m in zip(sizes[:-1], sizes[1:])]
     out.append(("integer 2-6-6-5-1 [-2,2]^2", _network(ints), ((-2.0, 2.0), (-2.0, 2.0))))
-    return out + encoded_cases()
+    return out + encoded_cases() + encoded_2d_cases()
+
+
+def encoded_2d_cases():
+    """(name, torch model, box) of the encoded 2D cases: two hidden layers at PE L=2 and
+    L=5 (the second the paper's network on a corner of the square, where its faces
+    are as small as in the whole partition), and three hidden layers."""
+    import torch
+
+    def mlp(L, widths, n_out, seed):
+        torch.manual_seed(seed)
+        mods, n = [regions.PositionalEncoding(L, in_features=2)], 4 * L
+        for w in widths:
+            mods += [torch.nn.Linear(n, w), torch.nn.ReLU()]
+            n = w
+        return torch.nn.Sequential(*mods, torch.nn.Linear(n, n_out)).double()
+
+    return [("encoded 2D PE L=2 2-16x2-1 [0,1]^2", mlp(2, [16, 16], 1, 0), ((0, 1), (0, 1))),
+            ("encoded 2D PE L=5 2-128x2-3 [0,1/16]^2", mlp(5, [128, 128], 3, 0),
+             ((0, 0.0625), (0, 0.0625))),
+            ("encoded 2D PE L=3 2-12x3-1 [0,1]^2", mlp(3, [12, 12, 12], 1, 2), ((0, 1), (0, 1)))]
 
 
 def encoded_cases():
@@ -84,8 +107,17 @@ def encoded_cases():
 def fingerprint(p, model=None):
     """SHA-256 of the partition's arrays (``model``: the torch model of an encoded case)."""
     h = hashlib.sha256()
-    arrays = [(name, getattr(p, name) if name not in ("A", "c") else p.affine[name == "c"])
-              for name in (FIELDS if p.dim == 2 else FIELDS_1D)]
+    if hasattr(p, "geoms"):          # encoded 2D: shapely faces and the engine's stats
+        import shapely
+
+        stats = {k: v for k, v in p.stats.items() if k != "engine"}
+        arrays = [("wkb", np.frombuffer(b"".join(shapely.to_wkb(np.asarray(p.geoms, dtype=object))),
+                                        dtype=np.uint8)),
+                  ("packed_patterns", p.packed_patterns), ("A", p._A), ("c", p._c),
+                  ("stats", np.frombuffer(repr(sorted(stats.items())).encode(), dtype=np.uint8))]
+    else:
+        arrays = [(name, getattr(p, name) if name not in ("A", "c") else p.affine[name == "c"])
+                  for name in (FIELDS if p.dim == 2 else FIELDS_1D)]
     if p.dim == 1:   # the level set at the median output on a grid: crosses many pieces
         import torch
 
