@@ -596,19 +596,34 @@ def level_set_curves(network, geoms, A, c, output, value, tol):
     return merged, stats
 
 
-def next_rows(net, l, bits, A, B, C):
+def next_rows(net, l, bits, A, B, C, rows=None, chunk=4096):
     """Each face's coefficient rows of hidden layer ``l + 1`` (or the output) from those
     of layer ``l`` (``A`` ``(n, n_l, Fx)``, ``B`` ``(n, n_l, Fy)``, ``C`` ``(n, n_l)``) and
     the faces' states ``bits`` ``(n, n_kinks(l))`` of its kink units: ``W_{l+1} D_l C_l``.
-    ``net`` is :meth:`~regions.Network.kink_first` (the layer's kink units lead)."""
-    # the activations' factors: 1 or the slope for a kink unit, 1 (identity) for a
-    # carried unit, which has no bit and is never toggled
-    D = np.ones((bits.shape[0], net.weights[l].shape[0]))
-    D[:, :bits.shape[1]] = np.where(bits, 1.0, net.slopes[l])
+    ``net`` is :meth:`~regions.Network.kink_first` (the layer's kink units lead).
+
+    With ``rows`` (``(n,)``), face ``i``'s layer-``l`` rows are ``A[rows[i]]`` (the faces at
+    the layer's start, before its neurons cut them): gathered ``chunk`` faces at a
+    time, so that the gathered ``(n, n_l, F)`` rows are never held at once (for the
+    paper's PE(5) network, tens of GB at the last hidden layer)."""
     W, bias = net.weights[l + 1], net.biases[l + 1]
-    # one batched BLAS product per coordinate: (n, j, k) @ (n, k, f)
-    return (np.matmul(W, D[:, :, None] * A), np.matmul(W, D[:, :, None] * B),
-            (D * C) @ W.T + bias)
+    n = bits.shape[0]
+    if rows is None:
+        rows = np.arange(n)
+    outs = [np.empty((n, W.shape[0], A.shape[2])), np.empty((n, W.shape[0], B.shape[2])),
+            np.empty((n, W.shape[0]))]
+    for s in range(0, n, chunk):
+        r = rows[s:s + chunk]
+        # the activations' factors: 1 or the slope for a kink unit, 1 (identity) for a
+        # carried unit, which has no bit and is never toggled
+        D = np.ones((r.shape[0], net.weights[l].shape[0]))
+        D[:, :bits.shape[1]] = np.where(bits[s:s + chunk], 1.0, net.slopes[l])
+        # one batched BLAS product per coordinate: (n, j, k) @ (n, k, f); each face's
+        # product is its own, so the chunks give the same floats as one call
+        outs[0][s:s + chunk] = np.matmul(W, D[:, :, None] * A[r])
+        outs[1][s:s + chunk] = np.matmul(W, D[:, :, None] * B[r])
+        outs[2][s:s + chunk] = (D * C[r]) @ W.T + bias
+    return tuple(outs)
 
 
 def _keep_faces_at(points, owner, geoms, parent):
@@ -706,12 +721,11 @@ def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None, 
                 if bar is not None:
                     bar.set_postfix(layer=l + 1, faces=len(geoms), refresh=False)
                     bar.update(1)
-            A, B, C = A[rows], B[rows], C[rows]
             all_bits = [bb[rows] for bb in all_bits] + [layer_bits]
             faces_per_layer.append(len(geoms))
             check_region_cap(len(geoms), max_regions,
                              f"after hidden layer {l + 1} of {n_layers}")
-            A, B, C = next_rows(net, l, layer_bits, A, B, C)
+            A, B, C = next_rows(net, l, layer_bits, A, B, C, rows)
     finally:
         if bar is not None:
             bar.close()
