@@ -221,6 +221,69 @@ def _chord_error(x0, y0, x1, y1, a, ka, wa, b, kb, wb, M2a, M3a, M2b, M3b):
 
 
 @njit(cache=True, nogil=True)
+def _refine_arc(pts, npts, stack, px, py, qx, qy, a, ka, wa, b, kb, wb, c, moments, cka, ckb,
+                za, zb, tol, xtol, max_depth):
+    """Append the polyline of one arc, from ``(px, py)`` to ``(qx, qy)``, to ``pts`` (rows
+    ``npts`` on, grown by doubling): see :func:`refine_arcs`. ``cka``, ``ckb`` hold the
+    rows ``a``, ``b`` with a free slot last, ``za``, ``zb`` zeros, ``moments``
+    ``(M2a, M3a, M2b, M3b)``. Returns ``(pts, npts, fallbacks, unrefined)``."""
+    M2a, M3a, M2b, M3b = moments
+    fallbacks = 0
+    unrefined = 0
+    if npts + 1 >= pts.shape[0]:
+        grown = np.empty((2 * pts.shape[0], 2))
+        grown[:npts] = pts[:npts]
+        pts = grown
+    cx = px
+    cy = py
+    pts[npts, 0] = cx
+    pts[npts, 1] = cy
+    npts += 1
+    stack[0, 0] = qx
+    stack[0, 1] = qy
+    sp = 1
+    while sp > 0:
+        tx = stack[sp - 1, 0]
+        ty = stack[sp - 1, 1]
+        err = _chord_error(cx, cy, tx, ty, a, ka, wa, b, kb, wb, M2a, M3a, M2b, M3b)
+        if err <= tol or sp > max_depth:
+            if err > tol:
+                unrefined += 1
+            if npts >= pts.shape[0]:
+                grown = np.empty((2 * pts.shape[0], 2))
+                grown[:npts] = pts[:npts]
+                pts = grown
+            pts[npts, 0] = tx
+            pts[npts, 1] = ty
+            npts += 1
+            cx = tx
+            cy = ty
+            sp -= 1
+            continue
+        mx = 0.5 * (cx + tx)
+        my = 0.5 * (cy + ty)
+        if abs(tx - cx) >= abs(ty - cy):
+            ckb[-1] = _value(a, ka, wa, mx, 0) + c
+            my, ok = _solve_one(ckb, kb, zb, wb, min(cy, ty), max(cy, ty), xtol)
+        else:
+            cka[-1] = _value(b, kb, wb, my, 0) + c
+            mx, ok = _solve_one(cka, ka, za, wa, min(cx, tx), max(cx, tx), xtol)
+        if not ok:
+            fallbacks += 1
+        stack[sp, 0] = mx
+        stack[sp, 1] = my
+        sp += 1
+    return pts, npts, fallbacks, unrefined
+
+
+@njit(cache=True, nogil=True)
+def arc_moments(a, ka, wa, b, kb, wb):
+    """``(M2a, M3a, M2b, M3b)`` of one pair of rows, for :func:`_refine_arc`."""
+    return (_moment(a, ka, wa, 2), _moment(a, ka, wa, 3), _moment(b, kb, wb, 2),
+            _moment(b, kb, wb, 3))
+
+
+@njit(cache=True, nogil=True)
 def refine_arcs(P, Q, a, ka, wa, b, kb, wb, c, tol, xtol, max_depth):
     """Polylines along the monotone arcs of ``F(x) + G(y) + c = 0`` from ``P[i]`` to
     ``Q[i]``, every chord within ``tol`` of its arc (:func:`_chord_error`).
@@ -235,12 +298,8 @@ def refine_arcs(P, Q, a, ka, wa, b, kb, wb, c, tol, xtol, max_depth):
     not bracket a root, ``unrefined`` chords left above ``tol`` at ``max_depth``.
     """
     n = P.shape[0]
-    M2a = _moment(a, ka, wa, 2)
-    M3a = _moment(a, ka, wa, 3)
-    M2b = _moment(b, kb, wb, 2)
-    M3b = _moment(b, kb, wb, 3)
-    cap = max(16, 8 * n)
-    pts = np.empty((cap, 2))
+    moments = arc_moments(a, ka, wa, b, kb, wb)
+    pts = np.empty((max(16, 8 * n), 2))
     offsets = np.empty(n + 1, dtype=np.int64)
     stack = np.empty((max_depth + 2, 2))
     # the coefficients with a slot for the target last, for _solve_one
@@ -255,51 +314,11 @@ def refine_arcs(P, Q, a, ka, wa, b, kb, wb, c, tol, xtol, max_depth):
     unrefined = 0
     for i in range(n):
         offsets[i] = npts
-        if npts + 1 >= cap:
-            cap *= 2
-            grown = np.empty((cap, 2))
-            grown[:npts] = pts[:npts]
-            pts = grown
-        cx = P[i, 0]
-        cy = P[i, 1]
-        pts[npts, 0] = cx
-        pts[npts, 1] = cy
-        npts += 1
-        stack[0, 0] = Q[i, 0]
-        stack[0, 1] = Q[i, 1]
-        sp = 1
-        while sp > 0:
-            tx = stack[sp - 1, 0]
-            ty = stack[sp - 1, 1]
-            err = _chord_error(cx, cy, tx, ty, a, ka, wa, b, kb, wb, M2a, M3a, M2b, M3b)
-            if err <= tol or sp > max_depth:
-                if err > tol:
-                    unrefined += 1
-                if npts >= cap:
-                    cap *= 2
-                    grown = np.empty((cap, 2))
-                    grown[:npts] = pts[:npts]
-                    pts = grown
-                pts[npts, 0] = tx
-                pts[npts, 1] = ty
-                npts += 1
-                cx = tx
-                cy = ty
-                sp -= 1
-                continue
-            mx = 0.5 * (cx + tx)
-            my = 0.5 * (cy + ty)
-            if abs(tx - cx) >= abs(ty - cy):
-                ckb[-1] = _value(a, ka, wa, mx, 0) + c
-                my, ok = _solve_one(ckb, kb, zb, wb, min(cy, ty), max(cy, ty), xtol)
-            else:
-                cka[-1] = _value(b, kb, wb, my, 0) + c
-                mx, ok = _solve_one(cka, ka, za, wa, min(cx, tx), max(cx, tx), xtol)
-            if not ok:
-                fallbacks += 1
-            stack[sp, 0] = mx
-            stack[sp, 1] = my
-            sp += 1
+        pts, npts, fb, ur = _refine_arc(pts, npts, stack, P[i, 0], P[i, 1], Q[i, 0], Q[i, 1],
+                                        a, ka, wa, b, kb, wb, c, moments, cka, ckb, za, zb,
+                                        tol, xtol, max_depth)
+        fallbacks += fb
+        unrefined += ur
     offsets[n] = npts
     return pts[:npts], offsets, fallbacks, unrefined
 

@@ -372,8 +372,14 @@ def _near_tangencies_many(geoms, a, b, c, ax, ay, tol, tol_z, where, stats):
 
 
 def _parts(geom):
+    """The polygons of positive area among the parts of ``geom``; of an array of
+    geometries, ``(parts, index)`` with each part's index into the array."""
     import shapely
 
+    if isinstance(geom, np.ndarray):
+        parts, at = shapely.get_parts(geom, return_index=True)
+        good = (shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 0)
+        return parts[good], at[good]
     if geom is None or geom.is_empty:
         return []
     return [g for g in shapely.get_parts(geom) if isinstance(g, shapely.Polygon) and g.area > 0]
@@ -479,7 +485,7 @@ def _split_layer_neuron(geoms, a, b, c, ax, ay, tol, scale, layer, k, stats):
     the neuron's state on it.
     """
     import shapely
-    from kernels import trig2d as T2
+    from kernels import facecut2d as F2
 
     n = len(geoms)
     bnd, bit, open_, tol_z = _range_test(geoms, a, b, c, ax, ay, stats)
@@ -490,55 +496,121 @@ def _split_layer_neuron(geoms, a, b, c, ax, ay, tol, scale, layer, k, stats):
     ry, ty = ay.critical_points(b[open_], y0[open_], y1[open_], scale)
     tx, sx = _by_problem(rx, tx, open_.shape[0])
     ty, sy = _by_problem(ry, ty, open_.shape[0])
-    children, parent, bits = [], [], []
-    cut = np.zeros(n, dtype=bool)
-    pieces = {}
-    scanned = []               # faces whose boundary is scanned for near-tangencies
-    split, positive = [], []   # faces to split, and the neuron's positive set on each
-    for slot, f in enumerate(open_.tolist()):
-        xs = np.unique(np.concatenate([[x0[f]], tx[sx[slot]:sx[slot + 1]], [x1[f]]]))
-        ys = np.unique(np.concatenate([[y0[f]], ty[sy[slot]:sy[slot + 1]], [y1[f]]]))
-        Z = (T2.evaluate(a[f], ax.kinds, ax.w, xs)[:, None]
-             + T2.evaluate(b[f], ay.kinds, ay.w, ys)[None, :] + c[f])
-        if Z.min() > tol_z[f] or Z.max() < -tol_z[f]:
-            bit[f] = Z.min() > 0
-            continue
-        stats["faces_searched"] += 1
-        g = geoms[f]
-        shapely.prepare(g)
-        pos = _positive_region(xs, ys, a[f], b[f], c[f], ax, ay, tol, tol_z[f],
-                               XTOL * scale, (layer, k), stats, face=g)
-        scanned.append(f)
-        if pos is None:
-            bit[f] = False
-            continue
-        split.append(f), positive.append(pos)
-    # every face against its positive set, both sides, in two vectorised shapely calls
-    if split:
-        faces_arr = np.asarray([geoms[f] for f in split], dtype=object)
-        pos_arr = np.asarray(positive, dtype=object)
-        inside = shapely.intersection(faces_arr, pos_arr)
-        outside = shapely.difference(faces_arr, pos_arr)
-        for f, g_on, g_off in zip(split, inside, outside):
-            on, off = _parts(g_on), _parts(g_off)
-            if not on:
-                bit[f] = False
-                continue
-            if not off:
-                bit[f] = True
-                continue
-            cut[f] = True
-            pieces[f] = [(p, True) for p in on] + [(p, False) for p in off]
-    sc = np.asarray(scanned, dtype=np.int64)
-    _near_tangencies_many([geoms[f] for f in scanned], a[sc], b[sc], c[sc], ax, ay, tol,
-                          tol_z[sc], (layer, k), stats)
-    for f in range(n):
-        if cut[f]:
-            for p, s in pieces[f]:
-                children.append(p), parent.append(f), bits.append(s)
-        else:
-            children.append(geoms[f]), parent.append(f), bits.append(bit[f])
-    return children, np.asarray(parent, dtype=np.int64), np.asarray(bits, dtype=bool)
+    arr = np.asarray(geoms, dtype=object)
+    status, pos = _positive_regions(arr[open_], bnd[open_], tx, sx, ty, sy, a[open_], b[open_],
+                                    c[open_], tol_z[open_], ax, ay, tol, XTOL * scale,
+                                    (layer, k), stats)
+    closed = status != F2.SEARCHED
+    bit[open_[closed]] = status[closed] == F2.CLOSED_ON
+    scanned = open_[~closed]          # faces whose boundary is scanned for near-tangencies
+    has = np.asarray([q is not None for q in pos], dtype=bool)
+    bit[scanned[~has]] = False
+    split = scanned[has]              # faces to split, against the neuron's positive set
+    n_on = n_off = np.zeros(0, dtype=np.int64)
+    on = off = np.empty(0, dtype=object)
+    if split.shape[0]:
+        # every face against its positive set, both sides, in two vectorised shapely calls
+        pos_arr = np.asarray([q for q in pos if q is not None], dtype=object)
+        on, on_at = _parts(shapely.intersection(arr[split], pos_arr))
+        off, off_at = _parts(shapely.difference(arr[split], pos_arr))
+        n_on = np.bincount(on_at, minlength=split.shape[0])
+        n_off = np.bincount(off_at, minlength=split.shape[0])
+        bit[split[n_on == 0]] = False
+        bit[split[(n_on > 0) & (n_off == 0)]] = True
+    _near_tangencies_many(arr[scanned].tolist(), a[scanned], b[scanned], c[scanned], ax, ay,
+                          tol, tol_z[scanned], (layer, k), stats)
+    # the children in face order, a cut face's positive parts before its negative ones
+    cut = (n_on > 0) & (n_off > 0)
+    count = np.ones(n, dtype=np.int64)
+    count[split[cut]] = n_on[cut] + n_off[cut]
+    first = np.cumsum(count) - count
+    children = np.empty(int(count.sum()), dtype=object)
+    bits = np.empty(children.shape[0], dtype=bool)
+    keep = np.ones(n, dtype=bool)
+    keep[split[cut]] = False
+    children[first[keep]] = arr[keep]
+    bits[first[keep]] = bit[keep]
+    for parts, at, side in ((on, n_on, True), (off, n_off, False)):
+        idx = np.repeat(np.arange(split.shape[0]), at)
+        sel = cut[idx]
+        rank = np.arange(idx.shape[0]) - (np.cumsum(at) - at)[idx]
+        place = first[split[idx[sel]]] + rank[sel] + (0 if side else n_on[idx[sel]])
+        children[place] = parts[sel]
+        bits[place] = side
+    return children.tolist(), np.repeat(np.arange(n), count), bits
+
+
+def _positive_regions(faces, bnd, tx, sx, ty, sy, a, b, c, tol_z, ax, ay, tol, xtol, where,
+                      stats):
+    """The positive set of one neuron on each of the faces ``faces`` (rows ``a[s]``,
+    ``b[s]``, ``c[s]``, boxes ``bnd[s]``, critical points ``tx[sx[s]:sx[s + 1]]`` and
+    ``ty[sy[s]:sy[s + 1]]``): the steps of :func:`_positive_region` with ``face`` for
+    every face at once (:mod:`kernels.facecut2d`; the cells that meet their face by
+    one vectorised shapely call).
+
+    Returns ``(status, pos)``: ``status[s]`` as :func:`kernels.facecut2d.grid_cells`
+    (the faces the grid's corners leave uncut), and for each searched face in order
+    its positive set (a shapely geometry within ``tol``), ``None`` where it has none.
+    Degenerate spots go into ``stats`` as the per-face code puts them.
+    """
+    import shapely
+    from kernels import facecut2d as F2
+
+    (status, gx, gxo, gy, gyo, S, so, hroot, ho, vroot, vo, near, cells,
+     fallbacks) = F2.grid_cells(np.ascontiguousarray(bnd), tx, sx, ty, sy, _rows(a), ax.kinds,
+                                ax.w, _rows(b), ay.kinds, ay.w, np.ascontiguousarray(c),
+                                np.ascontiguousarray(tol_z), float(xtol))
+    stats["solve_fallbacks"] += int(fallbacks)
+    stats["faces_searched"] += int(np.count_nonzero(status == F2.SEARCHED))
+    if near.shape[0]:
+        # only the spots on the face (within tol) are degenerate spots of the partition
+        px, py = gx[gxo[near[:, 0]] + near[:, 1]], gy[gyo[near[:, 0]] + near[:, 2]]
+        on_face = shapely.dwithin(faces[near[:, 0]], shapely.points(px, py), tol)
+        for x, y in zip(px[on_face].tolist(), py[on_face].tolist()):
+            stats["corner_zeros"].append((x, y) + where)
+    cs, ci, cj = cells[:, 0], cells[:, 1], cells[:, 2]
+    big = ((np.diff(gxo) - 1) * (np.diff(gyo) - 1) > 4)[cs]
+    if big.any():          # on a grid of more than 4 cells, only those meeting the face
+        b_s, b_i, b_j = cs[big], ci[big], cj[big]
+        meets = shapely.intersects(faces[b_s], shapely.box(
+            gx[gxo[b_s] + b_i], gy[gyo[b_s] + b_j], gx[gxo[b_s] + b_i + 1],
+            gy[gyo[b_s] + b_j + 1]))
+        keep = np.ones(cells.shape[0], dtype=bool)
+        keep[np.flatnonzero(big)[~meets]] = False
+        cells = cells[keep]
+        cs, ci, cj = cells[:, 0], cells[:, 1], cells[:, 2]
+    full = cells[:, 3] == 1
+    mixed = np.ascontiguousarray(cells[~full])
+    V, ends, ring_cell, ambiguous, arcs, fb, unrefined = F2.cell_rings(
+        mixed, gx, gxo, gy, gyo, S, so, hroot, ho, vroot, vo, _rows(a), ax.kinds, ax.w,
+        _rows(b), ay.kinds, ay.w, np.ascontiguousarray(c), float(tol), float(xtol), _MAX_DEPTH)
+    stats["solve_fallbacks"] += int(fb)
+    stats["unrefined_arcs"] += int(unrefined)
+    for q in ambiguous.tolist():
+        s_, i_, j_ = mixed[q, 0], mixed[q, 1], mixed[q, 2]
+        stats["ambiguous_cells"].append((float(gx[gxo[s_] + i_]), float(gy[gyo[s_] + j_]))
+                                        + where)
+    fs, fi, fj = cs[full], ci[full], cj[full]
+    boxes = shapely.box(gx[gxo[fs] + fi], gy[gyo[fs] + fj], gx[gxo[fs] + fi + 1],
+                        gy[gyo[fs] + fj + 1])
+    if ends.shape[0]:      # the cells' pieces made at once (each ring closed by shapely)
+        polys = shapely.polygons(shapely.linearrings(
+            V, indices=np.repeat(np.arange(ends.shape[0]), np.diff(ends, prepend=0))))
+        bad = ~shapely.is_valid(polys)
+        if bad.any():
+            polys[bad] = shapely.make_valid(polys[bad])
+    else:
+        polys = np.empty(0, dtype=object)
+    # per face: its wholly positive cells, then its cells' pieces, in the cells' order
+    piece_face = np.concatenate([fs, mixed[ring_cell, 0]])
+    order = np.argsort(piece_face, kind="stable")
+    pieces = np.concatenate([boxes, polys])[order]
+    bounds = np.searchsorted(piece_face[order], np.arange(faces.shape[0] + 1))
+    pos = []
+    for s_ in np.flatnonzero(status == F2.SEARCHED).tolist():
+        group = pieces[bounds[s_]:bounds[s_ + 1]]
+        pos.append(shapely.union_all(group) if group.shape[0] else None)
+    return status, pos
 
 
 def level_set_curves(network, geoms, A, c, output, value, tol):
