@@ -769,7 +769,7 @@ def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None, 
     try:
         for l in range(n_layers):
             n_kinks = net.n_kinks(l)         # the layer's leading units; the rest are carried
-            layer_bits = np.zeros((len(geoms), n_kinks), dtype=bool)
+            steps = []       # each neuron's (parent, bit): the layer's bits composed at its end
             curves = []
             # each face's row of A, B, C and of the earlier bits (the faces at the layer's
             # start): gathered once per layer, not once per neuron
@@ -788,11 +788,19 @@ def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None, 
                     geoms = [geoms[i] for i in kept]
                     parent, bit = parent[kept], bit[kept]
                 rows = rows[parent]
-                layer_bits = layer_bits[parent]
-                layer_bits[:, k] = bit
+                steps.append((parent, bit))
                 if bar is not None:
                     bar.set_postfix(layer=l + 1, faces=len(geoms), refresh=False)
                     bar.update(1)
+            # neuron k's state on a final face: its bit on the face's ancestor after
+            # neuron k (one gather per neuron, instead of carrying the (n, n_kinks) bits
+            # through every cut)
+            layer_bits = np.zeros((len(geoms), n_kinks), dtype=bool)
+            at = np.arange(len(geoms))
+            for k in range(n_kinks - 1, -1, -1):
+                parent, bit = steps[k]
+                layer_bits[:, k] = bit[at]
+                at = parent[at]
             all_bits = [bb[rows] for bb in all_bits] + [layer_bits]
             faces_per_layer.append(len(geoms))
             check_region_cap(len(geoms), max_regions,
