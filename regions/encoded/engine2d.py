@@ -390,16 +390,18 @@ def _rows(coef):
     return np.ascontiguousarray(coef[None, :] if coef.ndim == 1 else coef)
 
 
-def _range_test(geoms, a, b, c, ax, ay, stats):
+def _range_test(geoms, a, b, c, ax, ay, stats, bnd=None):
     """The cheap range test of one neuron (rows ``a``, ``b``, ``c`` per face, or one row
-    shared by every face) on each face's bounding box (:func:`kernels.trig2d.range_bounds`):
+    shared by every face) on each face's bounding box (:func:`kernels.trig2d.range_bounds`;
+    ``bnd``, the boxes, when the caller has them):
     ``(bounds, bit, open, tol_z)``, ``bit`` the neuron's state on the faces it leaves
     closed, ``open`` the faces it may cut."""
     import shapely
     from kernels import trig2d as T2
 
     n = len(geoms)
-    bnd = shapely.bounds(np.asarray(geoms, dtype=object))
+    if bnd is None:
+        bnd = shapely.bounds(np.asarray(geoms, dtype=object))
     zm, tol_z, reach = T2.range_bounds(_rows(a), ax.kinds, ax.w, _rows(b), ay.kinds, ay.w,
                                        np.ascontiguousarray(np.atleast_1d(c), dtype=np.float64),
                                        bnd, _REL_TOL)
@@ -478,25 +480,26 @@ def _by_problem(row, t, m):
     return t[order], np.searchsorted(row[order], np.arange(m + 1))
 
 
-def _split_layer_neuron(geoms, a, b, c, ax, ay, tol, scale, layer, k, stats):
-    """Cut every face by neuron ``k`` (coefficient rows ``a``, ``b``, ``c``, one per face).
+def _split_layer_neuron(geoms, a, b, c, ax, ay, tol, scale, layer, k, stats, bnd=None):
+    """Cut every face by neuron ``k`` (coefficient rows ``a``, ``b``, ``c``, one per face;
+    ``bnd`` the faces' boxes, when the caller has them).
 
-    Returns ``(children, parent, bit)``: the new faces, the face each came from and
-    the neuron's state on it.
+    Returns ``(children, parent, bit, boxes)``: the new faces (an object array), the
+    face each came from, the neuron's state on it and its box.
     """
     import shapely
     from kernels import facecut2d as F2
 
     n = len(geoms)
-    bnd, bit, open_, tol_z = _range_test(geoms, a, b, c, ax, ay, stats)
+    arr = np.asarray(geoms, dtype=object)
+    bnd, bit, open_, tol_z = _range_test(arr, a, b, c, ax, ay, stats, bnd)
     x0, y0, x1, y1 = bnd.T
     if open_.shape[0] == 0:
-        return list(geoms), np.arange(n), bit
+        return arr, np.arange(n), bit, bnd
     rx, tx = ax.critical_points(a[open_], x0[open_], x1[open_], scale)
     ry, ty = ay.critical_points(b[open_], y0[open_], y1[open_], scale)
     tx, sx = _by_problem(rx, tx, open_.shape[0])
     ty, sy = _by_problem(ry, ty, open_.shape[0])
-    arr = np.asarray(geoms, dtype=object)
     status, pos = _positive_regions(arr[open_], bnd[open_], tx, sx, ty, sy, a[open_], b[open_],
                                     c[open_], tol_z[open_], ax, ay, tol, XTOL * scale,
                                     (layer, k), stats)
@@ -526,10 +529,12 @@ def _split_layer_neuron(geoms, a, b, c, ax, ay, tol, scale, layer, k, stats):
     first = np.cumsum(count) - count
     children = np.empty(int(count.sum()), dtype=object)
     bits = np.empty(children.shape[0], dtype=bool)
+    boxes = np.empty((children.shape[0], 4))
     keep = np.ones(n, dtype=bool)
     keep[split[cut]] = False
     children[first[keep]] = arr[keep]
     bits[first[keep]] = bit[keep]
+    boxes[first[keep]] = bnd[keep]
     for parts, at, side in ((on, n_on, True), (off, n_off, False)):
         idx = np.repeat(np.arange(split.shape[0]), at)
         sel = cut[idx]
@@ -537,7 +542,8 @@ def _split_layer_neuron(geoms, a, b, c, ax, ay, tol, scale, layer, k, stats):
         place = first[split[idx[sel]]] + rank[sel] + (0 if side else n_on[idx[sel]])
         children[place] = parts[sel]
         bits[place] = side
-    return children.tolist(), np.repeat(np.arange(n), count), bits
+        boxes[place] = shapely.bounds(parts[sel])
+    return children, np.repeat(np.arange(n), count), bits, boxes
 
 
 def _positive_regions(faces, bnd, tx, sx, ty, sy, a, b, c, tol_z, ax, ay, tol, xtol, where,
@@ -774,19 +780,21 @@ def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None, 
             # each face's row of A, B, C and of the earlier bits (the faces at the layer's
             # start): gathered once per layer, not once per neuron
             rows = np.arange(len(geoms))
+            boxes = None     # the faces' boxes, kept up to date through the layer's cuts
             for k in range(n_kinks):
                 if l == 0 and points is None:
                     geoms, parent, bit = _split_by_shared_neuron(
                         geoms, A[0, k], B[0, k], C[0, k], ax, ay, tol, scale, domain_polygon,
                         curves, l + 1, k, stats)
                 else:
-                    geoms, parent, bit = _split_layer_neuron(geoms, A[rows, k], B[rows, k],
-                                                             C[rows, k], ax, ay, tol, scale,
-                                                             l + 1, k, stats)
+                    geoms, parent, bit, boxes = _split_layer_neuron(
+                        geoms, A[rows, k], B[rows, k], C[rows, k], ax, ay, tol, scale, l + 1, k,
+                        stats, boxes)
                 if points is not None and len(geoms) > len(rows):
                     kept, owner = _keep_faces_at(points, owner, geoms, parent)
-                    geoms = [geoms[i] for i in kept]
+                    geoms = np.asarray(geoms, dtype=object)[kept]
                     parent, bit = parent[kept], bit[kept]
+                    boxes = None if boxes is None else boxes[kept]
                 rows = rows[parent]
                 steps.append((parent, bit))
                 if bar is not None:
@@ -809,6 +817,7 @@ def encoded_plane_faces(net, domain_polygon, tol=DEFAULT_TOL, max_regions=None, 
     finally:
         if bar is not None:
             bar.close()
+    geoms = list(geoms)
     n = len(geoms)
     F = kinds.shape[0]
     A_out = np.zeros((n, A.shape[1], F))
