@@ -240,6 +240,12 @@ def _row(A, B, C, f, n, kx, wx, ky, wy, x, y, vx, dx, vy, dy, zx, zy):
     (``vx`` .. ``dy`` scratch for the features, ``zx``, ``zy`` their zero phases)."""
     _phase_features(kx, zx, wx, x, vx, dx)
     _phase_features(ky, zy, wy, y, vy, dy)
+    return _row_sums(A, B, C, f, n, kx, wx, ky, wy, vx, dx, vy, dy)
+
+
+@njit(cache=True, nogil=True)
+def _row_sums(A, B, C, f, n, kx, wx, ky, wy, vx, dx, vy, dy):
+    """:func:`_row` with the features at the point already in ``vx`` .. ``dy``."""
     z, size, fx, m1x, m2x = _axis_sums(A[f, n], kx, wx, vx, dx, C[f, n], abs(C[f, n]))
     z, size, gy, m1y, m2y = _axis_sums(B[f, n], ky, wy, vy, dy, z, size)
     return z, fx, gy, size, m1x, m1y, m2x, m2y
@@ -261,7 +267,7 @@ def _krawczyk(r, yf, eps, E, Ya, m2, d1):
     return worst
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, parallel=True)
 def certify_pairs(P, face, ni, nj, limit, bits, Ax, By, Cc, kx, wx, ky, wy, rel_tol, scale):
     """Certify that curves ``ni[t]`` and ``nj[t]`` of face ``face[t]`` cross exactly once
     in a box around the junction vertex ``P[t]``.
@@ -290,6 +296,18 @@ def certify_pairs(P, face, ni, nj, limit, bits, Ax, By, Cc, kx, wx, ky, wy, rel_
     status = np.ones(T, dtype=np.int64)
     err = np.full(T, np.inf)
     rad = np.zeros(T)
+    step = 512
+    for c in prange((T + step - 1) // step):      # chunks of junctions over the threads
+        _certify_chunk(P, face, ni, nj, limit, bits, Ax, By, Cc, kx, wx, ky, wy, rel_tol,
+                       scale, m_out, status, err, rad, c * step, min(T, (c + 1) * step))
+    return m_out, status, err, rad
+
+
+@njit(cache=True, nogil=True)
+def _certify_chunk(P, face, ni, nj, limit, bits, Ax, By, Cc, kx, wx, ky, wy, rel_tol, scale,
+                   m_out, status, err, rad, lo, hi):
+    """:func:`certify_pairs` on the junctions ``lo .. hi - 1``, into its output arrays
+    (each junction's results depend on it alone)."""
     vx = np.empty(kx.shape[0])
     dx = np.empty(kx.shape[0])
     vy = np.empty(ky.shape[0])
@@ -297,7 +315,7 @@ def certify_pairs(P, face, ni, nj, limit, bits, Ax, By, Cc, kx, wx, ky, wy, rel_
     zx = np.zeros(kx.shape[0])      # the features' phase offsets (none: sin(w t), cos(w t))
     zy = np.zeros(ky.shape[0])
     tiny = 1e-15 * scale
-    for t in range(T):
+    for t in range(lo, hi):
         f = face[t]
         x = P[t, 0]
         y = P[t, 1]
@@ -377,11 +395,13 @@ def certify_pairs(P, face, ni, nj, limit, bits, Ax, By, Cc, kx, wx, ky, wy, rel_
             continue
         h = err[t] - off          # |true crossing - m| <= h in each coordinate
         status[t] = 0
+        # the features at m are in vx .. dy from the last _row call: every earlier
+        # neuron's value there is a sum over them
         for n in range(limit[t]):
             if n == ni[t] or n == nj[t]:
                 continue
-            zn, fn, gn, sn, _a, _b, m2xn, m2yn = _row(Ax, By, Cc, f, n, kx, wx, ky, wy, x, y,
-                                                      vx, dx, vy, dy, zx, zy)
+            zn, fn, gn, sn, _a, _b, m2xn, m2yn = _row_sums(Ax, By, Cc, f, n, kx, wx, ky, wy,
+                                                           vx, dx, vy, dy)
             reach = ((abs(fn) + 0.5 * m2xn * h) * h + (abs(gn) + 0.5 * m2yn * h) * h
                      + rel_tol * sn)
             if abs(zn) <= reach:
@@ -399,4 +419,3 @@ def certify_pairs(P, face, ni, nj, limit, bits, Ax, By, Cc, kx, wx, ky, wy, rel_
                 break
             r *= 2.0
             rad[t] = r
-    return m_out, status, err, rad

@@ -120,15 +120,22 @@ def face_rows(network, bits):
     bits = np.asarray(bits, dtype=bool)
     n = bits.shape[0]
     W0, b0 = net.weights[0], net.biases[0]
-    A = np.broadcast_to(W0[:, xm], (n,) + W0[:, xm].shape)
-    B = np.broadcast_to(W0[:, ym], (n,) + W0[:, ym].shape)
-    C = np.broadcast_to(b0 + W0[:, cm] @ const_val[cm], (n, W0.shape[0]))
+    # the rows of distinct pattern prefixes only: faces whose earlier layers' states
+    # agree have the same rows (a face of the first layer is cut into several)
+    A, B = W0[None, :, xm], W0[None, :, ym]
+    C = (b0 + W0[:, cm] @ const_val[cm])[None, :]
+    group = np.zeros(n, dtype=np.int64)      # each face's row of A, B, C
     out_a, out_b, out_c = [], [], []
     start = 0
     for l in range(len(net.weights) - 1):
         k = net.n_kinks(l)
-        out_a.append(A[:, :k]), out_b.append(B[:, :k]), out_c.append(C[:, :k])
-        A, B, C = next_rows(net, l, bits[:, start:start + k], A, B, C)
+        out_a.append(A[group, :k]), out_b.append(B[group, :k]), out_c.append(C[group, :k])
+        if l == len(net.weights) - 2:
+            break
+        key = np.packbits(bits[:, :start + k], axis=1)
+        _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        A, B, C = next_rows(net, l, bits[first, start:start + k], A, B, C, group[first])
+        group = inverse.reshape(-1)
         start += k
     cat = (lambda parts, axis: np.ascontiguousarray(np.concatenate(parts, axis=axis)))
     return cat(out_a, 1), cat(out_b, 1), cat(out_c, 1)
