@@ -31,13 +31,18 @@ def union_groups(geoms, labels):
 
     labels = np.asarray(labels)
     order = np.argsort(labels, kind="stable")
-    starts = np.flatnonzero(np.r_[True, labels[order][1:] != labels[order][:-1]])
-    groups = np.split(order, starts[1:]) if len(order) else []
+    starts = np.flatnonzero(np.r_[True, labels[order][1:] != labels[order][:-1]]) \
+        if len(order) else np.zeros(0, dtype=np.int64)
+    size = np.diff(np.r_[starts, len(order)])
     arr = np.asarray(geoms, dtype=object)
-    faces = [arr[g[0]] if g.shape[0] == 1 else shapely.union_all(arr[g]) for g in groups]
-    first = np.array([g[0] for g in groups], dtype=np.int64)
-    bad = [r for r, f in enumerate(faces) if not isinstance(f, shapely.Polygon)]
-    if bad:
+    first = order[starts].astype(np.int64)
+    faces = arr[first]                  # a group of one face is that face
+    for g in np.flatnonzero(size > 1).tolist():
+        faces[g] = shapely.union_all(arr[order[starts[g]:starts[g] + size[g]]])
+    faces = faces.tolist()
+    bad = np.flatnonzero(shapely.get_type_id(np.asarray(faces, dtype=object)) != 3) \
+        if faces else []
+    if len(bad):
         raise RuntimeError(f"joining faces gave {len(bad)} faces that are not one polygon (the "
                            f"first near {shapely.get_coordinates(faces[bad[0]])[0].tolist()}); "
                            "please report it with the network")
