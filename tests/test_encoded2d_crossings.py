@@ -160,6 +160,22 @@ def test_tiles_certify_the_same_crossings_as_one_run():
     np.testing.assert_allclose(one.points[a], tiled.points[b], atol=1e-12)
 
 
+def test_tiles_certified_in_their_jobs_give_the_certificate_of_the_joined_faces():
+    # the jobs certify the faces that meet no inner tile edge, this process the rest:
+    # the same arrays, bit for bit, as certifying every joined face afterwards
+    model = pe_mlp(5, [10, 10, 1], 4)       # 7 uncertified junctions, 2 repeated
+    split = partition_tiles(model, UNIT, tiles=(3, 3), workers=1)
+    whole = partition_tiles(model, UNIT, tiles=(3, 3), workers=1, certify=False)
+    assert "crossings" not in whole.stats
+    assert len(whole) // 2 < split.stats["faces_certified_in_tiles"] < len(whole)
+    a, b = split.certify_crossings(), whole.certify_crossings()
+    assert len(a) > 1000 and a.uncertified.shape[0] > 0 and a.repeated.shape[0] > 0
+    for name in ("points", "neurons", "error", "radius", "uncertified", "unlabelled", "repeated"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert (a.junctions, a.edge_junctions) == (b.junctions, b.edge_junctions)
+    assert split.stats["crossings"] == whole.stats["crossings"] == len(a)
+
+
 def test_certify_is_optional_and_max_networks_are_refused_saying_why():
     model = pe_mlp(2, [6, 1], 0)
     net = regions.as_network(model)

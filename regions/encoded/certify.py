@@ -46,7 +46,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CrossingCertificate", "certify_crossings", "face_rows"]
+__all__ = ["CrossingCertificate", "certify_crossings", "certify_faces", "merge_raw",
+           "certificate_from", "face_rows"]
 
 _REL_TOL = 1e-13        # rounding of a pre-activation, relative to its terms' sizes
 _CHUNK_BYTES = 64e6     # per chunk of faces, the rows of their neurons
@@ -179,6 +180,17 @@ def certify_crossings(network, geoms, bits, domain_polygon, tol):
     >>> len(c), c.junctions, np.round(6 * c.points[np.lexsort(c.points.T)], 12).tolist()
     (4, 16, [[1.0, 1.0], [5.0, 1.0], [1.0, 5.0], [5.0, 5.0]])
     """
+    return certificate_from(certify_faces(network, geoms, bits, domain_polygon, tol))
+
+
+def certify_faces(network, geoms, bits, domain_polygon, tol, subset=None):
+    """The per-face part of :func:`certify_crossings` on the faces ``subset`` (indices
+    into ``geoms``; all by default): each face's junctions, labels and Krawczyk
+    tests depend on that face alone (its rings, box and pattern) and the domain's
+    outline, so parts of a partition can be certified apart (the tiles' workers)
+    and joined by :func:`merge_raw`. Returns a dict of arrays, face indices into
+    ``geoms``; :func:`certificate_from` makes the certificate.
+    """
     import shapely
     from kernels import crossings2d as K
 
@@ -204,11 +216,12 @@ def certify_crossings(network, geoms, bits, domain_polygon, tol):
     kinks = [network.n_kinks(l) for l in range(len(network.weights) - 1)]
     layer_start = np.concatenate([[0], np.cumsum(kinks)]).astype(np.int64)
     layer_of = np.repeat(np.arange(len(kinks)), kinks)
-    found = {"P": [], "pair": [], "face": [], "m": [], "err": [], "rad": []}
-    uncertified, unlabelled = [], []
+    found = {"pair": [], "face": [], "m": [], "err": [], "rad": [],
+             "uncertified": [], "unlabelled": []}
     junctions = edges = 0
-    for s in range(0, n, chunk):
-        faces = np.arange(s, min(n, s + chunk))
+    subset = np.arange(n) if subset is None else np.asarray(subset, dtype=np.int64)
+    for s in range(0, subset.shape[0], chunk):
+        faces = subset[s:s + chunk]
         V, ends, ring_face = face_rings([geoms[f] for f in faces])
         vface = np.repeat(ring_face, np.diff(ends, prepend=0))
         if V.shape[0] == 0 or N == 0:
@@ -229,7 +242,7 @@ def certify_crossings(network, geoms, bits, domain_polygon, tol):
         slot = np.ones(V.shape[0], dtype=bool)
         slot[ends - 1] = False
         bad = np.flatnonzero(slot & (label == K.UNKNOWN))
-        unlabelled.append(np.column_stack([V[bad], faces[vface[bad]]]))
+        found["unlabelled"].append(np.column_stack([V[bad], faces[vface[bad]]]))
         curve = (before >= 0) & (after >= 0)
         edges += int(np.count_nonzero(((before == K.EDGE) & (after >= 0))
                                       | ((after == K.EDGE) & (before >= 0))))
@@ -243,19 +256,60 @@ def certify_crossings(network, geoms, bits, domain_polygon, tol):
         m, status, err, rad = K.certify_pairs(P, vface[jv], ni, nj, limit, bits[faces], Ax, By,
                                               Cc, kx, fx, ky, fy, _REL_TOL, scale)
         no = np.flatnonzero(status != 0)
-        uncertified.append(np.column_stack([P[no], pair[no], faces[vface[jv[no]]], status[no]]))
+        found["uncertified"].append(np.column_stack([P[no], pair[no], faces[vface[jv[no]]],
+                                                     status[no]]))
         yes = np.flatnonzero(status == 0)
-        for key, val in (("P", P[yes]), ("pair", pair[yes]), ("face", faces[vface[jv[yes]]]),
+        for key, val in (("pair", pair[yes]), ("face", faces[vface[jv[yes]]]),
                          ("m", m[yes]), ("err", err[yes]), ("rad", rad[yes])):
             found[key].append(val)
-    cat = {k: (np.concatenate(v) if v else None) for k, v in found.items()}
-    points, neurons, error, radius, repeated = _group(cat, scale)
-    return CrossingCertificate(
-        points=points, neurons=neurons, error=error, radius=radius, junctions=junctions,
-        uncertified=np.concatenate(uncertified) if uncertified else np.empty((0, 6)),
-        unlabelled=np.concatenate(unlabelled) if unlabelled else np.empty((0, 3)),
-        repeated=repeated, edge_junctions=edges)
+    raw = {k: (np.concatenate(v) if v else None) for k, v in found.items()}
+    raw["junctions"], raw["edge_junctions"], raw["scale"] = junctions, edges, scale
+    return raw
 
+
+def merge_raw(parts, face_maps):
+    """One set of :func:`certify_faces` results from several (``parts``), each
+    ``parts[t]``'s face indices mapped through ``face_maps[t]`` (an array, or ``None``
+    for indices kept): the entries ordered by face, stably, as one call over all
+    faces orders them (per face its vertices' order), so that
+    :func:`certificate_from` gives the same certificate."""
+    keys = ("pair", "face", "m", "err", "rad")
+    out = {k: [] for k in keys + ("uncertified", "unlabelled")}
+    for raw, fmap in zip(parts, face_maps):
+        mapf = (lambda f: f) if fmap is None else (lambda f: fmap[f.astype(np.int64)])
+        if raw["face"] is not None:
+            for key in keys:
+                out[key].append(mapf(raw["face"]) if key == "face" else raw[key])
+        for key, col in (("uncertified", 4), ("unlabelled", 2)):
+            if raw[key] is not None:
+                rows = raw[key].copy()
+                rows[:, col] = mapf(rows[:, col])
+                out[key].append(rows)
+    merged = {k: (np.concatenate(v) if v else None) for k, v in out.items()}
+    if merged["face"] is not None:
+        order = np.argsort(merged["face"], kind="stable")
+        for key in keys:
+            merged[key] = merged[key][order]
+    for key, col in (("uncertified", 4), ("unlabelled", 2)):
+        if merged[key] is not None:
+            merged[key] = merged[key][np.argsort(merged[key][:, col], kind="stable")]
+    merged["junctions"] = sum(r["junctions"] for r in parts)
+    merged["edge_junctions"] = sum(r["edge_junctions"] for r in parts)
+    merged["scale"] = parts[0]["scale"] if parts else 1.0
+    return merged
+
+
+def certificate_from(raw):
+    """The :class:`CrossingCertificate` of :func:`certify_faces` results (or of
+    :func:`merge_raw`): certified junctions grouped into crossings."""
+    points, neurons, error, radius, repeated = _group(raw, raw["scale"])
+    unc, unl = raw["uncertified"], raw["unlabelled"]
+    return CrossingCertificate(
+        points=points, neurons=neurons, error=error, radius=radius,
+        junctions=raw["junctions"],
+        uncertified=unc if unc is not None else np.empty((0, 6)),
+        unlabelled=unl if unl is not None else np.empty((0, 3)),
+        repeated=repeated, edge_junctions=raw["edge_junctions"])
 
 def _group(found, scale):
     """Certified junctions of one pair at one point are one crossing (scipy: pairs of

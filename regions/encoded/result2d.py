@@ -76,10 +76,16 @@ class EncodedPartition2D(PatternIds, Partition):
         if getattr(self, "_certificate", None) is None:
             from .certify import certify_crossings
 
-            self._certificate = certify_crossings(self.network, self.geoms, self.patterns,
-                                                  self._domain_polygon(), self.tol)
-            self.stats.update(self._certificate.summary())
+            self.adopt_certificate(certify_crossings(self.network, self.geoms, self.patterns,
+                                                     self._domain_polygon(), self.tol))
         return self._certificate
+
+    def adopt_certificate(self, certificate):
+        """Keep ``certificate`` (a :class:`~regions.encoded.certify.CrossingCertificate`
+        of these faces, made in parts: :func:`~regions.encoded.tiles.partition_tiles`)
+        as :meth:`certify_crossings`' result, its summary in :attr:`stats`."""
+        self._certificate = certificate
+        self.stats.update(certificate.summary())
 
     @cached_property
     def vertices(self):
