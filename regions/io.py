@@ -1025,7 +1025,8 @@ def to_geojson(partition, path=None):
 
     An encoded 2D partition (curved faces, :class:`EncodedPartition2D`) is written
     the same way from its polygons, with their holes; each feature also has
-    ``area_bounds`` (the certified interval of ``measure_bounds``) and
+    ``area_bounds`` (the certified interval of ``measure_bounds``; its upper end
+    ``null`` where a junction of the face is not certified) and
     ``pattern_id``, and the collection's ``boundary_tolerance`` says that every
     boundary polyline is within that Hausdorff distance of the true curve.
 
@@ -1052,7 +1053,9 @@ def to_geojson(partition, path=None):
                   "pattern_encoding": "hex of sum_k bit_k 2**k, neurons layer-major"}
     if isinstance(partition, EncodedPartition2D):
         rings = _curved_rings(partition)
-        bounds = np.asarray(partition.measure_bounds, dtype=np.float64).tolist()
+        # a face without a certified bound has [0, inf]: JSON has no inf, so null
+        bounds = [[lo, hi if np.isfinite(hi) else None]
+                  for lo, hi in np.asarray(partition.measure_bounds, dtype=np.float64).tolist()]
         ids = np.asarray(partition.pattern_id).tolist()
         extra = [{"area_bounds": bounds[r], "pattern_id": ids[r]} for r in range(len(rings))]
         properties["boundary_tolerance"] = partition.tol

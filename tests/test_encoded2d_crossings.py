@@ -5,6 +5,7 @@ point, the tangency the engine must not call a crossing, and one run against til
 """
 import numpy as np
 import pytest
+import shapely
 import torch
 
 import regions
@@ -196,3 +197,33 @@ def test_certify_is_optional_and_max_networks_are_refused_saying_why():
     assert "crossings" not in q.stats
     with pytest.raises(ValueError, match="max over more than two values"):
         q.certify_crossings()
+
+
+def test_area_bounds_use_the_certified_corners_and_hold_against_a_finer_run():
+    # the bound: tol P for the chords, a disk of radius sqrt(2) e + 2 tol at each
+    # certified corner (e its certified error), [0, inf] with an uncertified junction
+    from regions.encoded import partition_encoded_plane
+
+    net = regions.as_network(pe_mlp(4, [12, 12, 1], 1))
+    p = partition_encoded_plane(net, regions.Box(*UNIT))
+    fine = partition_encoded_plane(net, regions.Box(*UNIT), tol=1e-7, certify=False)
+    lo, hi = p.measure_bounds.T
+    engine = 2 * p.tol * p._curved_length + np.pi * p.tol ** 2     # the engine's own slack
+    cert = p.certify_crossings()
+    open_ = ~np.isfinite(hi)
+    assert np.array_equal(np.flatnonzero(open_), np.unique(cert.uncertified[:, 4]).astype(int))
+    assert np.all(lo[open_] == 0.0) and open_.sum() > 0
+    widened = ~open_ & (hi - p.measure > engine * (1 + 1e-9))
+    assert widened.sum() > 10                    # corners of shallow crossings
+    assert np.all(np.isin(np.flatnonzero(widened), cert.corner_faces))
+    # each face, found in the finer run by a point deep inside it: the same pattern,
+    # and that run's area (its own error ~1e-7 P) inside the interval
+    centre = np.array([shapely.maximum_inscribed_circle(g, 1e-7).coords[0] for g in p.geoms])
+    deep = np.array([shapely.maximum_inscribed_circle(g, 1e-7).length for g in p.geoms]) > 1e-5
+    k = fine.locate(centre)
+    same = (fine.patterns[k] == p.patterns).all(axis=1)
+    assert same[deep].all() and deep.sum() > 0.99 * len(p)
+    area = fine.measure[k]
+    assert np.all((lo[deep] <= area[deep]) & (area[deep] <= hi[deep]))
+    gj = regions.io.to_geojson(p)
+    assert sum(f["properties"]["area_bounds"][1] is None for f in gj["features"]) == open_.sum()

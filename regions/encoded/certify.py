@@ -80,6 +80,9 @@ class CrossingCertificate:
     repeated : (w, 4) rows ``(x, y, face, count)``: a face meeting one crossing at
         more than one junction.
     edge_junctions : number of junctions of a curve with the domain's edge.
+    corner_faces, corner_errors : (t,) each certified junction's face and the
+        certified distance (max norm) from its polygon vertex to the true crossing
+        (what :attr:`EncodedPartition2D.measure_bounds` needs at the corners).
     """
 
     points: np.ndarray
@@ -91,6 +94,8 @@ class CrossingCertificate:
     unlabelled: np.ndarray
     repeated: np.ndarray
     edge_junctions: int
+    corner_faces: np.ndarray = None
+    corner_errors: np.ndarray = None
 
     def __len__(self):
         return int(self.points.shape[0])
@@ -309,7 +314,9 @@ def certificate_from(raw):
         junctions=raw["junctions"],
         uncertified=unc if unc is not None else np.empty((0, 6)),
         unlabelled=unl if unl is not None else np.empty((0, 3)),
-        repeated=repeated, edge_junctions=raw["edge_junctions"])
+        repeated=repeated, edge_junctions=raw["edge_junctions"],
+        corner_faces=(raw["face"] if raw["face"] is not None else np.zeros(0)).astype(np.int64),
+        corner_errors=raw["err"] if raw["err"] is not None else np.zeros(0))
 
 def _group(found, scale):
     """Certified junctions of one pair at one point are one crossing (scipy: pairs of

@@ -122,13 +122,35 @@ class EncodedPartition2D(PatternIds, Partition):
     def measure_bounds(self):
         """``(n, 2)``: an interval holding each true face's area.
 
-        Every point where the polygon and the true face differ is within ``tol`` of
-        the polygon's curved boundary (length ``P``), so the area differs by at most
-        ``tol P`` on either side; the interval is ``area -+ (2 tol P + pi tol^2)``
-        (a factor 2 for the crossings of two polylines, which are not certified to
-        ``tol``, see :mod:`regions.encoded.engine2d`)."""
-        slack = 2 * self.tol * self._curved_length + np.pi * self.tol ** 2
-        return np.stack([np.maximum(self.measure - slack, 0.0), self.measure + slack], axis=1)
+        Along a boundary curve every chord of the polyline bounds, with the
+        monotone arc between its ends, a region within ``tol`` of the chord and
+        over it (the arc is a graph over its chord), so the curved pieces account
+        for at most ``tol P`` (``P`` the face's boundary length off the domain's
+        boundary). At a corner where two curves cross, the polygon's vertex is the
+        polylines' crossing, up to ``e`` (certified by :meth:`certify_crossings`,
+        max norm) from the true one ``X``; the curve's arc from ``X`` to the point
+        within ``tol`` of the vertex stays in their bounding box, so what differs
+        there lies within ``r = sqrt(2) e + 2 tol`` of the vertex. The interval is
+        ``area -+ s`` with ``s`` the wider of ``tol P + sum_corners pi r^2`` and the
+        engine's ``2 tol P + pi tol^2``; a face with a junction that is not
+        certified, or a boundary segment on no curve (``uncertified_crossings``,
+        ``unlabelled_segments``), has no bound: ``[0, inf]``. Corners on the domain's
+        edge are monotone 1D solves to ``1e-13``. A network with a max over more than
+        two values is not certified: its faces keep the engine's ``2 tol P + pi
+        tol^2`` (not proven at the corners)."""
+        P = self._curved_length
+        slack = 2 * self.tol * P + np.pi * self.tol ** 2
+        open_ = np.zeros(len(self), dtype=bool)
+        if self.network.max_trees is None and len(self):
+            cert = self.certify_crossings()
+            corner = np.bincount(cert.corner_faces, minlength=len(self),
+                                 weights=np.pi * (np.sqrt(2) * cert.corner_errors + 2 * self.tol) ** 2)
+            slack = np.maximum(slack, self.tol * P + corner)
+            open_[cert.uncertified[:, 4].astype(np.int64)] = True
+            open_[cert.unlabelled[:, 2].astype(np.int64)] = True
+        lo = np.where(open_, 0.0, np.maximum(self.measure - slack, 0.0))
+        hi = np.where(open_, np.inf, self.measure + slack)
+        return np.stack([lo, hi], axis=1)
 
     def polygons(self, tol=None):
         """The faces as shapely polygons, within ``self.tol`` of the true faces.
