@@ -161,6 +161,42 @@ def test_encoded_regions_applies_to_low_l_2d_runs_only_and_keeps_other_job_keys(
         build_jobs({**base, "encoded_regions": "sometimes"})
     with pytest.raises(ValueError, match="encoded_regions_max_L must be a positive int"):
         build_jobs({**base, "encoded_regions": "end", "encoded_regions_max_L": 0})
+    # above max_L the ``encoded_regions_beyond`` schedule; the low-L job keeps its key
+    both, _, _ = build_jobs({**base, "encoded_regions": "end", "encoded_regions_beyond": "ends"})
+    assert [j.get("encoded_regions") for j in both] == ["end", "ends"]
+    assert job_key(both[0]) == job_key(jobs[0]) and job_key(both[1]) != job_key(plain[1])
+    with pytest.raises(ValueError, match="encoded_regions_beyond must be one of"):
+        build_jobs({**base, "encoded_regions_beyond": "often"})
+
+
+def test_the_whole_encoded_partition_is_tiled_from_l_4_with_a_smaller_corner(monkeypatch):
+    import regions
+    import regions.encoded
+    from regions.encoded import partition_tiles
+    from regions.study.analysis import TILED_FROM_L, TILES, _encoded_regions
+    from regions.study.features import sample_features
+    from regions.study.signals import random_image
+
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(regions.PositionalEncoding(TILED_FROM_L, in_features=2),
+                                torch.nn.Linear(4 * TILED_FROM_L, 6), torch.nn.ReLU(),
+                                torch.nn.Linear(6, 1)).double()
+    sig = random_image(6, channels=1)
+    net = regions.as_network(model)
+    feats = sample_features(net, sig.coords, grid_shape=sig.grid_shape, encoded_faces=False)
+    calls = []
+    monkeypatch.setattr(regions.encoded, "partition_tiles",
+                        lambda *a, **k: calls.append(k["tiles"]) or partition_tiles(*a, **k))
+    fields, crop = _encoded_regions(feats, net, sig)
+    assert calls == [TILES]
+    lo, hi = sig.coord_range
+    tiled = partition_tiles(model, ((lo, hi), (lo, hi)), tiles=TILES, workers=1, certify=False)
+    assert (fields["n_regions"], fields["n_pieces"]) == (tiled.n_patterns, len(tiled))
+    one = regions.partition(model, ((lo, hi), (lo, hi)))
+    assert fields["n_regions"] == one.n_patterns and len(one) > 100
+    side = 0.25 / 2 * (hi - lo)                 # halved once for L = 4
+    assert crop.domain.xr == (lo, lo + side) and crop.domain.yr == (lo, lo + side)
+    assert crop.measure.sum() == pytest.approx(side ** 2, rel=1e-9)
 
 
 def test_the_whole_encoded_partition_gives_the_count_and_an_exact_density():

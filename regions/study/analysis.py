@@ -98,8 +98,16 @@ def _exact_partition(net, signal):
 
 
 #: The side of the box (a fraction of the domain's, from its lower-left corner) whose
-#: encoded 2D partition is kept with a run for the report's picture
+#: encoded 2D partition is kept with a run for the report's picture (at L <= 3; halved
+#: for each L above, so that the picture holds some thousands of faces)
 CROP = 0.25
+
+#: From this L on, an encoded 2D whole partition is made on TILES x TILES tiles in
+#: this process (:func:`regions.encoded.partition_tiles`, one tile's faces in memory
+#: while it is cut): one run at L = 5 would hold its second layer's rows for ~430k
+#: first-layer faces (~9 GB)
+TILED_FROM_L = 4
+TILES = 8
 
 
 def _encoded_regions(feats, net, signal):
@@ -114,19 +122,30 @@ def _encoded_regions(feats, net, signal):
     (at the study's finer tolerance). The crossings are not certified here (the
     count does not depend on it; the certificate would add about a sixth).
 
-    ``crop`` is the partition of the lower-left :data:`CROP` of the domain (a box a
-    quarter of its side; about 1/16 of the faces), saved with the run for the
-    report's picture of the curved regions (the whole partition, tens of MB per
-    checkpoint, is not kept)."""
+    From L = :data:`TILED_FROM_L` on the partition is made on :data:`TILES` x
+    :data:`TILES` tiles in this process (bounded memory; faces thinner than a few
+    ``tol`` may differ in number from one run, see :mod:`regions.encoded.tiles`).
+
+    ``crop`` is the partition of the lower-left corner of the domain (a box
+    :data:`CROP` of its side, halved for each L above 3: about 1/16 of the faces at
+    L = 2, 1/256 at L = 5), saved with the run for the report's picture of the
+    curved regions (the whole partition, tens of MB per checkpoint, is not
+    kept)."""
     import shapely
 
     from ..domain import Box, as_domain
     from ..encoded import partition_encoded_plane
     from .feature_table import EXACT
 
+    from ..encoded import partition_tiles
+
+    L = getattr(net.encoding, "L", None)
     t0 = time.perf_counter()
-    p = partition_encoded_plane(net, as_domain(_domain(signal), 2), max_regions=2_000_000,
-                                certify=False)
+    if L is not None and L >= TILED_FROM_L:
+        p = partition_tiles(net, _domain(signal), tiles=TILES, workers=1, certify=False)
+    else:
+        p = partition_encoded_plane(net, as_domain(_domain(signal), 2), max_regions=2_000_000,
+                                    certify=False)
     fields = {"partition_seconds": time.perf_counter() - t0, "n_regions": int(p.n_patterns),
               "n_pieces": len(p), "measure_all_median": float(np.median(p.measure))}
     radius = float(feats.meta["radius"])
@@ -135,7 +154,8 @@ def _encoded_regions(feats, net, signal):
     feats.add("density", np.bincount(hit[0], minlength=len(signal.coords)), EXACT,
               f"faces meeting the disk of radius {radius:.3g} (whole exact partition)")
     (x0, x1), (y0, y1) = _domain(signal)
-    crop = Box((x0, x0 + CROP * (x1 - x0)), (y0, y0 + CROP * (y1 - y0)))
+    side = CROP / 2.0 ** max(0, (L or 0) - 3)
+    crop = Box((x0, x0 + side * (x1 - x0)), (y0, y0 + side * (y1 - y0)))
     return fields, partition_encoded_plane(net, crop, certify=False)
 
 

@@ -98,20 +98,24 @@ def _whole_partition_at(cfg, train, signal):
     """Where a 2D positional-encoded job gets its whole exact partition (the region
     count): ``cfg["encoded_regions"]`` (default ``"none"``) for a
     ``PositionalEncoding`` of ``L <= cfg["encoded_regions_max_L"]`` (default 2: a
-    trained 2x128 net at L = 2 has about 54k faces, 20 s on one core; at L = 5
-    about 2 million, an hour), else ``"none"``. Jobs it does not apply to carry no
-    key, so their :func:`job_key` is what it was before the setting existed."""
+    trained 2x128 net at L = 2 has about 54k faces, about 10 s on one core), and
+    ``cfg["encoded_regions_beyond"]`` (default ``"none"``) for a larger ``L`` (at
+    L = 5 about 1.6 million faces, some 5-6 minutes a checkpoint on one core, made
+    tile by tile, :func:`regions.study.analysis._encoded_regions`). Jobs it does not
+    apply to carry no key, so their :func:`job_key` is what it was before the setting
+    existed."""
     value = cfg.get("encoded_regions", "none")
-    if value not in _WHICH:
-        raise ValueError(f"encoded_regions must be one of {_WHICH}, got {value!r}")
+    beyond = cfg.get("encoded_regions_beyond", "none")
+    for key, v in (("encoded_regions", value), ("encoded_regions_beyond", beyond)):
+        if v not in _WHICH:
+            raise ValueError(f"{key} must be one of {_WHICH}, got {v!r}")
     max_L = cfg.get("encoded_regions_max_L", 2)
     if isinstance(max_L, bool) or not isinstance(max_L, (int, np.integer)) or max_L < 1:
         raise ValueError(f"encoded_regions_max_L must be a positive int, got {max_L!r}")
     L = train.get("encoding")
-    if signal.dim != 2 or isinstance(L, bool) or not isinstance(L, (int, np.integer)) \
-            or L > max_L:
+    if signal.dim != 2 or isinstance(L, bool) or not isinstance(L, (int, np.integer)):
         return "none"
-    return value
+    return value if L <= max_L else beyond
 
 
 def _analysed_epochs(exp, epochs):

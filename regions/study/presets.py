@@ -155,8 +155,10 @@ def preset_time(name) -> str:
 #: report's tables say at which epochs a feature was measured how);
 #: ``encoded_regions`` where the whole partition of a 2D positional-encoded run
 #: with ``L <= encoded_regions_max_L`` (default 2) is made for its region count
-#: (:func:`regions.study.jobs._whole_partition_at`: about 20-30 s per checkpoint
-#: for 2x128 at L = 2; default "none"). ``tiny`` is for tests and smoke runs (seconds). Signals given with
+#: (:func:`regions.study.jobs._whole_partition_at`: about 10 s per checkpoint
+#: for 2x128 at L = 2; default "none"), ``encoded_regions_beyond`` the same for
+#: larger L (default "none"; at L = 5 some 5-6 minutes per checkpoint on one core,
+#: tiled). ``tiny`` is for tests and smoke runs (seconds). Signals given with
 #: ``"seed": SEED_OF_JOB`` draw one target per seed. ``"ensemble": True`` lets
 #: jobs of one shape train together (:func:`ensemble_groups`; the same results).
 #: No preset sets it: measured on 2 shared cores (benchmarks/bench_ensemble.py),
