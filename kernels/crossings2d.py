@@ -45,6 +45,15 @@ UNKNOWN = -1       # a segment on no curve within the band
 
 
 @njit(cache=True, nogil=True)
+def _scratch(kx, ky):
+    """Buffers for the features at a point and their derivatives, per coordinate
+    (``vx``, ``dx``, ``vy``, ``dy``), and the features' phase offsets (none:
+    ``sin(w t)``, ``cos(w t)``; ``zx``, ``zy``)."""
+    return (np.empty(kx.shape[0]), np.empty(kx.shape[0]), np.empty(ky.shape[0]),
+            np.empty(ky.shape[0]), np.zeros(kx.shape[0]), np.zeros(ky.shape[0]))
+
+
+@njit(cache=True, nogil=True)
 def _axis_sums(row, kinds, w, val, der, z, size):
     """One coordinate's terms of a pre-activation, added to the running ``z`` and
     ``size`` (the sum of the terms' magnitudes): ``(z, size, slope, M1, M2)`` with the
@@ -75,12 +84,7 @@ def face_candidates(Ax, By, Cc, kx, wx, ky, wy, bounds, band, rel_tol):
     nf = Ax.shape[0]
     N = Ax.shape[1]
     cand = np.zeros((nf, N), dtype=np.bool_)
-    vx = np.empty(kx.shape[0])
-    dx = np.empty(kx.shape[0])
-    vy = np.empty(ky.shape[0])
-    dy = np.empty(ky.shape[0])
-    zx = np.zeros(kx.shape[0])      # the features' phase offsets (none: sin(w t), cos(w t))
-    zy = np.zeros(ky.shape[0])
+    vx, dx, vy, dy, zx, zy = _scratch(kx, ky)
     for f in range(nf):
         x0, y0, x1, y1 = bounds[f, 0], bounds[f, 1], bounds[f, 2], bounds[f, 3]
         hx = 0.5 * (x1 - x0)
@@ -136,12 +140,7 @@ def nearest_curves(V, face, Ax, By, Cc, cand, kx, wx, ky, wy, k_best, rel_tol):
 def _nearest_chunk(V, face, Ax, By, Cc, cand, kx, wx, ky, wy, rel_tol, ids, dist, lo, hi):
     N = Ax.shape[1]
     k_best = ids.shape[1]
-    vx = np.empty(kx.shape[0])
-    dx = np.empty(kx.shape[0])
-    vy = np.empty(ky.shape[0])
-    dy = np.empty(ky.shape[0])
-    zx = np.zeros(kx.shape[0])      # the features' phase offsets (none: sin(w t), cos(w t))
-    zy = np.zeros(ky.shape[0])
+    vx, dx, vy, dy, zx, zy = _scratch(kx, ky)
     for p in range(lo, hi):
         f = face[p]
         _phase_features(kx, zx, wx, V[p, 0], vx, dx)
@@ -308,12 +307,7 @@ def _certify_chunk(P, face, ni, nj, limit, bits, Ax, By, Cc, kx, wx, ky, wy, rel
                    m_out, status, err, rad, lo, hi):
     """:func:`certify_pairs` on the junctions ``lo .. hi - 1``, into its output arrays
     (each junction's results depend on it alone)."""
-    vx = np.empty(kx.shape[0])
-    dx = np.empty(kx.shape[0])
-    vy = np.empty(ky.shape[0])
-    dy = np.empty(ky.shape[0])
-    zx = np.zeros(kx.shape[0])      # the features' phase offsets (none: sin(w t), cos(w t))
-    zy = np.zeros(ky.shape[0])
+    vx, dx, vy, dy, zx, zy = _scratch(kx, ky)
     tiny = 1e-15 * scale
     for t in range(lo, hi):
         f = face[t]
