@@ -50,12 +50,14 @@ def _grid_line(lo, hi, t, start, stop, out, at):
 
 
 @njit(cache=True, nogil=True)
-def grid_cells(bounds, tx, sx, ty, sy, a, ka, wa, b, kb, wb, c, tol_z, xtol):
+def grid_cells(bounds, tx, sx, ty, sy, a, ka, wa, b, kb, wb, c, tol_z, xtol, range_test=True):
     """The grids, corner signs, edge roots and candidate cells of ``m`` faces.
 
     ``bounds`` ``(m, 4)`` the faces' boxes ``(x0, y0, x1, y1)``; the critical points of
     face ``s`` are ``tx[sx[s]:sx[s + 1]]`` in x and ``ty[sy[s]:sy[s + 1]]`` in y; rows
-    ``a`` ``(m, Fx)``, ``b`` ``(m, Fy)``, ``c`` ``(m,)``; ``tol_z`` ``(m,)`` the zero band.
+    ``a`` ``(m, Fx)``, ``b`` ``(m, Fy)``, ``c`` ``(m,)``; ``tol_z`` ``(m,)`` the zero band;
+    ``range_test=False`` searches every face (the engine's first layer, whose one
+    grid over the domain is wanted whole).
 
     Returns ``(status, gx, gxo, gy, gyo, S, so, hroot, ho, vroot, vo, near, cells,
     fallbacks)``: ``status[s]`` :data:`CLOSED_OFF` / :data:`CLOSED_ON` where the grid's
@@ -121,7 +123,7 @@ def grid_cells(bounds, tx, sx, ty, sy, a, ka, wa, b, kb, wb, c, tol_z, xtol):
                 zmin = min(zmin, Z[i, j])
                 zmax = max(zmax, Z[i, j])
         tz = tol_z[s]
-        if zmin > tz or zmax < -tz:
+        if range_test and (zmin > tz or zmax < -tz):
             status[s] = CLOSED_ON if zmin > 0 else CLOSED_OFF
             continue
         status[s] = SEARCHED

@@ -249,48 +249,6 @@ def _cell_arcs(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats, face=Non
     return S, full, [(pts[bounds[n]:bounds[n + 1]],) + e for n, e in enumerate(ends)]
 
 
-def _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats, pieces_only=False,
-                     face=None):
-    """The part of the grid's box where ``z > 0``, as one shapely geometry (within ``tol``);
-    with ``pieces_only`` the list of its pieces, one per cell (wholly positive cells and
-    the positive sides of the cells' arcs), not unioned. With ``face``, only the cells
-    whose box meets the face are made (the rest cannot change the face's split)."""
-    import shapely
-
-    S, full, arcs = _cell_arcs(xs, ys, a, b, c, ax, ay, tol, tol_z, xtol, where, stats, face)
-    pieces = []
-    fi, fj = np.nonzero(full)
-    if fi.shape[0]:
-        pieces.extend(shapely.box(xs[fi], ys[fj], xs[fi + 1], ys[fj + 1]))
-    if not arcs:
-        if pieces_only:
-            return pieces
-        return shapely.union_all(pieces) if pieces else None
-    rings = []
-    for line, e0, e1, i, j in arcs:
-        corners = ((xs[i], ys[j]), (xs[i + 1], ys[j]), (xs[i + 1], ys[j + 1]), (xs[i], ys[j + 1]))
-        sign = (S[i, j], S[i + 1, j], S[i + 1, j + 1], S[i, j + 1])
-        # the corners met walking counter-clockwise from the arc's end (edge e1) to its
-        # start (edge e0): one side of the arc
-        side = [(e1 + 1 + t) % 4 for t in range((e0 - e1) % 4)]
-        if side and sign[side[0]]:
-            ring = np.concatenate([line, np.array([corners[t] for t in side])])
-        else:
-            other = [(e0 + 1 + t) % 4 for t in range((e1 - e0) % 4)]
-            ring = np.concatenate([line[::-1], np.array([corners[t] for t in other])])
-        if ring.shape[0] >= 3:
-            rings.append(ring)
-    if rings:       # the cells' pieces made at once (each ring closed by shapely)
-        polys = shapely.polygons(shapely.linearrings(
-            np.concatenate(rings), indices=np.repeat(np.arange(len(rings)),
-                                                     [r.shape[0] for r in rings])))
-        bad = ~shapely.is_valid(polys)
-        if bad.any():
-            polys[bad] = shapely.make_valid(polys[bad])
-        pieces.extend(polys.tolist())
-    return pieces if pieces_only else shapely.union_all(pieces)
-
-
 def _rings(geom):
     """The coordinate arrays of every ring of a polygonal geometry."""
     import shapely
@@ -430,14 +388,15 @@ def _split_by_shared_neuron(geoms, a, b, c, ax, ay, tol, scale, domain, curves, 
     x0, y0, x1, y1 = domain.bounds
     rx, tx = ax.critical_points(a[None], np.array([x0]), np.array([x1]), scale)
     ry, ty = ay.critical_points(b[None], np.array([y0]), np.array([y1]), scale)
-    xs = np.unique(np.concatenate([[x0], tx, [x1]]))
-    ys = np.unique(np.concatenate([[y0], ty, [y1]]))
-    stats["faces_searched"] += 1
-    cells = _positive_region(xs, ys, a, b, c, ax, ay, tol, tol_z.max(), XTOL * scale,
-                             (layer, k), stats, pieces_only=True)
+    # the neuron's positive set on the domain's box: one problem of the per-face code
+    _, cells, _ = _positive_pieces(
+        np.array([domain], dtype=object), np.array([[x0, y0, x1, y1]]), tx,
+        np.array([0, tx.shape[0]]), ty, np.array([0, ty.shape[0]]), a[None], b[None],
+        np.array([c], dtype=np.float64), np.array([tol_z.max()]), ax, ay, tol, XTOL * scale,
+        (layer, k), stats, range_test=False)
     boundary_rings = curves + _rings(domain)
     _near_tangencies(boundary_rings, a, b, c, ax, ay, tol, tol_z.max(), (layer, k), stats)
-    if not cells:
+    if not cells.shape[0]:
         bit[open_] = False
         return list(geoms), np.arange(n), bit
     curves.extend(_rings(shapely.intersection(shapely.union_all(cells), domain)))
@@ -548,16 +507,40 @@ def _split_layer_neuron(geoms, a, b, c, ax, ay, tol, scale, layer, k, stats, bnd
 
 def _positive_regions(faces, bnd, tx, sx, ty, sy, a, b, c, tol_z, ax, ay, tol, xtol, where,
                       stats):
-    """The positive set of one neuron on each of the faces ``faces`` (rows ``a[s]``,
-    ``b[s]``, ``c[s]``, boxes ``bnd[s]``, critical points ``tx[sx[s]:sx[s + 1]]`` and
-    ``ty[sy[s]:sy[s + 1]]``): the steps of :func:`_positive_region` with ``face`` for
-    every face at once (:mod:`kernels.facecut2d`; the cells that meet their face by
-    one vectorised shapely call).
+    """The positive set of one neuron on each of the faces ``faces``
+    (:func:`_positive_pieces`, each face's pieces unioned).
 
     Returns ``(status, pos)``: ``status[s]`` as :func:`kernels.facecut2d.grid_cells`
     (the faces the grid's corners leave uncut), and for each searched face in order
     its positive set (a shapely geometry within ``tol``), ``None`` where it has none.
-    Degenerate spots go into ``stats`` as the per-face code puts them.
+    """
+    import shapely
+    from kernels import facecut2d as F2
+
+    status, pieces, bounds = _positive_pieces(faces, bnd, tx, sx, ty, sy, a, b, c, tol_z, ax,
+                                              ay, tol, xtol, where, stats)
+    pos = []
+    for s_ in np.flatnonzero(status == F2.SEARCHED).tolist():
+        group = pieces[bounds[s_]:bounds[s_ + 1]]
+        pos.append(shapely.union_all(group) if group.shape[0] else None)
+    return status, pos
+
+
+def _positive_pieces(faces, bnd, tx, sx, ty, sy, a, b, c, tol_z, ax, ay, tol, xtol, where,
+                     stats, range_test=True):
+    """The pieces of one neuron's positive set on each of the faces ``faces`` (rows
+    ``a[s]``, ``b[s]``, ``c[s]``, boxes ``bnd[s]``, critical points
+    ``tx[sx[s]:sx[s + 1]]`` and ``ty[sy[s]:sy[s + 1]]``), one per cell: the wholly
+    positive cells of the face's grid and the positive sides of its cells' arcs, only
+    the cells that meet the face on a grid of more than 4 cells
+    (:mod:`kernels.facecut2d`, the cells that meet their face by one vectorised
+    shapely call).
+
+    Returns ``(status, pieces, bounds)``: ``status[s]`` as
+    :func:`kernels.facecut2d.grid_cells`, face ``s``'s pieces
+    ``pieces[bounds[s]:bounds[s + 1]]`` (its wholly positive cells, then its cells'
+    pieces, in the cells' order). Degenerate spots on the faces (within ``tol``) go
+    into ``stats``. ``range_test=False``: every face searched (see ``grid_cells``).
     """
     import shapely
     from kernels import facecut2d as F2
@@ -565,7 +548,7 @@ def _positive_regions(faces, bnd, tx, sx, ty, sy, a, b, c, tol_z, ax, ay, tol, x
     (status, gx, gxo, gy, gyo, S, so, hroot, ho, vroot, vo, near, cells,
      fallbacks) = F2.grid_cells(np.ascontiguousarray(bnd), tx, sx, ty, sy, _rows(a), ax.kinds,
                                 ax.w, _rows(b), ay.kinds, ay.w, np.ascontiguousarray(c),
-                                np.ascontiguousarray(tol_z), float(xtol))
+                                np.ascontiguousarray(tol_z), float(xtol), range_test)
     stats["solve_fallbacks"] += int(fallbacks)
     stats["faces_searched"] += int(np.count_nonzero(status == F2.SEARCHED))
     if near.shape[0]:
@@ -612,11 +595,7 @@ def _positive_regions(faces, bnd, tx, sx, ty, sy, a, b, c, tol_z, ax, ay, tol, x
     order = np.argsort(piece_face, kind="stable")
     pieces = np.concatenate([boxes, polys])[order]
     bounds = np.searchsorted(piece_face[order], np.arange(faces.shape[0] + 1))
-    pos = []
-    for s_ in np.flatnonzero(status == F2.SEARCHED).tolist():
-        group = pieces[bounds[s_]:bounds[s_ + 1]]
-        pos.append(shapely.union_all(group) if group.shape[0] else None)
-    return status, pos
+    return status, pieces, bounds
 
 
 def level_set_curves(network, geoms, A, c, output, value, tol):
