@@ -94,8 +94,8 @@ class CrossingCertificate:
     unlabelled: np.ndarray
     repeated: np.ndarray
     edge_junctions: int
-    corner_faces: np.ndarray = None
-    corner_errors: np.ndarray = None
+    corner_faces: np.ndarray
+    corner_errors: np.ndarray
 
     def __len__(self):
         return int(self.points.shape[0])

@@ -39,27 +39,29 @@ __all__ = ["partition_tiles"]
 MAX_TILES = 4096
 
 
-def _tile_job(network, wkb, tol, certify=None):
-    """One tile's faces (a job of the executor: plain arrays and WKB out).
+def _tile_job(network, wkb, tol, lines_wkb, domain_wkb=None):
+    """One tile's faces (a job of the executor: plain arrays and WKB out), and which
+    of them meet an inner tile edge (``lines_wkb``): those are the ones the join may
+    change.
 
-    With ``certify = (domain_wkb, edges_wkb)`` the crossings of the tile's faces
-    that meet no inner tile edge are certified here too
+    With ``domain_wkb`` the crossings of the others are certified here too
     (:func:`~regions.encoded.certify.certify_faces` against the whole domain's
     outline): such a face is a face of the joined partition as it is, and its
-    certificate depends on it alone. Returns ``(wkb, bits, A, c, stats, raw,
-    certified)``, ``certified`` the faces done (``raw``'s indices are the tile's)."""
+    certificate depends on it alone. Returns ``(wkb, bits, A, c, stats, near,
+    raw)``, ``raw``'s face indices the tile's."""
     import shapely
 
     geoms, bits, A, c, stats = encoded_plane_faces(network, shapely.from_wkb(wkb), tol)
     arr = np.asarray(geoms, dtype=object)
-    raw, done = None, np.zeros(0, dtype=np.int64)
-    if certify is not None and arr.shape[0]:
+    near = shapely.intersects(arr, shapely.from_wkb(lines_wkb)) if arr.shape[0] \
+        else np.zeros(0, dtype=bool)
+    raw = None
+    if domain_wkb is not None and arr.shape[0]:
         from .certify import certify_faces
 
-        domain, lines = shapely.from_wkb(certify[0]), shapely.from_wkb(certify[1])
-        done = np.flatnonzero(~shapely.intersects(arr, lines))
-        raw = certify_faces(network, geoms, bits, domain, tol, done)
-    return shapely.to_wkb(arr), bits, A, c, stats, raw, done
+        raw = certify_faces(network, geoms, bits, shapely.from_wkb(domain_wkb), tol,
+                            np.flatnonzero(~near))
+    return shapely.to_wkb(arr), bits, A, c, stats, near, raw
 
 
 def _tile_polygons(poly, tiles):
@@ -97,8 +99,9 @@ def _check_tiles(tiles):
     return int(nx), int(ny)
 
 
-def _merge(geoms, tile_of, patterns, edges, tol, scale, stats):
-    """Groups of tile faces that are one face: ``(n,)`` group label per tile face."""
+def _merge(geoms, near, tile_of, patterns, edges, tol, scale, stats):
+    """Groups of tile faces that are one face: ``(n,)`` group label per tile face
+    (``near``: the faces that meet an inner tile edge, from the tiles' jobs)."""
     import shapely
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -108,7 +111,6 @@ def _merge(geoms, tile_of, patterns, edges, tol, scale, stats):
         return np.arange(n)
     arr = np.asarray(geoms, dtype=object)
     lines = shapely.union_all(np.asarray(edges, dtype=object))
-    near = shapely.intersects(arr, lines)
     idx = np.flatnonzero(near)
     a, b = shapely.STRtree(arr[idx]).query(arr[idx], predicate="intersects")
     a, b = idx[a], idx[b]
@@ -174,18 +176,18 @@ def partition_tiles(model, domain=((0.0, 1.0), (0.0, 1.0)), tiles=(2, 2), tol=DE
     parts, edges = _tile_polygons(poly, (nx, ny))
     wkbs = [shapely.to_wkb(g) for g in parts]
     certify = certify and net.max_trees is None
-    # the workers certify their faces away from the inner tile edges (most faces)
-    job_cert = (shapely.to_wkb(poly), shapely.to_wkb(shapely.union_all(
-        np.asarray(edges, dtype=object)) if edges else shapely.GeometryCollection())) \
-        if certify else None
+    # the jobs find their faces on the inner tile edges and certify the others (most)
+    lines = shapely.to_wkb(shapely.union_all(np.asarray(edges, dtype=object)) if edges
+                           else shapely.GeometryCollection())
+    job_args = (tol, lines, shapely.to_wkb(poly) if certify else None)
     if executor is None and workers <= 1:
-        results = [_tile_job(net, w, tol, job_cert) for w in wkbs]
+        results = [_tile_job(net, w, *job_args) for w in wkbs]
     else:
         from .._shared import process_pool
 
         pool = process_pool(workers) if executor is None else executor
         try:
-            results = [f.result() for f in [pool.submit(_tile_job, net, w, tol, job_cert)
+            results = [f.result() for f in [pool.submit(_tile_job, net, w, *job_args)
                                             for w in wkbs]]
         finally:
             if executor is None:
@@ -198,16 +200,17 @@ def partition_tiles(model, domain=((0.0, 1.0), (0.0, 1.0)), tiles=(2, 2), tol=DE
     A = np.empty((n,) + A0.shape[1:], dtype=A0.dtype)
     c = np.empty((n,) + c0.shape[1:], dtype=c0.dtype)
     tile_of = np.empty(n, dtype=np.int64)
-    geoms, raws, done, spans = [], [], [], []
+    near = np.empty(n, dtype=bool)
+    geoms, raws, spans = [], [], []
     stats = {"tiles": len(parts), "tile_faces": 0, "tile_contacts": []}
     for t in range(len(results)):
-        wkb, b, At, ct, st, raw, cert_done = results[t]
+        wkb, b, At, ct, st, near_t, raw = results[t]
         results[t] = None
         # the tile's faces are numbered on from len(geoms)
         lo, hi = len(geoms), len(geoms) + len(wkb)
-        raws.append(raw), done.append(cert_done + lo), spans.append((lo, hi))
+        raws.append(raw), spans.append((lo, hi))
         geoms.extend(shapely.from_wkb(wkb))
-        tile_of[lo:hi], bits[lo:hi], A[lo:hi], c[lo:hi] = t, b, At, ct
+        tile_of[lo:hi], near[lo:hi], bits[lo:hi], A[lo:hi], c[lo:hi] = t, near_t, b, At, ct
         for k, v in st.items():
             if isinstance(v, list) and k != "faces_per_layer":
                 stats.setdefault(k, []).extend(v)
@@ -215,7 +218,7 @@ def partition_tiles(model, domain=((0.0, 1.0), (0.0, 1.0)), tiles=(2, 2), tol=DE
                 stats[k] = stats.get(k, 0) + int(v)
     stats["tile_faces"] = len(geoms)
     x0, y0, x1, y1 = poly.bounds
-    labels = _merge(geoms, tile_of, bits, edges, tol, max(x1 - x0, y1 - y0), stats)
+    labels = _merge(geoms, near, tile_of, bits, edges, tol, max(x1 - x0, y1 - y0), stats)
     faces, first = union_groups(geoms, labels)
     del geoms                  # the joined faces keep the tile faces they are
     bits, A, c = bits[first], A[first], c[first]
@@ -229,10 +232,9 @@ def partition_tiles(model, domain=((0.0, 1.0), (0.0, 1.0)), tiles=(2, 2), tol=DE
         # where their junctions on the tile edges are gone
         from .certify import certificate_from, certify_faces, merge_raw
 
-        done = np.concatenate(done)
-        p.stats["faces_certified_in_tiles"] = int(done.shape[0])
+        p.stats["faces_certified_in_tiles"] = int(np.count_nonzero(~near))
         rest = np.ones(len(faces), dtype=bool)
-        rest[labels[done]] = False
+        rest[labels[~near]] = False
         here = certify_faces(net, p.geoms, bits, poly, tol, np.flatnonzero(rest))
         mine = [t for t, r in enumerate(raws) if r is not None]
         cert = certificate_from(merge_raw([raws[t] for t in mine] + [here],
