@@ -169,6 +169,52 @@ def test_encoded_regions_applies_to_low_l_2d_runs_only_and_keeps_other_job_keys(
         build_jobs({**base, "encoded_regions_beyond": "often"})
 
 
+def test_an_experiment_sets_its_own_whole_partition_schedule_and_only_its_key_changes():
+    from regions.study.jobs import job_key
+
+    exps = _one_experiment("2d-pe3", encoding=3)["experiments"] + \
+        _one_experiment("2d-pe3-own", encoding=3)["experiments"] + \
+        _one_experiment("2d-raw")["experiments"]
+    base = {"experiments": exps, "seeds": [0, 1], "n_boot": 20, "eps": 0.5, "window": 0.25,
+            "n_distant": 50}
+    plain, _, _ = build_jobs(base)
+    own = copy.deepcopy(base)
+    own["experiments"][1]["encoded_regions_beyond"] = "end"
+    jobs, _, _ = build_jobs(own)
+    # seeds are replicated: both seeds of the experiment that asks, no other job
+    assert [(j["name"], j["seed"]) for j in jobs if "encoded_regions" in j] == \
+        [("2d-pe3-own", 0), ("2d-pe3-own", 1)]
+    assert all(j["encoded_regions"] == "end" for j in jobs if "encoded_regions" in j)
+    changed = [(a["name"], a["seed"]) for a, b in zip(jobs, plain) if job_key(a) != job_key(b)]
+    assert changed == [("2d-pe3-own", 0), ("2d-pe3-own", 1)]
+    # the experiment's own setting wins over the preset's, both ways
+    off = copy.deepcopy(own)
+    off["encoded_regions_beyond"] = "all"
+    off["experiments"][1]["encoded_regions_beyond"] = "none"
+    jobs, _, _ = build_jobs(off)
+    assert [j.get("encoded_regions") for j in jobs] == ["all", "all", None, None, None, None]
+    low = copy.deepcopy(base)
+    low["experiments"][1]["encoded_regions_max_L"] = 3
+    low["experiments"][1]["encoded_regions"] = "ends"
+    jobs, _, _ = build_jobs(low)
+    assert [j.get("encoded_regions") for j in jobs] == [None, None, "ends", "ends", None, None]
+    # a bad value names the experiment; a misspelt key is refused, not ignored
+    for key, value, match in (("encoded_regions_beyond", "often", "encoded_regions_beyond must be"),
+                              ("encoded_regions_max_L", 0, "encoded_regions_max_L must be a pos"),
+                              ("encoded_region", "end", "unknown keys \\['encoded_region'\\]")):
+        bad = copy.deepcopy(base)
+        bad["experiments"][1][key] = value
+        with pytest.raises(ValueError, match=f"experiment '2d-pe3-own': {match}"):
+            build_jobs(bad)
+
+
+def test_the_paper_preset_asks_whole_l5_partitions_of_its_adam_runs_only():
+    jobs, _, _ = build_jobs("paper")
+    asked = {(j["name"], j["seed"]): j["encoded_regions"] for j in jobs if "encoded_regions" in j}
+    assert asked == {**{("2d-pe2", s): "all" for s in (0, 1, 2)},
+                     **{("2d-pe5", s): "ends" for s in (0, 1, 2)}}
+
+
 def test_the_whole_encoded_partition_is_tiled_from_l_4_with_a_smaller_corner(monkeypatch):
     import regions
     import regions.encoded

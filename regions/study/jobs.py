@@ -118,6 +118,27 @@ def _whole_partition_at(cfg, train, signal):
     return value if L <= max_L else beyond
 
 
+#: The preset's settings an experiment may set for itself (its whole partitions cost
+#: minutes per checkpoint at L = 5: a preset can ask them of one experiment only)
+EXPERIMENT_OVERRIDES = ("encoded_regions", "encoded_regions_beyond", "encoded_regions_max_L")
+
+
+#: The keys an experiment may have
+EXPERIMENT_KEYS = ("name", "signal", "train", "analyse", "intervention_pair") + EXPERIMENT_OVERRIDES
+
+
+def _with_overrides(cfg, exp):
+    """The preset's settings ``cfg`` with those of :data:`EXPERIMENT_OVERRIDES` the
+    experiment ``exp`` sets replaced by its own; ``ValueError`` naming the
+    experiment for a key outside :data:`EXPERIMENT_KEYS` (a misspelt setting would
+    otherwise be ignored)."""
+    unknown = sorted(set(exp) - set(EXPERIMENT_KEYS))
+    if unknown:
+        raise ValueError(f"experiment {exp.get('name')!r}: unknown keys {unknown}; accepted: "
+                         f"{list(EXPERIMENT_KEYS)}")
+    return {**cfg, **{k: exp[k] for k in EXPERIMENT_OVERRIDES if k in exp}}
+
+
 def _analysed_epochs(exp, epochs):
     """Analysed checkpoints: floats are fractions of the epochs, ints are epochs."""
     out = set()
@@ -163,7 +184,11 @@ def build_jobs(preset="quick", seeds=None):
             signal = _make_signal(exp["signal"], seed)
             tcfg = TrainConfig(**{**tr, "seed": seed, "checkpoints": tuple(analysed)})
             validate_jobs_signal(signal, tcfg, exp["name"])
-            regions_at = _whole_partition_at(cfg, tr, signal)
+            own = _with_overrides(cfg, exp)
+            try:
+                regions_at = _whole_partition_at(own, tr, signal)
+            except ValueError as err:
+                raise ValueError(f"experiment {exp['name']!r}: {err}") from None
             jobs.append({
                 **({"encoded_regions": regions_at} if regions_at != "none" else {}),
                 "name": exp["name"], "seed": seed, "signal": signal, "config": tcfg,

@@ -26,11 +26,13 @@ def _noise(size, channels=3):
 
 
 def _image(size, epochs, encodings, record_every=1, analyse=(0.0, 0.02, 0.1, 0.5, 1.0),
-           width=128, depth=2, batch=256, lr=1e-3, optimizer="adam", signal=None, prefix="2d"):
+           width=128, depth=2, batch=256, lr=1e-3, optimizer="adam", signal=None, prefix="2d",
+           **settings):
     """2D experiments, by default on a noise image drawn per seed; ``optimizer="gd"``:
     full-batch gradient descent at its default learning rate, named ``gd-2d-...``;
     ``prefix`` names the target (``2d`` noise, ``nat`` the natural image, ``band``
-    the band-limited one)."""
+    the band-limited one); ``settings``: the preset's settings these experiments set
+    for themselves (:data:`regions.study.jobs.EXPERIMENT_OVERRIDES`)."""
     gd = optimizer == "gd"
     exps = []
     for enc in encodings:
@@ -42,7 +44,7 @@ def _image(size, epochs, encodings, record_every=1, analyse=(0.0, 0.02, 0.1, 0.5
                       "lr": None if gd else lr, "batch_size": None if gd else batch,
                       "shuffle": "none" if gd else "once", "epochs": epochs,
                       "record_every": record_every, "record_predictions": True},
-            "analyse": list(analyse),
+            "analyse": list(analyse), **settings,
         })
     return exps
 
@@ -111,14 +113,16 @@ MEASURED_SECONDS = {
                                   "machine (the study's own two workers), with the whole "
                                   "partitions of the 2d-pe2 runs at their last checkpoint; "
                                   "238 s on 2026-12-03 (AMD EPYC) without them"},
-    "paper": {"seconds": 2950, "kind": "estimated", "cpu_seconds": None, "wall_seconds": 3255,
+    "paper": {"seconds": 4150, "kind": "estimated", "cpu_seconds": None, "wall_seconds": 3255,
               "load": 3, "how": "two measured runs, 2026-12-04 on a 2-core Intel Xeon: all 45 "
                                 "jobs 01:19-02:05 UTC, 2780 s wall (the jobs' own times sum to "
                                 "5536 s; this session's tests and benchmarks ran beside it, load "
                                 "2.5-3) before the whole partitions of the 2d-pe2 runs, then those "
                                 "3 jobs again with them (encoded_regions 'all'), 475 s; their "
                                 "partitions take about 100 s per job (8-25 s per checkpoint), so "
-                                "one run is about 2780 + 150 s"},
+                                "one run is about 2780 + 150 s; the whole L = 5 partitions of the "
+                                "three Adam 2d-pe5 runs at their two ends (encoded_regions_beyond "
+                                "'ends', added after) about 6 x 400 s more over the 2 workers"},
     "tiny": {"seconds": 20, "kind": "estimated", "cpu_seconds": 24.6, "wall_seconds": 151,
              "load": 12, "how": "most of it start-up and report, serial"},
 }
@@ -198,8 +202,12 @@ PRESETS = {
                        "PE L=5 on the natural image and on a band-limited image (<= 6 cycles), "
                        "32x32, 1000 epochs; the half-image PE intervention (L=5, Adam and gd), "
                        "32x32, 1000 epochs",
-        "experiments": _image(64, 5000, [None, 2, 5], record_every=10,
+        # the whole L = 5 partitions (tiled, some 5-10 minutes each) of the Adam runs only,
+        # at their first and last checkpoint
+        "experiments": _image(64, 5000, [None, 2], record_every=10,
                               analyse=(0.0, 0.01, 0.05, 0.2, 0.5, 1.0))
+        + _image(64, 5000, [5], record_every=10, analyse=(0.0, 0.01, 0.05, 0.2, 0.5, 1.0),
+                 encoded_regions_beyond="ends")
         + _image(64, 5000, [None, 5], record_every=10,
                  analyse=(0.0, 0.01, 0.05, 0.2, 0.5, 1.0), optimizer="gd")
         + _sines(2048, 500, [None, 5], seed=SEED_OF_JOB)

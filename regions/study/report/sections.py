@@ -140,7 +140,7 @@ def paper_table_section(L, results, g, figs, found):
           "samples suggest (a pattern's share of the samples times the domain; small "
           "regions holding no sample are missing), and the exact density (1 / size of "
           "the region at each point); for the encoded 2D run of highest L (its whole "
-          "partition is made only up to the preset's `encoded_regions_max_L`), the exact "
+          "partition, where made, only gives the count and median area), the exact "
           "areas of the faces holding the samples against the pixel, the smallest size "
           "sampled patterns on the grid can give:\n"))
 def regions_section(L, results, g, figs, found):
@@ -179,8 +179,9 @@ def regions_section(L, results, g, figs, found):
              "in encoded 2D the pieces are the faces (connected regions). "
              "*Sampled patterns* are the distinct patterns among the training samples. "
              "*Partition s* is the enumeration alone, `-` where no exact partition is computed "
-             "(encoded 2D runs of higher L, and encoded 2D checkpoints the preset's "
-             "`encoded_regions` leaves out).\n")
+             "(the encoded 2D checkpoints the preset's `encoded_regions` and "
+             "`encoded_regions_beyond`, or an experiment's own setting of them, leave "
+             "out).\n")
     comp = [(r.name, r.seed, c.epoch, c.compile_seconds) for r in results for c in r.checkpoints
             if c.compile_seconds is not None]
     if comp:
@@ -296,7 +297,10 @@ def notes_section(L, results, g, figs, found):
     L.append("- Encoded 2D runs: the whole partition of a run with L at most the preset's "
              "`encoded_regions_max_L` (default 2) is made at the checkpoints its "
              "`encoded_regions` names, for the exact region count and the median area of all "
-             "faces (about 20-30 s for 2x128 at L = 2; at L = 5 about an hour, so not made). "
+             "faces (about 20-30 s for 2x128 at L = 2); above that L at those "
+             "`encoded_regions_beyond` names (an experiment may set either for itself: the "
+             "paper preset asks it of its Adam L = 5 runs at their first and last checkpoint; "
+             "at L = 5 some 5-10 minutes a checkpoint, made tile by tile). "
              "At the checkpoints the preset's `encoded_faces` names, the "
              "face (connected region) holding each sample is cut exactly "
              "(`regions.encoded.sample_faces`, curves within 1e-6 or finer, each face's area "
